@@ -1,0 +1,62 @@
+//! The event lines on stdout: one JSON object per line, nothing else.
+//!
+//! Scripts and tests read these to learn the address, the master's pid and the
+//! workers' pids (see DESIGN.md). Logs go to stderr.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::Mode;
+
+/// A worker as the event lines describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerInfo {
+    /// The worker's pid (the `x-worker-pid` of its answers).
+    pub pid: u32,
+    /// Its own port in `proxy` mode; `null` in the handoff modes.
+    pub port: Option<u16>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Event {
+    Ready {
+        mode: Mode,
+        listen: SocketAddr,
+        master_pid: u32,
+        workers: Vec<WorkerInfo>,
+    },
+    Respawn {
+        old_pid: u32,
+        pid: u32,
+        port: Option<u16>,
+    },
+}
+
+/// Prints the `ready` line: every worker is serving.
+pub fn ready(mode: Mode, listen: SocketAddr, workers: Vec<WorkerInfo>) {
+    let master_pid = std::process::id();
+    print(&Event::Ready {
+        mode,
+        listen,
+        master_pid,
+        workers,
+    });
+}
+
+/// Prints the `respawn` line: `pid` has replaced `old_pid` and is serving.
+pub fn respawn(old_pid: u32, pid: u32, port: Option<u16>) {
+    print(&Event::Respawn { old_pid, pid, port });
+}
+
+fn print(event: &Event) {
+    let mut line = serde_json::to_vec(event).expect("events serialize to JSON");
+    line.push(b'\n');
+    let mut stdout = std::io::stdout().lock();
+    // A reader that went away must not take the server down with it.
+    if let Err(err) = stdout.write_all(&line).and_then(|()| stdout.flush()) {
+        tracing::warn!(cause = %err, "cannot write an event line to stdout");
+    }
+}

@@ -1,0 +1,133 @@
+//! The worker's HTTP/1.1 service: the same answer in every mode, so that modes
+//! differ only in how connections reach the worker.
+//!
+//! Any method and path get `200`, `content-type: text/plain`, an
+//! `x-worker-pid` header and the body `handled by child, pid is <pid>\n` (the
+//! line of Node.js's cluster example). `?work_us=N` busy-computes for N µs first,
+//! blocking this single-threaded worker as CPU work blocks a Node.js event loop,
+//! so an unlucky worker shows in the tail latency.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::Watcher;
+use tokio::net::TcpStream;
+
+/// The largest `work_us` accepted: one second of busy work per request is
+/// already far beyond any sensible experiment.
+pub const MAX_WORK_US: u64 = 1_000_000;
+
+/// How long a client may take to send its request headers before the
+/// connection is closed (slowloris). nginx's `client_header_timeout` is 60 s and
+/// Node.js's `headersTimeout` 60 s; a benchmark's clients send at once, so 10 s
+/// is generous and frees a slow client's fd sooner.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The parts of every answer that do not change within a process, built once.
+#[derive(Clone)]
+struct Answer {
+    pid: HeaderValue,
+    body: Bytes,
+}
+
+impl Answer {
+    fn new() -> Answer {
+        let pid = std::process::id();
+        Answer {
+            pid: HeaderValue::from(pid),
+            body: Bytes::from(format!("handled by child, pid is {pid}\n")),
+        }
+    }
+
+    fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let (status, body) = match work_us(req.uri().query()) {
+            Ok(us) => {
+                busy_work(Duration::from_micros(us));
+                (StatusCode::OK, self.body.clone())
+            }
+            Err(why) => (StatusCode::BAD_REQUEST, Bytes::from(why)),
+        };
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert("x-worker-pid", self.pid.clone());
+        response
+    }
+}
+
+/// Reads `work_us` from a query string: 0 when absent.
+fn work_us(query: Option<&str>) -> Result<u64, String> {
+    let Some(value) = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("work_us="))
+    else {
+        return Ok(0);
+    };
+    match value.parse::<u64>() {
+        Ok(us) if us <= MAX_WORK_US => Ok(us),
+        _ => Err(format!(
+            "work_us must be an integer from 0 to {MAX_WORK_US}, got {value:?}\n"
+        )),
+    }
+}
+
+/// Spins on the CPU for `duration`: work, not a sleep, so the worker's event
+/// loop is blocked as it would be by real computation.
+fn busy_work(duration: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        std::hint::spin_loop();
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until the client closes it, keep-alive
+/// ends, or a graceful shutdown (through `watcher`) finishes the request in
+/// flight and closes it.
+pub fn serve(stream: TcpStream, watcher: Watcher) {
+    thread_local! {
+        static ANSWER: Answer = Answer::new();
+    }
+    let answer = ANSWER.with(Answer::clone);
+    let service = service_fn(move |req| {
+        let response = answer.respond(&req);
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::spawn(async move {
+        // Errors here concern one client (reset, malformed request, timeout);
+        // hyper has already answered what can be answered (400, 431).
+        if let Err(err) = watcher.watch(conn).await {
+            tracing::debug!(cause = %err, "connection ended with an error");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `work_us` is read from anywhere in the query and bounded.
+    #[test]
+    fn work_us_parses_and_bounds() {
+        assert_eq!(work_us(None), Ok(0));
+        assert_eq!(work_us(Some("a=1")), Ok(0));
+        assert_eq!(work_us(Some("a=1&work_us=250")), Ok(250));
+        assert_eq!(work_us(Some("work_us=1000000")), Ok(1_000_000));
+        assert!(work_us(Some("work_us=1000001")).is_err());
+        assert!(work_us(Some("work_us=-1")).is_err());
+        assert!(work_us(Some("work_us=")).is_err());
+    }
+}

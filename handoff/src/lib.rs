@@ -1,0 +1,64 @@
+//! `handoff`: the master shares its port by handing sockets to the workers over
+//! their Unix socketpairs (SCM_RIGHTS), in one of three ways (`--pass`):
+//!
+//! - `socket`: the master accepts every connection and hands it to a worker,
+//!   round robin (Node.js cluster's default scheduling);
+//! - `listener`: the master hands the one listening socket to every worker,
+//!   and the workers accept competitively (Node.js `SCHED_NONE`);
+//! - `reuseport`: the master binds one `SO_REUSEPORT` listener per worker
+//!   slot on the same port and hands each worker its own; the kernel spreads
+//!   connections by a hash of their addresses.
+//!
+//! Either way the master holds no fd per client connection once a worker has it.
+//!
+//! # Layout
+//!
+//! - [`run`]: binds, starts the workers, runs the chosen way.
+//! - [`dispatch`]: `--pass socket`: the round-robin handoff with
+//!   acknowledgements.
+//! - [`listeners`]: `--pass listener` and `--pass reuseport`: listening sockets
+//!   handed out once per worker.
+#![deny(missing_docs)]
+
+use std::future::Future;
+
+use cluster::Mode;
+use cluster::master::Setup;
+
+pub mod dispatch;
+pub mod listeners;
+
+/// What the master hands to the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pass {
+    /// Every accepted connection, round robin (mode `handoff-socket`).
+    Socket,
+    /// The one listening socket, to every worker (mode `handoff-listener`).
+    Listener,
+    /// One SO_REUSEPORT listener per worker (mode `handoff-reuseport`).
+    Reuseport,
+}
+
+impl Pass {
+    /// The mode name used in every output.
+    pub fn mode(self) -> Mode {
+        match self {
+            Pass::Socket => Mode::HandoffSocket,
+            Pass::Listener => Mode::HandoffListener,
+            Pass::Reuseport => Mode::HandoffReuseport,
+        }
+    }
+}
+
+/// Runs the `handoff` master until `shutdown` resolves, then stops
+/// gracefully (see [`cluster::master`]).
+pub async fn run(
+    setup: Setup,
+    pass: Pass,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    match pass {
+        Pass::Socket => dispatch::run(setup, shutdown).await,
+        Pass::Listener | Pass::Reuseport => listeners::run(setup, pass, shutdown).await,
+    }
+}

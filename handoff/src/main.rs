@@ -1,0 +1,45 @@
+//! `handoff`: N workers share one port; the master hands them sockets over
+//! Unix socketpairs with SCM_RIGHTS (see the crate docs and README.md).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cluster::master::{self, ClusterArgs};
+use cluster::worker::{self, WorkerArgs};
+use handoff::Pass;
+
+/// Serve one port with N worker processes, handing them sockets over Unix
+/// socketpairs (SCM_RIGHTS). Prints one JSON line on stdout when ready; logs on
+/// stderr (RUST_LOG).
+#[derive(Parser)]
+#[command(version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// What the master hands to the workers: every accepted connection (round
+    /// robin, the default as in Node.js's cluster), the one listening socket
+    /// (workers accept competitively, Node.js SCHED_NONE), or one SO_REUSEPORT
+    /// listener per worker.
+    #[arg(long, value_enum, default_value_t = Pass::Socket)]
+    pass: Pass,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run as a worker (started by the master, not by hand).
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    master::init_logging();
+    match cli.command {
+        Some(Command::Worker(args)) => worker::main(args),
+        None => master::main(cli.pass.mode(), cli.cluster, |setup| async move {
+            handoff::run(setup, cli.pass, master::shutdown_signal()?).await
+        }),
+    }
+}
