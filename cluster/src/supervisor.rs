@@ -18,6 +18,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,6 +84,10 @@ pub enum Event {
 /// How every worker of this cluster is started.
 #[derive(Debug, Clone)]
 struct Spec {
+    /// This binary, re-executed as each worker. Resolved once, at start: a
+    /// path (not `/proc/self/exe`) so that workers show under the binary's
+    /// name in `ps` and `/proc/<pid>/comm`.
+    exe: PathBuf,
     serve: Serve,
     /// RLIMIT_NOFILE (soft, hard) the master was started with: workers get it
     /// back, so `--max-fds` limits the master only.
@@ -121,10 +126,11 @@ impl Supervisor {
         workers: usize,
         serve: Serve,
         nofile: (u64, u64),
-    ) -> Supervisor {
+    ) -> std::io::Result<Supervisor> {
         let (tx, events) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        let spec = Arc::new(Spec { serve, nofile });
+        let exe = std::env::current_exe()?;
+        let spec = Arc::new(Spec { exe, serve, nofile });
         let mut tasks = JoinSet::new();
         for slot in 0..workers {
             tasks.spawn(keep_slot_filled(
@@ -134,7 +140,7 @@ impl Supervisor {
                 stop.clone(),
             ));
         }
-        Supervisor {
+        Ok(Supervisor {
             mode,
             listen,
             slots: vec![Slot::default(); workers],
@@ -142,7 +148,7 @@ impl Supervisor {
             events,
             stop,
             tasks,
-        }
+        })
     }
 
     /// The next event of any slot, after printing the `ready` line (when the
@@ -313,9 +319,7 @@ fn spawn_worker(spec: &Spec) -> std::io::Result<(Child, Arc<Channel>)> {
         Serve::Sockets => "sockets",
         Serve::Listener => "listener",
     };
-    // /proc/self/exe, not current_exe(): it still execs the right binary if the
-    // file was replaced on disk (a rebuild) while the master runs.
-    let mut command = Command::new("/proc/self/exe");
+    let mut command = Command::new(&spec.exe);
     command
         .args(["worker", "--serve", serve])
         .env(CHANNEL_FD_ENV, worker_fd.to_string())

@@ -188,7 +188,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
         workers,
         Serve::Sockets,
         setup.worker_nofile,
-    );
+    )?;
     let mut dispatcher = Dispatcher::new(workers);
     tokio::pin!(shutdown);
     loop {

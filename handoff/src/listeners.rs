@@ -45,7 +45,7 @@ pub async fn run(
         workers,
         Serve::Listener,
         setup.worker_nofile,
-    );
+    )?;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

@@ -36,7 +36,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
         workers,
         Serve::OwnPort,
         setup.worker_nofile,
-    );
+    )?;
     // The own port of the worker serving each slot; None while it (re)starts.
     let mut ports: Vec<Option<u16>> = vec![None; workers];
     // Round robin: the slot to try first for the next connection.

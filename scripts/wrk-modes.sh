@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Requests/s of every cluster mode under wrk, measured side by side: each round
+# runs every mode once (A B C D E, A B C D E, ...), so the ratios between modes
+# hold on a noisy machine. Prints a table of medians and each mode's ratio to
+# the ceiling (one worker's own port, reached directly), plus the master's CPU.
+#
+# usage: scripts/wrk-modes.sh [--rounds K] [--duration S] [--workers N]
+#                             [--modes "ceiling proxy ..."] [--loads "keepalive close"]
+# needs: wrk (apt-get install wrk), a release build (cargo build --release)
+set -euo pipefail
+rounds=3 duration=5 workers=2
+modes=(ceiling proxy handoff-socket handoff-listener handoff-reuseport)
+loads=(keepalive close)
+while (($#)); do
+  case $1 in
+    --rounds) rounds=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --workers) workers=$2; shift 2 ;;
+    --modes) read -ra modes <<<"$2"; shift 2 ;;
+    --loads) read -ra loads <<<"$2"; shift 2 ;;
+    *) echo "usage: $0 [--rounds K] [--duration S] [--workers N] [--modes LIST] [--loads LIST]" >&2; exit 2 ;;
+  esac
+done
+command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 2; }
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=$root/target/release
+[[ -x $bin/proxy && -x $bin/handoff ]] || { echo "build first: cargo build --release" >&2; exit 2; }
+tmp=$(mktemp -d)
+master=
+cleanup() { [[ -n $master ]] && kill "$master" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+# start MODE: starts a cluster, sets $master and $port (the public port; for
+# the ceiling, the first worker's own port of a proxy cluster).
+start() {
+  local mode=$1 out=$tmp/ready
+  : >"$out"
+  case $mode in
+    ceiling|proxy) "$bin/proxy" --listen 127.0.0.1:0 --workers "$workers" >"$out" 2>>"$tmp/log" & ;;
+    handoff-*) "$bin/handoff" --pass "${mode#handoff-}" --listen 127.0.0.1:0 --workers "$workers" >"$out" 2>>"$tmp/log" & ;;
+  esac
+  master=$!
+  for _ in $(seq 100); do [[ -s $out ]] && break; sleep 0.1; done
+  [[ -s $out ]] || { echo "$mode did not become ready" >&2; cat "$tmp/log" >&2; exit 1; }
+  if [[ $mode == ceiling ]]; then
+    port=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["workers"][0]["port"])' <"$out")
+  else
+    port=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["listen"].rsplit(":",1)[1])' <"$out")
+  fi
+}
+
+stop() { kill -TERM "$master"; wait "$master" || true; master=; }
+
+# CPU seconds (user+system) used so far by a pid, from /proc/PID/stat.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"; }
+
+echo "# $(date -u +%FT%TZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+echo "# wrk -t2 -c50 -d${duration}s, $workers workers, $rounds rounds"
+for ((r = 1; r <= rounds; r++)); do
+  for load in "${loads[@]}"; do
+    for mode in "${modes[@]}"; do
+      start "$mode"
+      extra=(); [[ $load == close ]] && extra=(-H 'Connection: close')
+      c0=$(cpu "$master")
+      rps=$(wrk -t2 -c50 -d"${duration}s" "${extra[@]}" "http://127.0.0.1:$port/" | awk '/^Requests\/sec/ {print $2}')
+      c1=$(cpu "$master")
+      stop
+      echo "$r $load $mode $rps $(python3 -c "print(round(($c1 - $c0) / $duration, 3))")" | tee -a "$tmp/rows" >&2
+    done
+  done
+done
+python3 - "$tmp/rows" <<'PY'
+import sys, statistics
+rows = [l.split() for l in open(sys.argv[1])]
+loads = list(dict.fromkeys(r[1] for r in rows))
+modes = list(dict.fromkeys(r[2] for r in rows))
+for load in loads:
+    base = modes[0]
+    ceiling = statistics.median(float(r[3]) for r in rows if r[1] == load and r[2] == base)
+    print(f"\n{load}: median requests/s (min-max), ratio to {base}, master CPU (cores)")
+    for mode in modes:
+        rps = [float(r[3]) for r in rows if r[1] == load and r[2] == mode]
+        cpu = [float(r[4]) for r in rows if r[1] == load and r[2] == mode]
+        m = statistics.median(rps)
+        print(f"  {mode:18} {m:9.0f} ({min(rps):.0f}-{max(rps):.0f})  {m / ceiling:5.2f}x  {statistics.median(cpu):.2f}")
+PY
