@@ -6,7 +6,7 @@
 #
 # usage: scripts/wrk-modes.sh [--rounds K] [--duration S] [--workers N]
 #                             [--modes "ceiling proxy ..."] [--loads "keepalive close"]
-# needs: wrk (apt-get install wrk), a release build (cargo build --release)
+# needs: wrk (installed with apt-get when missing and run as root); builds in release mode
 set -euo pipefail
 rounds=3 duration=5 workers=2
 modes=(ceiling proxy handoff-socket handoff-listener handoff-reuseport)
@@ -21,10 +21,14 @@ while (($#)); do
     *) echo "usage: $0 [--rounds K] [--duration S] [--workers N] [--modes LIST] [--loads LIST]" >&2; exit 2 ;;
   esac
 done
+if ! command -v wrk >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  echo "installing wrk (apt-get install wrk)" >&2
+  apt-get update -qq >&2 && apt-get install -y -qq wrk >&2
+fi
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/target/release
-[[ -x $bin/proxy && -x $bin/handoff ]] || { echo "build first: cargo build --release" >&2; exit 2; }
+(cd "$root" && cargo build --release --quiet --bin proxy --bin handoff)
 tmp=$(mktemp -d)
 master=
 cleanup() { [[ -n $master ]] && kill "$master" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }

@@ -646,6 +646,15 @@ pub fn is_alive(pid: u32) -> bool {
     read_stat(pid).is_some_and(|stat| stat.is_alive())
 }
 
+/// The CPU time (user + system) process `pid` has used so far; `None` if it
+/// does not exist.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let ticks = read_stat(pid)?.cpu_ticks;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_millis(ticks * 1000 / per_second))
+}
+
 /// Calls `f` every [`POLL_INTERVAL`] until it returns `true` (then returns `true`)
 /// or `deadline` has passed (then returns `false`). `f` runs at least once, and once
 /// more after the deadline.
@@ -669,6 +678,8 @@ struct Stat {
     /// Field 22: the start time in clock ticks after boot, which tells a process
     /// from a later one with the same pid.
     start_time: u64,
+    /// Fields 14 and 15: user and system CPU time, in clock ticks.
+    cpu_ticks: u64,
 }
 
 impl Stat {
@@ -686,9 +697,16 @@ fn read_stat(pid: u32) -> Option<Stat> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     let mut fields = after_name.split_whitespace();
     let state = fields.next()?.chars().next()?;
-    // After field 3 (state), the 19th next field is field 22 (starttime).
-    let start_time = fields.nth(18)?.parse().ok()?;
-    Some(Stat { state, start_time })
+    // After field 3 (state), the 11th next field is field 14 (utime).
+    let utime: u64 = fields.nth(10)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // After field 15 (stime), the 7th next field is field 22 (starttime).
+    let start_time = fields.nth(6)?.parse().ok()?;
+    Some(Stat {
+        state,
+        start_time,
+        cpu_ticks: utime + stime,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -979,6 +997,33 @@ pub fn assert_sigterm_stops_cleanly(cluster: &mut Cluster) {
         "workers {:?} still running after the master stopped",
         cluster.live_workers()
     );
+}
+
+/// Starts a slow request (`?work_us=800000`), waits until a worker is busy
+/// computing it (its CPU time rises by 100 ms), then sends SIGTERM to the
+/// master: the request must still be answered 200, and the master exit 0.
+///
+/// # Panics
+/// If the request is lost or the master does not stop cleanly.
+pub fn assert_sigterm_finishes_in_flight(cluster: &mut Cluster) {
+    let workers = cluster.worker_pids();
+    let busy = |pid: &u32| cpu_time(*pid).unwrap_or_default();
+    let before: Vec<Duration> = workers.iter().map(busy).collect();
+    let addr = cluster.addr();
+    let slow = thread::spawn(move || get(addr, "/?work_us=800000", true));
+    let started = wait_until(HTTP_TIMEOUT, || {
+        workers
+            .iter()
+            .zip(&before)
+            .any(|(pid, before)| busy(pid) >= *before + Duration::from_millis(100))
+    });
+    assert!(started, "no worker started computing the slow request");
+    assert_sigterm_stops_cleanly(cluster);
+    let response = slow
+        .join()
+        .expect("the client thread does not panic")
+        .unwrap_or_else(|err| panic!("the request in flight at SIGTERM was lost: {err:#}"));
+    assert_worker_answer(&response, &cluster.worker_pids());
 }
 
 /// Binds a port on 127.0.0.1, then starts `bin` with `args`, `--workers 2` and

@@ -67,6 +67,12 @@ macro_rules! pass_tests {
                 testing::assert_sigterm_stops_cleanly(&mut start(PASS));
             }
 
+            /// A request in flight when SIGTERM arrives is still answered, then the master exits 0.
+            #[test]
+            fn sigterm_finishes_the_request_in_flight() {
+                testing::assert_sigterm_finishes_in_flight(&mut start(PASS));
+            }
+
             /// A port that is already taken makes the binary exit 2 with a stderr line naming the address.
             #[test]
             fn taken_port_exits_2() {
@@ -80,6 +86,58 @@ pass_tests! {
     socket => every_worker: true;
     listener => every_worker: false;
     reuseport => every_worker: true;
+}
+
+/// `--pass socket`: connections handed to a worker that dies before acknowledging
+/// them (it is stopped with SIGSTOP, then killed) are handed to another worker
+/// and answered, not dropped.
+#[test]
+fn socket_unacknowledged_connections_go_to_another_worker() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let cluster = start("socket");
+    let stopped = cluster.worker_pids()[0];
+    let master_fds = || testing::fd_count(cluster.master_pid()).unwrap();
+    let base = master_fds();
+    cluster.signal_worker(stopped, libc::SIGSTOP).unwrap();
+    // Round robin hands three of these to the stopped worker, which cannot
+    // acknowledge them, and three to the other, which answers them.
+    let addr = cluster.addr();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let answered = answered.clone();
+            std::thread::spawn(move || {
+                let response = testing::get(addr, "/", true);
+                answered.fetch_add(1, Ordering::SeqCst);
+                response
+            })
+        })
+        .collect();
+    assert!(
+        testing::wait_until(testing::HTTP_TIMEOUT, || answered.load(Ordering::SeqCst)
+            == 3),
+        "the running worker did not answer its three connections"
+    );
+    // The master still holds its copy of each unacknowledged connection.
+    assert!(
+        master_fds() >= base + 3,
+        "{} fds, {base} before",
+        master_fds()
+    );
+    cluster.signal_worker(stopped, libc::SIGKILL).unwrap();
+    for client in clients {
+        let response = client
+            .join()
+            .unwrap()
+            .expect("a handed connection was dropped");
+        assert_ne!(
+            response.worker_pid(),
+            Some(stopped),
+            "answered by the stopped worker"
+        );
+    }
 }
 
 /// `--workers 0` is bad usage: exit code 2.

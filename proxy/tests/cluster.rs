@@ -54,6 +54,12 @@ fn sigterm_exits_0() {
     testing::assert_sigterm_stops_cleanly(&mut start());
 }
 
+/// A request in flight when SIGTERM arrives is still answered, then the master exits 0.
+#[test]
+fn sigterm_finishes_the_request_in_flight() {
+    testing::assert_sigterm_finishes_in_flight(&mut start());
+}
+
 /// A port that is already taken makes the binary exit 2 with a stderr line naming the address.
 #[test]
 fn taken_port_exits_2() {
