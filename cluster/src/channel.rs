@@ -72,9 +72,11 @@ pub enum Message {
         /// The worker's own listening port, if it has one.
         port: Option<u16>,
     },
-    /// Worker → master: connection `seq` arrived; the master may close its copy.
+    /// Worker → master: connection `seq`, and every connection handed to this
+    /// worker before it, arrived (acknowledgements are cumulative: a channel
+    /// keeps its order); the master may close its copies.
     Ack {
-        /// The handoff being acknowledged.
+        /// The last handoff being acknowledged.
         seq: u64,
     },
     /// Worker → master: connection `seq` could not be taken (its fd did not
@@ -237,15 +239,16 @@ impl Channel {
         fd: Option<BorrowedFd<'_>>,
     ) -> Result<(), ChannelError> {
         let frame = message.encode();
-        let raw: Vec<RawFd> = fd.iter().map(|fd| fd.as_raw_fd()).collect();
-        if raw.len() != message.fd_count() {
+        let raw: Option<[RawFd; 1]> = fd.map(|fd| [fd.as_raw_fd()]);
+        let sent = usize::from(raw.is_some());
+        if sent != message.fd_count() {
             return Err(ChannelError::FdCountMismatch {
                 announced: message.fd_count(),
-                received: raw.len(),
+                received: sent,
             });
         }
-        let rights = [ControlMessage::ScmRights(&raw)];
-        let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
+        let rights = raw.as_ref().map(|raw| [ControlMessage::ScmRights(raw)]);
+        let cmsgs: &[ControlMessage] = rights.as_ref().map_or(&[], |rights| rights);
         let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
         match sendmsg::<()>(
             self.fd.as_raw_fd(),
@@ -275,6 +278,14 @@ impl Channel {
                 }
                 result => return result,
             }
+        }
+    }
+
+    /// The next frame if one is already queued, without waiting.
+    pub fn try_recv(&self) -> Result<Option<(Message, Vec<OwnedFd>)>, ChannelError> {
+        match recv_frame(self.fd.get_ref().as_fd()) {
+            Err(ChannelError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            result => result.map(Some),
         }
     }
 

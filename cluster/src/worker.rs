@@ -50,6 +50,15 @@ pub struct WorkerArgs {
     pub serve: Serve,
 }
 
+/// The hidden subcommand by which the master starts its workers; every
+/// master binary adds it as `#[command(subcommand)] Option<Command>`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Run as a worker (started by the master, not by hand).
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
 /// Entry point of a worker process: builds its runtime and runs [`run`].
 pub fn main(args: WorkerArgs) -> ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -121,39 +130,55 @@ pub async fn run(serve: Serve) -> anyhow::Result<()> {
     }
 
     loop {
-        let received = tokio::select! {
+        let first = tokio::select! {
             received = channel.recv() => received,
             _ = sigterm.recv() => break,
         };
-        match received {
-            Ok((Message::Connection { seq }, fds)) => {
-                // Acknowledge first: from here the connection is ours, and the
-                // master may close its copy.
-                channel.send(Message::Ack { seq }, None).await?;
-                let stream = tcp_stream(fds)?;
-                service::serve(stream, connections.watcher());
-            }
-            Ok((Message::Listener, fds)) => {
-                let listener = tcp_listener(fds)?;
-                accept_loops.spawn(accept_loop(listener, connections.clone()));
-                if !ready {
-                    channel.send(Message::Ready { port: None }, None).await?;
-                    ready = true;
+        // Handle this message and every other one already queued, then
+        // acknowledge the connections among them with one message: under load
+        // several handoffs arrive per wake-up, and one `Ack` (cumulative: "all
+        // up to seq") saves the master a wake-up and a `recvmsg` for each other.
+        let mut received = Some(first);
+        let mut ack = None;
+        let mut stop = false;
+        while let Some(message) = received.take() {
+            match message {
+                Ok((Message::Connection { seq }, fds)) => {
+                    service::serve(tcp_stream(fds)?, connections.watcher());
+                    ack = Some(seq);
                 }
+                Ok((Message::Listener, fds)) => {
+                    let listener = tcp_listener(fds)?;
+                    accept_loops.spawn(accept_loop(listener, connections.clone()));
+                    if !ready {
+                        channel.send(Message::Ready { port: None }, None).await?;
+                        ready = true;
+                    }
+                }
+                Ok((Message::Stop, _)) => stop = true,
+                Ok((other, _)) => bail!("unexpected message from the master: {other:?}"),
+                // Our fd table is full: the connection's fd was dropped by the
+                // kernel; the master still holds it and gives it to another
+                // worker. Sent at once, before any later cumulative Ack.
+                Err(ChannelError::ControlTruncated {
+                    message: Some(Message::Connection { seq }),
+                }) => {
+                    tracing::warn!(seq, "handoff arrived without its fd (fd limit?); rejected");
+                    channel.send(Message::Reject { seq }, None).await?;
+                }
+                // The master exited (or was killed): nobody supervises us any more.
+                Err(ChannelError::Closed) => bail!("master gone (channel closed)"),
+                Err(err) => return Err(err).context("channel from the master"),
             }
-            Ok((Message::Stop, _)) => break,
-            Ok((other, _)) => bail!("unexpected message from the master: {other:?}"),
-            // Our fd table is full: the connection's fd was dropped by the
-            // kernel; the master still holds it and gives it to another worker.
-            Err(ChannelError::ControlTruncated {
-                message: Some(Message::Connection { seq }),
-            }) => {
-                tracing::warn!(seq, "handoff arrived without its fd (fd limit?); rejected");
-                channel.send(Message::Reject { seq }, None).await?;
+            if !stop {
+                received = channel.try_recv().transpose();
             }
-            // The master exited (or was killed): nobody supervises us any more.
-            Err(ChannelError::Closed) => bail!("master gone (channel closed)"),
-            Err(err) => return Err(err).context("channel from the master"),
+        }
+        if let Some(seq) = ack {
+            channel.send(Message::Ack { seq }, None).await?;
+        }
+        if stop {
+            break;
         }
     }
 

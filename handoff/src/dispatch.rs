@@ -8,8 +8,8 @@
 //! 2. `sendmsg` carries a `Connection { seq }` frame and the socket
 //!    (SCM_RIGHTS) to the next worker that has room;
 //! 3. the worker's `recvmsg` installs a new fd for the same socket, and it
-//!    answers `Ack { seq }`;
-//! 4. on the acknowledgement the master closes its copy. Until then it holds
+//!    answers `Ack { seq }` (one for all the handoffs it found queued);
+//! 4. on the acknowledgement the master closes its copies. Until then it holds
 //!    it, so that a worker that dies first does not take the client with it:
 //!    the connection goes to another worker instead.
 //!
@@ -133,8 +133,11 @@ impl Dispatcher {
                 slot,
                 message: Message::Ack { seq },
             } => {
-                // Dropping our copy closes it; the worker has its own.
-                if self.slots[slot].unacked.remove(&seq).is_none() {
+                // Cumulative: every handoff up to `seq` has arrived. Dropping
+                // our copies closes them; the worker has its own.
+                let unacked = &mut self.slots[slot].unacked;
+                let later = unacked.split_off(&(seq + 1));
+                if std::mem::replace(unacked, later).is_empty() {
                     tracing::warn!(slot, seq, "acknowledgement of an unknown handoff");
                 }
             }

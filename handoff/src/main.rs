@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use cluster::master::{self, ClusterArgs};
-use cluster::worker::{self, WorkerArgs};
+use cluster::worker::{self, Command};
 use handoff::Pass;
 
 /// Serve one port with N worker processes, handing them sockets over Unix
@@ -24,13 +24,6 @@ struct Cli {
     pass: Pass,
     #[command(subcommand)]
     command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run as a worker (started by the master, not by hand).
-    #[command(hide = true)]
-    Worker(WorkerArgs),
 }
 
 fn main() -> ExitCode {

@@ -3,10 +3,10 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use cluster::Mode;
 use cluster::master::{self, ClusterArgs};
-use cluster::worker::{self, WorkerArgs};
+use cluster::worker::{self, Command};
 
 /// Serve one port with N worker processes behind a relaying master (reverse
 /// proxy). Prints one JSON line on stdout when ready; logs on stderr (RUST_LOG).
@@ -17,13 +17,6 @@ struct Cli {
     cluster: ClusterArgs,
     #[command(subcommand)]
     command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run as a worker (started by the master, not by hand).
-    #[command(hide = true)]
-    Worker(WorkerArgs),
 }
 
 fn main() -> ExitCode {
