@@ -15,6 +15,7 @@
 //! - [`service`]: the worker's HTTP/1.1 answer (hyper).
 //! - [`accept`]: accepting with a back-off at the fd limit.
 //! - [`events`]: the JSON `ready` and `respawn` lines on stdout.
+//! - [`procfs`]: fds, RSS and CPU time of a process and its children.
 //! - `testing` (feature `testing`): helpers for the binaries' end-to-end tests.
 #![deny(missing_docs)]
 
@@ -25,6 +26,7 @@ pub mod channel;
 pub mod events;
 pub mod listen;
 pub mod master;
+pub mod procfs;
 pub mod service;
 pub mod supervisor;
 #[cfg(feature = "testing")]
