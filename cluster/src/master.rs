@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -29,6 +30,23 @@ pub struct ClusterArgs {
     /// experiment. Workers keep the limit the master was started with.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(16..))]
     pub max_fds: Option<u64>,
+
+    /// How long a client may take to send a request's headers (slowloris
+    /// defence); it also bounds a keep-alive connection's idle time between
+    /// requests. nginx's `client_header_timeout` and Node.js's `headersTimeout`
+    /// are 60 s; a benchmark's clients send at once, so 10 s is generous and
+    /// frees a stalled client's fd sooner.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub header_timeout: Duration,
+}
+
+/// A humane duration ("10s", "500ms"), not zero.
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(value) {
+        Ok(d) if d.is_zero() => Err("must be more than zero".into()),
+        Ok(d) => Ok(d),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 fn default_workers() -> u16 {

@@ -25,11 +25,20 @@ use tokio::net::TcpStream;
 /// already far beyond any sensible experiment.
 pub const MAX_WORK_US: u64 = 1_000_000;
 
-/// How long a client may take to send its request headers before the
-/// connection is closed (slowloris). nginx's `client_header_timeout` is 60 s and
-/// Node.js's `headersTimeout` 60 s; a benchmark's clients send at once, so 10 s
-/// is generous and frees a slow client's fd sooner.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest request head (request line and headers) accepted; a larger
+/// one is answered `431 Request Header Fields Too Large` and the connection
+/// closed. Node.js's default `--max-http-header-size` is 16 KiB.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// How the worker's HTTP connections are configured (from the master's flags).
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// How long a client may take to send a request's head before the
+    /// connection is closed (slowloris). hyper starts this clock when it waits
+    /// for a request's head, so it also bounds how long a keep-alive
+    /// connection may sit idle between requests.
+    pub header_timeout: Duration,
+}
 
 /// The parts of every answer that do not change within a process, built once.
 #[derive(Clone)]
@@ -93,7 +102,7 @@ fn busy_work(duration: Duration) {
 /// Serves HTTP/1.1 on one connection until the client closes it, keep-alive
 /// ends, or a graceful shutdown (through `watcher`) finishes the request in
 /// flight and closes it.
-pub fn serve(stream: TcpStream, watcher: Watcher) {
+pub fn serve(stream: TcpStream, watcher: Watcher, config: Config) {
     thread_local! {
         static ANSWER: Answer = Answer::new();
     }
@@ -104,7 +113,8 @@ pub fn serve(stream: TcpStream, watcher: Watcher) {
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(config.header_timeout)
+        .max_header_size(MAX_HEADER_BYTES)
         .serve_connection(TokioIo::new(stream), service);
     tokio::spawn(async move {
         // Errors here concern one client (reset, malformed request, timeout);

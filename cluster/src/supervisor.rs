@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{self, Channel, ChannelError, Message};
 use crate::events::{self, WorkerInfo};
+use crate::master::Setup;
 use crate::worker::{CHANNEL_FD_ENV, Serve};
 use crate::{GRACE_PERIOD, Mode};
 
@@ -88,7 +89,8 @@ struct Spec {
     /// path (not `/proc/self/exe`) so that workers show under the binary's
     /// name in `ps` and `/proc/<pid>/comm`.
     exe: PathBuf,
-    serve: Serve,
+    /// The hidden subcommand and its flags (see `worker::WorkerArgs`).
+    args: Vec<String>,
     /// RLIMIT_NOFILE (soft, hard) the master was started with: workers get it
     /// back, so `--max-fds` limits the master only.
     nofile: (u64, u64),
@@ -117,20 +119,36 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Starts `workers` workers serving `serve`. `nofile` is the RLIMIT_NOFILE
-    /// the workers must have (the master's limit before `--max-fds`).
-    /// Must be called from the main thread, on a current-thread runtime.
+    /// Starts `--workers` workers serving `serve`, for a master of `mode`
+    /// listening on `listen`. Must be called from the main thread, on a
+    /// current-thread runtime.
     pub fn start(
+        setup: &Setup,
         mode: Mode,
         listen: SocketAddr,
-        workers: usize,
         serve: Serve,
-        nofile: (u64, u64),
     ) -> std::io::Result<Supervisor> {
         let (tx, events) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        let exe = std::env::current_exe()?;
-        let spec = Arc::new(Spec { exe, serve, nofile });
+        let serve = match serve {
+            Serve::OwnPort => "own-port",
+            Serve::Sockets => "sockets",
+            Serve::Listener => "listener",
+        };
+        let header_timeout = humantime::format_duration(setup.args.header_timeout);
+        let args = [
+            "worker",
+            "--serve",
+            serve,
+            "--header-timeout",
+            &header_timeout.to_string(),
+        ];
+        let spec = Arc::new(Spec {
+            exe: std::env::current_exe()?,
+            args: args.map(String::from).to_vec(),
+            nofile: setup.worker_nofile,
+        });
+        let workers = usize::from(setup.args.workers);
         let mut tasks = JoinSet::new();
         for slot in 0..workers {
             tasks.spawn(keep_slot_filled(
@@ -314,14 +332,9 @@ fn spawn_worker(spec: &Spec) -> std::io::Result<(Child, Arc<Channel>)> {
     let worker_fd = worker_end.as_raw_fd();
     let master_pid = nix::unistd::getpid().as_raw() as libc::pid_t;
     let (soft, hard) = spec.nofile;
-    let serve = match spec.serve {
-        Serve::OwnPort => "own-port",
-        Serve::Sockets => "sockets",
-        Serve::Listener => "listener",
-    };
     let mut command = Command::new(&spec.exe);
     command
-        .args(["worker", "--serve", serve])
+        .args(&spec.args)
         .env(CHANNEL_FD_ENV, worker_fd.to_string())
         .stdin(Stdio::null())
         // stdout carries the master's event lines only.

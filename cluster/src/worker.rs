@@ -48,6 +48,9 @@ pub struct WorkerArgs {
     /// What to serve.
     #[arg(long, value_enum)]
     pub serve: Serve,
+    /// The master's `--header-timeout`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub header_timeout: std::time::Duration,
 }
 
 /// The hidden subcommand by which the master starts its workers; every
@@ -66,7 +69,7 @@ pub fn main(args: WorkerArgs) -> ExitCode {
         .build()
         .expect("a tokio runtime needs only an epoll fd and an eventfd");
     let _guard = runtime.enter();
-    match runtime.block_on(run(args.serve)) {
+    match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(pid = std::process::id(), "worker exits: {err:#}");
@@ -97,7 +100,12 @@ fn inherited_channel() -> anyhow::Result<OwnedFd> {
 
 /// Runs the worker until it is told to stop, its master is gone, or its
 /// channel fails.
-pub async fn run(serve: Serve) -> anyhow::Result<()> {
+pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    let WorkerArgs {
+        serve,
+        header_timeout,
+    } = args;
+    let config = service::Config { header_timeout };
     // Ctrl-C in a terminal signals the whole foreground process group; the
     // master coordinates the stop, so a worker must not die of SIGINT first.
     // SAFETY: SIG_IGN installs no handler code; nothing else here handles SIGINT.
@@ -119,7 +127,7 @@ pub async fn run(serve: Serve) -> anyhow::Result<()> {
             .await
             .context("bind own port")?;
         let port = listener.local_addr()?.port();
-        accept_loops.spawn(accept_loop(listener, connections.clone()));
+        accept_loops.spawn(accept_loop(listener, connections.clone(), config));
         channel
             .send(Message::Ready { port: Some(port) }, None)
             .await?;
@@ -144,12 +152,12 @@ pub async fn run(serve: Serve) -> anyhow::Result<()> {
         while let Some(message) = received.take() {
             match message {
                 Ok((Message::Connection { seq }, fds)) => {
-                    service::serve(tcp_stream(fds)?, connections.watcher());
+                    service::serve(tcp_stream(fds)?, connections.watcher(), config);
                     ack = Some(seq);
                 }
                 Ok((Message::Listener, fds)) => {
                     let listener = tcp_listener(fds)?;
-                    accept_loops.spawn(accept_loop(listener, connections.clone()));
+                    accept_loops.spawn(accept_loop(listener, connections.clone(), config));
                     if !ready {
                         channel.send(Message::Ready { port: None }, None).await?;
                         ready = true;
@@ -197,10 +205,14 @@ pub async fn run(serve: Serve) -> anyhow::Result<()> {
 }
 
 /// Accepts on `listener` until the task is aborted (graceful stop).
-async fn accept_loop(listener: TcpListener, connections: Arc<GracefulShutdown>) {
+async fn accept_loop(
+    listener: TcpListener,
+    connections: Arc<GracefulShutdown>,
+    config: service::Config,
+) {
     loop {
         let stream = accept::accept(&listener).await;
-        service::serve(stream, connections.watcher());
+        service::serve(stream, connections.watcher(), config);
     }
 }
 

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
+use std::time::Instant;
 
 use cluster::channel::{Channel, ChannelError, Message};
 use cluster::master::Setup;
@@ -46,6 +47,11 @@ struct Slot {
     channel: Option<Arc<Channel>>,
     /// The worker has said it serves: it may be given connections.
     ready: bool,
+    /// The worker refused a connection because it is out of fds: give it
+    /// none until the dispatcher's `resume_at`, or all the workers at their
+    /// limit would bounce connections between them as fast as the channel
+    /// goes.
+    paused: bool,
     /// Connections sent and not yet acknowledged, by `seq`: the master's
     /// copies, closed on acknowledgement, handed elsewhere if the worker dies.
     unacked: BTreeMap<u64, OwnedFd>,
@@ -53,7 +59,7 @@ struct Slot {
 
 impl Slot {
     fn has_room(&self) -> bool {
-        self.ready && self.unacked.len() < MAX_UNACKED_HANDOFFS
+        self.ready && !self.paused && self.unacked.len() < MAX_UNACKED_HANDOFFS
     }
 }
 
@@ -68,6 +74,8 @@ struct Dispatcher {
     /// Connections that must go to a worker before any new one is accepted:
     /// those of a worker that died or refused them, in arrival order.
     waiting: VecDeque<OwnedFd>,
+    /// When the paused workers may be tried again.
+    resume_at: Option<Instant>,
 }
 
 impl Dispatcher {
@@ -115,6 +123,15 @@ impl Dispatcher {
         Err(conn)
     }
 
+    /// The back-off after a refusal is over: every worker may be tried again.
+    fn resume(&mut self) {
+        self.resume_at = None;
+        for slot in &mut self.slots {
+            slot.paused = false;
+        }
+        self.flush();
+    }
+
     /// Hands over waiting connections while workers have room.
     fn flush(&mut self) {
         while let Some(conn) = self.waiting.pop_front() {
@@ -145,9 +162,12 @@ impl Dispatcher {
                 slot,
                 message: Message::Reject { seq },
             } => {
-                if let Some(conn) = self.slots[slot].unacked.remove(&seq) {
+                let state = &mut self.slots[slot];
+                if let Some(conn) = state.unacked.remove(&seq) {
                     self.waiting.push_back(conn);
                 }
+                state.paused = true;
+                self.resume_at = Some(Instant::now() + accept::ACCEPT_BACKOFF);
             }
             Event::Message { slot, message } => {
                 tracing::warn!(slot, ?message, "unexpected message from a worker");
@@ -174,6 +194,14 @@ impl Dispatcher {
     }
 }
 
+/// Sleeps until `at`; forever if there is no `at`.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the master of `handoff-socket`.
 pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let listener = listen::bind(setup.args.listen, false)?;
@@ -185,19 +213,14 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
     let listener =
         unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }?;
     let workers = usize::from(setup.args.workers);
-    let mut supervisor = Supervisor::start(
-        Mode::HandoffSocket,
-        listen,
-        workers,
-        Serve::Sockets,
-        setup.worker_nofile,
-    )?;
+    let mut supervisor = Supervisor::start(&setup, Mode::HandoffSocket, listen, Serve::Sockets)?;
     let mut dispatcher = Dispatcher::new(workers);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             event = supervisor.next_event() => dispatcher.on_event(event),
+            () = sleep_until(dispatcher.resume_at) => dispatcher.resume(),
             stream = accept::accept_to_pass(&listener), if dispatcher.can_accept() => {
                 if let Err(conn) = dispatcher.hand_off(OwnedFd::from(stream)) {
                     dispatcher.waiting.push_back(conn);
@@ -209,8 +232,10 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
     drop(listener);
     let drained = async {
         while !dispatcher.is_idle() {
-            let event = supervisor.next_event().await;
-            dispatcher.on_event(event);
+            tokio::select! {
+                event = supervisor.next_event() => dispatcher.on_event(event),
+                () = sleep_until(dispatcher.resume_at) => dispatcher.resume(),
+            }
         }
     };
     if tokio::time::timeout(GRACE_PERIOD, drained).await.is_err() {

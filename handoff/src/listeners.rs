@@ -39,13 +39,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let workers = usize::from(setup.args.workers);
     let (listen, sockets) = bind(setup.args.listen, pass, workers)?;
-    let mut supervisor = Supervisor::start(
-        pass.mode(),
-        listen,
-        workers,
-        Serve::Listener,
-        setup.worker_nofile,
-    )?;
+    let mut supervisor = Supervisor::start(&setup, pass.mode(), listen, Serve::Listener)?;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

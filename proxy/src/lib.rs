@@ -30,13 +30,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
     let listener = TcpListener::from_std(listener)?;
     let listen = listener.local_addr()?;
     let workers = usize::from(setup.args.workers);
-    let mut supervisor = Supervisor::start(
-        Mode::Proxy,
-        listen,
-        workers,
-        Serve::OwnPort,
-        setup.worker_nofile,
-    )?;
+    let mut supervisor = Supervisor::start(&setup, Mode::Proxy, listen, Serve::OwnPort)?;
     // The own port of the worker serving each slot; None while it (re)starts.
     let mut ports: Vec<Option<u16>> = vec![None; workers];
     // Round robin: the slot to try first for the next connection.
