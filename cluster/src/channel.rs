@@ -10,12 +10,14 @@
 //! to the wrong message. Each frame is a fixed 16-byte header (see [`Message`])
 //! and nothing else, so a short or long datagram is an error, not a partial read.
 //!
-//! # Why `nix`
+//! # Why `nix` to send and `libc` to receive
 //!
-//! `nix::sys::socket::{sendmsg, recvmsg}` name the syscalls and flags the way
-//! `man 2 sendmsg` does (`MSG_NOSIGNAL`, `MSG_CMSG_CLOEXEC`, `MSG_CTRUNC`), and
-//! hand received fds back as a typed control message. The `sendfd` crate is
-//! smaller but hides the flags this protocol must check, so we use `nix`.
+//! `nix::sys::socket::sendmsg` names the syscall and its flags the way
+//! `man 2 sendmsg` does and builds the control message safely. The `sendfd`
+//! crate is smaller but hides the flags this protocol must check. On the
+//! receiving side nix will not hand over the fds of a truncated control
+//! message (MSG_CTRUNC), which must then be closed, so `recv_frame` calls
+//! `recvmsg(2)` and walks the control buffer with libc's `CMSG_*` macros.
 //!
 //! # Rules the code below follows
 //!
@@ -29,12 +31,11 @@
 //!   closes it by drop; the announced fd count is checked against what arrived,
 //!   and `MSG_CTRUNC` (fds dropped by the kernel, e.g. at the fd limit) is an error.
 
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
-    sendmsg, socketpair,
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, sendmsg, socketpair,
 };
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -124,15 +125,13 @@ impl Message {
         frame
     }
 
-    /// Parses one frame; checks its length, kind, reserved bytes and that its
-    /// announced fd count is the one its kind carries.
+    /// Parses one frame; checks its length, its kind, that its announced fd
+    /// count is the one its kind carries, and that every byte its kind does
+    /// not use is zero.
     pub fn decode(frame: &[u8]) -> Result<Message, ChannelError> {
         let frame: &[u8; FRAME_LEN] = frame
             .try_into()
             .map_err(|_| ChannelError::BadLength(frame.len()))?;
-        if frame[2..4] != [0, 0] {
-            return Err(ChannelError::Malformed("reserved bytes are not zero"));
-        }
         let arg = u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes"));
         let seq = u64::from_le_bytes(frame[8..16].try_into().expect("8 bytes"));
         let message = match frame[0] {
@@ -152,6 +151,10 @@ impl Message {
         };
         if usize::from(frame[1]) != message.fd_count() {
             return Err(ChannelError::Malformed("fd count does not match the kind"));
+        }
+        // One encoding per message: fields its kind does not use must be zero.
+        if message.encode() != *frame {
+            return Err(ChannelError::Malformed("unused fields are not zero"));
         }
         Ok(message)
     }
@@ -304,38 +307,78 @@ impl Channel {
 }
 
 /// One `recvmsg(MSG_CMSG_CLOEXEC | MSG_DONTWAIT)`: a frame and its fds, checked.
+///
+/// This side calls libc, not nix: when the kernel sets MSG_CTRUNC it has
+/// still installed the fds that fit in our control buffer, and they must be
+/// closed; nix refuses to walk a truncated control buffer (`cmsgs()` returns
+/// ENOBUFS), which would leak them. The kernel writes only whole fds and sets
+/// `msg_controllen` to what it wrote, so the `CMSG_*` walk below is safe.
 fn recv_frame(fd: BorrowedFd<'_>) -> Result<(Message, Vec<OwnedFd>), ChannelError> {
     let mut frame = [0u8; FRAME_LEN + 1];
-    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS_PER_FRAME]);
-    let mut iov = [IoSliceMut::new(&mut frame)];
-    let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
-    let msg = match recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg_space), flags) {
-        Ok(msg) => msg,
-        // The peer exited with data unread; same as a clean close for us.
-        Err(nix::Error::ECONNRESET) => return Err(ChannelError::Closed),
-        Err(e) => return Err(ChannelError::Io(e.into())),
+    // u64 words: the control buffer must be aligned for `cmsghdr`.
+    let mut control = [0u64; 8];
+    // SAFETY: CMSG_SPACE is arithmetic on its argument.
+    let control_len = unsafe { libc::CMSG_SPACE((MAX_FDS_PER_FRAME * size_of::<RawFd>()) as u32) };
+    debug_assert!(control_len as usize <= size_of_val(&control));
+    let mut iov = libc::iovec {
+        iov_base: frame.as_mut_ptr().cast(),
+        iov_len: frame.len(),
     };
+    // SAFETY: an all-zero msghdr is a valid empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = control_len as _;
+    // SAFETY: msg points at `frame` and `control`, which outlive the call,
+    // with their true lengths.
+    let received = unsafe {
+        libc::recvmsg(
+            fd.as_raw_fd(),
+            &mut msg,
+            libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+        )
+    };
+    if received < 0 {
+        let err = io::Error::last_os_error();
+        // The peer exited with data unread; same as a clean close for us.
+        if err.raw_os_error() == Some(libc::ECONNRESET) {
+            return Err(ChannelError::Closed);
+        }
+        return Err(ChannelError::Io(err));
+    }
     // Take ownership of every fd first, so each error below closes them.
     let mut fds = Vec::new();
-    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(raw) = cmsg {
-            // SAFETY: the kernel just installed these fds in our table for this
-            // message (MSG_CMSG_CLOEXEC); nothing else knows them, we own them.
-            fds.extend(
-                raw.into_iter()
-                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-            );
+    // SAFETY: the kernel filled `control` up to msg_controllen; CMSG_FIRSTHDR
+    // and CMSG_NXTHDR stay within it and return null at its end.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY: non-null and within `control` (see above).
+        let header = unsafe { &*cmsg };
+        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_RIGHTS {
+            // SAFETY: CMSG_DATA points just past the header, inside `control`.
+            let data = unsafe { libc::CMSG_DATA(cmsg) };
+            let data_len = header.cmsg_len as usize - (data as usize - cmsg as usize);
+            for i in 0..data_len / size_of::<RawFd>() {
+                // SAFETY: the kernel just installed these fds in our table for
+                // this message (MSG_CMSG_CLOEXEC); nothing else knows them, so
+                // we own them. read_unaligned: CMSG_DATA need not be aligned.
+                let raw = unsafe { data.cast::<RawFd>().add(i).read_unaligned() };
+                fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
+            }
         }
+        // SAFETY: as for CMSG_FIRSTHDR.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
     }
-    let (bytes, truncated) = (msg.bytes, msg.flags);
+    let bytes = received as usize;
     if bytes == 0 && fds.is_empty() {
         return Err(ChannelError::Closed);
     }
-    if truncated.contains(MsgFlags::MSG_TRUNC) || bytes != FRAME_LEN {
+    if msg.msg_flags & libc::MSG_TRUNC != 0 || bytes != FRAME_LEN {
         return Err(ChannelError::BadLength(bytes));
     }
     let message = Message::decode(&frame[..FRAME_LEN]);
-    if truncated.contains(MsgFlags::MSG_CTRUNC) {
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
         return Err(ChannelError::ControlTruncated {
             message: message.ok(),
         });
@@ -463,6 +506,79 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(open_fds(), before, "the unexpected fd must be closed");
+    }
+
+    /// More fds than the receiver makes room for: MSG_CTRUNC, a typed error
+    /// naming the frame, and every fd that did arrive closed.
+    #[tokio::test(flavor = "current_thread")]
+    async fn truncated_control_message() {
+        let (a, b) = pair().unwrap();
+        let b = Channel::new(b).unwrap();
+        let before = open_fds();
+        {
+            let sockets: Vec<_> = (0..MAX_FDS_PER_FRAME + 2)
+                .map(|_| std::os::unix::net::UnixStream::pair().unwrap().0)
+                .collect();
+            let raw: Vec<RawFd> = sockets.iter().map(|s| s.as_raw_fd()).collect();
+            let frame = Message::Connection { seq: 9 }.encode();
+            sendmsg::<()>(
+                a.as_raw_fd(),
+                &[IoSlice::new(&frame)],
+                &[ControlMessage::ScmRights(&raw)],
+                MsgFlags::empty(),
+                None,
+            )
+            .unwrap();
+        }
+        let err = b.recv().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ChannelError::ControlTruncated {
+                    message: Some(Message::Connection { seq: 9 })
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(open_fds(), before, "the fds that arrived must be closed");
+    }
+
+    /// A frame cut short (the peer wrote part of one, then closed): a typed
+    /// error for the piece, then `Closed`.
+    #[tokio::test(flavor = "current_thread")]
+    async fn closed_mid_frame() {
+        let (a, b) = pair().unwrap();
+        let b = Channel::new(b).unwrap();
+        let frame = Message::Ack { seq: 5 }.encode();
+        nix::sys::socket::send(a.as_raw_fd(), &frame[..7], MsgFlags::empty()).unwrap();
+        drop(a);
+        assert!(matches!(b.recv().await, Err(ChannelError::BadLength(7))));
+        assert!(matches!(b.recv().await, Err(ChannelError::Closed)));
+    }
+
+    proptest::proptest! {
+        /// Any bytes at all decode to a message or a typed error, never a
+        /// panic; and what decodes encodes back to the same bytes.
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            if let Ok(message) = Message::decode(&bytes) {
+                proptest::prop_assert_eq!(&message.encode()[..], &bytes[..]);
+            }
+        }
+
+        /// Every message survives encode then decode, whatever its fields.
+        #[test]
+        fn round_trip_any_fields(seq in proptest::num::u64::ANY, port in proptest::num::u16::ANY, kind in 0..6u8) {
+            let message = match kind {
+                0 => Message::Connection { seq },
+                1 => Message::Listener,
+                2 => Message::Stop,
+                3 => Message::Ready { port: (port != 0).then_some(port) },
+                4 => Message::Ack { seq },
+                _ => Message::Reject { seq },
+            };
+            proptest::prop_assert_eq!(Message::decode(&message.encode()).unwrap(), message);
+        }
     }
 
     /// Garbage bytes and a closed peer are typed errors, never a panic.

@@ -544,6 +544,17 @@ pub fn get(addr: SocketAddr, path: &str, close: bool) -> anyhow::Result<Response
     KeepAlive::connect(addr)?.request(path, close)
 }
 
+/// Sends `bytes` as they are on a new connection to `addr` and reads one
+/// answer, for requests the client above would not write.
+pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> anyhow::Result<Response> {
+    let stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)?;
+    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
+    let mut stream = BufReader::new(stream);
+    stream.get_mut().write_all(bytes).context("send")?;
+    read_response(&mut stream)
+}
+
 /// Reads one answer: status line, headers, and a body delimited by
 /// `content-length` (or by the end of the connection if there is none).
 fn read_response(reader: &mut impl BufRead) -> anyhow::Result<Response> {
@@ -638,6 +649,53 @@ pub fn fd_count(pid: u32) -> io::Result<usize> {
         count += 1;
     }
     Ok(count)
+}
+
+/// Whether `/proc/<pid>` exists at all: a zombie exists until its parent
+/// reaps it.
+pub fn exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Leaves process `pid` without a free fd: sets its RLIMIT_NOFILE to its
+/// lowest unused fd number, so that every new fd fails with EMFILE until the
+/// limit is raised again (with [`set_nofile_limit`]).
+pub fn exhaust_fds(pid: u32) -> io::Result<()> {
+    let mut used = std::collections::HashSet::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/fd"))? {
+        if let Some(fd) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            used.insert(fd);
+        }
+    }
+    let lowest_free = (0..)
+        .find(|fd| !used.contains(fd))
+        .expect("a free fd number");
+    set_nofile_limit(pid, lowest_free)
+}
+
+/// Sets the soft RLIMIT_NOFILE of another process, as `prlimit` does (its
+/// hard limit stays, so the soft one can be raised again without privilege).
+pub fn set_nofile_limit(pid: u32, soft: u64) -> io::Result<()> {
+    let prlimit = |new: *const libc::rlimit, old: *mut libc::rlimit| {
+        // SAFETY: plain syscall on pointers to live rlimit values (or null).
+        let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_NOFILE, new, old) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    prlimit(std::ptr::null(), &mut limit)?;
+    limit.rlim_cur = soft.min(limit.rlim_max);
+    prlimit(&limit, std::ptr::null_mut())
 }
 
 /// Whether process `pid` exists and is not a zombie (a dead process not yet reaped
@@ -923,6 +981,11 @@ pub fn assert_respawns_killed_worker(cluster: &mut Cluster) {
         cluster.live_workers().contains(&new_pid),
         "the respawned worker {new_pid} is not running"
     );
+    // The master reaps its dead worker: no zombie left behind.
+    assert!(
+        wait_until(Duration::from_secs(1), || !exists(killed)),
+        "the killed worker {killed} was not reaped (zombie)"
+    );
     let has_port = cluster.mode() == "proxy";
     assert_eq!(
         respawn["port"].is_u64(),
@@ -1071,4 +1134,196 @@ pub fn assert_bad_usage_exits_2(bin: &str, args: &[&str]) {
         !stderr.trim().is_empty(),
         "bad usage {args:?} but nothing on stderr"
     );
+}
+
+/// Bad HTTP input: a request that is not HTTP gets 400, a request head over
+/// 16 KiB gets 431 (or 400, or the connection reset after it), and the workers
+/// survive both: the same pids then answer a good request.
+///
+/// # Panics
+/// If an answer is wrong or a worker dies.
+pub fn assert_bad_http_input(cluster: &Cluster) {
+    let workers = cluster.worker_pids();
+    let garbage = send_raw(cluster.addr(), b"HELLO WORLD\r\n\r\n")
+        .unwrap_or_else(|err| panic!("no answer to a request that is not HTTP: {err:#}"));
+    assert_eq!(garbage.status, 400, "answer to a request that is not HTTP");
+
+    let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 20 * 1024));
+    big.extend_from_slice(b"\r\n\r\n");
+    match send_raw(cluster.addr(), &big) {
+        Ok(response) => assert!(
+            matches!(response.status, 431 | 400),
+            "answer to a 20 KiB header: {}",
+            response.status
+        ),
+        // The server closed with part of the request unread, so the kernel
+        // reset the connection, possibly before the answer could be read.
+        Err(err) => assert!(
+            format!("{err:#}").contains("reset") || format!("{err:#}").contains("end of"),
+            "a 20 KiB header: {err:#}"
+        ),
+    }
+    let response = get(cluster.addr(), "/", true).expect("a good request after bad ones");
+    assert_worker_answer(&response, &workers);
+    assert_eq!(cluster.live_workers().len(), workers.len(), "a worker died");
+}
+
+/// Slowloris, with the cluster started with `--header-timeout 1s`: a client
+/// that never finishes its headers is cut after about a second, and holds up
+/// nobody meanwhile.
+///
+/// # Panics
+/// If the slow client is not cut, or another client waits on it.
+pub fn assert_slow_headers_are_cut(cluster: &Cluster) {
+    let mut slow = TcpStream::connect_timeout(&cluster.addr(), HTTP_TIMEOUT).expect("connect");
+    slow.set_read_timeout(Some(HTTP_TIMEOUT)).expect("timeout");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .expect("send part of the head");
+    let sent_at = Instant::now();
+    // Meanwhile others are served at once, by every worker.
+    assert_answers(cluster, 10, false);
+    let mut rest = Vec::new();
+    let read = slow.read_to_end(&mut rest);
+    let waited = sent_at.elapsed();
+    assert!(
+        read.is_ok()
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == io::ErrorKind::ConnectionReset),
+        "the slow client was not cut within {HTTP_TIMEOUT:?}: {read:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(900),
+        "cut after {waited:?}, before the 1 s header timeout"
+    );
+}
+
+/// The master at its fd limit (started with `--max-fds 64`): 150 clients
+/// connect and send a request; the master keeps running without spinning
+/// (under 0.1 s of CPU in the second it spends at the limit), still serves a
+/// connection it had before, and serves new clients once the 150 are gone.
+///
+/// # Panics
+/// If the master dies, spins, or does not recover.
+pub fn assert_survives_fd_exhaustion(cluster: &Cluster) {
+    let master = cluster.master_pid();
+    let mut before = KeepAlive::connect(cluster.addr()).expect("connect before the flood");
+    assert_worker_answer(
+        &before.get("/").expect("request before the flood"),
+        &cluster.worker_pids(),
+    );
+    let request = format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", cluster.addr());
+    let flood: Vec<TcpStream> = (0..150)
+        .filter_map(|_| {
+            // The kernel completes the handshake into the accept queue even
+            // when the master cannot accept; a refused one is fine too.
+            let mut stream = TcpStream::connect_timeout(&cluster.addr(), HTTP_TIMEOUT).ok()?;
+            stream.write_all(request.as_bytes()).ok()?;
+            Some(stream)
+        })
+        .collect();
+    assert!(
+        flood.len() > 100,
+        "only {} clients could connect",
+        flood.len()
+    );
+    // A measuring window, not a synchronisation: the CPU the master uses while
+    // it sits at its limit with clients waiting.
+    let cpu_before = cpu_time(master).expect("master alive");
+    thread::sleep(Duration::from_secs(1));
+    let cpu = cpu_time(master).expect("master alive at the limit") - cpu_before;
+    assert!(
+        cpu < Duration::from_millis(100),
+        "the master spins at its fd limit: {cpu:?} of CPU in 1 s"
+    );
+    assert_worker_answer(
+        &before
+            .get("/")
+            .expect("a connection from before the flood is still served"),
+        &cluster.worker_pids(),
+    );
+    drop(flood);
+    drop(before);
+    let recovered = wait_until(HTTP_TIMEOUT, || {
+        get(cluster.addr(), "/", true).is_ok_and(|r| r.status == 200)
+    });
+    assert!(recovered, "no new client served after the flood left");
+    assert!(is_alive(master), "the master died");
+}
+
+/// Under a load of 8 clients each sending one request per connection, one
+/// worker is killed: the master respawns it, the successor serves, and the
+/// requests that fail are at most those in flight on the dead worker (one per
+/// client). Returns (requests failed, requests answered).
+///
+/// # Panics
+/// If more requests fail, or no successor serves.
+pub fn assert_worker_kill_under_load(cluster: &mut Cluster) -> (usize, usize) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const CLIENTS: usize = 8;
+    /// Bound on each client's requests, so the loop ends whatever happens.
+    const MAX_REQUESTS_PER_CLIENT: usize = 2_000;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let answered_by = Arc::new(Mutex::new(BTreeSet::new()));
+    let addr = cluster.addr();
+    let clients: Vec<JoinHandle<()>> = (0..CLIENTS)
+        .map(|_| {
+            let (stop, ok, failed, answered_by) = (
+                stop.clone(),
+                ok.clone(),
+                failed.clone(),
+                answered_by.clone(),
+            );
+            thread::spawn(move || {
+                for _ in 0..MAX_REQUESTS_PER_CLIENT {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    match get(addr, "/", true) {
+                        Ok(response) if response.status == 200 => {
+                            ok.fetch_add(1, Ordering::SeqCst);
+                            lock(&answered_by).extend(response.worker_pid());
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let load_running = wait_until(HTTP_TIMEOUT, || ok.load(Ordering::SeqCst) >= 100);
+    let killed = cluster.worker_pids()[0];
+    if load_running {
+        cluster
+            .signal_worker(killed, libc::SIGKILL)
+            .expect("SIGKILL a worker");
+    }
+    let deadline = Instant::now() + RESPAWN_TIMEOUT;
+    let mut successor = None;
+    while successor.is_none() && Instant::now() < deadline {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if let Some(event) = cluster.next_event(remaining) {
+            if event["event"] == "respawn" && event["old_pid"] == killed {
+                successor = event["pid"].as_u64().map(|pid| pid as u32);
+            }
+        }
+    }
+    let served = successor
+        .is_some_and(|pid| wait_until(RESPAWN_TIMEOUT, || lock(&answered_by).contains(&pid)));
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().expect("a client thread panicked");
+    }
+    assert!(load_running, "the load never got going");
+    assert!(successor.is_some(), "no respawn of {killed} under load");
+    assert!(served, "the successor of {killed} served no request");
+    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    assert!(
+        failed <= CLIENTS,
+        "{failed} requests failed (answered: {ok}); at most {CLIENTS} were in flight on the dead worker"
+    );
+    (failed, ok)
 }

@@ -73,6 +73,34 @@ macro_rules! pass_tests {
                 testing::assert_sigterm_finishes_in_flight(&mut start(PASS));
             }
 
+            /// A request that is not HTTP gets 400, an oversized head 431; the workers survive.
+            #[test]
+            fn bad_http_input() {
+                testing::assert_bad_http_input(&start(PASS));
+            }
+
+            /// A client that never finishes its headers is cut after `--header-timeout`.
+            #[test]
+            fn slow_headers_are_cut() {
+                let args = ["--pass", PASS, "--header-timeout", "1s"];
+                let cluster = testing::start_two_workers(HANDOFF, &args, &format!("handoff-{PASS}"));
+                testing::assert_slow_headers_are_cut(&cluster);
+            }
+
+            /// With `--max-fds 64` and 150 clients, the master neither dies nor spins, and recovers.
+            #[test]
+            fn survives_fd_exhaustion() {
+                let args = ["--pass", PASS, "--max-fds", "64"];
+                let cluster = testing::start_two_workers(HANDOFF, &args, &format!("handoff-{PASS}"));
+                testing::assert_survives_fd_exhaustion(&cluster);
+            }
+
+            /// A worker killed under load is respawned; at most the requests in flight on it fail.
+            #[test]
+            fn worker_killed_under_load() {
+                testing::assert_worker_kill_under_load(&mut start(PASS));
+            }
+
             /// A port that is already taken makes the binary exit 2 with a stderr line naming the address.
             #[test]
             fn taken_port_exits_2() {
@@ -138,6 +166,98 @@ fn socket_unacknowledged_connections_go_to_another_worker() {
             "answered by the stopped worker"
         );
     }
+}
+
+/// `--pass socket`: a worker with no free fd receives a handoff without its
+/// fd (MSG_CTRUNC), rejects it, and the connection is served by the other
+/// worker; once the full worker has fds again, it serves again.
+#[test]
+fn socket_worker_out_of_fds_hands_back() {
+    let cluster = start("socket");
+    let (full, other) = (cluster.worker_pids()[0], cluster.worker_pids()[1]);
+    testing::exhaust_fds(full).unwrap();
+    for _ in 0..20 {
+        let response =
+            testing::get(cluster.addr(), "/", true).expect("a rejected handoff was dropped");
+        assert_eq!(response.worker_pid(), Some(other));
+    }
+    assert!(testing::is_alive(full), "the worker out of fds died");
+    testing::set_nofile_limit(full, 1024).unwrap();
+    assert!(
+        testing::wait_until(testing::HTTP_TIMEOUT, || {
+            testing::get(cluster.addr(), "/", true).is_ok_and(|r| r.worker_pid() == Some(full))
+        }),
+        "the worker does not serve again once it has fds"
+    );
+}
+
+/// `--pass listener`: a worker with no free fd fails to accept and backs off
+/// (no spinning); the other worker takes every connection from the shared queue.
+#[test]
+fn listener_worker_out_of_fds_leaves_the_queue_to_the_other() {
+    let cluster = start("listener");
+    let (full, other) = (cluster.worker_pids()[0], cluster.worker_pids()[1]);
+    testing::exhaust_fds(full).unwrap();
+    let cpu_before = testing::cpu_time(full).unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        let response = testing::get(cluster.addr(), "/", true).expect("a connection was lost");
+        assert_eq!(response.worker_pid(), Some(other));
+    }
+    let cpu = testing::cpu_time(full).unwrap() - cpu_before;
+    assert!(
+        cpu.as_secs_f64() < 0.1 * started.elapsed().as_secs_f64().max(1.0),
+        "the worker out of fds spins: {cpu:?} of CPU in {:?}",
+        started.elapsed()
+    );
+    assert!(testing::is_alive(full), "the worker out of fds died");
+}
+
+/// `--pass reuseport`: a worker with no free fd cannot accept from its own
+/// queue, so the connections the kernel hashes to it wait there (they are not
+/// lost, nor taken by the other worker) and are served once it has fds again.
+#[test]
+fn reuseport_worker_out_of_fds_delays_its_share() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let cluster = start("reuseport");
+    let full = cluster.worker_pids()[0];
+    testing::exhaust_fds(full).unwrap();
+    let addr = cluster.addr();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            let answered = answered.clone();
+            std::thread::spawn(move || {
+                let response = testing::get(addr, "/", true);
+                answered.fetch_add(1, Ordering::SeqCst);
+                response
+            })
+        })
+        .collect();
+    // The other worker answers its share; the full worker's share waits.
+    assert!(testing::wait_until(testing::HTTP_TIMEOUT, || answered
+        .load(Ordering::SeqCst)
+        >= 1));
+    assert!(
+        answered.load(Ordering::SeqCst) < 20,
+        "no connection was hashed to the full worker"
+    );
+    testing::set_nofile_limit(full, 1024).unwrap();
+    let pids: Vec<Option<u32>> = clients
+        .into_iter()
+        .map(|c| {
+            c.join()
+                .unwrap()
+                .expect("a waiting connection was lost")
+                .worker_pid()
+        })
+        .collect();
+    assert!(
+        pids.contains(&Some(full)),
+        "the full worker's share was served by the other"
+    );
 }
 
 /// `--workers 0` is bad usage: exit code 2.

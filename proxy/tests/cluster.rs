@@ -60,6 +60,32 @@ fn sigterm_finishes_the_request_in_flight() {
     testing::assert_sigterm_finishes_in_flight(&mut start());
 }
 
+/// A request that is not HTTP gets 400, an oversized head 431; the workers survive.
+#[test]
+fn bad_http_input() {
+    testing::assert_bad_http_input(&start());
+}
+
+/// A client that never finishes its headers is cut after `--header-timeout`.
+#[test]
+fn slow_headers_are_cut() {
+    let cluster = testing::start_two_workers(PROXY, &["--header-timeout", "1s"], "proxy");
+    testing::assert_slow_headers_are_cut(&cluster);
+}
+
+/// With `--max-fds 64` and 150 clients, the master neither dies nor spins, and recovers.
+#[test]
+fn survives_fd_exhaustion() {
+    let cluster = testing::start_two_workers(PROXY, &["--max-fds", "64"], "proxy");
+    testing::assert_survives_fd_exhaustion(&cluster);
+}
+
+/// A worker killed under load is respawned; at most the requests in flight on it fail.
+#[test]
+fn worker_killed_under_load() {
+    testing::assert_worker_kill_under_load(&mut start());
+}
+
 /// A port that is already taken makes the binary exit 2 with a stderr line naming the address.
 #[test]
 fn taken_port_exits_2() {
