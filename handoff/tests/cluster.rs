@@ -260,6 +260,56 @@ fn reuseport_worker_out_of_fds_delays_its_share() {
     );
 }
 
+/// `--pass reuseport`: connections waiting in a worker's own accept queue when
+/// it dies are not lost: the master keeps its copy of that listener, so the
+/// queue lives on and the respawned worker, handed the same socket, serves them.
+#[test]
+fn reuseport_queue_survives_its_worker() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let mut cluster = start("reuseport");
+    let stopped = cluster.worker_pids()[0];
+    cluster.signal_worker(stopped, libc::SIGSTOP).unwrap();
+    let addr = cluster.addr();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            let answered = answered.clone();
+            std::thread::spawn(move || {
+                let response = testing::get(addr, "/", true);
+                answered.fetch_add(1, Ordering::SeqCst);
+                response
+            })
+        })
+        .collect();
+    assert!(testing::wait_until(testing::HTTP_TIMEOUT, || answered
+        .load(Ordering::SeqCst)
+        >= 1));
+    assert!(
+        answered.load(Ordering::SeqCst) < 20,
+        "no connection was hashed to the stopped worker"
+    );
+    cluster.signal_worker(stopped, libc::SIGKILL).unwrap();
+    let respawn = cluster
+        .next_event(testing::RESPAWN_TIMEOUT)
+        .expect("a respawn event");
+    let successor = respawn["pid"].as_u64().map(|pid| pid as u32);
+    let pids: Vec<Option<u32>> = clients
+        .into_iter()
+        .map(|c| {
+            c.join()
+                .unwrap()
+                .expect("a queued connection was lost")
+                .worker_pid()
+        })
+        .collect();
+    assert!(
+        pids.contains(&successor),
+        "the successor served none of the queue it inherited"
+    );
+}
+
 /// `--workers 0` is bad usage: exit code 2.
 #[test]
 fn zero_workers_exits_2() {
