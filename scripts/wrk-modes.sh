@@ -6,6 +6,8 @@
 #
 # usage: scripts/wrk-modes.sh [--rounds K] [--duration S] [--workers N]
 #                             [--modes "ceiling proxy ..."] [--loads "keepalive close"]
+# Modes: ceiling proxy handoff-socket handoff-listener handoff-reuseport, and the
+# Node.js cluster peers node-rr and node-none (scripts/peers/node-cluster.js).
 # needs: wrk (installed with apt-get when missing and run as root); builds in release mode
 set -euo pipefail
 rounds=3 duration=5 workers=2
@@ -42,6 +44,8 @@ start() {
   case $mode in
     ceiling|proxy) "$bin/proxy" --listen 127.0.0.1:0 --workers "$workers" >"$out" 2>>"$tmp/log" & ;;
     handoff-*) "$bin/handoff" --pass "${mode#handoff-}" --listen 127.0.0.1:0 --workers "$workers" >"$out" 2>>"$tmp/log" & ;;
+    node-*) node "$root/scripts/peers/node-cluster.js" --sched "${mode#node-}" --listen 127.0.0.1:0 --workers "$workers" >"$out" 2>>"$tmp/log" & ;;
+    *) echo "unknown mode $mode" >&2; exit 2 ;;
   esac
   master=$!
   for _ in $(seq 100); do [[ -s $out ]] && break; sleep 0.1; done
