@@ -34,6 +34,8 @@ use nix::unistd::Pid;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::procfs;
+
 /// How long a binary may take to print its `ready` line: it starts every worker
 /// first, and a loaded CI machine runs many tests at once.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -400,14 +402,14 @@ struct SeenProcess {
 impl SeenProcess {
     /// Records `pid` with its current start time.
     fn new(pid: u32) -> SeenProcess {
-        let start_time = read_stat(pid).map(|stat| stat.start_time);
+        let start_time = procfs::stat(pid).ok().map(|stat| stat.start_ticks);
         SeenProcess { pid, start_time }
     }
 
     /// Whether the announced process is still running: same start time, not a zombie.
     fn is_running(&self) -> bool {
-        match (self.start_time, read_stat(self.pid)) {
-            (Some(start_time), Some(stat)) => stat.start_time == start_time && stat.is_alive(),
+        match (self.start_time, procfs::stat(self.pid)) {
+            (Some(start_time), Ok(stat)) => stat.start_ticks == start_time && is_running(&stat),
             _ => false,
         }
     }
@@ -642,13 +644,8 @@ fn read_line(reader: &mut impl BufRead) -> anyhow::Result<String> {
 // ---------------------------------------------------------------------------
 
 /// The number of open fds of process `pid` (the entries of `/proc/<pid>/fd`).
-pub fn fd_count(pid: u32) -> io::Result<usize> {
-    let mut count = 0;
-    for entry in fs::read_dir(format!("/proc/{pid}/fd"))? {
-        entry?;
-        count += 1;
-    }
-    Ok(count)
+pub fn fd_count(pid: u32) -> Result<usize, procfs::ProcError> {
+    procfs::fd_count(pid)
 }
 
 /// Whether `/proc/<pid>` exists at all: a zombie exists until its parent
@@ -701,16 +698,20 @@ pub fn set_nofile_limit(pid: u32, soft: u64) -> io::Result<()> {
 /// Whether process `pid` exists and is not a zombie (a dead process not yet reaped
 /// by its parent, e.g. an orphan whose new parent does not reap).
 pub fn is_alive(pid: u32) -> bool {
-    read_stat(pid).is_some_and(|stat| stat.is_alive())
+    procfs::stat(pid).is_ok_and(|stat| is_running(&stat))
 }
 
 /// The CPU time (user + system) process `pid` has used so far; `None` if it
 /// does not exist.
 pub fn cpu_time(pid: u32) -> Option<Duration> {
-    let ticks = read_stat(pid)?.cpu_ticks;
-    // SAFETY: sysconf only reads a configuration value.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Some(Duration::from_millis(ticks * 1000 / per_second))
+    procfs::stat(pid)
+        .ok()
+        .map(|stat| stat.cpu_user + stat.cpu_system)
+}
+
+/// Whether a process in this state still runs: neither zombie nor dead.
+fn is_running(stat: &procfs::Stat) -> bool {
+    !matches!(stat.state, 'Z' | 'X' | 'x')
 }
 
 /// Calls `f` every [`POLL_INTERVAL`] until it returns `true` (then returns `true`)
@@ -727,44 +728,6 @@ pub fn wait_until(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
         }
         thread::sleep(POLL_INTERVAL);
     }
-}
-
-/// The fields of `/proc/<pid>/stat` the helpers need.
-struct Stat {
-    /// Field 3: `R`, `S`, `D`, ..., `Z` for a zombie, `X` for dead.
-    state: char,
-    /// Field 22: the start time in clock ticks after boot, which tells a process
-    /// from a later one with the same pid.
-    start_time: u64,
-    /// Fields 14 and 15: user and system CPU time, in clock ticks.
-    cpu_ticks: u64,
-}
-
-impl Stat {
-    /// Whether the state is neither zombie nor dead.
-    fn is_alive(&self) -> bool {
-        !matches!(self.state, 'Z' | 'X' | 'x')
-    }
-}
-
-/// Reads `/proc/<pid>/stat`; `None` if the process does not exist.
-fn read_stat(pid: u32) -> Option<Stat> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 2 is the command name in parentheses, which may itself contain spaces
-    // and ')': the other fields start after the last ')'.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // After field 3 (state), the 11th next field is field 14 (utime).
-    let utime: u64 = fields.nth(10)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    // After field 15 (stime), the 7th next field is field 22 (starttime).
-    let start_time = fields.nth(6)?.parse().ok()?;
-    Some(Stat {
-        state,
-        start_time,
-        cpu_ticks: utime + stime,
-    })
 }
 
 // ---------------------------------------------------------------------------
