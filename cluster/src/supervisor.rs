@@ -14,7 +14,7 @@
 //! of a master that died before the `prctl`; and a worker exits when its channel
 //! reaches end-of-file. The death signal follows the *thread* that forked, so
 //! workers are spawned from the main thread only (the master runs a
-//! current-thread runtime; [`spawn_worker`] checks).
+//! current-thread runtime; `spawn_worker` checks).
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
