@@ -1,0 +1,145 @@
+//! The command line of `loadgen` (clap derive) and its translation to a [`Config`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::Config;
+use crate::target::Target;
+use crate::units::{parse_duration, parse_positive_duration, parse_positive_integer, parse_rate};
+
+/// Load an HTTP/1.1 server and measure what it costs: latency (HdrHistogram),
+/// the spread over worker pids (`x-worker-pid`), errors by kind, and with
+/// `--watch` the server's fds, memory and CPU. A summary goes to stdout;
+/// `--json FILE` writes every figure (schema: bench/schema.json).
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version)]
+pub struct Cli {
+    /// The URL to load: `http://host:port/path?query` (plain HTTP/1.1).
+    #[arg(long, value_name = "URL", value_parser = Target::parse)]
+    pub target: Target,
+
+    /// Concurrent connections (`50`, `1k`).
+    #[arg(long, default_value = "50", value_parser = parse_positive_integer)]
+    pub connections: usize,
+
+    /// How long to measure, after the warm-up (`10s`, `500ms`, `2m`).
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub duration: Duration,
+
+    /// How long to load before measuring; its requests are not recorded (`0` for none).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+
+    /// Open loop: send R requests per second overall (`2000`, `5k`), whatever
+    /// the answers, and count latency from each request's intended start
+    /// (coordinated omission corrected, as wrk2 does). Without it: closed loop,
+    /// each connection sends its next request when the previous answer is complete.
+    #[arg(long, value_name = "R", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// A new TCP connection for every request (`Connection: close`); the connect
+    /// time is recorded in its own histogram.
+    #[arg(long)]
+    pub new_conn: bool,
+
+    /// Load threads, each with its own event loop; connections are dealt to them
+    /// in turn. Default: one per CPU.
+    #[arg(long, value_parser = parse_positive_integer)]
+    pub threads: Option<usize>,
+
+    /// How long one request may take, connect included, before it counts as a
+    /// timeout; also how long requests in flight at the end may still finish.
+    #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    /// Sample this process and its children (found afresh each time) from /proc:
+    /// open fds, RSS, CPU time. Repeatable.
+    #[arg(long = "watch", value_name = "PID")]
+    pub watch: Vec<u32>,
+
+    /// How often `--watch` samples.
+    #[arg(long, default_value = "100ms", value_parser = parse_positive_duration)]
+    pub sample_interval: Duration,
+
+    /// Write the whole report as JSON to FILE (schema: bench/schema.json).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+impl Cli {
+    /// The run's configuration, defaults filled in; `command_line` is recorded
+    /// in the report.
+    pub fn config(&self, command_line: Vec<String>) -> Config {
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        Config {
+            target: self.target.clone(),
+            connections: self.connections,
+            threads: self.threads.unwrap_or(cores).min(self.connections),
+            duration: self.duration,
+            warmup: self.warmup,
+            rate: self.rate,
+            new_conn: self.new_conn,
+            timeout: self.timeout,
+            watch: self.watch.clone(),
+            sample_interval: self.sample_interval,
+            command_line,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("loadgen").chain(args.iter().copied()))
+    }
+
+    /// Defaults, humane values, repeatable `--watch`.
+    #[test]
+    fn parses_flags() {
+        let cli = parse(&["--target", "http://127.0.0.1:8080/"]).expect("valid");
+        assert_eq!(cli.connections, 50);
+        assert_eq!(cli.duration, Duration::from_secs(10));
+        assert_eq!(cli.warmup, Duration::from_secs(1));
+        assert_eq!(cli.rate, None);
+        let cli = parse(&[
+            "--target",
+            "http://127.0.0.1:8080/",
+            "--duration",
+            "500ms",
+            "--rate",
+            "5k",
+            "--watch",
+            "1",
+            "--watch",
+            "2",
+            "--threads",
+            "3",
+            "--connections",
+            "2",
+        ])
+        .expect("valid");
+        assert_eq!(cli.duration, Duration::from_millis(500));
+        assert_eq!(cli.rate, Some(5000.0));
+        assert_eq!(cli.watch, vec![1, 2]);
+        // No more threads than connections.
+        assert_eq!(cli.config(Vec::new()).threads, 2);
+    }
+
+    /// Bad values are usage errors.
+    #[test]
+    fn refuses_bad_values() {
+        for args in [
+            &["--target", "http://127.0.0.1:8080/", "--duration", "0"][..],
+            &["--target", "ftp://127.0.0.1/"],
+            &["--target", "http://127.0.0.1:8080/", "--connections", "0"],
+            &["--target", "http://127.0.0.1:8080/", "--rate", "0"],
+            &[],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} was accepted");
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! One client connection of the load: sends requests, closed or open loop, over
+//! keep-alive or a new TCP connection each (`--new-conn`), and hands each
+//! request's raw timings to the thread's [`Recorder`].
+//!
+//! The hot path allocates nothing: the request bytes are built once for the run
+//! and shared, each connection reads into one buffer it keeps, and answers are
+//! parsed in place ([`crate::response`]) with the body skipped. A new connection
+//! sends its request straight after connect(2) (`connect_and_send`).
+
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, timeout_at};
+
+use crate::failure::Failure;
+use crate::recorder::{Answer, Recorder, Sample, Window};
+use crate::response::{self, Body, Chunked};
+use crate::timer::PreciseTimer;
+
+/// The read buffer of a connection: an answer's head must fit in it (the worker's
+/// is about 150 bytes); a body of any size streams through it.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+/// How long a closed-loop connection waits after a failed connect before trying
+/// again, so that a refused or exhausted target is not hammered in a busy loop
+/// that would only count errors faster.
+const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(10);
+
+/// What every connection of a run shares, read-only.
+#[derive(Debug)]
+pub struct Plan {
+    /// The target's address.
+    pub addr: SocketAddr,
+    /// The request, built once (with `Connection: close` under `--new-conn`).
+    pub request: Box<[u8]>,
+    /// A new TCP connection for every request.
+    pub new_conn: bool,
+    /// Open loop: requests per second over all connections; `None`: closed loop.
+    pub rate: Option<f64>,
+    /// How many connections the run has, to spread the open-loop schedule.
+    pub connections: usize,
+    /// How long one request may take, connect included.
+    pub timeout: Duration,
+    /// When the run (warm-up first) started; the open-loop schedule counts from it.
+    pub start: Instant,
+    /// Which requests are measured.
+    pub window: Window,
+}
+
+impl Plan {
+    /// The end of the drain: requests still unanswered then are cut off. Requests
+    /// scheduled before the window's end get `timeout` more to finish.
+    pub fn hard_stop(&self) -> Instant {
+        self.window.end + self.timeout
+    }
+
+    /// Open loop: when the `k`-th request of connection `id` is due. The run's
+    /// requests are evenly spaced, 1/rate apart, and dealt to the connections in
+    /// turn (as wrk2 does), so each connection sends every `connections`-th one.
+    fn due(&self, rate: f64, id: usize, k: u64) -> Instant {
+        let index = id as f64 + k as f64 * self.connections as f64;
+        self.start + Duration::from_secs_f64(index / rate)
+    }
+}
+
+/// One client connection and its state between requests.
+pub struct Connection {
+    /// Its index among the run's connections.
+    id: usize,
+    /// The run's plan.
+    plan: Arc<Plan>,
+    /// The open connection, if any; `None` after a failure, a close, or under
+    /// `--new-conn`.
+    stream: Option<TcpStream>,
+    /// The read buffer, allocated once.
+    buffer: Box<[u8]>,
+    /// Whether this connection has already been counted for its worker pid.
+    counted: bool,
+    /// Whether the last request failed while opening its connection (the connect
+    /// or the first write), after which a closed loop waits before the next try.
+    connect_failed: bool,
+}
+
+impl Connection {
+    /// Connection `id` of the run (none is opened yet).
+    pub fn new(id: usize, plan: Arc<Plan>) -> Connection {
+        Connection {
+            id,
+            plan,
+            stream: None,
+            buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
+            counted: false,
+            connect_failed: false,
+        }
+    }
+
+    /// Sends requests until the end of the window, then lets the last one finish
+    /// (for at most `--timeout`).
+    pub async fn run(mut self, recorder: Rc<RefCell<Recorder>>) {
+        match self.plan.rate {
+            None => self.closed_loop(&recorder).await,
+            Some(rate) => self.open_loop(rate, &recorder).await,
+        }
+    }
+
+    /// Closed loop: the next request goes out as soon as the previous one is done.
+    async fn closed_loop(&mut self, recorder: &RefCell<Recorder>) {
+        let end = self.plan.window.end;
+        loop {
+            let scheduled = Instant::now();
+            if scheduled >= end {
+                return;
+            }
+            self.request(scheduled, recorder).await;
+            if self.connect_failed {
+                sleep_until((Instant::now() + CONNECT_RETRY_DELAY).min(end).into()).await;
+            }
+        }
+    }
+
+    /// Open loop: requests go out on a fixed schedule whatever the answers; a late
+    /// request is sent at once, its latency still counted from when it was due.
+    async fn open_loop(&mut self, rate: f64, recorder: &RefCell<Recorder>) {
+        let plan = Arc::clone(&self.plan);
+        // Without a timerfd (none left), tokio's millisecond timer will do: less
+        // precise, and fd exhaustion shows in the errors anyway.
+        let timer = PreciseTimer::new().ok();
+        let mut k = 0;
+        loop {
+            let due = plan.due(rate, self.id, k);
+            if due >= plan.window.end {
+                return;
+            }
+            recorder.borrow_mut().record_scheduled(due);
+            k += 1;
+            if Instant::now() < due {
+                let precise = match &timer {
+                    Some(timer) => timer.sleep_until(due).await.is_ok(),
+                    None => false,
+                };
+                if !precise {
+                    sleep_until(due.into()).await;
+                }
+            }
+            if Instant::now() >= plan.hard_stop() {
+                // The server is so far behind that the run's end came first: this
+                // request and every later one of the window go unanswered.
+                let mut cut = u64::from(plan.window.contains(due));
+                loop {
+                    let due = plan.due(rate, self.id, k);
+                    if due >= plan.window.end {
+                        break;
+                    }
+                    recorder.borrow_mut().record_scheduled(due);
+                    cut += u64::from(plan.window.contains(due));
+                    k += 1;
+                }
+                recorder.borrow_mut().record_unanswered(cut);
+                return;
+            }
+            self.request(due, recorder).await;
+        }
+    }
+
+    /// Sends one request scheduled at `scheduled` and records it.
+    async fn request(&mut self, scheduled: Instant, recorder: &RefCell<Recorder>) {
+        let sent = Instant::now();
+        let own_deadline = sent + self.plan.timeout;
+        let hard_stop = self.plan.hard_stop();
+        let result = timeout_at(
+            own_deadline.min(hard_stop).into(),
+            self.exchange(scheduled, recorder),
+        )
+        .await;
+        let done = Instant::now();
+        let (outcome, server_closes) = match result {
+            Ok(Ok((answer, server_closes))) => (Ok(answer), server_closes),
+            Ok(Err(failure)) => (Err(failure), true),
+            // Cut off by the end of the run, not by its own timeout (an open-loop
+            // request sent late, during the drain).
+            Err(_) if hard_stop < own_deadline => {
+                self.stream = None;
+                if recorder.borrow().window().contains(scheduled) {
+                    recorder.borrow_mut().record_unanswered(1);
+                }
+                return;
+            }
+            Err(_) => (Err(Failure::Timeout), true),
+        };
+        {
+            let mut recorder = recorder.borrow_mut();
+            let first_on_connection =
+                outcome.is_ok() && !self.counted && recorder.window().contains(scheduled);
+            self.counted |= first_on_connection;
+            recorder.record(&Sample {
+                scheduled,
+                sent,
+                done,
+                outcome,
+                first_on_connection,
+            });
+        }
+        if outcome.is_err() {
+            self.stream = None;
+        } else if server_closes {
+            self.await_close(own_deadline.min(hard_stop)).await;
+        } else if self.plan.new_conn {
+            // The server ignored `Connection: close`: close from this side.
+            self.stream = None;
+        }
+    }
+
+    /// After an answer that ends with the connection (`Connection: close`), waits
+    /// (until `deadline` at most) for the server to close first, then closes. The
+    /// side that closes first keeps the connection in TIME_WAIT: on the server
+    /// that costs nothing, here it would hold a local port for a minute and make
+    /// every later connect search longer for a free one (a `--new-conn` run opens
+    /// tens of thousands per second, from about 28,000 ephemeral ports).
+    async fn await_close(&mut self, deadline: Instant) {
+        if let Some(stream) = &self.stream {
+            // Whatever ends the wait (the end of stream, stray bytes, an error, the
+            // deadline), the answer is recorded and the connection closes here.
+            let _ = timeout_at(
+                deadline.into(),
+                await_end_of_stream(stream, &mut self.buffer),
+            )
+            .await;
+        }
+        self.stream = None;
+    }
+
+    /// Connects if needed, writes the request and reads the answer; says whether
+    /// the server closes the connection after it.
+    async fn exchange(
+        &mut self,
+        scheduled: Instant,
+        recorder: &RefCell<Recorder>,
+    ) -> Result<(Answer, bool), Failure> {
+        self.connect_failed = false;
+        let stream = match &mut self.stream {
+            Some(stream) => {
+                stream
+                    .write_all(&self.plan.request)
+                    .await
+                    .map_err(|err| Failure::of(&err))?;
+                stream
+            }
+            slot @ None => {
+                let (stream, took) =
+                    match connect_and_send(self.plan.addr, &self.plan.request).await {
+                        Ok(connected) => connected,
+                        Err(err) => {
+                            self.connect_failed = true;
+                            return Err(Failure::of(&err));
+                        }
+                    };
+                recorder.borrow_mut().record_connect(scheduled, took);
+                // Nagle's algorithm holds a small write only while earlier data is
+                // unacknowledged, which the answer to each request acknowledges; a
+                // keep-alive connection turns it off all the same, once.
+                if !self.plan.new_conn {
+                    stream.set_nodelay(true).map_err(|err| Failure::of(&err))?;
+                }
+                self.counted = false;
+                slot.insert(stream)
+            }
+        };
+        let head = read_answer(stream, &mut self.buffer).await?;
+        let answer = Answer {
+            status: head.status,
+            worker_pid: head.worker_pid,
+        };
+        Ok((answer, head.close))
+    }
+}
+
+/// Opens a connection to `addr` and writes `request` on it; returns the stream and
+/// the time the connection took to be established (connect(2) to writable).
+///
+/// A non-blocking connect(2) returns EINPROGRESS, but on loopback the kernel has
+/// usually completed the handshake before it returns (the SYN, SYN-ACK and ACK are
+/// processed on the way out of the call). So the request is written at once, and
+/// only if that finds the socket not yet connected (EAGAIN) does it wait for the
+/// socket to become writable, as an ordinary async connect always does. That saves
+/// a trip through the event loop and a getsockopt(2) per connection, which is what
+/// a `--new-conn` run is made of.
+async fn connect_and_send(addr: SocketAddr, request: &[u8]) -> io::Result<(TcpStream, Duration)> {
+    let started = Instant::now();
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    match socket.connect(&addr.into()) {
+        // EINPROGRESS: the handshake is under way, perhaps already complete.
+        Err(err) if err.raw_os_error() != Some(libc::EINPROGRESS) => return Err(err),
+        _ => {}
+    }
+    let returned = Instant::now();
+    let written = match socket.send(request) {
+        Ok(written) => written,
+        // EAGAIN: still SYN_SENT (a full listen queue, a remote host).
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+        // ECONNREFUSED and the like: the handshake already failed.
+        Err(err) => return Err(err),
+    };
+    let mut stream = TcpStream::from_std(socket.into())?;
+    let took = if written > 0 {
+        returned - started
+    } else {
+        stream.writable().await?;
+        if let Some(err) = stream.take_error()? {
+            return Err(err);
+        }
+        started.elapsed()
+    };
+    stream.write_all(&request[written..]).await?;
+    Ok((stream, took))
+}
+
+/// Reads one answer from `stream` into `buffer` and returns its head; the body is
+/// read and dropped.
+async fn read_answer(stream: &mut TcpStream, buffer: &mut [u8]) -> Result<response::Head, Failure> {
+    let malformed = |_| Failure::MalformedResponse;
+    let mut filled = 0;
+    let head = loop {
+        if filled == buffer.len() {
+            return Err(Failure::MalformedResponse);
+        }
+        filled += read_some(stream, &mut buffer[filled..]).await?;
+        if let Some(head) = response::parse_head(&buffer[..filled]).map_err(malformed)? {
+            break head;
+        }
+    };
+    let in_buffer = filled - head.len;
+    match head.body {
+        // Bytes beyond the answer: the server sent more than one answer.
+        Body::Empty if in_buffer > 0 => return Err(Failure::MalformedResponse),
+        Body::Empty => {}
+        Body::Length(length) => {
+            let mut left = length
+                .checked_sub(in_buffer as u64)
+                .ok_or(Failure::MalformedResponse)?;
+            while left > 0 {
+                let read = read_some(stream, buffer).await? as u64;
+                left = left.checked_sub(read).ok_or(Failure::MalformedResponse)?;
+            }
+        }
+        Body::Chunked => {
+            let mut chunked = Chunked::new();
+            let mut fed = &buffer[head.len..filled];
+            loop {
+                let used = chunked.feed(fed).map_err(malformed)?;
+                if used < fed.len() {
+                    return Err(Failure::MalformedResponse);
+                }
+                if chunked.is_done() {
+                    break;
+                }
+                let read = read_some(stream, buffer).await?;
+                fed = &buffer[..read];
+            }
+        }
+        Body::UntilClose => loop {
+            match stream.read(buffer).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(err) => return Err(Failure::of(&err)),
+            }
+        },
+    }
+    Ok(head)
+}
+
+/// Returns once the server has closed its side. Usually its FIN came with the
+/// answer and the reactor already knows (EPOLLRDHUP): no system call at all.
+/// Otherwise a read finds nothing yet (EAGAIN), and the next readiness is the FIN.
+async fn await_end_of_stream(stream: &TcpStream, buffer: &mut [u8]) {
+    loop {
+        match stream.ready(Interest::READABLE).await {
+            Ok(ready) if ready.is_read_closed() => return,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        match stream.try_read(buffer) {
+            // The end of stream, or bytes after the answer (ignored: closing anyway).
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reads at least one byte; the end of the stream here is a short answer.
+async fn read_some(stream: &mut TcpStream, buffer: &mut [u8]) -> Result<usize, Failure> {
+    match stream.read(buffer).await {
+        Ok(0) => Err(Failure::ShortResponse),
+        Ok(read) => Ok(read),
+        Err(err) => Err(Failure::of(&err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    /// The request arrives whole, and a connect time is measured.
+    #[test]
+    fn connect_and_send_writes_the_request() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let took = runtime().block_on(async {
+            let (_stream, took) = connect_and_send(addr, request).await.expect("connect");
+            took
+        });
+        assert!(took < Duration::from_secs(5));
+        let (mut accepted, _) = listener.accept().expect("accept");
+        accepted
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut received = vec![0; request.len()];
+        accepted
+            .read_exact(&mut received)
+            .expect("read the request");
+        assert_eq!(received, request);
+    }
+
+    /// A port nobody listens on is a refused connect.
+    #[test]
+    fn connect_and_send_reports_refused() {
+        let addr = {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("address")
+        };
+        let err = runtime()
+            .block_on(connect_and_send(addr, b"GET / HTTP/1.1\r\n\r\n"))
+            .expect_err("refused");
+        assert_eq!(Failure::of(&err), Failure::ConnectRefused, "{err}");
+    }
+}

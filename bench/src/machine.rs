@@ -1,0 +1,57 @@
+//! The machine a run was measured on, for the JSON report: a figure is only
+//! comparable with figures from the same CPU, core count and kernel.
+
+use std::fs;
+
+use serde::Serialize;
+
+/// What the report says about the machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// The CPU model (`model name` of `/proc/cpuinfo`), or `unknown`.
+    pub cpu_model: String,
+    /// The CPUs this process may run on (`sched_getaffinity`).
+    pub cores: usize,
+    /// The kernel release (`/proc/sys/kernel/osrelease`), or `unknown`.
+    pub kernel: String,
+    /// The operating system, as Rust names it (`linux`).
+    pub os: &'static str,
+}
+
+impl Machine {
+    /// Reads the figures of this machine.
+    pub fn current() -> Machine {
+        let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                // `model name` on x86; some ARM kernels only have `Hardware`.
+                matches!(key.trim(), "model name" | "Hardware").then(|| value.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|release| release.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".to_owned());
+        Machine {
+            cpu_model,
+            cores: std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+            kernel,
+            os: std::env::consts::OS,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On Linux every figure is there.
+    #[test]
+    fn reads_this_machine() {
+        let machine = Machine::current();
+        assert!(machine.cores >= 1);
+        assert_ne!(machine.kernel, "unknown");
+        assert_eq!(machine.os, "linux");
+    }
+}

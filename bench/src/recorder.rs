@@ -1,0 +1,381 @@
+//! The recorder: turns the raw timings the connections take into histograms and
+//! counts. One per load thread (no locking on the hot path); merged at the end.
+//!
+//! Only requests *scheduled* inside the measurement window count: from the end of
+//! the warm-up to the end of `--duration`. A request's scheduled start is when it
+//! was sent in closed loop, and when it should have been sent in open loop, so a
+//! stalled server cannot hide its stall (coordinated omission).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::failure::Failure;
+
+/// The largest latency a histogram holds, in µs (60 s); larger values are
+/// recorded as this, which a run with `--timeout` below a minute never needs.
+pub const HISTOGRAM_MAX_US: u64 = 60_000_000;
+
+/// Significant decimal digits of every histogram: values are exact to 0.1 %.
+pub const HISTOGRAM_DIGITS: u8 = 3;
+
+/// A latency histogram in µs, from 1 µs to 60 s, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, HISTOGRAM_DIGITS)
+        .expect("constant bounds: 1 <= 1 µs, 2 * 1 <= 60 s, 3 digits")
+}
+
+/// The measurement window: requests scheduled in `[start, end)` are recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// The end of the warm-up.
+    pub start: Instant,
+    /// The end of `--duration`: no request is scheduled at or after it.
+    pub end: Instant,
+}
+
+impl Window {
+    /// Whether a request scheduled at `at` is measured (not warm-up).
+    pub fn contains(&self, at: Instant) -> bool {
+        at >= self.start && at < self.end
+    }
+}
+
+/// The answer to one request, as far as the recorder needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The `x-worker-pid` header, if any.
+    pub worker_pid: Option<u32>,
+}
+
+/// One request's raw timings and outcome, as a connection took them.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// When the request was scheduled: sent (closed loop) or due (open loop).
+    pub scheduled: Instant,
+    /// When its first byte was written, or its connection began (the uncorrected start).
+    pub sent: Instant,
+    /// When its answer was complete, or it failed.
+    pub done: Instant,
+    /// The answer, or why there was none.
+    pub outcome: Result<Answer, Failure>,
+    /// Whether this is the first answer on its connection inside the window, so
+    /// the connection is counted for the answering worker.
+    pub first_on_connection: bool,
+}
+
+/// How many requests and connections one worker pid answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerCount {
+    /// The `x-worker-pid`.
+    pub pid: u32,
+    /// Successful requests it answered.
+    pub requests: u64,
+    /// Connections whose first answer in the window came from it.
+    pub connections: u64,
+}
+
+/// Histograms and counts of one load thread, or of the whole run once merged.
+pub struct Recorder {
+    /// Which requests are measured.
+    window: Window,
+    /// Whether this is an open-loop run, where the uncorrected latency differs.
+    open_loop: bool,
+    /// Latency of successful requests from their scheduled start, in µs.
+    pub latency: Histogram<u64>,
+    /// Open loop only: latency from the actual send, which hides stalls, in µs.
+    pub latency_uncorrected: Histogram<u64>,
+    /// Time from `connect()` to an established connection, in µs.
+    pub connect: Histogram<u64>,
+    /// Answers per `x-worker-pid`; a short list searched linearly, as a cluster
+    /// has a handful of workers.
+    pub workers: Vec<WorkerCount>,
+    /// Successful answers that had no numeric `x-worker-pid`.
+    pub requests_without_pid: u64,
+    /// Failed requests by kind, indexed by [`Failure::index`].
+    pub failures: [u64; Failure::ALL.len()],
+    /// Answers by status code, successful or not.
+    pub statuses: Vec<(u16, u64)>,
+    /// Open loop: requests scheduled in the window (answered or not).
+    pub scheduled: u64,
+    /// Requests scheduled in the window that the run's end cut off: never sent,
+    /// or sent but not answered by the end of the drain.
+    pub unanswered_at_end: u64,
+    /// Requests finished so far (answered or failed, warm-up included), published
+    /// for the progress bar. Only this thread writes it.
+    progress: Arc<AtomicU64>,
+    /// The value last published to `progress`.
+    finished: u64,
+}
+
+impl Recorder {
+    /// An empty recorder for `window`, publishing its progress to `progress`.
+    pub fn new(window: Window, open_loop: bool, progress: Arc<AtomicU64>) -> Recorder {
+        Recorder {
+            window,
+            open_loop,
+            latency: new_histogram(),
+            latency_uncorrected: new_histogram(),
+            connect: new_histogram(),
+            workers: Vec::new(),
+            requests_without_pid: 0,
+            failures: [0; Failure::ALL.len()],
+            statuses: Vec::new(),
+            scheduled: 0,
+            unanswered_at_end: 0,
+            progress,
+            finished: 0,
+        }
+    }
+
+    /// The measurement window.
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
+    /// Records one request: a latency sample if it succeeded inside the window, a
+    /// failure count if it failed there, nothing if it was warm-up.
+    pub fn record(&mut self, sample: &Sample) {
+        self.finished += 1;
+        self.progress.store(self.finished, Ordering::Relaxed);
+        if !self.window.contains(sample.scheduled) {
+            return;
+        }
+        let answer = match sample.outcome {
+            Ok(answer) => answer,
+            Err(failure) => {
+                self.failures[failure.index()] += 1;
+                return;
+            }
+        };
+        self.count_status(answer.status);
+        if !(200..300).contains(&answer.status) {
+            self.failures[Failure::BadStatus.index()] += 1;
+            return;
+        }
+        self.latency
+            .saturating_record(micros(sample.done - sample.scheduled));
+        if self.open_loop {
+            self.latency_uncorrected
+                .saturating_record(micros(sample.done - sample.sent));
+        }
+        match answer.worker_pid {
+            Some(pid) => self.count_worker(pid, sample.first_on_connection),
+            None => self.requests_without_pid += 1,
+        }
+    }
+
+    /// Records the time a connection took to be established, if the request it was
+    /// opened for is inside the window.
+    pub fn record_connect(&mut self, scheduled: Instant, took: Duration) {
+        if self.window.contains(scheduled) {
+            self.connect.saturating_record(micros(took));
+        }
+    }
+
+    /// Counts one open-loop request scheduled at `at`, if inside the window.
+    pub fn record_scheduled(&mut self, at: Instant) {
+        if self.window.contains(at) {
+            self.scheduled += 1;
+        }
+    }
+
+    /// Counts `count` requests of the window that the end of the run cut off.
+    pub fn record_unanswered(&mut self, count: u64) {
+        self.unanswered_at_end += count;
+    }
+
+    /// Successful requests recorded.
+    pub fn requests(&self) -> u64 {
+        self.latency.len()
+    }
+
+    /// Failed requests recorded, all kinds.
+    pub fn failed(&self) -> u64 {
+        self.failures.iter().sum()
+    }
+
+    /// Adds `other`'s figures to this one's.
+    pub fn merge(&mut self, other: &Recorder) {
+        let same_bounds = "histograms with the same bounds always add";
+        self.latency.add(&other.latency).expect(same_bounds);
+        self.latency_uncorrected
+            .add(&other.latency_uncorrected)
+            .expect(same_bounds);
+        self.connect.add(&other.connect).expect(same_bounds);
+        for worker in &other.workers {
+            let mine = self.worker_entry(worker.pid);
+            mine.requests += worker.requests;
+            mine.connections += worker.connections;
+        }
+        self.requests_without_pid += other.requests_without_pid;
+        for (mine, theirs) in self.failures.iter_mut().zip(other.failures) {
+            *mine += theirs;
+        }
+        for &(status, count) in &other.statuses {
+            self.status_entry(status).1 += count;
+        }
+        self.scheduled += other.scheduled;
+        self.unanswered_at_end += other.unanswered_at_end;
+    }
+
+    fn count_worker(&mut self, pid: u32, first_on_connection: bool) {
+        let worker = self.worker_entry(pid);
+        worker.requests += 1;
+        worker.connections += u64::from(first_on_connection);
+    }
+
+    fn count_status(&mut self, status: u16) {
+        self.status_entry(status).1 += 1;
+    }
+
+    fn worker_entry(&mut self, pid: u32) -> &mut WorkerCount {
+        let at = match self.workers.iter().position(|worker| worker.pid == pid) {
+            Some(at) => at,
+            None => {
+                self.workers.push(WorkerCount {
+                    pid,
+                    requests: 0,
+                    connections: 0,
+                });
+                self.workers.len() - 1
+            }
+        };
+        &mut self.workers[at]
+    }
+
+    fn status_entry(&mut self, status: u16) -> &mut (u16, u64) {
+        let at = match self.statuses.iter().position(|entry| entry.0 == status) {
+            Some(at) => at,
+            None => {
+                self.statuses.push((status, 0));
+                self.statuses.len() - 1
+            }
+        };
+        &mut self.statuses[at]
+    }
+}
+
+/// A duration in whole µs, for the histograms.
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorder(start: Instant, open_loop: bool) -> Recorder {
+        let window = Window {
+            start,
+            end: start + Duration::from_secs(10),
+        };
+        Recorder::new(window, open_loop, Arc::default())
+    }
+
+    fn answered(
+        scheduled: Instant,
+        sent_after_ms: u64,
+        took_ms: u64,
+        status: u16,
+        pid: Option<u32>,
+    ) -> Sample {
+        let sent = scheduled + Duration::from_millis(sent_after_ms);
+        Sample {
+            scheduled,
+            sent,
+            done: sent + Duration::from_millis(took_ms),
+            outcome: Ok(Answer {
+                status,
+                worker_pid: pid,
+            }),
+            first_on_connection: false,
+        }
+    }
+
+    /// Warm-up requests are not recorded; failures and bad statuses are counted
+    /// but are not latency samples.
+    #[test]
+    fn records_only_the_window_and_only_successes() {
+        let start = Instant::now() + Duration::from_secs(1);
+        let mut recorder = recorder(start, false);
+        recorder.record(&answered(
+            start - Duration::from_millis(1),
+            0,
+            5,
+            200,
+            Some(1),
+        ));
+        recorder.record(&answered(start, 0, 5, 200, Some(1)));
+        recorder.record(&answered(start, 0, 5, 503, Some(1)));
+        recorder.record(&Sample {
+            outcome: Err(Failure::Reset),
+            ..answered(start, 0, 5, 200, None)
+        });
+        assert_eq!(recorder.requests(), 1);
+        assert_eq!(recorder.failed(), 2);
+        assert_eq!(recorder.failures[Failure::BadStatus.index()], 1);
+        assert_eq!(recorder.failures[Failure::Reset.index()], 1);
+        assert_eq!(recorder.statuses, vec![(200, 1), (503, 1)]);
+        assert_eq!(
+            recorder.workers,
+            vec![WorkerCount {
+                pid: 1,
+                requests: 1,
+                connections: 0
+            }]
+        );
+    }
+
+    /// In open loop the corrected latency counts from the scheduled start and the
+    /// uncorrected one from the send.
+    #[test]
+    fn open_loop_keeps_both_latencies() {
+        let start = Instant::now();
+        let mut recorder = recorder(start, true);
+        recorder.record(&answered(start, 500, 2, 200, Some(1)));
+        assert!(recorder.latency.max() >= 500_000);
+        assert!(recorder.latency_uncorrected.max() < 10_000);
+    }
+
+    /// Merging adds every figure, workers by pid.
+    #[test]
+    fn merges() {
+        let start = Instant::now();
+        let mut one = recorder(start, false);
+        let mut two = recorder(start, false);
+        one.record(&Sample {
+            first_on_connection: true,
+            ..answered(start, 0, 1, 200, Some(7))
+        });
+        two.record(&answered(start, 0, 1, 200, Some(7)));
+        two.record(&answered(start, 0, 1, 200, Some(8)));
+        two.record(&answered(start, 0, 1, 200, None));
+        two.record_connect(start, Duration::from_micros(80));
+        two.record_unanswered(3);
+        one.merge(&two);
+        assert_eq!(one.requests(), 4);
+        assert_eq!(one.requests_without_pid, 1);
+        assert_eq!(
+            one.workers,
+            vec![
+                WorkerCount {
+                    pid: 7,
+                    requests: 2,
+                    connections: 1
+                },
+                WorkerCount {
+                    pid: 8,
+                    requests: 1,
+                    connections: 0
+                },
+            ]
+        );
+        assert_eq!(one.connect.len(), 1);
+        assert_eq!(one.unanswered_at_end, 3);
+    }
+}

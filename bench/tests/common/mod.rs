@@ -1,0 +1,189 @@
+//! Helpers of the loadgen end-to-end tests: run the real `loadgen` binary with a
+//! deadline and read its JSON report (checked against `bench/schema.json` every
+//! time), find the real `proxy` binary, and a small test server ([`server`]).
+
+#![allow(dead_code)] // each test binary uses a part
+
+pub mod schema;
+pub mod server;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+/// The binary under test, built by cargo for this test.
+pub const LOADGEN: &str = env!("CARGO_BIN_EXE_loadgen");
+
+/// How long one loadgen run may take in a test: the runs are 1 to 3 s, plus the
+/// drain and a loaded machine's slowness.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often to look whether the child has exited.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The committed schema of the JSON report.
+pub fn schema() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.json");
+    let text = std::fs::read_to_string(&path).expect("read bench/schema.json");
+    serde_json::from_str(&text).expect("bench/schema.json is JSON")
+}
+
+/// A finished loadgen run.
+pub struct Run {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Its stdout (the summary).
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+    /// The `--json` report, if it wrote one (already checked against the schema).
+    pub report: Option<Value>,
+}
+
+impl Run {
+    /// The report, or a panic that shows what loadgen said.
+    pub fn report(&self) -> &Value {
+        self.report.as_ref().unwrap_or_else(|| {
+            panic!(
+                "no JSON report ({}); stdout:\n{}\nstderr:\n{}",
+                self.status, self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// A file path in the temp directory, unique to this process and call, removed on drop.
+pub struct TempPath(pub PathBuf);
+
+impl TempPath {
+    /// A new unique path ending in `suffix`; the file is not created.
+    pub fn new(suffix: &str) -> TempPath {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos());
+        let name = format!(
+            "loadgen-test-{}-{}-{nanos}{suffix}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        TempPath(std::env::temp_dir().join(name))
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs `loadgen ARGS --json TEMPFILE` to its end (killing it after
+/// [`RUN_TIMEOUT`]) and reads the report, which must match the schema.
+pub fn loadgen(args: &[&str]) -> Run {
+    let json = TempPath::new(".json");
+    let mut child = Command::new(LOADGEN)
+        .args(args)
+        .arg("--json")
+        .arg(&json.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start loadgen");
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for loadgen") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            // Our own child, not yet reaped: the pid is still its own.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("loadgen {args:?} still ran after {RUN_TIMEOUT:?}");
+        }
+        thread::sleep(POLL_INTERVAL);
+    };
+    let stdout = out.join().expect("stdout reader");
+    let stderr = err.join().expect("stderr reader");
+    let report = std::fs::read_to_string(&json.0).ok().map(|text| {
+        let report: Value = serde_json::from_str(&text).expect("the report is JSON");
+        if let Err(err) = schema::validate(&schema(), &report) {
+            panic!("the report does not match bench/schema.json: {err}\n{text}");
+        }
+        report
+    });
+    Run {
+        status,
+        stdout,
+        stderr,
+        report,
+    }
+}
+
+/// The `proxy` binary of this workspace, next to `loadgen` in the same target
+/// directory and profile. It is not a `CARGO_BIN_EXE_` of this package, so it is
+/// built here, once per test binary, with `cargo build -p proxy` (a no-op when it
+/// is up to date, and never stale); without cargo at hand, an existing binary is
+/// used.
+pub fn proxy_bin() -> &'static str {
+    static PROXY: OnceLock<String> = OnceLock::new();
+    PROXY.get_or_init(|| {
+        let loadgen = Path::new(LOADGEN);
+        let proxy = loadgen.with_file_name("proxy");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--quiet", "-p", "proxy", "--manifest-path"])
+            .arg(&manifest);
+        if loadgen.parent().and_then(Path::file_name) == Some("release".as_ref()) {
+            build.arg("--release");
+        }
+        match build.status() {
+            Ok(status) => assert!(status.success(), "cargo build -p proxy failed: {status}"),
+            Err(err) => assert!(
+                proxy.exists(),
+                "no cargo ({err}) and no {}",
+                proxy.display()
+            ),
+        }
+        assert!(proxy.exists(), "cargo built no {}", proxy.display());
+        proxy.to_string_lossy().into_owned()
+    })
+}
+
+/// `report[a][b]...` as a u64, or a panic naming the path.
+pub fn u64_at(report: &Value, path: &[&str]) -> u64 {
+    at(report, path)
+        .as_u64()
+        .unwrap_or_else(|| panic!("{path:?} is not a count in {report}"))
+}
+
+/// `report[a][b]...` as an f64, or a panic naming the path.
+pub fn f64_at(report: &Value, path: &[&str]) -> f64 {
+    at(report, path)
+        .as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number in {report}"))
+}
+
+fn at<'a>(report: &'a Value, path: &[&str]) -> &'a Value {
+    path.iter().fold(report, |value, key| &value[*key])
+}

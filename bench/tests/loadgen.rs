@@ -1,0 +1,405 @@
+//! End-to-end tests of `loadgen`: the real binary against a real cluster
+//! (`proxy --workers 2 --listen 127.0.0.1:0`) or against a small test server of
+//! known behaviour ([`common::server`]), all on loopback. Every run's JSON report
+//! is checked against `bench/schema.json` (in [`common::loadgen`]). Each load
+//! lasts 1 to 3 s.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use cluster::testing::Cluster;
+use serde_json::Value;
+
+use common::server::{Behaviour, SERVER_PID, TestServer};
+use common::{f64_at, loadgen, proxy_bin, u64_at};
+
+/// Starts `proxy --workers 2 --listen 127.0.0.1:0`, killed when dropped.
+fn proxy_cluster() -> Cluster {
+    Cluster::start(proxy_bin(), &["--workers", "2"])
+        .unwrap_or_else(|err| panic!("start the proxy cluster: {err:#}"))
+}
+
+/// The pids of `report.workers.by_pid`, with their request and connection counts.
+fn by_pid(report: &Value) -> Vec<(u32, u64, u64)> {
+    report["workers"]["by_pid"]
+        .as_array()
+        .expect("by_pid is an array")
+        .iter()
+        .map(|worker| {
+            (
+                u64_at(worker, &["pid"]) as u32,
+                u64_at(worker, &["requests"]),
+                u64_at(worker, &["connections"]),
+            )
+        })
+        .collect()
+}
+
+/// Against a proxy cluster: the per-pid counts add up to the requests, every pid
+/// is one of the cluster's workers, and the run had no failure.
+#[test]
+fn per_pid_counts_add_up_to_the_requests() {
+    let cluster = proxy_cluster();
+    let url = format!("http://{}/", cluster.addr());
+    let run = loadgen(&[
+        "--target",
+        &url,
+        "--connections",
+        "8",
+        "--threads",
+        "2",
+        "--duration",
+        "1500ms",
+        "--warmup",
+        "200ms",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    let ok = u64_at(report, &["requests", "ok"]);
+    assert!(ok > 100, "only {ok} requests in 1.5 s");
+    assert_eq!(u64_at(report, &["requests", "failed"]), 0, "{}", run.stdout);
+    assert_eq!(u64_at(report, &["latency", "request", "count"]), ok);
+    assert_eq!(u64_at(report, &["workers", "requests_without_pid"]), 0);
+
+    let workers = cluster.worker_pids();
+    let counts = by_pid(report);
+    let total: u64 = counts.iter().map(|&(_, requests, _)| requests).sum();
+    assert_eq!(total, ok, "per-pid counts {counts:?} do not add up to {ok}");
+    for &(pid, _, _) in &counts {
+        assert!(
+            workers.contains(&pid),
+            "pid {pid} is not a worker of {workers:?}"
+        );
+    }
+    // Keep-alive through the proxy: each of the 8 connections is one worker's.
+    let connections: u64 = counts.iter().map(|&(_, _, connections)| connections).sum();
+    assert_eq!(connections, 8, "{counts:?}");
+    assert!(
+        run.stdout.contains("requests"),
+        "no summary on stdout: {}",
+        run.stdout
+    );
+}
+
+/// `--new-conn`: one connection per request, each with its connect time; the
+/// proxy's round robin spreads them over both workers.
+#[test]
+fn new_conn_opens_a_connection_per_request() {
+    let cluster = proxy_cluster();
+    let url = format!("http://{}/", cluster.addr());
+    let run = loadgen(&[
+        "--target",
+        &url,
+        "--connections",
+        "4",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--new-conn",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    let ok = u64_at(report, &["requests", "ok"]);
+    assert!(ok > 50, "only {ok} requests");
+    assert_eq!(u64_at(report, &["requests", "failed"]), 0, "{}", run.stdout);
+    assert_eq!(u64_at(report, &["latency", "connect", "count"]), ok);
+    assert_eq!(u64_at(report, &["requests", "connections_opened"]), ok);
+    let counts = by_pid(report);
+    let pids: BTreeSet<u32> = counts.iter().map(|&(pid, _, _)| pid).collect();
+    let workers: BTreeSet<u32> = cluster.worker_pids().into_iter().collect();
+    assert_eq!(
+        pids, workers,
+        "round robin should reach both workers: {counts:?}"
+    );
+    for &(pid, requests, connections) in &counts {
+        assert_eq!(
+            requests, connections,
+            "worker {pid}: one connection per request"
+        );
+    }
+    let fairness = &report["workers"]["requests_fairness"];
+    assert!(f64_at(fairness, &["jain_index"]) > 0.9, "{fairness}");
+}
+
+/// `--rate` holds its rate: the server sees about 1,000 requests/s over 2 s, and
+/// the report says the same, within a few percent.
+#[test]
+fn rate_holds_within_a_few_percent() {
+    let server = TestServer::start(Behaviour::Fast);
+    let run = loadgen(&[
+        "--target",
+        &server.url(),
+        "--rate",
+        "1000",
+        "--connections",
+        "5",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    let ratio = f64_at(report, &["requests", "achieved_ratio"]);
+    assert!(
+        (0.97..=1.03).contains(&ratio),
+        "achieved {ratio} of the asked rate"
+    );
+    let scheduled = u64_at(report, &["requests", "scheduled"]);
+    assert!(
+        (1990..=2010).contains(&scheduled),
+        "{scheduled} scheduled in 2 s at 1000/s"
+    );
+
+    // From the server's side: the arrivals over their own span.
+    let arrivals = server.arrivals();
+    assert!(
+        arrivals.len() >= 1900,
+        "the server saw {} requests",
+        arrivals.len()
+    );
+    let span = *arrivals.last().expect("arrivals") - arrivals[0];
+    let rate = (arrivals.len() - 1) as f64 / span.as_secs_f64();
+    assert!(
+        (950.0..=1050.0).contains(&rate),
+        "the server saw {rate:.0} requests/s, not 1000"
+    );
+}
+
+/// Coordinated omission: the server stalls once for 500 ms. Latency counted from
+/// each request's intended start shows the stall at p99.9; counted from the
+/// actual send it hides it (only the few requests in flight during the stall
+/// see it, below 0.1 % of the samples), though its max still shows them.
+#[test]
+fn coordinated_omission_is_corrected() {
+    let server = TestServer::start(Behaviour::StallOnce {
+        after: Duration::from_millis(1000),
+        stall: Duration::from_millis(500),
+    });
+    let run = loadgen(&[
+        "--target",
+        &server.url(),
+        "--rate",
+        "2000",
+        "--connections",
+        "2",
+        "--duration",
+        "2500ms",
+        "--warmup",
+        "200ms",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    assert_eq!(report["latency"]["measured_from"], "intended_start");
+    let corrected = u64_at(report, &["latency", "request", "p99_9_us"]);
+    let uncorrected = u64_at(report, &["latency", "request_uncorrected", "p99_9_us"]);
+    let uncorrected_max = u64_at(report, &["latency", "request_uncorrected", "max_us"]);
+    assert!(
+        corrected >= 400_000,
+        "corrected p99.9 {corrected} µs should show the 500 ms stall\n{}",
+        run.stdout
+    );
+    assert!(
+        uncorrected <= 200_000,
+        "uncorrected p99.9 {uncorrected} µs should hide the stall\n{}",
+        run.stdout
+    );
+    assert!(
+        uncorrected_max >= 400_000,
+        "uncorrected max {uncorrected_max} µs"
+    );
+}
+
+/// `--watch` on a proxy master: its fd count rises by about two per connection
+/// (client side and worker side) once 100 connections are open, and its workers
+/// are found as its children.
+#[test]
+fn watch_shows_the_proxy_master_fds_rising() {
+    let cluster = proxy_cluster();
+    let url = format!("http://{}/", cluster.addr());
+    let master = cluster.master_pid().to_string();
+    let run = loadgen(&[
+        "--target",
+        &url,
+        "--connections",
+        "100",
+        "--duration",
+        "1s",
+        "--warmup",
+        "300ms",
+        "--watch",
+        &master,
+        "--sample-interval",
+        "50ms",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    let watched = &report["watch"][0];
+    assert_eq!(u64_at(watched, &["pid"]), u64::from(cluster.master_pid()));
+    let processes = watched["processes"].as_array().expect("processes");
+    let master_series = &processes[0];
+    assert_eq!(master_series["role"], "watched");
+    let samples = master_series["samples"].as_array().expect("samples");
+    assert!(
+        samples.len() >= 10,
+        "{} samples in 1.3 s at 50 ms",
+        samples.len()
+    );
+    // The first sample is taken before any connection is opened.
+    let before = u64_at(&samples[0], &["fds"]);
+    let most = u64_at(master_series, &["summary", "fds_max"]);
+    assert!(
+        most >= before + 150,
+        "the master's fds went from {before} to at most {most} with 100 connections"
+    );
+
+    let children: BTreeSet<u32> = processes
+        .iter()
+        .filter(|process| process["role"] == "child")
+        .map(|process| u64_at(process, &["pid"]) as u32)
+        .collect();
+    let workers: BTreeSet<u32> = cluster.worker_pids().into_iter().collect();
+    assert_eq!(children, workers);
+    assert!(f64_at(watched, &["summary", "cpu_ms_per_1000_requests"]) > 0.0);
+    assert!(run.stdout.contains("watch"), "{}", run.stdout);
+}
+
+/// The JSON report of a run that fills every optional part (open loop, new
+/// connections, --watch) matches the committed schema, and the validator
+/// rejects a report that breaks it.
+#[test]
+fn json_matches_the_committed_schema() {
+    let server = TestServer::start(Behaviour::Fast);
+    let me = std::process::id().to_string();
+    let run = loadgen(&[
+        "--target",
+        &server.url(),
+        "--rate",
+        "500",
+        "--connections",
+        "2",
+        "--duration",
+        "1s",
+        "--warmup",
+        "100ms",
+        "--new-conn",
+        "--watch",
+        &me,
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    // loadgen() has checked it against the schema; check every part was there.
+    let report = run.report();
+    for part in ["request", "request_uncorrected", "connect"] {
+        assert!(
+            report["latency"][part].is_object(),
+            "latency.{part} is {}",
+            report["latency"][part]
+        );
+    }
+    assert!(report["workers"]["requests_fairness"].is_object());
+    assert_eq!(report["watch"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        by_pid(report),
+        vec![(
+            SERVER_PID,
+            u64_at(report, &["requests", "ok"]),
+            u64_at(report, &["requests", "ok"])
+        )]
+    );
+
+    let schema = common::schema();
+    let mut broken = report.clone();
+    broken["requests"]["ok"] = Value::from("many");
+    assert!(common::schema::validate(&schema, &broken).is_err());
+    let mut broken = report.clone();
+    broken["latency"]["request"]["p42_us"] = Value::from(1);
+    assert!(common::schema::validate(&schema, &broken).is_err());
+    let mut broken = report.clone();
+    broken["errors"]["by_kind"]
+        .as_object_mut()
+        .expect("object")
+        .remove("reset");
+    assert!(common::schema::validate(&schema, &broken).is_err());
+}
+
+/// Errors are counted by kind and are not latency samples: against a server that
+/// answers 503 to one request in four and cuts another one short.
+#[test]
+fn errors_are_counted_by_kind() {
+    let server = TestServer::start(Behaviour::Faulty);
+    let run = loadgen(&[
+        "--target",
+        &server.url(),
+        "--connections",
+        "2",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    let ok = u64_at(report, &["requests", "ok"]);
+    let failed = u64_at(report, &["requests", "failed"]);
+    let bad_status = u64_at(report, &["errors", "by_kind", "bad_status"]);
+    let short = u64_at(report, &["errors", "by_kind", "short_response"]);
+    assert!(ok > 20 && bad_status > 5 && short > 5, "{}", run.stdout);
+    assert_eq!(failed, bad_status + short, "{}", report["errors"]);
+    assert_eq!(u64_at(report, &["latency", "request", "count"]), ok);
+    assert_eq!(u64_at(report, &["errors", "statuses", "503"]), bad_status);
+    assert!(run.stdout.contains("bad_status"), "{}", run.stdout);
+}
+
+/// Bad input is one line on stderr and exit code 2: an unreachable target, a bad
+/// URL, `--duration 0`, a `--watch` pid that does not exist.
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    // A port that was just free: nothing listens there.
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address")
+    };
+    let closed_url = format!("http://{closed}/");
+    let server = TestServer::start(Behaviour::Fast);
+    let cases: [&[&str]; 5] = [
+        &["--target", &closed_url, "--duration", "1s"],
+        &["--target", "https://127.0.0.1:1/"],
+        &["--target", "127.0.0.1:8080"],
+        &["--target", &server.url(), "--duration", "0"],
+        &[
+            "--target",
+            &server.url(),
+            "--duration",
+            "1s",
+            "--watch",
+            "4294967295",
+        ],
+    ];
+    for args in cases {
+        let run = loadgen(args);
+        assert_eq!(
+            run.status.code(),
+            Some(2),
+            "{args:?}: {}\n{}",
+            run.status,
+            run.stderr
+        );
+        let lines: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{args:?}: stderr is not one line: {:?}",
+            run.stderr
+        );
+        assert!(lines[0].starts_with("loadgen: "), "{args:?}: {}", lines[0]);
+        assert!(run.report.is_none(), "{args:?} wrote a report");
+    }
+}
