@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::Config;
+use crate::kill::Kill;
 use crate::target::Target;
 use crate::units::{parse_duration, parse_positive_duration, parse_positive_integer, parse_rate};
 
@@ -13,12 +14,24 @@ use crate::units::{parse_duration, parse_positive_duration, parse_positive_integ
 /// the spread over worker pids (`x-worker-pid`), errors by kind, and with
 /// `--watch` the server's fds, memory and CPU. A summary goes to stdout;
 /// `--json FILE` writes every figure (schema: bench/schema.json).
+///
+/// `loadgen report DIR` renders the JSON reports in DIR/runs/ into DIR/REPORT.md
+/// with SVG charts.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version)]
+#[command(
+    name = "loadgen",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
+    /// Instead of a load: `report DIR`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The URL to load: `http://host:port/path?query` (plain HTTP/1.1).
-    #[arg(long, value_name = "URL", value_parser = Target::parse)]
-    pub target: Target,
+    #[arg(long, value_name = "URL", value_parser = Target::parse, required = true)]
+    pub target: Option<Target>,
 
     /// Concurrent connections (`50`, `1k`).
     #[arg(long, default_value = "50", value_parser = parse_positive_integer)]
@@ -66,6 +79,46 @@ pub struct Cli {
     /// Write the whole report as JSON to FILE (schema: bench/schema.json).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+
+    /// Tag the JSON report with KEY=VALUE (`labels`), e.g. `--label mode=proxy`,
+    /// for `loadgen report`; repeatable (a repeated key keeps its last value).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+
+    /// The fault experiment: send SIGKILL to PID once, `--kill-after` after the
+    /// measurement starts (the pid must exist at start).
+    #[arg(long, value_name = "PID", requires = "kill_after")]
+    pub kill: Option<u32>,
+
+    /// When `--kill` strikes, after the warm-up (`2s`); less than `--duration`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "kill")]
+    pub kill_after: Option<Duration>,
+}
+
+/// What `loadgen` does instead of a load.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render the JSON reports in DIR/runs/*.json (each with `--label`s: section,
+    /// mode, load, round, ...) into DIR/REPORT.md and SVG charts in DIR.
+    Report {
+        /// The results folder (as `scripts/compare.sh` writes it).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+/// Parses `KEY=VALUE`: a non-empty key of letters, digits, `_`, `-` or `.`; any value.
+pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+    let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if key.is_empty() || !key.chars().all(fine) {
+        return Err(format!(
+            "{key:?} is not a label key (letters, digits, _ - .)"
+        ));
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 impl Cli {
@@ -74,7 +127,10 @@ impl Cli {
     pub fn config(&self, command_line: Vec<String>) -> Config {
         let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
         Config {
-            target: self.target.clone(),
+            target: self
+                .target
+                .clone()
+                .expect("clap requires --target when there is no subcommand"),
             connections: self.connections,
             threads: self.threads.unwrap_or(cores).min(self.connections),
             duration: self.duration,
@@ -85,6 +141,11 @@ impl Cli {
             watch: self.watch.clone(),
             sample_interval: self.sample_interval,
             command_line,
+            labels: self.labels.iter().cloned().collect(),
+            kill: self
+                .kill
+                .zip(self.kill_after)
+                .map(|(pid, after)| Kill { pid, after }),
         }
     }
 }
@@ -125,8 +186,47 @@ mod tests {
         assert_eq!(cli.duration, Duration::from_millis(500));
         assert_eq!(cli.rate, Some(5000.0));
         assert_eq!(cli.watch, vec![1, 2]);
+        let cli = parse(&[
+            "--target",
+            "http://127.0.0.1:8080/",
+            "--label",
+            "mode=proxy",
+            "--label",
+            "note=a=b",
+            "--label",
+            "mode=handoff-socket",
+            "--kill",
+            "42",
+            "--kill-after",
+            "2s",
+        ])
+        .expect("valid");
+        let config = cli.config(Vec::new());
+        assert_eq!(
+            config.labels.get("mode").map(String::as_str),
+            Some("handoff-socket")
+        );
+        assert_eq!(config.labels.get("note").map(String::as_str), Some("a=b"));
+        assert_eq!(
+            config.kill,
+            Some(Kill {
+                pid: 42,
+                after: Duration::from_secs(2)
+            })
+        );
         // No more threads than connections.
         assert_eq!(cli.config(Vec::new()).threads, 2);
+    }
+
+    /// `report DIR` is a subcommand; it takes no load flags.
+    #[test]
+    fn parses_the_report_subcommand() {
+        let cli = parse(&["report", "results/x"]).expect("valid");
+        assert!(
+            matches!(cli.command, Some(Command::Report { dir }) if dir.as_path() == std::path::Path::new("results/x"))
+        );
+        assert!(parse(&["report"]).is_err());
+        assert!(parse(&["--connections", "5", "report", "x"]).is_err());
     }
 
     /// Bad values are usage errors.
@@ -137,6 +237,10 @@ mod tests {
             &["--target", "ftp://127.0.0.1/"],
             &["--target", "http://127.0.0.1:8080/", "--connections", "0"],
             &["--target", "http://127.0.0.1:8080/", "--rate", "0"],
+            &["--target", "http://127.0.0.1:8080/", "--label", "novalue"],
+            &["--target", "http://127.0.0.1:8080/", "--label", "=x"],
+            &["--target", "http://127.0.0.1:8080/", "--kill", "1"],
+            &["--target", "http://127.0.0.1:8080/", "--kill-after", "1s"],
             &[],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");

@@ -136,6 +136,10 @@ impl Connection {
         loop {
             let due = plan.due(rate, self.id, k);
             if due >= plan.window.end {
+                // Hold the connection open, idle, to the end of the window, as
+                // a keep-alive client does: the server's cost of the
+                // connections open (its fds) lasts the whole run.
+                sleep_until(plan.window.end.into()).await;
                 return;
             }
             recorder.borrow_mut().record_scheduled(due);

@@ -21,13 +21,18 @@
 //! - [`failure`]: the kinds of failed request.
 //! - [`recorder`]: the per-thread histograms and counts.
 //! - [`watch`]: `--watch`: the /proc sampler thread and its time series.
+//! - [`kill`]: `--kill`: SIGKILL to a worker mid-run, the fault experiment.
 //! - [`report`]: every figure, computed once; the JSON shape.
 //! - [`summary`]: the report as a short text.
 //! - [`machine`], [`limits`]: the machine's description; the fd limit.
+//! - `loadgen report DIR`: [`render`] reads a folder of labelled runs,
+//!   [`figures`] groups them and computes every figure (medians over rounds,
+//!   slopes, limits), [`markdown`] and [`charts`] display them (REPORT.md, SVG).
 //! - [`progress`]: the progress bar on stderr.
 #![deny(missing_docs)]
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -40,13 +45,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
 
+pub mod charts;
 pub mod cli;
 pub mod connection;
 pub mod failure;
+pub mod figures;
+pub mod kill;
 pub mod limits;
 pub mod machine;
+pub mod markdown;
 pub mod progress;
 pub mod recorder;
+pub mod render;
 pub mod report;
 pub mod response;
 pub mod summary;
@@ -93,6 +103,10 @@ pub struct Config {
     pub sample_interval: Duration,
     /// The command line, recorded in the report.
     pub command_line: Vec<String>,
+    /// `--label KEY=VALUE`s, copied into the report.
+    pub labels: BTreeMap<String, String>,
+    /// `--kill PID --kill-after D`: a process to kill mid-run.
+    pub kill: Option<kill::Kill>,
 }
 
 /// A mistake the user can fix by changing the command line: a bad value, an
@@ -118,6 +132,16 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     }
     let addr = config.target.resolve().map_err(UsageError)?;
     probe(&config.target, addr)?;
+    if let Some(kill) = config.kill {
+        kill::check_exists(kill.pid).map_err(UsageError)?;
+        if kill.after >= config.duration {
+            return Err(UsageError(format!(
+                "--kill-after {:?} must be less than --duration {:?}",
+                kill.after, config.duration
+            ))
+            .into());
+        }
+    }
 
     let machine = machine::Machine::current();
     let started_at = rfc3339(SystemTime::now());
@@ -131,6 +155,12 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     let window = Window {
         start: start + config.warmup,
         end: start + config.warmup + config.duration,
+    };
+    let killer = match config.kill {
+        Some(kill) => Some(
+            kill::Killer::start(kill, start, window.start).context("start the --kill thread")?,
+        ),
+        None => None,
     };
     let plan = Arc::new(Plan {
         addr,
@@ -200,6 +230,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     let recorder = merged.context("no load thread ran")?;
     let run_time = start.elapsed();
     let watched = watcher.map(Watcher::stop).unwrap_or_default();
+    let fault = killer.map(kill::Killer::stop);
 
     Ok(Report::build(report::Inputs {
         parameters: report::Parameters {
@@ -208,7 +239,8 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
                 "open"
             } else {
                 "closed"
-            },
+            }
+            .to_owned(),
             connections: config.connections,
             threads,
             duration_s: config.duration.as_secs_f64(),
@@ -229,6 +261,8 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         recorder: &recorder,
         watched: &watched,
         sample_interval: config.sample_interval,
+        labels: config.labels.clone(),
+        fault,
     }))
 }
 

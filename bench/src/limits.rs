@@ -2,10 +2,10 @@
 //! soft `RLIMIT_NOFILE` to the hard limit before the run, and the report says
 //! what it got, so that running out is explained rather than mysterious.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The load generator's `RLIMIT_NOFILE` during the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FdLimit {
     /// The soft limit it was started with.
     pub soft_at_start: u64,

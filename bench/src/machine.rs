@@ -3,10 +3,10 @@
 
 use std::fs;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the report says about the machine.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     /// The CPU model (`model name` of `/proc/cpuinfo`), or `unknown`.
     pub cpu_model: String,
@@ -15,7 +15,7 @@ pub struct Machine {
     /// The kernel release (`/proc/sys/kernel/osrelease`), or `unknown`.
     pub kernel: String,
     /// The operating system, as Rust names it (`linux`).
-    pub os: &'static str,
+    pub os: String,
 }
 
 impl Machine {
@@ -37,7 +37,7 @@ impl Machine {
             cpu_model,
             cores: std::thread::available_parallelism().map_or(1, |cores| cores.get()),
             kernel,
-            os: std::env::consts::OS,
+            os: std::env::consts::OS.to_owned(),
         }
     }
 }

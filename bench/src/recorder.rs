@@ -77,6 +77,11 @@ pub struct WorkerCount {
     pub requests: u64,
     /// Connections whose first answer in the window came from it.
     pub connections: u64,
+    /// When its first answer of the window arrived: with `--kill`, when a
+    /// respawned worker began to serve.
+    pub first: Option<Instant>,
+    /// When its last answer of the window arrived: when a killed worker stopped.
+    pub last: Option<Instant>,
 }
 
 /// Histograms and counts of one load thread, or of the whole run once merged.
@@ -164,7 +169,7 @@ impl Recorder {
                 .saturating_record(micros(sample.done - sample.sent));
         }
         match answer.worker_pid {
-            Some(pid) => self.count_worker(pid, sample.first_on_connection),
+            Some(pid) => self.count_worker(pid, sample.first_on_connection, sample.done),
             None => self.requests_without_pid += 1,
         }
     }
@@ -211,6 +216,8 @@ impl Recorder {
             let mine = self.worker_entry(worker.pid);
             mine.requests += worker.requests;
             mine.connections += worker.connections;
+            mine.first = earliest(mine.first, worker.first);
+            mine.last = mine.last.max(worker.last);
         }
         self.requests_without_pid += other.requests_without_pid;
         for (mine, theirs) in self.failures.iter_mut().zip(other.failures) {
@@ -223,10 +230,12 @@ impl Recorder {
         self.unanswered_at_end += other.unanswered_at_end;
     }
 
-    fn count_worker(&mut self, pid: u32, first_on_connection: bool) {
+    fn count_worker(&mut self, pid: u32, first_on_connection: bool, done: Instant) {
         let worker = self.worker_entry(pid);
         worker.requests += 1;
         worker.connections += u64::from(first_on_connection);
+        worker.first = earliest(worker.first, Some(done));
+        worker.last = worker.last.max(Some(done));
     }
 
     fn count_status(&mut self, status: u16) {
@@ -241,6 +250,8 @@ impl Recorder {
                     pid,
                     requests: 0,
                     connections: 0,
+                    first: None,
+                    last: None,
                 });
                 self.workers.len() - 1
             }
@@ -260,6 +271,14 @@ impl Recorder {
     }
 }
 
+/// The earlier of two optional instants (`None` is no instant, not the earliest).
+fn earliest(one: Option<Instant>, other: Option<Instant>) -> Option<Instant> {
+    match (one, other) {
+        (Some(one), Some(other)) => Some(one.min(other)),
+        (one, other) => one.or(other),
+    }
+}
+
 /// A duration in whole µs, for the histograms.
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
@@ -275,6 +294,15 @@ mod tests {
             end: start + Duration::from_secs(10),
         };
         Recorder::new(window, open_loop, Arc::default())
+    }
+
+    /// (pid, requests, connections) of every worker seen.
+    fn counts(recorder: &Recorder) -> Vec<(u32, u64, u64)> {
+        recorder
+            .workers
+            .iter()
+            .map(|worker| (worker.pid, worker.requests, worker.connections))
+            .collect()
     }
 
     fn answered(
@@ -321,14 +349,7 @@ mod tests {
         assert_eq!(recorder.failures[Failure::BadStatus.index()], 1);
         assert_eq!(recorder.failures[Failure::Reset.index()], 1);
         assert_eq!(recorder.statuses, vec![(200, 1), (503, 1)]);
-        assert_eq!(
-            recorder.workers,
-            vec![WorkerCount {
-                pid: 1,
-                requests: 1,
-                connections: 0
-            }]
-        );
+        assert_eq!(counts(&recorder), vec![(1, 1, 0)]);
     }
 
     /// In open loop the corrected latency counts from the scheduled start and the
@@ -340,6 +361,21 @@ mod tests {
         recorder.record(&answered(start, 500, 2, 200, Some(1)));
         assert!(recorder.latency.max() >= 500_000);
         assert!(recorder.latency_uncorrected.max() < 10_000);
+    }
+
+    /// Each worker's first and last answer are kept across threads.
+    #[test]
+    fn keeps_each_workers_first_and_last_answer() {
+        let start = Instant::now();
+        let mut one = recorder(start, false);
+        let mut two = recorder(start, false);
+        one.record(&answered(start, 0, 5, 200, Some(7)));
+        one.record(&answered(start, 0, 9, 200, Some(7)));
+        two.record(&answered(start, 0, 2, 200, Some(7)));
+        one.merge(&two);
+        let seven = &one.workers[0];
+        assert_eq!(seven.first, Some(start + Duration::from_millis(2)));
+        assert_eq!(seven.last, Some(start + Duration::from_millis(9)));
     }
 
     /// Merging adds every figure, workers by pid.
@@ -360,22 +396,12 @@ mod tests {
         one.merge(&two);
         assert_eq!(one.requests(), 4);
         assert_eq!(one.requests_without_pid, 1);
-        assert_eq!(
-            one.workers,
-            vec![
-                WorkerCount {
-                    pid: 7,
-                    requests: 2,
-                    connections: 1
-                },
-                WorkerCount {
-                    pid: 8,
-                    requests: 1,
-                    connections: 0
-                },
-            ]
-        );
+        assert_eq!(counts(&one), vec![(7, 2, 1), (8, 1, 0)]);
         assert_eq!(one.connect.len(), 1);
+        // pid 7's answers: at start + 1 ms on both threads, so first = last.
+        let seven = &one.workers[0];
+        assert_eq!(seven.first, Some(start + Duration::from_millis(1)));
+        assert_eq!(seven.first, seven.last);
         assert_eq!(one.unanswered_at_end, 3);
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::failure::Failure;
 use crate::limits::FdLimit;
@@ -29,13 +29,25 @@ const SPECTRUM_TICKS_PER_HALF_DISTANCE: u32 = 5;
 /// Below this share of the asked rate the summary says the target could not keep up.
 const KEPT_UP_RATIO: f64 = 0.97;
 
+/// The SIGKILL that `--kill` sent during the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    /// The process killed.
+    pub pid: u32,
+    /// When SIGKILL was sent, ms from the run's start; `null` if it was not
+    /// (see `error`).
+    pub at_ms: Option<f64>,
+    /// Why it was not sent (the process was already gone); `null` if it was.
+    pub error: Option<String>,
+}
+
 /// Everything a run measured, with its parameters and machine.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// [`FORMAT`].
-    pub format: &'static str,
+    pub format: String,
     /// The version of loadgen that measured.
-    pub loadgen_version: &'static str,
+    pub loadgen_version: String,
     /// When the run started, UTC, RFC 3339.
     pub started_at: String,
     /// What was asked.
@@ -56,18 +68,25 @@ pub struct Report {
     pub errors: Errors,
     /// One entry per `--watch PID`.
     pub watch: Vec<WatchReport>,
+    /// `--label KEY=VALUE`: what the run was, for a report over many runs
+    /// (`section`, `mode`, `load`, `round`, ...). Empty without labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `--kill PID --kill-after D`: the worker killed mid-run; `null` without.
+    #[serde(default)]
+    pub fault: Option<Fault>,
     /// Sentences for a person: what went wrong or deserves a look.
     pub notes: Vec<String>,
 }
 
 /// The run's parameters, as used (defaults filled in).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Parameters {
     /// The target URL.
     pub target: String,
     /// `closed` (the next request when an answer arrives) or `open` (`--rate`).
     #[serde(rename = "loop")]
-    pub load_loop: &'static str,
+    pub load_loop: String,
     /// Concurrent connections.
     pub connections: usize,
     /// Load threads, each with its own event loop.
@@ -91,7 +110,7 @@ pub struct Parameters {
 }
 
 /// Phase boundaries, in milliseconds from the run's start.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Phases {
     /// The end of the warm-up: measurement starts.
     pub measure_start_ms: f64,
@@ -102,7 +121,7 @@ pub struct Phases {
 }
 
 /// How many requests, how fast.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Requests {
     /// Requests of the window answered with a 2xx status: the latency samples.
     pub ok: u64,
@@ -124,11 +143,11 @@ pub struct Requests {
 }
 
 /// The latency histograms.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Latencies {
     /// Where request latency counts from: `send` (closed loop) or
     /// `intended_start` (open loop, coordinated omission corrected).
-    pub measured_from: &'static str,
+    pub measured_from: String,
     /// Latency of the successful requests; `null` without any.
     pub request: Option<HistogramSummary>,
     /// Open loop: latency from the actual send, which a stall hides in; `null` in
@@ -141,7 +160,7 @@ pub struct Latencies {
 }
 
 /// One HdrHistogram, summarised.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistogramSummary {
     /// Samples.
     pub count: u64,
@@ -169,7 +188,7 @@ pub struct HistogramSummary {
 }
 
 /// One point of a percentile spectrum.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SpectrumPoint {
     /// The percentile, 0 to 100.
     pub percentile: f64,
@@ -207,7 +226,7 @@ impl HistogramSummary {
 }
 
 /// The answers per worker pid.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Workers {
     /// One entry per `x-worker-pid` seen, by pid.
     pub by_pid: Vec<WorkerShare>,
@@ -220,7 +239,7 @@ pub struct Workers {
 }
 
 /// What one worker pid answered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerShare {
     /// The `x-worker-pid`.
     pub pid: u32,
@@ -230,11 +249,15 @@ pub struct WorkerShare {
     pub requests_share: f64,
     /// Connections whose first answer in the window came from it.
     pub connections: u64,
+    /// Its first answer of the window, ms from the run's start.
+    pub first_ms: Option<f64>,
+    /// Its last answer of the window, ms from the run's start.
+    pub last_ms: Option<f64>,
 }
 
 /// How evenly a load spread over workers. Only pids that answered at least once
 /// are seen, so a worker that got nothing at all does not show here.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Fairness {
     /// Largest count over smallest; `null` if the smallest is 0. 1 is even.
     pub max_min_ratio: Option<f64>,
@@ -266,18 +289,18 @@ impl Fairness {
 }
 
 /// Failed requests and statuses.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Errors {
     /// All failed requests of the window (= `requests.failed`).
     pub total: u64,
     /// Failed requests by kind; every kind is present, most are 0.
-    pub by_kind: BTreeMap<&'static str, u64>,
+    pub by_kind: BTreeMap<String, u64>,
     /// Answers of the window by status code (successful or not).
     pub statuses: BTreeMap<String, u64>,
 }
 
 /// One `--watch PID`: its tree's time series and summaries.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WatchReport {
     /// The watched pid.
     pub pid: u32,
@@ -292,7 +315,7 @@ pub struct WatchReport {
 }
 
 /// One process of a watched tree.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessReport {
     /// Its pid.
     pub pid: u32,
@@ -301,7 +324,7 @@ pub struct ProcessReport {
     /// Its command name.
     pub name: String,
     /// `watched` or `child`.
-    pub role: &'static str,
+    pub role: String,
     /// Its figures over the window.
     pub summary: UseSummary,
     /// Its time series.
@@ -309,7 +332,7 @@ pub struct ProcessReport {
 }
 
 /// One sample of one process.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct SamplePoint {
     /// Milliseconds from the run's start.
     pub t_ms: f64,
@@ -325,7 +348,7 @@ pub struct SamplePoint {
 
 /// A process's (or a tree's) use of fds, memory and CPU over the window, from
 /// the samples inside it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct UseSummary {
     /// Samples inside the window (for a tree: sample times).
     pub samples: usize,
@@ -370,6 +393,10 @@ pub struct Inputs<'a> {
     pub watched: &'a [WatchedTree],
     /// The `--watch` sampling interval.
     pub sample_interval: Duration,
+    /// The `--label`s.
+    pub labels: BTreeMap<String, String>,
+    /// The `--kill` sent, if any.
+    pub fault: Option<Fault>,
 }
 
 impl Report {
@@ -391,7 +418,7 @@ impl Report {
             connections_opened: recorder.connect.len(),
         };
         let latency = Latencies {
-            measured_from: if open_loop { "intended_start" } else { "send" },
+            measured_from: if open_loop { "intended_start" } else { "send" }.to_owned(),
             request: HistogramSummary::of(&recorder.latency),
             request_uncorrected: if open_loop {
                 HistogramSummary::of(&recorder.latency_uncorrected)
@@ -406,6 +433,10 @@ impl Report {
         let named: u64 = by_pid.iter().map(|worker| worker.requests).sum();
         let request_counts: Vec<u64> = by_pid.iter().map(|worker| worker.requests).collect();
         let connection_counts: Vec<u64> = by_pid.iter().map(|worker| worker.connections).collect();
+        // The run's start: the window opens after the warm-up.
+        let origin = recorder.window().start.checked_sub(inputs.warmup);
+        let since_start =
+            |at: Option<std::time::Instant>| Some(millis(at?.saturating_duration_since(origin?)));
         let workers = Workers {
             by_pid: by_pid
                 .iter()
@@ -414,6 +445,8 @@ impl Report {
                     requests: worker.requests,
                     requests_share: worker.requests as f64 / named.max(1) as f64,
                     connections: worker.connections,
+                    first_ms: since_start(worker.first),
+                    last_ms: since_start(worker.last),
                 })
                 .collect(),
             requests_without_pid: recorder.requests_without_pid,
@@ -425,7 +458,7 @@ impl Report {
             total: recorder.failed(),
             by_kind: Failure::ALL
                 .iter()
-                .map(|kind| (kind.name(), recorder.failures[kind.index()]))
+                .map(|kind| (kind.name().to_owned(), recorder.failures[kind.index()]))
                 .collect(),
             statuses: recorder
                 .statuses
@@ -443,8 +476,8 @@ impl Report {
             .collect();
 
         let mut report = Report {
-            format: FORMAT,
-            loadgen_version: env!("CARGO_PKG_VERSION"),
+            format: FORMAT.to_owned(),
+            loadgen_version: env!("CARGO_PKG_VERSION").to_owned(),
             started_at: inputs.started_at,
             parameters: inputs.parameters,
             machine: inputs.machine,
@@ -459,6 +492,8 @@ impl Report {
             workers,
             errors,
             watch,
+            labels: inputs.labels,
+            fault: inputs.fault,
             notes: Vec::new(),
         };
         report.notes = notes(&report);
@@ -513,6 +548,14 @@ fn notes(report: &Report) -> Vec<String> {
              TIME_WAIT): see net.ipv4.ip_local_port_range and net.ipv4.tcp_tw_reuse"
         ));
     }
+    if let Some(Fault {
+        pid,
+        error: Some(err),
+        ..
+    }) = &report.fault
+    {
+        notes.push(format!("--kill {pid} was not sent: {err}"));
+    }
     for watched in &report.watch {
         if let Some(at) = watched.gone_at_ms {
             notes.push(format!(
@@ -547,7 +590,8 @@ fn watch_report(
             role: match series.role {
                 Role::Watched => "watched",
                 Role::Child => "child",
-            },
+            }
+            .to_owned(),
             summary: process_summary(series, &inside, requests, duration),
             samples: series
                 .samples

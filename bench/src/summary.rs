@@ -202,7 +202,7 @@ fn use_line(summary: &UseSummary) -> String {
 }
 
 /// A latency in µs with a readable unit: `412 µs`, `1.21 ms`, `2.50 s`.
-fn micros(us: f64) -> String {
+pub(crate) fn micros(us: f64) -> String {
     if us < 1000.0 {
         format!("{us:.0} µs")
     } else if us < 1_000_000.0 {
@@ -213,7 +213,7 @@ fn micros(us: f64) -> String {
 }
 
 /// A size in bytes in KiB, MiB or GiB.
-fn bytes(bytes: u64) -> String {
+pub(crate) fn bytes(bytes: u64) -> String {
     let bytes = bytes as f64;
     if bytes < 1024.0 * 1024.0 {
         format!("{:.0} KiB", bytes / 1024.0)
@@ -225,7 +225,7 @@ fn bytes(bytes: u64) -> String {
 }
 
 /// A count with thousands separators: `512,345`.
-fn count(value: u64) -> String {
+pub(crate) fn count(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (at, digit) in digits.chars().enumerate() {
@@ -238,7 +238,7 @@ fn count(value: u64) -> String {
 }
 
 /// A rate: whole with separators from 100 up, one decimal below.
-fn count_f64(value: f64) -> String {
+pub(crate) fn count_f64(value: f64) -> String {
     if value >= 100.0 {
         count(value.round() as u64)
     } else {

@@ -269,13 +269,23 @@ fn watch_shows_the_proxy_master_fds_rising() {
 }
 
 /// The JSON report of a run that fills every optional part (open loop, new
-/// connections, --watch) matches the committed schema, and the validator
-/// rejects a report that breaks it.
+/// connections, --watch, --label, --kill) matches the committed schema, reads
+/// back into `bench::Report`, and the validator rejects a report that breaks it.
 #[test]
 fn json_matches_the_committed_schema() {
     let server = TestServer::start(Behaviour::Fast);
     let me = std::process::id().to_string();
+    let victim = Victim::start();
+    let victim_pid = victim.pid().to_string();
     let run = loadgen(&[
+        "--label",
+        "section=throughput",
+        "--label",
+        "mode=test",
+        "--kill",
+        &victim_pid,
+        "--kill-after",
+        "300ms",
         "--target",
         &server.url(),
         "--rate",
@@ -302,6 +312,28 @@ fn json_matches_the_committed_schema() {
     }
     assert!(report["workers"]["requests_fairness"].is_object());
     assert_eq!(report["watch"].as_array().map(Vec::len), Some(1));
+    assert_eq!(report["labels"]["section"], "throughput");
+    assert_eq!(report["labels"]["mode"], "test");
+    let measure_start = f64_at(report, &["phases", "measure_start_ms"]);
+    let measure_end = f64_at(report, &["phases", "measure_end_ms"]);
+    assert_eq!(u64_at(report, &["fault", "pid"]), u64::from(victim.pid()));
+    let killed_at = f64_at(report, &["fault", "at_ms"]);
+    assert!(
+        killed_at >= measure_start + 300.0 && killed_at < measure_end,
+        "killed at {killed_at} ms, window {measure_start}..{measure_end}"
+    );
+    assert!(victim.was_killed(), "the victim was not killed by SIGKILL");
+    let worker = &report["workers"]["by_pid"][0];
+    let (first, last) = (f64_at(worker, &["first_ms"]), f64_at(worker, &["last_ms"]));
+    assert!(
+        measure_start <= first
+            && first <= last
+            && last <= f64_at(report, &["phases", "run_end_ms"]),
+        "first {first} last {last} ms"
+    );
+    let typed: bench::Report =
+        serde_json::from_value(report.clone()).expect("the JSON reads back into bench::Report");
+    assert_eq!(typed.requests.ok, u64_at(report, &["requests", "ok"]));
     assert_eq!(
         by_pid(report),
         vec![(
@@ -324,6 +356,88 @@ fn json_matches_the_committed_schema() {
         .expect("object")
         .remove("reset");
     assert!(common::schema::validate(&schema, &broken).is_err());
+}
+
+/// A child process to `--kill`: `sleep`, reaped on drop.
+struct Victim(std::process::Child);
+
+impl Victim {
+    fn start() -> Victim {
+        Victim(
+            std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .expect("start sleep"),
+        )
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Waits (with a deadline) for it to end and says whether SIGKILL ended it.
+    fn was_killed(mut self) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait().expect("wait for sleep") {
+                return status.signal() == Some(libc::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        // Our own child, not yet reaped when try_wait saw nothing: its pid is its own.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `--kill` on a proxy worker under load: the fault is recorded, and a pid
+/// that first answered after the kill (the respawned worker) is in `by_pid`.
+#[test]
+fn kill_records_the_fault_and_the_successor() {
+    let cluster = proxy_cluster();
+    let url = format!("http://{}/", cluster.addr());
+    let worker = cluster.worker_pids()[0];
+    let run = loadgen(&[
+        "--target",
+        &url,
+        "--connections",
+        "4",
+        "--threads",
+        "2",
+        "--duration",
+        "2500ms",
+        "--warmup",
+        "200ms",
+        "--new-conn",
+        "--kill",
+        &worker.to_string(),
+        "--kill-after",
+        "300ms",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    let killed_at = f64_at(report, &["fault", "at_ms"]);
+    assert_eq!(u64_at(report, &["fault", "pid"]), u64::from(worker));
+    let by_pid = report["workers"]["by_pid"].as_array().expect("array");
+    let killed = by_pid
+        .iter()
+        .find(|share| u64_at(share, &["pid"]) == u64::from(worker))
+        .expect("the killed worker answered before the kill");
+    assert!(f64_at(killed, &["last_ms"]) <= killed_at + 100.0);
+    let successor = by_pid
+        .iter()
+        .find(|share| f64_at(share, &["first_ms"]) > killed_at);
+    assert!(
+        successor.is_some(),
+        "no pid first answered after the kill at {killed_at} ms: {by_pid:?}"
+    );
 }
 
 /// Errors are counted by kind and are not latency samples: against a server that
@@ -365,7 +479,7 @@ fn bad_input_exits_2_with_one_line() {
     };
     let closed_url = format!("http://{closed}/");
     let server = TestServer::start(Behaviour::Fast);
-    let cases: [&[&str]; 5] = [
+    let cases: [&[&str]; 8] = [
         &["--target", &closed_url, "--duration", "1s"],
         &["--target", "https://127.0.0.1:1/"],
         &["--target", "127.0.0.1:8080"],
@@ -377,6 +491,25 @@ fn bad_input_exits_2_with_one_line() {
             "1s",
             "--watch",
             "4294967295",
+        ],
+        &["--target", &server.url(), "--label", "novalue"],
+        &[
+            "--target",
+            &server.url(),
+            "--kill",
+            "4194305",
+            "--kill-after",
+            "1s",
+        ],
+        &[
+            "--target",
+            &server.url(),
+            "--kill",
+            "1",
+            "--kill-after",
+            "1s",
+            "--duration",
+            "1s",
         ],
     ];
     for args in cases {

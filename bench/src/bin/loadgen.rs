@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use bench::UsageError;
-use bench::cli::Cli;
+use bench::cli::{Cli, Command};
 use clap::Parser;
 use clap::error::ErrorKind;
 
@@ -35,8 +35,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the load, prints the summary, writes the JSON.
+/// Runs the load, prints the summary, writes the JSON; or renders a report.
 fn run(cli: &Cli) -> anyhow::Result<()> {
+    if let Some(Command::Report { dir }) = &cli.command {
+        let written = bench::render::render_dir(dir)?;
+        for path in written {
+            println!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
     let config = cli.config(std::env::args().collect());
     let report = bench::run(&config)?;
     print!("{}", bench::summary::render(&report));

@@ -1,0 +1,389 @@
+//! The SVG charts of `loadgen report`, drawn with plotters' SVG backend from
+//! [`crate::figures`]: the latency spectrum (log-log: nines against µs), the fd
+//! bill, the fairness bars and the master's fds over time.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::figures::{FairnessRow, FdBillRow, FdSeries, SpectrumLine, nines};
+
+/// Every chart's size in pixels.
+const SIZE: (u32, u32) = (960, 560);
+
+/// The font family; the SVG names it and the viewer picks a face.
+const FONT: &str = "sans-serif";
+
+/// A colour per series, colour-blind safe (Okabe–Ito), in mode order.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(213, 94, 0),
+    RGBColor(0, 114, 178),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(230, 159, 0),
+    RGBColor(120, 120, 120),
+    RGBColor(0, 0, 0),
+];
+
+/// The colour of series `index`.
+fn colour(index: usize) -> RGBColor {
+    PALETTE[index % PALETTE.len()]
+}
+
+/// A drawing error as an anyhow error (plotters' error carries the backend's).
+fn drawing<E: std::fmt::Display>(err: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing a chart: {err}")
+}
+
+/// Draws with `draw` on a white SVG canvas and returns the SVG text.
+fn svg(
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(drawing)?;
+        draw(&root)?;
+        root.present().map_err(drawing)?;
+    }
+    Ok(out)
+}
+
+/// Latency against percentile, one line per mode: y log-scaled µs, x in nines
+/// with ticks at p50, p90, p99, p99.9, ...
+pub fn latency(load: &str, lines: &[SpectrumLine]) -> anyhow::Result<String> {
+    let points = lines.iter().flat_map(|line| line.points.iter());
+    let x_max = points.clone().map(|p| p.0).fold(1.0, f64::max);
+    let y_min = points
+        .clone()
+        .map(|p| p.1)
+        .fold(f64::INFINITY, f64::min)
+        .max(1.0);
+    let y_max = points.map(|p| p.1).fold(10.0, f64::max);
+    let what = match load {
+        "openloop" => {
+            "open loop at the same rate for every mode, corrected for coordinated omission"
+        }
+        "keepalive" => "keep-alive, closed loop",
+        _ => load,
+    };
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("Request latency by percentile ({what})"),
+                (FONT, 20),
+            )
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(
+                nines(50.0)..x_max + 0.05,
+                (y_min * 0.8..y_max * 1.25).log_scale(),
+            )
+            .map_err(drawing)?;
+        chart
+            .configure_mesh()
+            .x_labels(0)
+            .disable_x_mesh()
+            .y_desc("latency (log scale)")
+            .x_desc("percentile")
+            .y_label_formatter(&|us| micros_label(*us))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
+            .draw()
+            .map_err(drawing)?;
+        // Percentile ticks: a light vertical line and a label at each.
+        for (percentile, label) in [
+            (50.0, "p50"),
+            (90.0, "p90"),
+            (99.0, "p99"),
+            (99.9, "p99.9"),
+            (99.99, "p99.99"),
+            (99.999, "p99.999"),
+        ] {
+            let x = nines(percentile);
+            if x > x_max + 0.05 {
+                break;
+            }
+            chart
+                .draw_series(LineSeries::new(
+                    [(x, y_min * 0.8), (x, y_max * 1.25)],
+                    BLACK.mix(0.15),
+                ))
+                .map_err(drawing)?;
+            let (px, py) = chart.backend_coord(&(x, y_min * 0.8));
+            root.draw(&Text::new(
+                label,
+                (px, py + 6),
+                (FONT, 14)
+                    .into_font()
+                    .into_text_style(root)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(drawing)?;
+        }
+        for (index, line) in lines.iter().enumerate() {
+            let style = colour(index).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(line.points.iter().copied(), style))
+                .map_err(drawing)?
+                .label(line.mode.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        legend(&mut chart)
+    })
+}
+
+/// Master fds against held connections, one line (with points) per mode.
+pub fn fds(rows: &[FdBillRow]) -> anyhow::Result<String> {
+    let modes = modes_of(rows.iter().map(|row| row.mode.as_str()));
+    let x_max = rows.iter().map(|row| row.connections).max().unwrap_or(1) as f64;
+    let y_max = rows
+        .iter()
+        .filter_map(|row| row.master_fds)
+        .fold(10.0, f64::max);
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "The fd bill: the master's open fds against held connections",
+                (FONT, 20),
+            )
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(0.0..x_max * 1.05, 0.0..y_max * 1.1)
+            .map_err(drawing)?;
+        chart
+            .configure_mesh()
+            .x_desc("open keep-alive connections")
+            .y_desc("master's open fds (most during the run)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
+            .draw()
+            .map_err(drawing)?;
+        for (index, mode) in modes.iter().enumerate() {
+            let points: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|row| &row.mode == mode)
+                .filter_map(|row| Some((row.connections as f64, row.master_fds?)))
+                .collect();
+            let style = colour(index).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), style))
+                .map_err(drawing)?
+                .label(mode.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| Circle::new(p, 4, colour(index).filled())),
+                )
+                .map_err(drawing)?;
+        }
+        legend(&mut chart)
+    })
+}
+
+/// The share of requests per worker (largest first), grouped by mode: one panel
+/// per load (and busy work), a dashed line at the even share.
+pub fn fairness(rows: &[FairnessRow]) -> anyhow::Result<String> {
+    let mut panels: Vec<(String, u64)> = Vec::new();
+    for row in rows {
+        if !panels.contains(&(row.load.clone(), row.work_us)) {
+            panels.push((row.load.clone(), row.work_us));
+        }
+    }
+    svg(|root| {
+        let titled = root
+            .titled(
+                "Fairness: each worker's share of the requests, largest first",
+                (FONT, 20),
+            )
+            .map_err(drawing)?;
+        let areas = titled.split_evenly((panels.len().max(1), 1));
+        for ((load, work_us), area) in panels.iter().zip(areas.iter()) {
+            let panel: Vec<&FairnessRow> = rows
+                .iter()
+                .filter(|row| &row.load == load && row.work_us == *work_us)
+                .collect();
+            fairness_panel(area, load, *work_us, &panel)?;
+        }
+        Ok(())
+    })
+}
+
+fn fairness_panel(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    load: &str,
+    work_us: u64,
+    rows: &[&FairnessRow],
+) -> anyhow::Result<()> {
+    let most = rows
+        .iter()
+        .flat_map(|row| row.shares.iter().copied())
+        .fold(0.0, f64::max);
+    let y_max = (most * 100.0 * 1.15).max(10.0);
+    let title = match work_us {
+        0 => load.to_owned(),
+        work => format!("{load}, {work} µs of work per request"),
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 16))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0.0..rows.len().max(1) as f64, 0.0..y_max)
+        .map_err(drawing)?;
+    chart
+        .configure_mesh()
+        .x_labels(0)
+        .disable_x_mesh()
+        .y_desc("share of requests, %")
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .draw()
+        .map_err(drawing)?;
+    for (index, row) in rows.iter().enumerate() {
+        let ranks = row.shares.len().max(1);
+        let width = 0.8 / ranks as f64;
+        let left = index as f64 + 0.1;
+        let bars = row.shares.iter().enumerate().map(|(rank, share)| {
+            let x0 = left + rank as f64 * width;
+            Rectangle::new(
+                [(x0 + width * 0.05, 0.0), (x0 + width * 0.95, share * 100.0)],
+                colour(index).filled(),
+            )
+        });
+        chart.draw_series(bars).map_err(drawing)?;
+        // The even share, 100 / workers: bars above it served more than their part.
+        let even = 100.0 / ranks as f64;
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(left, even), (left + 0.8, even)],
+                4,
+                3,
+                BLACK.stroke_width(1),
+            ))
+            .map_err(drawing)?;
+        let (px, py) = chart.backend_coord(&(index as f64 + 0.5, 0.0));
+        area.draw(&Text::new(
+            row.mode.clone(),
+            (px, py + 4),
+            (FONT, 13)
+                .into_font()
+                .into_text_style(area)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(drawing)?;
+    }
+    Ok(())
+}
+
+/// The master's fds over time in one newconn run per mode, the measured window shaded.
+pub fn master_fds(series: &[FdSeries]) -> anyhow::Result<String> {
+    let x_max = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .fold(0.1, f64::max);
+    let y_max = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(10.0, f64::max);
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "The master's open fds over a run, a new connection per request",
+                (FONT, 20),
+            )
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(0.0..x_max * 1.02, 0.0..y_max * 1.15)
+            .map_err(drawing)?;
+        if let Some(first) = series.first() {
+            let (from, to) = first.window_s;
+            chart
+                .draw_series([Rectangle::new(
+                    [(from, 0.0), (to, y_max * 1.15)],
+                    RGBColor(230, 230, 230).mix(0.5).filled(),
+                )])
+                .map_err(drawing)?
+                .label("measured (after the warm-up)")
+                .legend(|(x, y)| {
+                    Rectangle::new(
+                        [(x, y - 5), (x + 20, y + 5)],
+                        RGBColor(220, 220, 220).filled(),
+                    )
+                });
+        }
+        chart
+            .configure_mesh()
+            .x_desc("time from the run's start, s")
+            .y_desc("master's open fds")
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
+            .draw()
+            .map_err(drawing)?;
+        for (index, line) in series.iter().enumerate() {
+            let style = colour(index).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(line.points.iter().copied(), style))
+                .map_err(drawing)?
+                .label(line.mode.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        legend(&mut chart)
+    })
+}
+
+/// The legend box, upper left, over a translucent white.
+fn legend<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+) -> anyhow::Result<()>
+where
+    X: plotters::coord::ranged1d::Ranged,
+    Y: plotters::coord::ranged1d::Ranged,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font((FONT, 14))
+        .draw()
+        .map_err(drawing)
+}
+
+/// The distinct modes of `modes`, in their first order.
+fn modes_of<'m>(modes: impl Iterator<Item = &'m str>) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for mode in modes {
+        if !seen.iter().any(|known| known == mode) {
+            seen.push(mode.to_owned());
+        }
+    }
+    seen
+}
+
+/// A latency tick: `50 µs`, `2 ms`, `1.5 s`.
+fn micros_label(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{us:.0} µs")
+    } else if us < 1_000_000.0 {
+        format!("{} ms", trim(us / 1000.0))
+    } else {
+        format!("{} s", trim(us / 1_000_000.0))
+    }
+}
+
+/// A number with at most one decimal, without a trailing `.0`.
+fn trim(value: f64) -> String {
+    let text = format!("{value:.1}");
+    text.strip_suffix(".0").map(str::to_owned).unwrap_or(text)
+}

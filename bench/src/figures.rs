@@ -1,0 +1,1047 @@
+//! The measurement side of `loadgen report`: groups the runs of a results folder
+//! by their labels (section, mode, load, connections, work_us, round) and
+//! computes the figures each section of REPORT.md shows — medians over rounds,
+//! min–max, slopes, fd limits, recovery times — with no formatting. The
+//! [`crate::markdown`] and [`crate::charts`] modules only display these.
+
+use std::collections::BTreeMap;
+
+use crate::machine::Machine;
+use crate::report::{HistogramSummary, ProcessReport, Report};
+
+/// The modes in the order every table and legend lists them; others follow,
+/// alphabetically.
+pub const MODE_ORDER: [&str; 8] = [
+    "proxy",
+    "handoff-socket",
+    "handoff-listener",
+    "handoff-reuseport",
+    "ceiling",
+    "nginx",
+    "node-rr",
+    "node-none",
+];
+
+/// The modes that are other software measured beside ours (`--peers`).
+pub const PEER_MODES: [&str; 3] = ["nginx", "node-rr", "node-none"];
+
+/// The loads, in table order.
+pub const LOAD_ORDER: [&str; 3] = ["keepalive", "newconn", "openloop"];
+
+/// The percentile spectrum is drawn from the median up to this many nines
+/// (99.999 %) at most, and no further than the samples resolve.
+const MAX_NINES: f64 = 5.0;
+
+/// Steps of the spectrum's grid, in nines.
+const NINES_STEP: f64 = 0.05;
+
+/// One run of the folder: its file name and its report.
+#[derive(Debug, Clone)]
+pub struct LabelledRun {
+    /// The file name in `runs/`, to point at.
+    pub file: String,
+    /// The loadgen report.
+    pub report: Report,
+}
+
+impl LabelledRun {
+    /// The label `key`, or `""`.
+    pub fn label(&self, key: &str) -> &str {
+        self.report.labels.get(key).map_or("", String::as_str)
+    }
+
+    /// A numeric label, or `None`.
+    pub fn number(&self, key: &str) -> Option<u64> {
+        self.label(key).parse().ok()
+    }
+
+    /// The master: the watched root of the first `--watch` tree.
+    pub fn master(&self) -> Option<&ProcessReport> {
+        let tree = self.report.watch.first()?;
+        tree.processes
+            .iter()
+            .find(|process| process.role == "watched")
+            .or(tree.processes.first())
+    }
+}
+
+/// A figure over rounds: median, smallest, largest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// The median (of an even count: the mean of the middle two).
+    pub median: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+    /// How many values.
+    pub count: usize,
+}
+
+impl Spread {
+    /// The spread of `values`; `None` if there are none.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let mut values: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: values[0],
+            max: values[n - 1],
+            count: n,
+        })
+    }
+}
+
+/// The median of `values`, `None` without any.
+pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    Spread::of(values).map(|spread| spread.median)
+}
+
+/// Sort key of a mode: its place in [`MODE_ORDER`], then its name.
+pub fn mode_key(mode: &str) -> (usize, String) {
+    let at = MODE_ORDER
+        .iter()
+        .position(|known| *known == mode)
+        .unwrap_or(MODE_ORDER.len());
+    (at, mode.to_owned())
+}
+
+/// Sort key of a load: its place in [`LOAD_ORDER`], then its name.
+fn load_key(load: &str) -> (usize, String) {
+    let at = LOAD_ORDER
+        .iter()
+        .position(|known| *known == load)
+        .unwrap_or(LOAD_ORDER.len());
+    (at, load.to_owned())
+}
+
+/// Section 1: one mode under one load, over its rounds.
+#[derive(Debug, Clone)]
+pub struct ThroughputRow {
+    /// The mode.
+    pub mode: String,
+    /// `keepalive`, `newconn` or `openloop`.
+    pub load: String,
+    /// Successful requests per second.
+    pub per_s: Spread,
+    /// Median over rounds of each round's p50, µs (openloop: corrected).
+    pub p50_us: Option<f64>,
+    /// Median of p99, µs.
+    pub p99_us: Option<f64>,
+    /// Median of p99.9, µs.
+    pub p99_9_us: Option<f64>,
+    /// Failed requests, all rounds.
+    pub failed: u64,
+    /// Requests (successful and failed), all rounds.
+    pub requests: u64,
+    /// Open loop: the asked rate (of the first round).
+    pub asked_per_s: Option<f64>,
+}
+
+/// One line of the latency chart: a mode's percentile spectrum, the median over
+/// rounds at each point.
+#[derive(Debug, Clone)]
+pub struct SpectrumLine {
+    /// The mode.
+    pub mode: String,
+    /// (nines, latency µs): nines = -log10(1 - percentile/100), so 1 is p90, 2 p99.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Section 2: master fds and RSS with N held connections.
+#[derive(Debug, Clone)]
+pub struct FdBillRow {
+    /// The mode.
+    pub mode: String,
+    /// Held keep-alive connections.
+    pub connections: u64,
+    /// Most fds the master held (median over rounds).
+    pub master_fds: Option<f64>,
+    /// Largest master RSS, bytes (median over rounds).
+    pub master_rss_bytes: Option<f64>,
+    /// Failed requests, all rounds.
+    pub failed: u64,
+}
+
+/// Section 2: how many fds a mode's master holds per connection.
+#[derive(Debug, Clone)]
+pub struct FdSlope {
+    /// The mode.
+    pub mode: String,
+    /// Least-squares slope of master fds against connections.
+    pub fds_per_connection: f64,
+    /// Master fds extrapolated to no connection (the base: listeners, channels, ...).
+    pub base_fds: f64,
+}
+
+/// Section 3: one mode under `--max-fds`.
+#[derive(Debug, Clone)]
+pub struct FdLimitRow {
+    /// The mode.
+    pub mode: String,
+    /// The master's `--max-fds` (`max_fds` label), if given.
+    pub max_fds: Option<u64>,
+    /// Every N tried, fewest first.
+    pub tried: Vec<Tried>,
+    /// The most connections served without an error (`None` if every N failed).
+    pub most_without_errors: Option<u64>,
+    /// The fewest connections with errors (`None` if none failed).
+    pub first_with_errors: Option<u64>,
+}
+
+/// Section 3: one number of connections tried under the limit.
+#[derive(Debug, Clone)]
+pub struct Tried {
+    /// Connections held.
+    pub connections: u64,
+    /// Failed requests, all rounds.
+    pub failed: u64,
+    /// The kinds of failure, most first.
+    pub kinds: Vec<(String, u64)>,
+    /// Median p99, µs: a master at its limit may make clients wait rather than fail.
+    pub p99_us: Option<f64>,
+}
+
+/// Section 4: one mode, load and busy work, over its rounds.
+#[derive(Debug, Clone)]
+pub struct FairnessRow {
+    /// The mode.
+    pub mode: String,
+    /// The load.
+    pub load: String,
+    /// The `work_us` label (0 without).
+    pub work_us: u64,
+    /// Jain's index of the requests per pid (median over rounds).
+    pub jain: Option<f64>,
+    /// Max/min of the requests per pid (median over rounds with both > 0).
+    pub max_min: Option<f64>,
+    /// Each worker's share of the requests, largest first, the median over
+    /// rounds at each rank, 0 to 1.
+    pub shares: Vec<f64>,
+    /// Median p99, µs.
+    pub p99_us: Option<f64>,
+    /// Failed requests, all rounds.
+    pub failed: u64,
+}
+
+/// Section 5: the master's CPU.
+#[derive(Debug, Clone)]
+pub struct MasterCostRow {
+    /// The mode.
+    pub mode: String,
+    /// Master CPU ms per 1,000 requests, keep-alive (median over rounds).
+    pub keepalive_master_ms: Option<f64>,
+    /// The whole tree's (master and workers).
+    pub keepalive_tree_ms: Option<f64>,
+    /// Master CPU ms per 1,000 connections, a new connection per request.
+    pub newconn_master_ms: Option<f64>,
+    /// The whole tree's.
+    pub newconn_tree_ms: Option<f64>,
+}
+
+/// Section 5's chart: the master's fds over one newconn run.
+#[derive(Debug, Clone)]
+pub struct FdSeries {
+    /// The mode.
+    pub mode: String,
+    /// (seconds from the run's start, fds).
+    pub points: Vec<(f64, f64)>,
+    /// The measurement window, seconds from the run's start.
+    pub window_s: (f64, f64),
+}
+
+/// Section 6: a worker killed mid-run.
+#[derive(Debug, Clone)]
+pub struct FaultRow {
+    /// The mode.
+    pub mode: String,
+    /// Rounds with a kill sent.
+    pub rounds: usize,
+    /// Failed requests per round.
+    pub failed: Spread,
+    /// Failures by kind, all rounds.
+    pub kinds: Vec<(String, u64)>,
+    /// ms from the kill to the first answer of a pid that had not answered
+    /// before it (the respawned worker), over the rounds where one answered.
+    pub recovery_ms: Option<Spread>,
+    /// Rounds in which no new pid answered after the kill.
+    pub without_successor: usize,
+}
+
+/// Every figure of the report.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    /// The machines the runs were measured on (normally one).
+    pub machines: Vec<Machine>,
+    /// How many runs were read.
+    pub runs: usize,
+    /// Section 1.
+    pub throughput: Vec<ThroughputRow>,
+    /// Section 1's chart: the load it shows, and a line per mode.
+    pub spectra: Option<(String, Vec<SpectrumLine>)>,
+    /// Section 2.
+    pub fd_bill: Vec<FdBillRow>,
+    /// Section 2, per mode.
+    pub fd_slopes: Vec<FdSlope>,
+    /// Section 3.
+    pub fd_limit: Vec<FdLimitRow>,
+    /// Section 4.
+    pub fairness: Vec<FairnessRow>,
+    /// Section 5.
+    pub master_cost: Vec<MasterCostRow>,
+    /// Section 5's chart.
+    pub master_fds: Vec<FdSeries>,
+    /// Section 6.
+    pub faults: Vec<FaultRow>,
+    /// The peer modes that have runs.
+    pub peers: Vec<String>,
+}
+
+impl Figures {
+    /// Computes every figure from `runs`.
+    pub fn of(runs: &[LabelledRun]) -> Figures {
+        let mut machines: Vec<Machine> = Vec::new();
+        for run in runs {
+            let machine = &run.report.machine;
+            let known = machines.iter().any(|seen| {
+                seen.cpu_model == machine.cpu_model
+                    && seen.cores == machine.cores
+                    && seen.kernel == machine.kernel
+            });
+            if !known {
+                machines.push(machine.clone());
+            }
+        }
+        let mut peers: Vec<String> = runs
+            .iter()
+            .map(|run| run.label("mode").to_owned())
+            .filter(|mode| PEER_MODES.contains(&mode.as_str()))
+            .collect();
+        peers.sort_by_key(|mode| mode_key(mode));
+        peers.dedup();
+        let section = |name: &str| -> Vec<&LabelledRun> {
+            runs.iter()
+                .filter(|run| run.label("section") == name)
+                .collect()
+        };
+        let throughput_runs = section("throughput");
+        Figures {
+            machines,
+            runs: runs.len(),
+            throughput: throughput(&throughput_runs),
+            spectra: spectra(&throughput_runs),
+            fd_bill: fd_bill(&section("fdbill")),
+            fd_slopes: fd_slopes(&fd_bill(&section("fdbill"))),
+            fd_limit: fd_limit(&section("fdlimit")),
+            fairness: fairness(&section("fairness")),
+            master_cost: master_cost(&throughput_runs),
+            master_fds: master_fds(&throughput_runs),
+            faults: faults(&section("faults")),
+            peers,
+        }
+    }
+}
+
+/// Groups `runs` by `key`, the groups sorted by key.
+fn group<'a, K: Ord>(
+    runs: &[&'a LabelledRun],
+    key: impl Fn(&LabelledRun) -> K,
+) -> BTreeMap<K, Vec<&'a LabelledRun>> {
+    let mut groups: BTreeMap<K, Vec<&LabelledRun>> = BTreeMap::new();
+    for &run in runs {
+        groups.entry(key(run)).or_default().push(run);
+    }
+    groups
+}
+
+/// The mode and load of a run, as a sort key.
+fn mode_load(run: &LabelledRun) -> ((usize, String), (usize, String)) {
+    (mode_key(run.label("mode")), load_key(run.label("load")))
+}
+
+/// The median over `runs` of a latency figure of `latency.request`.
+fn latency_median(runs: &[&LabelledRun], figure: impl Fn(&HistogramSummary) -> u64) -> Option<f64> {
+    median(runs.iter().filter_map(|run| {
+        run.report
+            .latency
+            .request
+            .as_ref()
+            .map(|summary| figure(summary) as f64)
+    }))
+}
+
+fn failed(runs: &[&LabelledRun]) -> u64 {
+    runs.iter().map(|run| run.report.requests.failed).sum()
+}
+
+fn throughput(runs: &[&LabelledRun]) -> Vec<ThroughputRow> {
+    group(runs, mode_load)
+        .into_iter()
+        .filter_map(|(((_, mode), (_, load)), runs)| {
+            Some(ThroughputRow {
+                mode,
+                load,
+                per_s: Spread::of(runs.iter().map(|run| run.report.requests.per_s))?,
+                p50_us: latency_median(&runs, |summary| summary.p50_us),
+                p99_us: latency_median(&runs, |summary| summary.p99_us),
+                p99_9_us: latency_median(&runs, |summary| summary.p99_9_us),
+                failed: failed(&runs),
+                requests: runs
+                    .iter()
+                    .map(|run| run.report.requests.ok + run.report.requests.failed)
+                    .sum(),
+                asked_per_s: runs[0].report.requests.asked_per_s,
+            })
+        })
+        .collect()
+}
+
+/// `percentile` (0 to 100) as nines: 90 → 1, 99 → 2, 99.9 → 3.
+pub fn nines(percentile: f64) -> f64 {
+    -(1.0 - percentile / 100.0).max(1e-12).log10()
+}
+
+/// The latency at `percentile` of a spectrum: the first point at or past it.
+fn value_at(summary: &HistogramSummary, percentile: f64) -> f64 {
+    summary
+        .spectrum
+        .iter()
+        .find(|point| point.percentile + 1e-6 >= percentile)
+        .map_or(summary.max_us, |point| point.value_us) as f64
+}
+
+/// Section 1's chart: the spectrum of each mode under the open-loop load (equal
+/// load for all), or keep-alive if there is none.
+fn spectra(runs: &[&LabelledRun]) -> Option<(String, Vec<SpectrumLine>)> {
+    let load = ["openloop", "keepalive", "newconn"]
+        .into_iter()
+        .find(|load| runs.iter().any(|run| run.label("load") == *load))?;
+    let chosen: Vec<&LabelledRun> = runs
+        .iter()
+        .copied()
+        .filter(|run| run.label("load") == load)
+        .collect();
+    let lines = group(&chosen, |run| mode_key(run.label("mode")))
+        .into_iter()
+        .filter_map(|((_, mode), runs)| {
+            let summaries: Vec<&HistogramSummary> = runs
+                .iter()
+                .filter_map(|run| run.report.latency.request.as_ref())
+                .collect();
+            let fewest = summaries.iter().map(|summary| summary.count).min()?;
+            // Beyond log10(samples) nines every round's spectrum is its maximum.
+            let top = (fewest as f64).log10().clamp(nines(50.0), MAX_NINES);
+            // p50, then every step from the next multiple of it, so that p90, p99
+            // ... fall on the grid.
+            let grid = std::iter::once(nines(50.0)).chain(
+                (((nines(50.0) / NINES_STEP).floor() as u32 + 1)..)
+                    .map(|step| f64::from(step) * NINES_STEP)
+                    .take_while(|&at| at <= top + 1e-9),
+            );
+            let mut points = Vec::new();
+            for at in grid {
+                let percentile = 100.0 * (1.0 - 10f64.powf(-at));
+                let value = median(
+                    summaries
+                        .iter()
+                        .map(|summary| value_at(summary, percentile)),
+                )?;
+                points.push((at, value.max(1.0)));
+            }
+            Some(SpectrumLine { mode, points })
+        })
+        .collect();
+    Some((load.to_owned(), lines))
+}
+
+fn fd_bill(runs: &[&LabelledRun]) -> Vec<FdBillRow> {
+    let key = |run: &LabelledRun| {
+        (
+            mode_key(run.label("mode")),
+            run.number("connections")
+                .unwrap_or(run.report.parameters.connections as u64),
+        )
+    };
+    group(runs, key)
+        .into_iter()
+        .map(|(((_, mode), connections), runs)| FdBillRow {
+            mode,
+            connections,
+            master_fds: median(
+                runs.iter()
+                    .filter_map(|run| Some(run.master()?.summary.fds_max as f64)),
+            ),
+            master_rss_bytes: median(
+                runs.iter()
+                    .filter_map(|run| Some(run.master()?.summary.rss_max_bytes as f64)),
+            ),
+            failed: failed(&runs),
+        })
+        .collect()
+}
+
+/// Least squares of y on x: (slope, intercept); `None` with fewer than two
+/// distinct x.
+pub fn least_squares(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    (points.len() >= 2 && sxx > 0.0).then(|| (sxy / sxx, mean_y - sxy / sxx * mean_x))
+}
+
+fn fd_slopes(rows: &[FdBillRow]) -> Vec<FdSlope> {
+    let mut by_mode: BTreeMap<(usize, String), Vec<(f64, f64)>> = BTreeMap::new();
+    for row in rows {
+        if let Some(fds) = row.master_fds {
+            by_mode
+                .entry(mode_key(&row.mode))
+                .or_default()
+                .push((row.connections as f64, fds));
+        }
+    }
+    by_mode
+        .into_iter()
+        .filter_map(|((_, mode), points)| {
+            let (slope, base) = least_squares(&points)?;
+            Some(FdSlope {
+                mode,
+                fds_per_connection: slope,
+                base_fds: base,
+            })
+        })
+        .collect()
+}
+
+/// Failures by kind, summed over `runs`, the non-zero ones, most first.
+fn kinds(runs: &[&LabelledRun]) -> Vec<(String, u64)> {
+    let mut sums: BTreeMap<String, u64> = BTreeMap::new();
+    for run in runs {
+        for (kind, count) in &run.report.errors.by_kind {
+            *sums.entry(kind.clone()).or_default() += count;
+        }
+    }
+    let mut kinds: Vec<(String, u64)> = sums.into_iter().filter(|(_, n)| *n > 0).collect();
+    kinds.sort_by_key(|kind| std::cmp::Reverse(kind.1));
+    kinds
+}
+
+fn fd_limit(runs: &[&LabelledRun]) -> Vec<FdLimitRow> {
+    group(runs, |run| mode_key(run.label("mode")))
+        .into_iter()
+        .map(|((_, mode), runs)| {
+            let by_n = group(&runs, |run| {
+                run.number("connections")
+                    .unwrap_or(run.report.parameters.connections as u64)
+            });
+            let tried: Vec<Tried> = by_n
+                .iter()
+                .map(|(&connections, runs)| Tried {
+                    connections,
+                    failed: failed(runs),
+                    kinds: kinds(runs),
+                    p99_us: latency_median(runs, |summary| summary.p99_us),
+                })
+                .collect();
+            FdLimitRow {
+                max_fds: runs.iter().find_map(|run| run.number("max_fds")),
+                most_without_errors: tried
+                    .iter()
+                    .filter(|tried| tried.failed == 0)
+                    .map(|tried| tried.connections)
+                    .max(),
+                first_with_errors: tried
+                    .iter()
+                    .filter(|tried| tried.failed > 0)
+                    .map(|tried| tried.connections)
+                    .min(),
+                mode,
+                tried,
+            }
+        })
+        .collect()
+}
+
+fn fairness(runs: &[&LabelledRun]) -> Vec<FairnessRow> {
+    let key = |run: &LabelledRun| (mode_load(run), run.number("work_us").unwrap_or(0));
+    group(runs, key)
+        .into_iter()
+        .map(|((((_, mode), (_, load)), work_us), runs)| {
+            let workers = &|run: &&LabelledRun| run.report.workers.requests_fairness;
+            // Shares by rank, largest first, in each round; then the median per rank.
+            let ranked: Vec<Vec<f64>> = runs
+                .iter()
+                .map(|run| {
+                    let mut shares: Vec<f64> = run
+                        .report
+                        .workers
+                        .by_pid
+                        .iter()
+                        .map(|worker| worker.requests_share)
+                        .collect();
+                    shares.sort_by(|a, b| b.total_cmp(a));
+                    shares
+                })
+                .collect();
+            let ranks = ranked.iter().map(Vec::len).max().unwrap_or(0);
+            let shares = (0..ranks)
+                .map(|rank| {
+                    median(
+                        ranked
+                            .iter()
+                            .map(|shares| shares.get(rank).copied().unwrap_or(0.0)),
+                    )
+                    .unwrap_or(0.0)
+                })
+                .collect();
+            FairnessRow {
+                jain: median(runs.iter().filter_map(workers).map(|f| f.jain_index)),
+                max_min: median(
+                    runs.iter()
+                        .filter_map(workers)
+                        .filter_map(|f| f.max_min_ratio),
+                ),
+                shares,
+                p99_us: latency_median(&runs, |summary| summary.p99_us),
+                failed: failed(&runs),
+                mode,
+                load,
+                work_us,
+            }
+        })
+        .collect()
+}
+
+fn master_cost(runs: &[&LabelledRun]) -> Vec<MasterCostRow> {
+    let of = |runs: &[&LabelledRun], load: &str, tree: bool| {
+        median(
+            runs.iter()
+                .filter(|run| run.label("load") == load)
+                .filter_map(|run| match tree {
+                    false => run.master()?.summary.cpu_ms_per_1000_requests,
+                    true => run.report.watch.first()?.summary.cpu_ms_per_1000_requests,
+                }),
+        )
+    };
+    group(runs, |run| mode_key(run.label("mode")))
+        .into_iter()
+        .map(|((_, mode), runs)| MasterCostRow {
+            keepalive_master_ms: of(&runs, "keepalive", false),
+            keepalive_tree_ms: of(&runs, "keepalive", true),
+            newconn_master_ms: of(&runs, "newconn", false),
+            newconn_tree_ms: of(&runs, "newconn", true),
+            mode,
+        })
+        .filter(|row| row.keepalive_master_ms.is_some() || row.newconn_master_ms.is_some())
+        .collect()
+}
+
+fn master_fds(runs: &[&LabelledRun]) -> Vec<FdSeries> {
+    let newconn: Vec<&LabelledRun> = runs
+        .iter()
+        .copied()
+        .filter(|run| run.label("load") == "newconn")
+        .collect();
+    group(&newconn, |run| mode_key(run.label("mode")))
+        .into_iter()
+        .filter_map(|((_, mode), mut runs)| {
+            // Round 1 if there is one: the same round for every mode.
+            runs.sort_by_key(|run| run.number("round").unwrap_or(u64::MAX));
+            let run = runs.into_iter().find(|run| run.master().is_some())?;
+            let master = run.master()?;
+            let phases = &run.report.phases;
+            Some(FdSeries {
+                mode,
+                points: master
+                    .samples
+                    .iter()
+                    .map(|sample| (sample.t_ms / 1000.0, sample.fds as f64))
+                    .collect(),
+                window_s: (
+                    phases.measure_start_ms / 1000.0,
+                    phases.measure_end_ms / 1000.0,
+                ),
+            })
+        })
+        .collect()
+}
+
+/// ms from the kill to the first answer of a pid that first answered after it.
+pub fn recovery_ms(report: &Report) -> Option<f64> {
+    let killed_at = report.fault.as_ref()?.at_ms?;
+    report
+        .workers
+        .by_pid
+        .iter()
+        .filter_map(|worker| worker.first_ms)
+        .filter(|&first| first > killed_at)
+        .map(|first| first - killed_at)
+        .min_by(f64::total_cmp)
+}
+
+fn faults(runs: &[&LabelledRun]) -> Vec<FaultRow> {
+    group(runs, |run| mode_key(run.label("mode")))
+        .into_iter()
+        .filter_map(|((_, mode), runs)| {
+            let killed: Vec<&LabelledRun> = runs
+                .into_iter()
+                .filter(|run| run.report.fault.as_ref().is_some_and(|f| f.at_ms.is_some()))
+                .collect();
+            let recoveries: Vec<f64> = killed
+                .iter()
+                .filter_map(|run| recovery_ms(&run.report))
+                .collect();
+            Some(FaultRow {
+                rounds: killed.len(),
+                failed: Spread::of(killed.iter().map(|run| run.report.requests.failed as f64))?,
+                kinds: kinds(&killed),
+                without_successor: killed.len() - recoveries.len(),
+                recovery_ms: Spread::of(recoveries),
+                mode,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::report::{Fairness, Fault, SpectrumPoint, WorkerShare};
+
+    /// A small synthetic report read from JSON-like figures, labelled.
+    pub(crate) fn run(labels: &[(&str, &str)], per_s: f64, p99_us: u64) -> LabelledRun {
+        let mut report: Report = serde_json::from_str(SKELETON).expect("the skeleton is a report");
+        report.labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        report.requests.per_s = per_s;
+        let summary = report.latency.request.as_mut().expect("a histogram");
+        summary.p99_us = p99_us;
+        summary.spectrum = vec![
+            SpectrumPoint {
+                percentile: 50.0,
+                value_us: 100,
+            },
+            SpectrumPoint {
+                percentile: 90.0,
+                value_us: 200,
+            },
+            SpectrumPoint {
+                percentile: 99.0,
+                value_us: p99_us,
+            },
+            SpectrumPoint {
+                percentile: 100.0,
+                value_us: p99_us * 2,
+            },
+        ];
+        LabelledRun {
+            file: "x.json".to_owned(),
+            report,
+        }
+    }
+
+    /// A report with every part, figures to be overwritten.
+    const SKELETON: &str = r#"{
+      "format": "loadgen-report/1", "loadgen_version": "0", "started_at": "2026-01-01T00:00:00Z",
+      "parameters": {"target": "http://127.0.0.1:1/", "loop": "closed", "connections": 10,
+        "threads": 1, "duration_s": 1, "warmup_s": 0, "rate_per_s": null, "new_conn": false,
+        "timeout_s": 5, "sample_interval_ms": 100, "watch": [1], "command_line": []},
+      "machine": {"cpu_model": "cpu", "cores": 2, "kernel": "6", "os": "linux"},
+      "fd_limit": {"soft_at_start": 1024, "soft": 1024, "hard": 1024},
+      "phases": {"measure_start_ms": 0, "measure_end_ms": 1000, "run_end_ms": 1000},
+      "requests": {"ok": 1000, "failed": 0, "per_s": 1000, "asked_per_s": null,
+        "achieved_ratio": null, "scheduled": null, "unanswered_at_end": 0, "connections_opened": 0},
+      "latency": {"measured_from": "send", "request": {"count": 1000, "min_us": 1, "max_us": 10,
+        "mean_us": 5, "stdev_us": 1, "p50_us": 100, "p90_us": 200, "p99_us": 300, "p99_9_us": 400,
+        "p99_99_us": 500, "spectrum": [{"percentile": 100, "value_us": 10}]},
+        "request_uncorrected": null, "connect": null},
+      "workers": {"by_pid": [], "requests_without_pid": 0, "requests_fairness": null,
+        "connections_fairness": null},
+      "errors": {"total": 0, "by_kind": {}, "statuses": {}},
+      "watch": [{"pid": 1, "gone_at_ms": null, "error": null,
+        "summary": {"samples": 2, "fds_max": 10, "fds_mean": 10, "rss_max_bytes": 1000,
+          "rss_mean_bytes": 1000, "cpu_user_ms": 1, "cpu_system_ms": 1, "cpu_cores": 0.1,
+          "cpu_ms_per_1000_requests": 3.0},
+        "processes": [{"pid": 1, "ppid": 0, "name": "proxy", "role": "watched",
+          "summary": {"samples": 2, "fds_max": 10, "fds_mean": 10, "rss_max_bytes": 1000,
+            "rss_mean_bytes": 1000, "cpu_user_ms": 1, "cpu_system_ms": 1, "cpu_cores": 0.1,
+            "cpu_ms_per_1000_requests": 2.0},
+          "samples": [{"t_ms": 0, "fds": 10, "rss_bytes": 1000, "cpu_user_ms": 0, "cpu_system_ms": 0}]}]}],
+      "labels": {}, "fault": null, "notes": []
+    }"#;
+
+    fn set_master_fds(run: &mut LabelledRun, fds: usize) {
+        run.report.watch[0].processes[0].summary.fds_max = fds;
+    }
+
+    /// Medians of odd and even counts, min and max; nothing from nothing.
+    #[test]
+    fn spreads() {
+        let spread = Spread::of([3.0, 1.0, 2.0]).expect("values");
+        assert_eq!(
+            (spread.median, spread.min, spread.max, spread.count),
+            (2.0, 1.0, 3.0, 3)
+        );
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(Spread::of([]), None);
+    }
+
+    /// Throughput groups by mode and load in the suite's order; requests/s is the
+    /// median over rounds with its min–max, latencies the median of each round's.
+    #[test]
+    fn throughput_groups_by_mode_and_load() {
+        let label = |mode, load, round| {
+            vec![
+                ("section", "throughput"),
+                ("mode", mode),
+                ("load", load),
+                ("round", round),
+            ]
+        };
+        let runs = vec![
+            run(&label("handoff-socket", "keepalive", "1"), 900.0, 300),
+            run(&label("proxy", "keepalive", "1"), 100.0, 900),
+            run(&label("proxy", "keepalive", "2"), 300.0, 700),
+            run(&label("proxy", "keepalive", "3"), 200.0, 800),
+            run(&label("proxy", "newconn", "1"), 50.0, 2000),
+            run(&[("section", "fdbill"), ("mode", "proxy")], 1.0, 1),
+        ];
+        let figures = Figures::of(&runs);
+        let rows: Vec<(&str, &str)> = figures
+            .throughput
+            .iter()
+            .map(|row| (row.mode.as_str(), row.load.as_str()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("proxy", "keepalive"),
+                ("proxy", "newconn"),
+                ("handoff-socket", "keepalive")
+            ]
+        );
+        let proxy = &figures.throughput[0];
+        assert_eq!(
+            (proxy.per_s.median, proxy.per_s.min, proxy.per_s.max),
+            (200.0, 100.0, 300.0)
+        );
+        assert_eq!(proxy.p99_us, Some(800.0));
+        assert_eq!(figures.runs, 6);
+        assert_eq!(figures.machines.len(), 1);
+        // No openloop: the chart falls back to keep-alive, one line per mode.
+        let (load, lines) = figures.spectra.expect("a chart");
+        assert_eq!(load, "keepalive");
+        assert_eq!(lines.len(), 2);
+        let proxy_line = &lines[0];
+        assert_eq!(proxy_line.mode, "proxy");
+        // At p50 every round says 100 µs; at p99 (2 nines) the median round's 800.
+        let at = |nines_wanted: f64| {
+            proxy_line
+                .points
+                .iter()
+                .find(|(x, _)| (x - nines_wanted).abs() < 0.026)
+                .expect("a point")
+                .1
+        };
+        assert_eq!(at(nines(50.0)), 100.0);
+        assert_eq!(at(2.0), 800.0);
+        // 1000 samples resolve 3 nines, no more.
+        assert!(proxy_line.points.last().expect("points").0 <= 3.0 + 1e-9);
+    }
+
+    /// The fd bill's slope: 2 fds per connection for the proxy, 0 for a handoff.
+    #[test]
+    fn fd_bill_slopes() {
+        let mut runs = Vec::new();
+        for n in [100u64, 500, 1000] {
+            for (mode, fds) in [("proxy", 12 + 2 * n as usize), ("handoff-socket", 9)] {
+                let n_label = n.to_string();
+                let mut run = run(
+                    &[
+                        ("section", "fdbill"),
+                        ("mode", mode),
+                        ("connections", &n_label),
+                    ],
+                    1.0,
+                    1,
+                );
+                set_master_fds(&mut run, fds);
+                runs.push(run);
+            }
+        }
+        let figures = Figures::of(&runs);
+        assert_eq!(figures.fd_bill.len(), 6);
+        assert_eq!(figures.fd_bill[0].mode, "proxy");
+        assert_eq!(figures.fd_bill[0].master_fds, Some(212.0));
+        let slopes: Vec<(&str, f64, f64)> = figures
+            .fd_slopes
+            .iter()
+            .map(|s| (s.mode.as_str(), s.fds_per_connection, s.base_fds))
+            .collect();
+        assert_eq!(slopes.len(), 2);
+        assert!((slopes[0].1 - 2.0).abs() < 1e-9 && (slopes[0].2 - 12.0).abs() < 1e-6);
+        assert!(slopes[1].1.abs() < 1e-9 && (slopes[1].2 - 9.0).abs() < 1e-6);
+    }
+
+    /// The fd limit: the most N without errors and the first N with errors.
+    #[test]
+    fn fd_limit_finds_the_edge() {
+        let runs: Vec<LabelledRun> = [(50u64, 0u64), (100, 0), (150, 30), (200, 80)]
+            .into_iter()
+            .map(|(n, failed)| {
+                let n_label = n.to_string();
+                let mut run = run(
+                    &[
+                        ("section", "fdlimit"),
+                        ("mode", "proxy"),
+                        ("connections", &n_label),
+                        ("max_fds", "256"),
+                    ],
+                    1.0,
+                    1,
+                );
+                run.report.requests.failed = failed;
+                run.report
+                    .errors
+                    .by_kind
+                    .insert("timeout".to_owned(), failed);
+                run
+            })
+            .collect();
+        let figures = Figures::of(&runs);
+        let row = &figures.fd_limit[0];
+        assert_eq!(row.max_fds, Some(256));
+        assert_eq!(row.most_without_errors, Some(100));
+        assert_eq!(row.first_with_errors, Some(150));
+        assert_eq!(row.tried[2].kinds, vec![("timeout".to_owned(), 30)]);
+    }
+
+    /// Fairness: shares by rank, medians over rounds whatever the pids were.
+    #[test]
+    fn fairness_ranks_shares() {
+        let runs: Vec<LabelledRun> = [(10u32, 0.7), (20, 0.6), (30, 0.8)]
+            .into_iter()
+            .map(|(pid, top)| {
+                let mut run = run(
+                    &[
+                        ("section", "fairness"),
+                        ("mode", "handoff-listener"),
+                        ("load", "keepalive"),
+                        ("work_us", "100"),
+                    ],
+                    1.0,
+                    1,
+                );
+                let share = |pid, requests_share| WorkerShare {
+                    pid,
+                    requests: 0,
+                    requests_share,
+                    connections: 0,
+                    first_ms: None,
+                    last_ms: None,
+                };
+                run.report.workers.by_pid = vec![share(pid, 1.0 - top), share(pid + 1, top)];
+                run.report.workers.requests_fairness =
+                    Fairness::of(&[((1.0 - top) * 100.0) as u64, (top * 100.0) as u64]);
+                run
+            })
+            .collect();
+        let figures = Figures::of(&runs);
+        let row = &figures.fairness[0];
+        assert_eq!(
+            (row.mode.as_str(), row.load.as_str(), row.work_us),
+            ("handoff-listener", "keepalive", 100)
+        );
+        assert_eq!(row.shares.len(), 2);
+        assert!((row.shares[0] - 0.7).abs() < 1e-9 && (row.shares[1] - 0.3).abs() < 1e-9);
+        assert!(row.jain.expect("jain") < 1.0);
+    }
+
+    /// Faults: the recovery runs from the kill to the first answer of a pid that
+    /// had not answered before it.
+    #[test]
+    fn faults_measure_recovery() {
+        let mut killed = run(&[("section", "faults"), ("mode", "proxy")], 1.0, 1);
+        killed.report.fault = Some(Fault {
+            pid: 7,
+            at_ms: Some(1000.0),
+            error: None,
+        });
+        let share = |pid, first, last| WorkerShare {
+            pid,
+            requests: 1,
+            requests_share: 0.5,
+            connections: 0,
+            first_ms: Some(first),
+            last_ms: Some(last),
+        };
+        killed.report.workers.by_pid = vec![
+            share(7, 100.0, 999.0),
+            share(8, 100.0, 2000.0),
+            share(9, 1250.0, 2000.0),
+        ];
+        killed.report.requests.failed = 4;
+        assert_eq!(recovery_ms(&killed.report), Some(250.0));
+        let mut no_kill = run(&[("section", "faults"), ("mode", "proxy")], 1.0, 1);
+        no_kill.report.fault = None;
+        let figures = Figures::of(&[killed, no_kill]);
+        let row = &figures.faults[0];
+        assert_eq!(row.rounds, 1);
+        assert_eq!(row.failed.median, 4.0);
+        assert_eq!(row.recovery_ms.map(|r| r.median), Some(250.0));
+        assert_eq!(row.without_successor, 0);
+    }
+
+    /// Master cost from the throughput runs: the master's and the tree's.
+    #[test]
+    fn master_cost_per_load() {
+        let runs = vec![
+            run(
+                &[
+                    ("section", "throughput"),
+                    ("mode", "proxy"),
+                    ("load", "keepalive"),
+                ],
+                1.0,
+                1,
+            ),
+            run(
+                &[
+                    ("section", "throughput"),
+                    ("mode", "proxy"),
+                    ("load", "newconn"),
+                ],
+                1.0,
+                1,
+            ),
+            run(
+                &[
+                    ("section", "throughput"),
+                    ("mode", "node-rr"),
+                    ("load", "newconn"),
+                ],
+                1.0,
+                1,
+            ),
+        ];
+        let figures = Figures::of(&runs);
+        let proxy = &figures.master_cost[0];
+        assert_eq!(proxy.keepalive_master_ms, Some(2.0));
+        assert_eq!(proxy.keepalive_tree_ms, Some(3.0));
+        assert_eq!(proxy.newconn_master_ms, Some(2.0));
+        assert_eq!(figures.master_fds.len(), 2);
+        assert_eq!(figures.peers, vec!["node-rr".to_owned()]);
+    }
+}

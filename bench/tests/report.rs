@@ -1,0 +1,247 @@
+//! End-to-end test of `loadgen report DIR`: a folder of real loadgen runs
+//! (short, against real `proxy` clusters, labelled as `scripts/compare.sh`
+//! labels them) rendered into REPORT.md and SVG charts.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cluster::testing::Cluster;
+
+use common::{LOADGEN, TempPath, loadgen, proxy_bin};
+
+/// A temporary results folder with a `runs/` subfolder, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let dir = TempPath::new("-report").0.clone();
+        std::fs::create_dir_all(dir.join("runs")).expect("create the folder");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs loadgen with `labels` and `args` for 0.3 s after a warm-up of 100 ms
+/// and saves its JSON in `dir/runs/`.
+fn measure(dir: &Path, name: &str, labels: &[(&str, &str)], args: &[&str]) {
+    measure_after(dir, name, "100ms", labels, args);
+}
+
+/// [`measure`] with another warm-up.
+fn measure_after(dir: &Path, name: &str, warmup: &str, labels: &[(&str, &str)], args: &[&str]) {
+    let mut all: Vec<String> = [
+        "--duration",
+        "300ms",
+        "--warmup",
+        warmup,
+        "--sample-interval",
+        "20ms",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for (key, value) in labels {
+        all.push("--label".to_owned());
+        all.push(format!("{key}={value}"));
+    }
+    all.extend(args.iter().map(|arg| (*arg).to_owned()));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let run = loadgen(&refs);
+    assert!(
+        run.status.success(),
+        "{name}: {}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let json = serde_json::to_string(run.report()).expect("JSON");
+    std::fs::write(dir.join("runs").join(format!("{name}.json")), json).expect("save the run");
+}
+
+/// A folder with runs of every section renders into REPORT.md with every
+/// section and its figures, and into SVG charts.
+#[test]
+fn renders_every_section_from_real_runs() {
+    let dir = TempDir::new();
+    let cluster = Cluster::start(proxy_bin(), &["--workers", "2"]).expect("start proxy");
+    let url = format!("http://{}/", cluster.addr());
+    let master = cluster.master_pid().to_string();
+    let watch = ["--watch", master.as_str()];
+    for round in ["1", "2"] {
+        for (load, extra) in [
+            ("keepalive", &[][..]),
+            ("newconn", &["--new-conn"][..]),
+            ("openloop", &["--rate", "500"][..]),
+        ] {
+            let mut args = vec!["--target", url.as_str(), "--connections", "8"];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&watch);
+            let labels = [
+                ("section", "throughput"),
+                ("mode", "proxy"),
+                ("load", load),
+                ("round", round),
+            ];
+            measure(
+                &dir.0,
+                &format!("throughput-proxy-{load}-{round}"),
+                &labels,
+                &args,
+            );
+        }
+    }
+    for connections in ["10", "40"] {
+        let labels = [
+            ("section", "fdbill"),
+            ("mode", "proxy"),
+            ("connections", connections),
+            ("round", "1"),
+        ];
+        let args = [
+            "--target",
+            url.as_str(),
+            "--connections",
+            connections,
+            "--watch",
+            master.as_str(),
+        ];
+        measure(
+            &dir.0,
+            &format!("fdbill-proxy-{connections}"),
+            &labels,
+            &args,
+        );
+    }
+    let busy = format!("{url}?work_us=100");
+    let labels = [
+        ("section", "fairness"),
+        ("mode", "proxy"),
+        ("load", "keepalive"),
+        ("work_us", "100"),
+        ("round", "1"),
+    ];
+    measure(
+        &dir.0,
+        "fairness-proxy",
+        &labels,
+        &["--target", busy.as_str(), "--connections", "8"],
+    );
+    let worker = cluster.worker_pids()[0].to_string();
+    let labels = [("section", "faults"), ("mode", "proxy"), ("round", "1")];
+    let args = [
+        "--target",
+        url.as_str(),
+        "--connections",
+        "4",
+        "--new-conn",
+        "--kill",
+        worker.as_str(),
+        "--kill-after",
+        "100ms",
+    ];
+    measure(&dir.0, "faults-proxy", &labels, &args);
+    drop(cluster);
+
+    // The fd limit: a master with 64 fds cannot hold 60 relayed connections.
+    let limited =
+        Cluster::start(proxy_bin(), &["--workers", "2", "--max-fds", "64"]).expect("start proxy");
+    let url = format!("http://{}/", limited.addr());
+    for connections in ["5", "60"] {
+        let labels = [
+            ("section", "fdlimit"),
+            ("mode", "proxy"),
+            ("connections", connections),
+            ("max_fds", "64"),
+            ("round", "1"),
+        ];
+        let args = [
+            "--target",
+            url.as_str(),
+            "--connections",
+            connections,
+            "--timeout",
+            "1s",
+        ];
+        measure(
+            &dir.0,
+            &format!("fdlimit-proxy-{connections}"),
+            &labels,
+            &args,
+        );
+    }
+    drop(limited);
+
+    let rendered = Command::new(LOADGEN)
+        .arg("report")
+        .arg(&dir.0)
+        .output()
+        .expect("run loadgen report");
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let report = std::fs::read_to_string(dir.0.join("REPORT.md")).expect("REPORT.md");
+    for heading in [
+        "## 1. Throughput and latency",
+        "## 2. The fd bill",
+        "## 3. The fd limit",
+        "## 4. Fairness",
+        "## 5. Master cost",
+        "## 6. Faults",
+        "## 7. Peers",
+        "README.md",
+        "Machine: ",
+    ] {
+        assert!(report.contains(heading), "no {heading:?} in\n{report}");
+    }
+    assert!(
+        !report.contains("runs in this folder"),
+        "a section had no runs:\n{report}"
+    );
+    // Figures written from the data: the proxy's fds per connection, the fd
+    // limit's row, a successor that answered after the kill.
+    assert!(report.contains("| proxy | keep-alive |"), "{report}");
+    assert!(report.contains("fds per connection"), "{report}");
+    assert!(report.contains("| proxy | 64 |"), "{report}");
+    assert!(report.contains("served from the new worker"), "{report}");
+    assert!(report.contains("No peer runs"), "{report}");
+    for chart in [
+        "latency.svg",
+        "fds.svg",
+        "fairness.svg",
+        "master-fds-over-time.svg",
+    ] {
+        assert!(report.contains(chart), "REPORT.md does not link {chart}");
+        let svg = std::fs::read_to_string(dir.0.join(chart))
+            .unwrap_or_else(|err| panic!("{chart}: {err}"));
+        assert!(
+            svg.trim_start().starts_with("<svg"),
+            "{chart} starts with {:?}",
+            &svg[..40.min(svg.len())]
+        );
+        assert!(svg.trim_end().ends_with("</svg>"), "{chart} is cut short");
+    }
+    if let Ok(keep) = std::env::var("LOADGEN_TEST_KEEP_REPORT") {
+        let _ = Command::new("cp").arg("-r").arg(&dir.0).arg(keep).status();
+    }
+}
+
+/// An empty or missing folder is an error, not an empty report.
+#[test]
+fn refuses_a_folder_without_runs() {
+    let dir = TempDir::new();
+    let rendered = Command::new(LOADGEN)
+        .arg("report")
+        .arg(&dir.0)
+        .output()
+        .expect("run");
+    assert_eq!(rendered.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&rendered.stderr).contains("no runs"));
+    assert!(!dir.0.join("REPORT.md").exists());
+}
