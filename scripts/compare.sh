@@ -170,7 +170,7 @@ load() {
   step=$((step + 1))
   printf '[%3d] %s\n' "$step" "$name" >&2
   local cmd=("$bin/loadgen" --target "http://127.0.0.1:$port${path:-/}" --watch "$master"
-    "${labels[@]}" --json "$out/runs/$name.json" "$@")
+    "${labels[@]}" --label workers="$workers" --json "$out/runs/$name.json" "$@")
   echo "${cmd[*]}" >>"$commands"
   "${cmd[@]}" >>"$tmp/loadgen.log" 2>&1 || { echo "compare.sh: loadgen failed for $name:" >&2; tail -3 "$tmp/loadgen.log" >&2; exit 1; }
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::machine::Machine;
+use crate::report::Fairness;
 use crate::report::{HistogramSummary, ProcessReport, Report};
 
 /// The modes in the order every table and legend lists them; others follow,
@@ -577,18 +578,36 @@ fn fairness(runs: &[&LabelledRun]) -> Vec<FairnessRow> {
     group(runs, key)
         .into_iter()
         .map(|((((_, mode), (_, load)), work_us), runs)| {
-            let workers = &|run: &&LabelledRun| run.report.workers.requests_fairness;
-            // Shares by rank, largest first, in each round; then the median per rank.
-            let ranked: Vec<Vec<f64>> = runs
+            // Requests per worker, counting as zero the workers (label
+            // `workers`) that answered nothing: loadgen only sees the pids
+            // that answered, and a worker the kernel never woke is exactly
+            // the unfairness this section is about.
+            let counts: Vec<Vec<u64>> = runs
                 .iter()
                 .map(|run| {
-                    let mut shares: Vec<f64> = run
+                    let mut counts: Vec<u64> = run
                         .report
                         .workers
                         .by_pid
                         .iter()
-                        .map(|worker| worker.requests_share)
+                        .map(|w| w.requests)
                         .collect();
+                    let expected = run.number("workers").unwrap_or(0) as usize;
+                    counts.resize(counts.len().max(expected), 0);
+                    counts
+                })
+                .collect();
+            let fairness: Vec<Fairness> = counts
+                .iter()
+                .filter_map(|counts| Fairness::of(counts))
+                .collect();
+            // Shares by rank, largest first, in each round; then the median per rank.
+            let ranked: Vec<Vec<f64>> = counts
+                .iter()
+                .map(|counts| {
+                    let total = counts.iter().sum::<u64>().max(1) as f64;
+                    let mut shares: Vec<f64> =
+                        counts.iter().map(|&count| count as f64 / total).collect();
                     shares.sort_by(|a, b| b.total_cmp(a));
                     shares
                 })
@@ -605,12 +624,13 @@ fn fairness(runs: &[&LabelledRun]) -> Vec<FairnessRow> {
                 })
                 .collect();
             FairnessRow {
-                jain: median(runs.iter().filter_map(workers).map(|f| f.jain_index)),
-                max_min: median(
-                    runs.iter()
-                        .filter_map(workers)
-                        .filter_map(|f| f.max_min_ratio),
-                ),
+                jain: median(fairness.iter().map(|f| f.jain_index)),
+                // A round in which a worker got nothing has no ratio (∞).
+                max_min: if fairness.iter().any(|f| f.max_min_ratio.is_none()) {
+                    None
+                } else {
+                    median(fairness.iter().filter_map(|f| f.max_min_ratio))
+                },
                 shares,
                 p99_us: latency_median(&runs, |summary| summary.p99_us),
                 failed: failed(&runs),
@@ -944,9 +964,9 @@ pub(crate) mod tests {
                     1.0,
                     1,
                 );
-                let share = |pid, requests_share| WorkerShare {
+                let share = |pid, requests_share: f64| WorkerShare {
                     pid,
-                    requests: 0,
+                    requests: (requests_share * 100.0).round() as u64,
                     requests_share,
                     connections: 0,
                     first_ms: None,
@@ -967,6 +987,35 @@ pub(crate) mod tests {
         assert_eq!(row.shares.len(), 2);
         assert!((row.shares[0] - 0.7).abs() < 1e-9 && (row.shares[1] - 0.3).abs() < 1e-9);
         assert!(row.jain.expect("jain") < 1.0);
+    }
+
+    /// Fairness: a worker that answered nothing (label `workers`) counts as
+    /// zero: Jain's index 1/n, no max/min ratio, a share of 0.
+    #[test]
+    fn fairness_counts_a_silent_worker() {
+        let mut run = run(
+            &[
+                ("section", "fairness"),
+                ("mode", "handoff-listener"),
+                ("load", "keepalive"),
+                ("workers", "2"),
+            ],
+            1.0,
+            1,
+        );
+        run.report.workers.by_pid = vec![WorkerShare {
+            pid: 7,
+            requests: 500,
+            requests_share: 1.0,
+            connections: 50,
+            first_ms: None,
+            last_ms: None,
+        }];
+        let figures = Figures::of(&[run]);
+        let row = &figures.fairness[0];
+        assert_eq!(row.shares, vec![1.0, 0.0]);
+        assert!((row.jain.expect("jain") - 0.5).abs() < 1e-9);
+        assert_eq!(row.max_min, None);
     }
 
     /// Faults: the recovery runs from the kill to the first answer of a pid that

@@ -421,7 +421,7 @@ fn fairness(out: &mut String, figures: &Figures) {
             },
             row.jain.map_or("–".to_owned(), |jain| format!("{jain:.3}")),
             row.max_min
-                .map_or("–".to_owned(), |ratio| format!("{ratio:.2}")),
+                .map_or("∞".to_owned(), |ratio| format!("{ratio:.2}")),
             shares.join(" / "),
             opt_micros(row.p99_us),
             count(row.failed)

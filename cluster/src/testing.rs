@@ -546,6 +546,45 @@ pub fn get(addr: SocketAddr, path: &str, close: bool) -> anyhow::Result<Response
     KeepAlive::connect(addr)?.request(path, close)
 }
 
+/// Clients sending one `Connection: close` request each, all at once, each on
+/// its own thread, counting the answers as they come: for tests that hold
+/// some connections back (a stopped or full worker) and release them later.
+pub struct Clients {
+    answered: Arc<std::sync::atomic::AtomicUsize>,
+    threads: Vec<JoinHandle<anyhow::Result<Response>>>,
+}
+
+impl Clients {
+    /// Starts `count` clients, each sending `GET /` to `addr`.
+    pub fn start(addr: SocketAddr, count: usize) -> Clients {
+        let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads = (0..count)
+            .map(|_| {
+                let answered = answered.clone();
+                thread::spawn(move || {
+                    let response = get(addr, "/", true);
+                    answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    response
+                })
+            })
+            .collect();
+        Clients { answered, threads }
+    }
+
+    /// How many have had their answer (or failed) so far.
+    pub fn answered(&self) -> usize {
+        self.answered.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits for every client and returns their answers, in start order.
+    pub fn join(self) -> Vec<anyhow::Result<Response>> {
+        self.threads
+            .into_iter()
+            .map(|t| t.join().expect("a client thread does not panic"))
+            .collect()
+    }
+}
+
 /// Sends `bytes` as they are on a new connection to `addr` and reads one
 /// answer, for requests the client above would not write.
 pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> anyhow::Result<Response> {

@@ -2,7 +2,7 @@
 //! master and two workers on a free loopback port (`--workers 2 --listen
 //! 127.0.0.1:0`), driven through the shared test bodies of `cluster::testing`.
 
-use cluster::testing::{self, Cluster};
+use cluster::testing::{self, Clients, Cluster};
 
 /// The binary under test, built by cargo for this test.
 const HANDOFF: &str = env!("CARGO_BIN_EXE_handoff");
@@ -121,9 +121,6 @@ pass_tests! {
 /// and answered, not dropped.
 #[test]
 fn socket_unacknowledged_connections_go_to_another_worker() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     let cluster = start("socket");
     let stopped = cluster.worker_pids()[0];
     let master_fds = || testing::fd_count(cluster.master_pid()).unwrap();
@@ -131,21 +128,9 @@ fn socket_unacknowledged_connections_go_to_another_worker() {
     cluster.signal_worker(stopped, libc::SIGSTOP).unwrap();
     // Round robin hands three of these to the stopped worker, which cannot
     // acknowledge them, and three to the other, which answers them.
-    let addr = cluster.addr();
-    let answered = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..6)
-        .map(|_| {
-            let answered = answered.clone();
-            std::thread::spawn(move || {
-                let response = testing::get(addr, "/", true);
-                answered.fetch_add(1, Ordering::SeqCst);
-                response
-            })
-        })
-        .collect();
+    let clients = Clients::start(cluster.addr(), 6);
     assert!(
-        testing::wait_until(testing::HTTP_TIMEOUT, || answered.load(Ordering::SeqCst)
-            == 3),
+        testing::wait_until(testing::HTTP_TIMEOUT, || clients.answered() == 3),
         "the running worker did not answer its three connections"
     );
     // The master still holds its copy of each unacknowledged connection.
@@ -155,11 +140,8 @@ fn socket_unacknowledged_connections_go_to_another_worker() {
         master_fds()
     );
     cluster.signal_worker(stopped, libc::SIGKILL).unwrap();
-    for client in clients {
-        let response = client
-            .join()
-            .unwrap()
-            .expect("a handed connection was dropped");
+    for response in clients.join() {
+        let response = response.expect("a handed connection was dropped");
         assert_ne!(
             response.worker_pid(),
             Some(stopped),
@@ -218,41 +200,23 @@ fn listener_worker_out_of_fds_leaves_the_queue_to_the_other() {
 /// lost, nor taken by the other worker) and are served once it has fds again.
 #[test]
 fn reuseport_worker_out_of_fds_delays_its_share() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     let cluster = start("reuseport");
     let full = cluster.worker_pids()[0];
     testing::exhaust_fds(full).unwrap();
-    let addr = cluster.addr();
-    let answered = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..20)
-        .map(|_| {
-            let answered = answered.clone();
-            std::thread::spawn(move || {
-                let response = testing::get(addr, "/", true);
-                answered.fetch_add(1, Ordering::SeqCst);
-                response
-            })
-        })
-        .collect();
+    let clients = Clients::start(cluster.addr(), 20);
     // The other worker answers its share; the full worker's share waits.
-    assert!(testing::wait_until(testing::HTTP_TIMEOUT, || answered
-        .load(Ordering::SeqCst)
+    assert!(testing::wait_until(testing::HTTP_TIMEOUT, || clients
+        .answered()
         >= 1));
     assert!(
-        answered.load(Ordering::SeqCst) < 20,
+        clients.answered() < 20,
         "no connection was hashed to the full worker"
     );
     testing::set_nofile_limit(full, 1024).unwrap();
     let pids: Vec<Option<u32>> = clients
+        .join()
         .into_iter()
-        .map(|c| {
-            c.join()
-                .unwrap()
-                .expect("a waiting connection was lost")
-                .worker_pid()
-        })
+        .map(|r| r.expect("a waiting connection was lost").worker_pid())
         .collect();
     assert!(
         pids.contains(&Some(full)),
@@ -265,29 +229,15 @@ fn reuseport_worker_out_of_fds_delays_its_share() {
 /// queue lives on and the respawned worker, handed the same socket, serves them.
 #[test]
 fn reuseport_queue_survives_its_worker() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     let mut cluster = start("reuseport");
     let stopped = cluster.worker_pids()[0];
     cluster.signal_worker(stopped, libc::SIGSTOP).unwrap();
-    let addr = cluster.addr();
-    let answered = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..20)
-        .map(|_| {
-            let answered = answered.clone();
-            std::thread::spawn(move || {
-                let response = testing::get(addr, "/", true);
-                answered.fetch_add(1, Ordering::SeqCst);
-                response
-            })
-        })
-        .collect();
-    assert!(testing::wait_until(testing::HTTP_TIMEOUT, || answered
-        .load(Ordering::SeqCst)
+    let clients = Clients::start(cluster.addr(), 20);
+    assert!(testing::wait_until(testing::HTTP_TIMEOUT, || clients
+        .answered()
         >= 1));
     assert!(
-        answered.load(Ordering::SeqCst) < 20,
+        clients.answered() < 20,
         "no connection was hashed to the stopped worker"
     );
     cluster.signal_worker(stopped, libc::SIGKILL).unwrap();
@@ -296,13 +246,9 @@ fn reuseport_queue_survives_its_worker() {
         .expect("a respawn event");
     let successor = respawn["pid"].as_u64().map(|pid| pid as u32);
     let pids: Vec<Option<u32>> = clients
+        .join()
         .into_iter()
-        .map(|c| {
-            c.join()
-                .unwrap()
-                .expect("a queued connection was lost")
-                .worker_pid()
-        })
+        .map(|r| r.expect("a queued connection was lost").worker_pid())
         .collect();
     assert!(
         pids.contains(&successor),
