@@ -270,7 +270,7 @@ done
   echo "- open-loop rate: $rate requests/s"
   echo
   echo "Every command, in order, is in [commands.sh](commands.sh); every loadgen"
-  echo "report is in [runs/](runs/). Render again with \`loadgen report $out\`."
+  echo "report is in [runs/](runs/). Render again with \`target/release/loadgen report ${out#"$root"/}\`."
 } >"$out/README.md"
 echo "$bin/loadgen report $out" >>"$commands"
 "$bin/loadgen" report "$out"

@@ -38,11 +38,12 @@ fn drawing<E: std::fmt::Display>(err: E) -> anyhow::Error {
 
 /// Draws with `draw` on a white SVG canvas and returns the SVG text.
 fn svg(
+    size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> anyhow::Result<()>,
 ) -> anyhow::Result<String> {
     let mut out = String::new();
     {
-        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
         root.fill(&WHITE).map_err(drawing)?;
         draw(&root)?;
         root.present().map_err(drawing)?;
@@ -68,7 +69,7 @@ pub fn latency(load: &str, lines: &[SpectrumLine]) -> anyhow::Result<String> {
         "keepalive" => "keep-alive, closed loop",
         _ => load,
     };
-    svg(|root| {
+    svg(SIZE, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
                 format!("Request latency by percentile ({what})"),
@@ -143,7 +144,7 @@ pub fn fds(rows: &[FdBillRow]) -> anyhow::Result<String> {
         .iter()
         .filter_map(|row| row.master_fds)
         .fold(10.0, f64::max);
-    svg(|root| {
+    svg(SIZE, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
                 "The fd bill: the master's open fds against held connections",
@@ -197,7 +198,9 @@ pub fn fairness(rows: &[FairnessRow]) -> anyhow::Result<String> {
             panels.push((row.load.clone(), row.work_us));
         }
     }
-    svg(|root| {
+    // Each panel needs room for its bars, its axis and its mode names.
+    let height = (60 + 230 * panels.len() as u32).max(SIZE.1);
+    svg((SIZE.0, height), |root| {
         let titled = root
             .titled(
                 "Fairness: each worker's share of the requests, largest first",
@@ -294,7 +297,7 @@ pub fn master_fds(series: &[FdSeries]) -> anyhow::Result<String> {
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold(10.0, f64::max);
-    svg(|root| {
+    svg(SIZE, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
                 "The master's open fds over a run, a new connection per request",
