@@ -450,10 +450,18 @@ mod tests {
     /// A port nobody listens on is a refused connect.
     #[test]
     fn connect_and_send_reports_refused() {
-        let addr = {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-            listener.local_addr().expect("address")
-        };
+        // Bound but not listening: refused, and the port cannot be taken by a
+        // test running in parallel (as a merely freed port could).
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind");
+        let addr = socket
+            .local_addr()
+            .expect("address")
+            .as_socket()
+            .expect("inet");
         let err = runtime()
             .block_on(connect_and_send(addr, b"GET / HTTP/1.1\r\n\r\n"))
             .expect_err("refused");

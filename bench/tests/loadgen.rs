@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::time::Duration;
 
 use cluster::testing::Cluster;
@@ -472,11 +471,19 @@ fn errors_are_counted_by_kind() {
 /// URL, `--duration 0`, a `--watch` pid that does not exist.
 #[test]
 fn bad_input_exits_2_with_one_line() {
-    // A port that was just free: nothing listens there.
-    let closed = {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address")
-    };
+    // A port bound but not listening: connects are refused, and no other test
+    // can take the port meanwhile (a port merely freed could be taken by a
+    // server of a test running in parallel; that made this test flaky).
+    let closed_socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    closed_socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    let closed = closed_socket
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("an inet address");
     let closed_url = format!("http://{closed}/");
     let server = TestServer::start(Behaviour::Fast);
     let cases: [&[&str]; 8] = [
