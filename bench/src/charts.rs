@@ -125,12 +125,7 @@ pub fn latency(load: &str, lines: &[SpectrumLine]) -> anyhow::Result<String> {
             .map_err(drawing)?;
         }
         for (index, line) in lines.iter().enumerate() {
-            let style = colour(index).stroke_width(2);
-            chart
-                .draw_series(LineSeries::new(line.points.iter().copied(), style))
-                .map_err(drawing)?
-                .label(line.mode.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            mode_line(&mut chart, index, &line.mode, &line.points)?;
         }
         legend(&mut chart)
     })
@@ -171,12 +166,7 @@ pub fn fds(rows: &[FdBillRow]) -> anyhow::Result<String> {
                 .filter(|row| &row.mode == mode)
                 .filter_map(|row| Some((row.connections as f64, row.master_fds?)))
                 .collect();
-            let style = colour(index).stroke_width(2);
-            chart
-                .draw_series(LineSeries::new(points.iter().copied(), style))
-                .map_err(drawing)?
-                .label(mode.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            mode_line(&mut chart, index, mode, &points)?;
             chart
                 .draw_series(
                     points
@@ -334,18 +324,33 @@ pub fn master_fds(series: &[FdSeries]) -> anyhow::Result<String> {
             .draw()
             .map_err(drawing)?;
         for (index, line) in series.iter().enumerate() {
-            let style = colour(index).stroke_width(2);
-            chart
-                .draw_series(LineSeries::new(line.points.iter().copied(), style))
-                .map_err(drawing)?
-                .label(line.mode.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            mode_line(&mut chart, index, &line.mode, &line.points)?;
         }
         legend(&mut chart)
     })
 }
 
 /// The legend box, upper left, over a translucent white.
+/// One mode's line, in the mode's colour, with its entry in the legend.
+fn mode_line<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    index: usize,
+    mode: &str,
+    points: &[(f64, f64)],
+) -> anyhow::Result<()>
+where
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    let style = colour(index).stroke_width(2);
+    chart
+        .draw_series(LineSeries::new(points.iter().copied(), style))
+        .map_err(drawing)?
+        .label(mode)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    Ok(())
+}
+
 fn legend<'a, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
 ) -> anyhow::Result<()>
