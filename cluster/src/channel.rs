@@ -449,6 +449,20 @@ mod tests {
         ));
     }
 
+    /// Sends `message` with any fds at all, bypassing `try_send`'s check
+    /// that the count matches, as a misbehaving peer would.
+    fn send_with_fds(to: &OwnedFd, message: Message, fds: &[RawFd]) {
+        let frame = message.encode();
+        sendmsg::<()>(
+            to.as_raw_fd(),
+            &[IoSlice::new(&frame)],
+            &[ControlMessage::ScmRights(fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+    }
+
     fn open_fds() -> usize {
         std::fs::read_dir("/proc/self/fd").unwrap().count()
     }
@@ -483,16 +497,7 @@ mod tests {
         let before = open_fds();
         {
             let (x, _y) = std::os::unix::net::UnixStream::pair().unwrap();
-            let frame = Message::Ack { seq: 1 }.encode();
-            let raw = [x.as_raw_fd()];
-            sendmsg::<()>(
-                a.as_raw_fd(),
-                &[IoSlice::new(&frame)],
-                &[ControlMessage::ScmRights(&raw)],
-                MsgFlags::empty(),
-                None,
-            )
-            .unwrap();
+            send_with_fds(&a, Message::Ack { seq: 1 }, &[x.as_raw_fd()]);
         }
         let err = b.recv().await.unwrap_err();
         assert!(
@@ -520,15 +525,7 @@ mod tests {
                 .map(|_| std::os::unix::net::UnixStream::pair().unwrap().0)
                 .collect();
             let raw: Vec<RawFd> = sockets.iter().map(|s| s.as_raw_fd()).collect();
-            let frame = Message::Connection { seq: 9 }.encode();
-            sendmsg::<()>(
-                a.as_raw_fd(),
-                &[IoSlice::new(&frame)],
-                &[ControlMessage::ScmRights(&raw)],
-                MsgFlags::empty(),
-                None,
-            )
-            .unwrap();
+            send_with_fds(&a, Message::Connection { seq: 9 }, &raw);
         }
         let err = b.recv().await.unwrap_err();
         assert!(
