@@ -53,7 +53,7 @@ fi
 max_fds=256
 
 echo "building (cargo build --release)" >&2
-cargo build --release --quiet -p proxy -p handoff -p bench --bin proxy --bin handoff --bin loadgen
+cargo build --release --quiet -p proxy -p handoff -p loadgen --bin proxy --bin handoff --bin loadgen
 bin=$root/target/release
 
 out=${out:-$root/results/$(date -u +%Y-%m-%d)-$(hostname -s)}

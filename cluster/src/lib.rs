@@ -4,6 +4,9 @@
 //!
 //! # Layout
 //!
+//! - [`cli`]: what every binary shares on its command line: the duration
+//!   syntax, the usage error, the exit codes.
+//! - [`rlimit`]: RLIMIT_NOFILE, read and set in one place.
 //! - [`master`]: what every master does before and after its mode's work:
 //!   flags, fd limit, runtime, signals, exit codes.
 //! - [`listen`]: binding the public port (`SO_REUSEADDR`, optional `SO_REUSEPORT`).
@@ -16,21 +19,20 @@
 //! - [`accept`]: accepting with a back-off at the fd limit.
 //! - [`events`]: the JSON `ready` and `respawn` lines on stdout.
 //! - [`procfs`]: fds, RSS and CPU time of a process and its children.
-//! - `testing` (feature `testing`): helpers for the binaries' end-to-end tests.
 #![deny(missing_docs)]
 
 use std::time::Duration;
 
 pub mod accept;
 pub mod channel;
+pub mod cli;
 pub mod events;
 pub mod listen;
 pub mod master;
 pub mod procfs;
+pub mod rlimit;
 pub mod service;
 pub mod supervisor;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod worker;
 
 /// How long a graceful stop lets requests in flight finish before closing

@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::Mode;
+use crate::cli::{self, UsageError};
 use crate::listen::BindError;
-use crate::supervisor;
+use crate::rlimit::{self, NofileLimit};
 
 /// The flags every mode takes (DESIGN.md).
 #[derive(Debug, Clone, clap::Args)]
@@ -36,17 +37,8 @@ pub struct ClusterArgs {
     /// requests. nginx's `client_header_timeout` and Node.js's `headersTimeout`
     /// are 60 s; a benchmark's clients send at once, so 10 s is generous and
     /// frees a stalled client's fd sooner.
-    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_timeout)]
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = cli::parse_positive_duration)]
     pub header_timeout: Duration,
-}
-
-/// A humane duration ("10s", "500ms"), not zero.
-fn parse_timeout(value: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(value) {
-        Ok(d) if d.is_zero() => Err("must be more than zero".into()),
-        Ok(d) => Ok(d),
-        Err(err) => Err(err.to_string()),
-    }
 }
 
 fn default_workers() -> u16 {
@@ -59,7 +51,7 @@ pub struct Setup {
     /// The flags as given.
     pub args: ClusterArgs,
     /// The RLIMIT_NOFILE the master was started with, for the workers.
-    pub worker_nofile: (u64, u64),
+    pub worker_nofile: NofileLimit,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -86,9 +78,9 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let result = (|| {
-        let worker_nofile = supervisor::nofile_limit()?;
+        let worker_nofile = rlimit::get()?;
         if let Some(max_fds) = args.max_fds {
-            supervisor::set_max_fds(max_fds)
+            rlimit::set_soft(max_fds)
                 .map_err(|err| UsageError(format!("--max-fds {max_fds}: {err}")))?;
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -102,20 +94,13 @@ where
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("{mode}: error: {err:#}");
-            let usage = err.downcast_ref::<UsageError>().is_some()
-                || err
-                    .downcast_ref::<BindError>()
-                    .is_some_and(BindError::is_usage);
-            ExitCode::from(if usage { 2 } else { 1 })
+            let taken_port = err
+                .downcast_ref::<BindError>()
+                .is_some_and(BindError::is_usage);
+            cli::fail(&mode.to_string(), &err, taken_port)
         }
     }
 }
-
-/// A mistake the user can fix by changing the command line (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
 
 /// Resolves on the first SIGINT or SIGTERM. The handlers are installed when
 /// this is called, not when the future is first polled, so a signal that

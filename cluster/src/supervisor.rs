@@ -23,7 +23,6 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -32,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::channel::{self, Channel, ChannelError, Message};
 use crate::events::{self, WorkerInfo};
 use crate::master::Setup;
+use crate::rlimit::{self, NofileLimit};
 use crate::worker::{CHANNEL_FD_ENV, Serve};
 use crate::{GRACE_PERIOD, Mode};
 
@@ -93,7 +93,7 @@ struct Spec {
     args: Vec<String>,
     /// RLIMIT_NOFILE (soft, hard) the master was started with: workers get it
     /// back, so `--max-fds` limits the master only.
-    nofile: (u64, u64),
+    nofile: NofileLimit,
 }
 
 /// What the supervisor knows of one slot, for the `ready`/`respawn` lines.
@@ -331,7 +331,7 @@ fn spawn_worker(spec: &Spec) -> std::io::Result<(Child, Arc<Channel>)> {
     let (master_end, worker_end): (OwnedFd, OwnedFd) = channel::pair()?;
     let worker_fd = worker_end.as_raw_fd();
     let master_pid = nix::unistd::getpid().as_raw() as libc::pid_t;
-    let (soft, hard) = spec.nofile;
+    let nofile = spec.nofile;
     let mut command = Command::new(&spec.exe);
     command
         .args(&spec.args)
@@ -356,34 +356,11 @@ fn spawn_worker(spec: &Spec) -> std::io::Result<(Child, Arc<Channel>)> {
             if libc::fcntl(worker_fd, libc::F_SETFD, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            let limit = libc::rlimit {
-                rlim_cur: soft,
-                rlim_max: hard,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
+            rlimit::set_in_child(nofile)
         });
     }
     let child = command.spawn()?;
     // Our copy of the worker's end must go, or we would never see it close.
     drop(worker_end);
     Ok((child, Arc::new(Channel::new(master_end)?)))
-}
-
-/// The current RLIMIT_NOFILE as (soft, hard), to hand on to workers.
-pub fn nofile_limit() -> std::io::Result<(u64, u64)> {
-    Ok(getrlimit(Resource::RLIMIT_NOFILE)?)
-}
-
-/// Sets this process's soft RLIMIT_NOFILE to `max_fds` (and the hard limit too
-/// when it is below, which needs privilege). Workers do not inherit it.
-pub fn set_max_fds(max_fds: u64) -> std::io::Result<()> {
-    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    Ok(setrlimit(
-        Resource::RLIMIT_NOFILE,
-        max_fds,
-        hard.max(max_fds),
-    )?)
 }

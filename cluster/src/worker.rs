@@ -49,7 +49,7 @@ pub struct WorkerArgs {
     #[arg(long, value_enum)]
     pub serve: Serve,
     /// The master's `--header-timeout`.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::cli::parse_duration)]
     pub header_timeout: std::time::Duration,
 }
 

@@ -27,7 +27,10 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match cluster::cli::parse("handoff") {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     master::init_logging();
     match cli.command {
         Some(Command::Worker(args)) => worker::main(args),

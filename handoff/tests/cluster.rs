@@ -1,8 +1,8 @@
 //! End-to-end tests of the `handoff` binary, once per `--pass` value: the real
 //! master and two workers on a free loopback port (`--workers 2 --listen
-//! 127.0.0.1:0`), driven through the shared test bodies of `cluster::testing`.
+//! 127.0.0.1:0`), driven through the shared test bodies of `testkit`.
 
-use cluster::testing::{self, Clients, Cluster};
+use testkit::{Clients, Cluster};
 
 /// The binary under test, built by cargo for this test.
 const HANDOFF: &str = env!("CARGO_BIN_EXE_handoff");
@@ -10,7 +10,7 @@ const HANDOFF: &str = env!("CARGO_BIN_EXE_handoff");
 /// Starts `handoff --workers 2 --pass <pass> --listen 127.0.0.1:0` and checks
 /// that its ready line names mode `handoff-<pass>`.
 fn start(pass: &str) -> Cluster {
-    testing::start_two_workers(HANDOFF, &["--pass", pass], &format!("handoff-{pass}"))
+    testkit::start_two_workers(HANDOFF, &["--pass", pass], &format!("handoff-{pass}"))
 }
 
 /// Writes one module of tests per `--pass` value: `socket::keep_alive`, ...
@@ -28,83 +28,83 @@ macro_rules! pass_tests {
             /// 40 one-shot requests get the documented answer from a ready worker (from both, except with `listener`).
             #[test]
             fn answers_from_the_workers() {
-                testing::assert_answers(&start(PASS), 40, $every_worker);
+                testkit::assert_answers(&start(PASS), 40, $every_worker);
             }
 
             /// Five requests on one keep-alive connection are all answered, by the same worker.
             #[test]
             fn keep_alive() {
-                testing::assert_keep_alive(&start(PASS), 5);
+                testkit::assert_keep_alive(&start(PASS), 5);
             }
 
             /// `?work_us=20000` makes the worker compute for about 20 ms before it answers.
             #[test]
             fn work_us_delays_the_answer() {
-                testing::assert_work_delays_answer(&start(PASS));
+                testkit::assert_work_delays_answer(&start(PASS));
             }
 
             /// The master keeps no fd per client connection: 200 open connections add fewer than 20.
             #[test]
             fn master_holds_no_fd_per_connection() {
-                testing::assert_fd_cost(&start(PASS), 200, 0..=19);
+                testkit::assert_fd_cost(&start(PASS), 200, 0..=19);
             }
 
             /// A SIGKILLed worker is respawned and announced, and no later request reaches the dead pid.
             #[test]
             fn respawns_a_killed_worker() {
-                testing::assert_respawns_killed_worker(&mut start(PASS));
+                testkit::assert_respawns_killed_worker(&mut start(PASS));
             }
 
             /// SIGKILL of the master leaves no orphan: every worker is gone within 3 s.
             #[test]
             fn master_sigkill_leaves_no_orphans() {
-                testing::assert_master_kill_leaves_no_orphans(&mut start(PASS));
+                testkit::assert_master_kill_leaves_no_orphans(&mut start(PASS));
             }
 
             /// SIGTERM stops the master with exit code 0, and its workers with it.
             #[test]
             fn sigterm_exits_0() {
-                testing::assert_sigterm_stops_cleanly(&mut start(PASS));
+                testkit::assert_sigterm_stops_cleanly(&mut start(PASS));
             }
 
             /// A request in flight when SIGTERM arrives is still answered, then the master exits 0.
             #[test]
             fn sigterm_finishes_the_request_in_flight() {
-                testing::assert_sigterm_finishes_in_flight(&mut start(PASS));
+                testkit::assert_sigterm_finishes_in_flight(&mut start(PASS));
             }
 
             /// A request that is not HTTP gets 400, an oversized head 431; the workers survive.
             #[test]
             fn bad_http_input() {
-                testing::assert_bad_http_input(&start(PASS));
+                testkit::assert_bad_http_input(&start(PASS));
             }
 
             /// A client that never finishes its headers is cut after `--header-timeout`.
             #[test]
             fn slow_headers_are_cut() {
                 let args = ["--pass", PASS, "--header-timeout", "1s"];
-                let cluster = testing::start_two_workers(HANDOFF, &args, &format!("handoff-{PASS}"));
-                testing::assert_slow_headers_are_cut(&cluster);
+                let cluster = testkit::start_two_workers(HANDOFF, &args, &format!("handoff-{PASS}"));
+                testkit::assert_slow_headers_are_cut(&cluster);
             }
 
             /// With `--max-fds 64` and 150 clients, the master neither dies nor spins, and recovers.
             #[test]
             fn survives_fd_exhaustion() {
                 let args = ["--pass", PASS, "--max-fds", "64"];
-                let cluster = testing::start_two_workers(HANDOFF, &args, &format!("handoff-{PASS}"));
-                testing::assert_survives_fd_exhaustion(&cluster);
+                let cluster = testkit::start_two_workers(HANDOFF, &args, &format!("handoff-{PASS}"));
+                testkit::assert_survives_fd_exhaustion(&cluster);
             }
 
             /// A worker killed under load is respawned; at most the requests in flight on it fail.
             #[test]
             fn worker_killed_under_load() {
-                testing::assert_worker_kill_under_load(&mut start(PASS));
+                testkit::assert_worker_kill_under_load(&mut start(PASS));
             }
 
             /// A port that is already taken makes the binary exit 2 with a stderr line naming the address.
             #[test]
             fn taken_port_exits_2() {
-                testing::assert_taken_port_exits_2(HANDOFF, &["--pass", PASS]);
+                testkit::assert_taken_port_exits_2(HANDOFF, &["--pass", PASS]);
             }
         }
     )*};
@@ -123,14 +123,14 @@ pass_tests! {
 fn socket_unacknowledged_connections_go_to_another_worker() {
     let cluster = start("socket");
     let stopped = cluster.worker_pids()[0];
-    let master_fds = || testing::fd_count(cluster.master_pid()).unwrap();
+    let master_fds = || testkit::fd_count(cluster.master_pid()).unwrap();
     let base = master_fds();
     cluster.signal_worker(stopped, libc::SIGSTOP).unwrap();
     // Round robin hands three of these to the stopped worker, which cannot
     // acknowledge them, and three to the other, which answers them.
     let clients = Clients::start(cluster.addr(), 6);
     assert!(
-        testing::wait_until(testing::HTTP_TIMEOUT, || clients.answered() == 3),
+        testkit::wait_until(testkit::HTTP_TIMEOUT, || clients.answered() == 3),
         "the running worker did not answer its three connections"
     );
     // The master still holds its copy of each unacknowledged connection.
@@ -157,17 +157,17 @@ fn socket_unacknowledged_connections_go_to_another_worker() {
 fn socket_worker_out_of_fds_hands_back() {
     let cluster = start("socket");
     let (full, other) = (cluster.worker_pids()[0], cluster.worker_pids()[1]);
-    testing::exhaust_fds(full).unwrap();
+    testkit::exhaust_fds(full).unwrap();
     for _ in 0..20 {
         let response =
-            testing::get(cluster.addr(), "/", true).expect("a rejected handoff was dropped");
+            testkit::get(cluster.addr(), "/", true).expect("a rejected handoff was dropped");
         assert_eq!(response.worker_pid(), Some(other));
     }
-    assert!(testing::is_alive(full), "the worker out of fds died");
-    testing::set_nofile_limit(full, 1024).unwrap();
+    assert!(testkit::is_alive(full), "the worker out of fds died");
+    testkit::set_nofile_limit(full, 1024).unwrap();
     assert!(
-        testing::wait_until(testing::HTTP_TIMEOUT, || {
-            testing::get(cluster.addr(), "/", true).is_ok_and(|r| r.worker_pid() == Some(full))
+        testkit::wait_until(testkit::HTTP_TIMEOUT, || {
+            testkit::get(cluster.addr(), "/", true).is_ok_and(|r| r.worker_pid() == Some(full))
         }),
         "the worker does not serve again once it has fds"
     );
@@ -179,20 +179,20 @@ fn socket_worker_out_of_fds_hands_back() {
 fn listener_worker_out_of_fds_leaves_the_queue_to_the_other() {
     let cluster = start("listener");
     let (full, other) = (cluster.worker_pids()[0], cluster.worker_pids()[1]);
-    testing::exhaust_fds(full).unwrap();
-    let cpu_before = testing::cpu_time(full).unwrap();
+    testkit::exhaust_fds(full).unwrap();
+    let cpu_before = testkit::cpu_time(full).unwrap();
     let started = std::time::Instant::now();
     for _ in 0..20 {
-        let response = testing::get(cluster.addr(), "/", true).expect("a connection was lost");
+        let response = testkit::get(cluster.addr(), "/", true).expect("a connection was lost");
         assert_eq!(response.worker_pid(), Some(other));
     }
-    let cpu = testing::cpu_time(full).unwrap() - cpu_before;
+    let cpu = testkit::cpu_time(full).unwrap() - cpu_before;
     assert!(
         cpu.as_secs_f64() < 0.1 * started.elapsed().as_secs_f64().max(1.0),
         "the worker out of fds spins: {cpu:?} of CPU in {:?}",
         started.elapsed()
     );
-    assert!(testing::is_alive(full), "the worker out of fds died");
+    assert!(testkit::is_alive(full), "the worker out of fds died");
 }
 
 /// `--pass reuseport`: a worker with no free fd cannot accept from its own
@@ -202,17 +202,17 @@ fn listener_worker_out_of_fds_leaves_the_queue_to_the_other() {
 fn reuseport_worker_out_of_fds_delays_its_share() {
     let cluster = start("reuseport");
     let full = cluster.worker_pids()[0];
-    testing::exhaust_fds(full).unwrap();
+    testkit::exhaust_fds(full).unwrap();
     let clients = Clients::start(cluster.addr(), 20);
     // The other worker answers its share; the full worker's share waits.
-    assert!(testing::wait_until(testing::HTTP_TIMEOUT, || clients
+    assert!(testkit::wait_until(testkit::HTTP_TIMEOUT, || clients
         .answered()
         >= 1));
     assert!(
         clients.answered() < 20,
         "no connection was hashed to the full worker"
     );
-    testing::set_nofile_limit(full, 1024).unwrap();
+    testkit::set_nofile_limit(full, 1024).unwrap();
     let pids: Vec<Option<u32>> = clients
         .join()
         .into_iter()
@@ -233,7 +233,7 @@ fn reuseport_queue_survives_its_worker() {
     let stopped = cluster.worker_pids()[0];
     cluster.signal_worker(stopped, libc::SIGSTOP).unwrap();
     let clients = Clients::start(cluster.addr(), 20);
-    assert!(testing::wait_until(testing::HTTP_TIMEOUT, || clients
+    assert!(testkit::wait_until(testkit::HTTP_TIMEOUT, || clients
         .answered()
         >= 1));
     assert!(
@@ -242,7 +242,7 @@ fn reuseport_queue_survives_its_worker() {
     );
     cluster.signal_worker(stopped, libc::SIGKILL).unwrap();
     let respawn = cluster
-        .next_event(testing::RESPAWN_TIMEOUT)
+        .next_event(testkit::RESPAWN_TIMEOUT)
         .expect("a respawn event");
     let successor = respawn["pid"].as_u64().map(|pid| pid as u32);
     let pids: Vec<Option<u32>> = clients
@@ -259,11 +259,11 @@ fn reuseport_queue_survives_its_worker() {
 /// `--workers 0` is bad usage: exit code 2.
 #[test]
 fn zero_workers_exits_2() {
-    testing::assert_bad_usage_exits_2(HANDOFF, &["--workers", "0"]);
+    testkit::assert_bad_usage_exits_2(HANDOFF, &["--workers", "0"]);
 }
 
 /// An unknown `--pass` value is bad usage: exit code 2.
 #[test]
 fn unknown_pass_exits_2() {
-    testing::assert_bad_usage_exits_2(HANDOFF, &["--pass", "bogus", "--workers", "2"]);
+    testkit::assert_bad_usage_exits_2(HANDOFF, &["--pass", "bogus", "--workers", "2"]);
 }

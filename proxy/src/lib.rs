@@ -36,7 +36,7 @@ const SPARE_FDS: usize = 16;
 /// accept queue, instead of being accepted and then closed for want of a
 /// second fd. This is the proxy's ceiling: half the fd limit.
 pub fn max_relays(workers: usize) -> anyhow::Result<usize> {
-    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
+    let soft = cluster::rlimit::get()?.soft;
     let open = cluster::procfs::fd_count(std::process::id())?;
     let reserved = open + workers + SPARE_FDS;
     Ok((usize::try_from(soft)

@@ -1,99 +1,99 @@
 //! End-to-end tests of the `proxy` binary: the real master and two workers on a
 //! free loopback port (`--workers 2 --listen 127.0.0.1:0`), driven through the
-//! shared test bodies of `cluster::testing`.
+//! shared test bodies of `testkit`.
 
-use cluster::testing::{self, Cluster};
+use testkit::Cluster;
 
 /// The binary under test, built by cargo for this test.
 const PROXY: &str = env!("CARGO_BIN_EXE_proxy");
 
 /// Starts `proxy --workers 2 --listen 127.0.0.1:0` and checks its ready line.
 fn start() -> Cluster {
-    testing::start_two_workers(PROXY, &[], "proxy")
+    testkit::start_two_workers(PROXY, &[], "proxy")
 }
 
 /// 40 one-shot requests get the documented answer from a ready worker, and both workers serve.
 #[test]
 fn answers_from_every_worker() {
-    testing::assert_answers(&start(), 40, true);
+    testkit::assert_answers(&start(), 40, true);
 }
 
 /// Five requests on one keep-alive connection are all answered, by the same worker.
 #[test]
 fn keep_alive() {
-    testing::assert_keep_alive(&start(), 5);
+    testkit::assert_keep_alive(&start(), 5);
 }
 
 /// `?work_us=20000` makes the worker compute for about 20 ms before it answers.
 #[test]
 fn work_us_delays_the_answer() {
-    testing::assert_work_delays_answer(&start());
+    testkit::assert_work_delays_answer(&start());
 }
 
 /// The master holds two fds per open client connection (the client's and its own to a worker), and releases them on close.
 #[test]
 fn master_holds_two_fds_per_connection() {
-    testing::assert_fd_cost(&start(), 200, 360..=440);
+    testkit::assert_fd_cost(&start(), 200, 360..=440);
 }
 
 /// A SIGKILLed worker is respawned and announced, and no later request reaches the dead pid.
 #[test]
 fn respawns_a_killed_worker() {
-    testing::assert_respawns_killed_worker(&mut start());
+    testkit::assert_respawns_killed_worker(&mut start());
 }
 
 /// SIGKILL of the master leaves no orphan: every worker is gone within 3 s.
 #[test]
 fn master_sigkill_leaves_no_orphans() {
-    testing::assert_master_kill_leaves_no_orphans(&mut start());
+    testkit::assert_master_kill_leaves_no_orphans(&mut start());
 }
 
 /// SIGTERM stops the master with exit code 0, and its workers with it.
 #[test]
 fn sigterm_exits_0() {
-    testing::assert_sigterm_stops_cleanly(&mut start());
+    testkit::assert_sigterm_stops_cleanly(&mut start());
 }
 
 /// A request in flight when SIGTERM arrives is still answered, then the master exits 0.
 #[test]
 fn sigterm_finishes_the_request_in_flight() {
-    testing::assert_sigterm_finishes_in_flight(&mut start());
+    testkit::assert_sigterm_finishes_in_flight(&mut start());
 }
 
 /// A request that is not HTTP gets 400, an oversized head 431; the workers survive.
 #[test]
 fn bad_http_input() {
-    testing::assert_bad_http_input(&start());
+    testkit::assert_bad_http_input(&start());
 }
 
 /// A client that never finishes its headers is cut after `--header-timeout`.
 #[test]
 fn slow_headers_are_cut() {
-    let cluster = testing::start_two_workers(PROXY, &["--header-timeout", "1s"], "proxy");
-    testing::assert_slow_headers_are_cut(&cluster);
+    let cluster = testkit::start_two_workers(PROXY, &["--header-timeout", "1s"], "proxy");
+    testkit::assert_slow_headers_are_cut(&cluster);
 }
 
 /// With `--max-fds 64` and 150 clients, the master neither dies nor spins, and recovers.
 #[test]
 fn survives_fd_exhaustion() {
-    let cluster = testing::start_two_workers(PROXY, &["--max-fds", "64"], "proxy");
-    testing::assert_survives_fd_exhaustion(&cluster);
+    let cluster = testkit::start_two_workers(PROXY, &["--max-fds", "64"], "proxy");
+    testkit::assert_survives_fd_exhaustion(&cluster);
 }
 
 /// A worker killed under load is respawned; at most the requests in flight on it fail.
 #[test]
 fn worker_killed_under_load() {
-    testing::assert_worker_kill_under_load(&mut start());
+    testkit::assert_worker_kill_under_load(&mut start());
 }
 
 /// A port that is already taken makes the binary exit 2 with a stderr line naming the address.
 #[test]
 fn taken_port_exits_2() {
-    testing::assert_taken_port_exits_2(PROXY, &[]);
+    testkit::assert_taken_port_exits_2(PROXY, &[]);
 }
 
 /// `--workers 0` is bad usage: exit code 2.
 #[test]
 fn zero_workers_exits_2() {
-    testing::assert_bad_usage_exits_2(PROXY, &["--workers", "0"]);
+    testkit::assert_bad_usage_exits_2(PROXY, &["--workers", "0"]);
 }

@@ -6,7 +6,7 @@
 # (wrk, loadgen, wrk, loadgen, ...) so that a noisy machine hurts both alike;
 # prints every run and the medians.
 #
-# usage: bench/scripts/vs-wrk.sh [--rounds K] [--duration S] [--loads "keepalive close"]
+# usage: bench/loadgen/scripts/vs-wrk.sh [--rounds K] [--duration S] [--loads "keepalive close"]
 # needs: wrk, python3; builds proxy and loadgen in release mode
 set -euo pipefail
 rounds=3 duration=5
@@ -20,9 +20,9 @@ while (($#)); do
   esac
 done
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 2; }
-root=$(cd "$(dirname "$0")/../.." && pwd)
+root=$(cd "$(dirname "$0")/../../.." && pwd)
 bin=$root/target/release
-(cd "$root" && cargo build --release --quiet -p proxy -p bench --bin proxy --bin loadgen)
+(cd "$root" && cargo build --release --quiet -p proxy -p loadgen --bin proxy --bin loadgen)
 tmp=$(mktemp -d)
 master=
 cleanup() { [[ -n $master ]] && kill "$master" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }

@@ -111,9 +111,7 @@ pub struct Config {
 
 /// A mistake the user can fix by changing the command line: a bad value, an
 /// unreachable target, a pid that does not exist. `loadgen` exits 2 on it.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+pub use cluster::cli::UsageError;
 
 /// Runs the load that `config` describes and returns its report. Blocks for the
 /// warm-up, the duration, and the drain of the requests in flight at the end (at

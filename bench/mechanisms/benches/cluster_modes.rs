@@ -20,7 +20,7 @@
 //! Each group starts a cluster the first time one of its benchmarks needs it
 //! (criterion runs only the benchmarks its filter selects, e.g.
 //! `cargo bench -- connect`), and stops them all with SIGTERM at its end;
-//! `cluster::testing::Cluster` SIGKILLs the master and its workers if that
+//! `testkit::Cluster` SIGKILLs the master and its workers if that
 //! fails, or if a benchmark panics, so no process outlives the bench.
 
 use std::io::{Read, Write};
@@ -28,9 +28,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cluster::testing::{Cluster, HTTP_TIMEOUT, KeepAlive, STOP_TIMEOUT, wait_until};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, PlottingBackend, criterion_group, criterion_main};
+use testkit::{Cluster, HTTP_TIMEOUT, KeepAlive, STOP_TIMEOUT, wait_until};
 
 /// Workers per cluster: one per core of the 2-core machine the figures were
 /// taken on; the bench itself and the master share the same cores.
@@ -161,9 +161,7 @@ impl Clusters {
                 .to_path_buf();
             let target_dir = dir.parent().expect("target/<profile> has a parent");
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .expect("the bench crate is a folder of the workspace");
+            let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
             let built = std::process::Command::new(cargo)
                 .args([
                     "build",

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cluster::testing::Cluster;
+use testkit::Cluster;
 
 use common::{LOADGEN, TempPath, loadgen, proxy_bin};
 

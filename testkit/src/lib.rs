@@ -1,4 +1,6 @@
-//! Helpers for the end-to-end tests of the cluster binaries (crate feature `testing`).
+//! The test kit: helpers for the end-to-end tests of the cluster binaries. A
+//! dev-dependency only (`publish = false`): nothing here is built into `proxy`,
+//! `handoff` or `loadgen`.
 //!
 //! A test starts the real binary with [`Cluster::start`], which waits for its `ready`
 //! line and, when dropped, SIGKILLs the master and every worker it has seen, so a
@@ -34,7 +36,7 @@ use nix::unistd::Pid;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::procfs;
+use cluster::procfs;
 
 /// How long a binary may take to print its `ready` line: it starts every worker
 /// first, and a loaded CI machine runs many tests at once.
@@ -713,25 +715,9 @@ pub fn exhaust_fds(pid: u32) -> io::Result<()> {
     set_nofile_limit(pid, lowest_free)
 }
 
-/// Sets the soft RLIMIT_NOFILE of another process, as `prlimit` does (its
-/// hard limit stays, so the soft one can be raised again without privilege).
+/// Sets the soft RLIMIT_NOFILE of another process ([`rlimit::set_soft_of`]).
 pub fn set_nofile_limit(pid: u32, soft: u64) -> io::Result<()> {
-    let prlimit = |new: *const libc::rlimit, old: *mut libc::rlimit| {
-        // SAFETY: plain syscall on pointers to live rlimit values (or null).
-        let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_NOFILE, new, old) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    };
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    prlimit(std::ptr::null(), &mut limit)?;
-    limit.rlim_cur = soft.min(limit.rlim_max);
-    prlimit(&limit, std::ptr::null_mut())
+    cluster::rlimit::set_soft_of(pid, soft)
 }
 
 /// Whether process `pid` exists and is not a zombie (a dead process not yet reaped

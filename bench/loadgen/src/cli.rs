@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 use crate::Config;
 use crate::kill::Kill;
 use crate::target::Target;
-use crate::units::{parse_duration, parse_positive_duration, parse_positive_integer, parse_rate};
+use cluster::cli::{parse_duration, parse_positive_duration};
+
+use crate::units::{parse_positive_integer, parse_rate};
 
 /// Load an HTTP/1.1 server and measure what it costs: latency (HdrHistogram),
 /// the spread over worker pids (`x-worker-pid`), errors by kind, and with

@@ -9,8 +9,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cluster::testing::Cluster;
 use serde_json::Value;
+use testkit::Cluster;
 
 use common::server::{Behaviour, SERVER_PID, TestServer};
 use common::{f64_at, loadgen, proxy_bin, u64_at};
@@ -269,7 +269,7 @@ fn watch_shows_the_proxy_master_fds_rising() {
 
 /// The JSON report of a run that fills every optional part (open loop, new
 /// connections, --watch, --label, --kill) matches the committed schema, reads
-/// back into `bench::Report`, and the validator rejects a report that breaks it.
+/// back into `loadgen::Report`, and the validator rejects a report that breaks it.
 #[test]
 fn json_matches_the_committed_schema() {
     let server = TestServer::start(Behaviour::Fast);
@@ -330,8 +330,8 @@ fn json_matches_the_committed_schema() {
             && last <= f64_at(report, &["phases", "run_end_ms"]),
         "first {first} last {last} ms"
     );
-    let typed: bench::Report =
-        serde_json::from_value(report.clone()).expect("the JSON reads back into bench::Report");
+    let typed: loadgen::Report =
+        serde_json::from_value(report.clone()).expect("the JSON reads back into loadgen::Report");
     assert_eq!(typed.requests.ok, u64_at(report, &["requests", "ok"]));
     assert_eq!(
         by_pid(report),

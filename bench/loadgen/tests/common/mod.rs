@@ -149,7 +149,7 @@ pub fn proxy_bin() -> &'static str {
         let loadgen = Path::new(LOADGEN);
         let proxy = loadgen.with_file_name("proxy");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
         let mut build = Command::new(cargo);
         build
             .args(["build", "--quiet", "-p", "proxy", "--manifest-path"])

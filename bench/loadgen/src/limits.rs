@@ -21,17 +21,13 @@ pub const FDS_BESIDES_CONNECTIONS: u64 = 64;
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (setrlimit(2)).
 pub fn raise_fd_limit() -> std::io::Result<FdLimit> {
-    let (soft_at_start, hard) = cluster::supervisor::nofile_limit()?;
-    let soft = match cluster::supervisor::set_max_fds(hard) {
-        Ok(()) => hard,
-        // EPERM or EINVAL (a hard limit above fs.nr_open): keep what we had; the
-        // report and the notes show the limit that applied.
-        Err(_) => soft_at_start,
-    };
+    let soft_at_start = cluster::rlimit::get()?.soft;
+    // When raising fails, the report shows the limit that applied.
+    let now = cluster::rlimit::raise_soft_to_hard()?;
     Ok(FdLimit {
         soft_at_start,
-        soft,
-        hard,
+        soft: now.soft,
+        hard: now.hard,
     })
 }
 

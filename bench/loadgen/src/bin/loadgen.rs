@@ -1,0 +1,36 @@
+//! `loadgen`: loads an HTTP/1.1 server and reports what it cost (see the crate
+//! docs and bench/README.md). Exit codes: 0 after a run (failed requests are in
+//! the report), 2 for bad usage or an unreachable target, 1 for anything else.
+
+use std::process::ExitCode;
+
+use loadgen::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli: Cli = match cluster::cli::parse("loadgen") {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => cluster::cli::fail("loadgen", &err, false),
+    }
+}
+
+/// Runs the load, prints the summary, writes the JSON; or renders a report.
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    if let Some(Command::Report { dir }) = &cli.command {
+        let written = loadgen::render::render_dir(dir)?;
+        for path in written {
+            println!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
+    let config = cli.config(std::env::args().collect());
+    let report = loadgen::run(&config)?;
+    print!("{}", loadgen::summary::render(&report));
+    if let Some(path) = &cli.json {
+        loadgen::write_json(&report, path)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! Humane counts for flags: `5k`, `1.5M`, `20000`. (Durations are
+//! `cluster::cli::parse_duration`, the one syntax of every binary.)
+
+/// Parses a count with an optional suffix `k` (thousand) or `M` (million):
+/// `5k`, `1.5M`, `20000`. Fractions are allowed (`0.5` requests/s).
+pub fn parse_count(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let (number, scale) = match text.strip_suffix(['k', 'K']) {
+        Some(number) => (number, 1e3),
+        None => match text.strip_suffix('M') {
+            Some(number) => (number, 1e6),
+            None => (text, 1.0),
+        },
+    };
+    let value: f64 = number
+        .trim()
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number (e.g. 500, 5k, 1.5M)"))?;
+    let value = value * scale;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(value)
+}
+
+/// Parses a request rate per second (`--rate`): a count more than zero.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate = parse_count(text)?;
+    if rate <= 0.0 {
+        return Err("must be more than zero".to_owned());
+    }
+    Ok(rate)
+}
+
+/// Parses a whole number at least 1 (`--connections`, `--threads`): `50`, `10k`.
+pub fn parse_positive_integer(text: &str) -> Result<usize, String> {
+    let value = parse_count(text)?;
+    if value.fract() != 0.0 || value < 1.0 || value > u32::MAX as f64 {
+        return Err(format!("{text:?} must be a whole number from 1"));
+    }
+    Ok(value as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts with `k` and `M` suffixes, fractions, underscores.
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count("5k"), Ok(5000.0));
+        assert_eq!(parse_count("1.5M"), Ok(1_500_000.0));
+        assert_eq!(parse_count("20_000"), Ok(20_000.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_count("many").is_err());
+        assert!(parse_count("-3").is_err());
+        assert_eq!(parse_positive_integer("10k"), Ok(10_000));
+        assert!(parse_positive_integer("1.5").is_err());
+        assert!(parse_positive_integer("0").is_err());
+    }
+}

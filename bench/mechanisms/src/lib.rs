@@ -1,0 +1,11 @@
+//! Criterion benches of each mechanism the suite compares, in isolation
+//! (`cargo bench -p mechanisms`; see `benches/`):
+//!
+//! - `fd_passing`: one frame and its acknowledgement over the master–worker
+//!   channel, with a socket passed by SCM_RIGHTS and without;
+//! - `relay`: bytes through the proxy's relay against a direct connection;
+//! - `cluster_modes`: a new connection, or a keep-alive request, through each
+//!   mode against one worker's own port.
+//!
+//! The crate has no code of its own: the benches measure the other crates.
+#![deny(missing_docs)]
