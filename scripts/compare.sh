@@ -35,6 +35,7 @@ done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+source "$root/scripts/lib.sh"
 if ((quick)); then
   : "${repeats:=1}"
   duration=500ms warmup=200ms           # per throughput run
@@ -60,6 +61,7 @@ out=${out:-$root/results/$(date -u +%Y-%m-%d)-$(hostname -s)}
 mkdir -p "$out/runs"
 rm -f "$out"/runs/*.json
 commands=$out/commands.sh
+export SERVER_COMMANDS=$commands
 echo "# every command compare.sh ran, in order (cluster starts, loads, the report)" >"$commands"
 tmp=$(mktemp -d)
 
@@ -82,32 +84,19 @@ fi
 ((have_node)) || [[ $peers == no ]] || echo "peers: Node.js skipped (install Node.js 20)" >&2
 
 # --- clusters ---------------------------------------------------------------
-# start MODE [FLAGS...]: starts a server; sets $master (its pid, watched by
-# loadgen), $port (what loadgen loads), $first_worker (a worker pid, for the
+# start MODE [FLAGS...]: starts a server (start_server in scripts/lib.sh, or
+# nginx in front of a proxy cluster's workers); sets $master (the pid loadgen
+# watches), $port (what loadgen loads), $first_worker (a worker pid, for the
 # fault experiment), and $pids (every process to stop, master first).
 pids=()
 start() {
   local mode=$1; shift
-  local ready=$tmp/ready
-  : >"$ready"
-  case $mode in
-    proxy|ceiling|nginx) run_bg "$ready" "$bin/proxy" --listen 127.0.0.1:0 --workers "$workers" "$@" ;;
-    handoff-*) run_bg "$ready" "$bin/handoff" --pass "${mode#handoff-}" --listen 127.0.0.1:0 --workers "$workers" "$@" ;;
-    node-*) run_bg "$ready" node "$root/scripts/peers/node-cluster.js" --sched "${mode#node-}" --listen 127.0.0.1:0 --workers "$workers" ;;
-  esac
-  local i
-  for ((i = 0; i < 200; i++)); do [[ -s $ready ]] && break; sleep 0.05; done
-  [[ -s $ready ]] || { echo "compare.sh: $mode did not print its ready line; log:" >&2; tail -5 "$tmp/log" >&2; exit 1; }
-  read -r master port first_worker wports < <(python3 -c '
-import json, sys
-r = json.loads(sys.stdin.readline())
-w = r["workers"]
-print(r["master_pid"], r["listen"].rsplit(":", 1)[1], w[0]["pid"], ",".join(str(x["port"]) for x in w))' <"$ready")
+  local as=$mode
+  [[ $mode == nginx ]] && as=proxy
+  start_server "$as" "$workers" "$tmp" "$@"
   pids=("$master")
-  case $mode in
-    ceiling) port=${wports%%,*} ;;   # one worker's own port: nobody in between
-    nginx) start_nginx "$wports" ;;
-  esac
+  [[ $mode == nginx ]] && start_nginx "$worker_ports"
+  return 0
 }
 
 # run_bg FILE CMD...: CMD in the background, stdout to FILE, stderr to the log.

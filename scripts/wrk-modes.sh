@@ -29,33 +29,16 @@ if ! command -v wrk >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/de
 fi
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$root/target/release
-(cd "$root" && cargo build --release --quiet --bin proxy --bin handoff)
+source "$root/scripts/lib.sh"
+(cd "$root" && cargo build --release --quiet -p proxy -p handoff --bin proxy --bin handoff)
 tmp=$(mktemp -d)
 master=
 cleanup() { [[ -n $master ]] && kill "$master" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-# start MODE: starts a cluster, sets $master and $port (the public port; for
-# the ceiling, the first worker's own port of a proxy cluster).
-start() {
-  local mode=$1 out=$tmp/ready
-  : >"$out"
-  case $mode in
-    ceiling|proxy) "$bin/proxy" --listen 127.0.0.1:0 --workers "$workers" >"$out" 2>>"$tmp/log" & ;;
-    handoff-*) "$bin/handoff" --pass "${mode#handoff-}" --listen 127.0.0.1:0 --workers "$workers" >"$out" 2>>"$tmp/log" & ;;
-    node-*) node "$root/scripts/peers/node-cluster.js" --sched "${mode#node-}" --listen 127.0.0.1:0 --workers "$workers" >"$out" 2>>"$tmp/log" & ;;
-    *) echo "unknown mode $mode" >&2; exit 2 ;;
-  esac
-  master=$!
-  for _ in $(seq 100); do [[ -s $out ]] && break; sleep 0.1; done
-  [[ -s $out ]] || { echo "$mode did not become ready" >&2; cat "$tmp/log" >&2; exit 1; }
-  if [[ $mode == ceiling ]]; then
-    port=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["workers"][0]["port"])' <"$out")
-  else
-    port=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["listen"].rsplit(":",1)[1])' <"$out")
-  fi
-}
+# start MODE: starts a cluster (scripts/lib.sh), sets $master and $port (the
+# public port; for the ceiling, the first worker's own port of a proxy cluster).
+start() { start_server "$1" "$workers" "$tmp"; }
 
 stop() { kill -TERM "$master"; wait "$master" || true; master=; }
 

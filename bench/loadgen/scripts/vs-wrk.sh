@@ -22,17 +22,14 @@ done
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 bin=$root/target/release
+source "$root/scripts/lib.sh"
 (cd "$root" && cargo build --release --quiet -p proxy -p loadgen --bin proxy --bin loadgen)
 tmp=$(mktemp -d)
 master=
 cleanup() { [[ -n $master ]] && kill "$master" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-"$bin/proxy" --listen 127.0.0.1:0 --workers 2 >"$tmp/ready" 2>"$tmp/log" &
-master=$!
-for _ in $(seq 100); do [[ -s $tmp/ready ]] && break; sleep 0.1; done
-[[ -s $tmp/ready ]] || { echo "proxy did not become ready" >&2; cat "$tmp/log" >&2; exit 1; }
-port=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["workers"][0]["port"])' <"$tmp/ready")
+start_server ceiling 2 "$tmp"
 url=http://127.0.0.1:$port/
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"

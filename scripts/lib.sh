@@ -1,0 +1,60 @@
+# shellcheck shell=bash
+# What the scripts share, sourced (`source "$root/scripts/lib.sh"`): starting a
+# server of the suite and reading its ready line, once.
+#
+# start_server MODE WORKERS DIR [FLAGS...]
+#   MODE: proxy, handoff-socket, handoff-listener, handoff-reuseport,
+#   ceiling (a proxy cluster whose first worker's own port is the target:
+#   nobody in between), or the Node.js cluster peers node-rr and node-none.
+#   Starts it on 127.0.0.1 with a free port (--listen 127.0.0.1:0) in the
+#   background, stdout to DIR/ready, stderr appended to DIR/log; FLAGS go to
+#   the binary. Waits for the ready line (ARCHITECTURE.md) for at most 10 s, then
+#   sets:
+#     master        the master's pid
+#     port          the port to load: the public port, or for `ceiling` the
+#                   first worker's own port
+#     first_worker  the first worker's pid
+#     worker_ports  the workers' own ports, comma-separated (proxy modes)
+#   On failure it prints the end of the log and exits 1. If SERVER_COMMANDS
+#   names a file, the command line is appended to it.
+#
+# The caller stops the server (kill -TERM "$master"; wait "$master").
+
+start_server() {
+  local mode=$1 workers=$2 dir=$3
+  shift 3
+  local root cmd
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  case $mode in
+    proxy | ceiling) cmd=("$root/target/release/proxy") ;;
+    handoff-*) cmd=("$root/target/release/handoff" --pass "${mode#handoff-}") ;;
+    node-*) cmd=(node "$root/scripts/peers/node-cluster.js" --sched "${mode#node-}") ;;
+    *) echo "start_server: unknown mode $mode" >&2; exit 2 ;;
+  esac
+  cmd+=(--listen 127.0.0.1:0 --workers "$workers" "$@")
+  [[ -n ${SERVER_COMMANDS:-} ]] && echo "${cmd[*]}" >>"$SERVER_COMMANDS"
+  : >"$dir/ready"
+  "${cmd[@]}" >"$dir/ready" 2>>"$dir/log" &
+  master=$!
+  local i
+  for ((i = 0; i < 200; i++)); do
+    [[ -s $dir/ready ]] && break
+    kill -0 "$master" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [[ ! -s $dir/ready ]]; then
+    echo "$mode did not print its ready line; its log ends with:" >&2
+    tail -5 "$dir/log" >&2
+    exit 1
+  fi
+  local listen_port
+  read -r master listen_port first_worker worker_ports < <(python3 -c '
+import json, sys
+r = json.loads(sys.stdin.readline())
+w = r["workers"]
+print(r["master_pid"], r["listen"].rsplit(":", 1)[1], w[0]["pid"],
+      ",".join(str(x["port"]) for x in w))' <"$dir/ready")
+  port=$listen_port
+  [[ $mode == ceiling ]] && port=${worker_ports%%,*}
+  return 0
+}
