@@ -116,7 +116,7 @@ impl Dispatcher {
                 }
                 // Channel full (the worker is busy) or the worker is gone (its
                 // exit event follows): skip it, never wait on it.
-                Err(ChannelError::Io(err)) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(ChannelError::Full) => {}
                 Err(err) => tracing::debug!(slot, cause = %err, "handoff failed; next worker"),
             }
         }
