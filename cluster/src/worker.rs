@@ -193,7 +193,7 @@ impl Worker {
         match self.next_order().await? {
             Order::Take(Message::Listener, fds) => self.accept_on(tcp_listener(fds)?),
             Order::Stop => return Ok(()),
-            _ => bail!("the master sent something else than the listener"),
+            _ => bail!("unexpected message from the master (expected Listener)"),
         }
         self.channel
             .send(Message::Ready { port: None }, None)
