@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //!
+//! - [`Mode`] and [`Pass`]: the four modes, one name each in code, flags
+//!   and output.
 //! - [`cli`]: what every binary shares on its command line: the duration
 //!   syntax, the usage error, the exit codes.
 //! - [`rlimit`]: RLIMIT_NOFILE, read and set in one place.
@@ -13,8 +15,10 @@
 //! - [`supervisor`]: spawning workers (re-exec, channel fd, death signal),
 //!   reaping and respawning them, stopping them gracefully.
 //! - [`channel`]: the framed protocol over a `SOCK_SEQPACKET` socketpair, with
-//!   sockets passed by `SCM_RIGHTS`.
-//! - [`worker`]: the worker process: serves what the channel gives it.
+//!   sockets passed by `SCM_RIGHTS`: [`channel::frame`] is the wire format,
+//!   [`channel::scm_rights`] the `sendmsg`/`recvmsg` that hand a socket over.
+//! - [`worker`]: the worker process: serves what the channel gives it, one
+//!   function per mode.
 //! - [`service`]: the worker's HTTP/1.1 answer (hyper).
 //! - [`accept`]: accepting with a back-off at the fd limit.
 //! - [`announce`]: the JSON `ready` and `respawn` lines on stdout
