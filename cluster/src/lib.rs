@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //!
+//! - [`Mode`] and [`Pass`]: the four modes, one name each in code, flags
+//!   and output.
 //! - [`cli`]: what every binary shares on its command line: the duration
 //!   syntax, the usage error, the exit codes.
 //! - [`rlimit`]: RLIMIT_NOFILE, read and set in one place.
@@ -13,20 +15,24 @@
 //! - [`supervisor`]: spawning workers (re-exec, channel fd, death signal),
 //!   reaping and respawning them, stopping them gracefully.
 //! - [`channel`]: the framed protocol over a `SOCK_SEQPACKET` socketpair, with
-//!   sockets passed by `SCM_RIGHTS`.
-//! - [`worker`]: the worker process: serves what the channel gives it.
+//!   sockets passed by `SCM_RIGHTS`: [`channel::frame`] is the wire format,
+//!   [`channel::scm_rights`] the `sendmsg`/`recvmsg` that hand a socket over.
+//! - [`worker`]: the worker process: serves what the channel gives it, one
+//!   function per mode.
 //! - [`service`]: the worker's HTTP/1.1 answer (hyper).
 //! - [`accept`]: accepting with a back-off at the fd limit.
-//! - [`events`]: the JSON `ready` and `respawn` lines on stdout.
+//! - [`announce`]: the JSON `ready` and `respawn` lines on stdout
+//!   (`Announcement`s; not to be confused with the supervisor's
+//!   [`supervisor::Event`]s, which stay inside the master).
 //! - [`procfs`]: fds, RSS and CPU time of a process and its children.
 #![deny(missing_docs)]
 
 use std::time::Duration;
 
 pub mod accept;
+pub mod announce;
 pub mod channel;
 pub mod cli;
-pub mod events;
 pub mod listen;
 pub mod master;
 pub mod procfs;
@@ -39,27 +45,102 @@ pub mod worker;
 /// what is left. DESIGN.md: "at most a few seconds".
 pub const GRACE_PERIOD: Duration = Duration::from_secs(5);
 
-/// The four ways of sharing one port, named as in every output line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// How the master shares its port: the one name of a mode.
+///
+/// One vocabulary, so that a name read anywhere leads to the code: the
+/// master's flags (`proxy`; `handoff --pass socket`), the `mode` of the `ready`
+/// line and of every result (`handoff-socket`), and the worker's hidden
+/// `--mode` flag all spell a mode from this enum, whose handoff half is the
+/// `--pass` value itself ([`Pass`]). Adding a mode is one variant here, and
+/// the compiler then points at every place that must learn it (the worker,
+/// the supervisor, the names below).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// The master relays every connection to a worker's own port.
+    /// The master relays every connection to a worker's own port (`proxy`).
     Proxy,
-    /// The master hands each accepted connection to a worker (SCM_RIGHTS).
-    HandoffSocket,
-    /// The master hands the listening socket to every worker once.
-    HandoffListener,
-    /// The master hands each worker its own SO_REUSEPORT listener.
-    HandoffReuseport,
+    /// The master hands sockets to the workers (`handoff --pass ...`).
+    Handoff(Pass),
+}
+
+/// What the `handoff` master hands to the workers (its `--pass` flag) over
+/// their channels with SCM_RIGHTS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pass {
+    /// Every accepted connection, round robin (mode `handoff-socket`).
+    Socket,
+    /// The one listening socket, to every worker (mode `handoff-listener`).
+    Listener,
+    /// One SO_REUSEPORT listener per worker (mode `handoff-reuseport`).
+    Reuseport,
+}
+
+impl Mode {
+    /// Every mode, in the order the results list them.
+    pub const ALL: [Mode; 4] = [
+        Mode::Proxy,
+        Mode::Handoff(Pass::Socket),
+        Mode::Handoff(Pass::Listener),
+        Mode::Handoff(Pass::Reuseport),
+    ];
+
+    /// The mode's name in every output line and flag.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Proxy => "proxy",
+            Mode::Handoff(Pass::Socket) => "handoff-socket",
+            Mode::Handoff(Pass::Listener) => "handoff-listener",
+            Mode::Handoff(Pass::Reuseport) => "handoff-reuseport",
+        }
+    }
 }
 
 impl std::fmt::Display for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Mode::Proxy => "proxy",
-            Mode::HandoffSocket => "handoff-socket",
-            Mode::HandoffListener => "handoff-listener",
-            Mode::HandoffReuseport => "handoff-reuseport",
-        })
+        f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for Mode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+/// The worker's `--mode` flag takes the names of [`Mode::name`].
+impl clap::ValueEnum for Mode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Mode::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names of the output lines are the ones the results and scripts
+    /// know, and the worker's flag parses each of them back.
+    #[test]
+    fn mode_names_round_trip() {
+        let names: Vec<&str> = Mode::ALL.iter().map(|mode| mode.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "proxy",
+                "handoff-socket",
+                "handoff-listener",
+                "handoff-reuseport"
+            ]
+        );
+        for mode in Mode::ALL {
+            assert_eq!(
+                <Mode as clap::ValueEnum>::from_str(mode.name(), false),
+                Ok(mode)
+            );
+            assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{mode}\""));
+        }
     }
 }

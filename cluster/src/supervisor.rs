@@ -28,11 +28,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::announce::{self, WorkerInfo};
 use crate::channel::{self, Channel, ChannelError, Message};
-use crate::events::{self, WorkerInfo};
 use crate::master::Setup;
 use crate::rlimit::{self, NofileLimit};
-use crate::worker::{CHANNEL_FD_ENV, Serve};
+use crate::worker::CHANNEL_FD_ENV;
 use crate::{GRACE_PERIOD, Mode};
 
 /// The longest a crash-looping slot waits before its next respawn; a worker
@@ -42,7 +42,9 @@ const MAX_RESPAWN_DELAY: Duration = Duration::from_secs(1);
 /// The first wait after a worker that died young; doubled on each quick death.
 const MIN_RESPAWN_DELAY: Duration = Duration::from_millis(50);
 
-/// What happened to a worker, in the order it happened for that slot.
+/// What happened to a worker, in the order it happened for that slot. These
+/// stay inside the master; what it tells the world on stdout is in
+/// [`crate::announce`].
 #[derive(Debug)]
 pub enum Event {
     /// A worker process started in `slot`; it is not serving yet. The master
@@ -119,27 +121,17 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Starts `--workers` workers serving `serve`, for a master of `mode`
-    /// listening on `listen`. Must be called from the main thread, on a
-    /// current-thread runtime.
-    pub fn start(
-        setup: &Setup,
-        mode: Mode,
-        listen: SocketAddr,
-        serve: Serve,
-    ) -> std::io::Result<Supervisor> {
+    /// Starts `--workers` workers for a master of `mode` listening on
+    /// `listen`; each worker is told the mode, and serves as it requires.
+    /// Must be called from the main thread, on a current-thread runtime.
+    pub fn start(setup: &Setup, mode: Mode, listen: SocketAddr) -> std::io::Result<Supervisor> {
         let (tx, events) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        let serve = match serve {
-            Serve::OwnPort => "own-port",
-            Serve::Sockets => "sockets",
-            Serve::Listener => "listener",
-        };
         let header_timeout = humantime::format_duration(setup.args.header_timeout);
         let args = [
             "worker",
-            "--serve",
-            serve,
+            "--mode",
+            mode.name(),
             "--header-timeout",
             &header_timeout.to_string(),
         ];
@@ -183,7 +175,7 @@ impl Supervisor {
                 let state = &mut self.slots[slot];
                 state.serving = Some(WorkerInfo { pid, port });
                 if let Some(old_pid) = state.dead.take().filter(|_| self.announced) {
-                    events::respawn(old_pid, pid, port);
+                    announce::respawn(old_pid, pid, port);
                 } else if !self.announced && self.slots.iter().all(|s| s.serving.is_some()) {
                     self.announced = true;
                     let workers = self
@@ -191,7 +183,7 @@ impl Supervisor {
                         .iter()
                         .filter_map(|s| s.serving.clone())
                         .collect();
-                    events::ready(self.mode, self.listen, workers);
+                    announce::ready(self.mode, self.listen, workers);
                 }
             }
             Event::Exited { slot, pid } => {

@@ -1,15 +1,18 @@
 //! The worker process: one single-threaded tokio runtime, like one Node.js
 //! worker, serving HTTP on whatever the master gives it over the channel.
 //!
-//! The master re-executes its own binary with the hidden `worker` subcommand and
-//! the channel's fd number in [`CHANNEL_FD_ENV`] (Node.js: `NODE_CHANNEL_FD`).
-//! Then, by [`Serve`]:
+//! The master re-executes its own binary with the hidden `worker` subcommand,
+//! its [`Mode`] and the channel's fd number in [`CHANNEL_FD_ENV`] (Node.js:
+//! `NODE_CHANNEL_FD`). Then [`run`] serves the way the mode asks, one
+//! function each:
 //!
-//! - `own-port` (`proxy`): bind `127.0.0.1:0`, report the port in `Ready`;
-//! - `sockets` (`handoff --pass socket`): report `Ready`, then serve each
-//!   connection that arrives, acknowledging it at once;
-//! - `listener` (`--pass listener` / `reuseport`): wait for the listening socket,
-//!   accept on it, then report `Ready`.
+//! - `proxy` (`serve_own_port`): bind `127.0.0.1:0`, report the port
+//!   in `Ready`;
+//! - `handoff-socket` (`serve_handed_sockets`): report `Ready`, then
+//!   serve each connection that arrives, acknowledging it;
+//! - `handoff-listener` and `handoff-reuseport`
+//!   (`serve_handed_listener`): wait for the listening socket, accept
+//!   on it, then report `Ready`. Shared or not is the master's business.
 //!
 //! The worker exits when the channel ends (the master is gone), on `Stop` or
 //! SIGTERM (gracefully), and when the channel carries something it cannot trust.
@@ -21,33 +24,21 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinSet;
 
 use crate::channel::{Channel, ChannelError, Message};
-use crate::{GRACE_PERIOD, accept, service};
+use crate::{GRACE_PERIOD, Mode, Pass, accept, service};
 
 /// The environment variable that tells a worker the number of its channel fd.
 pub const CHANNEL_FD_ENV: &str = "CLUSTER_CHANNEL_FD";
 
-/// What a worker serves; chosen by the master's mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Serve {
-    /// Bind a port of its own on 127.0.0.1 and report it (`proxy`).
-    OwnPort,
-    /// Serve the connections handed over the channel (`handoff --pass socket`).
-    Sockets,
-    /// Accept on the listening socket handed over the channel
-    /// (`handoff --pass listener` and `--pass reuseport`).
-    Listener,
-}
-
 /// Arguments of the hidden `worker` subcommand, given by the master.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
-    /// What to serve.
+    /// The master's mode, which says what the worker serves.
     #[arg(long, value_enum)]
-    pub serve: Serve,
+    pub mode: Mode,
     /// The master's `--header-timeout`.
     #[arg(long, value_parser = crate::cli::parse_duration)]
     pub header_timeout: std::time::Duration,
@@ -99,109 +90,201 @@ fn inherited_channel() -> anyhow::Result<OwnedFd> {
 }
 
 /// Runs the worker until it is told to stop, its master is gone, or its
-/// channel fails.
+/// channel fails; a stop lets the requests in flight finish.
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
-    let WorkerArgs {
-        serve,
-        header_timeout,
-    } = args;
-    let config = service::Config { header_timeout };
-    // Ctrl-C in a terminal signals the whole foreground process group; the
-    // master coordinates the stop, so a worker must not die of SIGINT first.
-    // SAFETY: SIG_IGN installs no handler code; nothing else here handles SIGINT.
-    unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::SIGINT,
-            nix::sys::signal::SigHandler::SigIgn,
-        )
+    let config = service::Config {
+        header_timeout: args.header_timeout,
+    };
+    let mut worker = Worker::start(config)?;
+    match args.mode {
+        Mode::Proxy => worker.serve_own_port().await?,
+        Mode::Handoff(Pass::Socket) => worker.serve_handed_sockets().await?,
+        Mode::Handoff(Pass::Listener | Pass::Reuseport) => worker.serve_handed_listener().await?,
     }
-    .context("ignore SIGINT")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let channel = Channel::new(inherited_channel()?).context("channel")?;
-    let connections = Arc::new(GracefulShutdown::new());
-    let mut accept_loops = JoinSet::new();
-    let mut ready = false;
+    worker.stop_gracefully().await;
+    Ok(())
+}
 
-    if serve == Serve::OwnPort {
+/// What the master asks of the worker, as the serving functions take it.
+enum Order {
+    /// A message and the fds that came with it (one for `Connection` and
+    /// `Listener`).
+    Take(Message, Vec<OwnedFd>),
+    /// A connection whose fd the kernel dropped: our fd table is full. The
+    /// master still holds it and gives it to another worker on `Reject`.
+    Refuse {
+        /// The handoff to reject.
+        seq: u64,
+    },
+    /// `Stop` from the master, or SIGTERM.
+    Stop,
+}
+
+impl Order {
+    /// The order in what the channel delivered; an error for what ends the
+    /// worker (the master gone, a frame it cannot trust).
+    fn from_channel(
+        received: Result<(Message, Vec<OwnedFd>), ChannelError>,
+    ) -> anyhow::Result<Order> {
+        match received {
+            Ok((Message::Stop, _)) => Ok(Order::Stop),
+            Ok((message, fds)) => Ok(Order::Take(message, fds)),
+            Err(ChannelError::ControlTruncated {
+                message: Some(Message::Connection { seq }),
+            }) => Ok(Order::Refuse { seq }),
+            // The master exited (or was killed): nobody supervises us any more.
+            Err(ChannelError::Closed) => bail!("master gone (channel closed)"),
+            Err(err) => Err(err).context("channel from the master"),
+        }
+    }
+}
+
+/// A worker's state: its channel, and what it serves.
+struct Worker {
+    /// To and from the master.
+    channel: Channel,
+    /// SIGTERM stops the worker as `Stop` does.
+    sigterm: Signal,
+    /// The HTTP settings, from the master's flags.
+    config: service::Config,
+    /// Every connection served, so that a stop can wait for them.
+    connections: Arc<GracefulShutdown>,
+    /// The tasks accepting on a listener (`proxy`, listener modes).
+    accept_loops: JoinSet<()>,
+}
+
+impl Worker {
+    /// Takes the inherited channel and sets up the signals.
+    fn start(config: service::Config) -> anyhow::Result<Worker> {
+        // Ctrl-C in a terminal signals the whole foreground process group; the
+        // master coordinates the stop, so a worker must not die of SIGINT first.
+        // SAFETY: SIG_IGN installs no handler code; nothing else here handles SIGINT.
+        unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::SIGINT,
+                nix::sys::signal::SigHandler::SigIgn,
+            )
+        }
+        .context("ignore SIGINT")?;
+        Ok(Worker {
+            sigterm: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            channel: Channel::new(inherited_channel()?).context("channel")?,
+            config,
+            connections: Arc::new(GracefulShutdown::new()),
+            accept_loops: JoinSet::new(),
+        })
+    }
+
+    /// `proxy`: bind a port of our own, report it, serve until told to stop.
+    async fn serve_own_port(&mut self) -> anyhow::Result<()> {
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
             .context("bind own port")?;
         let port = listener.local_addr()?.port();
-        accept_loops.spawn(accept_loop(listener, connections.clone(), config));
-        channel
-            .send(Message::Ready { port: Some(port) }, None)
+        self.accept_on(listener);
+        let ready = Message::Ready { port: Some(port) };
+        self.channel.send(ready, None).await?;
+        self.serve_until_stop().await
+    }
+
+    /// `handoff-listener` / `handoff-reuseport`: wait for the listening socket,
+    /// accept on it, report `Ready`, serve until told to stop.
+    async fn serve_handed_listener(&mut self) -> anyhow::Result<()> {
+        match self.next_order().await? {
+            Order::Take(Message::Listener, fds) => self.accept_on(tcp_listener(fds)?),
+            Order::Stop => return Ok(()),
+            _ => bail!("unexpected message from the master (expected Listener)"),
+        }
+        self.channel
+            .send(Message::Ready { port: None }, None)
             .await?;
-        ready = true;
-    } else if serve == Serve::Sockets {
-        channel.send(Message::Ready { port: None }, None).await?;
-        ready = true;
+        self.serve_until_stop().await
     }
 
-    loop {
-        let first = tokio::select! {
-            received = channel.recv() => received,
-            _ = sigterm.recv() => break,
-        };
-        // Handle this message and every other one already queued, then
-        // acknowledge the connections among them with one message: under load
-        // several handoffs arrive per wake-up, and one `Ack` (cumulative: "all
-        // up to seq") saves the master a wake-up and a `recvmsg` for each other.
-        let mut received = Some(first);
-        let mut ack = None;
-        let mut stop = false;
-        while let Some(message) = received.take() {
-            match message {
-                Ok((Message::Connection { seq }, fds)) => {
-                    service::serve(tcp_stream(fds)?, connections.watcher(), config);
-                    ack = Some(seq);
-                }
-                Ok((Message::Listener, fds)) => {
-                    let listener = tcp_listener(fds)?;
-                    accept_loops.spawn(accept_loop(listener, connections.clone(), config));
-                    if !ready {
-                        channel.send(Message::Ready { port: None }, None).await?;
-                        ready = true;
+    /// `handoff-socket`: report `Ready`, then serve every connection handed
+    /// over until told to stop.
+    ///
+    /// The orders already queued when one arrives are taken together, and the
+    /// connections among them acknowledged with one message: under load
+    /// several handoffs arrive per wake-up, and one `Ack` (cumulative: "all up
+    /// to seq") saves the master a wake-up and a `recvmsg` for each other.
+    async fn serve_handed_sockets(&mut self) -> anyhow::Result<()> {
+        self.channel
+            .send(Message::Ready { port: None }, None)
+            .await?;
+        loop {
+            let mut order = self.next_order().await?;
+            let mut ack = None;
+            let stop = loop {
+                match order {
+                    Order::Take(Message::Connection { seq }, fds) => {
+                        service::serve(tcp_stream(fds)?, self.connections.watcher(), self.config);
+                        ack = Some(seq);
                     }
+                    Order::Take(other, _) => bail!("unexpected message from the master: {other:?}"),
+                    // Sent at once, before any later cumulative Ack.
+                    Order::Refuse { seq } => {
+                        tracing::warn!(seq, "handoff arrived without its fd (fd limit?); rejected");
+                        self.channel.send(Message::Reject { seq }, None).await?;
+                    }
+                    Order::Stop => break true,
                 }
-                Ok((Message::Stop, _)) => stop = true,
-                Ok((other, _)) => bail!("unexpected message from the master: {other:?}"),
-                // Our fd table is full: the connection's fd was dropped by the
-                // kernel; the master still holds it and gives it to another
-                // worker. Sent at once, before any later cumulative Ack.
-                Err(ChannelError::ControlTruncated {
-                    message: Some(Message::Connection { seq }),
-                }) => {
-                    tracing::warn!(seq, "handoff arrived without its fd (fd limit?); rejected");
-                    channel.send(Message::Reject { seq }, None).await?;
+                match self.channel.try_recv().transpose() {
+                    Some(received) => order = Order::from_channel(received)?,
+                    None => break false,
                 }
-                // The master exited (or was killed): nobody supervises us any more.
-                Err(ChannelError::Closed) => bail!("master gone (channel closed)"),
-                Err(err) => return Err(err).context("channel from the master"),
+            };
+            if let Some(seq) = ack {
+                self.channel.send(Message::Ack { seq }, None).await?;
             }
-            if !stop {
-                received = channel.try_recv().transpose();
+            if stop {
+                return Ok(());
             }
-        }
-        if let Some(seq) = ack {
-            channel.send(Message::Ack { seq }, None).await?;
-        }
-        if stop {
-            break;
         }
     }
 
-    // Graceful stop: no new connections, then let the requests in flight end.
-    accept_loops.shutdown().await;
-    let connections =
-        Arc::into_inner(connections).expect("accept loops, the other owners, have ended");
-    tracing::debug!(open = connections.count(), "worker stopping");
-    if tokio::time::timeout(GRACE_PERIOD, connections.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("grace period over; closing the remaining connections");
+    /// Waits for `Stop` (or SIGTERM) while the accept loops serve; any other
+    /// message is a master this worker does not understand.
+    async fn serve_until_stop(&mut self) -> anyhow::Result<()> {
+        match self.next_order().await? {
+            Order::Stop => Ok(()),
+            _ => bail!("unexpected message from the master (expected Stop)"),
+        }
     }
-    Ok(())
+
+    /// The next order from the master, or [`Order::Stop`] on SIGTERM.
+    async fn next_order(&mut self) -> anyhow::Result<Order> {
+        tokio::select! {
+            received = self.channel.recv() => Order::from_channel(received),
+            _ = self.sigterm.recv() => Ok(Order::Stop),
+        }
+    }
+
+    /// Serves the connections of `listener` from now on, in a task of its own.
+    fn accept_on(&mut self, listener: TcpListener) {
+        let accepting = accept_loop(listener, self.connections.clone(), self.config);
+        self.accept_loops.spawn(accepting);
+    }
+
+    /// Graceful stop: no new connections, then let the requests in flight end,
+    /// for at most [`GRACE_PERIOD`].
+    async fn stop_gracefully(self) {
+        let Worker {
+            mut accept_loops,
+            connections,
+            ..
+        } = self;
+        accept_loops.shutdown().await;
+        let connections =
+            Arc::into_inner(connections).expect("accept loops, the other owners, have ended");
+        tracing::debug!(open = connections.count(), "worker stopping");
+        if tokio::time::timeout(GRACE_PERIOD, connections.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over; closing the remaining connections");
+        }
+    }
 }
 
 /// Accepts on `listener` until the task is aborted (graceful stop).

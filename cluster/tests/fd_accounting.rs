@@ -40,8 +40,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a current-thread runtime")
 }
 
-/// Sends `message` with any fds at all, bypassing `try_send`'s check that the
-/// count matches, as a misbehaving peer would.
+/// Sends `message` with any fds at all, bypassing `try_send` (which panics
+/// when the count does not match the message), as a misbehaving peer would.
 fn send_with_fds(to: &OwnedFd, message: Message, fds: &[RawFd]) {
     let frame = message.encode();
     sendmsg::<()>(

@@ -27,8 +27,7 @@ use std::time::Instant;
 use cluster::channel::{Channel, ChannelError, Message};
 use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
-use cluster::worker::Serve;
-use cluster::{GRACE_PERIOD, Mode, accept, listen};
+use cluster::{GRACE_PERIOD, Mode, Pass, accept, listen};
 use tokio::io::unix::AsyncFd;
 
 /// How many handed connections a worker may have not yet acknowledged.
@@ -116,7 +115,7 @@ impl Dispatcher {
                 }
                 // Channel full (the worker is busy) or the worker is gone (its
                 // exit event follows): skip it, never wait on it.
-                Err(ChannelError::Io(err)) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(ChannelError::Full) => {}
                 Err(err) => tracing::debug!(slot, cause = %err, "handoff failed; next worker"),
             }
         }
@@ -213,7 +212,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
     let listener =
         unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }?;
     let workers = usize::from(setup.args.workers);
-    let mut supervisor = Supervisor::start(&setup, Mode::HandoffSocket, listen, Serve::Sockets)?;
+    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), listen)?;
     let mut dispatcher = Dispatcher::new(workers);
     tokio::pin!(shutdown);
     loop {

@@ -22,33 +22,14 @@
 
 use std::future::Future;
 
-use cluster::Mode;
 use cluster::master::Setup;
 
 pub mod dispatch;
 pub mod listeners;
 
-/// What the master hands to the workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Pass {
-    /// Every accepted connection, round robin (mode `handoff-socket`).
-    Socket,
-    /// The one listening socket, to every worker (mode `handoff-listener`).
-    Listener,
-    /// One SO_REUSEPORT listener per worker (mode `handoff-reuseport`).
-    Reuseport,
-}
-
-impl Pass {
-    /// The mode name used in every output.
-    pub fn mode(self) -> Mode {
-        match self {
-            Pass::Socket => Mode::HandoffSocket,
-            Pass::Listener => Mode::HandoffListener,
-            Pass::Reuseport => Mode::HandoffReuseport,
-        }
-    }
-}
+/// What the master hands to the workers: the `--pass` flag, and the second
+/// half of the mode's name ([`cluster::Mode::Handoff`]).
+pub use cluster::Pass;
 
 /// Runs the `handoff` master until `shutdown` resolves, then stops
 /// gracefully (see [`cluster::master`]).

@@ -24,10 +24,9 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
 use cluster::channel::Message;
-use cluster::listen;
 use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
-use cluster::worker::Serve;
+use cluster::{Mode, listen};
 
 use crate::Pass;
 
@@ -39,7 +38,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let workers = usize::from(setup.args.workers);
     let (listen, sockets) = bind(setup.args.listen, pass, workers)?;
-    let mut supervisor = Supervisor::start(&setup, pass.mode(), listen, Serve::Listener)?;
+    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(pass), listen)?;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use cluster::Mode;
 use cluster::master::{self, ClusterArgs};
 use cluster::worker::{self, Command};
 use handoff::Pass;
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
     master::init_logging();
     match cli.command {
         Some(Command::Worker(args)) => worker::main(args),
-        None => master::main(cli.pass.mode(), cli.cluster, |setup| async move {
+        None => master::main(Mode::Handoff(cli.pass), cli.cluster, |setup| async move {
             handoff::run(setup, cli.pass, master::shutdown_signal()?).await
         }),
     }

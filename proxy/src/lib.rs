@@ -14,7 +14,6 @@ use std::future::Future;
 use anyhow::Context;
 use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
-use cluster::worker::Serve;
 use cluster::{GRACE_PERIOD, Mode, accept, listen};
 use std::sync::Arc;
 
@@ -59,7 +58,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
     tracing::debug!(max_relays, "relay limit from RLIMIT_NOFILE");
     // One permit per relay that the fd limit allows.
     let fd_budget = Arc::new(Semaphore::new(max_relays));
-    let mut supervisor = Supervisor::start(&setup, Mode::Proxy, listen, Serve::OwnPort)?;
+    let mut supervisor = Supervisor::start(&setup, Mode::Proxy, listen)?;
     // The own port of the worker serving each slot; None while it (re)starts.
     let mut ports: Vec<Option<u16>> = vec![None; workers];
     // Round robin: the slot to try first for the next connection.

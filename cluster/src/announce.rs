@@ -1,7 +1,10 @@
-//! The event lines on stdout: one JSON object per line, nothing else.
+//! The announcements on stdout: one JSON object per line, nothing else.
 //!
 //! Scripts and tests read these to learn the address, the master's pid and the
-//! workers' pids (see DESIGN.md). Logs go to stderr.
+//! workers' pids (see DESIGN.md). Logs go to stderr. Each line is tagged by its
+//! `"event"` field, the name the scripts know; in the code they are
+//! `Announcement`s, apart from the supervisor's internal
+//! [`Event`](crate::supervisor::Event)s.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -10,7 +13,7 @@ use serde::Serialize;
 
 use crate::Mode;
 
-/// A worker as the event lines describe it.
+/// A worker as the announcements describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkerInfo {
     /// The worker's pid (the `x-worker-pid` of its answers).
@@ -19,15 +22,18 @@ pub struct WorkerInfo {
     pub port: Option<u16>,
 }
 
+/// One line on stdout.
 #[derive(Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-enum Event {
+enum Announcement {
+    /// Every worker is serving: the first line, once.
     Ready {
         mode: Mode,
         listen: SocketAddr,
         master_pid: u32,
         workers: Vec<WorkerInfo>,
     },
+    /// A successor is serving in place of a worker that died.
     Respawn {
         old_pid: u32,
         pid: u32,
@@ -38,7 +44,7 @@ enum Event {
 /// Prints the `ready` line: every worker is serving.
 pub fn ready(mode: Mode, listen: SocketAddr, workers: Vec<WorkerInfo>) {
     let master_pid = std::process::id();
-    print(&Event::Ready {
+    print(&Announcement::Ready {
         mode,
         listen,
         master_pid,
@@ -48,15 +54,15 @@ pub fn ready(mode: Mode, listen: SocketAddr, workers: Vec<WorkerInfo>) {
 
 /// Prints the `respawn` line: `pid` has replaced `old_pid` and is serving.
 pub fn respawn(old_pid: u32, pid: u32, port: Option<u16>) {
-    print(&Event::Respawn { old_pid, pid, port });
+    print(&Announcement::Respawn { old_pid, pid, port });
 }
 
-fn print(event: &Event) {
-    let mut line = serde_json::to_vec(event).expect("events serialize to JSON");
+fn print(announcement: &Announcement) {
+    let mut line = serde_json::to_vec(announcement).expect("announcements serialize to JSON");
     line.push(b'\n');
     let mut stdout = std::io::stdout().lock();
     // A reader that went away must not take the server down with it.
     if let Err(err) = stdout.write_all(&line).and_then(|()| stdout.flush()) {
-        tracing::warn!(cause = %err, "cannot write an event line to stdout");
+        tracing::warn!(cause = %err, "cannot write an announcement to stdout");
     }
 }
