@@ -642,3 +642,22 @@ fn peers(out: &mut String, figures: &Figures) {
     }
     w!(out);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The throughput section names the connections the runs had, not a
+    /// number fixed in advance.
+    #[test]
+    fn names_the_connections_of_the_runs() {
+        assert_eq!(one_of(&[]), "N");
+        assert_eq!(one_of(&[50]), "50");
+        assert_eq!(one_of(&[16, 50, 1000]), "16, 50 or 1,000");
+        let figures = Figures {
+            throughput_connections: vec![16],
+            ..Figures::default()
+        };
+        assert!(render(&figures).contains(": 16 keep-alive connections in a closed loop"));
+    }
+}
