@@ -151,7 +151,9 @@ trap 'exit 130' INT TERM
 # --- loads ------------------------------------------------------------------
 step=0
 # load NAME LABELS -- LOADGEN-ARGS...: one loadgen run against $port, watching
-# $master, its JSON in runs/NAME.json with LABELS (k=v ...).
+# $master, its JSON in runs/NAME.json with LABELS (k=v ...). The keys and values
+# are the contract with the renderer, bench/loadgen/src/report/labels.rs: loadgen
+# refuses any other.
 load() {
   local name=$1 labels=() l; shift
   while [[ $1 != -- ]]; do labels+=(--label "$1"); shift; done

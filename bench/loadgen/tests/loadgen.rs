@@ -1,7 +1,7 @@
 //! End-to-end tests of `loadgen`: the real binary against a real cluster
 //! (`proxy --workers 2 --listen 127.0.0.1:0`) or against a small test server of
 //! known behaviour ([`common::server`]), all on loopback. Every run's JSON report
-//! is checked against `bench/schema.json` (in [`common::loadgen`]). Each load
+//! is checked against `bench/loadgen/schema.json` (in [`common::loadgen`]). Each load
 //! lasts 1 to 3 s.
 
 mod common;
@@ -280,7 +280,7 @@ fn json_matches_the_committed_schema() {
         "--label",
         "section=throughput",
         "--label",
-        "mode=test",
+        "mode=proxy",
         "--kill",
         &victim_pid,
         "--kill-after",
@@ -312,7 +312,7 @@ fn json_matches_the_committed_schema() {
     assert!(report["workers"]["requests_fairness"].is_object());
     assert_eq!(report["watch"].as_array().map(Vec::len), Some(1));
     assert_eq!(report["labels"]["section"], "throughput");
-    assert_eq!(report["labels"]["mode"], "test");
+    assert_eq!(report["labels"]["mode"], "proxy");
     let measure_start = f64_at(report, &["phases", "measure_start_ms"]);
     let measure_end = f64_at(report, &["phases", "measure_end_ms"]);
     assert_eq!(u64_at(report, &["fault", "pid"]), u64::from(victim.pid()));

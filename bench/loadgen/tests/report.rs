@@ -245,3 +245,27 @@ fn refuses_a_folder_without_runs() {
     assert!(String::from_utf8_lossy(&rendered.stderr).contains("no runs"));
     assert!(!dir.0.join("REPORT.md").exists());
 }
+
+/// Every committed reference run still reads as a report with typed labels:
+/// the labels contract did not change the JSON that results/ holds.
+#[test]
+fn committed_reference_runs_still_load() {
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results");
+    let mut read = 0;
+    for entry in std::fs::read_dir(&results).expect("results/ is committed") {
+        let dir = entry.expect("an entry of results/").path();
+        if !dir.join("runs").is_dir() {
+            continue;
+        }
+        let runs = loadgen::render::read_runs(&dir)
+            .unwrap_or_else(|err| panic!("{}: {err:#}", dir.display()));
+        assert!(
+            runs.iter()
+                .all(|run| run.labels.section.is_some() && run.labels.mode.is_some()),
+            "{}: a run without its section or mode",
+            dir.display()
+        );
+        read += runs.len();
+    }
+    assert!(read > 0, "no reference runs under {}", results.display());
+}

@@ -1,5 +1,5 @@
 //! `loadgen`: loads an HTTP/1.1 server and reports what it cost (see the crate
-//! docs and bench/README.md). Exit codes: 0 after a run (failed requests are in
+//! docs and bench/loadgen/README.md). Exit codes: 0 after a run (failed requests are in
 //! the report), 2 for bad usage or an unreachable target, 1 for anything else.
 
 use std::process::ExitCode;
@@ -28,9 +28,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     let config = cli.config(std::env::args().collect());
     let report = loadgen::run(&config)?;
-    print!("{}", loadgen::summary::render(&report));
+    print!("{}", loadgen::report::summary::render(&report));
     if let Some(path) = &cli.json {
-        loadgen::write_json(&report, path)?;
+        loadgen::report::write_json(&report, path)?;
     }
     Ok(())
 }

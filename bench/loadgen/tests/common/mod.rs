@@ -1,5 +1,5 @@
 //! Helpers of the loadgen end-to-end tests: run the real `loadgen` binary with a
-//! deadline and read its JSON report (checked against `bench/schema.json` every
+//! deadline and read its JSON report (checked against `bench/loadgen/schema.json` every
 //! time), find the real `proxy` binary, and a small test server ([`server`]).
 
 #![allow(dead_code)] // each test binary uses a part
@@ -30,8 +30,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// The committed schema of the JSON report.
 pub fn schema() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.json");
-    let text = std::fs::read_to_string(&path).expect("read bench/schema.json");
-    serde_json::from_str(&text).expect("bench/schema.json is JSON")
+    let text = std::fs::read_to_string(&path).expect("read bench/loadgen/schema.json");
+    serde_json::from_str(&text).expect("bench/loadgen/schema.json is JSON")
 }
 
 /// A finished loadgen run.
@@ -126,7 +126,7 @@ pub fn loadgen(args: &[&str]) -> Run {
     let report = std::fs::read_to_string(&json.0).ok().map(|text| {
         let report: Value = serde_json::from_str(&text).expect("the report is JSON");
         if let Err(err) = schema::validate(&schema(), &report) {
-            panic!("the report does not match bench/schema.json: {err}\n{text}");
+            panic!("the report does not match bench/loadgen/schema.json: {err}\n{text}");
         }
         report
     });

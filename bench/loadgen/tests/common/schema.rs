@@ -1,4 +1,4 @@
-//! A small JSON Schema validator for `bench/schema.json`: the keywords that
+//! A small JSON Schema validator for `bench/loadgen/schema.json`: the keywords that
 //! schema uses (`type`, `enum`, `const`, `properties`, `required`,
 //! `additionalProperties`, `items`, `minItems`, `minimum`, `maximum`, `anyOf`,
 //! local `$ref`), each with its draft 2020-12 meaning. Any other keyword is an

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::failure::Failure;
+use super::failure::Failure;
 
 /// The largest latency a histogram holds, in µs (60 s); larger values are
 /// recorded as this, which a run with `--timeout` below a minute never needs.

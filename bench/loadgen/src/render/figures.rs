@@ -1,33 +1,15 @@
 //! The measurement side of `loadgen report`: groups the runs of a results folder
-//! by their labels (section, mode, load, connections, work_us, round) and
-//! computes the figures each section of REPORT.md shows — medians over rounds,
-//! min–max, slopes, fd limits, recovery times — with no formatting. The
-//! [`crate::markdown`] and [`crate::charts`] modules only display these.
+//! by their typed [`Labels`](crate::report::Labels) (section, mode, load,
+//! connections, work_us, round) and computes the figures each section of
+//! REPORT.md shows — medians over rounds, min–max, slopes, fd limits, recovery
+//! times — with no formatting. The [`super::markdown`] and [`super::charts`]
+//! modules only display these. A run without the labels a section groups by
+//! (a mode; for throughput and fairness a load) is left out of that section.
 
 use std::collections::BTreeMap;
 
-use crate::machine::Machine;
-use crate::report::Fairness;
-use crate::report::{HistogramSummary, ProcessReport, Report};
-
-/// The modes in the order every table and legend lists them; others follow,
-/// alphabetically.
-pub const MODE_ORDER: [&str; 8] = [
-    "proxy",
-    "handoff-socket",
-    "handoff-listener",
-    "handoff-reuseport",
-    "ceiling",
-    "nginx",
-    "node-rr",
-    "node-none",
-];
-
-/// The modes that are other software measured beside ours (`--peers`).
-pub const PEER_MODES: [&str; 3] = ["nginx", "node-rr", "node-none"];
-
-/// The loads, in table order.
-pub const LOAD_ORDER: [&str; 3] = ["keepalive", "newconn", "openloop"];
+use crate::report::labels::{Load, Mode, Section};
+use crate::report::{Fairness, HistogramSummary, Machine, Report};
 
 /// The percentile spectrum is drawn from the median up to this many nines
 /// (99.999 %) at most, and no further than the samples resolve.
@@ -35,36 +17,6 @@ const MAX_NINES: f64 = 5.0;
 
 /// Steps of the spectrum's grid, in nines.
 const NINES_STEP: f64 = 0.05;
-
-/// One run of the folder: its file name and its report.
-#[derive(Debug, Clone)]
-pub struct LabelledRun {
-    /// The file name in `runs/`, to point at.
-    pub file: String,
-    /// The loadgen report.
-    pub report: Report,
-}
-
-impl LabelledRun {
-    /// The label `key`, or `""`.
-    pub fn label(&self, key: &str) -> &str {
-        self.report.labels.get(key).map_or("", String::as_str)
-    }
-
-    /// A numeric label, or `None`.
-    pub fn number(&self, key: &str) -> Option<u64> {
-        self.label(key).parse().ok()
-    }
-
-    /// The master: the watched root of the first `--watch` tree.
-    pub fn master(&self) -> Option<&ProcessReport> {
-        let tree = self.report.watch.first()?;
-        tree.processes
-            .iter()
-            .find(|process| process.role == "watched")
-            .or(tree.processes.first())
-    }
-}
 
 /// A figure over rounds: median, smallest, largest.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,31 +59,13 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     Spread::of(values).map(|spread| spread.median)
 }
 
-/// Sort key of a mode: its place in [`MODE_ORDER`], then its name.
-pub fn mode_key(mode: &str) -> (usize, String) {
-    let at = MODE_ORDER
-        .iter()
-        .position(|known| *known == mode)
-        .unwrap_or(MODE_ORDER.len());
-    (at, mode.to_owned())
-}
-
-/// Sort key of a load: its place in [`LOAD_ORDER`], then its name.
-fn load_key(load: &str) -> (usize, String) {
-    let at = LOAD_ORDER
-        .iter()
-        .position(|known| *known == load)
-        .unwrap_or(LOAD_ORDER.len());
-    (at, load.to_owned())
-}
-
 /// Section 1: one mode under one load, over its rounds.
 #[derive(Debug, Clone)]
 pub struct ThroughputRow {
     /// The mode.
-    pub mode: String,
+    pub mode: Mode,
     /// `keepalive`, `newconn` or `openloop`.
-    pub load: String,
+    pub load: Load,
     /// Successful requests per second.
     pub per_s: Spread,
     /// Median over rounds of each round's p50, µs (openloop: corrected).
@@ -153,7 +87,7 @@ pub struct ThroughputRow {
 #[derive(Debug, Clone)]
 pub struct SpectrumLine {
     /// The mode.
-    pub mode: String,
+    pub mode: Mode,
     /// (nines, latency µs): nines = -log10(1 - percentile/100), so 1 is p90, 2 p99.
     pub points: Vec<(f64, f64)>,
 }
@@ -162,7 +96,7 @@ pub struct SpectrumLine {
 #[derive(Debug, Clone)]
 pub struct FdBillRow {
     /// The mode.
-    pub mode: String,
+    pub mode: Mode,
     /// Held keep-alive connections.
     pub connections: u64,
     /// Most fds the master held (median over rounds).
@@ -177,7 +111,7 @@ pub struct FdBillRow {
 #[derive(Debug, Clone)]
 pub struct FdSlope {
     /// The mode.
-    pub mode: String,
+    pub mode: Mode,
     /// Least-squares slope of master fds against connections.
     pub fds_per_connection: f64,
     /// Master fds extrapolated to no connection (the base: listeners, channels, ...).
@@ -188,7 +122,7 @@ pub struct FdSlope {
 #[derive(Debug, Clone)]
 pub struct FdLimitRow {
     /// The mode.
-    pub mode: String,
+    pub mode: Mode,
     /// The master's `--max-fds` (`max_fds` label), if given.
     pub max_fds: Option<u64>,
     /// Every N tried, fewest first.
@@ -216,9 +150,9 @@ pub struct Tried {
 #[derive(Debug, Clone)]
 pub struct FairnessRow {
     /// The mode.
-    pub mode: String,
+    pub mode: Mode,
     /// The load.
-    pub load: String,
+    pub load: Load,
     /// The `work_us` label (0 without).
     pub work_us: u64,
     /// Jain's index of the requests per pid (median over rounds).
@@ -238,7 +172,7 @@ pub struct FairnessRow {
 #[derive(Debug, Clone)]
 pub struct MasterCostRow {
     /// The mode.
-    pub mode: String,
+    pub mode: Mode,
     /// Master CPU ms per 1,000 requests, keep-alive (median over rounds).
     pub keepalive_master_ms: Option<f64>,
     /// The whole tree's (master and workers).
@@ -253,7 +187,7 @@ pub struct MasterCostRow {
 #[derive(Debug, Clone)]
 pub struct FdSeries {
     /// The mode.
-    pub mode: String,
+    pub mode: Mode,
     /// (seconds from the run's start, fds).
     pub points: Vec<(f64, f64)>,
     /// The measurement window, seconds from the run's start.
@@ -264,7 +198,7 @@ pub struct FdSeries {
 #[derive(Debug, Clone)]
 pub struct FaultRow {
     /// The mode.
-    pub mode: String,
+    pub mode: Mode,
     /// Rounds with a kill sent.
     pub rounds: usize,
     /// Failed requests per round.
@@ -274,8 +208,6 @@ pub struct FaultRow {
     /// ms from the kill to the first answer of a pid that had not answered
     /// before it (the respawned worker), over the rounds where one answered.
     pub recovery_ms: Option<Spread>,
-    /// Rounds in which no new pid answered after the kill.
-    pub without_successor: usize,
 }
 
 /// Every figure of the report.
@@ -285,10 +217,13 @@ pub struct Figures {
     pub machines: Vec<Machine>,
     /// How many runs were read.
     pub runs: usize,
+    /// The connections of the throughput runs (`--connections`), each once,
+    /// fewest first.
+    pub throughput_connections: Vec<usize>,
     /// Section 1.
     pub throughput: Vec<ThroughputRow>,
     /// Section 1's chart: the load it shows, and a line per mode.
-    pub spectra: Option<(String, Vec<SpectrumLine>)>,
+    pub spectra: Option<(Load, Vec<SpectrumLine>)>,
     /// Section 2.
     pub fd_bill: Vec<FdBillRow>,
     /// Section 2, per mode.
@@ -304,15 +239,15 @@ pub struct Figures {
     /// Section 6.
     pub faults: Vec<FaultRow>,
     /// The peer modes that have runs.
-    pub peers: Vec<String>,
+    pub peers: Vec<Mode>,
 }
 
 impl Figures {
     /// Computes every figure from `runs`.
-    pub fn of(runs: &[LabelledRun]) -> Figures {
+    pub fn of(runs: &[Report]) -> Figures {
         let mut machines: Vec<Machine> = Vec::new();
         for run in runs {
-            let machine = &run.report.machine;
+            let machine = &run.machine;
             let known = machines.iter().any(|seen| {
                 seen.cpu_model == machine.cpu_model
                     && seen.cores == machine.cores
@@ -322,85 +257,106 @@ impl Figures {
                 machines.push(machine.clone());
             }
         }
-        let mut peers: Vec<String> = runs
+        let mut peers: Vec<Mode> = runs
             .iter()
-            .map(|run| run.label("mode").to_owned())
-            .filter(|mode| PEER_MODES.contains(&mode.as_str()))
+            .filter_map(|run| run.labels.mode)
+            .filter(|mode| mode.is_peer())
             .collect();
-        peers.sort_by_key(|mode| mode_key(mode));
+        peers.sort();
         peers.dedup();
-        let section = |name: &str| -> Vec<&LabelledRun> {
+        let section = |name: Section| -> Vec<&Report> {
             runs.iter()
-                .filter(|run| run.label("section") == name)
+                .filter(|run| run.labels.section == Some(name))
                 .collect()
         };
-        let throughput_runs = section("throughput");
+        let throughput_runs = section(Section::Throughput);
+        let mut throughput_connections: Vec<usize> = throughput_runs
+            .iter()
+            .map(|run| run.parameters.connections)
+            .collect();
+        throughput_connections.sort();
+        throughput_connections.dedup();
         Figures {
             machines,
             runs: runs.len(),
+            throughput_connections,
             throughput: throughput(&throughput_runs),
             spectra: spectra(&throughput_runs),
-            fd_bill: fd_bill(&section("fdbill")),
-            fd_slopes: fd_slopes(&fd_bill(&section("fdbill"))),
-            fd_limit: fd_limit(&section("fdlimit")),
-            fairness: fairness(&section("fairness")),
+            fd_bill: fd_bill(&section(Section::FdBill)),
+            fd_slopes: fd_slopes(&fd_bill(&section(Section::FdBill))),
+            fd_limit: fd_limit(&section(Section::FdLimit)),
+            fairness: fairness(&section(Section::Fairness)),
             master_cost: master_cost(&throughput_runs),
             master_fds: master_fds(&throughput_runs),
-            faults: faults(&section("faults")),
+            faults: faults(&section(Section::Faults)),
             peers,
         }
     }
 }
 
-/// Groups `runs` by `key`, the groups sorted by key.
+/// Groups `runs` by `key`, the groups sorted by key; a run without a key
+/// (`None`) is left out.
 fn group<'a, K: Ord>(
-    runs: &[&'a LabelledRun],
-    key: impl Fn(&LabelledRun) -> K,
-) -> BTreeMap<K, Vec<&'a LabelledRun>> {
-    let mut groups: BTreeMap<K, Vec<&LabelledRun>> = BTreeMap::new();
+    runs: &[&'a Report],
+    key: impl Fn(&Report) -> Option<K>,
+) -> BTreeMap<K, Vec<&'a Report>> {
+    let mut groups: BTreeMap<K, Vec<&Report>> = BTreeMap::new();
     for &run in runs {
-        groups.entry(key(run)).or_default().push(run);
+        if let Some(key) = key(run) {
+            groups.entry(key).or_default().push(run);
+        }
     }
     groups
 }
 
-/// The mode and load of a run, as a sort key.
-fn mode_load(run: &LabelledRun) -> ((usize, String), (usize, String)) {
-    (mode_key(run.label("mode")), load_key(run.label("load")))
+/// The mode of a run.
+fn mode(run: &Report) -> Option<Mode> {
+    run.labels.mode
+}
+
+/// The mode and load of a run.
+fn mode_load(run: &Report) -> Option<(Mode, Load)> {
+    Some((run.labels.mode?, run.labels.load?))
+}
+
+/// The connections of a fd bill or fd limit step: its label, or as loaded.
+fn connections(run: &Report) -> u64 {
+    run.labels
+        .connections
+        .unwrap_or(run.parameters.connections as u64)
 }
 
 /// The median over `runs` of a latency figure of `latency.request`.
-fn latency_median(runs: &[&LabelledRun], figure: impl Fn(&HistogramSummary) -> u64) -> Option<f64> {
+fn latency_median(runs: &[&Report], figure: impl Fn(&HistogramSummary) -> u64) -> Option<f64> {
     median(runs.iter().filter_map(|run| {
-        run.report
-            .latency
+        run.latency
             .request
             .as_ref()
             .map(|summary| figure(summary) as f64)
     }))
 }
 
-fn failed(runs: &[&LabelledRun]) -> u64 {
-    runs.iter().map(|run| run.report.requests.failed).sum()
+fn failed(runs: &[&Report]) -> u64 {
+    runs.iter().map(|run| run.requests.failed).sum()
 }
 
-fn throughput(runs: &[&LabelledRun]) -> Vec<ThroughputRow> {
+fn throughput(runs: &[&Report]) -> Vec<ThroughputRow> {
     group(runs, mode_load)
         .into_iter()
-        .filter_map(|(((_, mode), (_, load)), runs)| {
+        .filter_map(|((mode, load), runs)| {
             Some(ThroughputRow {
                 mode,
                 load,
-                per_s: Spread::of(runs.iter().map(|run| run.report.requests.per_s))?,
+                per_s: Spread::of(runs.iter().map(|run| run.requests.per_s))?,
                 p50_us: latency_median(&runs, |summary| summary.p50_us),
                 p99_us: latency_median(&runs, |summary| summary.p99_us),
                 p99_9_us: latency_median(&runs, |summary| summary.p99_9_us),
                 failed: failed(&runs),
                 requests: runs
                     .iter()
-                    .map(|run| run.report.requests.ok + run.report.requests.failed)
+                    .map(|run| run.requests.ok + run.requests.failed)
                     .sum(),
-                asked_per_s: runs[0].report.requests.asked_per_s,
+                asked_per_s: runs[0].requests.asked_per_s,
             })
         })
         .collect()
@@ -422,21 +378,21 @@ fn value_at(summary: &HistogramSummary, percentile: f64) -> f64 {
 
 /// Section 1's chart: the spectrum of each mode under the open-loop load (equal
 /// load for all), or keep-alive if there is none.
-fn spectra(runs: &[&LabelledRun]) -> Option<(String, Vec<SpectrumLine>)> {
-    let load = ["openloop", "keepalive", "newconn"]
+fn spectra(runs: &[&Report]) -> Option<(Load, Vec<SpectrumLine>)> {
+    let load = [Load::OpenLoop, Load::KeepAlive, Load::NewConn]
         .into_iter()
-        .find(|load| runs.iter().any(|run| run.label("load") == *load))?;
-    let chosen: Vec<&LabelledRun> = runs
+        .find(|&load| runs.iter().any(|run| run.labels.load == Some(load)))?;
+    let chosen: Vec<&Report> = runs
         .iter()
         .copied()
-        .filter(|run| run.label("load") == load)
+        .filter(|run| run.labels.load == Some(load))
         .collect();
-    let lines = group(&chosen, |run| mode_key(run.label("mode")))
+    let lines = group(&chosen, mode)
         .into_iter()
-        .filter_map(|((_, mode), runs)| {
+        .filter_map(|(mode, runs)| {
             let summaries: Vec<&HistogramSummary> = runs
                 .iter()
-                .filter_map(|run| run.report.latency.request.as_ref())
+                .filter_map(|run| run.latency.request.as_ref())
                 .collect();
             let fewest = summaries.iter().map(|summary| summary.count).min()?;
             // Beyond log10(samples) nines every round's spectrum is its maximum.
@@ -461,20 +417,13 @@ fn spectra(runs: &[&LabelledRun]) -> Option<(String, Vec<SpectrumLine>)> {
             Some(SpectrumLine { mode, points })
         })
         .collect();
-    Some((load.to_owned(), lines))
+    Some((load, lines))
 }
 
-fn fd_bill(runs: &[&LabelledRun]) -> Vec<FdBillRow> {
-    let key = |run: &LabelledRun| {
-        (
-            mode_key(run.label("mode")),
-            run.number("connections")
-                .unwrap_or(run.report.parameters.connections as u64),
-        )
-    };
-    group(runs, key)
+fn fd_bill(runs: &[&Report]) -> Vec<FdBillRow> {
+    group(runs, |run| Some((mode(run)?, connections(run))))
         .into_iter()
-        .map(|(((_, mode), connections), runs)| FdBillRow {
+        .map(|((mode, connections), runs)| FdBillRow {
             mode,
             connections,
             master_fds: median(
@@ -502,18 +451,18 @@ pub fn least_squares(points: &[(f64, f64)]) -> Option<(f64, f64)> {
 }
 
 fn fd_slopes(rows: &[FdBillRow]) -> Vec<FdSlope> {
-    let mut by_mode: BTreeMap<(usize, String), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut by_mode: BTreeMap<Mode, Vec<(f64, f64)>> = BTreeMap::new();
     for row in rows {
         if let Some(fds) = row.master_fds {
             by_mode
-                .entry(mode_key(&row.mode))
+                .entry(row.mode)
                 .or_default()
                 .push((row.connections as f64, fds));
         }
     }
     by_mode
         .into_iter()
-        .filter_map(|((_, mode), points)| {
+        .filter_map(|(mode, points)| {
             let (slope, base) = least_squares(&points)?;
             Some(FdSlope {
                 mode,
@@ -525,10 +474,10 @@ fn fd_slopes(rows: &[FdBillRow]) -> Vec<FdSlope> {
 }
 
 /// Failures by kind, summed over `runs`, the non-zero ones, most first.
-fn kinds(runs: &[&LabelledRun]) -> Vec<(String, u64)> {
+fn kinds(runs: &[&Report]) -> Vec<(String, u64)> {
     let mut sums: BTreeMap<String, u64> = BTreeMap::new();
     for run in runs {
-        for (kind, count) in &run.report.errors.by_kind {
+        for (kind, count) in &run.errors.by_kind {
             *sums.entry(kind.clone()).or_default() += count;
         }
     }
@@ -537,14 +486,11 @@ fn kinds(runs: &[&LabelledRun]) -> Vec<(String, u64)> {
     kinds
 }
 
-fn fd_limit(runs: &[&LabelledRun]) -> Vec<FdLimitRow> {
-    group(runs, |run| mode_key(run.label("mode")))
+fn fd_limit(runs: &[&Report]) -> Vec<FdLimitRow> {
+    group(runs, mode)
         .into_iter()
-        .map(|((_, mode), runs)| {
-            let by_n = group(&runs, |run| {
-                run.number("connections")
-                    .unwrap_or(run.report.parameters.connections as u64)
-            });
+        .map(|(mode, runs)| {
+            let by_n = group(&runs, |run| Some(connections(run)));
             let tried: Vec<Tried> = by_n
                 .iter()
                 .map(|(&connections, runs)| Tried {
@@ -555,7 +501,7 @@ fn fd_limit(runs: &[&LabelledRun]) -> Vec<FdLimitRow> {
                 })
                 .collect();
             FdLimitRow {
-                max_fds: runs.iter().find_map(|run| run.number("max_fds")),
+                max_fds: runs.iter().find_map(|run| run.labels.max_fds),
                 most_without_errors: tried
                     .iter()
                     .filter(|tried| tried.failed == 0)
@@ -573,11 +519,11 @@ fn fd_limit(runs: &[&LabelledRun]) -> Vec<FdLimitRow> {
         .collect()
 }
 
-fn fairness(runs: &[&LabelledRun]) -> Vec<FairnessRow> {
-    let key = |run: &LabelledRun| (mode_load(run), run.number("work_us").unwrap_or(0));
+fn fairness(runs: &[&Report]) -> Vec<FairnessRow> {
+    let key = |run: &Report| Some((mode_load(run)?, run.labels.work_us.unwrap_or(0)));
     group(runs, key)
         .into_iter()
-        .map(|((((_, mode), (_, load)), work_us), runs)| {
+        .map(|(((mode, load), work_us), runs)| {
             // Requests per worker, counting as zero the workers (label
             // `workers`) that answered nothing: loadgen only sees the pids
             // that answered, and a worker the kernel never woke is exactly
@@ -585,14 +531,9 @@ fn fairness(runs: &[&LabelledRun]) -> Vec<FairnessRow> {
             let counts: Vec<Vec<u64>> = runs
                 .iter()
                 .map(|run| {
-                    let mut counts: Vec<u64> = run
-                        .report
-                        .workers
-                        .by_pid
-                        .iter()
-                        .map(|w| w.requests)
-                        .collect();
-                    let expected = run.number("workers").unwrap_or(0) as usize;
+                    let mut counts: Vec<u64> =
+                        run.workers.by_pid.iter().map(|w| w.requests).collect();
+                    let expected = run.labels.workers.unwrap_or(0) as usize;
                     counts.resize(counts.len().max(expected), 0);
                     counts
                 })
@@ -642,44 +583,44 @@ fn fairness(runs: &[&LabelledRun]) -> Vec<FairnessRow> {
         .collect()
 }
 
-fn master_cost(runs: &[&LabelledRun]) -> Vec<MasterCostRow> {
-    let of = |runs: &[&LabelledRun], load: &str, tree: bool| {
+fn master_cost(runs: &[&Report]) -> Vec<MasterCostRow> {
+    let of = |runs: &[&Report], load: Load, tree: bool| {
         median(
             runs.iter()
-                .filter(|run| run.label("load") == load)
+                .filter(|run| run.labels.load == Some(load))
                 .filter_map(|run| match tree {
                     false => run.master()?.summary.cpu_ms_per_1000_requests,
-                    true => run.report.watch.first()?.summary.cpu_ms_per_1000_requests,
+                    true => run.watch.first()?.summary.cpu_ms_per_1000_requests,
                 }),
         )
     };
-    group(runs, |run| mode_key(run.label("mode")))
+    group(runs, mode)
         .into_iter()
-        .map(|((_, mode), runs)| MasterCostRow {
-            keepalive_master_ms: of(&runs, "keepalive", false),
-            keepalive_tree_ms: of(&runs, "keepalive", true),
-            newconn_master_ms: of(&runs, "newconn", false),
-            newconn_tree_ms: of(&runs, "newconn", true),
+        .map(|(mode, runs)| MasterCostRow {
+            keepalive_master_ms: of(&runs, Load::KeepAlive, false),
+            keepalive_tree_ms: of(&runs, Load::KeepAlive, true),
+            newconn_master_ms: of(&runs, Load::NewConn, false),
+            newconn_tree_ms: of(&runs, Load::NewConn, true),
             mode,
         })
         .filter(|row| row.keepalive_master_ms.is_some() || row.newconn_master_ms.is_some())
         .collect()
 }
 
-fn master_fds(runs: &[&LabelledRun]) -> Vec<FdSeries> {
-    let newconn: Vec<&LabelledRun> = runs
+fn master_fds(runs: &[&Report]) -> Vec<FdSeries> {
+    let newconn: Vec<&Report> = runs
         .iter()
         .copied()
-        .filter(|run| run.label("load") == "newconn")
+        .filter(|run| run.labels.load == Some(Load::NewConn))
         .collect();
-    group(&newconn, |run| mode_key(run.label("mode")))
+    group(&newconn, mode)
         .into_iter()
-        .filter_map(|((_, mode), mut runs)| {
+        .filter_map(|(mode, mut runs)| {
             // Round 1 if there is one: the same round for every mode.
-            runs.sort_by_key(|run| run.number("round").unwrap_or(u64::MAX));
+            runs.sort_by_key(|run| run.labels.round.unwrap_or(u32::MAX));
             let run = runs.into_iter().find(|run| run.master().is_some())?;
             let master = run.master()?;
-            let phases = &run.report.phases;
+            let phases = &run.phases;
             Some(FdSeries {
                 mode,
                 points: master
@@ -709,23 +650,19 @@ pub fn recovery_ms(report: &Report) -> Option<f64> {
         .min_by(f64::total_cmp)
 }
 
-fn faults(runs: &[&LabelledRun]) -> Vec<FaultRow> {
-    group(runs, |run| mode_key(run.label("mode")))
+fn faults(runs: &[&Report]) -> Vec<FaultRow> {
+    group(runs, mode)
         .into_iter()
-        .filter_map(|((_, mode), runs)| {
-            let killed: Vec<&LabelledRun> = runs
+        .filter_map(|(mode, runs)| {
+            let killed: Vec<&Report> = runs
                 .into_iter()
-                .filter(|run| run.report.fault.as_ref().is_some_and(|f| f.at_ms.is_some()))
+                .filter(|run| run.fault.as_ref().is_some_and(|f| f.at_ms.is_some()))
                 .collect();
-            let recoveries: Vec<f64> = killed
-                .iter()
-                .filter_map(|run| recovery_ms(&run.report))
-                .collect();
+            let recoveries: Vec<f64> = killed.iter().filter_map(|run| recovery_ms(run)).collect();
             Some(FaultRow {
                 rounds: killed.len(),
-                failed: Spread::of(killed.iter().map(|run| run.report.requests.failed as f64))?,
+                failed: Spread::of(killed.iter().map(|run| run.requests.failed as f64))?,
                 kinds: kinds(&killed),
-                without_successor: killed.len() - recoveries.len(),
                 recovery_ms: Spread::of(recoveries),
                 mode,
             })
@@ -736,14 +673,15 @@ fn faults(runs: &[&LabelledRun]) -> Vec<FaultRow> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::report::labels::Label;
     use crate::report::{Fairness, Fault, SpectrumPoint, WorkerShare};
 
     /// A small synthetic report read from JSON-like figures, labelled.
-    pub(crate) fn run(labels: &[(&str, &str)], per_s: f64, p99_us: u64) -> LabelledRun {
+    pub(crate) fn run(labels: &[(&str, &str)], per_s: f64, p99_us: u64) -> Report {
         let mut report: Report = serde_json::from_str(SKELETON).expect("the skeleton is a report");
         report.labels = labels
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .map(|(key, value)| Label::parse(key, value).expect("a label of the contract"))
             .collect();
         report.requests.per_s = per_s;
         let summary = report.latency.request.as_mut().expect("a histogram");
@@ -766,10 +704,7 @@ pub(crate) mod tests {
                 value_us: p99_us * 2,
             },
         ];
-        LabelledRun {
-            file: "x.json".to_owned(),
-            report,
-        }
+        report
     }
 
     /// A report with every part, figures to be overwritten.
@@ -802,8 +737,8 @@ pub(crate) mod tests {
       "labels": {}, "fault": null, "notes": []
     }"#;
 
-    fn set_master_fds(run: &mut LabelledRun, fds: usize) {
-        run.report.watch[0].processes[0].summary.fds_max = fds;
+    fn set_master_fds(run: &mut Report, fds: usize) {
+        run.watch[0].processes[0].summary.fds_max = fds;
     }
 
     /// Medians of odd and even counts, min and max; nothing from nothing.
@@ -839,17 +774,17 @@ pub(crate) mod tests {
             run(&[("section", "fdbill"), ("mode", "proxy")], 1.0, 1),
         ];
         let figures = Figures::of(&runs);
-        let rows: Vec<(&str, &str)> = figures
+        let rows: Vec<(Mode, Load)> = figures
             .throughput
             .iter()
-            .map(|row| (row.mode.as_str(), row.load.as_str()))
+            .map(|row| (row.mode, row.load))
             .collect();
         assert_eq!(
             rows,
             [
-                ("proxy", "keepalive"),
-                ("proxy", "newconn"),
-                ("handoff-socket", "keepalive")
+                (Mode::Proxy, Load::KeepAlive),
+                (Mode::Proxy, Load::NewConn),
+                (Mode::HandoffSocket, Load::KeepAlive)
             ]
         );
         let proxy = &figures.throughput[0];
@@ -862,10 +797,10 @@ pub(crate) mod tests {
         assert_eq!(figures.machines.len(), 1);
         // No openloop: the chart falls back to keep-alive, one line per mode.
         let (load, lines) = figures.spectra.expect("a chart");
-        assert_eq!(load, "keepalive");
+        assert_eq!(load, Load::KeepAlive);
         assert_eq!(lines.len(), 2);
         let proxy_line = &lines[0];
-        assert_eq!(proxy_line.mode, "proxy");
+        assert_eq!(proxy_line.mode, Mode::Proxy);
         // At p50 every round says 100 µs; at p99 (2 nines) the median round's 800.
         let at = |nines_wanted: f64| {
             proxy_line
@@ -903,12 +838,12 @@ pub(crate) mod tests {
         }
         let figures = Figures::of(&runs);
         assert_eq!(figures.fd_bill.len(), 6);
-        assert_eq!(figures.fd_bill[0].mode, "proxy");
+        assert_eq!(figures.fd_bill[0].mode, Mode::Proxy);
         assert_eq!(figures.fd_bill[0].master_fds, Some(212.0));
-        let slopes: Vec<(&str, f64, f64)> = figures
+        let slopes: Vec<(Mode, f64, f64)> = figures
             .fd_slopes
             .iter()
-            .map(|s| (s.mode.as_str(), s.fds_per_connection, s.base_fds))
+            .map(|s| (s.mode, s.fds_per_connection, s.base_fds))
             .collect();
         assert_eq!(slopes.len(), 2);
         assert!((slopes[0].1 - 2.0).abs() < 1e-9 && (slopes[0].2 - 12.0).abs() < 1e-6);
@@ -918,7 +853,7 @@ pub(crate) mod tests {
     /// The fd limit: the most N without errors and the first N with errors.
     #[test]
     fn fd_limit_finds_the_edge() {
-        let runs: Vec<LabelledRun> = [(50u64, 0u64), (100, 0), (150, 30), (200, 80)]
+        let runs: Vec<Report> = [(50u64, 0u64), (100, 0), (150, 30), (200, 80)]
             .into_iter()
             .map(|(n, failed)| {
                 let n_label = n.to_string();
@@ -932,11 +867,8 @@ pub(crate) mod tests {
                     1.0,
                     1,
                 );
-                run.report.requests.failed = failed;
-                run.report
-                    .errors
-                    .by_kind
-                    .insert("timeout".to_owned(), failed);
+                run.requests.failed = failed;
+                run.errors.by_kind.insert("timeout".to_owned(), failed);
                 run
             })
             .collect();
@@ -951,7 +883,7 @@ pub(crate) mod tests {
     /// Fairness: shares by rank, medians over rounds whatever the pids were.
     #[test]
     fn fairness_ranks_shares() {
-        let runs: Vec<LabelledRun> = [(10u32, 0.7), (20, 0.6), (30, 0.8)]
+        let runs: Vec<Report> = [(10u32, 0.7), (20, 0.6), (30, 0.8)]
             .into_iter()
             .map(|(pid, top)| {
                 let mut run = run(
@@ -972,8 +904,8 @@ pub(crate) mod tests {
                     first_ms: None,
                     last_ms: None,
                 };
-                run.report.workers.by_pid = vec![share(pid, 1.0 - top), share(pid + 1, top)];
-                run.report.workers.requests_fairness =
+                run.workers.by_pid = vec![share(pid, 1.0 - top), share(pid + 1, top)];
+                run.workers.requests_fairness =
                     Fairness::of(&[((1.0 - top) * 100.0) as u64, (top * 100.0) as u64]);
                 run
             })
@@ -981,8 +913,8 @@ pub(crate) mod tests {
         let figures = Figures::of(&runs);
         let row = &figures.fairness[0];
         assert_eq!(
-            (row.mode.as_str(), row.load.as_str(), row.work_us),
-            ("handoff-listener", "keepalive", 100)
+            (row.mode, row.load, row.work_us),
+            (Mode::HandoffListener, Load::KeepAlive, 100)
         );
         assert_eq!(row.shares.len(), 2);
         assert!((row.shares[0] - 0.7).abs() < 1e-9 && (row.shares[1] - 0.3).abs() < 1e-9);
@@ -1003,7 +935,7 @@ pub(crate) mod tests {
             1.0,
             1,
         );
-        run.report.workers.by_pid = vec![WorkerShare {
+        run.workers.by_pid = vec![WorkerShare {
             pid: 7,
             requests: 500,
             requests_share: 1.0,
@@ -1023,7 +955,7 @@ pub(crate) mod tests {
     #[test]
     fn faults_measure_recovery() {
         let mut killed = run(&[("section", "faults"), ("mode", "proxy")], 1.0, 1);
-        killed.report.fault = Some(Fault {
+        killed.fault = Some(Fault {
             pid: 7,
             at_ms: Some(1000.0),
             error: None,
@@ -1036,21 +968,20 @@ pub(crate) mod tests {
             first_ms: Some(first),
             last_ms: Some(last),
         };
-        killed.report.workers.by_pid = vec![
+        killed.workers.by_pid = vec![
             share(7, 100.0, 999.0),
             share(8, 100.0, 2000.0),
             share(9, 1250.0, 2000.0),
         ];
-        killed.report.requests.failed = 4;
-        assert_eq!(recovery_ms(&killed.report), Some(250.0));
+        killed.requests.failed = 4;
+        assert_eq!(recovery_ms(&killed), Some(250.0));
         let mut no_kill = run(&[("section", "faults"), ("mode", "proxy")], 1.0, 1);
-        no_kill.report.fault = None;
+        no_kill.fault = None;
         let figures = Figures::of(&[killed, no_kill]);
         let row = &figures.faults[0];
         assert_eq!(row.rounds, 1);
         assert_eq!(row.failed.median, 4.0);
         assert_eq!(row.recovery_ms.map(|r| r.median), Some(250.0));
-        assert_eq!(row.without_successor, 0);
     }
 
     /// Master cost from the throughput runs: the master's and the tree's.
@@ -1091,6 +1022,6 @@ pub(crate) mod tests {
         assert_eq!(proxy.keepalive_tree_ms, Some(3.0));
         assert_eq!(proxy.newconn_master_ms, Some(2.0));
         assert_eq!(figures.master_fds.len(), 2);
-        assert_eq!(figures.peers, vec!["node-rr".to_owned()]);
+        assert_eq!(figures.peers, vec![Mode::NodeRr]);
     }
 }

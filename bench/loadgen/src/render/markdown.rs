@@ -4,9 +4,10 @@
 
 use std::fmt::Write;
 
-use crate::figures::{Figures, PEER_MODES, Spread, ThroughputRow};
-use crate::render::{FAIRNESS_SVG, FDS_SVG, LATENCY_SVG, MASTER_FDS_SVG};
-use crate::summary::{bytes, count, count_f64, micros};
+use super::charts::{FAIRNESS_SVG, FDS_SVG, LATENCY_SVG, MASTER_FDS_SVG};
+use super::figures::{Figures, MasterCostRow, Spread, ThroughputRow};
+use crate::report::format::{bytes, count, count_f64, micros};
+use crate::report::labels::{Load, Mode};
 
 /// Renders the whole report.
 pub fn render(figures: &Figures) -> String {
@@ -72,6 +73,17 @@ fn header(out: &mut String, figures: &Figures) {
     w!(out);
 }
 
+/// The values of a figure the runs agree on or not: `50`, `50 or 100`, `16, 50
+/// or 100`; `N` without any.
+fn one_of(values: &[usize]) -> String {
+    let texts: Vec<String> = values.iter().map(|&value| count(value as u64)).collect();
+    match texts.split_last() {
+        None => "N".to_owned(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
 fn nothing(out: &mut String, what: &str) {
     w!(out, "_No {what} runs in this folder._");
     w!(out);
@@ -94,12 +106,11 @@ fn spread_rate(spread: &Spread) -> String {
     }
 }
 
-fn load_name(load: &str) -> &str {
+fn load_name(load: Load) -> &'static str {
     match load {
-        "keepalive" => "keep-alive",
-        "newconn" => "new connection per request",
-        "openloop" => "open loop",
-        other => other,
+        Load::KeepAlive => "keep-alive",
+        Load::NewConn => "new connection per request",
+        Load::OpenLoop => "open loop",
     }
 }
 
@@ -108,10 +119,11 @@ fn throughput(out: &mut String, figures: &Figures) {
     w!(out);
     w!(
         out,
-        "Requests per second and latency of every mode: 50 keep-alive connections in a closed \
+        "Requests per second and latency of every mode: {} keep-alive connections in a closed \
          loop; a new connection for every request (the case in which the modes differ most); \
          and an open loop at one fixed rate for all, so that latencies compare at equal load \
-         (corrected for coordinated omission)."
+         (corrected for coordinated omission).",
+        one_of(&figures.throughput_connections)
     );
     w!(out);
     if figures.throughput.is_empty() {
@@ -125,8 +137,8 @@ fn throughput(out: &mut String, figures: &Figures) {
     w!(out, "|---|---|---:|---:|---:|---:|---:|");
     for row in &figures.throughput {
         let load = match row.asked_per_s {
-            Some(rate) => format!("{} at {}/s", load_name(&row.load), count_f64(rate)),
-            None => load_name(&row.load).to_owned(),
+            Some(rate) => format!("{} at {}/s", load_name(row.load), count_f64(rate)),
+            None => load_name(row.load).to_owned(),
         };
         w!(
             out,
@@ -145,13 +157,13 @@ fn throughput(out: &mut String, figures: &Figures) {
             w!(
                 out,
                 "![Latency by percentile, {}, every mode]({LATENCY_SVG})",
-                load_name(load)
+                load_name(*load)
             );
             w!(out);
         }
     }
     let mut lessons = Vec::new();
-    for load in ["keepalive", "newconn"] {
+    for load in [Load::KeepAlive, Load::NewConn] {
         let rows: Vec<&ThroughputRow> = figures
             .throughput
             .iter()
@@ -159,11 +171,11 @@ fn throughput(out: &mut String, figures: &Figures) {
             .collect();
         let best = rows
             .iter()
-            .filter(|row| row.mode != "ceiling")
+            .filter(|row| row.mode != Mode::Ceiling)
             .max_by(|a, b| a.per_s.median.total_cmp(&b.per_s.median));
         let worst = rows
             .iter()
-            .filter(|row| row.mode != "ceiling")
+            .filter(|row| row.mode != Mode::Ceiling)
             .min_by(|a, b| a.per_s.median.total_cmp(&b.per_s.median));
         if let (Some(best), Some(worst)) = (best, worst) {
             if best.mode != worst.mode {
@@ -178,8 +190,8 @@ fn throughput(out: &mut String, figures: &Figures) {
                 ));
             }
         }
-        if let Some(ceiling) = rows.iter().find(|row| row.mode == "ceiling") {
-            if let Some(proxy) = rows.iter().find(|row| row.mode == "proxy") {
+        if let Some(ceiling) = rows.iter().find(|row| row.mode == Mode::Ceiling) {
+            if let Some(proxy) = rows.iter().find(|row| row.mode == Mode::Proxy) {
                 lessons.push(format!(
                     "With {}, the proxy reached {:.0} % of one worker's own port (the ceiling, {}/s).",
                     load_name(load),
@@ -192,7 +204,7 @@ fn throughput(out: &mut String, figures: &Figures) {
     let open: Vec<&ThroughputRow> = figures
         .throughput
         .iter()
-        .filter(|row| row.load == "openloop" && row.p99_us.is_some())
+        .filter(|row| row.load == Load::OpenLoop && row.p99_us.is_some())
         .collect();
     if let (Some(low), Some(high)) = (
         open.iter()
@@ -413,7 +425,7 @@ fn fairness(out: &mut String, figures: &Figures) {
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
             row.mode,
-            load_name(&row.load),
+            load_name(row.load),
             if row.work_us == 0 {
                 "–".to_owned()
             } else {
@@ -443,11 +455,11 @@ fn fairness(out: &mut String, figures: &Figures) {
         lessons.push(format!(
             "The least even spread was `{}` with {} (Jain's index {:.3}, the busiest worker {:.1} % of the requests); the most even `{}` with {} ({:.3}).",
             least.mode,
-            load_name(&least.load),
+            load_name(least.load),
             least.jain.unwrap_or(0.0),
             least.shares.first().copied().unwrap_or(0.0) * 100.0,
             most.mode,
-            load_name(&most.load),
+            load_name(most.load),
             most.jain.unwrap_or(0.0)
         ));
     }
@@ -501,14 +513,14 @@ fn master_cost(out: &mut String, figures: &Figures) {
         ("keep-alive", "requests", 0),
         ("a new connection per request", "connections", 1),
     ] {
-        let value = |row: &crate::figures::MasterCostRow| match pick {
+        let value = |row: &MasterCostRow| match pick {
             0 => row.keepalive_master_ms,
             _ => row.newconn_master_ms,
         };
-        let rows: Vec<(&str, f64)> = figures
+        let rows: Vec<(Mode, f64)> = figures
             .master_cost
             .iter()
-            .filter_map(|row| Some((row.mode.as_str(), value(row)?)))
+            .filter_map(|row| Some((row.mode, value(row)?)))
             .collect();
         let most = rows.iter().max_by(|a, b| a.1.total_cmp(&b.1));
         let least = rows.iter().min_by(|a, b| a.1.total_cmp(&b.1));
@@ -618,10 +630,10 @@ fn peers(out: &mut String, figures: &Figures) {
              that ran them.",
             names.join(", ")
         );
-        let missing: Vec<&str> = PEER_MODES
-            .iter()
-            .copied()
-            .filter(|mode| !figures.peers.iter().any(|peer| peer == mode))
+        let missing: Vec<&str> = Mode::PEERS
+            .into_iter()
+            .filter(|mode| !figures.peers.contains(mode))
+            .map(Mode::name)
             .collect();
         if !missing.is_empty() {
             w!(out);
@@ -629,4 +641,23 @@ fn peers(out: &mut String, figures: &Figures) {
         }
     }
     w!(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The throughput section names the connections the runs had, not a
+    /// number fixed in advance.
+    #[test]
+    fn names_the_connections_of_the_runs() {
+        assert_eq!(one_of(&[]), "N");
+        assert_eq!(one_of(&[50]), "50");
+        assert_eq!(one_of(&[16, 50, 1000]), "16, 50 or 1,000");
+        let figures = Figures {
+            throughput_connections: vec![16],
+            ..Figures::default()
+        };
+        assert!(render(&figures).contains(": 16 keep-alive connections in a closed loop"));
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! The hot path allocates nothing: the request bytes are built once for the run
 //! and shared, each connection reads into one buffer it keeps, and answers are
-//! parsed in place ([`crate::response`]) with the body skipped. A new connection
+//! parsed in place ([`super::response`]) with the body skipped. A new connection
 //! sends its request straight after connect(2) (`connect_and_send`).
 
 use std::cell::RefCell;
@@ -19,10 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout_at};
 
-use crate::failure::Failure;
-use crate::recorder::{Answer, Recorder, Sample, Window};
-use crate::response::{self, Body, Chunked};
-use crate::timer::PreciseTimer;
+use super::failure::Failure;
+use super::recorder::{Answer, Recorder, Sample, Window};
+use super::response::{self, Body, Chunked};
+use super::timer::PreciseTimer;
 
 /// The read buffer of a connection: an answer's head must fit in it (the worker's
 /// is about 150 bytes); a body of any size streams through it.

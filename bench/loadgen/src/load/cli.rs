@@ -1,21 +1,23 @@
 //! The command line of `loadgen` (clap derive) and its translation to a [`Config`].
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::Config;
-use crate::kill::Kill;
-use crate::target::Target;
 use cluster::cli::{parse_duration, parse_positive_duration};
 
-use crate::units::{parse_positive_integer, parse_rate};
+use super::Config;
+use super::kill::Kill;
+use super::target::Target;
+use super::units::{parse_positive_integer, parse_rate};
+use crate::report::labels::Label;
 
 /// Load an HTTP/1.1 server and measure what it costs: latency (HdrHistogram),
 /// the spread over worker pids (`x-worker-pid`), errors by kind, and with
 /// `--watch` the server's fds, memory and CPU. A summary goes to stdout;
-/// `--json FILE` writes every figure (schema: bench/schema.json).
+/// `--json FILE` writes every figure (schema: bench/loadgen/schema.json).
 ///
 /// `loadgen report DIR` renders the JSON reports in DIR/runs/ into DIR/REPORT.md
 /// with SVG charts.
@@ -33,68 +35,69 @@ pub struct Cli {
 
     /// The URL to load: `http://host:port/path?query` (plain HTTP/1.1).
     #[arg(long, value_name = "URL", value_parser = Target::parse, required = true)]
-    pub target: Option<Target>,
+    target: Option<Target>,
 
     /// Concurrent connections (`50`, `1k`).
     #[arg(long, default_value = "50", value_parser = parse_positive_integer)]
-    pub connections: usize,
+    connections: usize,
 
     /// How long to measure, after the warm-up (`10s`, `500ms`, `2m`).
     #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
-    pub duration: Duration,
+    duration: Duration,
 
     /// How long to load before measuring; its requests are not recorded (`0` for none).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    pub warmup: Duration,
+    warmup: Duration,
 
     /// Open loop: send R requests per second overall (`2000`, `5k`), whatever
     /// the answers, and count latency from each request's intended start
     /// (coordinated omission corrected, as wrk2 does). Without it: closed loop,
     /// each connection sends its next request when the previous answer is complete.
     #[arg(long, value_name = "R", value_parser = parse_rate)]
-    pub rate: Option<f64>,
+    rate: Option<f64>,
 
     /// A new TCP connection for every request (`Connection: close`); the connect
     /// time is recorded in its own histogram.
     #[arg(long)]
-    pub new_conn: bool,
+    new_conn: bool,
 
     /// Load threads, each with its own event loop; connections are dealt to them
     /// in turn. Default: one per CPU.
     #[arg(long, value_parser = parse_positive_integer)]
-    pub threads: Option<usize>,
+    threads: Option<usize>,
 
     /// How long one request may take, connect included, before it counts as a
     /// timeout; also how long requests in flight at the end may still finish.
     #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
-    pub timeout: Duration,
+    timeout: Duration,
 
     /// Sample this process and its children (found afresh each time) from /proc:
     /// open fds, RSS, CPU time. Repeatable.
     #[arg(long = "watch", value_name = "PID")]
-    pub watch: Vec<u32>,
+    watch: Vec<u32>,
 
     /// How often `--watch` samples.
     #[arg(long, default_value = "100ms", value_parser = parse_positive_duration)]
-    pub sample_interval: Duration,
+    sample_interval: Duration,
 
-    /// Write the whole report as JSON to FILE (schema: bench/schema.json).
+    /// Write the whole report as JSON to FILE (schema: bench/loadgen/schema.json).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
     /// Tag the JSON report with KEY=VALUE (`labels`), e.g. `--label mode=proxy`,
     /// for `loadgen report`; repeatable (a repeated key keeps its last value).
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
-    pub labels: Vec<(String, String)>,
+    /// Keys: section, mode, load, round, connections, max_fds, work_us, workers.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = Label::from_str)]
+    labels: Vec<Label>,
 
     /// The fault experiment: send SIGKILL to PID once, `--kill-after` after the
     /// measurement starts (the pid must exist at start).
     #[arg(long, value_name = "PID", requires = "kill_after")]
-    pub kill: Option<u32>,
+    kill: Option<u32>,
 
     /// When `--kill` strikes, after the warm-up (`2s`); less than `--duration`.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "kill")]
-    pub kill_after: Option<Duration>,
+    kill_after: Option<Duration>,
 }
 
 /// What `loadgen` does instead of a load.
@@ -107,20 +110,6 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
-}
-
-/// Parses `KEY=VALUE`: a non-empty key of letters, digits, `_`, `-` or `.`; any value.
-pub fn parse_label(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
-    let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-    if key.is_empty() || !key.chars().all(fine) {
-        return Err(format!(
-            "{key:?} is not a label key (letters, digits, _ - .)"
-        ));
-    }
-    Ok((key.to_owned(), value.to_owned()))
 }
 
 impl Cli {
@@ -143,7 +132,7 @@ impl Cli {
             watch: self.watch.clone(),
             sample_interval: self.sample_interval,
             command_line,
-            labels: self.labels.iter().cloned().collect(),
+            labels: self.labels.iter().copied().collect(),
             kill: self
                 .kill
                 .zip(self.kill_after)
@@ -194,7 +183,7 @@ mod tests {
             "--label",
             "mode=proxy",
             "--label",
-            "note=a=b",
+            "work_us=200",
             "--label",
             "mode=handoff-socket",
             "--kill",
@@ -205,10 +194,10 @@ mod tests {
         .expect("valid");
         let config = cli.config(Vec::new());
         assert_eq!(
-            config.labels.get("mode").map(String::as_str),
-            Some("handoff-socket")
+            config.labels.mode,
+            Some(crate::report::labels::Mode::HandoffSocket)
         );
-        assert_eq!(config.labels.get("note").map(String::as_str), Some("a=b"));
+        assert_eq!(config.labels.work_us, Some(200));
         assert_eq!(
             config.kill,
             Some(Kill {
@@ -241,6 +230,8 @@ mod tests {
             &["--target", "http://127.0.0.1:8080/", "--rate", "0"],
             &["--target", "http://127.0.0.1:8080/", "--label", "novalue"],
             &["--target", "http://127.0.0.1:8080/", "--label", "=x"],
+            &["--target", "http://127.0.0.1:8080/", "--label", "note=a=b"],
+            &["--target", "http://127.0.0.1:8080/", "--label", "mode=test"],
             &["--target", "http://127.0.0.1:8080/", "--kill", "1"],
             &["--target", "http://127.0.0.1:8080/", "--kill-after", "1s"],
             &[],

@@ -1,12 +1,22 @@
 //! The SVG charts of `loadgen report`, drawn with plotters' SVG backend from
-//! [`crate::figures`]: the latency spectrum (log-log: nines against µs), the fd
+//! [`super::figures`]: the latency spectrum (log-log: nines against µs), the fd
 //! bill, the fairness bars and the master's fds over time.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::figures::{FairnessRow, FdBillRow, FdSeries, SpectrumLine, nines};
+use super::figures::{FairnessRow, FdBillRow, FdSeries, SpectrumLine, nines};
+use crate::report::labels::{Load, Mode};
+
+/// The charts' file names, as REPORT.md links them.
+pub const LATENCY_SVG: &str = "latency.svg";
+/// Section 2's chart.
+pub const FDS_SVG: &str = "fds.svg";
+/// Section 4's chart.
+pub const FAIRNESS_SVG: &str = "fairness.svg";
+/// Section 5's chart.
+pub const MASTER_FDS_SVG: &str = "master-fds-over-time.svg";
 
 /// Every chart's size in pixels.
 const SIZE: (u32, u32) = (960, 560);
@@ -53,7 +63,7 @@ fn svg(
 
 /// Latency against percentile, one line per mode: y log-scaled µs, x in nines
 /// with ticks at p50, p90, p99, p99.9, ...
-pub fn latency(load: &str, lines: &[SpectrumLine]) -> anyhow::Result<String> {
+pub fn latency(load: Load, lines: &[SpectrumLine]) -> anyhow::Result<String> {
     let points = lines.iter().flat_map(|line| line.points.iter());
     let x_max = points.clone().map(|p| p.0).fold(1.0, f64::max);
     let y_min = points
@@ -63,11 +73,11 @@ pub fn latency(load: &str, lines: &[SpectrumLine]) -> anyhow::Result<String> {
         .max(1.0);
     let y_max = points.map(|p| p.1).fold(10.0, f64::max);
     let what = match load {
-        "openloop" => {
+        Load::OpenLoop => {
             "open loop at the same rate for every mode, corrected for coordinated omission"
         }
-        "keepalive" => "keep-alive, closed loop",
-        _ => load,
+        Load::KeepAlive => "keep-alive, closed loop",
+        Load::NewConn => load.name(),
     };
     svg(SIZE, |root| {
         let mut chart = ChartBuilder::on(root)
@@ -125,7 +135,7 @@ pub fn latency(load: &str, lines: &[SpectrumLine]) -> anyhow::Result<String> {
             .map_err(drawing)?;
         }
         for (index, line) in lines.iter().enumerate() {
-            mode_line(&mut chart, index, &line.mode, &line.points)?;
+            mode_line(&mut chart, index, line.mode, &line.points)?;
         }
         legend(&mut chart)
     })
@@ -133,7 +143,7 @@ pub fn latency(load: &str, lines: &[SpectrumLine]) -> anyhow::Result<String> {
 
 /// Master fds against held connections, one line (with points) per mode.
 pub fn fds(rows: &[FdBillRow]) -> anyhow::Result<String> {
-    let modes = modes_of(rows.iter().map(|row| row.mode.as_str()));
+    let modes = modes_of(rows.iter().map(|row| row.mode));
     let x_max = rows.iter().map(|row| row.connections).max().unwrap_or(1) as f64;
     let y_max = rows
         .iter()
@@ -163,10 +173,10 @@ pub fn fds(rows: &[FdBillRow]) -> anyhow::Result<String> {
         for (index, mode) in modes.iter().enumerate() {
             let points: Vec<(f64, f64)> = rows
                 .iter()
-                .filter(|row| &row.mode == mode)
+                .filter(|row| row.mode == *mode)
                 .filter_map(|row| Some((row.connections as f64, row.master_fds?)))
                 .collect();
-            mode_line(&mut chart, index, mode, &points)?;
+            mode_line(&mut chart, index, *mode, &points)?;
             chart
                 .draw_series(
                     points
@@ -182,10 +192,10 @@ pub fn fds(rows: &[FdBillRow]) -> anyhow::Result<String> {
 /// The share of requests per worker (largest first), grouped by mode: one panel
 /// per load (and busy work), a dashed line at the even share.
 pub fn fairness(rows: &[FairnessRow]) -> anyhow::Result<String> {
-    let mut panels: Vec<(String, u64)> = Vec::new();
+    let mut panels: Vec<(Load, u64)> = Vec::new();
     for row in rows {
-        if !panels.contains(&(row.load.clone(), row.work_us)) {
-            panels.push((row.load.clone(), row.work_us));
+        if !panels.contains(&(row.load, row.work_us)) {
+            panels.push((row.load, row.work_us));
         }
     }
     // Each panel needs room for its bars, its axis and its mode names.
@@ -201,9 +211,9 @@ pub fn fairness(rows: &[FairnessRow]) -> anyhow::Result<String> {
         for ((load, work_us), area) in panels.iter().zip(areas.iter()) {
             let panel: Vec<&FairnessRow> = rows
                 .iter()
-                .filter(|row| &row.load == load && row.work_us == *work_us)
+                .filter(|row| row.load == *load && row.work_us == *work_us)
                 .collect();
-            fairness_panel(area, load, *work_us, &panel)?;
+            fairness_panel(area, *load, *work_us, &panel)?;
         }
         Ok(())
     })
@@ -211,7 +221,7 @@ pub fn fairness(rows: &[FairnessRow]) -> anyhow::Result<String> {
 
 fn fairness_panel(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
-    load: &str,
+    load: Load,
     work_us: u64,
     rows: &[&FairnessRow],
 ) -> anyhow::Result<()> {
@@ -221,7 +231,7 @@ fn fairness_panel(
         .fold(0.0, f64::max);
     let y_max = (most * 100.0 * 1.15).max(10.0);
     let title = match work_us {
-        0 => load.to_owned(),
+        0 => load.name().to_owned(),
         work => format!("{load}, {work} µs of work per request"),
     };
     let mut chart = ChartBuilder::on(area)
@@ -265,7 +275,7 @@ fn fairness_panel(
             .map_err(drawing)?;
         let (px, py) = chart.backend_coord(&(index as f64 + 0.5, 0.0));
         area.draw(&Text::new(
-            row.mode.clone(),
+            row.mode.name(),
             (px, py + 4),
             (FONT, 13)
                 .into_font()
@@ -324,7 +334,7 @@ pub fn master_fds(series: &[FdSeries]) -> anyhow::Result<String> {
             .draw()
             .map_err(drawing)?;
         for (index, line) in series.iter().enumerate() {
-            mode_line(&mut chart, index, &line.mode, &line.points)?;
+            mode_line(&mut chart, index, line.mode, &line.points)?;
         }
         legend(&mut chart)
     })
@@ -335,7 +345,7 @@ pub fn master_fds(series: &[FdSeries]) -> anyhow::Result<String> {
 fn mode_line<'a, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
     index: usize,
-    mode: &str,
+    mode: Mode,
     points: &[(f64, f64)],
 ) -> anyhow::Result<()>
 where
@@ -346,7 +356,7 @@ where
     chart
         .draw_series(LineSeries::new(points.iter().copied(), style))
         .map_err(drawing)?
-        .label(mode)
+        .label(mode.name())
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
     Ok(())
 }
@@ -369,11 +379,11 @@ where
 }
 
 /// The distinct modes of `modes`, in their first order.
-fn modes_of<'m>(modes: impl Iterator<Item = &'m str>) -> Vec<String> {
-    let mut seen: Vec<String> = Vec::new();
+fn modes_of(modes: impl Iterator<Item = Mode>) -> Vec<Mode> {
+    let mut seen: Vec<Mode> = Vec::new();
     for mode in modes {
-        if !seen.iter().any(|known| known == mode) {
-            seen.push(mode.to_owned());
+        if !seen.contains(&mode) {
+            seen.push(mode);
         }
     }
     seen

@@ -7,6 +7,10 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+
 use crate::report::Fault;
 
 /// What to kill, and when.
@@ -21,22 +25,24 @@ pub struct Kill {
 /// Checks that `pid` exists now (kill(2) with signal 0), so that a stale pid is
 /// a usage error before the run rather than a fault that never happened.
 pub fn check_exists(pid: u32) -> Result<(), String> {
-    let Ok(raw) = libc::pid_t::try_from(pid) else {
-        return Err(format!("--kill {pid}: not a pid"));
-    };
-    if raw <= 0 {
-        return Err(format!("--kill {pid}: not a pid"));
-    }
-    // SAFETY: kill(2) with signal 0 sends nothing; it only checks the pid.
-    if unsafe { libc::kill(raw, 0) } == 0 {
-        return Ok(());
-    }
-    match std::io::Error::last_os_error().raw_os_error() {
+    let target = pid_of(pid).ok_or_else(|| format!("--kill {pid}: not a pid"))?;
+    // Signal 0 sends nothing; kill(2) only checks the pid.
+    match signal::kill(target, None) {
+        Ok(()) => Ok(()),
         // EPERM: it exists but is another user's; the real kill will say so.
-        Some(libc::EPERM) => Ok(()),
+        Err(Errno::EPERM) => Ok(()),
         // ESRCH: no such process.
-        _ => Err(format!("--kill {pid}: no such process")),
+        Err(_) => Err(format!("--kill {pid}: no such process")),
     }
+}
+
+/// `pid` as kill(2) takes it; `None` for 0 and anything beyond `pid_t`, which
+/// would name a process group or every process rather than one process.
+fn pid_of(pid: u32) -> Option<Pid> {
+    i32::try_from(pid)
+        .ok()
+        .filter(|&raw| raw > 0)
+        .map(Pid::from_raw)
 }
 
 /// The thread that waits for the moment and kills.
@@ -70,15 +76,15 @@ impl Killer {
                     }
                 }
                 let at = origin.elapsed();
-                // SAFETY: kill(2) on a pid; no memory is involved. The pid was
-                // checked at start; if it has been reused since, that is the
-                // caller's pid to answer for, as with kill(1).
-                let sent = unsafe { libc::kill(kill.pid as libc::pid_t, libc::SIGKILL) };
-                if sent == 0 {
-                    fault.at_ms = Some(at.as_micros() as f64 / 1000.0);
-                } else {
+                // The pid was checked at start; if it has been reused since,
+                // that is the caller's pid to answer for, as with kill(1).
+                let sent = pid_of(kill.pid)
+                    .ok_or(Errno::ESRCH)
+                    .and_then(|target| signal::kill(target, Signal::SIGKILL));
+                match sent {
+                    Ok(()) => fault.at_ms = Some(at.as_micros() as f64 / 1000.0),
                     // ESRCH: it died on its own first; EPERM: not ours to kill.
-                    fault.error = Some(format!("kill: {}", std::io::Error::last_os_error()));
+                    Err(err) => fault.error = Some(format!("kill: {err}")),
                 }
                 fault
             })?;

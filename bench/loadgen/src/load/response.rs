@@ -3,7 +3,7 @@
 //! server will close the connection, and the `x-worker-pid` header. The body
 //! itself is skipped, never kept.
 //!
-//! Pure functions over byte slices, so the I/O loop ([`crate::connection`]) stays
+//! Pure functions over byte slices, so the I/O loop (`connection.rs`) stays
 //! short and this part is tested on its own.
 
 /// How many headers an answer may have: the worker sends four; a larger number

@@ -1,0 +1,285 @@
+//! Generating load and measuring it: [`run`] raises the fd limit, checks that
+//! the target answers a connect, starts the `--watch` sampler, then one thread
+//! per `--threads`, each a single-threaded tokio runtime driving its share of
+//! the connections (as wrk runs one event loop per thread). Connections take
+//! raw timings; each thread's recorder fills its histograms; the recorders are
+//! merged into a [`Report`].
+//!
+//! - [`cli`]: the flags (clap) and the [`Config`] they give; `units`: humane
+//!   values (`5k`).
+//! - `target`: the URL and the request bytes, built once.
+//! - `connection`: one client connection: closed or open loop, keep-alive or
+//!   `--new-conn`, timeouts; the hot path.
+//! - [`response`]: parsing an answer just enough (status, length or chunked, pid).
+//! - `timer`: the open loop's precise sleep (a `timerfd`).
+//! - `failure`: the kinds of failed request.
+//! - `recorder`: the per-thread histograms and counts.
+//! - `watch`: `--watch`: the /proc sampler thread and its time series.
+//! - `kill`: `--kill`: SIGKILL to a worker mid-run, the fault experiment.
+//! - `machine`, `limits`: the machine's description; the fd limit.
+//! - `progress`: the progress bar on stderr.
+
+use std::cell::RefCell;
+use std::io::IsTerminal;
+use std::net::{SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, anyhow};
+use cluster::cli::UsageError;
+
+pub mod cli;
+pub(crate) mod connection;
+pub(crate) mod failure;
+pub(crate) mod kill;
+pub(crate) mod limits;
+pub(crate) mod machine;
+pub(crate) mod progress;
+pub(crate) mod recorder;
+pub mod response;
+pub(crate) mod target;
+pub(crate) mod timer;
+pub(crate) mod units;
+pub(crate) mod watch;
+
+use crate::report::labels::Labels;
+use crate::report::{self, LoadLoop, Report};
+use connection::{Connection, Plan};
+use recorder::{Recorder, Window};
+use target::Target;
+use watch::Watcher;
+
+/// How long the check before the run waits for a connect: a target that does not
+/// accept within this is unreachable for the purpose of a benchmark.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the progress bar is redrawn.
+const PROGRESS_TICK: Duration = Duration::from_millis(200);
+
+/// Everything a run needs, defaults filled in ([`cli::Cli::config`]).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The URL to load.
+    pub(crate) target: Target,
+    /// Concurrent connections.
+    pub(crate) connections: usize,
+    /// Load threads (at most `connections`).
+    pub(crate) threads: usize,
+    /// The measured time, after the warm-up.
+    pub(crate) duration: Duration,
+    /// The unrecorded load before it.
+    pub(crate) warmup: Duration,
+    /// Open loop: requests per second overall; `None` for closed loop.
+    pub(crate) rate: Option<f64>,
+    /// A new TCP connection for every request.
+    pub(crate) new_conn: bool,
+    /// How long one request may take, connect included.
+    pub(crate) timeout: Duration,
+    /// Pids to sample with their children.
+    pub(crate) watch: Vec<u32>,
+    /// How often to sample them.
+    pub(crate) sample_interval: Duration,
+    /// The command line, recorded in the report.
+    pub(crate) command_line: Vec<String>,
+    /// `--label KEY=VALUE`s, copied into the report.
+    pub(crate) labels: Labels,
+    /// `--kill PID --kill-after D`: a process to kill mid-run.
+    pub(crate) kill: Option<kill::Kill>,
+}
+
+/// Runs the load that `config` describes and returns its report. Blocks for the
+/// warm-up, the duration, and the drain of the requests in flight at the end (at
+/// most `config.timeout`).
+pub fn run(config: &Config) -> anyhow::Result<Report> {
+    let fd_limit = limits::raise_fd_limit().context("raise RLIMIT_NOFILE")?;
+    if !fd_limit.fits(config.connections) {
+        eprintln!(
+            "loadgen: warning: {} connections need about {} fds, but the fd limit is {} \
+             (hard limit {}): expect fd exhaustion errors",
+            config.connections,
+            config.connections as u64 + limits::FDS_BESIDES_CONNECTIONS,
+            fd_limit.soft,
+            fd_limit.hard
+        );
+    }
+    let addr = config.target.resolve().map_err(UsageError)?;
+    probe(&config.target, addr)?;
+    if let Some(kill) = config.kill {
+        kill::check_exists(kill.pid).map_err(UsageError)?;
+        if kill.after >= config.duration {
+            return Err(UsageError(format!(
+                "--kill-after {:?} must be less than --duration {:?}",
+                kill.after, config.duration
+            ))
+            .into());
+        }
+    }
+
+    let machine = machine::Machine::current();
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let start = Instant::now();
+    let watcher = match config.watch.is_empty() {
+        true => None,
+        false => {
+            Some(Watcher::start(&config.watch, config.sample_interval, start).map_err(UsageError)?)
+        }
+    };
+    let window = Window {
+        start: start + config.warmup,
+        end: start + config.warmup + config.duration,
+    };
+    let killer = match config.kill {
+        Some(kill) => Some(
+            kill::Killer::start(kill, start, window.start).context("start the --kill thread")?,
+        ),
+        None => None,
+    };
+    let plan = Arc::new(Plan {
+        addr,
+        request: config
+            .target
+            .request_bytes(config.new_conn)
+            .into_boxed_slice(),
+        new_conn: config.new_conn,
+        rate: config.rate,
+        connections: config.connections,
+        timeout: config.timeout,
+        start,
+        window,
+    });
+
+    let threads = config.threads.clamp(1, config.connections.max(1));
+    let counters: Vec<Arc<AtomicU64>> = (0..threads).map(|_| Arc::default()).collect();
+    let (finished, finishing) = mpsc::channel();
+    let mut handles = Vec::with_capacity(threads);
+    for (index, counter) in counters.iter().enumerate() {
+        let ids: Vec<usize> = (index..config.connections).step_by(threads).collect();
+        let plan = Arc::clone(&plan);
+        let counter = Arc::clone(counter);
+        let finished = finished.clone();
+        let handle = thread::Builder::new()
+            .name(format!("loadgen-{index}"))
+            .spawn(move || {
+                let result = load_thread(plan, ids, counter);
+                // The receiver lives until every thread has reported.
+                let _ = finished.send(());
+                result
+            })
+            .context("start a load thread")?;
+        handles.push(handle);
+    }
+    drop(finished);
+
+    let mut progress = std::io::stderr()
+        .is_terminal()
+        .then(|| progress::Progress::new(counters, start, config.warmup + config.duration));
+    let mut running = threads;
+    while running > 0 {
+        match finishing.recv_timeout(PROGRESS_TICK) {
+            Ok(()) => running -= 1,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // Every sender is gone: every thread has ended, one way or another.
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(progress) = &mut progress {
+            progress.tick();
+        }
+    }
+    if let Some(progress) = progress {
+        progress.finish();
+    }
+
+    let mut merged: Option<Recorder> = None;
+    for handle in handles {
+        let recorder = handle
+            .join()
+            .map_err(|_| anyhow!("a load thread panicked"))??;
+        match &mut merged {
+            Some(merged) => merged.merge(&recorder),
+            None => merged = Some(recorder),
+        }
+    }
+    let recorder = merged.context("no load thread ran")?;
+    let run_time = start.elapsed();
+    let watched = watcher.map(Watcher::stop).unwrap_or_default();
+    let fault = killer.map(kill::Killer::stop);
+
+    Ok(Report::build(report::Inputs {
+        parameters: report::Parameters {
+            target: config.target.url.clone(),
+            load_loop: if config.rate.is_some() {
+                LoadLoop::Open
+            } else {
+                LoadLoop::Closed
+            },
+            connections: config.connections,
+            threads,
+            duration_s: config.duration.as_secs_f64(),
+            warmup_s: config.warmup.as_secs_f64(),
+            rate_per_s: config.rate,
+            new_conn: config.new_conn,
+            timeout_s: config.timeout.as_secs_f64(),
+            sample_interval_ms: config.sample_interval.as_secs_f64() * 1000.0,
+            watch: config.watch.clone(),
+            command_line: config.command_line.clone(),
+        },
+        machine,
+        fd_limit,
+        started_at,
+        warmup: config.warmup,
+        duration: config.duration,
+        run_time,
+        recorder: &recorder,
+        watched: &watched,
+        sample_interval: config.sample_interval,
+        labels: config.labels.clone(),
+        fault,
+    }))
+}
+
+/// One load thread: a single-threaded runtime driving connections `ids`, each a
+/// task; returns the thread's recorder once every connection has finished.
+fn load_thread(
+    plan: Arc<Plan>,
+    ids: Vec<usize>,
+    counter: Arc<AtomicU64>,
+) -> anyhow::Result<Recorder> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("build a load thread's runtime")?;
+    let open_loop = plan.rate.is_some();
+    if open_loop {
+        timer::set_thread_timer_slack();
+    }
+    let recorder = Rc::new(RefCell::new(Recorder::new(plan.window, open_loop, counter)));
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let tasks: Vec<_> = ids
+            .into_iter()
+            .map(|id| {
+                let connection = Connection::new(id, Arc::clone(&plan));
+                tokio::task::spawn_local(connection.run(Rc::clone(&recorder)))
+            })
+            .collect();
+        for task in tasks {
+            task.await.context("a connection task failed")?;
+        }
+        anyhow::Ok(())
+    })?;
+    // Every connection task has ended; take the recorder out of the shared cell.
+    let empty = Recorder::new(plan.window, open_loop, Arc::default());
+    Ok(recorder.replace(empty))
+}
+
+/// Checks that `addr` accepts a connection before loading it, so that a wrong
+/// port is one clear error rather than a run of connect errors.
+fn probe(target: &Target, addr: SocketAddr) -> Result<(), UsageError> {
+    TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)
+        .map(drop)
+        .map_err(|err| UsageError(format!("cannot reach {} ({addr}): {err}", target.url)))
+}

@@ -1,0 +1,417 @@
+//! [`Report::build`]: every figure of a run, from the merged [`Recorder`] and the
+//! `--watch` series; and the notes a person should read.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{
+    Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, Labels, Latencies, Machine,
+    MeasuredFrom, Parameters, Phases, ProcessReport, Report, Requests, SamplePoint, UseSummary,
+    WatchReport, WorkerShare, Workers,
+};
+use crate::load::failure::Failure;
+use crate::load::recorder::Recorder;
+use crate::load::watch::{ProcessSeries, WatchedTree};
+
+/// Below this share of the asked rate the summary says the target could not keep up.
+const KEPT_UP_RATIO: f64 = 0.97;
+
+/// The pieces a report is built from.
+pub struct Inputs<'a> {
+    /// The run's parameters.
+    pub parameters: Parameters,
+    /// The machine.
+    pub machine: Machine,
+    /// The load generator's fd limit.
+    pub fd_limit: FdLimit,
+    /// When the run started, RFC 3339.
+    pub started_at: String,
+    /// The warm-up.
+    pub warmup: Duration,
+    /// The measured time.
+    pub duration: Duration,
+    /// From the run's start to the last connection's end.
+    pub run_time: Duration,
+    /// Every thread's recorder, merged.
+    pub recorder: &'a Recorder,
+    /// The `--watch` series.
+    pub watched: &'a [WatchedTree],
+    /// The `--watch` sampling interval.
+    pub sample_interval: Duration,
+    /// The `--label`s.
+    pub labels: Labels,
+    /// The `--kill` sent, if any.
+    pub fault: Option<Fault>,
+}
+
+impl Report {
+    /// Computes every figure of the report.
+    pub fn build(inputs: Inputs<'_>) -> Report {
+        let recorder = inputs.recorder;
+        let open_loop = inputs.parameters.rate_per_s.is_some();
+        let ok = recorder.requests();
+        let per_s = ok as f64 / inputs.duration.as_secs_f64();
+        let asked = inputs.parameters.rate_per_s;
+        let requests = Requests {
+            ok,
+            failed: recorder.failed(),
+            per_s,
+            asked_per_s: asked,
+            achieved_ratio: asked.map(|asked| per_s / asked),
+            scheduled: open_loop.then_some(recorder.scheduled),
+            unanswered_at_end: recorder.unanswered_at_end,
+            connections_opened: recorder.connect.len(),
+        };
+        let latency = Latencies {
+            measured_from: if open_loop {
+                MeasuredFrom::IntendedStart
+            } else {
+                MeasuredFrom::Send
+            },
+            request: HistogramSummary::of(&recorder.latency),
+            request_uncorrected: if open_loop {
+                HistogramSummary::of(&recorder.latency_uncorrected)
+            } else {
+                None
+            },
+            connect: HistogramSummary::of(&recorder.connect),
+        };
+
+        let mut by_pid: Vec<_> = recorder.workers.clone();
+        by_pid.sort_by_key(|worker| worker.pid);
+        let named: u64 = by_pid.iter().map(|worker| worker.requests).sum();
+        let request_counts: Vec<u64> = by_pid.iter().map(|worker| worker.requests).collect();
+        let connection_counts: Vec<u64> = by_pid.iter().map(|worker| worker.connections).collect();
+        // The run's start: the window opens after the warm-up.
+        let origin = recorder.window().start.checked_sub(inputs.warmup);
+        let since_start =
+            |at: Option<std::time::Instant>| Some(millis(at?.saturating_duration_since(origin?)));
+        let workers = Workers {
+            by_pid: by_pid
+                .iter()
+                .map(|worker| WorkerShare {
+                    pid: worker.pid,
+                    requests: worker.requests,
+                    requests_share: worker.requests as f64 / named.max(1) as f64,
+                    connections: worker.connections,
+                    first_ms: since_start(worker.first),
+                    last_ms: since_start(worker.last),
+                })
+                .collect(),
+            requests_without_pid: recorder.requests_without_pid,
+            requests_fairness: Fairness::of(&request_counts),
+            connections_fairness: Fairness::of(&connection_counts),
+        };
+
+        let errors = Errors {
+            total: recorder.failed(),
+            by_kind: Failure::ALL
+                .iter()
+                .map(|kind| (kind.name().to_owned(), recorder.failures[kind.index()]))
+                .collect(),
+            statuses: recorder
+                .statuses
+                .iter()
+                .map(|&(status, count)| (status.to_string(), count))
+                .collect(),
+        };
+
+        let window = (inputs.warmup, inputs.warmup + inputs.duration);
+        let slack = inputs.sample_interval / 2;
+        let watch = inputs
+            .watched
+            .iter()
+            .map(|tree| watch_report(tree, window, slack, ok, inputs.duration))
+            .collect();
+
+        let mut report = Report {
+            format: FORMAT.to_owned(),
+            loadgen_version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: inputs.started_at,
+            parameters: inputs.parameters,
+            machine: inputs.machine,
+            fd_limit: inputs.fd_limit,
+            phases: Phases {
+                measure_start_ms: millis(window.0),
+                measure_end_ms: millis(window.1),
+                run_end_ms: millis(inputs.run_time),
+            },
+            requests,
+            latency,
+            workers,
+            errors,
+            watch,
+            labels: inputs.labels,
+            fault: inputs.fault,
+            notes: Vec::new(),
+        };
+        report.notes = notes(&report);
+        report
+    }
+}
+
+/// The sentences a person should read: failures, a target that could not keep
+/// up, fd or port exhaustion, a watched process that went away.
+fn notes(report: &Report) -> Vec<String> {
+    let mut notes = Vec::new();
+    let requests = &report.requests;
+    let by_kind = |kind: Failure| report.errors.by_kind.get(kind.name()).copied().unwrap_or(0);
+    if requests.ok == 0 {
+        notes.push("no request succeeded: there is no latency to report".to_owned());
+    }
+    if requests.failed > 0 {
+        notes.push(format!(
+            "{} of {} requests failed (see errors); failed requests are not latency samples",
+            requests.failed,
+            requests.ok + requests.failed
+        ));
+    }
+    if let (Some(asked), Some(ratio)) = (requests.asked_per_s, requests.achieved_ratio) {
+        if ratio < KEPT_UP_RATIO {
+            notes.push(format!(
+                "the target did not keep up: {:.0} requests/s answered of {asked:.0}/s asked ({:.1} %)",
+                requests.per_s,
+                ratio * 100.0
+            ));
+        }
+    }
+    if requests.unanswered_at_end > 0 {
+        notes.push(format!(
+            "{} requests of the window were still unanswered {:.1} s after it and were \
+             cut off: neither samples nor failures",
+            requests.unanswered_at_end, report.parameters.timeout_s
+        ));
+    }
+    let fd_exhaustion = by_kind(Failure::FdExhaustion);
+    if fd_exhaustion > 0 {
+        notes.push(format!(
+            "loadgen ran out of file descriptors {fd_exhaustion} times (its limit: {} of hard \
+             limit {}): use fewer --connections or raise the hard limit (ulimit -Hn, as root)",
+            report.fd_limit.soft, report.fd_limit.hard
+        ));
+    }
+    let port_exhaustion = by_kind(Failure::PortExhaustion);
+    if port_exhaustion > 0 {
+        notes.push(format!(
+            "no local port was free for {port_exhaustion} connects (too many connections in \
+             TIME_WAIT): see net.ipv4.ip_local_port_range and net.ipv4.tcp_tw_reuse"
+        ));
+    }
+    if let Some(Fault {
+        pid,
+        error: Some(err),
+        ..
+    }) = &report.fault
+    {
+        notes.push(format!("--kill {pid} was not sent: {err}"));
+    }
+    for watched in &report.watch {
+        if let Some(at) = watched.gone_at_ms {
+            notes.push(format!(
+                "watched process {} was gone at {:.0} ms",
+                watched.pid, at
+            ));
+        }
+        if let Some(err) = &watched.error {
+            notes.push(format!("watching {} stopped: {err}", watched.pid));
+        }
+    }
+    notes
+}
+
+/// The report of one watched tree over `window` (from, to; from the run's start),
+/// taking samples up to `slack` outside it (sampling is never exactly on time).
+fn watch_report(
+    tree: &WatchedTree,
+    window: (Duration, Duration),
+    slack: Duration,
+    requests: u64,
+    duration: Duration,
+) -> WatchReport {
+    let inside = |at: Duration| at + slack >= window.0 && at <= window.1 + slack;
+    let processes: Vec<ProcessReport> = tree
+        .processes
+        .iter()
+        .map(|series| ProcessReport {
+            pid: series.pid,
+            ppid: series.ppid,
+            name: series.name.clone(),
+            role: series.role,
+            summary: process_summary(series, &inside, requests, duration),
+            samples: series
+                .samples
+                .iter()
+                .map(|sample| SamplePoint {
+                    t_ms: millis(sample.at),
+                    fds: sample.fds,
+                    rss_bytes: sample.rss_bytes,
+                    cpu_user_ms: millis(sample.cpu_user),
+                    cpu_system_ms: millis(sample.cpu_system),
+                })
+                .collect(),
+        })
+        .collect();
+
+    // The tree at each sample time: the sum over the processes sampled then.
+    let mut per_time: BTreeMap<Duration, (usize, u64)> = BTreeMap::new();
+    for series in &tree.processes {
+        for sample in series.samples.iter().filter(|sample| inside(sample.at)) {
+            let entry = per_time.entry(sample.at).or_default();
+            entry.0 += sample.fds;
+            entry.1 += sample.rss_bytes;
+        }
+    }
+    let points = per_time.len().max(1) as f64;
+    let cpu_user_ms: f64 = processes
+        .iter()
+        .map(|process| process.summary.cpu_user_ms)
+        .sum();
+    let cpu_system_ms: f64 = processes
+        .iter()
+        .map(|process| process.summary.cpu_system_ms)
+        .sum();
+    let cpu_ms = cpu_user_ms + cpu_system_ms;
+    // The watched process's sampled span is the tree's time base.
+    let span = span_of(tree.processes.first(), &inside);
+    let summary = UseSummary {
+        samples: per_time.len(),
+        fds_max: per_time.values().map(|point| point.0).max().unwrap_or(0),
+        fds_mean: per_time.values().map(|point| point.0 as f64).sum::<f64>() / points,
+        rss_max_bytes: per_time.values().map(|point| point.1).max().unwrap_or(0),
+        rss_mean_bytes: per_time.values().map(|point| point.1 as f64).sum::<f64>() / points,
+        cpu_user_ms,
+        cpu_system_ms,
+        cpu_cores: span.map(|span| cpu_ms / millis(span)),
+        cpu_ms_per_1000_requests: per_thousand(cpu_ms, span, requests, duration),
+    };
+    WatchReport {
+        pid: tree.pid,
+        gone_at_ms: tree.gone_at.map(millis),
+        error: tree.error.clone(),
+        summary,
+        processes,
+    }
+}
+
+/// One process's use over the samples for which `inside` holds.
+fn process_summary(
+    series: &ProcessSeries,
+    inside: &dyn Fn(Duration) -> bool,
+    requests: u64,
+    duration: Duration,
+) -> UseSummary {
+    let samples: Vec<_> = series
+        .samples
+        .iter()
+        .filter(|sample| inside(sample.at))
+        .collect();
+    let count = samples.len().max(1) as f64;
+    let (cpu_user_ms, cpu_system_ms) = match (samples.first(), samples.last()) {
+        (Some(first), Some(last)) => (
+            millis(last.cpu_user.saturating_sub(first.cpu_user)),
+            millis(last.cpu_system.saturating_sub(first.cpu_system)),
+        ),
+        _ => (0.0, 0.0),
+    };
+    let span = span_of(Some(series), inside);
+    UseSummary {
+        samples: samples.len(),
+        fds_max: samples.iter().map(|sample| sample.fds).max().unwrap_or(0),
+        fds_mean: samples.iter().map(|sample| sample.fds as f64).sum::<f64>() / count,
+        rss_max_bytes: samples
+            .iter()
+            .map(|sample| sample.rss_bytes)
+            .max()
+            .unwrap_or(0),
+        rss_mean_bytes: samples
+            .iter()
+            .map(|sample| sample.rss_bytes as f64)
+            .sum::<f64>()
+            / count,
+        cpu_user_ms,
+        cpu_system_ms,
+        cpu_cores: span.map(|span| (cpu_user_ms + cpu_system_ms) / millis(span)),
+        cpu_ms_per_1000_requests: per_thousand(
+            cpu_user_ms + cpu_system_ms,
+            span,
+            requests,
+            duration,
+        ),
+    }
+}
+
+/// The time between the first and the last sample of `series` inside the window;
+/// `None` without two such samples.
+fn span_of(series: Option<&ProcessSeries>, inside: &dyn Fn(Duration) -> bool) -> Option<Duration> {
+    let mut times = series?
+        .samples
+        .iter()
+        .map(|sample| sample.at)
+        .filter(|&at| inside(at));
+    let first = times.next()?;
+    let last = times.last()?;
+    (last > first).then(|| last - first)
+}
+
+/// CPU ms per 1,000 requests: `cpu_ms` was used over `span`, during which about
+/// `requests * span / duration` requests were answered.
+fn per_thousand(
+    cpu_ms: f64,
+    span: Option<Duration>,
+    requests: u64,
+    duration: Duration,
+) -> Option<f64> {
+    let span = span?;
+    let requests_in_span = requests as f64 * span.as_secs_f64() / duration.as_secs_f64();
+    (requests_in_span > 0.0).then(|| cpu_ms * 1000.0 / requests_in_span)
+}
+
+/// A duration in milliseconds, with µs precision.
+fn millis(duration: Duration) -> f64 {
+    (duration.as_micros() as f64) / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::watch::{ProcessSample, Role};
+
+    /// Per-process use counts only the window's samples; CPU per 1,000 requests
+    /// scales the requests to the sampled span.
+    #[test]
+    fn process_use_over_the_window() {
+        let sample = |ms: u64, fds: usize, cpu_ms: u64| ProcessSample {
+            at: Duration::from_millis(ms),
+            fds,
+            rss_bytes: 1000,
+            cpu_user: Duration::from_millis(cpu_ms),
+            cpu_system: Duration::ZERO,
+        };
+        let series = ProcessSeries {
+            pid: 1,
+            ppid: 0,
+            name: "master".to_owned(),
+            role: Role::Watched,
+            start_ticks: 0,
+            // Warm-up at 0 ms, window 1000..3000 ms, drain at 3500 ms.
+            samples: vec![
+                sample(0, 5, 0),
+                sample(1000, 10, 100),
+                sample(2000, 30, 300),
+                sample(3000, 20, 500),
+                sample(3500, 5, 900),
+            ],
+        };
+        let window = (Duration::from_secs(1), Duration::from_secs(3));
+        let inside = |at: Duration| at >= window.0 && at <= window.1;
+        // 2000 requests over the 2 s window.
+        let summary = process_summary(&series, &inside, 2000, Duration::from_secs(2));
+        assert_eq!(summary.samples, 3);
+        assert_eq!(summary.fds_max, 30);
+        assert!((summary.fds_mean - 20.0).abs() < 1e-9);
+        assert!((summary.cpu_user_ms - 400.0).abs() < 1e-9);
+        assert_eq!(summary.cpu_cores, Some(0.2));
+        // 400 ms of CPU for 2000 requests: 200 ms per 1,000.
+        assert_eq!(summary.cpu_ms_per_1000_requests, Some(200.0));
+    }
+}

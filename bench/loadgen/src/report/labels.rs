@@ -1,0 +1,330 @@
+//! What a run was: the `--label KEY=VALUE`s that `scripts/compare.sh` gives
+//! every loadgen run and that `loadgen report` groups the runs by. This module
+//! is the contract between the two: compare.sh passes these keys with these
+//! values and no others, and loadgen refuses any other (a misspelt key or mode
+//! is a usage error at the run, not a row missing from the report).
+//!
+//! | key | values | compare.sh gives it to |
+//! |---|---|---|
+//! | `section` | `throughput`, `fdbill`, `fdlimit`, `fairness`, `faults` | every run |
+//! | `mode` | `proxy`, `handoff-socket`, `handoff-listener`, `handoff-reuseport`, `ceiling`, `nginx`, `node-rr`, `node-none` | every run |
+//! | `load` | `keepalive`, `newconn`, `openloop` | throughput, fairness, faults |
+//! | `round` | 1, 2, ...: the round of the interleaved matrix | throughput |
+//! | `connections` | the connections held, as `--connections` | fdbill, fdlimit |
+//! | `max_fds` | the master's `--max-fds` | fdlimit |
+//! | `work_us` | the busy work per request (`?work_us=`), µs | fairness |
+//! | `workers` | workers in the cluster (a worker that answered nothing counts as 0) | every run |
+//!
+//! In the JSON, `labels` stays a map of strings (`"round": "1"`), so reports
+//! written before the labels were typed read as they are.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Defines a label's enum: its variants in the order every table and legend
+/// lists them (the derived `Ord`), each with its name on the command line and
+/// in the JSON.
+macro_rules! label_enum {
+    ($(#[$doc:meta])* $name:ident, $what:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in table order.
+            pub const ALL: &[$name] = &[$($name::$variant,)+];
+
+            /// The name on the command line and in the JSON.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<$name, String> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|value| value.name() == text)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = $name::ALL.iter().map(|value| value.name()).collect();
+                        format!("{text:?} is not a {} ({})", $what, names.join(", "))
+                    })
+            }
+        }
+    };
+}
+
+label_enum! {
+    /// The section of REPORT.md a run belongs to.
+    Section, "section" {
+        /// 1 (and 5, from the same runs): requests/s and latency per mode and load.
+        Throughput = "throughput",
+        /// 2: the master's fds with N connections held open.
+        FdBill = "fdbill",
+        /// 3: the master under `--max-fds`, connections rising.
+        FdLimit = "fdlimit",
+        /// 4: the spread of the requests over the workers.
+        Fairness = "fairness",
+        /// 6: a worker killed mid-run.
+        Faults = "faults",
+    }
+}
+
+label_enum! {
+    /// A way of sharing one port (the server loaded), or a peer measured beside them.
+    Mode, "mode" {
+        /// The master accepts and relays every byte to a worker.
+        Proxy = "proxy",
+        /// The master accepts and hands each connection's socket to a worker.
+        HandoffSocket = "handoff-socket",
+        /// The master hands its listening socket to every worker once.
+        HandoffListener = "handoff-listener",
+        /// Every worker gets its own SO_REUSEPORT listener from the master.
+        HandoffReuseport = "handoff-reuseport",
+        /// One worker's own port, no master in between: the ceiling.
+        Ceiling = "ceiling",
+        /// Peer: nginx's stream proxy in front of the proxy cluster's workers.
+        Nginx = "nginx",
+        /// Peer: Node.js cluster, round-robin scheduling.
+        NodeRr = "node-rr",
+        /// Peer: Node.js cluster, SCHED_NONE (the workers accept).
+        NodeNone = "node-none",
+    }
+}
+
+label_enum! {
+    /// The load a run put on the server.
+    Load, "load" {
+        /// Keep-alive connections in a closed loop.
+        KeepAlive = "keepalive",
+        /// A new connection for every request (`--new-conn`).
+        NewConn = "newconn",
+        /// Keep-alive connections in an open loop at a fixed `--rate`.
+        OpenLoop = "openloop",
+    }
+}
+
+impl Mode {
+    /// Other software measured beside ours (`compare.sh --peers`).
+    pub const PEERS: [Mode; 3] = [Mode::Nginx, Mode::NodeRr, Mode::NodeNone];
+
+    /// Whether this is a peer, not one of the suite's modes.
+    pub fn is_peer(self) -> bool {
+        Mode::PEERS.contains(&self)
+    }
+}
+
+/// A run's labels, each `None` if not given (see the module docs for who gets
+/// which).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    try_from = "BTreeMap<String, String>",
+    into = "BTreeMap<String, String>"
+)]
+pub struct Labels {
+    /// The section of REPORT.md.
+    pub section: Option<Section>,
+    /// The server loaded.
+    pub mode: Option<Mode>,
+    /// The load.
+    pub load: Option<Load>,
+    /// The round of the throughput matrix, from 1.
+    pub round: Option<u32>,
+    /// The connections held, the N of an fd bill or fd limit step.
+    pub connections: Option<u64>,
+    /// The master's `--max-fds`.
+    pub max_fds: Option<u64>,
+    /// The busy work per request, µs.
+    pub work_us: Option<u64>,
+    /// Workers in the cluster: loadgen only sees the pids that answered, and
+    /// fairness counts the others as zero.
+    pub workers: Option<u64>,
+}
+
+/// One `--label KEY=VALUE`, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    /// `section=`.
+    Section(Section),
+    /// `mode=`.
+    Mode(Mode),
+    /// `load=`.
+    Load(Load),
+    /// `round=`.
+    Round(u32),
+    /// `connections=`.
+    Connections(u64),
+    /// `max_fds=`.
+    MaxFds(u64),
+    /// `work_us=`.
+    WorkUs(u64),
+    /// `workers=`.
+    Workers(u64),
+}
+
+/// The keys, as [`Label`] parses them.
+const KEYS: [&str; 8] = [
+    "section",
+    "mode",
+    "load",
+    "round",
+    "connections",
+    "max_fds",
+    "work_us",
+    "workers",
+];
+
+impl Label {
+    /// Parses `value` as the label `key`.
+    pub fn parse(key: &str, value: &str) -> Result<Label, String> {
+        let number = |value: &str| {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{key}={value}: not a whole number"))
+        };
+        Ok(match key {
+            "section" => Label::Section(value.parse()?),
+            "mode" => Label::Mode(value.parse()?),
+            "load" => Label::Load(value.parse()?),
+            "round" => Label::Round(
+                value
+                    .parse()
+                    .map_err(|_| format!("round={value}: not a whole number"))?,
+            ),
+            "connections" => Label::Connections(number(value)?),
+            "max_fds" => Label::MaxFds(number(value)?),
+            "work_us" => Label::WorkUs(number(value)?),
+            "workers" => Label::Workers(number(value)?),
+            _ => {
+                return Err(format!("{key:?} is not a label key ({})", KEYS.join(", ")));
+            }
+        })
+    }
+}
+
+impl FromStr for Label {
+    type Err = String;
+
+    /// `KEY=VALUE`, as `--label` takes it.
+    fn from_str(text: &str) -> Result<Label, String> {
+        let (key, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+        Label::parse(key, value)
+    }
+}
+
+impl Labels {
+    /// Sets one label; a key given twice keeps its last value.
+    pub fn set(&mut self, label: Label) {
+        match label {
+            Label::Section(section) => self.section = Some(section),
+            Label::Mode(mode) => self.mode = Some(mode),
+            Label::Load(load) => self.load = Some(load),
+            Label::Round(round) => self.round = Some(round),
+            Label::Connections(n) => self.connections = Some(n),
+            Label::MaxFds(n) => self.max_fds = Some(n),
+            Label::WorkUs(n) => self.work_us = Some(n),
+            Label::Workers(n) => self.workers = Some(n),
+        }
+    }
+}
+
+impl FromIterator<Label> for Labels {
+    fn from_iter<I: IntoIterator<Item = Label>>(labels: I) -> Labels {
+        let mut all = Labels::default();
+        for label in labels {
+            all.set(label);
+        }
+        all
+    }
+}
+
+impl TryFrom<BTreeMap<String, String>> for Labels {
+    type Error = String;
+
+    fn try_from(map: BTreeMap<String, String>) -> Result<Labels, String> {
+        map.iter()
+            .map(|(key, value)| Label::parse(key, value))
+            .collect()
+    }
+}
+
+impl From<Labels> for BTreeMap<String, String> {
+    fn from(labels: Labels) -> BTreeMap<String, String> {
+        let texts = [
+            labels.section.map(|section| section.to_string()),
+            labels.mode.map(|mode| mode.to_string()),
+            labels.load.map(|load| load.to_string()),
+            labels.round.map(|round| round.to_string()),
+            labels.connections.map(|n| n.to_string()),
+            labels.max_fds.map(|n| n.to_string()),
+            labels.work_us.map(|n| n.to_string()),
+            labels.workers.map(|n| n.to_string()),
+        ];
+        KEYS.iter()
+            .zip(texts)
+            .filter_map(|(key, text)| Some(((*key).to_owned(), text?)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key reads and writes back the same string map, in table order.
+    #[test]
+    fn round_trips_through_the_json_map() {
+        let map: BTreeMap<String, String> = [
+            ("section", "fdlimit"),
+            ("mode", "handoff-socket"),
+            ("load", "keepalive"),
+            ("round", "2"),
+            ("connections", "150"),
+            ("max_fds", "256"),
+            ("work_us", "200"),
+            ("workers", "2"),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+        let labels = Labels::try_from(map.clone()).expect("valid labels");
+        assert_eq!(labels.mode, Some(Mode::HandoffSocket));
+        assert_eq!(labels.connections, Some(150));
+        assert_eq!(BTreeMap::from(labels), map);
+        assert!(Mode::Proxy < Mode::HandoffSocket && Mode::Ceiling < Mode::Nginx);
+        assert!(Load::KeepAlive < Load::NewConn && Load::NewConn < Load::OpenLoop);
+    }
+
+    /// A misspelt key, an unknown mode or a word for a number is refused, and
+    /// the message says what would do.
+    #[test]
+    fn refuses_what_the_contract_does_not_name() {
+        let refused = |text: &str| text.parse::<Label>().expect_err(text);
+        assert!(refused("mdoe=proxy").contains("section, mode, load"));
+        assert!(refused("mode=haproxy").contains("proxy, handoff-socket"));
+        assert!(refused("round=one").contains("not a whole number"));
+        assert!(refused("novalue").contains("KEY=VALUE"));
+        assert_eq!(
+            "mode=node-rr".parse::<Label>(),
+            Ok(Label::Mode(Mode::NodeRr))
+        );
+    }
+}

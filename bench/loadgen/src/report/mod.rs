@@ -1,0 +1,477 @@
+//! The report of one run: the types that are serialised as they are for
+//! `--json` (the shape is `bench/loadgen/schema.json`) and read back by
+//! `loadgen report`, and the statistics over a histogram or a set of counts,
+//! computed here, once.
+//!
+//! - [`build`](Report::build): every figure, from the merged recorder and the
+//!   `--watch` series, and nothing else.
+//! - [`labels`]: what a run was (section, mode, load, round, ...), typed: the
+//!   contract between `scripts/compare.sh` and the renderer.
+//! - [`summary`]: the report as a short text; [`format`]: numbers for people.
+//!
+//! Times in the JSON carry their unit in their name: `_us`, `_ms`, `_s`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+mod build;
+pub(crate) mod format;
+pub mod labels;
+pub mod summary;
+
+pub use crate::load::limits::FdLimit;
+pub use crate::load::machine::Machine;
+pub use crate::load::watch::Role;
+pub(crate) use build::Inputs;
+pub use labels::Labels;
+
+/// The `format` of the JSON report; bumped when a field changes meaning or goes.
+pub const FORMAT: &str = "loadgen-report/1";
+
+/// How densely the percentile spectrum is drawn: points per halving of the
+/// distance to 100 % (HdrHistogram's `ticks_per_half_distance`; 5 gives about
+/// a hundred points for a million samples).
+const SPECTRUM_TICKS_PER_HALF_DISTANCE: u32 = 5;
+
+/// The SIGKILL that `--kill` sent during the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    /// The process killed.
+    pub pid: u32,
+    /// When SIGKILL was sent, ms from the run's start; `null` if it was not
+    /// (see `error`).
+    pub at_ms: Option<f64>,
+    /// Why it was not sent (the process was already gone); `null` if it was.
+    pub error: Option<String>,
+}
+
+/// Everything a run measured, with its parameters and machine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// [`FORMAT`].
+    pub format: String,
+    /// The version of loadgen that measured.
+    pub loadgen_version: String,
+    /// When the run started, UTC, RFC 3339.
+    pub started_at: String,
+    /// What was asked.
+    pub parameters: Parameters,
+    /// Where it ran.
+    pub machine: Machine,
+    /// The load generator's own fd limit.
+    pub fd_limit: FdLimit,
+    /// When each phase began and ended, from the run's start.
+    pub phases: Phases,
+    /// Counts and rates.
+    pub requests: Requests,
+    /// The latency histograms.
+    pub latency: Latencies,
+    /// The spread of the answers over the worker pids.
+    pub workers: Workers,
+    /// Failed requests by kind, and answers by status.
+    pub errors: Errors,
+    /// One entry per `--watch PID`.
+    pub watch: Vec<WatchReport>,
+    /// `--label KEY=VALUE`: what the run was, for a report over many runs
+    /// (see [`Labels`]). Empty without labels.
+    #[serde(default)]
+    pub labels: Labels,
+    /// `--kill PID --kill-after D`: the worker killed mid-run; `null` without.
+    #[serde(default)]
+    pub fault: Option<Fault>,
+    /// Sentences for a person: what went wrong or deserves a look.
+    pub notes: Vec<String>,
+}
+
+/// The run's parameters, as used (defaults filled in).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Parameters {
+    /// The target URL.
+    pub target: String,
+    /// Closed loop or open loop (`--rate`).
+    #[serde(rename = "loop")]
+    pub load_loop: LoadLoop,
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Load threads, each with its own event loop.
+    pub threads: usize,
+    /// The measured time, after the warm-up, in seconds.
+    pub duration_s: f64,
+    /// The warm-up, not recorded, in seconds.
+    pub warmup_s: f64,
+    /// Open loop: the asked rate over all connections; `null` in closed loop.
+    pub rate_per_s: Option<f64>,
+    /// Whether every request had its own TCP connection.
+    pub new_conn: bool,
+    /// How long one request may take, in seconds.
+    pub timeout_s: f64,
+    /// The `--watch` sampling interval, in milliseconds.
+    pub sample_interval_ms: f64,
+    /// The watched pids.
+    pub watch: Vec<u32>,
+    /// The command line, to run it again.
+    pub command_line: Vec<String>,
+}
+
+/// How the next request is timed (`parameters.loop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadLoop {
+    /// Each connection sends its next request when the previous answer is complete.
+    Closed,
+    /// Requests are sent at `--rate` whatever the answers.
+    Open,
+}
+
+/// Where request latency counts from (`latency.measured_from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeasuredFrom {
+    /// The request's send (closed loop).
+    Send,
+    /// The request's intended start on the open loop's schedule: coordinated
+    /// omission corrected, as wrk2 does.
+    IntendedStart,
+}
+
+/// Phase boundaries, in milliseconds from the run's start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Phases {
+    /// The end of the warm-up: measurement starts.
+    pub measure_start_ms: f64,
+    /// The end of `--duration`: no request is scheduled after it.
+    pub measure_end_ms: f64,
+    /// When the last connection finished (requests in flight at the end drain).
+    pub run_end_ms: f64,
+}
+
+/// How many requests, how fast.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Requests {
+    /// Requests of the window answered with a 2xx status: the latency samples.
+    pub ok: u64,
+    /// Requests of the window that failed (see `errors`).
+    pub failed: u64,
+    /// `ok` per second of the window.
+    pub per_s: f64,
+    /// Open loop: the asked rate; `null` in closed loop.
+    pub asked_per_s: Option<f64>,
+    /// Open loop: `per_s / asked_per_s`; `null` in closed loop.
+    pub achieved_ratio: Option<f64>,
+    /// Open loop: requests due in the window; `null` in closed loop.
+    pub scheduled: Option<u64>,
+    /// Requests of the window still unanswered when the run ended (`timeout`
+    /// after the window): neither samples nor failures.
+    pub unanswered_at_end: u64,
+    /// Connections opened in the window (one per request under `--new-conn`).
+    pub connections_opened: u64,
+}
+
+/// The latency histograms.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Latencies {
+    /// Where request latency counts from.
+    pub measured_from: MeasuredFrom,
+    /// Latency of the successful requests; `null` without any.
+    pub request: Option<HistogramSummary>,
+    /// Open loop: latency from the actual send, which a stall hides in; `null` in
+    /// closed loop, where it equals `request`.
+    pub request_uncorrected: Option<HistogramSummary>,
+    /// Time to establish a connection (from socket(2) until established); `null` if no
+    /// connection was opened in the window (keep-alive connections open in the
+    /// warm-up).
+    pub connect: Option<HistogramSummary>,
+}
+
+/// One HdrHistogram, summarised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramSummary {
+    /// Samples.
+    pub count: u64,
+    /// Smallest sample, µs.
+    pub min_us: u64,
+    /// Largest sample, µs.
+    pub max_us: u64,
+    /// Mean, µs.
+    pub mean_us: f64,
+    /// Standard deviation, µs.
+    pub stdev_us: f64,
+    /// Median, µs.
+    pub p50_us: u64,
+    /// 90th percentile, µs.
+    pub p90_us: u64,
+    /// 99th percentile, µs.
+    pub p99_us: u64,
+    /// 99.9th percentile, µs.
+    pub p99_9_us: u64,
+    /// 99.99th percentile, µs.
+    pub p99_99_us: u64,
+    /// The whole percentile spectrum, for a chart (HdrHistogram's percentile
+    /// distribution).
+    pub spectrum: Vec<SpectrumPoint>,
+}
+
+/// One point of a percentile spectrum.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SpectrumPoint {
+    /// The percentile, 0 to 100.
+    pub percentile: f64,
+    /// The latency at that percentile, µs.
+    pub value_us: u64,
+}
+
+impl HistogramSummary {
+    /// Summarises `histogram`; `None` if it is empty.
+    pub fn of(histogram: &Histogram<u64>) -> Option<HistogramSummary> {
+        if histogram.is_empty() {
+            return None;
+        }
+        let spectrum = histogram
+            .iter_quantiles(SPECTRUM_TICKS_PER_HALF_DISTANCE)
+            .map(|step| SpectrumPoint {
+                percentile: step.quantile_iterated_to() * 100.0,
+                value_us: histogram.highest_equivalent(step.value_iterated_to()),
+            })
+            .collect();
+        Some(HistogramSummary {
+            count: histogram.len(),
+            min_us: histogram.min(),
+            max_us: histogram.max(),
+            mean_us: histogram.mean(),
+            stdev_us: histogram.stdev(),
+            p50_us: histogram.value_at_quantile(0.5),
+            p90_us: histogram.value_at_quantile(0.9),
+            p99_us: histogram.value_at_quantile(0.99),
+            p99_9_us: histogram.value_at_quantile(0.999),
+            p99_99_us: histogram.value_at_quantile(0.9999),
+            spectrum,
+        })
+    }
+}
+
+/// The answers per worker pid.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Workers {
+    /// One entry per `x-worker-pid` seen, by pid.
+    pub by_pid: Vec<WorkerShare>,
+    /// Successful answers without a numeric `x-worker-pid`.
+    pub requests_without_pid: u64,
+    /// How evenly requests spread over the pids seen; `null` without any.
+    pub requests_fairness: Option<Fairness>,
+    /// How evenly connections spread over the pids seen; `null` without any.
+    pub connections_fairness: Option<Fairness>,
+}
+
+/// What one worker pid answered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerShare {
+    /// The `x-worker-pid`.
+    pub pid: u32,
+    /// Successful requests it answered.
+    pub requests: u64,
+    /// Its share of the successful requests that named a pid, 0 to 1.
+    pub requests_share: f64,
+    /// Connections whose first answer in the window came from it.
+    pub connections: u64,
+    /// Its first answer of the window, ms from the run's start.
+    pub first_ms: Option<f64>,
+    /// Its last answer of the window, ms from the run's start.
+    pub last_ms: Option<f64>,
+}
+
+/// How evenly a load spread over workers. Only pids that answered at least once
+/// are seen, so a worker that got nothing at all does not show here.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fairness {
+    /// Largest count over smallest; `null` if the smallest is 0. 1 is even.
+    pub max_min_ratio: Option<f64>,
+    /// Standard deviation over mean (population). 0 is even.
+    pub coefficient_of_variation: f64,
+    /// Jain's index (Σx)² / (n·Σx²): 1 is even, 1/n is all on one.
+    pub jain_index: f64,
+}
+
+impl Fairness {
+    /// The fairness of `counts`; `None` if there are none or all are zero.
+    pub fn of(counts: &[u64]) -> Option<Fairness> {
+        let n = counts.len() as f64;
+        let sum: f64 = counts.iter().map(|&count| count as f64).sum();
+        if counts.is_empty() || sum == 0.0 {
+            return None;
+        }
+        let sum_of_squares: f64 = counts.iter().map(|&count| (count as f64).powi(2)).sum();
+        let mean = sum / n;
+        let variance = sum_of_squares / n - mean * mean;
+        let max = counts.iter().copied().max().unwrap_or_default();
+        let min = counts.iter().copied().min().unwrap_or_default();
+        Some(Fairness {
+            max_min_ratio: (min > 0).then(|| max as f64 / min as f64),
+            coefficient_of_variation: variance.max(0.0).sqrt() / mean,
+            jain_index: sum * sum / (n * sum_of_squares),
+        })
+    }
+}
+
+/// Failed requests and statuses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Errors {
+    /// All failed requests of the window (= `requests.failed`).
+    pub total: u64,
+    /// Failed requests by kind; every kind is present, most are 0.
+    pub by_kind: BTreeMap<String, u64>,
+    /// Answers of the window by status code (successful or not).
+    pub statuses: BTreeMap<String, u64>,
+}
+
+/// One `--watch PID`: its tree's time series and summaries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WatchReport {
+    /// The watched pid.
+    pub pid: u32,
+    /// Milliseconds from the run's start when it was found gone; `null` if it lived.
+    pub gone_at_ms: Option<f64>,
+    /// Why sampling stopped early, if a reading failed; `null` otherwise.
+    pub error: Option<String>,
+    /// The tree over the window: sums of the processes' figures.
+    pub summary: UseSummary,
+    /// Every process seen in the tree, the watched one first.
+    pub processes: Vec<ProcessReport>,
+}
+
+/// One process of a watched tree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessReport {
+    /// Its pid.
+    pub pid: u32,
+    /// Its parent's pid.
+    pub ppid: u32,
+    /// Its command name.
+    pub name: String,
+    /// The watched process or one of its children.
+    pub role: Role,
+    /// Its figures over the window.
+    pub summary: UseSummary,
+    /// Its time series.
+    pub samples: Vec<SamplePoint>,
+}
+
+/// One sample of one process.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SamplePoint {
+    /// Milliseconds from the run's start.
+    pub t_ms: f64,
+    /// Open fds.
+    pub fds: usize,
+    /// Resident set size, bytes.
+    pub rss_bytes: u64,
+    /// User CPU time since the process started, ms.
+    pub cpu_user_ms: f64,
+    /// System CPU time since the process started, ms.
+    pub cpu_system_ms: f64,
+}
+
+/// A process's (or a tree's) use of fds, memory and CPU over the window, from
+/// the samples inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UseSummary {
+    /// Samples inside the window (for a tree: sample times).
+    pub samples: usize,
+    /// Most fds open at a sample (for a tree: the largest sum at one sample).
+    pub fds_max: usize,
+    /// Mean fds open over the samples.
+    pub fds_mean: f64,
+    /// Largest RSS at a sample, bytes.
+    pub rss_max_bytes: u64,
+    /// Mean RSS over the samples, bytes.
+    pub rss_mean_bytes: f64,
+    /// User CPU used between the first and the last sample of the window, ms.
+    pub cpu_user_ms: f64,
+    /// System CPU used between the first and the last sample of the window, ms.
+    pub cpu_system_ms: f64,
+    /// CPU (user + system) in cores: CPU time over wall time between those samples.
+    pub cpu_cores: Option<f64>,
+    /// CPU (user + system) per 1,000 successful requests, ms; `null` without
+    /// requests or with fewer than two samples.
+    pub cpu_ms_per_1000_requests: Option<f64>,
+}
+
+impl Report {
+    /// The master: the watched root of the first `--watch` tree.
+    pub fn master(&self) -> Option<&ProcessReport> {
+        let tree = self.watch.first()?;
+        tree.processes
+            .iter()
+            .find(|process| process.role == Role::Watched)
+            .or(tree.processes.first())
+    }
+}
+
+/// Writes `report` as JSON to `path`.
+pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(report).context("serialise the report")?;
+    std::fs::write(path, json).with_context(|| format!("write {}", path.display()))
+}
+
+/// Reads the JSON report at `path`.
+pub fn read_json(path: &Path) -> anyhow::Result<Report> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a loadgen report", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::recorder::new_histogram;
+
+    /// Fairness: even counts are perfectly fair, all on one is the worst.
+    #[test]
+    fn fairness_figures() {
+        let even = Fairness::of(&[100, 100, 100, 100]).expect("counts");
+        assert_eq!(even.max_min_ratio, Some(1.0));
+        assert!(even.coefficient_of_variation.abs() < 1e-12);
+        assert!((even.jain_index - 1.0).abs() < 1e-12);
+
+        let skewed = Fairness::of(&[300, 100]).expect("counts");
+        assert_eq!(skewed.max_min_ratio, Some(3.0));
+        assert!((skewed.coefficient_of_variation - 0.5).abs() < 1e-12);
+        // (400)² / (2 · (90000 + 10000)) = 0.8
+        assert!((skewed.jain_index - 0.8).abs() < 1e-12);
+
+        let one_idle = Fairness::of(&[100, 0]).expect("counts");
+        assert_eq!(one_idle.max_min_ratio, None);
+        assert!((one_idle.jain_index - 0.5).abs() < 1e-12);
+
+        assert_eq!(Fairness::of(&[]), None);
+        assert_eq!(Fairness::of(&[0, 0]), None);
+    }
+
+    /// The summary's percentiles, mean and spectrum come from the histogram.
+    #[test]
+    fn histogram_summary() {
+        assert_eq!(HistogramSummary::of(&new_histogram()), None);
+        let mut histogram = new_histogram();
+        for value in 1..=1000 {
+            histogram.record(value).expect("in range");
+        }
+        let summary = HistogramSummary::of(&histogram).expect("samples");
+        assert_eq!(summary.count, 1000);
+        assert_eq!((summary.min_us, summary.max_us), (1, 1000));
+        assert_eq!(summary.p50_us, 500);
+        assert_eq!(summary.p99_us, 990);
+        assert!((summary.mean_us - 500.5).abs() < 0.5);
+        let last = summary.spectrum.last().expect("points");
+        assert_eq!((last.percentile, last.value_us), (100.0, 1000));
+        assert!(
+            summary
+                .spectrum
+                .windows(2)
+                .all(|pair| pair[0].percentile <= pair[1].percentile
+                    && pair[0].value_us <= pair[1].value_us)
+        );
+    }
+}
