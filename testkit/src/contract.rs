@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+
 use crate::http::{HTTP_TIMEOUT, KeepAlive, Response, get, send_raw};
 use crate::lock;
 use crate::proc::{cpu_time, exists, fd_count, is_alive, wait_until};
@@ -221,7 +223,7 @@ pub fn assert_respawns_killed_worker(cluster: &mut Cluster) {
     let workers = cluster.worker_pids();
     let killed = workers[0];
     cluster
-        .signal_worker(killed, libc::SIGKILL)
+        .signal_worker(killed, Signal::SIGKILL)
         .unwrap_or_else(|err| panic!("SIGKILL worker {killed}: {err:#}"));
 
     let deadline = Instant::now() + RESPAWN_TIMEOUT;
@@ -287,7 +289,7 @@ pub fn assert_master_kill_leaves_no_orphans(cluster: &mut Cluster) {
         "no running worker before the test"
     );
     cluster
-        .signal(libc::SIGKILL)
+        .signal(Signal::SIGKILL)
         .unwrap_or_else(|err| panic!("SIGKILL the master: {err:#}"));
     let killed_at = Instant::now();
     assert!(
@@ -310,7 +312,7 @@ pub fn assert_master_kill_leaves_no_orphans(cluster: &mut Cluster) {
 /// If the master does not exit, exits otherwise, or leaves a worker running.
 pub fn assert_sigterm_stops_cleanly(cluster: &mut Cluster) {
     cluster
-        .signal(libc::SIGTERM)
+        .signal(Signal::SIGTERM)
         .unwrap_or_else(|err| panic!("SIGTERM the master: {err:#}"));
     let status = cluster.wait_exit(STOP_TIMEOUT).unwrap_or_else(|| {
         panic!(
@@ -567,7 +569,7 @@ pub fn assert_worker_kill_under_load(cluster: &mut Cluster) -> (usize, usize) {
     let killed = cluster.worker_pids()[0];
     if load_running {
         cluster
-            .signal_worker(killed, libc::SIGKILL)
+            .signal_worker(killed, Signal::SIGKILL)
             .expect("SIGKILL a worker");
     }
     let deadline = Instant::now() + RESPAWN_TIMEOUT;

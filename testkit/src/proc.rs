@@ -14,10 +14,7 @@ use cluster::procfs;
 /// long enough not to busy-spin.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
-/// The number of open fds of process `pid` (the entries of `/proc/<pid>/fd`).
-pub fn fd_count(pid: u32) -> Result<usize, procfs::ProcError> {
-    procfs::fd_count(pid)
-}
+pub use cluster::procfs::fd_count;
 
 /// Whether `/proc/<pid>` exists at all: a zombie exists until its parent
 /// reaps it.
@@ -50,10 +47,17 @@ pub fn set_nofile_limit(pid: u32, soft: u64) -> io::Result<()> {
     cluster::rlimit::set_soft_of(pid, soft)
 }
 
-/// Whether process `pid` exists and is not a zombie (a dead process not yet reaped
-/// by its parent, e.g. an orphan whose new parent does not reap).
+/// Whether process `pid` is running: [`reading`] finds it.
 pub fn is_alive(pid: u32) -> bool {
-    procfs::stat(pid).is_ok_and(|stat| is_running(&stat))
+    reading(pid).is_some()
+}
+
+/// The reading of process `pid` if it is running, in the one sense of
+/// [`cluster::procfs::read`]: a process that does not exist, or is a zombie (a
+/// dead process not yet reaped by its parent, e.g. an orphan whose new parent
+/// does not reap), cannot be read.
+pub(crate) fn reading(pid: u32) -> Option<procfs::Reading> {
+    procfs::read(pid).ok()
 }
 
 /// The CPU time (user + system) process `pid` has used so far; `None` if it
@@ -62,11 +66,6 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     procfs::stat(pid)
         .ok()
         .map(|stat| stat.cpu_user + stat.cpu_system)
-}
-
-/// Whether a process in this state still runs: neither zombie nor dead.
-pub(crate) fn is_running(stat: &procfs::Stat) -> bool {
-    !matches!(stat.state, 'Z' | 'X' | 'x')
 }
 
 /// Calls `f` every [`POLL_INTERVAL`] until it returns `true` (then returns `true`)

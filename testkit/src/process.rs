@@ -23,9 +23,7 @@ use nix::unistd::Pid;
 use serde::Deserialize;
 use serde_json::Value;
 
-use cluster::procfs;
-
-use crate::proc::is_running;
+use crate::proc;
 use crate::{lock, wait_until};
 
 /// How long a binary may take to print its `ready` line: it starts every worker
@@ -159,9 +157,9 @@ impl Cluster {
         Some(event)
     }
 
-    /// Sends `signal` (e.g. `libc::SIGTERM`) to the master, unless it has already
+    /// Sends `signal` (e.g. `Signal::SIGTERM`) to the master, unless it has already
     /// exited and been reaped (its pid could then belong to another process).
-    pub fn signal(&mut self, signal: libc::c_int) -> anyhow::Result<()> {
+    pub fn signal(&mut self, signal: Signal) -> anyhow::Result<()> {
         if let Some(status) = self.process.child.try_wait()? {
             bail!("the master has already exited ({status})");
         }
@@ -171,7 +169,7 @@ impl Cluster {
 
     /// Sends `signal` to the worker `pid`, which must be one this cluster announced
     /// (in its `ready` or a `respawn` line) and still be that same process.
-    pub fn signal_worker(&self, pid: u32, signal: libc::c_int) -> anyhow::Result<()> {
+    pub fn signal_worker(&self, pid: u32, signal: Signal) -> anyhow::Result<()> {
         let seen = lock(&self.process.seen);
         let Some(worker) = seen.iter().find(|worker| worker.pid == pid) else {
             bail!("{pid} is not a worker of this cluster");
@@ -326,7 +324,7 @@ impl Drop for Process {
         let seen = lock(&self.seen);
         for worker in seen.iter() {
             if worker.is_running() {
-                let _ = send_signal(worker.pid, libc::SIGKILL);
+                let _ = send_signal(worker.pid, Signal::SIGKILL);
             }
         }
         // SIGKILL takes effect asynchronously: wait (briefly) until it has, so the
@@ -350,14 +348,16 @@ struct SeenProcess {
 impl SeenProcess {
     /// Records `pid` with its current start time.
     fn new(pid: u32) -> SeenProcess {
-        let start_time = procfs::stat(pid).ok().map(|stat| stat.start_ticks);
+        let start_time = proc::reading(pid).map(|reading| reading.start_ticks);
         SeenProcess { pid, start_time }
     }
 
-    /// Whether the announced process is still running: same start time, not a zombie.
+    /// Whether the announced process is still running ([`proc::reading`]'s
+    /// notion: neither gone nor a zombie) and still the same process (same start
+    /// time).
     fn is_running(&self) -> bool {
-        match (self.start_time, procfs::stat(self.pid)) {
-            (Some(start_time), Ok(stat)) => stat.start_ticks == start_time && is_running(&stat),
+        match (self.start_time, proc::reading(self.pid)) {
+            (Some(start_time), Some(reading)) => reading.start_ticks == start_time,
             _ => false,
         }
     }
@@ -401,9 +401,8 @@ fn for_each_line(reader: impl Read, mut f: impl FnMut(String) -> bool) {
     }
 }
 
-/// kill(2): sends `signal` to `pid`.
-fn send_signal(pid: u32, signal: libc::c_int) -> anyhow::Result<()> {
-    let signal = Signal::try_from(signal).with_context(|| format!("{signal} is not a signal"))?;
+/// kill(2), through nix: sends `signal` to `pid`.
+fn send_signal(pid: u32, signal: Signal) -> anyhow::Result<()> {
     let pid = Pid::from_raw(i32::try_from(pid).context("pid out of range")?);
     kill(pid, signal).with_context(|| format!("kill({pid}, {signal})"))?;
     Ok(())

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, PlottingBackend, criterion_group, criterion_main};
-use testkit::{Cluster, HTTP_TIMEOUT, KeepAlive, STOP_TIMEOUT, wait_until};
+use testkit::{Cluster, HTTP_TIMEOUT, KeepAlive, STOP_TIMEOUT, Signal, wait_until};
 
 /// Workers per cluster: one per core of the 2-core machine the figures were
 /// taken on; the bench itself and the master share the same cores.
@@ -192,7 +192,7 @@ impl Clusters {
     fn stop(self) {
         for (_, mut cluster) in self.running {
             let mode = cluster.mode().to_owned();
-            if let Err(err) = cluster.signal(libc::SIGTERM) {
+            if let Err(err) = cluster.signal(Signal::SIGTERM) {
                 eprintln!("warning: SIGTERM to the {mode} master: {err:#}; killing it");
                 continue;
             }
