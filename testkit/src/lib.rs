@@ -15,12 +15,15 @@
 //!   [`Clients`], [`send_raw`], [`Response`]
 //! - [`proc`]: `/proc` readings ([`fd_count`], [`is_alive`], [`cpu_time`]), fd
 //!   exhaustion ([`exhaust_fds`], [`set_nofile_limit`]) and [`wait_until`]
+//! - [`build`]: [`workspace_bin`], the path of another package's binary,
+//!   built in the profile of the running test or bench
 //! - [`contract`]: the shared test bodies, [`start_two_workers`] and the
 //!   `assert_*` functions, with the deadlines they allow
 //!
 //! Everything is re-exported here, so a test writes `testkit::get`.
 #![deny(missing_docs)]
 
+pub mod build;
 pub mod contract;
 pub mod http;
 pub mod proc;
@@ -28,6 +31,7 @@ pub mod process;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+pub use build::workspace_bin;
 pub use contract::*;
 pub use http::{Clients, HTTP_TIMEOUT, KeepAlive, Response, get, send_raw};
 pub use nix::sys::signal::Signal;

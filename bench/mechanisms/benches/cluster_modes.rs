@@ -144,46 +144,28 @@ impl Clusters {
         }
     }
 
-    /// The folder of the cluster binaries: `target/release`, two levels above
-    /// this executable (`target/release/deps/cluster_modes-<hash>`).
-    /// `cargo bench` builds the binaries only as test harnesses, never
-    /// `target/release/<bin>` itself, so this runs `cargo build --release -p
-    /// proxy -p handoff` once (a no-op when they are up to date), so that the
-    /// figures are those of the code as it is. It runs before the first
-    /// cluster starts, so a failure leaves no process behind.
+    /// The folder of the cluster binaries, `target/release`. `cargo bench`
+    /// builds the binaries only as test harnesses, never `target/release/<bin>`
+    /// itself, so [`testkit::workspace_bin`] builds `proxy` and `handoff` once
+    /// (a no-op when they are up to date), so that the figures are those of the
+    /// code as it is. It runs before the first cluster starts, so a failure
+    /// leaves no process behind.
     fn bin_dir(&mut self) -> &Path {
         self.bin_dir.get_or_insert_with(|| {
-            let exe = std::env::current_exe().expect("the path of this bench executable");
-            let dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("a bench executable lives in target/<profile>/deps")
-                .to_path_buf();
-            let target_dir = dir.parent().expect("target/<profile> has a parent");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-            let built = std::process::Command::new(cargo)
-                .args([
-                    "build",
-                    "--release",
-                    "--quiet",
-                    "-p",
-                    "proxy",
-                    "-p",
-                    "handoff",
-                ])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .current_dir(workspace)
-                .status();
-            if !built.as_ref().is_ok_and(|status| status.success()) {
-                eprintln!(
-                    "error: could not build the release binaries these benches run \
-                     (`cargo build --release -p proxy -p handoff`): {built:?}"
-                );
-                std::process::exit(1);
+            let built = ["proxy", "handoff"].map(testkit::workspace_bin);
+            let mut dirs = Vec::new();
+            for bin in built {
+                match bin {
+                    Ok(bin) => dirs.extend(bin.parent().map(Path::to_path_buf)),
+                    Err(err) => {
+                        eprintln!("error: the release binaries these benches run: {err:#}");
+                        std::process::exit(1);
+                    }
+                }
             }
-            dir
+            dirs.dedup();
+            assert_eq!(dirs.len(), 1, "proxy and handoff built apart: {dirs:?}");
+            dirs.remove(0)
         })
     }
 
