@@ -23,24 +23,17 @@
 //! `testkit::Cluster` SIGKILLs the master and its workers if that
 //! fails, or if a benchmark panics, so no process outlives the bench.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, PlottingBackend, criterion_group, criterion_main};
-use testkit::{Cluster, HTTP_TIMEOUT, KeepAlive, STOP_TIMEOUT, Signal, wait_until};
+use testkit::{Cluster, KeepAlive, STOP_TIMEOUT, Signal, wait_until};
 
 /// Workers per cluster: one per core of the 2-core machine the figures were
 /// taken on; the bench itself and the master share the same cores.
 const WORKERS: &str = "2";
-
-/// The one-shot request of the `connect` group.
-const REQUEST_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-
-/// The start of every answer the benches accept.
-const STATUS_OK: &[u8] = b"HTTP/1.1 200 ";
 
 /// How long the workers may take to be gone after their master stopped.
 const WORKERS_GONE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -196,26 +189,17 @@ impl Clusters {
 }
 
 /// A new connection to `addr`, one request with `Connection: close`, the whole
-/// answer (read until the server closes), then close.
-fn one_shot(addr: SocketAddr, answer: &mut Vec<u8>) {
-    let mut stream =
-        TcpStream::connect(addr).unwrap_or_else(|err| panic!("connect to {addr}: {err}"));
-    // A hung server fails the bench instead of hanging it.
-    stream
-        .set_read_timeout(Some(HTTP_TIMEOUT))
-        .expect("SO_RCVTIMEO on a connected socket");
-    stream
-        .write_all(REQUEST_CLOSE)
-        .unwrap_or_else(|err| panic!("send the request to {addr}: {err}"));
-    answer.clear();
-    stream
-        .read_to_end(answer)
-        .unwrap_or_else(|err| panic!("read the answer from {addr}: {err}"));
-    assert!(
-        answer.starts_with(STATUS_OK),
-        "{addr} answered {:?}",
-        String::from_utf8_lossy(answer)
-    );
+/// answer, a wait until the server closes, then close: the test kit's client,
+/// which reads the head with the load generator's parser.
+fn one_shot(addr: SocketAddr) {
+    let mut connection = KeepAlive::connect(addr).unwrap_or_else(|err| panic!("{err:#}"));
+    let response = connection
+        .request("/", true)
+        .unwrap_or_else(|err| panic!("{addr}: {err:#}"));
+    assert_eq!(response.status, 200, "{addr} answered {response:?}");
+    connection
+        .read_to_close()
+        .unwrap_or_else(|err| panic!("{err:#}"));
 }
 
 /// Sets the timing of a group: short enough that the whole `cargo bench`
@@ -231,11 +215,10 @@ fn connect(c: &mut Criterion) {
     let mut clusters = Clusters::new();
     let mut group = c.benchmark_group("connect");
     configure(&mut group);
-    let mut answer = Vec::with_capacity(1024);
     for target in TARGETS {
         group.bench_function(target.name(), |b| {
             let addr = clusters.addr(target);
-            b.iter(|| one_shot(addr, &mut answer));
+            b.iter(|| one_shot(addr));
         });
     }
     group.finish();
