@@ -20,11 +20,11 @@ use crate::lock;
 use crate::proc::{cpu_time, exists, fd_count, is_alive, wait_until};
 use crate::process::{Cluster, run_expect_exit};
 
-/// How long the master may take to replace a dead worker (DESIGN.md says within a
+/// How long the master may take to replace a dead worker (ARCHITECTURE.md says within a
 /// second; the slack is for loaded machines).
 pub const RESPAWN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long the workers may outlive a SIGKILLed master (DESIGN.md says a second).
+/// How long the workers may outlive a SIGKILLed master (ARCHITECTURE.md says a second).
 pub const ORPHAN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long the master may take to stop after SIGTERM, in-flight requests included.
@@ -72,7 +72,7 @@ pub fn start_two_workers(bin: &str, args: &[&str], mode: &str) -> Cluster {
     cluster
 }
 
-/// Checks that `response` is a worker's answer as DESIGN.md says (200,
+/// Checks that `response` is a worker's answer as ARCHITECTURE.md says (200,
 /// `text/plain`, `x-worker-pid`, body `handled by child, pid is <pid>\n`) from one
 /// of `workers`, and returns that pid.
 ///

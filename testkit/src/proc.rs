@@ -42,12 +42,13 @@ pub fn exhaust_fds(pid: u32) -> io::Result<()> {
     set_nofile_limit(pid, lowest_free)
 }
 
-/// Sets the soft RLIMIT_NOFILE of another process ([`rlimit::set_soft_of`]).
+/// Sets the soft RLIMIT_NOFILE of another process ([`cluster::rlimit::set_soft_of`]).
 pub fn set_nofile_limit(pid: u32, soft: u64) -> io::Result<()> {
     cluster::rlimit::set_soft_of(pid, soft)
 }
 
-/// Whether process `pid` is running: [`reading`] finds it.
+/// Whether process `pid` is running, in the one sense of
+/// [`cluster::procfs::read`]: it exists and is not a zombie.
 pub fn is_alive(pid: u32) -> bool {
     reading(pid).is_some()
 }

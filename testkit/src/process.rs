@@ -146,7 +146,7 @@ impl Cluster {
     /// `timeout` or the master closed its stdout.
     ///
     /// # Panics
-    /// If the line is not JSON: DESIGN.md allows nothing else on stdout.
+    /// If the line is not JSON: ARCHITECTURE.md allows nothing else on stdout.
     pub fn next_event(&mut self, timeout: Duration) -> Option<Value> {
         let line = match self.pending.pop_front() {
             Some(line) => line,

@@ -63,7 +63,7 @@ const TARGETS: [Target; 5] = [
 ];
 
 impl Target {
-    /// The benchmark's name in the report: the mode name of DESIGN.md.
+    /// The benchmark's name in the report: the mode name of ARCHITECTURE.md.
     fn name(self) -> &'static str {
         match self {
             Target::Proxy => "proxy",
