@@ -2,7 +2,7 @@
 //! master and two workers on a free loopback port (`--workers 2 --listen
 //! 127.0.0.1:0`), driven through the shared test bodies of `testkit`.
 
-use testkit::{Clients, Cluster};
+use testkit::{Clients, Cluster, Signal};
 
 /// The binary under test, built by cargo for this test.
 const HANDOFF: &str = env!("CARGO_BIN_EXE_handoff");
@@ -125,7 +125,7 @@ fn socket_unacknowledged_connections_go_to_another_worker() {
     let stopped = cluster.worker_pids()[0];
     let master_fds = || testkit::fd_count(cluster.master_pid()).unwrap();
     let base = master_fds();
-    cluster.signal_worker(stopped, libc::SIGSTOP).unwrap();
+    cluster.signal_worker(stopped, Signal::SIGSTOP).unwrap();
     // Round robin hands three of these to the stopped worker, which cannot
     // acknowledge them, and three to the other, which answers them.
     let clients = Clients::start(cluster.addr(), 6);
@@ -139,7 +139,7 @@ fn socket_unacknowledged_connections_go_to_another_worker() {
         "{} fds, {base} before",
         master_fds()
     );
-    cluster.signal_worker(stopped, libc::SIGKILL).unwrap();
+    cluster.signal_worker(stopped, Signal::SIGKILL).unwrap();
     for response in clients.join() {
         let response = response.expect("a handed connection was dropped");
         assert_ne!(
@@ -231,7 +231,7 @@ fn reuseport_worker_out_of_fds_delays_its_share() {
 fn reuseport_queue_survives_its_worker() {
     let mut cluster = start("reuseport");
     let stopped = cluster.worker_pids()[0];
-    cluster.signal_worker(stopped, libc::SIGSTOP).unwrap();
+    cluster.signal_worker(stopped, Signal::SIGSTOP).unwrap();
     let clients = Clients::start(cluster.addr(), 20);
     assert!(testkit::wait_until(testkit::HTTP_TIMEOUT, || clients
         .answered()
@@ -240,7 +240,7 @@ fn reuseport_queue_survives_its_worker() {
         clients.answered() < 20,
         "no connection was hashed to the stopped worker"
     );
-    cluster.signal_worker(stopped, libc::SIGKILL).unwrap();
+    cluster.signal_worker(stopped, Signal::SIGKILL).unwrap();
     let respawn = cluster
         .next_event(testkit::RESPAWN_TIMEOUT)
         .expect("a respawn event");

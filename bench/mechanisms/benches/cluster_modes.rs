@@ -23,24 +23,17 @@
 //! `testkit::Cluster` SIGKILLs the master and its workers if that
 //! fails, or if a benchmark panics, so no process outlives the bench.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, PlottingBackend, criterion_group, criterion_main};
-use testkit::{Cluster, HTTP_TIMEOUT, KeepAlive, STOP_TIMEOUT, wait_until};
+use testkit::{Cluster, KeepAlive, STOP_TIMEOUT, Signal, wait_until};
 
 /// Workers per cluster: one per core of the 2-core machine the figures were
 /// taken on; the bench itself and the master share the same cores.
 const WORKERS: &str = "2";
-
-/// The one-shot request of the `connect` group.
-const REQUEST_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-
-/// The start of every answer the benches accept.
-const STATUS_OK: &[u8] = b"HTTP/1.1 200 ";
 
 /// How long the workers may take to be gone after their master stopped.
 const WORKERS_GONE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -70,7 +63,7 @@ const TARGETS: [Target; 5] = [
 ];
 
 impl Target {
-    /// The benchmark's name in the report: the mode name of DESIGN.md.
+    /// The benchmark's name in the report: the mode name of ARCHITECTURE.md.
     fn name(self) -> &'static str {
         match self {
             Target::Proxy => "proxy",
@@ -144,46 +137,28 @@ impl Clusters {
         }
     }
 
-    /// The folder of the cluster binaries: `target/release`, two levels above
-    /// this executable (`target/release/deps/cluster_modes-<hash>`).
-    /// `cargo bench` builds the binaries only as test harnesses, never
-    /// `target/release/<bin>` itself, so this runs `cargo build --release -p
-    /// proxy -p handoff` once (a no-op when they are up to date), so that the
-    /// figures are those of the code as it is. It runs before the first
-    /// cluster starts, so a failure leaves no process behind.
+    /// The folder of the cluster binaries, `target/release`. `cargo bench`
+    /// builds the binaries only as test harnesses, never `target/release/<bin>`
+    /// itself, so [`testkit::workspace_bin`] builds `proxy` and `handoff` once
+    /// (a no-op when they are up to date), so that the figures are those of the
+    /// code as it is. It runs before the first cluster starts, so a failure
+    /// leaves no process behind.
     fn bin_dir(&mut self) -> &Path {
         self.bin_dir.get_or_insert_with(|| {
-            let exe = std::env::current_exe().expect("the path of this bench executable");
-            let dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("a bench executable lives in target/<profile>/deps")
-                .to_path_buf();
-            let target_dir = dir.parent().expect("target/<profile> has a parent");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-            let built = std::process::Command::new(cargo)
-                .args([
-                    "build",
-                    "--release",
-                    "--quiet",
-                    "-p",
-                    "proxy",
-                    "-p",
-                    "handoff",
-                ])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .current_dir(workspace)
-                .status();
-            if !built.as_ref().is_ok_and(|status| status.success()) {
-                eprintln!(
-                    "error: could not build the release binaries these benches run \
-                     (`cargo build --release -p proxy -p handoff`): {built:?}"
-                );
-                std::process::exit(1);
+            let built = ["proxy", "handoff"].map(testkit::workspace_bin);
+            let mut dirs = Vec::new();
+            for bin in built {
+                match bin {
+                    Ok(bin) => dirs.extend(bin.parent().map(Path::to_path_buf)),
+                    Err(err) => {
+                        eprintln!("error: the release binaries these benches run: {err:#}");
+                        std::process::exit(1);
+                    }
+                }
             }
-            dir
+            dirs.dedup();
+            assert_eq!(dirs.len(), 1, "proxy and handoff built apart: {dirs:?}");
+            dirs.remove(0)
         })
     }
 
@@ -192,7 +167,7 @@ impl Clusters {
     fn stop(self) {
         for (_, mut cluster) in self.running {
             let mode = cluster.mode().to_owned();
-            if let Err(err) = cluster.signal(libc::SIGTERM) {
+            if let Err(err) = cluster.signal(Signal::SIGTERM) {
                 eprintln!("warning: SIGTERM to the {mode} master: {err:#}; killing it");
                 continue;
             }
@@ -214,26 +189,17 @@ impl Clusters {
 }
 
 /// A new connection to `addr`, one request with `Connection: close`, the whole
-/// answer (read until the server closes), then close.
-fn one_shot(addr: SocketAddr, answer: &mut Vec<u8>) {
-    let mut stream =
-        TcpStream::connect(addr).unwrap_or_else(|err| panic!("connect to {addr}: {err}"));
-    // A hung server fails the bench instead of hanging it.
-    stream
-        .set_read_timeout(Some(HTTP_TIMEOUT))
-        .expect("SO_RCVTIMEO on a connected socket");
-    stream
-        .write_all(REQUEST_CLOSE)
-        .unwrap_or_else(|err| panic!("send the request to {addr}: {err}"));
-    answer.clear();
-    stream
-        .read_to_end(answer)
-        .unwrap_or_else(|err| panic!("read the answer from {addr}: {err}"));
-    assert!(
-        answer.starts_with(STATUS_OK),
-        "{addr} answered {:?}",
-        String::from_utf8_lossy(answer)
-    );
+/// answer, a wait until the server closes, then close: the test kit's client,
+/// which reads the head with the load generator's parser.
+fn one_shot(addr: SocketAddr) {
+    let mut connection = KeepAlive::connect(addr).unwrap_or_else(|err| panic!("{err:#}"));
+    let response = connection
+        .request("/", true)
+        .unwrap_or_else(|err| panic!("{addr}: {err:#}"));
+    assert_eq!(response.status, 200, "{addr} answered {response:?}");
+    connection
+        .read_to_close()
+        .unwrap_or_else(|err| panic!("{err:#}"));
 }
 
 /// Sets the timing of a group: short enough that the whole `cargo bench`
@@ -249,11 +215,10 @@ fn connect(c: &mut Criterion) {
     let mut clusters = Clusters::new();
     let mut group = c.benchmark_group("connect");
     configure(&mut group);
-    let mut answer = Vec::with_capacity(1024);
     for target in TARGETS {
         group.bench_function(target.name(), |b| {
             let addr = clusters.addr(target);
-            b.iter(|| one_shot(addr, &mut answer));
+            b.iter(|| one_shot(addr));
         });
     }
     group.finish();

@@ -140,32 +140,12 @@ pub fn loadgen(args: &[&str]) -> Run {
 
 /// The `proxy` binary of this workspace, next to `loadgen` in the same target
 /// directory and profile. It is not a `CARGO_BIN_EXE_` of this package, so it is
-/// built here, once per test binary, with `cargo build -p proxy` (a no-op when it
-/// is up to date, and never stale); without cargo at hand, an existing binary is
-/// used.
+/// built once per test binary by [`testkit::workspace_bin`] (a no-op when it is
+/// up to date, and never stale).
 pub fn proxy_bin() -> &'static str {
     static PROXY: OnceLock<String> = OnceLock::new();
     PROXY.get_or_init(|| {
-        let loadgen = Path::new(LOADGEN);
-        let proxy = loadgen.with_file_name("proxy");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-        let mut build = Command::new(cargo);
-        build
-            .args(["build", "--quiet", "-p", "proxy", "--manifest-path"])
-            .arg(&manifest);
-        if loadgen.parent().and_then(Path::file_name) == Some("release".as_ref()) {
-            build.arg("--release");
-        }
-        match build.status() {
-            Ok(status) => assert!(status.success(), "cargo build -p proxy failed: {status}"),
-            Err(err) => assert!(
-                proxy.exists(),
-                "no cargo ({err}) and no {}",
-                proxy.display()
-            ),
-        }
-        assert!(proxy.exists(), "cargo built no {}", proxy.display());
+        let proxy = testkit::workspace_bin("proxy").unwrap_or_else(|err| panic!("{err:#}"));
         proxy.to_string_lossy().into_owned()
     })
 }

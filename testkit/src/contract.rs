@@ -1,0 +1,600 @@
+//! The contract every mode keeps, as test bodies: each `assert_*` function is
+//! the whole of one test, which each mode's test file calls in a line, so that
+//! the modes are held to the very same checks.
+//!
+//! This is test code, not the product: the functions panic when the binary
+//! breaks the contract, as a test does.
+
+use std::collections::BTreeSet;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::http::{HTTP_TIMEOUT, KeepAlive, Response, get, send_raw};
+use crate::lock;
+use crate::proc::{cpu_time, exists, fd_count, is_alive, wait_until};
+use crate::process::{Cluster, run_expect_exit};
+
+/// How long the master may take to replace a dead worker (ARCHITECTURE.md says within a
+/// second; the slack is for loaded machines).
+pub const RESPAWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the workers may outlive a SIGKILLed master (ARCHITECTURE.md says a second).
+pub const ORPHAN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long the master may take to stop after SIGTERM, in-flight requests included.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a binary given bad usage or a taken port may take to exit.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the master's fd count may take to settle: in `handoff-socket` mode the
+/// master closes its copy of a socket only when the worker's acknowledgement arrives,
+/// which may be just after the worker has answered.
+const FD_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many more fds than before the connections the master may still hold once
+/// the clients have closed them (a log file, a timer, a respawn in flight).
+const FD_RELEASE_SLACK: usize = 20;
+
+/// Starts `bin` with `--workers 2`, `args` and `--listen 127.0.0.1:0`, and checks
+/// its ready line: mode `mode`, two workers, and each worker's `port` a number in
+/// `proxy` mode and `null` in the handoff modes.
+///
+/// # Panics
+/// If the binary does not start, or its ready line is not as above.
+pub fn start_two_workers(bin: &str, args: &[&str], mode: &str) -> Cluster {
+    let mut all_args = vec!["--workers", "2"];
+    all_args.extend_from_slice(args);
+    let cluster = Cluster::start(bin, &all_args)
+        .unwrap_or_else(|err| panic!("start {bin} {all_args:?}: {err:#}"));
+    let ready = cluster.ready();
+    assert_eq!(ready.mode, mode, "mode of the ready line {ready:?}");
+    assert_eq!(
+        ready.workers.len(),
+        2,
+        "workers of the ready line {ready:?}"
+    );
+    let has_ports = mode == "proxy";
+    assert!(
+        ready
+            .workers
+            .iter()
+            .all(|worker| worker.port.is_some() == has_ports),
+        "in {mode} mode each worker's port should be {}: {ready:?}",
+        if has_ports { "a number" } else { "null" }
+    );
+    cluster
+}
+
+/// Checks that `response` is a worker's answer as ARCHITECTURE.md says (200,
+/// `text/plain`, `x-worker-pid`, body `handled by child, pid is <pid>\n`) from one
+/// of `workers`, and returns that pid.
+///
+/// # Panics
+/// If any of these does not hold.
+pub fn assert_worker_answer(response: &Response, workers: &[u32]) -> u32 {
+    assert_eq!(response.status, 200, "status of {response:?}");
+    let pid = response
+        .worker_pid()
+        .unwrap_or_else(|| panic!("no numeric x-worker-pid in {response:?}"));
+    assert_eq!(
+        response.body,
+        format!("handled by child, pid is {pid}\n"),
+        "body of {response:?}"
+    );
+    assert!(
+        response
+            .header("content-type")
+            .is_some_and(|value| value.starts_with("text/plain")),
+        "content-type of {response:?}"
+    );
+    assert!(
+        workers.contains(&pid),
+        "answered by {pid}, not one of the workers {workers:?}"
+    );
+    pid
+}
+
+/// Sends `requests` one-shot (`Connection: close`) requests: each must get a
+/// worker's answer from a worker of the ready line, and, if `every_worker`, every
+/// worker must answer at least one.
+///
+/// # Panics
+/// If any request fails or any answer is wrong.
+pub fn assert_answers(cluster: &Cluster, requests: usize, every_worker: bool) {
+    let workers = cluster.worker_pids();
+    let mut answered_by = BTreeSet::new();
+    for request in 0..requests {
+        let response = get(cluster.addr(), "/", true)
+            .unwrap_or_else(|err| panic!("request {request}: {err:#}"));
+        answered_by.insert(assert_worker_answer(&response, &workers));
+    }
+    if every_worker {
+        let all: BTreeSet<u32> = workers.iter().copied().collect();
+        assert_eq!(
+            answered_by, all,
+            "{requests} requests reached only some of the workers"
+        );
+    }
+}
+
+/// Sends `requests` requests on one keep-alive connection: each must get a worker's
+/// answer, all from the same worker.
+///
+/// # Panics
+/// If any request fails, any answer is wrong, or two workers answer.
+pub fn assert_keep_alive(cluster: &Cluster, requests: usize) {
+    let workers = cluster.worker_pids();
+    let mut connection = KeepAlive::connect(cluster.addr()).expect("connect to the cluster");
+    let mut answered_by = BTreeSet::new();
+    for request in 0..requests {
+        let response = connection
+            .get("/")
+            .unwrap_or_else(|err| panic!("request {request} on one connection: {err:#}"));
+        answered_by.insert(assert_worker_answer(&response, &workers));
+    }
+    assert_eq!(
+        answered_by.len(),
+        1,
+        "one connection answered by several workers: {answered_by:?}"
+    );
+}
+
+/// Asks for `?work_us=20000`: the answer must be a worker's and take at least 15 ms
+/// (20 ms of work, less a generous margin for clock granularity).
+///
+/// # Panics
+/// If the request fails, the answer is wrong, or it comes too fast.
+pub fn assert_work_delays_answer(cluster: &Cluster) {
+    let started = Instant::now();
+    let response = get(cluster.addr(), "/?work_us=20000", true)
+        .unwrap_or_else(|err| panic!("request with work_us: {err:#}"));
+    let elapsed = started.elapsed();
+    assert_worker_answer(&response, &cluster.worker_pids());
+    assert!(
+        elapsed >= Duration::from_millis(15),
+        "20 ms of work answered in {elapsed:?}"
+    );
+}
+
+/// Opens `connections` client connections, each with one answered keep-alive
+/// request, and checks that the master's open fds grew by an amount in
+/// `increase` (e.g. about two per connection in `proxy` mode, none in the handoff
+/// modes); then closes them and checks that the master's fds come back to
+/// within a few of where they were (no fd leaked per connection).
+///
+/// # Panics
+/// If a request fails, or the master's fd count is out of range.
+pub fn assert_fd_cost(cluster: &Cluster, connections: usize, increase: RangeInclusive<usize>) {
+    let master = cluster.master_pid();
+    let workers = cluster.worker_pids();
+    let before = fd_count(master).expect("read the master's fds in /proc");
+    let mut clients = Vec::with_capacity(connections);
+    for connection in 0..connections {
+        let mut client = KeepAlive::connect(cluster.addr())
+            .unwrap_or_else(|err| panic!("connection {connection}: {err:#}"));
+        let response = client
+            .get("/")
+            .unwrap_or_else(|err| panic!("request on connection {connection}: {err:#}"));
+        assert_worker_answer(&response, &workers);
+        clients.push(client);
+    }
+
+    let mut grown = 0;
+    let settled = wait_until(FD_SETTLE_TIMEOUT, || {
+        let after = fd_count(master).expect("read the master's fds in /proc");
+        grown = after.saturating_sub(before);
+        increase.contains(&grown)
+    });
+    assert!(
+        settled,
+        "with {connections} open connections the master's fds grew by {grown} \
+         (from {before}), not within {increase:?}"
+    );
+
+    drop(clients);
+    let limit = before + FD_RELEASE_SLACK;
+    let mut after = 0;
+    let released = wait_until(FD_SETTLE_TIMEOUT, || {
+        after = fd_count(master).expect("read the master's fds in /proc");
+        after <= limit
+    });
+    assert!(
+        released,
+        "after closing {connections} connections the master still has {after} fds \
+         (had {before} before them)"
+    );
+}
+
+/// SIGKILLs the first worker of the ready line: a `respawn` event must name it as
+/// `old_pid` within [`RESPAWN_TIMEOUT`], with a new, running `pid` (and a `port` in
+/// `proxy` mode only), and then 20 one-shot requests must all be answered by the
+/// surviving or the new worker, never the dead one.
+///
+/// # Panics
+/// If any of these does not hold.
+pub fn assert_respawns_killed_worker(cluster: &mut Cluster) {
+    let workers = cluster.worker_pids();
+    let killed = workers[0];
+    cluster
+        .signal_worker(killed, Signal::SIGKILL)
+        .unwrap_or_else(|err| panic!("SIGKILL worker {killed}: {err:#}"));
+
+    let deadline = Instant::now() + RESPAWN_TIMEOUT;
+    let respawn = loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let event = cluster.next_event(remaining);
+        match event {
+            Some(event) if event["event"] == "respawn" => break event,
+            Some(_) if !remaining.is_zero() => continue,
+            _ => panic!(
+                "no respawn event within {RESPAWN_TIMEOUT:?} of killing worker {killed}; stderr:\n{}",
+                cluster.stderr()
+            ),
+        }
+    };
+    assert_eq!(respawn["old_pid"], killed, "old_pid of {respawn}");
+    let new_pid = respawn["pid"]
+        .as_u64()
+        .and_then(|pid| u32::try_from(pid).ok())
+        .unwrap_or_else(|| panic!("no pid in {respawn}"));
+    assert!(
+        !workers.contains(&new_pid),
+        "the respawned worker reuses a pid: {respawn}"
+    );
+    assert!(
+        cluster.live_workers().contains(&new_pid),
+        "the respawned worker {new_pid} is not running"
+    );
+    // The master reaps its dead worker: no zombie left behind.
+    assert!(
+        wait_until(Duration::from_secs(1), || !exists(killed)),
+        "the killed worker {killed} was not reaped (zombie)"
+    );
+    let has_port = cluster.mode() == "proxy";
+    assert_eq!(
+        respawn["port"].is_u64(),
+        has_port,
+        "port of {respawn} in {} mode",
+        cluster.mode()
+    );
+
+    let serving: Vec<u32> = workers
+        .iter()
+        .copied()
+        .filter(|pid| *pid != killed)
+        .chain([new_pid])
+        .collect();
+    for request in 0..20 {
+        let response = get(cluster.addr(), "/", true)
+            .unwrap_or_else(|err| panic!("request {request} after the respawn: {err:#}"));
+        assert_worker_answer(&response, &serving);
+    }
+}
+
+/// SIGKILLs the master: it must exit, and every worker it announced must be gone
+/// (exited, or a zombie) within [`ORPHAN_TIMEOUT`].
+///
+/// # Panics
+/// If a worker outlives the master by more than that.
+pub fn assert_master_kill_leaves_no_orphans(cluster: &mut Cluster) {
+    assert!(
+        !cluster.live_workers().is_empty(),
+        "no running worker before the test"
+    );
+    cluster
+        .signal(Signal::SIGKILL)
+        .unwrap_or_else(|err| panic!("SIGKILL the master: {err:#}"));
+    let killed_at = Instant::now();
+    assert!(
+        cluster.wait_exit(ORPHAN_TIMEOUT).is_some(),
+        "the master survived SIGKILL"
+    );
+    let remaining = ORPHAN_TIMEOUT.saturating_sub(killed_at.elapsed());
+    assert!(
+        wait_until(remaining, || cluster.live_workers().is_empty()),
+        "workers {:?} still running {ORPHAN_TIMEOUT:?} after the master was killed",
+        cluster.live_workers()
+    );
+}
+
+/// Sends SIGTERM to the master: it must exit with code 0 within [`STOP_TIMEOUT`],
+/// and its workers must be gone by then (allowing one more second for them to be
+/// reaped).
+///
+/// # Panics
+/// If the master does not exit, exits otherwise, or leaves a worker running.
+pub fn assert_sigterm_stops_cleanly(cluster: &mut Cluster) {
+    cluster
+        .signal(Signal::SIGTERM)
+        .unwrap_or_else(|err| panic!("SIGTERM the master: {err:#}"));
+    let status = cluster.wait_exit(STOP_TIMEOUT).unwrap_or_else(|| {
+        panic!(
+            "the master still runs {STOP_TIMEOUT:?} after SIGTERM; stderr:\n{}",
+            cluster.stderr()
+        )
+    });
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit after SIGTERM: {status}; stderr:\n{}",
+        cluster.stderr()
+    );
+    assert!(
+        wait_until(Duration::from_secs(1), || cluster.live_workers().is_empty()),
+        "workers {:?} still running after the master stopped",
+        cluster.live_workers()
+    );
+}
+
+/// Starts a slow request (`?work_us=800000`), waits until a worker is busy
+/// computing it (its CPU time rises by 100 ms), then sends SIGTERM to the
+/// master: the request must still be answered 200, and the master exit 0.
+///
+/// # Panics
+/// If the request is lost or the master does not stop cleanly.
+pub fn assert_sigterm_finishes_in_flight(cluster: &mut Cluster) {
+    let workers = cluster.worker_pids();
+    let busy = |pid: &u32| cpu_time(*pid).unwrap_or_default();
+    let before: Vec<Duration> = workers.iter().map(busy).collect();
+    let addr = cluster.addr();
+    let slow = thread::spawn(move || get(addr, "/?work_us=800000", true));
+    let started = wait_until(HTTP_TIMEOUT, || {
+        workers
+            .iter()
+            .zip(&before)
+            .any(|(pid, before)| busy(pid) >= *before + Duration::from_millis(100))
+    });
+    assert!(started, "no worker started computing the slow request");
+    assert_sigterm_stops_cleanly(cluster);
+    let response = slow
+        .join()
+        .expect("the client thread does not panic")
+        .unwrap_or_else(|err| panic!("the request in flight at SIGTERM was lost: {err:#}"));
+    assert_worker_answer(&response, &cluster.worker_pids());
+}
+
+/// Binds a port on 127.0.0.1, then starts `bin` with `args`, `--workers 2` and
+/// `--listen` on that port: it must exit with code 2 within [`EXIT_TIMEOUT`] and
+/// write a stderr line naming the address.
+///
+/// # Panics
+/// If it does not.
+pub fn assert_taken_port_exits_2(bin: &str, args: &[&str]) {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
+    let addr = taken
+        .local_addr()
+        .expect("a bound socket has an address")
+        .to_string();
+    let mut all_args = args.to_vec();
+    all_args.extend(["--workers", "2", "--listen", &addr]);
+    let (status, stderr) = run_expect_exit(bin, &all_args, EXIT_TIMEOUT)
+        .unwrap_or_else(|err| panic!("{bin} {all_args:?} on a taken port: {err:#}"));
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "exit on the taken port {addr}: {status}; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|line| line.contains(&addr)),
+        "no stderr line names the taken address {addr}; stderr:\n{stderr}"
+    );
+    drop(taken);
+}
+
+/// Runs `bin` with bad usage `args`: it must exit with code 2 within
+/// [`EXIT_TIMEOUT`] and say something on stderr.
+///
+/// # Panics
+/// If it does not.
+pub fn assert_bad_usage_exits_2(bin: &str, args: &[&str]) {
+    let (status, stderr) = run_expect_exit(bin, args, EXIT_TIMEOUT)
+        .unwrap_or_else(|err| panic!("{bin} {args:?}: {err:#}"));
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "exit on bad usage {args:?}: {status}; stderr:\n{stderr}"
+    );
+    assert!(
+        !stderr.trim().is_empty(),
+        "bad usage {args:?} but nothing on stderr"
+    );
+}
+
+/// Bad HTTP input: a request that is not HTTP gets 400, a request head over
+/// 16 KiB gets 431 (or 400, or the connection reset after it), and the workers
+/// survive both: the same pids then answer a good request.
+///
+/// # Panics
+/// If an answer is wrong or a worker dies.
+pub fn assert_bad_http_input(cluster: &Cluster) {
+    let workers = cluster.worker_pids();
+    let garbage = send_raw(cluster.addr(), b"HELLO WORLD\r\n\r\n")
+        .unwrap_or_else(|err| panic!("no answer to a request that is not HTTP: {err:#}"));
+    assert_eq!(garbage.status, 400, "answer to a request that is not HTTP");
+
+    let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 20 * 1024));
+    big.extend_from_slice(b"\r\n\r\n");
+    match send_raw(cluster.addr(), &big) {
+        Ok(response) => assert!(
+            matches!(response.status, 431 | 400),
+            "answer to a 20 KiB header: {}",
+            response.status
+        ),
+        // The server closed with part of the request unread, so the kernel
+        // reset the connection, possibly before the answer could be read.
+        Err(err) => assert!(
+            format!("{err:#}").contains("reset") || format!("{err:#}").contains("end of"),
+            "a 20 KiB header: {err:#}"
+        ),
+    }
+    let response = get(cluster.addr(), "/", true).expect("a good request after bad ones");
+    assert_worker_answer(&response, &workers);
+    assert_eq!(cluster.live_workers().len(), workers.len(), "a worker died");
+}
+
+/// Slowloris, with the cluster started with `--header-timeout 1s`: a client
+/// that never finishes its headers is cut after about a second, and holds up
+/// nobody meanwhile.
+///
+/// # Panics
+/// If the slow client is not cut, or another client waits on it.
+pub fn assert_slow_headers_are_cut(cluster: &Cluster) {
+    let mut slow = TcpStream::connect_timeout(&cluster.addr(), HTTP_TIMEOUT).expect("connect");
+    slow.set_read_timeout(Some(HTTP_TIMEOUT)).expect("timeout");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .expect("send part of the head");
+    let sent_at = Instant::now();
+    // Meanwhile others are served at once, by every worker.
+    assert_answers(cluster, 10, false);
+    let mut rest = Vec::new();
+    let read = slow.read_to_end(&mut rest);
+    let waited = sent_at.elapsed();
+    assert!(
+        read.is_ok()
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == io::ErrorKind::ConnectionReset),
+        "the slow client was not cut within {HTTP_TIMEOUT:?}: {read:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(900),
+        "cut after {waited:?}, before the 1 s header timeout"
+    );
+}
+
+/// The master at its fd limit (started with `--max-fds 64`): 150 clients
+/// connect and send a request; the master keeps running without spinning
+/// (under 0.1 s of CPU in the second it spends at the limit), still serves a
+/// connection it had before, and serves new clients once the 150 are gone.
+///
+/// # Panics
+/// If the master dies, spins, or does not recover.
+pub fn assert_survives_fd_exhaustion(cluster: &Cluster) {
+    let master = cluster.master_pid();
+    let mut before = KeepAlive::connect(cluster.addr()).expect("connect before the flood");
+    assert_worker_answer(
+        &before.get("/").expect("request before the flood"),
+        &cluster.worker_pids(),
+    );
+    let request = format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", cluster.addr());
+    let flood: Vec<TcpStream> = (0..150)
+        .filter_map(|_| {
+            // The kernel completes the handshake into the accept queue even
+            // when the master cannot accept; a refused one is fine too.
+            let mut stream = TcpStream::connect_timeout(&cluster.addr(), HTTP_TIMEOUT).ok()?;
+            stream.write_all(request.as_bytes()).ok()?;
+            Some(stream)
+        })
+        .collect();
+    assert!(
+        flood.len() > 100,
+        "only {} clients could connect",
+        flood.len()
+    );
+    // A measuring window, not a synchronisation: the CPU the master uses while
+    // it sits at its limit with clients waiting.
+    let cpu_before = cpu_time(master).expect("master alive");
+    thread::sleep(Duration::from_secs(1));
+    let cpu = cpu_time(master).expect("master alive at the limit") - cpu_before;
+    assert!(
+        cpu < Duration::from_millis(100),
+        "the master spins at its fd limit: {cpu:?} of CPU in 1 s"
+    );
+    assert_worker_answer(
+        &before
+            .get("/")
+            .expect("a connection from before the flood is still served"),
+        &cluster.worker_pids(),
+    );
+    drop(flood);
+    drop(before);
+    let recovered = wait_until(HTTP_TIMEOUT, || {
+        get(cluster.addr(), "/", true).is_ok_and(|r| r.status == 200)
+    });
+    assert!(recovered, "no new client served after the flood left");
+    assert!(is_alive(master), "the master died");
+}
+
+/// Under a load of 8 clients each sending one request per connection, one
+/// worker is killed: the master respawns it, the successor serves, and the
+/// requests that fail are at most those in flight on the dead worker (one per
+/// client). Returns (requests failed, requests answered).
+///
+/// # Panics
+/// If more requests fail, or no successor serves.
+pub fn assert_worker_kill_under_load(cluster: &mut Cluster) -> (usize, usize) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const CLIENTS: usize = 8;
+    /// Bound on each client's requests, so the loop ends whatever happens.
+    const MAX_REQUESTS_PER_CLIENT: usize = 2_000;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let answered_by = Arc::new(Mutex::new(BTreeSet::new()));
+    let addr = cluster.addr();
+    let clients: Vec<JoinHandle<()>> = (0..CLIENTS)
+        .map(|_| {
+            let (stop, ok, failed, answered_by) = (
+                stop.clone(),
+                ok.clone(),
+                failed.clone(),
+                answered_by.clone(),
+            );
+            thread::spawn(move || {
+                for _ in 0..MAX_REQUESTS_PER_CLIENT {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    match get(addr, "/", true) {
+                        Ok(response) if response.status == 200 => {
+                            ok.fetch_add(1, Ordering::SeqCst);
+                            lock(&answered_by).extend(response.worker_pid());
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let load_running = wait_until(HTTP_TIMEOUT, || ok.load(Ordering::SeqCst) >= 100);
+    let killed = cluster.worker_pids()[0];
+    if load_running {
+        cluster
+            .signal_worker(killed, Signal::SIGKILL)
+            .expect("SIGKILL a worker");
+    }
+    let deadline = Instant::now() + RESPAWN_TIMEOUT;
+    let mut successor = None;
+    while successor.is_none() && Instant::now() < deadline {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if let Some(event) = cluster.next_event(remaining) {
+            if event["event"] == "respawn" && event["old_pid"] == killed {
+                successor = event["pid"].as_u64().map(|pid| pid as u32);
+            }
+        }
+    }
+    let served = successor
+        .is_some_and(|pid| wait_until(RESPAWN_TIMEOUT, || lock(&answered_by).contains(&pid)));
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().expect("a client thread panicked");
+    }
+    assert!(load_running, "the load never got going");
+    assert!(successor.is_some(), "no respawn of {killed} under load");
+    assert!(served, "the successor of {killed} served no request");
+    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    assert!(
+        failed <= CLIENTS,
+        "{failed} requests failed (answered: {ok}); at most {CLIENTS} were in flight on the dead worker"
+    );
+    (failed, ok)
+}

@@ -1,0 +1,86 @@
+//! Processes as `/proc` shows them (through [`cluster::procfs`]), their fd
+//! limit (through [`cluster::rlimit`]), and [`wait_until`], the one way the
+//! tests wait for something to happen.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use cluster::procfs;
+
+/// How often [`wait_until`] looks again: short against the deadlines of the tests,
+/// long enough not to busy-spin.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+pub use cluster::procfs::fd_count;
+
+/// Whether `/proc/<pid>` exists at all: a zombie exists until its parent
+/// reaps it.
+pub fn exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Leaves process `pid` without a free fd: sets its RLIMIT_NOFILE to its
+/// lowest unused fd number, so that every new fd fails with EMFILE until the
+/// limit is raised again (with [`set_nofile_limit`]).
+pub fn exhaust_fds(pid: u32) -> io::Result<()> {
+    let mut used = std::collections::HashSet::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/fd"))? {
+        if let Some(fd) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            used.insert(fd);
+        }
+    }
+    let lowest_free = (0..)
+        .find(|fd| !used.contains(fd))
+        .expect("a free fd number");
+    set_nofile_limit(pid, lowest_free)
+}
+
+/// Sets the soft RLIMIT_NOFILE of another process ([`cluster::rlimit::set_soft_of`]).
+pub fn set_nofile_limit(pid: u32, soft: u64) -> io::Result<()> {
+    cluster::rlimit::set_soft_of(pid, soft)
+}
+
+/// Whether process `pid` is running, in the one sense of
+/// [`cluster::procfs::read`]: it exists and is not a zombie.
+pub fn is_alive(pid: u32) -> bool {
+    reading(pid).is_some()
+}
+
+/// The reading of process `pid` if it is running, in the one sense of
+/// [`cluster::procfs::read`]: a process that does not exist, or is a zombie (a
+/// dead process not yet reaped by its parent, e.g. an orphan whose new parent
+/// does not reap), cannot be read.
+pub(crate) fn reading(pid: u32) -> Option<procfs::Reading> {
+    procfs::read(pid).ok()
+}
+
+/// The CPU time (user + system) process `pid` has used so far; `None` if it
+/// does not exist.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    procfs::stat(pid)
+        .ok()
+        .map(|stat| stat.cpu_user + stat.cpu_system)
+}
+
+/// Calls `f` every [`POLL_INTERVAL`] until it returns `true` (then returns `true`)
+/// or `deadline` has passed (then returns `false`). `f` runs at least once, and once
+/// more after the deadline.
+pub fn wait_until(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        thread::sleep(POLL_INTERVAL);
+    }
+}
