@@ -33,8 +33,10 @@ fn quick_comparison_writes_every_section() {
             break Some(status);
         }
         if started.elapsed() > RUN_TIMEOUT {
-            // SAFETY: kill(2) on the process group this test created.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
+            // The process group this test created: compare.sh and every
+            // cluster it started.
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
             let _ = child.wait();
             break None;
         }

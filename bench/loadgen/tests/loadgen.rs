@@ -380,7 +380,7 @@ impl Victim {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
             if let Some(status) = self.0.try_wait().expect("wait for sleep") {
-                return status.signal() == Some(libc::SIGKILL);
+                return status.signal() == Some(nix::sys::signal::Signal::SIGKILL as i32);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
