@@ -1,7 +1,7 @@
 //! The announcements on stdout: one JSON object per line, nothing else.
 //!
 //! Scripts and tests read these to learn the address, the master's pid and the
-//! workers' pids (see DESIGN.md). Logs go to stderr. Each line is tagged by its
+//! workers' pids (see ARCHITECTURE.md). Logs go to stderr. Each line is tagged by its
 //! `"event"` field, the name the scripts know; in the code they are
 //! `Announcement`s, apart from the supervisor's internal
 //! [`Event`](crate::supervisor::Event)s.

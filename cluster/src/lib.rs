@@ -42,7 +42,7 @@ pub mod supervisor;
 pub mod worker;
 
 /// How long a graceful stop lets requests in flight finish before closing
-/// what is left. DESIGN.md: "at most a few seconds".
+/// what is left. ARCHITECTURE.md: "at most 5 s".
 pub const GRACE_PERIOD: Duration = Duration::from_secs(5);
 
 /// How the master shares its port: the one name of a mode.

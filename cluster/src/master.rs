@@ -13,7 +13,7 @@ use crate::cli::{self, UsageError};
 use crate::listen::BindError;
 use crate::rlimit::{self, NofileLimit};
 
-/// The flags every mode takes (DESIGN.md).
+/// The flags every mode takes (ARCHITECTURE.md).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClusterArgs {
     /// Address of the public port. Port 0 picks a free port; the `ready` line

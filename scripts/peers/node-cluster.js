@@ -1,5 +1,5 @@
 // Node.js cluster, the design this suite reproduces, as a peer to measure
-// against: the same answer as the Rust worker (DESIGN.md), the same ready line.
+// against: the same answer as the Rust worker (ARCHITECTURE.md), the same ready line.
 //
 //   node scripts/peers/node-cluster.js --sched rr|none [--listen 127.0.0.1:0] [--workers N]
 //
