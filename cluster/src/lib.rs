@@ -54,7 +54,8 @@ pub const GRACE_PERIOD: Duration = Duration::from_secs(5);
 /// `--pass` value itself ([`Pass`]). Adding a mode is one variant here, and
 /// the compiler then points at every place that must learn it (the worker,
 /// the supervisor, the names below).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ordered as [`Mode::ALL`] lists them, the order of every table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Mode {
     /// The master relays every connection to a worker's own port (`proxy`).
     Proxy,
@@ -64,7 +65,7 @@ pub enum Mode {
 
 /// What the `handoff` master hands to the workers (its `--pass` flag) over
 /// their channels with SCM_RIGHTS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum Pass {
     /// Every accepted connection, round robin (mode `handoff-socket`).
     Socket,

@@ -195,7 +195,9 @@ mod tests {
         let config = cli.config(Vec::new());
         assert_eq!(
             config.labels.mode,
-            Some(crate::report::labels::Mode::HandoffSocket)
+            Some(crate::report::labels::Mode::Cluster(
+                cluster::Mode::Handoff(cluster::Pass::Socket)
+            ))
         );
         assert_eq!(config.labels.work_us, Some(200));
         assert_eq!(

@@ -782,9 +782,12 @@ pub(crate) mod tests {
         assert_eq!(
             rows,
             [
-                (Mode::Proxy, Load::KeepAlive),
-                (Mode::Proxy, Load::NewConn),
-                (Mode::HandoffSocket, Load::KeepAlive)
+                (Mode::PROXY, Load::KeepAlive),
+                (Mode::PROXY, Load::NewConn),
+                (
+                    Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Socket)),
+                    Load::KeepAlive
+                )
             ]
         );
         let proxy = &figures.throughput[0];
@@ -800,7 +803,7 @@ pub(crate) mod tests {
         assert_eq!(load, Load::KeepAlive);
         assert_eq!(lines.len(), 2);
         let proxy_line = &lines[0];
-        assert_eq!(proxy_line.mode, Mode::Proxy);
+        assert_eq!(proxy_line.mode, Mode::PROXY);
         // At p50 every round says 100 µs; at p99 (2 nines) the median round's 800.
         let at = |nines_wanted: f64| {
             proxy_line
@@ -838,7 +841,7 @@ pub(crate) mod tests {
         }
         let figures = Figures::of(&runs);
         assert_eq!(figures.fd_bill.len(), 6);
-        assert_eq!(figures.fd_bill[0].mode, Mode::Proxy);
+        assert_eq!(figures.fd_bill[0].mode, Mode::PROXY);
         assert_eq!(figures.fd_bill[0].master_fds, Some(212.0));
         let slopes: Vec<(Mode, f64, f64)> = figures
             .fd_slopes
@@ -914,7 +917,11 @@ pub(crate) mod tests {
         let row = &figures.fairness[0];
         assert_eq!(
             (row.mode, row.load, row.work_us),
-            (Mode::HandoffListener, Load::KeepAlive, 100)
+            (
+                Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Listener)),
+                Load::KeepAlive,
+                100
+            )
         );
         assert_eq!(row.shares.len(), 2);
         assert!((row.shares[0] - 0.7).abs() < 1e-9 && (row.shares[1] - 0.3).abs() < 1e-9);
@@ -1022,6 +1029,9 @@ pub(crate) mod tests {
         assert_eq!(proxy.keepalive_tree_ms, Some(3.0));
         assert_eq!(proxy.newconn_master_ms, Some(2.0));
         assert_eq!(figures.master_fds.len(), 2);
-        assert_eq!(figures.peers, vec![Mode::NodeRr]);
+        assert_eq!(
+            figures.peers,
+            vec![Mode::Peer(crate::report::labels::Peer::NodeRr)]
+        );
     }
 }

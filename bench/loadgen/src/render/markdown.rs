@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::charts::{FAIRNESS_SVG, FDS_SVG, LATENCY_SVG, MASTER_FDS_SVG};
 use super::figures::{Figures, MasterCostRow, Spread, ThroughputRow};
 use crate::report::format::{bytes, count, count_f64, micros};
-use crate::report::labels::{Load, Mode};
+use crate::report::labels::{Load, Mode, Peer};
 
 /// Renders the whole report.
 pub fn render(figures: &Figures) -> String {
@@ -191,7 +191,7 @@ fn throughput(out: &mut String, figures: &Figures) {
             }
         }
         if let Some(ceiling) = rows.iter().find(|row| row.mode == Mode::Ceiling) {
-            if let Some(proxy) = rows.iter().find(|row| row.mode == Mode::Proxy) {
+            if let Some(proxy) = rows.iter().find(|row| row.mode == Mode::PROXY) {
                 lessons.push(format!(
                     "With {}, the proxy reached {:.0} % of one worker's own port (the ceiling, {}/s).",
                     load_name(load),
@@ -630,8 +630,9 @@ fn peers(out: &mut String, figures: &Figures) {
              that ran them.",
             names.join(", ")
         );
-        let missing: Vec<&str> = Mode::PEERS
-            .into_iter()
+        let missing: Vec<&str> = Peer::ALL
+            .iter()
+            .map(|&peer| Mode::Peer(peer))
             .filter(|mode| !figures.peers.contains(mode))
             .map(Mode::name)
             .collect();

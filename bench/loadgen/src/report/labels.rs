@@ -86,25 +86,79 @@ label_enum! {
     }
 }
 
+/// The server a run loaded (label `mode`): one of the suite's four modes,
+/// named as [`cluster::Mode`] names them in the `ready` line (one vocabulary
+/// from the flags to the report), the ceiling, or a peer measured beside them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mode {
+    /// `proxy`, `handoff-socket`, `handoff-listener` or `handoff-reuseport`.
+    Cluster(cluster::Mode),
+    /// `ceiling`: one worker's own port, no master in between.
+    Ceiling,
+    /// Another program doing the same job (`compare.sh --peers`).
+    Peer(Peer),
+}
+
 label_enum! {
-    /// A way of sharing one port (the server loaded), or a peer measured beside them.
-    Mode, "mode" {
-        /// The master accepts and relays every byte to a worker.
-        Proxy = "proxy",
-        /// The master accepts and hands each connection's socket to a worker.
-        HandoffSocket = "handoff-socket",
-        /// The master hands its listening socket to every worker once.
-        HandoffListener = "handoff-listener",
-        /// Every worker gets its own SO_REUSEPORT listener from the master.
-        HandoffReuseport = "handoff-reuseport",
-        /// One worker's own port, no master in between: the ceiling.
-        Ceiling = "ceiling",
-        /// Peer: nginx's stream proxy in front of the proxy cluster's workers.
+    /// Other software measured beside the suite's modes.
+    Peer, "peer" {
+        /// nginx's stream proxy in front of the proxy cluster's workers.
         Nginx = "nginx",
-        /// Peer: Node.js cluster, round-robin scheduling.
+        /// Node.js cluster, round-robin scheduling.
         NodeRr = "node-rr",
-        /// Peer: Node.js cluster, SCHED_NONE (the workers accept).
+        /// Node.js cluster, SCHED_NONE (the workers accept).
         NodeNone = "node-none",
+    }
+}
+
+impl Mode {
+    /// Every value, in the order every table and legend lists them.
+    pub const ALL: [Mode; 8] = [
+        Mode::Cluster(cluster::Mode::ALL[0]),
+        Mode::Cluster(cluster::Mode::ALL[1]),
+        Mode::Cluster(cluster::Mode::ALL[2]),
+        Mode::Cluster(cluster::Mode::ALL[3]),
+        Mode::Ceiling,
+        Mode::Peer(Peer::Nginx),
+        Mode::Peer(Peer::NodeRr),
+        Mode::Peer(Peer::NodeNone),
+    ];
+
+    /// `proxy`: the mode the ceiling and nginx are compared with.
+    pub const PROXY: Mode = Mode::Cluster(cluster::Mode::Proxy);
+
+    /// The name on the command line and in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Cluster(mode) => mode.name(),
+            Mode::Ceiling => "ceiling",
+            Mode::Peer(peer) => peer.name(),
+        }
+    }
+
+    /// Whether this is a peer, not one of the suite's modes.
+    pub fn is_peer(self) -> bool {
+        matches!(self, Mode::Peer(_))
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Mode, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|mode| mode.name() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Mode::ALL.iter().map(|mode| mode.name()).collect();
+                format!("{text:?} is not a mode ({})", names.join(", "))
+            })
     }
 }
 
@@ -117,16 +171,6 @@ label_enum! {
         NewConn = "newconn",
         /// Keep-alive connections in an open loop at a fixed `--rate`.
         OpenLoop = "openloop",
-    }
-}
-
-impl Mode {
-    /// Other software measured beside ours (`compare.sh --peers`).
-    pub const PEERS: [Mode; 3] = [Mode::Nginx, Mode::NodeRr, Mode::NodeNone];
-
-    /// Whether this is a peer, not one of the suite's modes.
-    pub fn is_peer(self) -> bool {
-        Mode::PEERS.contains(&self)
     }
 }
 
@@ -306,10 +350,18 @@ mod tests {
         .map(|(key, value)| (key.to_owned(), value.to_owned()))
         .collect();
         let labels = Labels::try_from(map.clone()).expect("valid labels");
-        assert_eq!(labels.mode, Some(Mode::HandoffSocket));
+        assert_eq!(
+            labels.mode,
+            Some(Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Socket)))
+        );
         assert_eq!(labels.connections, Some(150));
         assert_eq!(BTreeMap::from(labels), map);
-        assert!(Mode::Proxy < Mode::HandoffSocket && Mode::Ceiling < Mode::Nginx);
+        let sorted = {
+            let mut all = Mode::ALL;
+            all.sort();
+            all
+        };
+        assert_eq!(sorted, Mode::ALL, "ALL is in table order");
         assert!(Load::KeepAlive < Load::NewConn && Load::NewConn < Load::OpenLoop);
     }
 
@@ -324,7 +376,7 @@ mod tests {
         assert!(refused("novalue").contains("KEY=VALUE"));
         assert_eq!(
             "mode=node-rr".parse::<Label>(),
-            Ok(Label::Mode(Mode::NodeRr))
+            Ok(Label::Mode(Mode::Peer(Peer::NodeRr)))
         );
     }
 }
