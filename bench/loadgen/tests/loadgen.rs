@@ -310,6 +310,11 @@ fn json_matches_the_committed_schema() {
         );
     }
     assert!(report["workers"]["requests_fairness"].is_object());
+    assert!(
+        report["requests"]["reconnects"].is_u64(),
+        "{}",
+        report["requests"]
+    );
     assert_eq!(report["watch"].as_array().map(Vec::len), Some(1));
     assert_eq!(report["labels"]["section"], "throughput");
     assert_eq!(report["labels"]["mode"], "proxy");
@@ -542,4 +547,52 @@ fn bad_input_exits_2_with_one_line() {
         assert!(lines[0].starts_with("loadgen: "), "{args:?}: {}", lines[0]);
         assert!(run.report.is_none(), "{args:?} wrote a report");
     }
+}
+
+/// Regression (issue 10, item 8): a server's idle close of a keep-alive
+/// connection is not a failed request. Against a proxy cluster whose workers
+/// close a connection idle for 200 ms (`--header-timeout`, hyper's clock for
+/// the next request's head), an open loop of one connection at 4 requests/s
+/// (250 ms apart) finds its connection closed before most requests: each such
+/// request is sent again on a new connection and counted as a reconnect, and
+/// none fails (it used to be `short_response` or `reset`).
+#[test]
+fn idle_close_by_the_server_is_a_reconnect_not_a_failure() {
+    let cluster = Cluster::start(
+        proxy_bin(),
+        &["--workers", "1", "--header-timeout", "200ms"],
+    )
+    .unwrap_or_else(|err| panic!("start the proxy cluster: {err:#}"));
+    let url = format!("http://{}/", cluster.addr());
+    let run = loadgen(&[
+        "--target",
+        &url,
+        "--rate",
+        "4",
+        "--connections",
+        "1",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    assert_eq!(
+        u64_at(report, &["requests", "failed"]),
+        0,
+        "{}\n{}",
+        report["errors"],
+        run.stdout
+    );
+    assert_eq!(u64_at(report, &["requests", "ok"]), 8, "{}", run.stdout);
+    let reconnects = u64_at(report, &["requests", "reconnects"]);
+    assert!(reconnects > 0, "no reconnect:\n{}", run.stdout);
+    // Each reconnect opened a connection, and the summary says how many.
+    assert!(u64_at(report, &["requests", "connections_opened"]) >= reconnects);
+    assert!(
+        run.stdout.contains(&format!("{reconnects} reconnects")),
+        "{}",
+        run.stdout
+    );
 }

@@ -110,6 +110,10 @@ pub struct Recorder {
     /// Requests scheduled in the window that the run's end cut off: never sent,
     /// or sent but not answered by the end of the drain.
     pub unanswered_at_end: u64,
+    /// Requests of the window that found their keep-alive connection closed by
+    /// the server while it was idle, before any byte of an answer, and were sent
+    /// again on a new connection (each is also a sample or a failure).
+    pub reconnects: u64,
     /// Requests finished so far (answered or failed, warm-up included), published
     /// for the progress bar. Only this thread writes it.
     progress: Arc<AtomicU64>,
@@ -132,6 +136,7 @@ impl Recorder {
             statuses: Vec::new(),
             scheduled: 0,
             unanswered_at_end: 0,
+            reconnects: 0,
             progress,
             finished: 0,
         }
@@ -189,6 +194,14 @@ impl Recorder {
         }
     }
 
+    /// Counts one request scheduled at `scheduled` that found its idle
+    /// connection closed and is sent again on a new one, if inside the window.
+    pub fn record_reconnect(&mut self, scheduled: Instant) {
+        if self.window.contains(scheduled) {
+            self.reconnects += 1;
+        }
+    }
+
     /// Counts `count` requests of the window that the end of the run cut off.
     pub fn record_unanswered(&mut self, count: u64) {
         self.unanswered_at_end += count;
@@ -228,6 +241,7 @@ impl Recorder {
         }
         self.scheduled += other.scheduled;
         self.unanswered_at_end += other.unanswered_at_end;
+        self.reconnects += other.reconnects;
     }
 
     fn count_worker(&mut self, pid: u32, first_on_connection: bool, done: Instant) {
@@ -393,6 +407,8 @@ mod tests {
         two.record(&answered(start, 0, 1, 200, None));
         two.record_connect(start, Duration::from_micros(80));
         two.record_unanswered(3);
+        two.record_reconnect(start);
+        two.record_reconnect(start - Duration::from_millis(1));
         one.merge(&two);
         assert_eq!(one.requests(), 4);
         assert_eq!(one.requests_without_pid, 1);
@@ -403,5 +419,7 @@ mod tests {
         assert_eq!(seven.first, Some(start + Duration::from_millis(1)));
         assert_eq!(seven.first, seven.last);
         assert_eq!(one.unanswered_at_end, 3);
+        // The reconnect before the window (warm-up) is not counted.
+        assert_eq!(one.reconnects, 1);
     }
 }

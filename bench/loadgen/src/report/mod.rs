@@ -169,6 +169,12 @@ pub struct Requests {
     pub unanswered_at_end: u64,
     /// Connections opened in the window (one per request under `--new-conn`).
     pub connections_opened: u64,
+    /// Requests of the window that found their keep-alive connection closed by
+    /// the server while idle (before any byte of an answer) and were sent again
+    /// on a new connection, as wrk and oha do: not failures, but each opened a
+    /// connection. 0 in reports written before loadgen counted them.
+    #[serde(default)]
+    pub reconnects: u64,
 }
 
 /// The latency histograms.
