@@ -13,7 +13,7 @@ use serde_json::Value;
 use testkit::Cluster;
 
 use common::server::{Behaviour, SERVER_PID, TestServer};
-use common::{f64_at, loadgen, proxy_bin, u64_at};
+use common::{f64_at, loadgen, loadgen_with_fd_limit, proxy_bin, u64_at};
 
 /// Starts `proxy --workers 2 --listen 127.0.0.1:0`, killed when dropped.
 fn proxy_cluster() -> Cluster {
@@ -594,5 +594,44 @@ fn idle_close_by_the_server_is_a_reconnect_not_a_failure() {
         run.stdout.contains(&format!("{reconnects} reconnects")),
         "{}",
         run.stdout
+    );
+}
+
+/// Regression (issue 10, extra): the fd check counts two fds per open-loop
+/// connection (its socket and its timerfd), not one. Under a hard limit of 250
+/// fds, 100 connections fit a closed loop (100 + 64 spare) without a warning,
+/// and an open loop (200 + 64) is warned about; it used to pass silently.
+#[test]
+fn fd_check_counts_the_open_loops_timerfd() {
+    let server = TestServer::start(Behaviour::Fast);
+    let url = server.url();
+    let base = [
+        "--target",
+        url.as_str(),
+        "--connections",
+        "100",
+        "--threads",
+        "1",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0",
+    ];
+    let warning = "connections need about";
+    let closed = loadgen_with_fd_limit(&base, 250);
+    assert!(
+        closed.status.success(),
+        "{}\n{}",
+        closed.stdout,
+        closed.stderr
+    );
+    assert!(!closed.stderr.contains(warning), "{}", closed.stderr);
+    let open: Vec<&str> = base.iter().copied().chain(["--rate", "500"]).collect();
+    let open = loadgen_with_fd_limit(&open, 250);
+    assert!(open.status.success(), "{}\n{}", open.stdout, open.stderr);
+    assert!(
+        open.stderr.contains("100 connections need about 264 fds"),
+        "no warning: {}",
+        open.stderr
     );
 }

@@ -96,14 +96,12 @@ pub struct Config {
 /// most `config.timeout`).
 pub fn run(config: &Config) -> anyhow::Result<Report> {
     let fd_limit = limits::raise_fd_limit().context("raise RLIMIT_NOFILE")?;
-    if !fd_limit.fits(config.connections) {
+    let fds_needed = limits::fds_needed(config.connections, config.rate.is_some());
+    if !fd_limit.fits(fds_needed) {
         eprintln!(
-            "loadgen: warning: {} connections need about {} fds, but the fd limit is {} \
-             (hard limit {}): expect fd exhaustion errors",
-            config.connections,
-            config.connections as u64 + limits::FDS_BESIDES_CONNECTIONS,
-            fd_limit.soft,
-            fd_limit.hard
+            "loadgen: warning: {} connections need about {fds_needed} fds, but the fd limit \
+             is {} (hard limit {}): expect fd exhaustion errors",
+            config.connections, fd_limit.soft, fd_limit.hard
         );
     }
     let addr = config.target.resolve().map_err(UsageError)?;
