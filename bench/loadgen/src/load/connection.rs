@@ -61,6 +61,14 @@ impl Plan {
         self.window.end + self.timeout
     }
 
+    /// The longest latency the run can measure: from its start (the earliest a
+    /// request can be due) to the end of the drain (the latest it can be
+    /// answered), so warm-up, `--duration` and `--timeout`. The histograms hold
+    /// up to this ([`super::recorder::histogram_max_us`]).
+    pub fn longest_latency(&self) -> Duration {
+        self.hard_stop().saturating_duration_since(self.start)
+    }
+
     /// Open loop: when the `k`-th request of connection `id` is due. The run's
     /// requests are evenly spaced, 1/rate apart, and dealt to the connections in
     /// turn (as wrk2 does), so each connection sends every `connections`-th one.

@@ -254,7 +254,13 @@ fn load_thread(
     if open_loop {
         timer::set_thread_timer_slack();
     }
-    let recorder = Rc::new(RefCell::new(Recorder::new(plan.window, open_loop, counter)));
+    let longest = plan.longest_latency();
+    let recorder = Rc::new(RefCell::new(Recorder::new(
+        plan.window,
+        open_loop,
+        longest,
+        counter,
+    )));
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
         let tasks: Vec<_> = ids
@@ -270,7 +276,7 @@ fn load_thread(
         anyhow::Ok(())
     })?;
     // Every connection task has ended; take the recorder out of the shared cell.
-    let empty = Recorder::new(plan.window, open_loop, Arc::default());
+    let empty = Recorder::new(plan.window, open_loop, longest, Arc::default());
     Ok(recorder.replace(empty))
 }
 

@@ -432,7 +432,7 @@ pub fn read_json(path: &Path) -> anyhow::Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::recorder::new_histogram;
+    use crate::load::recorder::{HISTOGRAM_MIN_MAX_US, new_histogram};
 
     /// Fairness: even counts are perfectly fair, all on one is the worst.
     #[test]
@@ -459,8 +459,11 @@ mod tests {
     /// The summary's percentiles, mean and spectrum come from the histogram.
     #[test]
     fn histogram_summary() {
-        assert_eq!(HistogramSummary::of(&new_histogram()), None);
-        let mut histogram = new_histogram();
+        assert_eq!(
+            HistogramSummary::of(&new_histogram(HISTOGRAM_MIN_MAX_US)),
+            None
+        );
+        let mut histogram = new_histogram(HISTOGRAM_MIN_MAX_US);
         for value in 1..=1000 {
             histogram.record(value).expect("in range");
         }

@@ -226,7 +226,7 @@ mod tests {
             start,
             end: start + duration,
         };
-        let mut recorder = Recorder::new(window, true, Arc::default());
+        let mut recorder = Recorder::new(window, true, duration, Arc::default());
         for _ in 0..answered {
             recorder.record(&Sample {
                 scheduled: start,
