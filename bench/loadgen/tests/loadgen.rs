@@ -473,7 +473,9 @@ fn errors_are_counted_by_kind() {
 }
 
 /// Bad input is one line on stderr and exit code 2: an unreachable target, a bad
-/// URL, `--duration 0`, a `--watch` pid that does not exist.
+/// URL, `--duration 0`, a `--watch` pid that does not exist, a `--timeout`,
+/// `--duration` or `--warmup` too long for the clock (they used to panic, exit
+/// 1 or 101).
 #[test]
 fn bad_input_exits_2_with_one_line() {
     // A port bound but not listening: connects are refused, and no other test
@@ -491,7 +493,7 @@ fn bad_input_exits_2_with_one_line() {
         .expect("an inet address");
     let closed_url = format!("http://{closed}/");
     let server = TestServer::start(Behaviour::Fast);
-    let cases: [&[&str]; 8] = [
+    let cases: [&[&str]; 11] = [
         &["--target", &closed_url, "--duration", "1s"],
         &["--target", "https://127.0.0.1:1/"],
         &["--target", "127.0.0.1:8080"],
@@ -523,6 +525,9 @@ fn bad_input_exits_2_with_one_line() {
             "--duration",
             "1s",
         ],
+        &["--target", &server.url(), "--timeout", "300000000000y"],
+        &["--target", &server.url(), "--duration", "300000000000y"],
+        &["--target", &server.url(), "--warmup", "300000000000y"],
     ];
     for args in cases {
         let run = loadgen(args);

@@ -72,9 +72,15 @@ impl Plan {
     /// Open loop: when the `k`-th request of connection `id` is due. The run's
     /// requests are evenly spaced, 1/rate apart, and dealt to the connections in
     /// turn (as wrk2 does), so each connection sends every `connections`-th one.
+    ///
+    /// A time the clock cannot hold (a tiny `--rate`: `1e-300`) is past the
+    /// window's end whatever it is, so it is that end: the request is not sent.
     fn due(&self, rate: f64, id: usize, k: u64) -> Instant {
         let index = id as f64 + k as f64 * self.connections as f64;
-        self.start + Duration::from_secs_f64(index / rate)
+        Duration::try_from_secs_f64(index / rate)
+            .ok()
+            .and_then(|after| self.start.checked_add(after))
+            .unwrap_or(self.window.end)
     }
 }
 
@@ -505,6 +511,30 @@ mod tests {
             .read_exact(&mut received)
             .expect("read the request");
         assert_eq!(received, request);
+    }
+
+    /// An open-loop request due later than the clock can hold (`--rate 1e-300`)
+    /// is due at the window's end, so it is not sent: no overflow panic.
+    #[test]
+    fn due_beyond_the_clock_is_the_windows_end() {
+        let start = Instant::now();
+        let window = Window {
+            start,
+            end: start + Duration::from_secs(1),
+        };
+        let plan = Plan {
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            request: Box::default(),
+            new_conn: false,
+            rate: Some(1e-300),
+            connections: 1,
+            timeout: Duration::from_secs(1),
+            start,
+            window,
+        };
+        assert_eq!(plan.due(1e-300, 0, 0), start);
+        assert_eq!(plan.due(1e-300, 0, 1), window.end);
+        assert_eq!(plan.due(2.0, 0, 1), start + Duration::from_millis(500));
     }
 
     /// A port nobody listens on is a refused connect.
