@@ -13,7 +13,7 @@ use serde_json::Value;
 use testkit::Cluster;
 
 use common::server::{Behaviour, SERVER_PID, TestServer};
-use common::{f64_at, loadgen, proxy_bin, u64_at};
+use common::{f64_at, loadgen, loadgen_with_fd_limit, proxy_bin, u64_at};
 
 /// Starts `proxy --workers 2 --listen 127.0.0.1:0`, killed when dropped.
 fn proxy_cluster() -> Cluster {
@@ -310,6 +310,11 @@ fn json_matches_the_committed_schema() {
         );
     }
     assert!(report["workers"]["requests_fairness"].is_object());
+    assert!(
+        report["requests"]["reconnects"].is_u64(),
+        "{}",
+        report["requests"]
+    );
     assert_eq!(report["watch"].as_array().map(Vec::len), Some(1));
     assert_eq!(report["labels"]["section"], "throughput");
     assert_eq!(report["labels"]["mode"], "proxy");
@@ -468,7 +473,9 @@ fn errors_are_counted_by_kind() {
 }
 
 /// Bad input is one line on stderr and exit code 2: an unreachable target, a bad
-/// URL, `--duration 0`, a `--watch` pid that does not exist.
+/// URL, `--duration 0`, a `--watch` pid that does not exist, a `--timeout`,
+/// `--duration` or `--warmup` too long for the clock (they used to panic, exit
+/// 1 or 101).
 #[test]
 fn bad_input_exits_2_with_one_line() {
     // A port bound but not listening: connects are refused, and no other test
@@ -486,7 +493,7 @@ fn bad_input_exits_2_with_one_line() {
         .expect("an inet address");
     let closed_url = format!("http://{closed}/");
     let server = TestServer::start(Behaviour::Fast);
-    let cases: [&[&str]; 8] = [
+    let cases: [&[&str]; 11] = [
         &["--target", &closed_url, "--duration", "1s"],
         &["--target", "https://127.0.0.1:1/"],
         &["--target", "127.0.0.1:8080"],
@@ -518,6 +525,9 @@ fn bad_input_exits_2_with_one_line() {
             "--duration",
             "1s",
         ],
+        &["--target", &server.url(), "--timeout", "300000000000y"],
+        &["--target", &server.url(), "--duration", "300000000000y"],
+        &["--target", &server.url(), "--warmup", "300000000000y"],
     ];
     for args in cases {
         let run = loadgen(args);
@@ -542,4 +552,91 @@ fn bad_input_exits_2_with_one_line() {
         assert!(lines[0].starts_with("loadgen: "), "{args:?}: {}", lines[0]);
         assert!(run.report.is_none(), "{args:?} wrote a report");
     }
+}
+
+/// Regression (issue 10, item 8): a server's idle close of a keep-alive
+/// connection is not a failed request. Against a proxy cluster whose workers
+/// close a connection idle for 200 ms (`--header-timeout`, hyper's clock for
+/// the next request's head), an open loop of one connection at 4 requests/s
+/// (250 ms apart) finds its connection closed before most requests: each such
+/// request is sent again on a new connection and counted as a reconnect, and
+/// none fails (it used to be `short_response` or `reset`).
+#[test]
+fn idle_close_by_the_server_is_a_reconnect_not_a_failure() {
+    let cluster = Cluster::start(
+        proxy_bin(),
+        &["--workers", "1", "--header-timeout", "200ms"],
+    )
+    .unwrap_or_else(|err| panic!("start the proxy cluster: {err:#}"));
+    let url = format!("http://{}/", cluster.addr());
+    let run = loadgen(&[
+        "--target",
+        &url,
+        "--rate",
+        "4",
+        "--connections",
+        "1",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    assert_eq!(
+        u64_at(report, &["requests", "failed"]),
+        0,
+        "{}\n{}",
+        report["errors"],
+        run.stdout
+    );
+    assert_eq!(u64_at(report, &["requests", "ok"]), 8, "{}", run.stdout);
+    let reconnects = u64_at(report, &["requests", "reconnects"]);
+    assert!(reconnects > 0, "no reconnect:\n{}", run.stdout);
+    // Each reconnect opened a connection, and the summary says how many.
+    assert!(u64_at(report, &["requests", "connections_opened"]) >= reconnects);
+    assert!(
+        run.stdout.contains(&format!("{reconnects} reconnects")),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Regression (issue 10, extra): the fd check counts two fds per open-loop
+/// connection (its socket and its timerfd), not one. Under a hard limit of 250
+/// fds, 100 connections fit a closed loop (100 + 64 spare) without a warning,
+/// and an open loop (200 + 64) is warned about; it used to pass silently.
+#[test]
+fn fd_check_counts_the_open_loops_timerfd() {
+    let server = TestServer::start(Behaviour::Fast);
+    let url = server.url();
+    let base = [
+        "--target",
+        url.as_str(),
+        "--connections",
+        "100",
+        "--threads",
+        "1",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0",
+    ];
+    let warning = "connections need about";
+    let closed = loadgen_with_fd_limit(&base, 250);
+    assert!(
+        closed.status.success(),
+        "{}\n{}",
+        closed.stdout,
+        closed.stderr
+    );
+    assert!(!closed.stderr.contains(warning), "{}", closed.stderr);
+    let open: Vec<&str> = base.iter().copied().chain(["--rate", "500"]).collect();
+    let open = loadgen_with_fd_limit(&open, 250);
+    assert!(open.status.success(), "{}\n{}", open.stdout, open.stderr);
+    assert!(
+        open.stderr.contains("100 connections need about 264 fds"),
+        "no warning: {}",
+        open.stderr
+    );
 }

@@ -61,12 +61,26 @@ impl Plan {
         self.window.end + self.timeout
     }
 
+    /// The longest latency the run can measure: from its start (the earliest a
+    /// request can be due) to the end of the drain (the latest it can be
+    /// answered), so warm-up, `--duration` and `--timeout`. The histograms hold
+    /// up to this ([`super::recorder::histogram_max_us`]).
+    pub fn longest_latency(&self) -> Duration {
+        self.hard_stop().saturating_duration_since(self.start)
+    }
+
     /// Open loop: when the `k`-th request of connection `id` is due. The run's
     /// requests are evenly spaced, 1/rate apart, and dealt to the connections in
     /// turn (as wrk2 does), so each connection sends every `connections`-th one.
+    ///
+    /// A time the clock cannot hold (a tiny `--rate`: `1e-300`) is past the
+    /// window's end whatever it is, so it is that end: the request is not sent.
     fn due(&self, rate: f64, id: usize, k: u64) -> Instant {
         let index = id as f64 + k as f64 * self.connections as f64;
-        self.start + Duration::from_secs_f64(index / rate)
+        Duration::try_from_secs_f64(index / rate)
+            .ok()
+            .and_then(|after| self.start.checked_add(after))
+            .unwrap_or(self.window.end)
     }
 }
 
@@ -242,47 +256,94 @@ impl Connection {
 
     /// Connects if needed, writes the request and reads the answer; says whether
     /// the server closes the connection after it.
+    ///
+    /// A keep-alive connection may have been closed by the server while it sat
+    /// idle (its keep-alive or header timeout: hyper's `header_read_timeout`,
+    /// nginx's `keepalive_timeout`), and the request written on it then meets
+    /// the end of the stream or a reset before any byte of an answer. That is
+    /// not the server failing a request it took: as wrk and oha do (and Go's and
+    /// hyper's clients for a request they may repeat), the request is sent once
+    /// more on a new connection, within the same `--timeout`, and counted as a
+    /// reconnect rather than a failure. A new connection is never retried.
     async fn exchange(
         &mut self,
         scheduled: Instant,
         recorder: &RefCell<Recorder>,
     ) -> Result<(Answer, bool), Failure> {
         self.connect_failed = false;
-        let stream = match &mut self.stream {
-            Some(stream) => {
-                stream
-                    .write_all(&self.plan.request)
-                    .await
-                    .map_err(|err| Failure::of(&err))?;
-                stream
-            }
-            slot @ None => {
-                let (stream, took) =
-                    match connect_and_send(self.plan.addr, &self.plan.request).await {
-                        Ok(connected) => connected,
-                        Err(err) => {
-                            self.connect_failed = true;
-                            return Err(Failure::of(&err));
-                        }
-                    };
-                recorder.borrow_mut().record_connect(scheduled, took);
-                // Nagle's algorithm holds a small write only while earlier data is
-                // unacknowledged, which the answer to each request acknowledges; a
-                // keep-alive connection turns it off all the same, once.
-                if !self.plan.new_conn {
-                    stream.set_nodelay(true).map_err(|err| Failure::of(&err))?;
+        if let Some(stream) = &mut self.stream {
+            match exchange_on_idle(stream, &self.plan.request, &mut self.buffer).await {
+                Ok(head) => return Ok(answered(&head)),
+                Err(Reused::ClosedWhileIdle) => {
+                    self.stream = None;
+                    recorder.borrow_mut().record_reconnect(scheduled);
                 }
-                self.counted = false;
-                slot.insert(stream)
+                Err(Reused::Failed(failure)) => return Err(failure),
+            }
+        }
+        let (stream, took) = match connect_and_send(self.plan.addr, &self.plan.request).await {
+            Ok(connected) => connected,
+            Err(err) => {
+                self.connect_failed = true;
+                return Err(Failure::of(&err));
             }
         };
-        let head = read_answer(stream, &mut self.buffer).await?;
-        let answer = Answer {
-            status: head.status,
-            worker_pid: head.worker_pid,
-        };
-        Ok((answer, head.close))
+        recorder.borrow_mut().record_connect(scheduled, took);
+        // Nagle's algorithm holds a small write only while earlier data is
+        // unacknowledged, which the answer to each request acknowledges; a
+        // keep-alive connection turns it off all the same, once.
+        if !self.plan.new_conn {
+            stream.set_nodelay(true).map_err(|err| Failure::of(&err))?;
+        }
+        self.counted = false;
+        let stream = self.stream.insert(stream);
+        let head = read_answer(stream, &mut self.buffer, 0).await?;
+        Ok(answered(&head))
     }
+}
+
+/// How a request on a connection kept from an earlier one went wrong.
+enum Reused {
+    /// The server had closed the connection: the write or the first read met a
+    /// reset or the end of the stream before any byte of an answer.
+    ClosedWhileIdle,
+    /// Anything else, or after some of the answer: the request failed.
+    Failed(Failure),
+}
+
+/// Writes `request` on `stream`, a connection kept open after an earlier answer,
+/// and reads the answer into `buffer`; tells a connection the server closed
+/// while it was idle from a failed request.
+async fn exchange_on_idle(
+    stream: &mut TcpStream,
+    request: &[u8],
+    buffer: &mut [u8],
+) -> Result<response::Head, Reused> {
+    // ECONNRESET or EPIPE here: the server's close was already answered with a
+    // reset (an earlier write after its FIN); the end of the stream or a reset
+    // on the first read: its FIN or reset came before any byte of an answer.
+    let closed = |failure: Failure| match failure {
+        Failure::Reset | Failure::ShortResponse => Reused::ClosedWhileIdle,
+        failure => Reused::Failed(failure),
+    };
+    stream
+        .write_all(request)
+        .await
+        .map_err(|err| closed(Failure::of(&err)))?;
+    let first = read_some(stream, buffer).await.map_err(closed)?;
+    read_answer(stream, buffer, first)
+        .await
+        .map_err(Reused::Failed)
+}
+
+/// What the recorder keeps of an answer's head, and whether the server closes
+/// the connection after it.
+fn answered(head: &response::Head) -> (Answer, bool) {
+    let answer = Answer {
+        status: head.status,
+        worker_pid: head.worker_pid,
+    };
+    (answer, head.close)
 }
 
 /// Opens a connection to `addr` and writes `request` on it; returns the stream and
@@ -329,19 +390,24 @@ async fn connect_and_send(addr: SocketAddr, request: &[u8]) -> io::Result<(TcpSt
     Ok((stream, took))
 }
 
-/// Reads one answer from `stream` into `buffer` and returns its head; the body is
-/// read and dropped.
-async fn read_answer(stream: &mut TcpStream, buffer: &mut [u8]) -> Result<response::Head, Failure> {
+/// Reads one answer from `stream` into `buffer`, whose first `filled` bytes have
+/// already been read, and returns its head; the body is read and dropped.
+async fn read_answer(
+    stream: &mut TcpStream,
+    buffer: &mut [u8],
+    mut filled: usize,
+) -> Result<response::Head, Failure> {
     let malformed = |_| Failure::MalformedResponse;
-    let mut filled = 0;
     let head = loop {
+        if filled > 0 {
+            if let Some(head) = response::parse_head(&buffer[..filled]).map_err(malformed)? {
+                break head;
+            }
+        }
         if filled == buffer.len() {
             return Err(Failure::MalformedResponse);
         }
         filled += read_some(stream, &mut buffer[filled..]).await?;
-        if let Some(head) = response::parse_head(&buffer[..filled]).map_err(malformed)? {
-            break head;
-        }
     };
     let in_buffer = filled - head.len;
     match head.body {
@@ -445,6 +511,30 @@ mod tests {
             .read_exact(&mut received)
             .expect("read the request");
         assert_eq!(received, request);
+    }
+
+    /// An open-loop request due later than the clock can hold (`--rate 1e-300`)
+    /// is due at the window's end, so it is not sent: no overflow panic.
+    #[test]
+    fn due_beyond_the_clock_is_the_windows_end() {
+        let start = Instant::now();
+        let window = Window {
+            start,
+            end: start + Duration::from_secs(1),
+        };
+        let plan = Plan {
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            request: Box::default(),
+            new_conn: false,
+            rate: Some(1e-300),
+            connections: 1,
+            timeout: Duration::from_secs(1),
+            start,
+            window,
+        };
+        assert_eq!(plan.due(1e-300, 0, 0), start);
+        assert_eq!(plan.due(1e-300, 0, 1), window.end);
+        assert_eq!(plan.due(2.0, 0, 1), start + Duration::from_millis(500));
     }
 
     /// A port nobody listens on is a refused connect.

@@ -57,6 +57,10 @@ use watch::Watcher;
 /// accept within this is unreachable for the purpose of a benchmark.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Room over the run's spans for the time between their check and the run's
+/// start (the probe, starting the threads).
+const SPAN_SLACK: Duration = Duration::from_secs(3600);
+
 /// How often the progress bar is redrawn.
 const PROGRESS_TICK: Duration = Duration::from_millis(200);
 
@@ -95,15 +99,14 @@ pub struct Config {
 /// warm-up, the duration, and the drain of the requests in flight at the end (at
 /// most `config.timeout`).
 pub fn run(config: &Config) -> anyhow::Result<Report> {
+    check_spans(config)?;
     let fd_limit = limits::raise_fd_limit().context("raise RLIMIT_NOFILE")?;
-    if !fd_limit.fits(config.connections) {
+    let fds_needed = limits::fds_needed(config.connections, config.rate.is_some());
+    if !fd_limit.fits(fds_needed) {
         eprintln!(
-            "loadgen: warning: {} connections need about {} fds, but the fd limit is {} \
-             (hard limit {}): expect fd exhaustion errors",
-            config.connections,
-            config.connections as u64 + limits::FDS_BESIDES_CONNECTIONS,
-            fd_limit.soft,
-            fd_limit.hard
+            "loadgen: warning: {} connections need about {fds_needed} fds, but the fd limit \
+             is {} (hard limit {}): expect fd exhaustion errors",
+            config.connections, fd_limit.soft, fd_limit.hard
         );
     }
     let addr = config.target.resolve().map_err(UsageError)?;
@@ -256,7 +259,13 @@ fn load_thread(
     if open_loop {
         timer::set_thread_timer_slack();
     }
-    let recorder = Rc::new(RefCell::new(Recorder::new(plan.window, open_loop, counter)));
+    let longest = plan.longest_latency();
+    let recorder = Rc::new(RefCell::new(Recorder::new(
+        plan.window,
+        open_loop,
+        longest,
+        counter,
+    )));
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
         let tasks: Vec<_> = ids
@@ -272,8 +281,29 @@ fn load_thread(
         anyhow::Ok(())
     })?;
     // Every connection task has ended; take the recorder out of the shared cell.
-    let empty = Recorder::new(plan.window, open_loop, Arc::default());
+    let empty = Recorder::new(plan.window, open_loop, longest, Arc::default());
     Ok(recorder.replace(empty))
+}
+
+/// The run's phases are `Instant`s: the window's end, the end of the drain, and
+/// a request sent during the drain has its own deadline a timeout later. A
+/// warm-up, duration and timeout the clock cannot reach (`--timeout
+/// 300000000000y`) would overflow one in a load thread, so they are bad usage.
+fn check_spans(config: &Config) -> Result<(), UsageError> {
+    let reachable = config
+        .warmup
+        .checked_add(config.duration)
+        .and_then(|span| span.checked_add(config.timeout))
+        .and_then(|span| span.checked_add(config.timeout))
+        .and_then(|span| span.checked_add(SPAN_SLACK))
+        .and_then(|span| Instant::now().checked_add(span));
+    match reachable {
+        Some(_) => Ok(()),
+        None => Err(UsageError(format!(
+            "--warmup {:?} + --duration {:?} + --timeout {:?} is too long for the clock",
+            config.warmup, config.duration, config.timeout
+        ))),
+    }
 }
 
 /// Checks that `addr` accepts a connection before loading it, so that a wrong

@@ -14,17 +14,46 @@ use hdrhistogram::Histogram;
 
 use super::failure::Failure;
 
-/// The largest latency a histogram holds, in µs (60 s); larger values are
-/// recorded as this, which a run with `--timeout` below a minute never needs.
-pub const HISTOGRAM_MAX_US: u64 = 60_000_000;
+/// The least a histogram holds, in µs (60 s): shorter runs keep this bound, so
+/// their histograms are what they always were.
+pub const HISTOGRAM_MIN_MAX_US: u64 = 60_000_000;
+
+/// The most a histogram may be asked to hold, in µs: HdrHistogram takes a
+/// highest value up to `u64::MAX / 2`; about 146,000 years.
+const HISTOGRAM_MAX_MAX_US: u64 = u64::MAX / 2;
+
+/// Slack over the longest latency a run can measure: a timer fires, and a
+/// thread gets to record, a little after the instant it was set for.
+const HISTOGRAM_SLACK: Duration = Duration::from_secs(1);
 
 /// Significant decimal digits of every histogram: values are exact to 0.1 %.
 pub const HISTOGRAM_DIGITS: u8 = 3;
 
-/// A latency histogram in µs, from 1 µs to 60 s, 3 significant digits.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, HISTOGRAM_DIGITS)
-        .expect("constant bounds: 1 <= 1 µs, 2 * 1 <= 60 s, 3 digits")
+/// The highest value, in µs, of the histograms of a run whose longest possible
+/// latency is `longest` (from the run's start to its hard stop: warm-up,
+/// `--duration` and `--timeout`), and at least 60 s.
+///
+/// The bound follows the run rather than refusing a `--timeout` above a fixed
+/// cap, because `--timeout` alone does not bound what is measured: an open-loop
+/// latency counts from when the request was *due*, and a connection that a
+/// stalled server held back sends its later requests late, so a corrected
+/// latency can reach the whole run's length however short the timeout. A cap
+/// would also forbid a long `--timeout` for a slow endpoint for no good
+/// reason: a histogram's cost grows with the logarithm of its range (3
+/// significant digits: 1,024 counters of 8 bytes per doubling), so a one-hour
+/// run costs about 50 KiB more per histogram than a one-minute one. Samples are
+/// still recorded saturating, which within this bound never applies.
+pub fn histogram_max_us(longest: Duration) -> u64 {
+    micros(longest.saturating_add(HISTOGRAM_SLACK))
+        .clamp(HISTOGRAM_MIN_MAX_US, HISTOGRAM_MAX_MAX_US)
+}
+
+/// A latency histogram in µs, from 1 µs to `max_us` ([`histogram_max_us`]), 3
+/// significant digits.
+pub fn new_histogram(max_us: u64) -> Histogram<u64> {
+    let max_us = max_us.clamp(HISTOGRAM_MIN_MAX_US, HISTOGRAM_MAX_MAX_US);
+    Histogram::new_with_bounds(1, max_us, HISTOGRAM_DIGITS)
+        .expect("bounds checked: 1 <= 1 µs, 2 * 1 <= 60 s <= max <= u64::MAX / 2, 3 digits")
 }
 
 /// The measurement window: requests scheduled in `[start, end)` are recorded.
@@ -110,6 +139,10 @@ pub struct Recorder {
     /// Requests scheduled in the window that the run's end cut off: never sent,
     /// or sent but not answered by the end of the drain.
     pub unanswered_at_end: u64,
+    /// Requests of the window that found their keep-alive connection closed by
+    /// the server while it was idle, before any byte of an answer, and were sent
+    /// again on a new connection (each is also a sample or a failure).
+    pub reconnects: u64,
     /// Requests finished so far (answered or failed, warm-up included), published
     /// for the progress bar. Only this thread writes it.
     progress: Arc<AtomicU64>,
@@ -118,20 +151,29 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// An empty recorder for `window`, publishing its progress to `progress`.
-    pub fn new(window: Window, open_loop: bool, progress: Arc<AtomicU64>) -> Recorder {
+    /// An empty recorder for `window`, whose histograms hold latencies up to
+    /// `longest` (see [`histogram_max_us`]), publishing its progress to
+    /// `progress`.
+    pub fn new(
+        window: Window,
+        open_loop: bool,
+        longest: Duration,
+        progress: Arc<AtomicU64>,
+    ) -> Recorder {
+        let max_us = histogram_max_us(longest);
         Recorder {
             window,
             open_loop,
-            latency: new_histogram(),
-            latency_uncorrected: new_histogram(),
-            connect: new_histogram(),
+            latency: new_histogram(max_us),
+            latency_uncorrected: new_histogram(max_us),
+            connect: new_histogram(max_us),
             workers: Vec::new(),
             requests_without_pid: 0,
             failures: [0; Failure::ALL.len()],
             statuses: Vec::new(),
             scheduled: 0,
             unanswered_at_end: 0,
+            reconnects: 0,
             progress,
             finished: 0,
         }
@@ -189,6 +231,14 @@ impl Recorder {
         }
     }
 
+    /// Counts one request scheduled at `scheduled` that found its idle
+    /// connection closed and is sent again on a new one, if inside the window.
+    pub fn record_reconnect(&mut self, scheduled: Instant) {
+        if self.window.contains(scheduled) {
+            self.reconnects += 1;
+        }
+    }
+
     /// Counts `count` requests of the window that the end of the run cut off.
     pub fn record_unanswered(&mut self, count: u64) {
         self.unanswered_at_end += count;
@@ -228,6 +278,7 @@ impl Recorder {
         }
         self.scheduled += other.scheduled;
         self.unanswered_at_end += other.unanswered_at_end;
+        self.reconnects += other.reconnects;
     }
 
     fn count_worker(&mut self, pid: u32, first_on_connection: bool, done: Instant) {
@@ -293,7 +344,7 @@ mod tests {
             start,
             end: start + Duration::from_secs(10),
         };
-        Recorder::new(window, open_loop, Arc::default())
+        Recorder::new(window, open_loop, Duration::from_secs(15), Arc::default())
     }
 
     /// (pid, requests, connections) of every worker seen.
@@ -378,6 +429,48 @@ mod tests {
         assert_eq!(seven.last, Some(start + Duration::from_millis(9)));
     }
 
+    /// Regression (issue 10, extra): the histograms hold the longest latency
+    /// the run can measure. A run of 10 s with `--timeout 120s` records a
+    /// latency of 100 s as 100 s (within the histogram's 0.1 %); it used to be
+    /// capped at 60 s without a word. A short run keeps the 60 s bound.
+    #[test]
+    fn histograms_hold_latencies_up_to_the_runs_hard_stop() {
+        let start = Instant::now();
+        let window = Window {
+            start,
+            end: start + Duration::from_secs(10),
+        };
+        let longest = Duration::from_secs(10 + 120);
+        let mut recorder = Recorder::new(window, true, longest, Arc::default());
+        recorder.record(&Sample {
+            scheduled: start,
+            sent: start + Duration::from_secs(90),
+            done: start + Duration::from_secs(100),
+            outcome: Ok(Answer {
+                status: 200,
+                worker_pid: None,
+            }),
+            first_on_connection: false,
+        });
+        recorder.record_connect(start, Duration::from_secs(100));
+        for histogram in [&recorder.latency, &recorder.connect] {
+            let max = histogram.max();
+            assert!(
+                (99_900_000..=100_100_000).contains(&max),
+                "100 s recorded as {max} µs"
+            );
+        }
+        assert!(recorder.latency_uncorrected.max() >= 9_990_000);
+
+        assert_eq!(
+            histogram_max_us(Duration::from_secs(15)),
+            HISTOGRAM_MIN_MAX_US
+        );
+        assert_eq!(histogram_max_us(Duration::MAX), HISTOGRAM_MAX_MAX_US);
+        // Bounds up to the most HdrHistogram takes are accepted.
+        assert!(new_histogram(histogram_max_us(Duration::MAX)).high() >= HISTOGRAM_MAX_MAX_US);
+    }
+
     /// Merging adds every figure, workers by pid.
     #[test]
     fn merges() {
@@ -393,6 +486,8 @@ mod tests {
         two.record(&answered(start, 0, 1, 200, None));
         two.record_connect(start, Duration::from_micros(80));
         two.record_unanswered(3);
+        two.record_reconnect(start);
+        two.record_reconnect(start - Duration::from_millis(1));
         one.merge(&two);
         assert_eq!(one.requests(), 4);
         assert_eq!(one.requests_without_pid, 1);
@@ -403,5 +498,7 @@ mod tests {
         assert_eq!(seven.first, Some(start + Duration::from_millis(1)));
         assert_eq!(seven.first, seven.last);
         assert_eq!(one.unanswered_at_end, 3);
+        // The reconnect before the window (warm-up) is not counted.
+        assert_eq!(one.reconnects, 1);
     }
 }

@@ -12,6 +12,7 @@ use super::{
 use crate::load::failure::Failure;
 use crate::load::recorder::Recorder;
 use crate::load::watch::{ProcessSeries, WatchedTree};
+use crate::report::format::rate;
 
 /// Below this share of the asked rate the summary says the target could not keep up.
 const KEPT_UP_RATIO: f64 = 0.97;
@@ -61,6 +62,7 @@ impl Report {
             scheduled: open_loop.then_some(recorder.scheduled),
             unanswered_at_end: recorder.unanswered_at_end,
             connections_opened: recorder.connect.len(),
+            reconnects: recorder.reconnects,
         };
         let latency = Latencies {
             measured_from: if open_loop {
@@ -169,8 +171,9 @@ fn notes(report: &Report) -> Vec<String> {
     if let (Some(asked), Some(ratio)) = (requests.asked_per_s, requests.achieved_ratio) {
         if ratio < KEPT_UP_RATIO {
             notes.push(format!(
-                "the target did not keep up: {:.0} requests/s answered of {asked:.0}/s asked ({:.1} %)",
-                requests.per_s,
+                "the target did not keep up: {} requests/s answered of {}/s asked ({:.1} %)",
+                rate(requests.per_s),
+                rate(asked),
                 ratio * 100.0
             ));
         }
@@ -180,6 +183,14 @@ fn notes(report: &Report) -> Vec<String> {
             "{} requests of the window were still unanswered {:.1} s after it and were \
              cut off: neither samples nor failures",
             requests.unanswered_at_end, report.parameters.timeout_s
+        ));
+    }
+    if requests.reconnects > 0 {
+        notes.push(format!(
+            "{} requests found their keep-alive connection closed by the server while idle \
+             and were sent again on a new connection (reconnects, not failures): the \
+             server's idle timeout is shorter than the time between a connection's requests",
+            requests.reconnects
         ));
     }
     let fd_exhaustion = by_kind(Failure::FdExhaustion);

@@ -46,6 +46,25 @@ pub fn count_f64(value: f64) -> String {
     }
 }
 
+/// A rate per second: whole with separators from 100 up (`5,000`), three
+/// significant digits below (`33.3`, `2.5`, `0.25`), so that an open loop
+/// slower than one request a second reads as asked, not as `0`.
+pub fn rate(value: f64) -> String {
+    if value >= 100.0 {
+        return count(value.round() as u64);
+    }
+    if value <= 0.0 || !value.is_finite() {
+        return "0".to_owned();
+    }
+    // Decimals for three significant digits: 2 at 1 to 10, 3 at 0.1 to 1, ...
+    let decimals = (2 - value.log10().floor() as i32).max(0) as usize;
+    let text = format!("{value:.decimals$}");
+    match text.contains('.') {
+        true => text.trim_end_matches('0').trim_end_matches('.').to_owned(),
+        false => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +83,21 @@ mod tests {
         assert_eq!(micros(1210.0), "1.21 ms");
         assert_eq!(micros(2_500_000.0), "2.50 s");
         assert_eq!(bytes(3 * 1024 * 1024 + 200 * 1024), "3.2 MiB");
+    }
+
+    /// Regression (issue 10, item 8): a rate below 1/s reads as asked (it used
+    /// to print as `0/s`); above 100 it is whole with separators.
+    #[test]
+    fn formats_rates_below_one_per_second() {
+        assert_eq!(rate(0.25), "0.25");
+        assert_eq!(rate(0.5), "0.5");
+        assert_eq!(rate(0.125), "0.125");
+        assert_eq!(rate(0.0333333), "0.0333");
+        assert_eq!(rate(2.5), "2.5");
+        assert_eq!(rate(4.0), "4");
+        assert_eq!(rate(33.333), "33.3");
+        assert_eq!(rate(99.96), "100");
+        assert_eq!(rate(5000.4), "5,000");
+        assert_eq!(rate(0.0), "0");
     }
 }

@@ -169,6 +169,12 @@ pub struct Requests {
     pub unanswered_at_end: u64,
     /// Connections opened in the window (one per request under `--new-conn`).
     pub connections_opened: u64,
+    /// Requests of the window that found their keep-alive connection closed by
+    /// the server while idle (before any byte of an answer) and were sent again
+    /// on a new connection, as wrk and oha do: not failures, but each opened a
+    /// connection. 0 in reports written before loadgen counted them.
+    #[serde(default)]
+    pub reconnects: u64,
 }
 
 /// The latency histograms.
@@ -426,7 +432,7 @@ pub fn read_json(path: &Path) -> anyhow::Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::recorder::new_histogram;
+    use crate::load::recorder::{HISTOGRAM_MIN_MAX_US, new_histogram};
 
     /// Fairness: even counts are perfectly fair, all on one is the worst.
     #[test]
@@ -453,8 +459,11 @@ mod tests {
     /// The summary's percentiles, mean and spectrum come from the histogram.
     #[test]
     fn histogram_summary() {
-        assert_eq!(HistogramSummary::of(&new_histogram()), None);
-        let mut histogram = new_histogram();
+        assert_eq!(
+            HistogramSummary::of(&new_histogram(HISTOGRAM_MIN_MAX_US)),
+            None
+        );
+        let mut histogram = new_histogram(HISTOGRAM_MIN_MAX_US);
         for value in 1..=1000 {
             histogram.record(value).expect("in range");
         }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::format::{bytes, count, count_f64, micros};
+use super::format::{bytes, count, micros, rate};
 use super::{Fairness, HistogramSummary, Report, UseSummary};
 
 /// Renders `report` as a dozen lines of text.
@@ -11,7 +11,7 @@ pub fn render(report: &Report) -> String {
     let parameters = &report.parameters;
     let requests = &report.requests;
     let load = match parameters.rate_per_s {
-        Some(rate) => format!("open loop at {}/s", count_f64(rate)),
+        Some(asked) => format!("open loop at {}/s", rate(asked)),
         None => "closed loop".to_owned(),
     };
     let connection = if parameters.new_conn {
@@ -30,18 +30,23 @@ pub fn render(report: &Report) -> String {
         parameters.threads,
     );
 
-    let rate = match (requests.asked_per_s, requests.achieved_ratio) {
+    let achieved = match (requests.asked_per_s, requests.achieved_ratio) {
         (Some(asked), Some(ratio)) => format!(
             "{}/s of {}/s asked ({:.1} %)",
-            count_f64(requests.per_s),
-            count_f64(asked),
+            rate(requests.per_s),
+            rate(asked),
             ratio * 100.0
         ),
-        _ => format!("{}/s", count_f64(requests.per_s)),
+        _ => format!("{}/s", rate(requests.per_s)),
+    };
+    // Shown only when there were some: most runs have none.
+    let reconnects = match requests.reconnects {
+        0 => String::new(),
+        n => format!(", {} reconnects", count(n)),
     };
     let _ = writeln!(
         out,
-        "  requests    {} ok, {} failed: {rate}",
+        "  requests    {} ok, {} failed{reconnects}: {achieved}",
         count(requests.ok),
         count(requests.failed)
     );
@@ -200,4 +205,100 @@ fn use_line(summary: &UseSummary) -> String {
         let _ = write!(line, ", {per_thousand:.1} ms per 1,000 requests");
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::load::recorder::{Answer, Recorder, Sample, Window};
+    use crate::report::{FdLimit, Inputs, LoadLoop, Machine, Parameters};
+
+    /// The report of an open loop asked for `asked` requests/s over 4 s, in
+    /// which `answered` requests succeeded and `reconnects` found their
+    /// connection closed while idle.
+    fn open_loop_report(asked: f64, answered: u64, reconnects: u64) -> Report {
+        let start = Instant::now();
+        let duration = Duration::from_secs(4);
+        let window = Window {
+            start,
+            end: start + duration,
+        };
+        let mut recorder = Recorder::new(window, true, duration, Arc::default());
+        for _ in 0..answered {
+            recorder.record(&Sample {
+                scheduled: start,
+                sent: start,
+                done: start + Duration::from_millis(1),
+                outcome: Ok(Answer {
+                    status: 200,
+                    worker_pid: Some(7),
+                }),
+                first_on_connection: false,
+            });
+        }
+        for _ in 0..reconnects {
+            recorder.record_reconnect(start);
+        }
+        Report::build(Inputs {
+            parameters: Parameters {
+                target: "http://127.0.0.1:1/".to_owned(),
+                load_loop: LoadLoop::Open,
+                connections: 1,
+                threads: 1,
+                duration_s: duration.as_secs_f64(),
+                warmup_s: 0.0,
+                rate_per_s: Some(asked),
+                new_conn: false,
+                timeout_s: 5.0,
+                sample_interval_ms: 100.0,
+                watch: Vec::new(),
+                command_line: Vec::new(),
+            },
+            machine: Machine {
+                cpu_model: "cpu".to_owned(),
+                cores: 1,
+                kernel: "6".to_owned(),
+                os: "linux".to_owned(),
+            },
+            fd_limit: FdLimit {
+                soft_at_start: 1024,
+                soft: 1024,
+                hard: 1024,
+            },
+            started_at: "2026-01-01T00:00:00Z".to_owned(),
+            warmup: Duration::ZERO,
+            duration,
+            run_time: duration,
+            recorder: &recorder,
+            watched: &[],
+            sample_interval: Duration::from_millis(100),
+            labels: Default::default(),
+            fault: None,
+        })
+    }
+
+    /// Regression (issue 10, item 8): an open loop below 1 request/s reads as
+    /// asked ("0.25/s"), in the summary and in the note of a target that did not
+    /// keep up; both used to say "0/s". Reconnects are counted apart.
+    #[test]
+    fn rates_below_one_per_second_print_as_asked() {
+        let kept_up = render(&open_loop_report(0.25, 1, 2));
+        assert!(kept_up.contains("open loop at 0.25/s"), "{kept_up}");
+        assert!(
+            kept_up.contains("1 ok, 0 failed, 2 reconnects: 0.25/s of 0.25/s asked (100.0 %)"),
+            "{kept_up}"
+        );
+        let behind = render(&open_loop_report(0.5, 1, 0));
+        assert!(
+            behind.contains("1 ok, 0 failed: 0.25/s of 0.5/s asked (50.0 %)"),
+            "{behind}"
+        );
+        assert!(
+            behind.contains("did not keep up: 0.25 requests/s answered of 0.5/s asked"),
+            "{behind}"
+        );
+    }
 }

@@ -86,8 +86,35 @@ impl Drop for TempPath {
 /// Runs `loadgen ARGS --json TEMPFILE` to its end (killing it after
 /// [`RUN_TIMEOUT`]) and reads the report, which must match the schema.
 pub fn loadgen(args: &[&str]) -> Run {
+    loadgen_with(args, |_| {})
+}
+
+/// [`loadgen`] under an `RLIMIT_NOFILE` of `fds` (soft and hard), which it
+/// cannot raise.
+pub fn loadgen_with_fd_limit(args: &[&str], fds: u64) -> Run {
+    use std::os::unix::process::CommandExt;
+    loadgen_with(args, |command| {
+        let limit = libc::rlimit {
+            rlim_cur: fds,
+            rlim_max: fds,
+        };
+        // SAFETY: runs in the forked child before exec; setrlimit(2) is
+        // async-signal-safe and only reads `limit`, a copy owned by the closure.
+        unsafe {
+            command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            });
+        }
+    })
+}
+
+/// [`loadgen`] with the command changed by `configure` before it starts.
+pub fn loadgen_with(args: &[&str], configure: impl FnOnce(&mut Command)) -> Run {
     let json = TempPath::new(".json");
-    let mut child = Command::new(LOADGEN)
+    let mut command = Command::new(LOADGEN);
+    configure(&mut command);
+    let mut child = command
         .args(args)
         .arg("--json")
         .arg(&json.0)
