@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::charts::{FAIRNESS_SVG, FDS_SVG, LATENCY_SVG, MASTER_FDS_SVG};
 use super::figures::{Figures, MasterCostRow, Spread, ThroughputRow};
-use crate::report::format::{bytes, count, count_f64, micros};
+use crate::report::format::{bytes, count, count_f64, micros, rate};
 use crate::report::labels::{Load, Mode, Peer};
 
 /// Renders the whole report.
@@ -137,7 +137,7 @@ fn throughput(out: &mut String, figures: &Figures) {
     w!(out, "|---|---|---:|---:|---:|---:|---:|");
     for row in &figures.throughput {
         let load = match row.asked_per_s {
-            Some(rate) => format!("{} at {}/s", load_name(row.load), count_f64(rate)),
+            Some(asked) => format!("{} at {}/s", load_name(row.load), rate(asked)),
             None => load_name(row.load).to_owned(),
         };
         w!(
