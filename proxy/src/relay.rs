@@ -112,6 +112,8 @@ pub async fn relay(
         // The client half-closed: let the worker finish its answer, unless it
         // stays silent.
         Ended::Upstream(Ok(())) => {
+            // The worker's silence counts from the client's end-of-file.
+            activity.touch();
             let bound = relay_timeout.min(CLIENT_GONE_TIMEOUT);
             tokio::select! {
                 result = &mut downstream => Ended::Downstream(result),
@@ -133,12 +135,12 @@ pub async fn relay(
         other => other,
     };
     match ended {
-        Ended::Downstream(Ok(())) => {}
+        // The worker is done (and the client got its FIN).
+        Ended::Downstream(Ok(())) | Ended::Upstream(Ok(())) => {}
         Ended::Downstream(Err(err)) | Ended::Upstream(Err(err)) => {
             // A reset by either side ends both; that is the client's business.
             tracing::debug!(cause = %err, "relay ended with an error");
         }
-        Ended::Upstream(Ok(())) => {}
         Ended::Idle => tracing::debug!(?relay_timeout, "relay idle; closed"),
     }
 }

@@ -95,6 +95,28 @@ fn relays_to_a_stalled_worker_close_once_their_clients_leave() {
     assert_fds_return_to(&cluster, base, "with its clients gone");
 }
 
+/// Half-close travels: a client that sends its request and then its
+/// end-of-file (`shutdown(SHUT_WR)`) still reads the answer of a worker that
+/// computes for 300 ms, well within the bound on a silent worker.
+#[test]
+fn half_closed_client_still_gets_its_answer() {
+    let cluster = start(&[]);
+    let mut client =
+        TcpStream::connect_timeout(&cluster.addr(), HTTP_TIMEOUT).expect("connect to the proxy");
+    let request = format!(
+        "GET /?work_us=300000 HTTP/1.1\r\nHost: {}\r\n\r\n",
+        cluster.addr()
+    );
+    client
+        .write_all(request.as_bytes())
+        .expect("send the request");
+    client
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let response = read_answer(client).expect("the answer after a half-close");
+    assert_eq!(response.status, 200);
+}
+
 /// `--relay-timeout 1s`: a keep-alive connection left idle after its answer
 /// is closed by the master after about a second (the worker's own idle bound,
 /// `--header-timeout 60s`, is far off), and its fds are released.
