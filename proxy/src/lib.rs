@@ -6,7 +6,9 @@
 //! # Layout
 //!
 //! - [`run`]: the master's loop: accept, pick a worker, start a relay.
-//! - [`relay`]: copying both ways between client and worker, half-close included.
+//! - [`relay`]: copying both ways between client and worker, half-close
+//!   included, and when to stop waiting for either.
+//! - [`max_relays`]: the fd budget, re-measured as workers come and go.
 #![deny(missing_docs)]
 
 use std::future::Future;
@@ -16,48 +18,115 @@ use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
 use cluster::{GRACE_PERIOD, Mode, accept, listen};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
+use relay::RelayFds;
+
 pub mod relay;
 
-/// fds kept free for what the master opens besides relays: a respawned
-/// worker's channel pair and the pipe of its spawn.
+/// fds kept free besides the relays and what the master holds when it
+/// measures: a respawning worker's channel pair, the pipe of its spawn, the
+/// /dev/null of its stdio and tokio's pidfd for it, or a signal's pipe.
 const SPARE_FDS: usize = 16;
 
-/// How many relays fit under this process's RLIMIT_NOFILE, each holding two
-/// fds (client and worker), besides the fds open now and a few to spare.
+/// How many relays fit under a soft RLIMIT_NOFILE of `soft_limit` when the
+/// master holds `own_fds` fds besides its relays, each relay holding two fds
+/// (client and worker), and [`SPARE_FDS`] kept free. At least one.
 ///
 /// Like HAProxy, which derives its `maxconn` from `ulimit -n`, the master
 /// stops accepting at this count: the clients beyond it wait in the kernel's
 /// accept queue, instead of being accepted and then closed for want of a
 /// second fd. This is the proxy's ceiling: half the fd limit.
-pub fn max_relays(workers: usize) -> anyhow::Result<usize> {
-    let soft = cluster::rlimit::get()?.soft;
-    let open = cluster::procfs::fd_count(std::process::id())?;
-    let reserved = open + workers + SPARE_FDS;
-    Ok((usize::try_from(soft)
-        .unwrap_or(usize::MAX)
-        .saturating_sub(reserved)
-        / 2)
-    .max(1))
+pub fn max_relays(soft_limit: u64, own_fds: usize) -> usize {
+    let soft_limit = usize::try_from(soft_limit).unwrap_or(usize::MAX);
+    (soft_limit.saturating_sub(own_fds + SPARE_FDS) / 2).max(1)
+}
+
+/// The relays the fd limit allows, as a semaphore of one permit per relay,
+/// re-measured whenever the master's own fds may have changed: a worker
+/// spawned (its channel, and the pidfd tokio holds to reap it), ready, or
+/// gone. The master's own fds are counted in /proc/self/fd, less the fds the
+/// relays hold: not assumed, since a runtime may hold more per child than
+/// the code that spawns it can see.
+struct FdBudget {
+    /// RLIMIT_NOFILE's soft limit, read at start (`--max-fds` or inherited).
+    soft_limit: u64,
+    /// One permit per relay allowed; a relay holds its permit until it ends.
+    permits: Arc<Semaphore>,
+    /// The permits issued in total: free, held by relays, or owed back to a
+    /// shrink that waits for relays to end.
+    max_relays: usize,
+    /// The fds the relays hold, so they are not counted as the master's own.
+    relay_fds: RelayFds,
+}
+
+impl FdBudget {
+    /// Reads the fd limit and measures the budget for the first time.
+    fn new(relay_fds: RelayFds) -> anyhow::Result<FdBudget> {
+        let mut budget = FdBudget {
+            soft_limit: cluster::rlimit::get()?.soft,
+            permits: Arc::new(Semaphore::new(0)),
+            max_relays: 0,
+            relay_fds,
+        };
+        budget.measure()?;
+        Ok(budget)
+    }
+
+    /// Counts the master's own fds now and sets the number of relays to
+    /// what the rest of the limit allows. Must run on the master's thread,
+    /// where relays open and close their fds, so that the count of
+    /// /proc/self/fd and the relays' count are of one moment.
+    fn measure(&mut self) -> anyhow::Result<()> {
+        let open = cluster::procfs::fd_count(std::process::id())?;
+        let own_fds = open.saturating_sub(self.relay_fds.count());
+        let max = max_relays(self.soft_limit, own_fds);
+        if max == self.max_relays {
+            return Ok(());
+        }
+        if max > self.max_relays {
+            self.permits.add_permits(max - self.max_relays);
+        } else {
+            let excess = self.max_relays - max;
+            let owed = excess - self.permits.forget_permits(excess);
+            if owed > 0 {
+                // The rest are held by relays: take them back as they end.
+                // The semaphore is fair, so no new relay starts before.
+                let permits = self.permits.clone();
+                let owed = u32::try_from(owed).unwrap_or(u32::MAX);
+                tokio::spawn(async move {
+                    if let Ok(permit) = permits.acquire_many_owned(owed).await {
+                        permit.forget();
+                    }
+                });
+            }
+        }
+        tracing::debug!(max_relays = max, own_fds, "relay budget from RLIMIT_NOFILE");
+        self.max_relays = max;
+        Ok(())
+    }
 }
 
 /// Runs the `proxy` master until `shutdown` resolves, then stops accepting,
 /// stops the workers (they finish the requests in flight) and waits, at most
-/// [`GRACE_PERIOD`], for the relays to end.
-pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// [`GRACE_PERIOD`], for the relays to end. A relay with no byte moving
+/// either way for `relay_timeout` (`--relay-timeout`) is closed.
+pub async fn run(
+    setup: Setup,
+    relay_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let listener = listen::bind(setup.args.listen, false)?;
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
     let listen = listener.local_addr()?;
     let workers = usize::from(setup.args.workers);
-    let max_relays = max_relays(workers)?;
-    tracing::debug!(max_relays, "relay limit from RLIMIT_NOFILE");
-    // One permit per relay that the fd limit allows.
-    let fd_budget = Arc::new(Semaphore::new(max_relays));
+    let relay_fds = RelayFds::default();
+    let mut fd_budget = FdBudget::new(relay_fds.clone())?;
     let mut supervisor = Supervisor::start(&setup, Mode::Proxy, listen)?;
     // The own port of the worker serving each slot; None while it (re)starts.
     let mut ports: Vec<Option<u16>> = vec![None; workers];
@@ -68,17 +137,24 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            event = supervisor.next_event() => match event {
-                Event::Ready { slot, port, .. } => {
-                    ports[slot] = Some(port.context("a proxy worker reports its own port")?);
+            event = supervisor.next_event() => {
+                match event {
+                    Event::Ready { slot, port, .. } => {
+                        ports[slot] = Some(port.context("a proxy worker reports its own port")?);
+                    }
+                    Event::Exited { slot, .. } => ports[slot] = None,
+                    _ => {}
                 }
-                Event::Exited { slot, .. } => ports[slot] = None,
-                _ => {}
-            },
+                // A worker spawned, ready or gone changes the fds the master
+                // holds (its channel, tokio's pidfd).
+                if let Err(err) = fd_budget.measure() {
+                    tracing::warn!(cause = %err, "cannot count the master's fds; relay budget unchanged");
+                }
+            }
             // While no worker serves, or every fd is spoken for, leave clients
             // in the kernel's accept queue.
             (permit, client) = async {
-                let permit = fd_budget.clone().acquire_owned().await.expect("never closed");
+                let permit = fd_budget.permits.clone().acquire_owned().await.expect("never closed");
                 (permit, accept::accept(&listener).await)
             }, if ports.iter().any(Option::is_some) => {
                 // This slot's worker first, then the others in order, in case
@@ -87,8 +163,11 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
                     .filter_map(|i| ports[(next + i) % workers])
                     .collect();
                 next = (next + 1) % workers;
+                // Counted now, in the same turn as the accept.
+                let client_fd = relay_fds.hold();
+                let fds = relay_fds.clone();
                 relays.spawn(async move {
-                    relay::relay(client, targets).await;
+                    relay::relay(client, client_fd, targets, relay_timeout, fds).await;
                     drop(permit);
                 });
             }
@@ -107,4 +186,18 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two fds per relay, after the master's own and the spare; never zero.
+    #[test]
+    fn max_relays_halves_what_is_left() {
+        // 40 workers at two fds each, and 16 more: 96 of the master's own.
+        assert_eq!(max_relays(200, 96), (200 - 96 - SPARE_FDS) / 2);
+        assert_eq!(max_relays(200, 199), 1);
+        assert_eq!(max_relays(u64::MAX, 10), (usize::MAX - 10 - SPARE_FDS) / 2);
+    }
 }

@@ -2,6 +2,7 @@
 //! connection (see the crate docs and README.md).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use cluster::Mode;
@@ -15,6 +16,14 @@ use cluster::worker::{self, Command};
 struct Cli {
     #[command(flatten)]
     cluster: ClusterArgs,
+    /// Close a relay after this long without a byte either way: a client
+    /// idle on its keep-alive connection, or one waiting on a stalled worker.
+    /// 60 s, as nginx's `proxy_read_timeout`: far above any answer a worker
+    /// computes (at most 1 s), and a relay's two fds are not held for ever.
+    /// A relay whose client has sent its end-of-file waits at most 5 s of
+    /// the worker's silence, or this if shorter.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = cluster::cli::parse_positive_duration)]
+    relay_timeout: Duration,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -27,8 +36,8 @@ fn main() -> ExitCode {
     master::init_logging();
     match cli.command {
         Some(Command::Worker(args)) => worker::main(args),
-        None => master::main(Mode::Proxy, cli.cluster, |setup| async {
-            proxy::run(setup, master::shutdown_signal()?).await
+        None => master::main(Mode::Proxy, cli.cluster, |setup| async move {
+            proxy::run(setup, cli.relay_timeout, master::shutdown_signal()?).await
         }),
     }
 }

@@ -1,22 +1,93 @@
 //! Relaying one client connection to a worker: what a reverse proxy does for
 //! every connection, and where its cost comes from (a second socket, and every
 //! byte read and written once more by the master).
+//!
+//! A relay ends when there is nobody left to talk to, and never waits
+//! forever on a side that has gone quiet:
+//!
+//! | what happens | what the relay does |
+//! |---|---|
+//! | the worker closes (EOF) | FIN to the client, both sockets closed |
+//! | the client half-closes (EOF) | FIN to the worker, which may still answer, for as long as it is not silent for [`CLIENT_GONE_TIMEOUT`] |
+//! | the client resets, or cannot be written to | both closed: the client is gone |
+//! | the worker resets, or cannot be written to | what the master already read from it is written to the client first, then both closed |
+//! | no byte either way for `--relay-timeout` | both closed (a stalled worker, an idle keep-alive client) |
 
 use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, copy};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+use cluster::GRACE_PERIOD;
+
+/// Once the client has sent its end-of-file, how long the worker may stay
+/// silent before the relay is closed. A client that half-closes may still
+/// read the answer, so the relay waits for it, but not for ever: a stalled
+/// worker would keep the relay's two fds. The worker's silence is bounded as
+/// a request in flight is at a graceful stop ([`GRACE_PERIOD`], 5 s), and by
+/// `--relay-timeout` if shorter.
+pub const CLIENT_GONE_TIMEOUT: Duration = GRACE_PERIOD;
+
+/// The size of each direction's buffer, as tokio's `copy` has.
+const BUFFER_BYTES: usize = 8 * 1024;
+
+/// How many fds the relays hold right now (clients accepted, sockets to
+/// workers), so the master can tell them apart from its own fds when it
+/// measures its budget (see `max_relays`).
+#[derive(Debug, Clone, Default)]
+pub struct RelayFds(Arc<AtomicUsize>);
+
+impl RelayFds {
+    /// The fds held now.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Counts one fd until the returned guard is dropped: create it right
+    /// after the fd is opened, drop it with the fd.
+    pub fn hold(&self) -> HeldFd {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        HeldFd(self.0.clone())
+    }
+}
+
+/// One fd counted in [`RelayFds`] while this lives.
+#[derive(Debug)]
+pub struct HeldFd(Arc<AtomicUsize>);
+
+impl Drop for HeldFd {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Connects to the first worker port of `targets` that accepts, then copies
-/// bytes both ways until the worker is done.
+/// bytes both ways until the worker is done, within the bounds in the module
+/// doc. `_client_fd` counts the client's socket, and is dropped with it.
 ///
 /// Half-close travels: when the client shuts down its sending side, the worker
 /// gets a FIN too and may still answer. When the worker closes (after
 /// `Connection: close`, or at its graceful stop), the client gets a FIN and
 /// both sockets are closed at once: there is nobody left to talk to, and an fd
 /// held for a client that lingers is an fd the master lacks at its limit.
-pub async fn relay(mut client: TcpStream, targets: Vec<u16>) {
-    let Some(mut worker) = connect(&targets).await else {
+pub async fn relay(
+    mut client: TcpStream,
+    _client_fd: HeldFd,
+    targets: Vec<u16>,
+    relay_timeout: Duration,
+    fds: RelayFds,
+) {
+    let activity = Activity::new();
+    let connected = tokio::time::timeout(relay_timeout, connect(&targets, &fds)).await;
+    let Ok(Some((mut worker, _worker_fd))) = connected else {
+        if connected.is_err() {
+            tracing::debug!(?relay_timeout, "no worker accepted in time; client closed");
+        }
         // Dropping the client closes it: it sees a connection closed without
         // an answer, as with any server that cannot serve.
         return;
@@ -24,42 +95,164 @@ pub async fn relay(mut client: TcpStream, targets: Vec<u16>) {
     let (mut from_client, mut to_client) = client.split();
     let (mut from_worker, mut to_worker) = worker.split();
     let upstream = async {
-        copy(&mut from_client, &mut to_worker).await?;
-        to_worker.shutdown().await
+        pump(&mut from_client, &mut to_worker, &activity).await?;
+        to_worker.shutdown().await.map_err(PumpError::Write)
     };
     let downstream = async {
-        copy(&mut from_worker, &mut to_client).await?;
-        to_client.shutdown().await
+        pump(&mut from_worker, &mut to_client, &activity).await?;
+        to_client.shutdown().await.map_err(PumpError::Write)
     };
     tokio::pin!(upstream, downstream);
-    let result: io::Result<()> = tokio::select! {
-        result = &mut downstream => result,
-        result = &mut upstream => match result {
-            // The client half-closed: let the worker finish its answer.
-            Ok(()) => downstream.await,
-            Err(err) => Err(err),
-        },
+    let ended = tokio::select! {
+        result = &mut downstream => Ended::Downstream(result),
+        result = &mut upstream => Ended::Upstream(result),
+        () = activity.silent_for(relay_timeout) => Ended::Idle,
     };
-    if let Err(err) = result {
-        // A reset by either side ends both; that is the client's business.
-        tracing::debug!(cause = %err, "relay ended with an error");
+    let ended = match ended {
+        // The client half-closed: let the worker finish its answer, unless it
+        // stays silent.
+        Ended::Upstream(Ok(())) => {
+            // The worker's silence counts from the client's end-of-file.
+            activity.touch();
+            let bound = relay_timeout.min(CLIENT_GONE_TIMEOUT);
+            tokio::select! {
+                result = &mut downstream => Ended::Downstream(result),
+                () = activity.silent_for(bound) => {
+                    tracing::debug!(?bound, "worker silent after the client's end-of-file; relay closed");
+                    return;
+                }
+            }
+        }
+        // The worker cannot take more (it reset, or closed and reset): what
+        // it sent before still goes to the client.
+        Ended::Upstream(Err(PumpError::Write(err))) => {
+            tracing::debug!(cause = %err, "writing to the worker failed; finishing its answer");
+            tokio::select! {
+                result = &mut downstream => Ended::Downstream(result),
+                () = activity.silent_for(relay_timeout) => Ended::Idle,
+            }
+        }
+        other => other,
+    };
+    match ended {
+        // The worker is done (and the client got its FIN).
+        Ended::Downstream(Ok(())) | Ended::Upstream(Ok(())) => {}
+        Ended::Downstream(Err(err)) | Ended::Upstream(Err(err)) => {
+            // A reset by either side ends both; that is the client's business.
+            tracing::debug!(cause = %err, "relay ended with an error");
+        }
+        Ended::Idle => tracing::debug!(?relay_timeout, "relay idle; closed"),
     }
 }
 
-/// The first connection a worker accepts, trying `targets` in order.
-async fn connect(targets: &[u16]) -> Option<TcpStream> {
-    for &port in targets {
-        match TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(stream) => {
-                // Not fatal: only slower.
-                let _ = stream.set_nodelay(true);
-                return Some(stream);
+/// Why the first phase of a relay ended.
+enum Ended {
+    /// The worker-to-client direction ended: the worker closed or failed,
+    /// or the client could not be written to.
+    Downstream(Result<(), PumpError>),
+    /// The client-to-worker direction ended.
+    Upstream(Result<(), PumpError>),
+    /// No byte moved either way for `--relay-timeout`.
+    Idle,
+}
+
+/// Which side of one direction failed: the relay goes on after a failed
+/// write to the worker (its answer may still be on its way), not after a
+/// failed read from the client (the client is gone).
+#[derive(Debug, thiserror::Error)]
+enum PumpError {
+    /// Reading from the source failed.
+    #[error("read: {0}")]
+    Read(io::Error),
+    /// Writing to the destination failed.
+    #[error("write: {0}")]
+    Write(io::Error),
+}
+
+/// Copies bytes from `from` to `to` until `from`'s end-of-file. Every byte
+/// read is written before the next read, so a read error never drops bytes
+/// already read: they are in `to`'s kernel buffer when the error ends this.
+async fn pump<R, W>(from: &mut R, to: &mut W, activity: &Activity) -> Result<(), PumpError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buffer = vec![0; BUFFER_BYTES];
+    loop {
+        let read = from.read(&mut buffer).await.map_err(PumpError::Read)?;
+        if read == 0 {
+            return Ok(());
+        }
+        activity.touch();
+        to.write_all(&buffer[..read])
+            .await
+            .map_err(PumpError::Write)?;
+        activity.touch();
+    }
+}
+
+/// When a byte last moved in either direction of one relay.
+struct Activity {
+    last: Mutex<Instant>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            last: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// A byte moved now.
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    /// Resolves once no byte has moved for `limit` (never, if `limit` is too
+    /// far to be an instant).
+    async fn silent_for(&self, limit: Duration) {
+        loop {
+            let last = *self.last.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(deadline) = last.checked_add(limit) else {
+                return std::future::pending().await;
+            };
+            if Instant::now() >= deadline {
+                return;
             }
+            // Wakes at most once per `limit`, and looks again: a byte that
+            // moved meanwhile pushed the deadline on.
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// The first connection a worker accepts, trying `targets` in order, with
+/// its socket counted in `fds`.
+async fn connect(targets: &[u16], fds: &RelayFds) -> Option<(TcpStream, HeldFd)> {
+    for &port in targets {
+        let socket = match TcpSocket::new_v4() {
+            Ok(socket) => socket,
             // The master is out of fds between accept and connect: nothing
             // another port would change. Drop the client; go on serving.
             Err(err) if cluster::accept::is_resource_exhaustion(&err) => {
                 tracing::warn!(cause = %err, "no fd to reach a worker; client closed");
                 return None;
+            }
+            Err(err) => {
+                tracing::warn!(cause = %err, "cannot open a socket to a worker; client closed");
+                return None;
+            }
+        };
+        // Counted from here: the fd exists, connected or not.
+        let held = fds.hold();
+        match socket
+            .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            .await
+        {
+            Ok(stream) => {
+                // Not fatal: only slower.
+                let _ = stream.set_nodelay(true);
+                return Some((stream, held));
             }
             // ECONNREFUSED: that worker died a moment ago; try the next one.
             Err(err) => tracing::debug!(port, cause = %err, "worker unreachable"),

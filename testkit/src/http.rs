@@ -175,6 +175,14 @@ pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> anyhow::Result<Response> {
     read_response(&mut stream)
 }
 
+/// Reads one answer from `stream`, on which the test has already written its
+/// request (by hand, e.g. after opening many connections first), waiting at
+/// most [`HTTP_TIMEOUT`] for each read.
+pub fn read_answer(stream: TcpStream) -> anyhow::Result<Response> {
+    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    read_response(&mut BufReader::new(stream))
+}
+
 /// Reads one answer: its head, parsed by [`parse_head`], then a body delimited
 /// by `content-length` (or by the end of the connection if there is none).
 fn read_response(reader: &mut impl BufRead) -> anyhow::Result<Response> {

@@ -12,7 +12,7 @@
 //! - [`process`]: [`Cluster`] (master and workers, killed on drop),
 //!   [`run_expect_exit`], signals ([`Signal`], sent with kill(2) through nix)
 //! - [`http`]: the blocking HTTP/1.1 client: [`get`], [`KeepAlive`],
-//!   [`Clients`], [`send_raw`], [`Response`]
+//!   [`Clients`], [`send_raw`], [`read_answer`], [`Response`]
 //! - [`proc`]: `/proc` readings ([`fd_count`], [`is_alive`], [`cpu_time`]), fd
 //!   exhaustion ([`exhaust_fds`], [`set_nofile_limit`]) and [`wait_until`]
 //! - [`build`]: [`workspace_bin`], the path of another package's binary,
@@ -33,7 +33,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub use build::workspace_bin;
 pub use contract::*;
-pub use http::{Clients, HTTP_TIMEOUT, KeepAlive, Response, get, send_raw};
+pub use http::{Clients, HTTP_TIMEOUT, KeepAlive, Response, get, read_answer, send_raw};
 pub use nix::sys::signal::Signal;
 pub use proc::{
     POLL_INTERVAL, cpu_time, exhaust_fds, exists, fd_count, is_alive, set_nofile_limit, wait_until,

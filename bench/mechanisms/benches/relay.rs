@@ -134,7 +134,11 @@ fn relay_one(listener: TcpListener, worker_port: u16) {
         let listener =
             tokio::net::TcpListener::from_std(listener).expect("register the listener with tokio");
         let client = cluster::accept::accept(&listener).await;
-        proxy::relay::relay(client, vec![worker_port]).await;
+        // The master's default `--relay-timeout`; the fds counted for nobody.
+        let fds = proxy::relay::RelayFds::default();
+        let client_fd = fds.hold();
+        let relay_timeout = std::time::Duration::from_secs(60);
+        proxy::relay::relay(client, client_fd, vec![worker_port], relay_timeout, fds).await;
     });
 }
 
