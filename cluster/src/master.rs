@@ -36,7 +36,8 @@ pub struct ClusterArgs {
     /// defence); it also bounds a keep-alive connection's idle time between
     /// requests. nginx's `client_header_timeout` and Node.js's `headersTimeout`
     /// are 60 s; a benchmark's clients send at once, so 10 s is generous and
-    /// frees a stalled client's fd sooner.
+    /// frees a stalled client's fd sooner. At most a day, like every duration
+    /// flag.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = cli::parse_positive_duration)]
     pub header_timeout: Duration,
 }

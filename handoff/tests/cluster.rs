@@ -267,3 +267,11 @@ fn zero_workers_exits_2() {
 fn unknown_pass_exits_2() {
     testkit::assert_bad_usage_exits_2(HANDOFF, &["--pass", "bogus", "--workers", "2"]);
 }
+
+/// Regression (issue 10): `--header-timeout 300000000000y` (and anything over a day) is bad usage, exit 2, with every `--pass`.
+#[test]
+fn huge_header_timeout_exits_2() {
+    for pass in ["socket", "listener", "reuseport"] {
+        testkit::assert_huge_durations_exit_2(HANDOFF, &["--pass", pass]);
+    }
+}

@@ -97,3 +97,9 @@ fn taken_port_exits_2() {
 fn zero_workers_exits_2() {
     testkit::assert_bad_usage_exits_2(PROXY, &["--workers", "0"]);
 }
+
+/// Regression (issue 10): `--header-timeout 300000000000y` (and anything over a day) is bad usage: exit 2, one line.
+#[test]
+fn huge_header_timeout_exits_2() {
+    testkit::assert_huge_durations_exit_2(PROXY, &[]);
+}

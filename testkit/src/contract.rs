@@ -598,3 +598,33 @@ pub fn assert_worker_kill_under_load(cluster: &mut Cluster) -> (usize, usize) {
     );
     (failed, ok)
 }
+
+/// Regression (issue 10): a duration flag had no upper bound, so
+/// `--header-timeout 300000000000y` started and then every connection panicked
+/// its worker (`Instant` overflow). Each of these must be a usage error: exit
+/// 2, and one line on stderr naming the flag.
+///
+/// # Panics
+/// If the binary starts, or fails otherwise.
+pub fn assert_huge_durations_exit_2(bin: &str, args: &[&str]) {
+    for huge in ["300000000000y", "2days"] {
+        let mut all_args = args.to_vec();
+        all_args.extend(["--workers", "1", "--header-timeout", huge]);
+        let (status, stderr) = run_expect_exit(bin, &all_args, EXIT_TIMEOUT)
+            .unwrap_or_else(|err| panic!("{bin} {all_args:?}: {err:#}"));
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "exit with {all_args:?}: {status}; stderr:\n{stderr}"
+        );
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "not one stderr line with {all_args:?}:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("--header-timeout"),
+            "the error does not name the flag:\n{stderr}"
+        );
+    }
+}
