@@ -268,6 +268,28 @@ fn unknown_pass_exits_2() {
     testkit::assert_bad_usage_exits_2(HANDOFF, &["--pass", "bogus", "--workers", "2"]);
 }
 
+/// Regression (issue 10): a second SIGTERM during the graceful stop stops at once (exit 143, workers killed), with every `--pass`.
+#[test]
+fn second_sigterm_stops_at_once() {
+    for pass in ["socket", "listener", "reuseport"] {
+        testkit::assert_second_signal_stops_at_once(
+            &mut start(pass),
+            Signal::SIGTERM,
+            Signal::SIGTERM,
+        );
+    }
+}
+
+/// Regression (issue 10): a SIGINT after a SIGTERM also stops at once, with exit code 130.
+#[test]
+fn sigint_after_sigterm_stops_at_once() {
+    testkit::assert_second_signal_stops_at_once(
+        &mut start("socket"),
+        Signal::SIGTERM,
+        Signal::SIGINT,
+    );
+}
+
 /// Regression (issue 10): `--header-timeout 300000000000y` (and anything over a day) is bad usage, exit 2, with every `--pass`.
 #[test]
 fn huge_header_timeout_exits_2() {

@@ -599,6 +599,75 @@ pub fn assert_worker_kill_under_load(cluster: &mut Cluster) -> (usize, usize) {
     (failed, ok)
 }
 
+/// How long the master may take to exit after a second stop signal: "at once",
+/// with slack for a loaded machine, and well under the graceful stop it cuts
+/// short (the grace period and more).
+pub const FAST_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Regression (issue 10): a second SIGINT or SIGTERM during the graceful stop
+/// was ignored. A slow request (`?work_us=1000000`) is in flight, and its
+/// worker is then frozen (SIGSTOP), so that the graceful stop would take the
+/// whole grace period and more; `first` starts it (the master logs
+/// "stopping"), then `second` must stop the master within
+/// [`FAST_STOP_TIMEOUT`] with exit code 128 + its number (130 for SIGINT, 143
+/// for SIGTERM) and no worker left running.
+///
+/// # Panics
+/// If the master waits for the graceful stop, exits otherwise, or leaves a
+/// worker behind.
+pub fn assert_second_signal_stops_at_once(cluster: &mut Cluster, first: Signal, second: Signal) {
+    let workers = cluster.worker_pids();
+    let busy = |pid: &u32| cpu_time(*pid).unwrap_or_default();
+    let before: Vec<Duration> = workers.iter().map(busy).collect();
+    let addr = cluster.addr();
+    // Its answer is not awaited: the fast stop may drop it.
+    let _slow = thread::spawn(move || get(addr, "/?work_us=1000000", true));
+    let mut computing = None;
+    wait_until(HTTP_TIMEOUT, || {
+        computing = workers
+            .iter()
+            .zip(&before)
+            .find(|(pid, before)| busy(pid) >= **before + Duration::from_millis(100))
+            .map(|(pid, _)| *pid);
+        computing.is_some()
+    });
+    let computing = computing.expect("no worker started computing the slow request");
+    cluster
+        .signal_worker(computing, Signal::SIGSTOP)
+        .expect("SIGSTOP the busy worker");
+    cluster
+        .signal(first)
+        .unwrap_or_else(|err| panic!("{first} the master: {err:#}"));
+    assert!(
+        wait_until(STOP_TIMEOUT, || cluster.stderr().contains("stopping")),
+        "the master did not log that it is stopping; stderr:\n{}",
+        cluster.stderr()
+    );
+    let sent = Instant::now();
+    cluster
+        .signal(second)
+        .unwrap_or_else(|err| panic!("second signal {second}: {err:#}"));
+    let status = cluster.wait_exit(FAST_STOP_TIMEOUT).unwrap_or_else(|| {
+        panic!(
+            "the master still runs {FAST_STOP_TIMEOUT:?} after a second {second}; stderr:\n{}",
+            cluster.stderr()
+        )
+    });
+    let expected = 128 + second as i32;
+    assert_eq!(
+        status.code(),
+        Some(expected),
+        "exit {:?} after a second {second}: {status}; stderr:\n{}",
+        sent.elapsed(),
+        cluster.stderr()
+    );
+    assert!(
+        wait_until(Duration::from_secs(1), || cluster.live_workers().is_empty()),
+        "workers {:?} still running after the fast stop",
+        cluster.live_workers()
+    );
+}
+
 /// Regression (issue 10): a duration flag had no upper bound, so
 /// `--header-timeout 300000000000y` started and then every connection panicked
 /// its worker (`Instant` overflow). Each of these must be a usage error: exit
