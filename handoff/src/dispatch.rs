@@ -4,7 +4,8 @@
 //!
 //! How one connection changes hands:
 //!
-//! 1. the master `accept4`s it (`accept::accept_to_pass`);
+//! 1. the master `accept4`s it (`accept::accept_to_pass`; at the fd limit
+//!    it pauses, with a deadline the dispatcher keeps across loop passes);
 //! 2. `sendmsg` carries a `Connection { seq }` frame and the socket
 //!    (SCM_RIGHTS) to the next worker that has room;
 //! 3. the worker's `recvmsg` installs a new fd for the same socket, and it
@@ -75,6 +76,11 @@ struct Dispatcher {
     waiting: VecDeque<OwnedFd>,
     /// When the paused workers may be tried again.
     resume_at: Option<Instant>,
+    /// The accept back-off at the fd limit. Kept here, not in the accept
+    /// future, because the run loop drops and rebuilds that future on every
+    /// event (each acknowledgement): a pause kept there would end, and warn
+    /// again, on each of them.
+    accept_backoff: accept::Backoff,
 }
 
 impl Dispatcher {
@@ -141,7 +147,16 @@ impl Dispatcher {
         }
     }
 
+    /// The client connections the master holds: waiting, or handed over and
+    /// not yet acknowledged.
+    fn held(&self) -> usize {
+        self.waiting.len() + self.slots.iter().map(|s| s.unacked.len()).sum::<usize>()
+    }
+
     fn on_event(&mut self, event: Event) {
+        // Counted only while accepting is paused, to see below whether this
+        // event closed some of our fds.
+        let held_before = self.accept_backoff.paused_until().map(|_| self.held());
         match event {
             Event::Spawned { slot, channel, .. } => self.slots[slot].channel = Some(channel),
             Event::Ready { slot, .. } => self.slots[slot].ready = true,
@@ -189,6 +204,14 @@ impl Dispatcher {
                 }
             }
         }
+        // Acknowledged copies were closed: the next accept has the fds it
+        // lacked, so end the pause now rather than at its deadline. Without
+        // this, the master at its limit would accept in bursts of the few
+        // fds it has, once per ACCEPT_BACKOFF, whereas an acknowledgement
+        // that frees an fd is one retry at most: no spinning either way.
+        if held_before.is_some_and(|before| self.held() < before) {
+            self.accept_backoff.fds_freed();
+        }
         self.flush();
     }
 }
@@ -220,7 +243,8 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
             () = &mut shutdown => break,
             event = supervisor.next_event() => dispatcher.on_event(event),
             () = sleep_until(dispatcher.resume_at) => dispatcher.resume(),
-            stream = accept::accept_to_pass(&listener), if dispatcher.can_accept() => {
+            stream = accept::accept_to_pass(&listener, &mut dispatcher.accept_backoff),
+                if dispatcher.can_accept() => {
                 if let Err(conn) = dispatcher.hand_off(OwnedFd::from(stream)) {
                     dispatcher.waiting.push_back(conn);
                 }

@@ -268,6 +268,14 @@ fn unknown_pass_exits_2() {
     testkit::assert_bad_usage_exits_2(HANDOFF, &["--pass", "bogus", "--workers", "2"]);
 }
 
+/// Regression (issue 10): `--pass socket` at `--max-fds 24` under 48 clients warns "accept paused" once per episode, not once per retry.
+#[test]
+fn socket_accept_pause_warns_once_at_the_fd_limit() {
+    let args = ["--pass", "socket", "--max-fds", "24"];
+    let cluster = testkit::start_two_workers(HANDOFF, &args, "handoff-socket");
+    testkit::assert_one_accept_warning_at_the_fd_limit(&cluster);
+}
+
 /// Regression (issue 10): a second SIGTERM during the graceful stop stops at once (exit 143, workers killed), with every `--pass`.
 #[test]
 fn second_sigterm_stops_at_once() {

@@ -697,3 +697,66 @@ pub fn assert_huge_durations_exit_2(bin: &str, args: &[&str]) {
         );
     }
 }
+
+/// How long [`assert_one_accept_warning_at_the_fd_limit`] keeps its clients
+/// busy: long enough for thousands of retries under the old code.
+const FD_LIMIT_LOAD: Duration = Duration::from_secs(3);
+
+/// Regression (issue 10): at its fd limit, `handoff-socket` rebuilt its accept
+/// future on every event, so each acknowledgement retried `accept` at once and
+/// warned again (15,004 "accept paused" lines in 3 s). With the cluster started
+/// with `--max-fds 24` (room for a handful of client fds), 48 clients send
+/// requests for [`FD_LIMIT_LOAD`] (each connection one request of 1 ms of work,
+/// so that unacknowledged handoffs pile up past the limit): the master must hit
+/// its limit (one warning at least), warn at most a few times (one per episode,
+/// and the load is one episode, give or take a stall of the machine), and
+/// answer the clients.
+///
+/// # Panics
+/// If the master never reaches its limit, warns more, or answers nobody.
+pub fn assert_one_accept_warning_at_the_fd_limit(cluster: &Cluster) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const CLIENTS: usize = 48;
+    /// Bound on each client's requests, so the loop ends whatever happens.
+    const MAX_REQUESTS_PER_CLIENT: usize = 5_000;
+    /// One per episode; a loaded machine that stalls the load for over a
+    /// second may split it. The old code warned hundreds of times.
+    const MAX_WARNINGS: usize = 5;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let addr = cluster.addr();
+    let until = Instant::now() + FD_LIMIT_LOAD;
+    let clients: Vec<JoinHandle<()>> = (0..CLIENTS)
+        .map(|_| {
+            let answered = answered.clone();
+            thread::spawn(move || {
+                for _ in 0..MAX_REQUESTS_PER_CLIENT {
+                    if Instant::now() >= until {
+                        break;
+                    }
+                    if get(addr, "/?work_us=1000", true).is_ok_and(|r| r.status == 200) {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a client thread panicked");
+    }
+    let warnings = cluster
+        .stderr()
+        .lines()
+        .filter(|line| line.contains("accept paused"))
+        .count();
+    let answered = answered.load(Ordering::SeqCst);
+    assert!(
+        warnings >= 1,
+        "the master never reached its fd limit ({answered} answers); stderr:\n{}",
+        cluster.stderr()
+    );
+    assert!(
+        warnings <= MAX_WARNINGS,
+        "{warnings} \"accept paused\" warnings in {FD_LIMIT_LOAD:?} ({answered} answers); at most {MAX_WARNINGS} expected"
+    );
+    assert!(answered > 0, "no client was answered at the fd limit");
+}
