@@ -50,7 +50,8 @@ struct Slot {
     /// The worker refused a connection because it is out of fds: give it
     /// none until the dispatcher's `resume_at`, or all the workers at their
     /// limit would bounce connections between them as fast as the channel
-    /// goes.
+    /// goes. Also paused after a handoff to it failed for a reason that no
+    /// event will report (ETOOMANYREFS, ENOBUFS).
     paused: bool,
     /// Connections sent and not yet acknowledged, by `seq`: the master's
     /// copies, closed on acknowledgement, handed elsewhere if the worker dies.
@@ -122,7 +123,20 @@ impl Dispatcher {
                 // Channel full (the worker is busy) or the worker is gone (its
                 // exit event follows): skip it, never wait on it.
                 Err(ChannelError::Full) => {}
-                Err(err) => tracing::debug!(slot, cause = %err, "handoff failed; next worker"),
+                Err(ChannelError::Closed) => {
+                    tracing::debug!(slot, "handoff failed: worker gone; next worker")
+                }
+                // Anything else (ETOOMANYREFS: too many fds in flight to
+                // workers that have not received them yet; ENOBUFS, ENOMEM:
+                // kernel memory) is followed by no event that would bring the
+                // connection back here: pause this worker as after a
+                // `Reject`, so that `resume` tries it again after a back-off,
+                // and try the next one now.
+                Err(err) => {
+                    tracing::warn!(slot, cause = %err, "handoff failed; pausing this worker");
+                    state.paused = true;
+                    self.resume_at = Some(Instant::now() + accept::ACCEPT_BACKOFF);
+                }
             }
         }
         Err(conn)
@@ -266,4 +280,95 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
     }
     supervisor.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixDatagram;
+
+    use cluster::channel;
+
+    use super::*;
+
+    /// A channel whose `sendmsg` fails with an error other than EAGAIN or
+    /// EPIPE: an unconnected socket (ENOTCONN), standing in for ETOOMANYREFS
+    /// and ENOBUFS, which a test cannot cause at will (root is exempt from
+    /// the in-flight fd limit).
+    fn failing_channel() -> Arc<Channel> {
+        let socket = UnixDatagram::unbound().expect("a Unix socket");
+        Arc::new(Channel::new(OwnedFd::from(socket)).expect("register the socket"))
+    }
+
+    /// A working channel, and the worker's end, kept open so sends succeed.
+    fn working_channel() -> (Arc<Channel>, OwnedFd) {
+        let (master, worker) = channel::pair().expect("a socketpair");
+        (Arc::new(Channel::new(master).expect("register")), worker)
+    }
+
+    /// A connection to hand over: any fd travels with SCM_RIGHTS.
+    fn connection() -> OwnedFd {
+        OwnedFd::from(UnixDatagram::unbound().expect("a Unix socket"))
+    }
+
+    fn ready_slot(channel: Arc<Channel>) -> Slot {
+        Slot {
+            channel: Some(channel),
+            ready: true,
+            ..Slot::default()
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    }
+
+    /// Regression (issue 10): a send error other than EAGAIN or EPIPE left
+    /// the connection waiting, accept disabled, and nothing scheduled to try
+    /// again. Now the failing worker is paused, a retry is scheduled, and the
+    /// connection goes to the other worker at once.
+    #[test]
+    fn send_error_hands_to_the_next_worker_and_schedules_a_retry() {
+        let runtime = runtime();
+        let _context = runtime.enter();
+        let (good, _worker_end) = working_channel();
+        let mut dispatcher = Dispatcher::new(2);
+        dispatcher.slots[0] = ready_slot(failing_channel());
+        dispatcher.slots[1] = ready_slot(good);
+        assert!(dispatcher.hand_off(connection()).is_ok());
+        assert_eq!(dispatcher.slots[1].unacked.len(), 1);
+        assert!(
+            dispatcher.slots[0].paused,
+            "the failing worker is not paused"
+        );
+        assert!(dispatcher.resume_at.is_some(), "no retry scheduled");
+        assert!(dispatcher.can_accept(), "accept stays possible");
+    }
+
+    /// Regression (issue 10): with every worker failing so, the connection
+    /// waits, but a retry is scheduled; when it comes and the send works
+    /// again, the connection is handed over and accepting resumes.
+    #[test]
+    fn send_error_on_every_worker_retries_after_a_backoff() {
+        let runtime = runtime();
+        let _context = runtime.enter();
+        let mut dispatcher = Dispatcher::new(1);
+        dispatcher.slots[0] = ready_slot(failing_channel());
+        if let Err(conn) = dispatcher.hand_off(connection()) {
+            dispatcher.waiting.push_back(conn);
+        }
+        assert_eq!(dispatcher.waiting.len(), 1);
+        assert!(!dispatcher.can_accept());
+        let retry_at = dispatcher.resume_at.expect("a retry is scheduled");
+        assert!(retry_at <= Instant::now() + accept::ACCEPT_BACKOFF);
+        // The cause passes (in-flight fds received, memory freed).
+        let (good, _worker_end) = working_channel();
+        dispatcher.slots[0].channel = Some(good);
+        dispatcher.resume();
+        assert!(dispatcher.waiting.is_empty(), "the connection still waits");
+        assert_eq!(dispatcher.slots[0].unacked.len(), 1);
+        assert!(dispatcher.can_accept(), "accept did not resume");
+    }
 }
