@@ -705,7 +705,8 @@ const FD_LIMIT_LOAD: Duration = Duration::from_secs(3);
 /// Regression (issue 10): at its fd limit, `handoff-socket` rebuilt its accept
 /// future on every event, so each acknowledgement retried `accept` at once and
 /// warned again (15,004 "accept paused" lines in 3 s). With the cluster started
-/// with `--max-fds 24` (room for a handful of client fds), 48 clients send
+/// with a `--max-fds` that leaves room for a handful of client fds (the issue
+/// used 24 with two workers: room for 8), 48 clients send
 /// requests for [`FD_LIMIT_LOAD`] (each connection one request of 1 ms of work,
 /// so that unacknowledged handoffs pile up past the limit): the master must hit
 /// its limit (one warning at least), warn at most a few times (one per episode,
