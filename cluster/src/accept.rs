@@ -6,9 +6,15 @@
 //! Like hyper's sleep-on-errors and nginx (which disables accept events for a
 //! while), we pause, then try again; a connection that closes meanwhile frees
 //! the fd the next attempt needs.
+//!
+//! The pause is a deadline kept in a [`Backoff`], not a sleep inside one
+//! accept future: a master that waits for other events in the same
+//! `select!` (acknowledgements, workers' exits) drops and rebuilds its accept
+//! future on each of them, and a pause that lived in the future would end,
+//! and warn again, every time (issue 10: 15,004 "accept paused" lines in 3 s).
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, TcpStream};
@@ -17,6 +23,12 @@ use tokio::net::{TcpListener, TcpStream};
 /// that service resumes soon after fds free up, long enough that being stuck
 /// at the limit costs a few wake-ups per second, not a core.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Resource errors closer together than this are one episode, with one
+/// warning: at the limit they come every [`ACCEPT_BACKOFF`] (and between them
+/// some accepts succeed, as fds free up), so a warning per pause, or per
+/// success, would bury the log; a second without one ends the episode.
+pub const BACKOFF_EPISODE_GAP: Duration = Duration::from_secs(1);
 
 /// True for the errors that mean "out of a resource, retrying now will fail
 /// again", as opposed to a failure of the one connection being accepted.
@@ -29,28 +41,64 @@ pub fn is_resource_exhaustion(err: &io::Error) -> bool {
     )
 }
 
-/// What an accept loop does about one accept error.
-#[derive(Default)]
-struct Backoff {
-    /// Already paused since the last success: warn once per episode, not
-    /// once per retry.
-    paused: bool,
+/// The state of one accept loop's back-off: when its pause ends, and when it
+/// last ran out of a resource. It lives as long as the loop (the master's
+/// dispatcher keeps one), so that a rebuilt accept future still waits for
+/// the same deadline and does not warn again.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    /// Accepting is paused until then.
+    paused_until: Option<Instant>,
+    /// The last resource error: one within [`BACKOFF_EPISODE_GAP`] before
+    /// the next one makes them one episode.
+    last_exhausted: Option<Instant>,
 }
 
 impl Backoff {
-    /// Sleeps [`ACCEPT_BACKOFF`] after a resource-exhaustion error; returns at
-    /// once after an error that concerns only that connection (ECONNABORTED:
-    /// the client reset it while it waited in the queue).
-    async fn after(&mut self, err: io::Error) {
-        if is_resource_exhaustion(&err) {
-            if !self.paused {
-                let backoff_ms = ACCEPT_BACKOFF.as_millis() as u64;
-                tracing::warn!(cause = %err, backoff_ms, "accept paused");
-                self.paused = true;
-            }
-            tokio::time::sleep(ACCEPT_BACKOFF).await;
-        } else {
+    /// Records an accept error at `now`: a resource exhaustion pauses
+    /// accepting for [`ACCEPT_BACKOFF`] (with a warning if it starts an
+    /// episode); an error that concerns only that connection (ECONNABORTED:
+    /// the client reset it while it waited in the queue) does not.
+    pub fn failed(&mut self, err: &io::Error, now: Instant) {
+        if !is_resource_exhaustion(err) {
             tracing::debug!(cause = %err, "accept failed for one connection");
+            return;
+        }
+        let backoff_ms = ACCEPT_BACKOFF.as_millis() as u64;
+        if self.starts_episode(now) {
+            tracing::warn!(cause = %err, backoff_ms, "accept paused");
+        } else {
+            tracing::debug!(cause = %err, backoff_ms, "accept paused again");
+        }
+        self.last_exhausted = Some(now);
+        self.paused_until = Some(now + ACCEPT_BACKOFF);
+    }
+
+    /// Whether a resource error at `now` starts an episode (and warns): none
+    /// came in the [`BACKOFF_EPISODE_GAP`] before it.
+    fn starts_episode(&self, now: Instant) -> bool {
+        self.last_exhausted
+            .is_none_or(|last| now.saturating_duration_since(last) >= BACKOFF_EPISODE_GAP)
+    }
+
+    /// When the current pause ends; `None` when not paused.
+    pub fn paused_until(&self) -> Option<Instant> {
+        self.paused_until
+    }
+
+    /// This process has just closed fds of its own (the handoff master, on an
+    /// acknowledgement): the next attempt has the fd it lacked, so the pause
+    /// ends now. Still one warning per episode: an error right after counts
+    /// in the same one.
+    pub fn fds_freed(&mut self) {
+        self.paused_until = None;
+    }
+
+    /// Waits for the end of the current pause, if any, and ends it.
+    pub async fn wait(&mut self) {
+        if let Some(until) = self.paused_until {
+            tokio::time::sleep_until(until.into()).await;
+            self.paused_until = None;
         }
     }
 }
@@ -68,30 +116,79 @@ pub async fn accept(listener: &TcpListener) -> TcpStream {
                 }
                 return stream;
             }
-            Err(err) => backoff.after(err).await,
+            Err(err) => {
+                backoff.failed(&err, Instant::now());
+                backoff.wait().await;
+            }
         }
     }
 }
 
 /// Accepts the next connection to hand to another process, backing off at
-/// the fd limit. The socket is not registered with this process's epoll (the
-/// master never reads it), which saves two `epoll_ctl` calls per connection
-/// over tokio's `TcpListener::accept` followed by `into_std`.
-pub async fn accept_to_pass(listener: &AsyncFd<std::net::TcpListener>) -> std::net::TcpStream {
-    let mut backoff = Backoff::default();
+/// the fd limit with the caller's `backoff`: first it waits out a pause
+/// already under way, so dropping this future and calling again neither
+/// shortens the pause nor warns again. The socket is not registered with this
+/// process's epoll (the master never reads it), which saves two `epoll_ctl`
+/// calls per connection over tokio's `TcpListener::accept` followed by
+/// `into_std`.
+pub async fn accept_to_pass(
+    listener: &AsyncFd<std::net::TcpListener>,
+    backoff: &mut Backoff,
+) -> std::net::TcpStream {
     loop {
+        backoff.wait().await;
         let mut ready = match listener.readable().await {
             Ok(ready) => ready,
             Err(err) => {
-                backoff.after(err).await;
+                backoff.failed(&err, Instant::now());
                 continue;
             }
         };
         match ready.try_io(|listener| listener.get_ref().accept()) {
             Ok(Ok((stream, _))) => return stream,
-            Ok(Err(err)) => backoff.after(err).await,
+            Ok(Err(err)) => backoff.failed(&err, Instant::now()),
             // WouldBlock: readiness was stale and has been cleared; wait again.
             Err(_would_block) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn emfile() -> io::Error {
+        io::Error::from_raw_os_error(libc::EMFILE)
+    }
+
+    /// The pause is a deadline: ACCEPT_BACKOFF after the error that set it,
+    /// and an error about one connection sets none.
+    #[test]
+    fn exhaustion_pauses_until_a_deadline() {
+        let now = Instant::now();
+        let mut backoff = Backoff::default();
+        backoff.failed(&io::Error::from_raw_os_error(libc::ECONNABORTED), now);
+        assert_eq!(backoff.paused_until(), None);
+        backoff.failed(&emfile(), now);
+        assert_eq!(backoff.paused_until(), Some(now + ACCEPT_BACKOFF));
+    }
+
+    /// Errors less than BACKOFF_EPISODE_GAP apart are one episode, with one
+    /// warning, however long it lasts; a longer quiet starts a new one.
+    #[test]
+    fn one_warning_per_episode() {
+        let start = Instant::now();
+        let mut backoff = Backoff::default();
+        let mut warnings = 0;
+        // Three seconds at the limit: an error after every pause.
+        for pause in 0..60 {
+            let now = start + ACCEPT_BACKOFF * pause;
+            warnings += usize::from(backoff.starts_episode(now));
+            backoff.failed(&emfile(), now);
+        }
+        assert_eq!(warnings, 1);
+        let last = start + ACCEPT_BACKOFF * 59;
+        assert!(!backoff.starts_episode(last + BACKOFF_EPISODE_GAP / 2));
+        assert!(backoff.starts_episode(last + BACKOFF_EPISODE_GAP));
     }
 }

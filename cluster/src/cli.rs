@@ -10,12 +10,30 @@ use std::time::Duration;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// The longest duration any flag takes: one day.
+///
+/// Every duration flag ends up added to an `Instant` or armed as a timer
+/// (hyper's header timeout, tokio's sleeps, loadgen's run and timeouts), and
+/// `Instant + Duration` panics on overflow: `--header-timeout 300000000000y`
+/// used to start, then panic the worker on every connection. A day is far
+/// beyond any timeout or run this suite means (nginx's and Node.js's longest
+/// defaults are minutes; a soak run lasts hours) and far below any overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Parses a duration flag (`10s`, `500ms`, `1m 30s`, `250us`) with
 /// `humantime`, the syntax of systemd's time spans. A bare number is refused
 /// ("time unit needed"): `--duration 10` could mean seconds (wrk) or
 /// milliseconds (ab's `-s`), and every flag of the suite reads the same way.
+/// So is anything over [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|err| format!("{text:?}: {err}"))
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if d > MAX_DURATION => Err(format!(
+            "{text:?}: more than {}, the longest any duration flag takes",
+            humantime::format_duration(MAX_DURATION)
+        )),
+        Ok(d) => Ok(d),
+        Err(err) => Err(format!("{text:?}: {err}")),
+    }
 }
 
 /// [`parse_duration`] for a flag where zero makes no sense (`--duration`,
@@ -93,5 +111,20 @@ mod tests {
         assert!(bare.contains("time unit needed"), "{bare}");
         assert!(parse_positive_duration("0s").is_err());
         assert!(parse_duration("ten seconds").is_err());
+    }
+
+    /// Regression (issue 10): an absurd duration is a usage error, not a
+    /// panic on the first connection; a day is the bound, inclusive.
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(parse_duration("1day"), Ok(MAX_DURATION));
+        assert_eq!(parse_positive_duration("24h"), Ok(MAX_DURATION));
+        for text in ["1day 1s", "300000000000y", "2d"] {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.contains("longest"), "{text}: {err}");
+            assert!(parse_positive_duration(text).is_err(), "{text}");
+        }
+        // Beyond what humantime itself can hold: still an error, not a panic.
+        assert!(parse_duration("999999999999999999999y").is_err());
     }
 }

@@ -11,6 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::Mode;
 use crate::cli::{self, UsageError};
 use crate::listen::BindError;
+use crate::procfs;
 use crate::rlimit::{self, NofileLimit};
 
 /// The flags every mode takes (ARCHITECTURE.md).
@@ -36,7 +37,8 @@ pub struct ClusterArgs {
     /// defence); it also bounds a keep-alive connection's idle time between
     /// requests. nginx's `client_header_timeout` and Node.js's `headersTimeout`
     /// are 60 s; a benchmark's clients send at once, so 10 s is generous and
-    /// frees a stalled client's fd sooner.
+    /// frees a stalled client's fd sooner. At most a day, like every duration
+    /// flag.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = cli::parse_positive_duration)]
     pub header_timeout: Duration,
 }
@@ -102,16 +104,70 @@ where
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM. The handlers are installed when
-/// this is called, not when the future is first polled, so a signal that
-/// arrives just after start-up is not lost.
+/// Resolves on the first SIGINT or SIGTERM, which asks for a graceful stop.
+/// The handlers are installed when this is called, not when the future is
+/// first polled, so a signal that arrives just after start-up is not lost.
+///
+/// A second SIGINT or SIGTERM during the graceful stop (which may take the
+/// grace period and more) stops at once, as nginx's fast shutdown and
+/// Node.js's second Ctrl-C do: every worker is SIGKILLed and the master exits
+/// with 128 + the signal's number, 130 after SIGINT and 143 after SIGTERM,
+/// what a shell reports for a process that signal killed (see
+/// [`stop_at_once`]).
 pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
-            _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
-        }
+        let first = next_stop_signal(&mut interrupt, &mut terminate).await;
+        tracing::info!("{first}: stopping; a second SIGINT or SIGTERM stops at once");
+        // A task of its own: the mode's graceful stop runs after this future
+        // has resolved, and the second signal must cut it short.
+        tokio::spawn(async move {
+            let second = next_stop_signal(&mut interrupt, &mut terminate).await;
+            stop_at_once(second)
+        });
     })
+}
+
+/// The next SIGINT or SIGTERM, whichever comes first.
+async fn next_stop_signal(
+    interrupt: &mut tokio::signal::unix::Signal,
+    terminate: &mut tokio::signal::unix::Signal,
+) -> nix::sys::signal::Signal {
+    use nix::sys::signal::Signal;
+    tokio::select! {
+        _ = interrupt.recv() => Signal::SIGINT,
+        _ = terminate.recv() => Signal::SIGTERM,
+    }
+}
+
+/// The fast stop, on a second stop signal: SIGKILL every child (the workers,
+/// ready or still starting), then exit at once with 128 + the signal's number,
+/// leaving the requests in flight unanswered.
+///
+/// The children are read from `/proc` (`procfs::children`), which lists
+/// every worker whatever its slot's state. They are our children, not yet
+/// reaped, so their pids are still theirs: this runs on the master's only
+/// runtime thread, where the supervisor reaps, and nothing reaps meanwhile.
+/// A worker this missed would still get its SIGKILL from the kernel as the
+/// master exits (`PR_SET_PDEATHSIG`, see [`crate::supervisor`]).
+fn stop_at_once(signal: nix::sys::signal::Signal) -> ! {
+    use nix::sys::signal::{Signal, kill};
+    let workers = procfs::children(std::process::id()).unwrap_or_else(|err| {
+        tracing::warn!(cause = %err, "cannot list the workers; the death signal will kill them");
+        Vec::new()
+    });
+    for &pid in &workers {
+        let Ok(pid) = i32::try_from(pid) else {
+            continue;
+        };
+        if let Err(err) = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL) {
+            tracing::debug!(worker = pid, cause = %err, "SIGKILL");
+        }
+    }
+    tracing::warn!(
+        workers = workers.len(),
+        "second {signal}: workers killed, exiting at once"
+    );
+    std::process::exit(128 + signal as i32)
 }

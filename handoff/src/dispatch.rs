@@ -4,7 +4,8 @@
 //!
 //! How one connection changes hands:
 //!
-//! 1. the master `accept4`s it (`accept::accept_to_pass`);
+//! 1. the master `accept4`s it (`accept::accept_to_pass`; at the fd limit
+//!    it pauses, with a deadline the dispatcher keeps across loop passes);
 //! 2. `sendmsg` carries a `Connection { seq }` frame and the socket
 //!    (SCM_RIGHTS) to the next worker that has room;
 //! 3. the worker's `recvmsg` installs a new fd for the same socket, and it
@@ -49,7 +50,8 @@ struct Slot {
     /// The worker refused a connection because it is out of fds: give it
     /// none until the dispatcher's `resume_at`, or all the workers at their
     /// limit would bounce connections between them as fast as the channel
-    /// goes.
+    /// goes. Also paused after a handoff to it failed for a reason that no
+    /// event will report (ETOOMANYREFS, ENOBUFS).
     paused: bool,
     /// Connections sent and not yet acknowledged, by `seq`: the master's
     /// copies, closed on acknowledgement, handed elsewhere if the worker dies.
@@ -75,6 +77,11 @@ struct Dispatcher {
     waiting: VecDeque<OwnedFd>,
     /// When the paused workers may be tried again.
     resume_at: Option<Instant>,
+    /// The accept back-off at the fd limit. Kept here, not in the accept
+    /// future, because the run loop drops and rebuilds that future on every
+    /// event (each acknowledgement): a pause kept there would end, and warn
+    /// again, on each of them.
+    accept_backoff: accept::Backoff,
 }
 
 impl Dispatcher {
@@ -116,7 +123,20 @@ impl Dispatcher {
                 // Channel full (the worker is busy) or the worker is gone (its
                 // exit event follows): skip it, never wait on it.
                 Err(ChannelError::Full) => {}
-                Err(err) => tracing::debug!(slot, cause = %err, "handoff failed; next worker"),
+                Err(ChannelError::Closed) => {
+                    tracing::debug!(slot, "handoff failed: worker gone; next worker")
+                }
+                // Anything else (ETOOMANYREFS: too many fds in flight to
+                // workers that have not received them yet; ENOBUFS, ENOMEM:
+                // kernel memory) is followed by no event that would bring the
+                // connection back here: pause this worker as after a
+                // `Reject`, so that `resume` tries it again after a back-off,
+                // and try the next one now.
+                Err(err) => {
+                    tracing::warn!(slot, cause = %err, "handoff failed; pausing this worker");
+                    state.paused = true;
+                    self.resume_at = Some(Instant::now() + accept::ACCEPT_BACKOFF);
+                }
             }
         }
         Err(conn)
@@ -141,7 +161,16 @@ impl Dispatcher {
         }
     }
 
+    /// The client connections the master holds: waiting, or handed over and
+    /// not yet acknowledged.
+    fn held(&self) -> usize {
+        self.waiting.len() + self.slots.iter().map(|s| s.unacked.len()).sum::<usize>()
+    }
+
     fn on_event(&mut self, event: Event) {
+        // Counted only while accepting is paused, to see below whether this
+        // event closed some of our fds.
+        let held_before = self.accept_backoff.paused_until().map(|_| self.held());
         match event {
             Event::Spawned { slot, channel, .. } => self.slots[slot].channel = Some(channel),
             Event::Ready { slot, .. } => self.slots[slot].ready = true,
@@ -189,6 +218,14 @@ impl Dispatcher {
                 }
             }
         }
+        // Acknowledged copies were closed: the next accept has the fds it
+        // lacked, so end the pause now rather than at its deadline. Without
+        // this, the master at its limit would accept in bursts of the few
+        // fds it has, once per ACCEPT_BACKOFF, whereas an acknowledgement
+        // that frees an fd is one retry at most: no spinning either way.
+        if held_before.is_some_and(|before| self.held() < before) {
+            self.accept_backoff.fds_freed();
+        }
         self.flush();
     }
 }
@@ -220,7 +257,8 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
             () = &mut shutdown => break,
             event = supervisor.next_event() => dispatcher.on_event(event),
             () = sleep_until(dispatcher.resume_at) => dispatcher.resume(),
-            stream = accept::accept_to_pass(&listener), if dispatcher.can_accept() => {
+            stream = accept::accept_to_pass(&listener, &mut dispatcher.accept_backoff),
+                if dispatcher.can_accept() => {
                 if let Err(conn) = dispatcher.hand_off(OwnedFd::from(stream)) {
                     dispatcher.waiting.push_back(conn);
                 }
@@ -242,4 +280,95 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
     }
     supervisor.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixDatagram;
+
+    use cluster::channel;
+
+    use super::*;
+
+    /// A channel whose `sendmsg` fails with an error other than EAGAIN or
+    /// EPIPE: an unconnected socket (ENOTCONN), standing in for ETOOMANYREFS
+    /// and ENOBUFS, which a test cannot cause at will (root is exempt from
+    /// the in-flight fd limit).
+    fn failing_channel() -> Arc<Channel> {
+        let socket = UnixDatagram::unbound().expect("a Unix socket");
+        Arc::new(Channel::new(OwnedFd::from(socket)).expect("register the socket"))
+    }
+
+    /// A working channel, and the worker's end, kept open so sends succeed.
+    fn working_channel() -> (Arc<Channel>, OwnedFd) {
+        let (master, worker) = channel::pair().expect("a socketpair");
+        (Arc::new(Channel::new(master).expect("register")), worker)
+    }
+
+    /// A connection to hand over: any fd travels with SCM_RIGHTS.
+    fn connection() -> OwnedFd {
+        OwnedFd::from(UnixDatagram::unbound().expect("a Unix socket"))
+    }
+
+    fn ready_slot(channel: Arc<Channel>) -> Slot {
+        Slot {
+            channel: Some(channel),
+            ready: true,
+            ..Slot::default()
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    }
+
+    /// Regression (issue 10): a send error other than EAGAIN or EPIPE left
+    /// the connection waiting, accept disabled, and nothing scheduled to try
+    /// again. Now the failing worker is paused, a retry is scheduled, and the
+    /// connection goes to the other worker at once.
+    #[test]
+    fn send_error_hands_to_the_next_worker_and_schedules_a_retry() {
+        let runtime = runtime();
+        let _context = runtime.enter();
+        let (good, _worker_end) = working_channel();
+        let mut dispatcher = Dispatcher::new(2);
+        dispatcher.slots[0] = ready_slot(failing_channel());
+        dispatcher.slots[1] = ready_slot(good);
+        assert!(dispatcher.hand_off(connection()).is_ok());
+        assert_eq!(dispatcher.slots[1].unacked.len(), 1);
+        assert!(
+            dispatcher.slots[0].paused,
+            "the failing worker is not paused"
+        );
+        assert!(dispatcher.resume_at.is_some(), "no retry scheduled");
+        assert!(dispatcher.can_accept(), "accept stays possible");
+    }
+
+    /// Regression (issue 10): with every worker failing so, the connection
+    /// waits, but a retry is scheduled; when it comes and the send works
+    /// again, the connection is handed over and accepting resumes.
+    #[test]
+    fn send_error_on_every_worker_retries_after_a_backoff() {
+        let runtime = runtime();
+        let _context = runtime.enter();
+        let mut dispatcher = Dispatcher::new(1);
+        dispatcher.slots[0] = ready_slot(failing_channel());
+        if let Err(conn) = dispatcher.hand_off(connection()) {
+            dispatcher.waiting.push_back(conn);
+        }
+        assert_eq!(dispatcher.waiting.len(), 1);
+        assert!(!dispatcher.can_accept());
+        let retry_at = dispatcher.resume_at.expect("a retry is scheduled");
+        assert!(retry_at <= Instant::now() + accept::ACCEPT_BACKOFF);
+        // The cause passes (in-flight fds received, memory freed).
+        let (good, _worker_end) = working_channel();
+        dispatcher.slots[0].channel = Some(good);
+        dispatcher.resume();
+        assert!(dispatcher.waiting.is_empty(), "the connection still waits");
+        assert_eq!(dispatcher.slots[0].unacked.len(), 1);
+        assert!(dispatcher.can_accept(), "accept did not resume");
+    }
 }

@@ -267,3 +267,45 @@ fn zero_workers_exits_2() {
 fn unknown_pass_exits_2() {
     testkit::assert_bad_usage_exits_2(HANDOFF, &["--pass", "bogus", "--workers", "2"]);
 }
+
+/// Regression (issue 10): `--pass socket` at its fd limit (room for 8 client fds) under 48 clients warns "accept paused" once per episode, not once per retry.
+#[test]
+fn socket_accept_pause_warns_once_at_the_fd_limit() {
+    // The master's own fds (16 today, with two workers), measured rather
+    // than assumed, so the room left for clients stays 8.
+    let base = testkit::fd_count(start("socket").master_pid()).expect("the master's fds");
+    let max_fds = (base + 8).to_string();
+    let args = ["--pass", "socket", "--max-fds", &max_fds];
+    let cluster = testkit::start_two_workers(HANDOFF, &args, "handoff-socket");
+    testkit::assert_one_accept_warning_at_the_fd_limit(&cluster);
+}
+
+/// Regression (issue 10): a second SIGTERM during the graceful stop stops at once (exit 143, workers killed), with every `--pass`.
+#[test]
+fn second_sigterm_stops_at_once() {
+    for pass in ["socket", "listener", "reuseport"] {
+        testkit::assert_second_signal_stops_at_once(
+            &mut start(pass),
+            Signal::SIGTERM,
+            Signal::SIGTERM,
+        );
+    }
+}
+
+/// Regression (issue 10): a SIGINT after a SIGTERM also stops at once, with exit code 130.
+#[test]
+fn sigint_after_sigterm_stops_at_once() {
+    testkit::assert_second_signal_stops_at_once(
+        &mut start("socket"),
+        Signal::SIGTERM,
+        Signal::SIGINT,
+    );
+}
+
+/// Regression (issue 10): `--header-timeout 300000000000y` (and anything over a day) is bad usage, exit 2, with every `--pass`.
+#[test]
+fn huge_header_timeout_exits_2() {
+    for pass in ["socket", "listener", "reuseport"] {
+        testkit::assert_huge_durations_exit_2(HANDOFF, &["--pass", pass]);
+    }
+}

@@ -2,7 +2,7 @@
 //! free loopback port (`--workers 2 --listen 127.0.0.1:0`), driven through the
 //! shared test bodies of `testkit`.
 
-use testkit::Cluster;
+use testkit::{Cluster, Signal};
 
 /// The binary under test, built by cargo for this test.
 const PROXY: &str = env!("CARGO_BIN_EXE_proxy");
@@ -96,4 +96,22 @@ fn taken_port_exits_2() {
 #[test]
 fn zero_workers_exits_2() {
     testkit::assert_bad_usage_exits_2(PROXY, &["--workers", "0"]);
+}
+
+/// Regression (issue 10): a second SIGTERM during the graceful stop stops at once: exit 143, workers killed.
+#[test]
+fn second_sigterm_stops_at_once() {
+    testkit::assert_second_signal_stops_at_once(&mut start(), Signal::SIGTERM, Signal::SIGTERM);
+}
+
+/// Regression (issue 10): a second SIGINT during the graceful stop stops at once: exit 130.
+#[test]
+fn second_sigint_stops_at_once() {
+    testkit::assert_second_signal_stops_at_once(&mut start(), Signal::SIGINT, Signal::SIGINT);
+}
+
+/// Regression (issue 10): `--header-timeout 300000000000y` (and anything over a day) is bad usage: exit 2, one line.
+#[test]
+fn huge_header_timeout_exits_2() {
+    testkit::assert_huge_durations_exit_2(PROXY, &[]);
 }

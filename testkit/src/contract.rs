@@ -598,3 +598,166 @@ pub fn assert_worker_kill_under_load(cluster: &mut Cluster) -> (usize, usize) {
     );
     (failed, ok)
 }
+
+/// How long the master may take to exit after a second stop signal: "at once",
+/// with slack for a loaded machine, and well under the graceful stop it cuts
+/// short (the grace period and more).
+pub const FAST_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Regression (issue 10): a second SIGINT or SIGTERM during the graceful stop
+/// was ignored. A slow request (`?work_us=1000000`) is in flight, and its
+/// worker is then frozen (SIGSTOP), so that the graceful stop would take the
+/// whole grace period and more; `first` starts it (the master logs
+/// "stopping"), then `second` must stop the master within
+/// [`FAST_STOP_TIMEOUT`] with exit code 128 + its number (130 for SIGINT, 143
+/// for SIGTERM) and no worker left running.
+///
+/// # Panics
+/// If the master waits for the graceful stop, exits otherwise, or leaves a
+/// worker behind.
+pub fn assert_second_signal_stops_at_once(cluster: &mut Cluster, first: Signal, second: Signal) {
+    let workers = cluster.worker_pids();
+    let busy = |pid: &u32| cpu_time(*pid).unwrap_or_default();
+    let before: Vec<Duration> = workers.iter().map(busy).collect();
+    let addr = cluster.addr();
+    // Its answer is not awaited: the fast stop may drop it.
+    let _slow = thread::spawn(move || get(addr, "/?work_us=1000000", true));
+    let mut computing = None;
+    wait_until(HTTP_TIMEOUT, || {
+        computing = workers
+            .iter()
+            .zip(&before)
+            .find(|(pid, before)| busy(pid) >= **before + Duration::from_millis(100))
+            .map(|(pid, _)| *pid);
+        computing.is_some()
+    });
+    let computing = computing.expect("no worker started computing the slow request");
+    cluster
+        .signal_worker(computing, Signal::SIGSTOP)
+        .expect("SIGSTOP the busy worker");
+    cluster
+        .signal(first)
+        .unwrap_or_else(|err| panic!("{first} the master: {err:#}"));
+    assert!(
+        wait_until(STOP_TIMEOUT, || cluster.stderr().contains("stopping")),
+        "the master did not log that it is stopping; stderr:\n{}",
+        cluster.stderr()
+    );
+    let sent = Instant::now();
+    cluster
+        .signal(second)
+        .unwrap_or_else(|err| panic!("second signal {second}: {err:#}"));
+    let status = cluster.wait_exit(FAST_STOP_TIMEOUT).unwrap_or_else(|| {
+        panic!(
+            "the master still runs {FAST_STOP_TIMEOUT:?} after a second {second}; stderr:\n{}",
+            cluster.stderr()
+        )
+    });
+    let expected = 128 + second as i32;
+    assert_eq!(
+        status.code(),
+        Some(expected),
+        "exit {:?} after a second {second}: {status}; stderr:\n{}",
+        sent.elapsed(),
+        cluster.stderr()
+    );
+    assert!(
+        wait_until(Duration::from_secs(1), || cluster.live_workers().is_empty()),
+        "workers {:?} still running after the fast stop",
+        cluster.live_workers()
+    );
+}
+
+/// Regression (issue 10): a duration flag had no upper bound, so
+/// `--header-timeout 300000000000y` started and then every connection panicked
+/// its worker (`Instant` overflow). Each of these must be a usage error: exit
+/// 2, and one line on stderr naming the flag.
+///
+/// # Panics
+/// If the binary starts, or fails otherwise.
+pub fn assert_huge_durations_exit_2(bin: &str, args: &[&str]) {
+    for huge in ["300000000000y", "2days"] {
+        let mut all_args = args.to_vec();
+        all_args.extend(["--workers", "1", "--header-timeout", huge]);
+        let (status, stderr) = run_expect_exit(bin, &all_args, EXIT_TIMEOUT)
+            .unwrap_or_else(|err| panic!("{bin} {all_args:?}: {err:#}"));
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "exit with {all_args:?}: {status}; stderr:\n{stderr}"
+        );
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "not one stderr line with {all_args:?}:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("--header-timeout"),
+            "the error does not name the flag:\n{stderr}"
+        );
+    }
+}
+
+/// How long [`assert_one_accept_warning_at_the_fd_limit`] keeps its clients
+/// busy: long enough for thousands of retries under the old code.
+const FD_LIMIT_LOAD: Duration = Duration::from_secs(3);
+
+/// Regression (issue 10): at its fd limit, `handoff-socket` rebuilt its accept
+/// future on every event, so each acknowledgement retried `accept` at once and
+/// warned again (15,004 "accept paused" lines in 3 s). With the cluster started
+/// with a `--max-fds` that leaves room for a handful of client fds (the issue
+/// used 24 with two workers: room for 8), 48 clients send
+/// requests for [`FD_LIMIT_LOAD`] (each connection one request of 1 ms of work,
+/// so that unacknowledged handoffs pile up past the limit): the master must hit
+/// its limit (one warning at least), warn at most a few times (one per episode,
+/// and the load is one episode, give or take a stall of the machine), and
+/// answer the clients.
+///
+/// # Panics
+/// If the master never reaches its limit, warns more, or answers nobody.
+pub fn assert_one_accept_warning_at_the_fd_limit(cluster: &Cluster) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const CLIENTS: usize = 48;
+    /// Bound on each client's requests, so the loop ends whatever happens.
+    const MAX_REQUESTS_PER_CLIENT: usize = 5_000;
+    /// One per episode; a loaded machine that stalls the load for over a
+    /// second may split it. The old code warned hundreds of times.
+    const MAX_WARNINGS: usize = 5;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let addr = cluster.addr();
+    let until = Instant::now() + FD_LIMIT_LOAD;
+    let clients: Vec<JoinHandle<()>> = (0..CLIENTS)
+        .map(|_| {
+            let answered = answered.clone();
+            thread::spawn(move || {
+                for _ in 0..MAX_REQUESTS_PER_CLIENT {
+                    if Instant::now() >= until {
+                        break;
+                    }
+                    if get(addr, "/?work_us=1000", true).is_ok_and(|r| r.status == 200) {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a client thread panicked");
+    }
+    let warnings = cluster
+        .stderr()
+        .lines()
+        .filter(|line| line.contains("accept paused"))
+        .count();
+    let answered = answered.load(Ordering::SeqCst);
+    assert!(
+        warnings >= 1,
+        "the master never reached its fd limit ({answered} answers); stderr:\n{}",
+        cluster.stderr()
+    );
+    assert!(
+        warnings <= MAX_WARNINGS,
+        "{warnings} \"accept paused\" warnings in {FD_LIMIT_LOAD:?} ({answered} answers); at most {MAX_WARNINGS} expected"
+    );
+    assert!(answered > 0, "no client was answered at the fd limit");
+}
