@@ -112,6 +112,12 @@ pub fn serve(stream: TcpStream, watcher: Watcher, config: Config) {
         async move { Ok::<_, Infallible>(response) }
     });
     let conn = http1::Builder::new()
+        // A client may send its request and then its end-of-file
+        // (`shutdown(SHUT_WR)`, `curl --data @- <file`-style tools, the proxy
+        // relaying such a client): it still gets its answer. Without this
+        // hyper closes the connection when it reads the end-of-file while the
+        // answer is computed, and the client gets nothing (1 time in 5 here).
+        .half_close(true)
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
         .max_header_size(MAX_HEADER_BYTES)
