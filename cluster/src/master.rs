@@ -41,6 +41,17 @@ pub struct ClusterArgs {
     /// flag.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = cli::parse_positive_duration)]
     pub header_timeout: Duration,
+
+    /// How long a worker may leave the master's ping unanswered before it is
+    /// killed (SIGKILL) and replaced: a worker that is alive but stuck (a
+    /// SIGSTOP, a deadlock, a request computing forever) would otherwise keep
+    /// its share of the clients waiting. The master pings each worker every
+    /// quarter of this (at most every second), and the worker's event loop
+    /// answers. unicorn's worker `timeout` is the same idea (60 s there, for
+    /// requests of a web application); 10 s is ten times the longest request
+    /// a worker of this suite computes (`?work_us=1000000`).
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = cli::parse_positive_duration)]
+    pub worker_timeout: Duration,
 }
 
 fn default_workers() -> u16 {

@@ -6,6 +6,25 @@
 //! [`Supervisor::next_event`], which also prints the `ready` and `respawn`
 //! lines, so the master has seen a worker before any client can learn of it.
 //!
+//! # Alive, and saying only what it should
+//!
+//! The slot task pings its worker (`Ping`, answered by the worker's event
+//! loop with `Pong`) every quarter of `--worker-timeout`, at most every
+//! second; a worker not heard from for `--worker-timeout` is stuck (stopped,
+//! deadlocked, computing forever) and is killed with SIGKILL, then replaced
+//! like any dead worker (unicorn's worker `timeout`).
+//!
+//! Every frame a worker sends answers something: `Ready` once, a `Pong` per
+//! ping, an `Ack` or a `Reject` per connection handed to it. A worker that
+//! sends anything else (a kind it has no reason to send, a second `Ready`, a
+//! pong or an acknowledgement of nothing) is killed at its first such frame,
+//! with one log line, and replaced: so a flood cannot grow the master's
+//! memory or take its CPU. The slot task checks what it can; the mode's
+//! master checks the `seq` of acknowledgements and calls
+//! [`Supervisor::kill_misbehaving`]. The events travel to the master in a
+//! bounded queue: a slot task that finds it full waits, and stops reading
+//! its worker's channel meanwhile.
+//!
 //! # Workers die with the master
 //!
 //! Three layers, because a master killed with SIGKILL runs no cleanup code:
@@ -24,7 +43,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +52,7 @@ use crate::channel::{self, Channel, ChannelError, Message};
 use crate::master::Setup;
 use crate::rlimit::{self, NofileLimit};
 use crate::worker::CHANNEL_FD_ENV;
-use crate::{GRACE_PERIOD, Mode};
+use crate::{GRACE_PERIOD, Mode, Pass};
 
 /// The longest a crash-looping slot waits before its next respawn; a worker
 /// that ran for at least this long is replaced at once.
@@ -41,6 +60,21 @@ const MAX_RESPAWN_DELAY: Duration = Duration::from_secs(1);
 
 /// The first wait after a worker that died young; doubled on each quick death.
 const MIN_RESPAWN_DELAY: Duration = Duration::from_millis(50);
+
+/// How many events may wait for the master. Enough for every slot's burst
+/// (spawned, ready, a few acknowledgements) under load; a bound, so that no
+/// worker can make the master queue without limit.
+const EVENT_QUEUE_LEN: usize = 256;
+
+/// The longest time between two pings of one worker. A quarter of
+/// `--worker-timeout` would be rare for long timeouts; one frame a second
+/// costs nothing, and a stuck worker is then caught within about
+/// `--worker-timeout`, whatever its length.
+const MAX_PING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The shortest time between two pings of one worker, for absurdly short
+/// timeouts (`--worker-timeout 1ns`).
+const MIN_PING_INTERVAL: Duration = Duration::from_millis(1);
 
 /// What happened to a worker, in the order it happened for that slot. These
 /// stay inside the master; what it tells the world on stdout is in
@@ -67,7 +101,10 @@ pub enum Event {
         /// The worker's own port, if it has one.
         port: Option<u16>,
     },
-    /// A message from the worker other than `Ready` (acknowledgements).
+    /// An `Ack` or a `Reject` from a `handoff-socket` worker. The supervisor
+    /// has checked that the worker may send that kind; whether the `seq` is
+    /// one the worker holds is for the mode's master to check (and to call
+    /// [`Supervisor::kill_misbehaving`] if not).
     Message {
         /// Which worker slot.
         slot: usize,
@@ -96,6 +133,11 @@ struct Spec {
     /// RLIMIT_NOFILE (soft, hard) the master was started with: workers get it
     /// back, so `--max-fds` limits the master only.
     nofile: NofileLimit,
+    /// Whether workers are handed connections (`handoff-socket`), and so may
+    /// send `Ack` and `Reject`.
+    takes_connections: bool,
+    /// `--worker-timeout`: how long a worker may leave a ping unanswered.
+    worker_timeout: Duration,
 }
 
 /// What the supervisor knows of one slot, for the `ready`/`respawn` lines.
@@ -106,6 +148,12 @@ struct Slot {
     /// The last worker of this slot that served and has died, so the
     /// `respawn` line can name it.
     dead: Option<u32>,
+    /// The worker of this slot as the events tell it: from `Spawned` to
+    /// `Exited`.
+    worker: Option<u32>,
+    /// That worker is being killed for misbehaving: its messages still
+    /// queued are dropped, and it is not reported twice.
+    condemned: bool,
 }
 
 /// The set of worker slots and the tasks that keep them filled.
@@ -115,7 +163,11 @@ pub struct Supervisor {
     slots: Vec<Slot>,
     /// The `ready` line has been printed (every slot served once).
     announced: bool,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::Receiver<Event>,
+    /// One per slot: the pid of a worker the master wants dead, which the
+    /// slot's task kills (a pid, so that a request meant for a worker that
+    /// has just died never kills its successor).
+    kills: Vec<watch::Sender<Option<u32>>>,
     stop: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -125,7 +177,7 @@ impl Supervisor {
     /// `listen`; each worker is told the mode, and serves as it requires.
     /// Must be called from the main thread, on a current-thread runtime.
     pub fn start(setup: &Setup, mode: Mode, listen: SocketAddr) -> std::io::Result<Supervisor> {
-        let (tx, events) = mpsc::unbounded_channel();
+        let (tx, events) = mpsc::channel(EVENT_QUEUE_LEN);
         let stop = CancellationToken::new();
         let header_timeout = humantime::format_duration(setup.args.header_timeout);
         let args = [
@@ -139,14 +191,20 @@ impl Supervisor {
             exe: std::env::current_exe()?,
             args: args.map(String::from).to_vec(),
             nofile: setup.worker_nofile,
+            takes_connections: mode == Mode::Handoff(Pass::Socket),
+            worker_timeout: setup.args.worker_timeout,
         });
         let workers = usize::from(setup.args.workers);
         let mut tasks = JoinSet::new();
+        let mut kills = Vec::with_capacity(workers);
         for slot in 0..workers {
+            let (kill, killed) = watch::channel(None);
+            kills.push(kill);
             tasks.spawn(keep_slot_filled(
                 slot,
                 spec.clone(),
                 tx.clone(),
+                killed,
                 stop.clone(),
             ));
         }
@@ -156,6 +214,7 @@ impl Supervisor {
             slots: vec![Slot::default(); workers],
             announced: false,
             events,
+            kills,
             stop,
             tasks,
         })
@@ -163,14 +222,48 @@ impl Supervisor {
 
     /// The next event of any slot, after printing the `ready` line (when the
     /// last slot first becomes ready) or a `respawn` line (when a successor is
-    /// ready).
+    /// ready). The messages of a worker being killed for misbehaving are
+    /// dropped. Cancel-safe: it waits only on the queue.
     pub async fn next_event(&mut self) -> Event {
-        let event = self
-            .events
-            .recv()
-            .await
-            .expect("slot tasks live as long as the supervisor");
-        match event {
+        loop {
+            let event = self
+                .events
+                .recv()
+                .await
+                .expect("slot tasks live as long as the supervisor");
+            if let Event::Message { slot, .. } = event {
+                if self.slots[slot].condemned {
+                    continue;
+                }
+            }
+            self.note(&event);
+            return event;
+        }
+    }
+
+    /// Kills the worker of `slot` (the one whose events the master is
+    /// reading) for sending a frame it had no reason to send, `cause`: logged
+    /// once; the rest of what it sent is dropped, and it is replaced like any
+    /// dead worker. For the checks only the mode's master can make (an
+    /// acknowledgement of a handoff that worker does not have).
+    pub fn kill_misbehaving(&mut self, slot: usize, cause: &str) {
+        let state = &mut self.slots[slot];
+        let Some(pid) = state.worker.filter(|_| !state.condemned) else {
+            return;
+        };
+        state.condemned = true;
+        tracing::error!(worker = pid, cause, "worker misbehaves; killing it");
+        self.kills[slot].send_replace(Some(pid));
+    }
+
+    /// Keeps the slots' state and prints the stdout lines for `event`.
+    fn note(&mut self, event: &Event) {
+        match *event {
+            Event::Spawned { slot, pid, .. } => {
+                let state = &mut self.slots[slot];
+                state.worker = Some(pid);
+                state.condemned = false;
+            }
             Event::Ready { slot, pid, port } => {
                 let state = &mut self.slots[slot];
                 state.serving = Some(WorkerInfo { pid, port });
@@ -191,16 +284,20 @@ impl Supervisor {
                 if state.serving.take().is_some() {
                     state.dead = Some(pid);
                 }
+                state.worker = None;
+                state.condemned = false;
             }
-            _ => {}
+            Event::Message { .. } => {}
         }
-        event
     }
 
     /// Stops every worker: `Stop` over its channel (it finishes the requests in
     /// flight), SIGKILL for one still alive after the grace period, and reaps
     /// them all.
     pub async fn shutdown(mut self) {
+        // Nobody reads the events any more: a slot task waiting for room in
+        // the queue must not wait for ever.
+        self.events.close();
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
@@ -210,7 +307,8 @@ impl Supervisor {
 async fn keep_slot_filled(
     slot: usize,
     spec: Arc<Spec>,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
+    mut kills: watch::Receiver<Option<u32>>,
     stop: CancellationToken,
 ) {
     let mut delay = Duration::ZERO;
@@ -218,7 +316,8 @@ async fn keep_slot_filled(
         let started = Instant::now();
         match spawn_worker(&spec) {
             Ok((child, channel)) => {
-                watch_worker(slot, child, channel, &events, &stop).await;
+                let watch = Watch::new(slot, &child, &spec);
+                watch.run(child, channel, &events, &mut kills, &stop).await;
             }
             Err(err) => tracing::error!(slot, cause = %err, "cannot start a worker"),
         }
@@ -236,55 +335,276 @@ async fn keep_slot_filled(
     }
 }
 
-/// Relays a worker's messages as events until it exits, and stops it when the
-/// cluster stops.
-async fn watch_worker(
+/// Sends `event` to the master, waiting while the queue is full. After
+/// [`Supervisor::shutdown`] nobody reads it, and the event is dropped.
+async fn report(events: &mpsc::Sender<Event>, event: Event) {
+    let _ = events.send(event).await;
+}
+
+/// Sleeps until `at`; forever if there is no `at`.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One worker, watched from its start to its exit: what it may still say,
+/// and when it was last heard from.
+struct Watch {
     slot: usize,
-    mut child: Child,
-    channel: Arc<Channel>,
-    events: &mpsc::UnboundedSender<Event>,
-    stop: &CancellationToken,
-) {
-    let pid = child.id().expect("a child not yet waited for has a pid");
-    let _ = events.send(Event::Spawned {
-        slot,
-        pid,
-        channel: channel.clone(),
-    });
-    let mut channel_open = true;
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            received = channel.recv(), if channel_open => match received {
-                Ok((Message::Ready { port }, _)) => {
-                    let _ = events.send(Event::Ready { slot, pid, port });
+    pid: u32,
+    /// It has not said `Ready` yet (it says it once).
+    starting: bool,
+    /// It may acknowledge or reject connections (`handoff-socket`).
+    takes_connections: bool,
+    /// The ping.
+    liveness: Liveness,
+    /// The master's end is still open (no end of file yet).
+    channel_open: bool,
+    /// SIGKILL sent (stuck or misbehaving): no more pings, no deadline.
+    killed: bool,
+    /// It has not misbehaved: what it says still counts.
+    trusted: bool,
+}
+
+impl Watch {
+    fn new(slot: usize, child: &Child, spec: &Spec) -> Watch {
+        Watch {
+            slot,
+            pid: child.id().expect("a child not yet waited for has a pid"),
+            starting: true,
+            takes_connections: spec.takes_connections,
+            liveness: Liveness::new(spec.worker_timeout),
+            channel_open: true,
+            killed: false,
+            trusted: true,
+        }
+    }
+
+    /// Relays the worker's messages as events until it exits, pings it,
+    /// kills it if it is stuck or misbehaves, and stops it when the cluster
+    /// stops.
+    async fn run(
+        mut self,
+        mut child: Child,
+        channel: Arc<Channel>,
+        events: &mpsc::Sender<Event>,
+        kills: &mut watch::Receiver<Option<u32>>,
+        stop: &CancellationToken,
+    ) {
+        let (slot, pid) = (self.slot, self.pid);
+        let spawned = Event::Spawned {
+            slot,
+            pid,
+            channel: channel.clone(),
+        };
+        report(events, spawned).await;
+        let status = loop {
+            // Biased, in this order: a worker flooding its channel must not
+            // starve its own exit, its kill or its deadline.
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => {
+                    break stop_worker(pid, &mut child, &channel).await;
                 }
-                Ok((message, _)) => {
-                    let _ = events.send(Event::Message { slot, message });
+                status = child.wait() => {
+                    // What it sent before it exited is still queued (the
+                    // kernel keeps a closed peer's frames): read it all before
+                    // reporting the exit, or an acknowledgement would be lost
+                    // and its connection handed to a second worker.
+                    if self.channel_open && self.trusted {
+                        self.drain(&channel, events).await;
+                    }
+                    break status;
                 }
-                // The worker is exiting; its exit status follows.
-                Err(ChannelError::Closed) => channel_open = false,
-                // A worker that breaks the protocol cannot be trusted with
-                // connections: replace it.
-                Err(err) => {
-                    tracing::error!(worker = pid, cause = %err, "bad message from worker; killing it");
-                    channel_open = false;
-                    let _ = child.start_kill();
+                Ok(()) = kills.changed() => {
+                    // The master's verdict, logged by `kill_misbehaving`; a
+                    // verdict on this slot's previous worker is not for us.
+                    if *kills.borrow_and_update() == Some(pid) {
+                        self.kill(&mut child, true);
+                    }
+                }
+                () = sleep_until(self.liveness.deadline()), if !self.killed => {
+                    let timeout = self.liveness.timeout;
+                    tracing::error!(
+                        worker = pid,
+                        ?timeout,
+                        "worker did not answer a ping within --worker-timeout; killing it"
+                    );
+                    self.kill(&mut child, false);
+                }
+                () = sleep_until(self.liveness.next_ping()), if !self.killed && self.channel_open => {
+                    self.liveness.ping(pid, &channel);
+                }
+                received = channel.recv(), if self.channel_open && self.trusted => {
+                    self.on_received(received, &mut child, events).await;
+                }
+            }
+        };
+        match status {
+            Ok(status) if stop.is_cancelled() => {
+                tracing::debug!(worker = pid, %status, "worker stopped")
+            }
+            Ok(status) => tracing::warn!(worker = pid, %status, "worker died; respawning"),
+            Err(err) => tracing::error!(worker = pid, cause = %err, "waiting for worker"),
+        }
+        report(events, Event::Exited { slot, pid }).await;
+    }
+
+    /// Relays what the worker said, or kills it for saying it.
+    async fn on_received(
+        &mut self,
+        received: Result<(Message, Vec<OwnedFd>), ChannelError>,
+        child: &mut Child,
+        events: &mpsc::Sender<Event>,
+    ) {
+        let pid = self.pid;
+        match received {
+            Ok((message, _fds)) => match self.judge(message) {
+                Ok(Some(event)) => report(events, event).await,
+                Ok(None) => {}
+                Err(cause) => {
+                    let frame = tracing::field::debug(message);
+                    tracing::error!(worker = pid, frame, cause, "worker misbehaves; killing it");
+                    self.kill(child, true);
                 }
             },
-            _ = stop.cancelled() => {
-                break stop_worker(pid, &mut child, &channel).await;
+            // The worker is exiting; its exit status follows.
+            Err(ChannelError::Closed) => self.channel_open = false,
+            // A worker that breaks the protocol cannot be trusted with
+            // connections: replace it.
+            Err(err) => {
+                tracing::error!(worker = pid, cause = %err, "bad message from worker; killing it");
+                self.kill(child, true);
             }
         }
-    };
-    match status {
-        Ok(status) if stop.is_cancelled() => {
-            tracing::debug!(worker = pid, %status, "worker stopped")
-        }
-        Ok(status) => tracing::warn!(worker = pid, %status, "worker died; respawning"),
-        Err(err) => tracing::error!(worker = pid, cause = %err, "waiting for worker"),
     }
-    let _ = events.send(Event::Exited { slot, pid });
+
+    /// SIGKILL, once; a worker that `misbehaved` is not heard any more.
+    fn kill(&mut self, child: &mut Child, misbehaved: bool) {
+        self.trusted &= !misbehaved;
+        if !self.killed {
+            self.killed = true;
+            let _ = child.start_kill();
+        }
+    }
+
+    /// Reads what a worker that has exited left in its channel, up to the
+    /// end of file (bounded: it sends no more).
+    async fn drain(&mut self, channel: &Channel, events: &mpsc::Sender<Event>) {
+        while let Ok(Some((message, _fds))) = channel.try_recv() {
+            match self.judge(message) {
+                Ok(Some(event)) => report(events, event).await,
+                Ok(None) => {}
+                Err(cause) => {
+                    let (worker, frame) = (self.pid, tracing::field::debug(message));
+                    tracing::error!(worker, frame, cause, "worker misbehaved before it exited");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether the worker had a reason to send `message`, and the event it
+    /// makes for the master, if any: `Ready` once, the `Pong` of the ping
+    /// outstanding, `Ack` and `Reject` once serving in `handoff-socket` (their
+    /// `seq` is the dispatcher's to check). Else the reason to kill it.
+    fn judge(&mut self, message: Message) -> Result<Option<Event>, &'static str> {
+        let (slot, pid) = (self.slot, self.pid);
+        match message {
+            Message::Ready { port } if self.starting => {
+                self.starting = false;
+                Ok(Some(Event::Ready { slot, pid, port }))
+            }
+            Message::Ready { .. } => Err("a second Ready"),
+            Message::Pong { seq } if self.liveness.answered(seq) => Ok(None),
+            Message::Pong { .. } => Err("a pong of no outstanding ping"),
+            Message::Ack { .. } | Message::Reject { .. }
+                if self.takes_connections && !self.starting =>
+            {
+                Ok(Some(Event::Message { slot, message }))
+            }
+            Message::Ack { .. } | Message::Reject { .. } => {
+                Err("an answer about connections it was never handed")
+            }
+            Message::Connection { .. }
+            | Message::Listener
+            | Message::Stop
+            | Message::Ping { .. } => Err("a message only the master sends"),
+        }
+    }
+}
+
+/// The master's side of the ping: which ping is unanswered, when to send the
+/// next, and when the worker last answered.
+struct Liveness {
+    /// `--worker-timeout`.
+    timeout: Duration,
+    /// Between two pings: a quarter of the timeout, within
+    /// [`MIN_PING_INTERVAL`]..=[`MAX_PING_INTERVAL`].
+    interval: Duration,
+    /// The `seq` of the last ping sent.
+    seq: u64,
+    /// The last ping sent and not answered yet; one at a time.
+    outstanding: Option<u64>,
+    /// When the worker last answered (at first: when it was spawned).
+    answered_at: Instant,
+    /// When to send the next ping.
+    next_ping_at: Instant,
+}
+
+impl Liveness {
+    fn new(timeout: Duration) -> Liveness {
+        let now = Instant::now();
+        let interval = (timeout / 4).clamp(MIN_PING_INTERVAL, MAX_PING_INTERVAL);
+        Liveness {
+            timeout,
+            interval,
+            seq: 0,
+            outstanding: None,
+            answered_at: now,
+            next_ping_at: now + interval,
+        }
+    }
+
+    /// When the worker is overdue: `timeout` after it last answered; never,
+    /// for a timeout beyond what the clock can count.
+    fn deadline(&self) -> Option<Instant> {
+        self.answered_at.checked_add(self.timeout)
+    }
+
+    /// When to send the next ping; none while one is unanswered.
+    fn next_ping(&self) -> Option<Instant> {
+        self.outstanding.is_none().then_some(self.next_ping_at)
+    }
+
+    /// Sends the next ping, without waiting: a worker whose channel is full
+    /// is not reading it, and gets no ping until it has room again.
+    fn ping(&mut self, pid: u32, channel: &Channel) {
+        self.next_ping_at = Instant::now() + self.interval;
+        let seq = self.seq + 1;
+        match channel.try_send(Message::Ping { seq }, None) {
+            Ok(()) => {
+                self.seq = seq;
+                self.outstanding = Some(seq);
+            }
+            Err(ChannelError::Full) => {}
+            // The worker is gone or going; its exit follows.
+            Err(err) => tracing::debug!(worker = pid, cause = %err, "cannot ping"),
+        }
+    }
+
+    /// Whether `seq` answers the ping outstanding; if so, the worker is alive
+    /// now.
+    fn answered(&mut self, seq: u64) -> bool {
+        if self.outstanding != Some(seq) {
+            return false;
+        }
+        self.outstanding = None;
+        self.answered_at = Instant::now();
+        true
+    }
 }
 
 /// Asks a worker to stop and waits for it; SIGKILL after the grace period.

@@ -16,6 +16,9 @@
 //!
 //! The worker exits when the channel ends (the master is gone), on `Stop` or
 //! SIGTERM (gracefully), and when the channel carries something it cannot trust.
+//! Wherever it waits for the master's orders it answers the master's `Ping`
+//! with a `Pong`: a worker whose event loop is stuck answers nothing, and the
+//! master replaces it after `--worker-timeout`.
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::process::ExitCode;
@@ -229,8 +232,8 @@ impl Worker {
                     }
                     Order::Stop => break true,
                 }
-                match self.channel.try_recv().transpose() {
-                    Some(received) => order = Order::from_channel(received)?,
+                match self.try_next_order().await? {
+                    Some(next) => order = next,
                     None => break false,
                 }
             };
@@ -253,11 +256,40 @@ impl Worker {
     }
 
     /// The next order from the master, or [`Order::Stop`] on SIGTERM.
+    /// Pings are answered on the way, whatever the worker serves: the
+    /// master's liveness check asks only that this loop turns.
     async fn next_order(&mut self) -> anyhow::Result<Order> {
-        tokio::select! {
-            received = self.channel.recv() => Order::from_channel(received),
-            _ = self.sigterm.recv() => Ok(Order::Stop),
+        loop {
+            let received = tokio::select! {
+                received = self.channel.recv() => received,
+                _ = self.sigterm.recv() => return Ok(Order::Stop),
+            };
+            if let Some(order) = self.answer_ping(received).await? {
+                return Ok(order);
+            }
         }
+    }
+
+    /// The next order already queued, if any; pings answered on the way.
+    async fn try_next_order(&mut self) -> anyhow::Result<Option<Order>> {
+        while let Some(received) = self.channel.try_recv().transpose() {
+            if let Some(order) = self.answer_ping(received).await? {
+                return Ok(Some(order));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Answers a `Ping` with its `Pong`; anything else is an order.
+    async fn answer_ping(
+        &self,
+        received: Result<(Message, Vec<OwnedFd>), ChannelError>,
+    ) -> anyhow::Result<Option<Order>> {
+        if let Ok((Message::Ping { seq }, _)) = received {
+            self.channel.send(Message::Pong { seq }, None).await?;
+            return Ok(None);
+        }
+        Order::from_channel(received).map(Some)
     }
 
     /// Serves the connections of `listener` from now on, in a task of its own.

@@ -167,36 +167,55 @@ impl Dispatcher {
         self.waiting.len() + self.slots.iter().map(|s| s.unacked.len()).sum::<usize>()
     }
 
-    fn on_event(&mut self, event: Event) {
+    /// Has the worker of `slot` killed for saying `cause`, and gives it no
+    /// more connections; those it holds go elsewhere when it has exited.
+    fn misbehaving(&mut self, slot: usize, supervisor: &mut Supervisor, cause: &str) {
+        self.slots[slot].ready = false;
+        supervisor.kill_misbehaving(slot, cause);
+    }
+
+    fn on_event(&mut self, event: Event, supervisor: &mut Supervisor) {
         // Counted only while accepting is paused, to see below whether this
         // event closed some of our fds.
         let held_before = self.accept_backoff.paused_until().map(|_| self.held());
         match event {
             Event::Spawned { slot, channel, .. } => self.slots[slot].channel = Some(channel),
             Event::Ready { slot, .. } => self.slots[slot].ready = true,
+            // A worker answers only for the handoffs it has not answered yet:
+            // anything else is a worker that cannot be trusted (and a flood
+            // of it must cost the master nothing), so it is killed at once.
             Event::Message {
                 slot,
                 message: Message::Ack { seq },
             } => {
-                // Cumulative: every handoff up to `seq` has arrived. Dropping
-                // our copies closes them; the worker has its own.
                 let unacked = &mut self.slots[slot].unacked;
-                let later = unacked.split_off(&(seq + 1));
-                if std::mem::replace(unacked, later).is_empty() {
-                    tracing::warn!(slot, seq, "acknowledgement of an unknown handoff");
+                if !unacked.contains_key(&seq) {
+                    let cause = format!("acknowledgement of unknown handoff {seq}");
+                    self.misbehaving(slot, supervisor, &cause);
+                    return;
                 }
+                // Cumulative: every handoff up to `seq` has arrived. Dropping
+                // our copies closes them; the worker has its own. (No `seq + 1`:
+                // a worker's `seq` may be u64::MAX, and must not panic us.)
+                let mut later = unacked.split_off(&seq);
+                later.remove(&seq);
+                *unacked = later;
             }
             Event::Message {
                 slot,
                 message: Message::Reject { seq },
             } => {
                 let state = &mut self.slots[slot];
-                if let Some(conn) = state.unacked.remove(&seq) {
-                    self.waiting.push_back(conn);
-                }
+                let Some(conn) = state.unacked.remove(&seq) else {
+                    let cause = format!("rejection of unknown handoff {seq}");
+                    self.misbehaving(slot, supervisor, &cause);
+                    return;
+                };
+                self.waiting.push_back(conn);
                 state.paused = true;
                 self.resume_at = Some(Instant::now() + accept::ACCEPT_BACKOFF);
             }
+            // The supervisor lets through only acknowledgements and rejections.
             Event::Message { slot, message } => {
                 tracing::warn!(slot, ?message, "unexpected message from a worker");
             }
@@ -255,7 +274,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            event = supervisor.next_event() => dispatcher.on_event(event),
+            event = supervisor.next_event() => dispatcher.on_event(event, &mut supervisor),
             () = sleep_until(dispatcher.resume_at) => dispatcher.resume(),
             stream = accept::accept_to_pass(&listener, &mut dispatcher.accept_backoff),
                 if dispatcher.can_accept() => {
@@ -270,7 +289,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
     let drained = async {
         while !dispatcher.is_idle() {
             tokio::select! {
-                event = supervisor.next_event() => dispatcher.on_event(event),
+                event = supervisor.next_event() => dispatcher.on_event(event, &mut supervisor),
                 () = sleep_until(dispatcher.resume_at) => dispatcher.resume(),
             }
         }

@@ -309,3 +309,41 @@ fn huge_header_timeout_exits_2() {
         testkit::assert_huge_durations_exit_2(HANDOFF, &["--pass", pass]);
     }
 }
+
+/// Writes, per `--pass` value, the tests of the master–worker channel's
+/// supervision (issue 10): `stalled_socket`, `misbehaving_socket`, ...
+macro_rules! supervision_tests {
+    ($($pass:ident: $stalled:ident, $misbehaving:ident;)*) => {$(
+        /// Regression (issue 10): a stopped worker (alive, answering nothing) is killed and replaced within `--worker-timeout` and a second.
+        #[test]
+        fn $stalled() {
+            let pass = stringify!($pass);
+            let args = ["--pass", pass, "--worker-timeout", "1s"];
+            let mut cluster = testkit::start_two_workers(HANDOFF, &args, &format!("handoff-{pass}"));
+            testkit::assert_replaces_a_stalled_worker(&mut cluster, std::time::Duration::from_secs(1));
+        }
+
+        /// Regression (issue 10): a worker sending frames it has no reason to send is killed at once and replaced; the master stays small and stops cleanly.
+        #[test]
+        fn $misbehaving() {
+            let pass = stringify!($pass);
+            let args = ["--pass", pass, "--worker-timeout", "60s"];
+            let mut cluster = testkit::start_two_workers(HANDOFF, &args, &format!("handoff-{pass}"));
+            testkit::assert_kills_misbehaving_workers(&mut cluster);
+        }
+    )*};
+}
+
+supervision_tests! {
+    socket: socket_replaces_a_stalled_worker, socket_kills_misbehaving_workers;
+    listener: listener_replaces_a_stalled_worker, listener_kills_misbehaving_workers;
+    reuseport: reuseport_replaces_a_stalled_worker, reuseport_kills_misbehaving_workers;
+}
+
+/// Regression (issue 10): `--pass socket`: a worker's last `Ack`, sent just before it exits, is read before its exit is handled, so the acknowledged connection is never handed to a second worker.
+#[test]
+fn socket_ack_before_exit_is_kept() {
+    let args = ["--pass", "socket", "--worker-timeout", "60s"];
+    let mut cluster = testkit::start_two_workers(HANDOFF, &args, "handoff-socket");
+    testkit::assert_ack_before_exit_is_kept(&mut cluster);
+}

@@ -115,3 +115,17 @@ fn second_sigint_stops_at_once() {
 fn huge_header_timeout_exits_2() {
     testkit::assert_huge_durations_exit_2(PROXY, &[]);
 }
+
+/// Regression (issue 10): a stopped worker (alive, answering nothing) is killed and replaced within `--worker-timeout` and a second.
+#[test]
+fn replaces_a_stalled_worker() {
+    let mut cluster = testkit::start_two_workers(PROXY, &["--worker-timeout", "1s"], "proxy");
+    testkit::assert_replaces_a_stalled_worker(&mut cluster, std::time::Duration::from_secs(1));
+}
+
+/// Regression (issue 10): a worker sending frames it has no reason to send is killed at once and replaced; the master stays small and stops cleanly.
+#[test]
+fn kills_misbehaving_workers() {
+    let mut cluster = testkit::start_two_workers(PROXY, &["--worker-timeout", "60s"], "proxy");
+    testkit::assert_kills_misbehaving_workers(&mut cluster);
+}

@@ -17,6 +17,8 @@
 //!   exhaustion ([`exhaust_fds`], [`set_nofile_limit`]) and [`wait_until`]
 //! - [`build`]: [`workspace_bin`], the path of another package's binary,
 //!   built in the profile of the running test or bench
+//! - [`impostor`]: [`Impostor`], the test speaking to the master on a stopped
+//!   worker's channel, taken over with `pidfd_getfd`
 //! - [`contract`]: the shared test bodies, [`start_two_workers`] and the
 //!   `assert_*` functions, with the deadlines they allow
 //!
@@ -26,6 +28,7 @@
 pub mod build;
 pub mod contract;
 pub mod http;
+pub mod impostor;
 pub mod proc;
 pub mod process;
 
@@ -34,6 +37,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 pub use build::workspace_bin;
 pub use contract::*;
 pub use http::{Clients, HTTP_TIMEOUT, KeepAlive, Response, get, read_answer, send_raw};
+pub use impostor::Impostor;
 pub use nix::sys::signal::Signal;
 pub use proc::{
     POLL_INTERVAL, cpu_time, exhaust_fds, exists, fd_count, is_alive, set_nofile_limit, wait_until,

@@ -2,8 +2,9 @@
 //!
 //! Little endian: `kind: u8, fd_count: u8, reserved: [0; 2], arg: u32, seq: u64`.
 //! `arg` is the port of [`Message::Ready`]; `seq` numbers connection handoffs so
-//! that an acknowledgement names the one it answers. `fd_count` repeats what the
-//! kind implies, so that the receiver can check it against the fds that came.
+//! that an acknowledgement names the one it answers, and pings so that a pong
+//! names the one it answers. `fd_count` repeats what the kind implies, so that
+//! the receiver can check it against the fds that came.
 
 use super::ChannelError;
 
@@ -44,6 +45,18 @@ pub enum Message {
         /// The handoff being refused.
         seq: u64,
     },
+    /// Master → worker, every few seconds: are you alive? The worker's event
+    /// loop answers [`Message::Pong`] with the same `seq`; a worker that does
+    /// not answer within `--worker-timeout` is killed and replaced.
+    Ping {
+        /// Ping number, echoed by the pong.
+        seq: u64,
+    },
+    /// Worker → master: the answer to [`Message::Ping`] `seq`.
+    Pong {
+        /// The ping being answered.
+        seq: u64,
+    },
 }
 
 impl Message {
@@ -63,6 +76,8 @@ impl Message {
             Message::Ready { .. } => 4,
             Message::Ack { .. } => 5,
             Message::Reject { .. } => 6,
+            Message::Ping { .. } => 7,
+            Message::Pong { .. } => 8,
         }
     }
 
@@ -70,9 +85,11 @@ impl Message {
     pub fn encode(&self) -> [u8; FRAME_LEN] {
         let (arg, seq) = match *self {
             Message::Ready { port } => (u32::from(port.unwrap_or(0)), 0),
-            Message::Connection { seq } | Message::Ack { seq } | Message::Reject { seq } => {
-                (0, seq)
-            }
+            Message::Connection { seq }
+            | Message::Ack { seq }
+            | Message::Reject { seq }
+            | Message::Ping { seq }
+            | Message::Pong { seq } => (0, seq),
             Message::Listener | Message::Stop => (0, 0),
         };
         let mut frame = [0u8; FRAME_LEN];
@@ -105,6 +122,8 @@ impl Message {
             },
             5 => Message::Ack { seq },
             6 => Message::Reject { seq },
+            7 => Message::Ping { seq },
+            8 => Message::Pong { seq },
             kind => return Err(ChannelError::UnknownKind(kind)),
         };
         if usize::from(frame[1]) != message.fd_count() {
@@ -131,6 +150,8 @@ mod tests {
             Message::Ready { port: None },
             Message::Ack { seq: u64::MAX },
             Message::Reject { seq: 1 },
+            Message::Ping { seq: 2 },
+            Message::Pong { seq: u64::MAX },
         ]
     }
 
@@ -201,14 +222,16 @@ mod tests {
 
         /// Every message survives encode then decode, whatever its fields.
         #[test]
-        fn round_trip_any_fields(seq in proptest::num::u64::ANY, port in proptest::num::u16::ANY, kind in 0..6u8) {
+        fn round_trip_any_fields(seq in proptest::num::u64::ANY, port in proptest::num::u16::ANY, kind in 0..8u8) {
             let message = match kind {
                 0 => Message::Connection { seq },
                 1 => Message::Listener,
                 2 => Message::Stop,
                 3 => Message::Ready { port: (port != 0).then_some(port) },
                 4 => Message::Ack { seq },
-                _ => Message::Reject { seq },
+                5 => Message::Reject { seq },
+                6 => Message::Ping { seq },
+                _ => Message::Pong { seq },
             };
             proptest::prop_assert_eq!(Message::decode(&message.encode()).unwrap(), message);
         }

@@ -186,13 +186,18 @@ impl Channel {
     /// The next frame if one is already queued, without waiting.
     pub fn try_recv(&self) -> Result<Option<(Message, Vec<OwnedFd>)>, ChannelError> {
         let mut frame = [0u8; FRAME_LEN + 1];
-        let received = match scm_rights::recv_fds(self.fd.get_ref().as_fd(), &mut frame) {
-            Ok(received) => received,
-            // Nothing queued.
-            Err(Errno::EAGAIN) => return Ok(None),
-            // The peer exited with data unread; same as a clean close for us.
-            Err(Errno::ECONNRESET) => return Err(ChannelError::Closed),
-            Err(errno) => return Err(ChannelError::Io(errno.into())),
+        let received = loop {
+            match scm_rights::recv_fds(self.fd.get_ref().as_fd(), &mut frame) {
+                Ok(received) => break received,
+                // Nothing queued.
+                Err(Errno::EAGAIN) => return Ok(None),
+                // The peer closed its end with frames of ours unread. The
+                // kernel reports that (once) before the frames the peer sent
+                // us, which are still queued: read on, so that none is lost
+                // (a worker's last Ack); end of file follows them.
+                Err(Errno::ECONNRESET) => continue,
+                Err(errno) => return Err(ChannelError::Io(errno.into())),
+            }
         };
         check(received, &frame).map(Some)
     }
@@ -324,6 +329,24 @@ mod tests {
         drop(a);
         assert!(matches!(b.recv().await, Err(ChannelError::BadLength(7))));
         assert!(matches!(b.recv().await, Err(ChannelError::Closed)));
+    }
+
+    /// Regression (issue 10, the ack lost at a worker's exit): a peer that
+    /// exits with frames of ours unread makes the kernel report ECONNRESET
+    /// before the frames it sent us; those frames are still delivered, in
+    /// order, and only then `Closed`.
+    #[tokio::test(flavor = "current_thread")]
+    async fn frames_sent_before_a_reset_are_delivered() {
+        let (a, b) = pair().unwrap();
+        let (a, b) = (Channel::new(a).unwrap(), Channel::new(b).unwrap());
+        b.send(Message::Ack { seq: 1 }, None).await.unwrap();
+        b.send(Message::Ack { seq: 2 }, None).await.unwrap();
+        // Left unread in b's queue when b closes.
+        a.send(Message::Stop, None).await.unwrap();
+        drop(b);
+        assert_eq!(a.recv().await.unwrap().0, Message::Ack { seq: 1 });
+        assert_eq!(a.try_recv().unwrap().unwrap().0, Message::Ack { seq: 2 });
+        assert!(matches!(a.recv().await, Err(ChannelError::Closed)));
     }
 
     /// Garbage bytes and a closed peer are typed errors, never a panic.
