@@ -19,8 +19,17 @@ const PROXY: &str = env!("CARGO_BIN_EXE_proxy");
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Starts `proxy --workers 2` with `args` on a free loopback port.
+///
+/// With `--worker-timeout 1h`: the liveness check would replace a stalled
+/// worker after 10 s, and these tests are about the relay's own bounds, which
+/// must hold without it.
 fn start(args: &[&str]) -> Cluster {
-    testkit::start_two_workers(PROXY, args, "proxy")
+    let args: Vec<&str> = ["--worker-timeout", "1h"]
+        .iter()
+        .chain(args)
+        .copied()
+        .collect();
+    testkit::start_two_workers(PROXY, &args, "proxy")
 }
 
 /// The master's open fds, from /proc.
