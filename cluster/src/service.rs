@@ -56,8 +56,20 @@ impl Answer {
         }
     }
 
-    fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-        let (status, body) = match work_us(req.uri().query()) {
+    /// The answer to `req`, after its `?work_us=` of busy work.
+    async fn respond(self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let work = work_us(req.uri().query());
+        if matches!(work, Ok(us) if us > 0) {
+            // A turn for this worker's other connections and its channel
+            // before the event loop blocks. hyper reads a pipelined request
+            // from its buffer as soon as the previous answer is written,
+            // without waiting for the socket, so without this one client
+            // pipelining busy requests would hold the worker for the whole
+            // pipeline: every other client, and the master's Stop, would wait
+            // (issue 10). yield_now lets tokio poll for I/O first.
+            tokio::task::yield_now().await;
+        }
+        let (status, body) = match work {
             Ok(us) => {
                 busy_work(Duration::from_micros(us));
                 (StatusCode::OK, self.body.clone())
@@ -108,8 +120,8 @@ pub fn serve(stream: TcpStream, watcher: Watcher, config: Config) {
     }
     let answer = ANSWER.with(Answer::clone);
     let service = service_fn(move |req| {
-        let response = answer.respond(&req);
-        async move { Ok::<_, Infallible>(response) }
+        let answer = answer.clone();
+        async move { Ok::<_, Infallible>(answer.respond(req).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

@@ -33,7 +33,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub use build::workspace_bin;
 pub use contract::*;
-pub use http::{Clients, HTTP_TIMEOUT, KeepAlive, Response, get, send_raw};
+pub use http::{
+    Clients, HTTP_TIMEOUT, KeepAlive, RawClient, Response, get, pipelined_gets, send_raw,
+};
 pub use nix::sys::signal::Signal;
 pub use proc::{
     POLL_INTERVAL, cpu_time, exhaust_fds, exists, fd_count, is_alive, set_nofile_limit, wait_until,
