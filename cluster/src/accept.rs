@@ -6,6 +6,11 @@
 //! Like hyper's sleep-on-errors and nginx (which disables accept events for a
 //! while), we pause, then try again; a connection that closes meanwhile frees
 //! the fd the next attempt needs.
+//!
+//! At a stop, a listener must not just be closed: the connections in its
+//! accept queue are clients whose handshake the kernel completed, and they
+//! would be reset. [`accept_queued`] takes them, and [`stop_listening`] stops
+//! the socket itself from taking more, in every process that holds it.
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};

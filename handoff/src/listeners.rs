@@ -16,7 +16,7 @@
 //! It never accepts on them.
 //!
 //! At its stop the master stops every copy of every socket listening at once
-//! ([`stop_listening`]): new clients are refused, and those already in an
+//! (`stop_listening`): new clients are refused, and those already in an
 //! accept queue are served.
 //!
 //! Caveat of `reuseport`: any other process of the same user that binds this
