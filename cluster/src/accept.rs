@@ -12,9 +12,17 @@
 //! `select!` (acknowledgements, workers' exits) drops and rebuilds its accept
 //! future on each of them, and a pause that lived in the future would end,
 //! and warn again, every time (issue 10: 15,004 "accept paused" lines in 3 s).
+//!
+//! At a stop, a listener must not just be closed: the connections in its
+//! accept queue are clients whose handshake the kernel completed, and they
+//! would be reset. [`accept_queued`] takes them, and [`stop_listening`] stops
+//! the socket itself from taking more, in every process that holds it.
 
 use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+use socket2::SockRef;
 
 use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, TcpStream};
@@ -116,12 +124,62 @@ pub async fn accept(listener: &TcpListener) -> TcpStream {
                 }
                 return stream;
             }
+            // EINVAL: the socket no longer listens; another holder of it (the
+            // master of a listener mode, at its stop) shut it down. Nothing
+            // will be accepted again, and retrying would spin: wait for the
+            // caller's own stop to drop this future.
+            Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::debug!("listener shut down; accepting no more");
+                std::future::pending::<()>().await;
+            }
             Err(err) => {
                 backoff.failed(&err, Instant::now());
                 backoff.wait().await;
             }
         }
     }
+}
+
+/// Accepts the connections already in `listener`'s accept queue, without
+/// waiting: clients whose handshake the kernel has completed, which closing
+/// or shutting down the listener would reset. Stops when the queue is empty
+/// (EAGAIN), when the socket no longer listens (EINVAL), or at the fd limit
+/// (logged: the connections left are reset with the listener).
+///
+/// Sets O_NONBLOCK on the listener: that flag lives on the open file
+/// description, shared by every process holding it, and all of them wait
+/// for readiness before they accept, so none minds.
+pub fn accept_queued(listener: BorrowedFd<'_>) -> Vec<OwnedFd> {
+    let listener = SockRef::from(&listener);
+    if let Err(err) = listener.set_nonblocking(true) {
+        tracing::warn!(cause = %err, "cannot take the accept queue");
+        return Vec::new();
+    }
+    let mut queued = Vec::new();
+    loop {
+        match listener.accept() {
+            Ok((socket, _)) => queued.push(OwnedFd::from(socket)),
+            // The client reset it while it waited: the next one may be fine.
+            Err(err) if err.raw_os_error() == Some(libc::ECONNABORTED) => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+            Err(err) if err.raw_os_error() == Some(libc::EINVAL) => break,
+            Err(err) => {
+                tracing::warn!(cause = %err, taken = queued.len(), "cannot take the rest of the accept queue");
+                break;
+            }
+        }
+    }
+    queued
+}
+
+/// `shutdown(fd, SHUT_RD)` on a listening socket: the kernel takes the socket
+/// itself (so every copy of it, in every process) out of the listening
+/// state. New clients are refused (their SYN gets a RST: ECONNREFUSED), a
+/// pending `accept` on any copy fails with EINVAL, and the connections still
+/// in the accept queue are reset: take them first ([`accept_queued`]).
+/// Closing an fd would not do: the socket listens as long as one copy is open.
+pub fn stop_listening(listener: BorrowedFd<'_>) -> io::Result<()> {
+    SockRef::from(&listener).shutdown(std::net::Shutdown::Read)
 }
 
 /// Accepts the next connection to hand to another process, backing off at

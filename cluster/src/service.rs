@@ -56,8 +56,20 @@ impl Answer {
         }
     }
 
-    fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-        let (status, body) = match work_us(req.uri().query()) {
+    /// The answer to `req`, after its `?work_us=` of busy work.
+    async fn respond(self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let work = work_us(req.uri().query());
+        if matches!(work, Ok(us) if us > 0) {
+            // A turn for this worker's other connections and its channel
+            // before the event loop blocks. hyper reads a pipelined request
+            // from its buffer as soon as the previous answer is written,
+            // without waiting for the socket, so without this one client
+            // pipelining busy requests would hold the worker for the whole
+            // pipeline: every other client, and the master's Stop, would wait
+            // (issue 10). yield_now lets tokio poll for I/O first.
+            tokio::task::yield_now().await;
+        }
+        let (status, body) = match work {
             Ok(us) => {
                 busy_work(Duration::from_micros(us));
                 (StatusCode::OK, self.body.clone())
@@ -103,13 +115,32 @@ fn busy_work(duration: Duration) {
 /// ends, or a graceful shutdown (through `watcher`) finishes the request in
 /// flight and closes it.
 pub fn serve(stream: TcpStream, watcher: Watcher, config: Config) {
+    spawn_connection(stream, watcher, config, false);
+}
+
+/// Serves one request on a connection taken as the worker stops (from its
+/// accept queue, or handed by the master as it stopped listening), then
+/// closes it (`Connection: close`).
+///
+/// Not through the graceful shutdown's signal: hyper answers it by closing
+/// at once a connection that has not started reading a request, and this
+/// one's request is likely still in the socket, unread. `watcher` is only
+/// held, so that the stop still waits for this connection (bounded by
+/// `--header-timeout` and the grace period).
+pub fn serve_at_stop(stream: TcpStream, watcher: Watcher, config: Config) {
+    spawn_connection(stream, watcher, config, true);
+}
+
+/// Spawns the task serving [`Answer`]s on `stream`: see [`serve`] and
+/// [`serve_at_stop`].
+fn spawn_connection(stream: TcpStream, watcher: Watcher, config: Config, at_stop: bool) {
     thread_local! {
         static ANSWER: Answer = Answer::new();
     }
     let answer = ANSWER.with(Answer::clone);
     let service = service_fn(move |req| {
-        let response = answer.respond(&req);
-        async move { Ok::<_, Infallible>(response) }
+        let answer = answer.clone();
+        async move { Ok::<_, Infallible>(answer.respond(req).await) }
     });
     let conn = http1::Builder::new()
         // A client may send its request and then its end-of-file
@@ -121,11 +152,18 @@ pub fn serve(stream: TcpStream, watcher: Watcher, config: Config) {
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
         .max_header_size(MAX_HEADER_BYTES)
+        .keep_alive(!at_stop)
         .serve_connection(TokioIo::new(stream), service);
     tokio::spawn(async move {
+        let result = if at_stop {
+            let _counted = watcher;
+            conn.await
+        } else {
+            watcher.watch(conn).await
+        };
         // Errors here concern one client (reset, malformed request, timeout);
         // hyper has already answered what can be answered (400, 431).
-        if let Err(err) = watcher.watch(conn).await {
+        if let Err(err) = result {
             tracing::debug!(cause = %err, "connection ended with an error");
         }
     });

@@ -20,15 +20,16 @@
 //! with a `Pong`: a worker whose event loop is stuck answers nothing, and the
 //! master replaces it after `--worker-timeout`.
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, ChannelError, Message};
 use crate::{GRACE_PERIOD, Mode, Pass, accept, service};
@@ -154,6 +155,8 @@ struct Worker {
     connections: Arc<GracefulShutdown>,
     /// The tasks accepting on a listener (`proxy`, listener modes).
     accept_loops: JoinSet<()>,
+    /// Tells the accept loops to take what is queued and end (graceful stop).
+    stop_accepting: CancellationToken,
 }
 
 impl Worker {
@@ -175,6 +178,7 @@ impl Worker {
             config,
             connections: Arc::new(GracefulShutdown::new()),
             accept_loops: JoinSet::new(),
+            stop_accepting: CancellationToken::new(),
         })
     }
 
@@ -221,7 +225,7 @@ impl Worker {
             let stop = loop {
                 match order {
                     Order::Take(Message::Connection { seq }, fds) => {
-                        service::serve(tcp_stream(fds)?, self.connections.watcher(), self.config);
+                        self.serve_handed(seq, fds, service::serve)?;
                         ack = Some(seq);
                     }
                     Order::Take(other, _) => bail!("unexpected message from the master: {other:?}"),
@@ -246,13 +250,46 @@ impl Worker {
         }
     }
 
-    /// Waits for `Stop` (or SIGTERM) while the accept loops serve; any other
-    /// message is a master this worker does not understand.
+    /// Waits for `Stop` (or SIGTERM) while the accept loops serve. Before
+    /// `Stop`, a master of the listener modes may hand over the connections
+    /// it took from the accept queues as it stopped listening (handoff's
+    /// `listeners::stop_listening`): served, not acknowledged (the master keeps
+    /// no copy). Any other message is a master this worker does not understand.
     async fn serve_until_stop(&mut self) -> anyhow::Result<()> {
-        match self.next_order().await? {
-            Order::Stop => Ok(()),
-            _ => bail!("unexpected message from the master (expected Stop)"),
+        loop {
+            match self.next_order().await? {
+                Order::Stop => return Ok(()),
+                Order::Take(Message::Connection { seq }, fds) => {
+                    self.serve_handed(seq, fds, service::serve_at_stop)?;
+                }
+                Order::Refuse { seq } => {
+                    tracing::warn!(
+                        seq,
+                        "a queued connection arrived without its fd (fd limit?); lost"
+                    );
+                }
+                _ => bail!("unexpected message from the master (expected Stop)"),
+            }
         }
+    }
+
+    /// Serves a connection handed over with `seq`, with `serve`. A socket
+    /// that cannot be set up concerns that one client: it is closed and
+    /// logged, and the worker goes on; only a frame without exactly one fd is
+    /// the master's fault.
+    fn serve_handed(
+        &self,
+        seq: u64,
+        fds: Vec<OwnedFd>,
+        serve: fn(TcpStream, Watcher, service::Config),
+    ) -> anyhow::Result<()> {
+        match tcp_stream(one_fd(fds)?) {
+            Ok(stream) => serve(stream, self.connections.watcher(), self.config),
+            Err(err) => {
+                tracing::warn!(seq, cause = %err, "cannot serve a handed connection; closed")
+            }
+        }
+        Ok(())
     }
 
     /// The next order from the master, or [`Order::Stop`] on SIGTERM.
@@ -294,19 +331,26 @@ impl Worker {
 
     /// Serves the connections of `listener` from now on, in a task of its own.
     fn accept_on(&mut self, listener: TcpListener) {
-        let accepting = accept_loop(listener, self.connections.clone(), self.config);
+        let accepting = accept_loop(
+            listener,
+            self.connections.clone(),
+            self.config,
+            self.stop_accepting.clone(),
+        );
         self.accept_loops.spawn(accepting);
     }
 
-    /// Graceful stop: no new connections, then let the requests in flight end,
-    /// for at most [`GRACE_PERIOD`].
+    /// Graceful stop: no new connections (those already queued are taken),
+    /// then let the requests in flight end, for at most [`GRACE_PERIOD`].
     async fn stop_gracefully(self) {
         let Worker {
             mut accept_loops,
             connections,
+            stop_accepting,
             ..
         } = self;
-        accept_loops.shutdown().await;
+        stop_accepting.cancel();
+        while accept_loops.join_next().await.is_some() {}
         let connections =
             Arc::into_inner(connections).expect("accept loops, the other owners, have ended");
         tracing::debug!(open = connections.count(), "worker stopping");
@@ -319,15 +363,29 @@ impl Worker {
     }
 }
 
-/// Accepts on `listener` until the task is aborted (graceful stop).
+/// Accepts on `listener` until `stop`, then serves what is already in its
+/// accept queue: clients whose handshake the kernel has completed, which
+/// closing the listener would reset (in `proxy` mode, the master's
+/// connections for its last clients). In the listener modes the master has
+/// taken the queue itself as it stopped listening, so none is left here.
 async fn accept_loop(
     listener: TcpListener,
     connections: Arc<GracefulShutdown>,
     config: service::Config,
+    stop: CancellationToken,
 ) {
     loop {
-        let stream = accept::accept(&listener).await;
-        service::serve(stream, connections.watcher(), config);
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            stream = accept::accept(&listener) => service::serve(stream, connections.watcher(), config),
+        }
+    }
+    for fd in accept::accept_queued(listener.as_fd()) {
+        match tcp_stream(fd) {
+            Ok(stream) => service::serve_at_stop(stream, connections.watcher(), config),
+            Err(err) => tracing::warn!(cause = %err, "cannot serve a queued connection; closed"),
+        }
     }
 }
 
@@ -339,13 +397,16 @@ fn one_fd(fds: Vec<OwnedFd>) -> anyhow::Result<OwnedFd> {
     }
 }
 
-/// The connection handed over, as a tokio stream.
-fn tcp_stream(fds: Vec<OwnedFd>) -> anyhow::Result<TcpStream> {
-    let stream = std::net::TcpStream::from(one_fd(fds)?);
-    // The master accepted it blocking and left the options to us.
+/// A connection accepted blocking (by the master, or from the queue at the
+/// stop), as a tokio stream; an error means this connection cannot be served.
+fn tcp_stream(fd: OwnedFd) -> std::io::Result<TcpStream> {
+    let stream = std::net::TcpStream::from(fd);
     stream.set_nonblocking(true)?;
-    stream.set_nodelay(true)?;
-    Ok(TcpStream::from_std(stream)?)
+    // Not fatal: the connection still works, only slower (as in `accept`).
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(cause = %err, "TCP_NODELAY");
+    }
+    TcpStream::from_std(stream)
 }
 
 /// The listening socket handed over, as a tokio listener.
@@ -355,4 +416,24 @@ fn tcp_listener(fds: Vec<OwnedFd>) -> anyhow::Result<TcpListener> {
     // and the other workers; none of them makes a blocking accept on it.
     listener.set_nonblocking(true)?;
     Ok(TcpListener::from_std(listener)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10: a handed socket on which TCP_NODELAY cannot be set (here a
+    /// Unix socket: EOPNOTSUPP) is still served; the failure ended the whole
+    /// worker, and every connection it held.
+    #[test]
+    fn nodelay_failure_does_not_refuse_the_connection() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let _guard = runtime.enter();
+        let (socket, _peer) = std::os::unix::net::UnixStream::pair().expect("a socketpair");
+        let stream = tcp_stream(OwnedFd::from(socket));
+        assert!(stream.is_ok(), "{stream:?}");
+    }
 }

@@ -15,6 +15,10 @@
 //! death of its worker, keeping its waiting connections for the successor.
 //! It never accepts on them.
 //!
+//! At its stop the master stops every copy of every socket listening at once
+//! (`stop_listening`): new clients are refused, and those already in an
+//! accept queue are served.
+//!
 //! Caveat of `reuseport`: any other process of the same user that binds this
 //! port with SO_REUSEPORT joins the group and silently gets a share of the
 //! connections.
@@ -22,11 +26,12 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
-use cluster::channel::Message;
+use cluster::channel::{Channel, Message};
 use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
-use cluster::{Mode, listen};
+use cluster::{Mode, accept, listen};
 
 use crate::Pass;
 
@@ -39,26 +44,100 @@ pub async fn run(
     let workers = usize::from(setup.args.workers);
     let (listen, sockets) = bind(setup.args.listen, pass, workers)?;
     let mut supervisor = Supervisor::start(&setup, Mode::Handoff(pass), listen)?;
+    // Each slot's worker channel, for the connections queued at the stop.
+    let mut channels: Vec<Option<Arc<Channel>>> = vec![None; workers];
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            event = supervisor.next_event() => {
+            event = supervisor.next_event() => match event {
                 // A new worker (first or successor) gets its slot's socket; it
                 // reports Ready once it accepts on it.
-                if let Event::Spawned { slot, pid, channel } = event {
+                Event::Spawned { slot, pid, channel } => {
                     let socket = &sockets[slot % sockets.len()];
                     // A fresh channel is empty, so this cannot block; if the
                     // worker is already gone its exit event follows.
                     if let Err(err) = channel.try_send(Message::Listener, Some(socket.as_fd())) {
                         tracing::warn!(worker = pid, cause = %err, "cannot hand over the listener");
                     }
+                    channels[slot] = Some(channel);
                 }
+                Event::Exited { slot, .. } => channels[slot] = None,
+                Event::Ready { .. } | Event::Message { .. } => {}
+            },
+        }
+    }
+    stop_listening(&sockets, &channels);
+    supervisor.shutdown().await;
+    Ok(())
+}
+
+/// The first step of the stop: every listening socket stops taking
+/// connections at once, in every process, so that a new client is refused
+/// (ECONNREFUSED) instead of completing a handshake that nobody will accept
+/// and being reset when the master exits.
+///
+/// Closing our copies would not do: a socket listens as long as one copy is
+/// open, and the workers keep theirs until their own stop. `shutdown(SHUT_RD)`
+/// acts on the socket itself ([`accept::stop_listening`]); but it also resets
+/// the connections in the accept queue, clients the kernel has already
+/// accepted (behind a busy worker, say). So first the master takes them out
+/// of the queue (`accept4` until EAGAIN) and hands each to a worker over its
+/// channel (`Connection`, before the `Stop` that follows), which serves it
+/// before it stops. Only a client arriving between that last `accept4` and
+/// the shutdown, microseconds, is reset.
+///
+/// With `reuseport`, the sysctl `net.ipv4.tcp_migrate_req = 1` would move a
+/// closed socket's queue to another socket of the group; it is off by
+/// default, and here every socket of the group stops at once anyway.
+fn stop_listening(sockets: &[OwnedFd], channels: &[Option<Arc<Channel>>]) {
+    let mut seq = 0;
+    let (mut handed, mut lost) = (0, 0);
+    for socket in sockets {
+        let queued = accept::accept_queued(socket.as_fd());
+        if let Err(err) = accept::stop_listening(socket.as_fd()) {
+            tracing::warn!(cause = %err, "cannot stop listening");
+        }
+        for conn in queued {
+            seq += 1;
+            if hand_over(seq, &conn, channels) {
+                handed += 1;
+            } else {
+                lost += 1;
             }
         }
     }
-    supervisor.shutdown().await;
-    Ok(())
+    if lost > 0 {
+        tracing::warn!(
+            handed,
+            lost,
+            "stopped listening; no worker could take some queued connections"
+        );
+    } else {
+        tracing::debug!(
+            handed,
+            "stopped listening; queued connections handed to workers"
+        );
+    }
+}
+
+/// Sends `conn` to a live worker, round robin from `seq`; false if none can
+/// take it (the master's copy is then closed, and the client sees a reset).
+fn hand_over(seq: u64, conn: &OwnedFd, channels: &[Option<Arc<Channel>>]) -> bool {
+    let slots = channels.len();
+    (0..slots).any(|i| {
+        let slot = (seq as usize + i) % slots;
+        let Some(channel) = &channels[slot] else {
+            return false;
+        };
+        match channel.try_send(Message::Connection { seq }, Some(conn.as_fd())) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::debug!(slot, cause = %err, "cannot hand a queued connection; next worker");
+                false
+            }
+        }
+    })
 }
 
 /// The sockets to hand out: one shared listener, or one SO_REUSEPORT listener

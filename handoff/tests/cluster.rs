@@ -347,3 +347,60 @@ fn socket_ack_before_exit_is_kept() {
     let mut cluster = testkit::start_two_workers(HANDOFF, &args, "handoff-socket");
     testkit::assert_ack_before_exit_is_kept(&mut cluster);
 }
+
+/// Starts `handoff --workers 1 --pass <pass> --listen 127.0.0.1:0`: one worker,
+/// so that every client reaches the same one.
+fn start_one_worker(pass: &str) -> Cluster {
+    Cluster::start(HANDOFF, &["--workers", "1", "--pass", pass])
+        .unwrap_or_else(|err| panic!("start handoff --pass {pass} --workers 1: {err:#}"))
+}
+
+/// The tests of issue 10's shutdown and busy-work items, once per `--pass` value:
+/// `shutdown_socket::...`, ...
+macro_rules! shutdown_tests {
+    ($($module:ident => $pass:literal;)*) => {$(
+        /// Issue 10's shutdown and busy-work tests of `handoff --pass` with this module's `PASS`.
+        mod $module {
+            use super::*;
+
+            /// The `--pass` value under test.
+            const PASS: &str = $pass;
+
+            /// Issue 10 item 3: a client arriving 0.3 s after SIGTERM is refused at once (not reset after a wait); the requests in flight are answered.
+            #[test]
+            fn sigterm_refuses_new_clients() {
+                testkit::assert_sigterm_refuses_new_clients(&mut start(PASS));
+            }
+
+            /// Issue 10 item 6: a client pipelining busy requests does not freeze the worker; another client is answered between them.
+            #[test]
+            fn pipelined_work_leaves_turns() {
+                testkit::assert_pipelined_work_leaves_turns(&start_one_worker(PASS));
+            }
+
+            /// Issue 10 item 6: SIGTERM during a pipeline of busy requests: the request being computed is answered, the master exits 0 without SIGKILL.
+            #[test]
+            fn sigterm_during_pipeline() {
+                testkit::assert_sigterm_during_pipeline(&mut start(PASS));
+            }
+        }
+    )*};
+}
+
+shutdown_tests! {
+    shutdown_socket => "socket";
+    shutdown_listener => "listener";
+    shutdown_reuseport => "reuseport";
+}
+
+/// Issue 10 item 3, `--pass listener`: a client waiting in the accept queue behind the only, busy worker at SIGTERM is still served.
+#[test]
+fn listener_sigterm_serves_the_accept_queue() {
+    testkit::assert_sigterm_serves_the_accept_queue(&mut start_one_worker("listener"));
+}
+
+/// Issue 10 item 3, `--pass reuseport`: a client waiting in the accept queue behind the only, busy worker at SIGTERM is still served.
+#[test]
+fn reuseport_sigterm_serves_the_accept_queue() {
+    testkit::assert_sigterm_serves_the_accept_queue(&mut start_one_worker("reuseport"));
+}

@@ -129,3 +129,22 @@ fn kills_misbehaving_workers() {
     let mut cluster = testkit::start_two_workers(PROXY, &["--worker-timeout", "60s"], "proxy");
     testkit::assert_kills_misbehaving_workers(&mut cluster);
 }
+
+/// Issue 10 item 3: a client arriving 0.3 s after SIGTERM is refused at once (not reset after a wait); the requests in flight are answered.
+#[test]
+fn sigterm_refuses_new_clients() {
+    testkit::assert_sigterm_refuses_new_clients(&mut start());
+}
+
+/// Issue 10 item 6: a client pipelining busy requests does not freeze the worker; another client is answered between them.
+#[test]
+fn pipelined_work_leaves_turns() {
+    let cluster = Cluster::start(PROXY, &["--workers", "1"]).expect("start proxy --workers 1");
+    testkit::assert_pipelined_work_leaves_turns(&cluster);
+}
+
+/// Issue 10 item 6: SIGTERM during a pipeline of busy requests: the request being computed is answered, the master exits 0 without SIGKILL.
+#[test]
+fn sigterm_during_pipeline() {
+    testkit::assert_sigterm_during_pipeline(&mut start());
+}

@@ -17,7 +17,7 @@ use nix::sys::signal::Signal;
 
 use cluster::channel::Message;
 
-use crate::http::{HTTP_TIMEOUT, KeepAlive, Response, get, send_raw};
+use crate::http::{HTTP_TIMEOUT, KeepAlive, RawClient, Response, get, pipelined_gets, send_raw};
 use crate::impostor::Impostor;
 use crate::lock;
 use crate::proc::{cpu_time, exists, fd_count, is_alive, wait_until};
@@ -1045,6 +1045,253 @@ pub fn assert_ack_before_exit_is_kept(cluster: &mut Cluster) {
         assert!(
             answer.starts_with("HTTP/1.1 200") && pid.is_some(),
             "client {client} not answered by the other worker {others:?}: {answer:?}"
+        );
+    }
+}
+
+/// How long after SIGTERM a new client tries to connect in
+/// [`assert_sigterm_refuses_new_clients`]: ample time for the master to have
+/// stopped listening, well within the work still in flight.
+const CONNECT_AFTER_SIGTERM: Duration = Duration::from_millis(300);
+
+/// Starts a client that pipelines `count` requests for `path` on one
+/// connection, in one write, and reads their answers; returns the count of
+/// answers read so far and the thread, which ends with every answer read
+/// (the first error ends the list).
+fn start_pipeline(
+    cluster: &Cluster,
+    path: &str,
+    count: usize,
+) -> (Arc<Mutex<usize>>, JoinHandle<Vec<anyhow::Result<Response>>>) {
+    let mut client = RawClient::connect(cluster.addr()).expect("connect the pipelining client");
+    client
+        .send(pipelined_gets(path, count).as_bytes())
+        .expect("send the pipelined requests");
+    let answered = Arc::new(Mutex::new(0));
+    let counter = answered.clone();
+    let reader = thread::spawn(move || {
+        let mut answers = Vec::new();
+        for _ in 0..count {
+            let answer = client.answer();
+            let failed = answer.is_err();
+            answers.push(answer);
+            *lock(&counter) += 1;
+            if failed {
+                break;
+            }
+        }
+        answers
+    });
+    (answered, reader)
+}
+
+/// Waits until one of `workers` has used 20 ms more CPU than in `before`:
+/// it is computing a `?work_us=` request. A request without work costs well
+/// under a millisecond; and the work is measured in wall-clock time, so on a
+/// loaded machine (a load of 14 on 2 cores has been seen) 800 ms of work may
+/// get under 100 ms of CPU.
+fn wait_for_busy_worker(workers: &[u32], before: &[Duration]) -> bool {
+    let busy = |pid: &u32| cpu_time(*pid).unwrap_or_default();
+    wait_until(HTTP_TIMEOUT, || {
+        workers
+            .iter()
+            .zip(before)
+            .any(|(pid, before)| busy(pid) >= *before + Duration::from_millis(20))
+    })
+}
+
+/// The CPU time each of `workers` has used so far.
+fn cpu_times(workers: &[u32]) -> Vec<Duration> {
+    workers
+        .iter()
+        .map(|pid| cpu_time(*pid).unwrap_or_default())
+        .collect()
+}
+
+/// Sends SIGTERM to the master and waits for its log line saying it stops.
+fn sigterm_and_wait_for_stopping(cluster: &mut Cluster) {
+    cluster
+        .signal(Signal::SIGTERM)
+        .unwrap_or_else(|err| panic!("SIGTERM the master: {err:#}"));
+    assert!(
+        wait_until(STOP_TIMEOUT, || cluster
+            .stderr()
+            .contains("SIGTERM: stopping")),
+        "the master did not log that it stops; stderr:\n{}",
+        cluster.stderr()
+    );
+}
+
+/// Waits for the master to exit after SIGTERM: code 0, within
+/// [`STOP_TIMEOUT`], without the SIGKILL fallback for a worker that outlived
+/// its grace period.
+fn assert_stopped_without_sigkill(cluster: &mut Cluster) {
+    let status = cluster.wait_exit(STOP_TIMEOUT).unwrap_or_else(|| {
+        panic!(
+            "the master still runs {STOP_TIMEOUT:?} after SIGTERM; stderr:\n{}",
+            cluster.stderr()
+        )
+    });
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit after SIGTERM: {status}; stderr:\n{}",
+        cluster.stderr()
+    );
+    assert!(
+        !cluster.stderr().contains("SIGKILL"),
+        "a worker outlived its grace period and was SIGKILLed; stderr:\n{}",
+        cluster.stderr()
+    );
+}
+
+/// Issue 10, item 3 (the listener modes kept listening through the SIGTERM
+/// grace: a new client completed its handshake, waited, and was reset when
+/// the master exited). While a client's two pipelined slow requests
+/// (`?work_us=800000`) keep a worker busy, SIGTERM: a client connecting
+/// [`CONNECT_AFTER_SIGTERM`] later, the master still running, must be refused
+/// at once (ECONNREFUSED), and the requests in flight still answered.
+///
+/// # Panics
+/// If the late client's handshake completes, or a request in flight is lost.
+pub fn assert_sigterm_refuses_new_clients(cluster: &mut Cluster) {
+    let workers = cluster.worker_pids();
+    let before = cpu_times(&workers);
+    let (_, slow) = start_pipeline(cluster, "/?work_us=800000", 2);
+    assert!(
+        wait_for_busy_worker(&workers, &before),
+        "no worker started computing the slow request"
+    );
+    sigterm_and_wait_for_stopping(cluster);
+    // The scenario's delay (not a synchronisation): a client arriving while
+    // the master stops.
+    thread::sleep(CONNECT_AFTER_SIGTERM);
+    assert!(
+        is_alive(cluster.master_pid()),
+        "the master exited before the late client tried; the test proves nothing"
+    );
+    match TcpStream::connect_timeout(&cluster.addr(), HTTP_TIMEOUT) {
+        Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {}
+        Err(err) => panic!("a client arriving while the master stops: {err}, not refused"),
+        Ok(_) => panic!(
+            "a client arriving {CONNECT_AFTER_SIGTERM:?} after SIGTERM completed its \
+             handshake: the port still listens while the master stops"
+        ),
+    }
+    let answers = slow.join().expect("the client thread does not panic");
+    let first = answers
+        .first()
+        .expect("one answer read at least")
+        .as_ref()
+        .unwrap_or_else(|err| panic!("the request in flight at SIGTERM was lost: {err:#}"));
+    assert_worker_answer(first, &workers);
+    assert_stopped_without_sigkill(cluster);
+}
+
+/// Issue 10, item 3, for the modes whose workers accept (listener,
+/// reuseport), with the cluster started with `--workers 1`: a client whose
+/// handshake the kernel completed before SIGTERM, waiting in the accept queue
+/// behind a busy worker, is still served, not reset when the master stops
+/// listening.
+///
+/// # Panics
+/// If the queued client is not answered.
+pub fn assert_sigterm_serves_the_accept_queue(cluster: &mut Cluster) {
+    let workers = cluster.worker_pids();
+    assert_eq!(workers.len(), 1, "start the cluster with --workers 1");
+    let before = cpu_times(&workers);
+    let (_, slow) = start_pipeline(cluster, "/?work_us=800000", 1);
+    assert!(
+        wait_for_busy_worker(&workers, &before),
+        "the worker did not start computing the slow request"
+    );
+    // The only worker is computing: this client waits in the accept queue.
+    let (_, queued) = start_pipeline(cluster, "/", 1);
+    sigterm_and_wait_for_stopping(cluster);
+    for (what, client) in [("in flight", slow), ("in the accept queue", queued)] {
+        let answers = client.join().expect("the client thread does not panic");
+        let answer = answers[0]
+            .as_ref()
+            .unwrap_or_else(|err| panic!("the request {what} at SIGTERM was lost: {err:#}"));
+        assert_worker_answer(answer, &workers);
+    }
+    assert_stopped_without_sigkill(cluster);
+}
+
+/// How many requests the pipelining client of the item 6 tests sends: the
+/// more, the longer a slow test thread may take to send the other request.
+const PIPELINED: usize = 10;
+
+/// Issue 10, item 6 (pipelined busy work froze a worker: one client
+/// pipelining `?work_us=` requests made every other client of that worker
+/// wait for the whole pipeline). With the cluster started with `--workers 1`,
+/// a client pipelines [`PIPELINED`] requests of 250 ms of work each; once
+/// the first is answered, another client's request must be answered while
+/// the pipeline still has at least three answers to come (between two of its
+/// requests, not after the last).
+///
+/// # Panics
+/// If the other client waits for the pipeline.
+pub fn assert_pipelined_work_leaves_turns(cluster: &Cluster) {
+    let workers = cluster.worker_pids();
+    assert_eq!(workers.len(), 1, "start the cluster with --workers 1");
+    let (answered, pipeline) = start_pipeline(cluster, "/?work_us=250000", PIPELINED);
+    assert!(
+        wait_until(HTTP_TIMEOUT, || *lock(&answered) >= 1),
+        "the first pipelined request was not answered"
+    );
+    let started = Instant::now();
+    let response = get(cluster.addr(), "/", true)
+        .unwrap_or_else(|err| panic!("the other client's request: {err:#}"));
+    let waited = started.elapsed();
+    let pipeline_answered = *lock(&answered);
+    assert_worker_answer(&response, &workers);
+    assert!(
+        pipeline_answered <= PIPELINED - 3,
+        "the other client was answered after {waited:?}, when {pipeline_answered} of the \
+         {PIPELINED} pipelined requests had been: it waited for the pipeline"
+    );
+    for answer in pipeline.join().expect("the client thread does not panic") {
+        let answer = answer.unwrap_or_else(|err| panic!("a pipelined request: {err:#}"));
+        assert_worker_answer(&answer, &workers);
+    }
+}
+
+/// Issue 10, item 6 (SIGTERM during pipelined busy work ended in SIGKILL,
+/// with answers lost). A client pipelines ten requests of a second of work
+/// each; after the first answer, SIGTERM: the master must exit 0 within the
+/// grace period, without the SIGKILL fallback; the request being computed is
+/// answered, and so is every request answered at all in full (the rest may
+/// be closed, after an answer with `Connection: close`).
+///
+/// # Panics
+/// If the master needs SIGKILL or the request being computed is lost.
+pub fn assert_sigterm_during_pipeline(cluster: &mut Cluster) {
+    const REQUESTS: usize = 10;
+    let workers = cluster.worker_pids();
+    let (answered, pipeline) = start_pipeline(cluster, "/?work_us=1000000", REQUESTS);
+    assert!(
+        wait_until(HTTP_TIMEOUT, || *lock(&answered) >= 1),
+        "the first pipelined request was not answered"
+    );
+    sigterm_and_wait_for_stopping(cluster);
+    assert_stopped_without_sigkill(cluster);
+    let answers = pipeline.join().expect("the client thread does not panic");
+    let complete: Vec<&Response> = answers.iter().map_while(|a| a.as_ref().ok()).collect();
+    assert!(
+        complete.len() >= 2,
+        "the request being computed at SIGTERM was not answered: {:?}",
+        answers.get(1)
+    );
+    for answer in &complete {
+        assert_worker_answer(answer, &workers);
+    }
+    if complete.len() < REQUESTS {
+        let last = complete.last().expect("two answers at least");
+        assert_eq!(
+            last.header("connection"),
+            Some("close"),
+            "the last answer before the worker closed the pipeline: {last:?}"
         );
     }
 }

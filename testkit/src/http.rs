@@ -119,6 +119,44 @@ impl KeepAlive {
     }
 }
 
+/// A connection that sends the bytes a test gives it, when the test says, and
+/// reads the answers one at a time: for pipelined requests (several written at
+/// once) and for a head sent in parts.
+pub struct RawClient {
+    /// The connection, buffered for reading the answers.
+    stream: BufReader<TcpStream>,
+}
+
+impl RawClient {
+    /// Connects to `addr`, with [`HTTP_TIMEOUT`] on connecting, reading and writing.
+    pub fn connect(addr: SocketAddr) -> anyhow::Result<RawClient> {
+        let stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)
+            .with_context(|| format!("connect to {addr}"))?;
+        stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
+        stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(RawClient {
+            stream: BufReader::new(stream),
+        })
+    }
+
+    /// Writes `bytes` in one write.
+    pub fn send(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.stream.get_mut().write_all(bytes).context("send")
+    }
+
+    /// Reads the next answer.
+    pub fn answer(&mut self) -> anyhow::Result<Response> {
+        read_response(&mut self.stream)
+    }
+}
+
+/// `count` keep-alive requests `GET path`, back to back, as one pipelining
+/// client writes them at once.
+pub fn pipelined_gets(path: &str, count: usize) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").repeat(count)
+}
+
 /// Sends one `GET path` to `addr` on a new connection, with `Connection: close` if
 /// `close`, and reads the answer.
 pub fn get(addr: SocketAddr, path: &str, close: bool) -> anyhow::Result<Response> {

@@ -36,7 +36,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub use build::workspace_bin;
 pub use contract::*;
-pub use http::{Clients, HTTP_TIMEOUT, KeepAlive, Response, get, read_answer, send_raw};
+pub use http::{
+    Clients, HTTP_TIMEOUT, KeepAlive, RawClient, Response, get, pipelined_gets, read_answer,
+    send_raw,
+};
 pub use impostor::Impostor;
 pub use nix::sys::signal::Signal;
 pub use proc::{
