@@ -124,7 +124,7 @@ where
 /// Node.js's second Ctrl-C do: every worker is SIGKILLed and the master exits
 /// with 128 + the signal's number, 130 after SIGINT and 143 after SIGTERM,
 /// what a shell reports for a process that signal killed (see
-/// [`stop_at_once`]).
+/// `stop_at_once`).
 pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;

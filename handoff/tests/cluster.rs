@@ -13,6 +13,13 @@ fn start(pass: &str) -> Cluster {
     testkit::start_two_workers(HANDOFF, &["--pass", pass], &format!("handoff-{pass}"))
 }
 
+/// Starts `handoff --workers 1 --pass <pass> --listen 127.0.0.1:0`: one worker,
+/// so that every client reaches the same one.
+fn start_one_worker(pass: &str) -> Cluster {
+    Cluster::start(HANDOFF, &["--workers", "1", "--pass", pass])
+        .unwrap_or_else(|err| panic!("start handoff --pass {pass} --workers 1: {err:#}"))
+}
+
 /// Writes one module of tests per `--pass` value: `socket::keep_alive`, ...
 /// `every_worker` says whether 40 connections must reach both workers: not with
 /// `listener`, where the workers accept competitively and the kernel may favour one.
@@ -105,6 +112,52 @@ macro_rules! pass_tests {
             #[test]
             fn taken_port_exits_2() {
                 testkit::assert_taken_port_exits_2(HANDOFF, &["--pass", PASS]);
+            }
+
+            /// Regression (issue 10): a second SIGTERM during the graceful stop stops at once: exit 143, workers killed.
+            #[test]
+            fn second_sigterm_stops_at_once() {
+                testkit::assert_second_signal_stops_at_once(&mut start(PASS), Signal::SIGTERM, Signal::SIGTERM);
+            }
+
+            /// Regression (issue 10): `--header-timeout 300000000000y` (and anything over a day) is bad usage, exit 2.
+            #[test]
+            fn huge_header_timeout_exits_2() {
+                testkit::assert_huge_durations_exit_2(HANDOFF, &["--pass", PASS]);
+            }
+
+            /// Regression (issue 10): a stopped worker (alive, answering nothing) is killed and replaced within `--worker-timeout` and a second.
+            #[test]
+            fn replaces_a_stalled_worker() {
+                let args = ["--pass", PASS, "--worker-timeout", "1s"];
+                let mut cluster = testkit::start_two_workers(HANDOFF, &args, &format!("handoff-{PASS}"));
+                testkit::assert_replaces_a_stalled_worker(&mut cluster, std::time::Duration::from_secs(1));
+            }
+
+            /// Regression (issue 10): a worker sending frames it has no reason to send is killed at once and replaced; the master stays small and stops cleanly.
+            #[test]
+            fn kills_misbehaving_workers() {
+                let args = ["--pass", PASS, "--worker-timeout", "60s"];
+                let mut cluster = testkit::start_two_workers(HANDOFF, &args, &format!("handoff-{PASS}"));
+                testkit::assert_kills_misbehaving_workers(&mut cluster);
+            }
+
+            /// Regression (issue 10): a client arriving 0.3 s after SIGTERM is refused at once (not reset after a wait); the requests in flight are answered.
+            #[test]
+            fn sigterm_refuses_new_clients() {
+                testkit::assert_sigterm_refuses_new_clients(&mut start(PASS));
+            }
+
+            /// Regression (issue 10): a client pipelining busy requests does not freeze the worker; another client is answered between them.
+            #[test]
+            fn pipelined_work_leaves_turns() {
+                testkit::assert_pipelined_work_leaves_turns(&start_one_worker(PASS));
+            }
+
+            /// Regression (issue 10): SIGTERM during a pipeline of busy requests: the request being computed is answered, the master exits 0 without SIGKILL.
+            #[test]
+            fn sigterm_during_pipeline() {
+                testkit::assert_sigterm_during_pipeline(&mut start(PASS));
             }
         }
     )*};
@@ -280,18 +333,6 @@ fn socket_accept_pause_warns_once_at_the_fd_limit() {
     testkit::assert_one_accept_warning_at_the_fd_limit(&cluster);
 }
 
-/// Regression (issue 10): a second SIGTERM during the graceful stop stops at once (exit 143, workers killed), with every `--pass`.
-#[test]
-fn second_sigterm_stops_at_once() {
-    for pass in ["socket", "listener", "reuseport"] {
-        testkit::assert_second_signal_stops_at_once(
-            &mut start(pass),
-            Signal::SIGTERM,
-            Signal::SIGTERM,
-        );
-    }
-}
-
 /// Regression (issue 10): a SIGINT after a SIGTERM also stops at once, with exit code 130.
 #[test]
 fn sigint_after_sigterm_stops_at_once() {
@@ -302,95 +343,12 @@ fn sigint_after_sigterm_stops_at_once() {
     );
 }
 
-/// Regression (issue 10): `--header-timeout 300000000000y` (and anything over a day) is bad usage, exit 2, with every `--pass`.
-#[test]
-fn huge_header_timeout_exits_2() {
-    for pass in ["socket", "listener", "reuseport"] {
-        testkit::assert_huge_durations_exit_2(HANDOFF, &["--pass", pass]);
-    }
-}
-
-/// Writes, per `--pass` value, the tests of the master–worker channel's
-/// supervision (issue 10): `stalled_socket`, `misbehaving_socket`, ...
-macro_rules! supervision_tests {
-    ($($pass:ident: $stalled:ident, $misbehaving:ident;)*) => {$(
-        /// Regression (issue 10): a stopped worker (alive, answering nothing) is killed and replaced within `--worker-timeout` and a second.
-        #[test]
-        fn $stalled() {
-            let pass = stringify!($pass);
-            let args = ["--pass", pass, "--worker-timeout", "1s"];
-            let mut cluster = testkit::start_two_workers(HANDOFF, &args, &format!("handoff-{pass}"));
-            testkit::assert_replaces_a_stalled_worker(&mut cluster, std::time::Duration::from_secs(1));
-        }
-
-        /// Regression (issue 10): a worker sending frames it has no reason to send is killed at once and replaced; the master stays small and stops cleanly.
-        #[test]
-        fn $misbehaving() {
-            let pass = stringify!($pass);
-            let args = ["--pass", pass, "--worker-timeout", "60s"];
-            let mut cluster = testkit::start_two_workers(HANDOFF, &args, &format!("handoff-{pass}"));
-            testkit::assert_kills_misbehaving_workers(&mut cluster);
-        }
-    )*};
-}
-
-supervision_tests! {
-    socket: socket_replaces_a_stalled_worker, socket_kills_misbehaving_workers;
-    listener: listener_replaces_a_stalled_worker, listener_kills_misbehaving_workers;
-    reuseport: reuseport_replaces_a_stalled_worker, reuseport_kills_misbehaving_workers;
-}
-
 /// Regression (issue 10): `--pass socket`: a worker's last `Ack`, sent just before it exits, is read before its exit is handled, so the acknowledged connection is never handed to a second worker.
 #[test]
 fn socket_ack_before_exit_is_kept() {
     let args = ["--pass", "socket", "--worker-timeout", "60s"];
     let mut cluster = testkit::start_two_workers(HANDOFF, &args, "handoff-socket");
     testkit::assert_ack_before_exit_is_kept(&mut cluster);
-}
-
-/// Starts `handoff --workers 1 --pass <pass> --listen 127.0.0.1:0`: one worker,
-/// so that every client reaches the same one.
-fn start_one_worker(pass: &str) -> Cluster {
-    Cluster::start(HANDOFF, &["--workers", "1", "--pass", pass])
-        .unwrap_or_else(|err| panic!("start handoff --pass {pass} --workers 1: {err:#}"))
-}
-
-/// The tests of issue 10's shutdown and busy-work items, once per `--pass` value:
-/// `shutdown_socket::...`, ...
-macro_rules! shutdown_tests {
-    ($($module:ident => $pass:literal;)*) => {$(
-        /// Issue 10's shutdown and busy-work tests of `handoff --pass` with this module's `PASS`.
-        mod $module {
-            use super::*;
-
-            /// The `--pass` value under test.
-            const PASS: &str = $pass;
-
-            /// Issue 10 item 3: a client arriving 0.3 s after SIGTERM is refused at once (not reset after a wait); the requests in flight are answered.
-            #[test]
-            fn sigterm_refuses_new_clients() {
-                testkit::assert_sigterm_refuses_new_clients(&mut start(PASS));
-            }
-
-            /// Issue 10 item 6: a client pipelining busy requests does not freeze the worker; another client is answered between them.
-            #[test]
-            fn pipelined_work_leaves_turns() {
-                testkit::assert_pipelined_work_leaves_turns(&start_one_worker(PASS));
-            }
-
-            /// Issue 10 item 6: SIGTERM during a pipeline of busy requests: the request being computed is answered, the master exits 0 without SIGKILL.
-            #[test]
-            fn sigterm_during_pipeline() {
-                testkit::assert_sigterm_during_pipeline(&mut start(PASS));
-            }
-        }
-    )*};
-}
-
-shutdown_tests! {
-    shutdown_socket => "socket";
-    shutdown_listener => "listener";
-    shutdown_reuseport => "reuseport";
 }
 
 /// Issue 10 item 3, `--pass listener`: a client waiting in the accept queue behind the only, busy worker at SIGTERM is still served.

@@ -35,7 +35,7 @@ const SPARE_FDS: usize = 16;
 
 /// How many relays fit under a soft RLIMIT_NOFILE of `soft_limit` when the
 /// master holds `own_fds` fds besides its relays, each relay holding two fds
-/// (client and worker), and [`SPARE_FDS`] kept free. At least one.
+/// (client and worker), and `SPARE_FDS` kept free. At least one.
 ///
 /// Like HAProxy, which derives its `maxconn` from `ulimit -n`, the master
 /// stops accepting at this count: the clients beyond it wait in the kernel's

@@ -47,7 +47,7 @@ pub fn raise_fd_limit() -> std::io::Result<FdLimit> {
 }
 
 impl FdLimit {
-    /// Whether `needed` fds ([`fds_needed`]) fit under the soft limit.
+    /// Whether `needed` fds (`fds_needed`) fit under the soft limit.
     pub fn fits(&self, needed: u64) -> bool {
         needed <= self.soft
     }
