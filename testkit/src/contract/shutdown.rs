@@ -33,7 +33,8 @@ pub fn assert_sigterm_stops_cleanly(cluster: &mut Cluster) {
 }
 
 /// Starts a slow request (`?work_us=800000`), waits until a worker is busy
-/// computing it (its CPU time rises by 100 ms), then sends SIGTERM to the
+/// computing it (its CPU time rises by 20 ms: a loaded machine may give 800 ms
+/// of busy work far less than 100 ms of CPU), then sends SIGTERM to the
 /// master: the request must still be answered 200, and the master exit 0.
 ///
 /// # Panics
@@ -48,7 +49,7 @@ pub fn assert_sigterm_finishes_in_flight(cluster: &mut Cluster) {
         workers
             .iter()
             .zip(&before)
-            .any(|(pid, before)| busy(pid) >= *before + Duration::from_millis(100))
+            .any(|(pid, before)| busy(pid) >= *before + Duration::from_millis(20))
     });
     assert!(started, "no worker started computing the slow request");
     assert_sigterm_stops_cleanly(cluster);
@@ -65,36 +66,25 @@ pub fn assert_sigterm_finishes_in_flight(cluster: &mut Cluster) {
 pub const FAST_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Regression (issue 10): a second SIGINT or SIGTERM during the graceful stop
-/// was ignored. A slow request (`?work_us=1000000`) is in flight, and its
-/// worker is then frozen (SIGSTOP), so that the graceful stop would take the
-/// whole grace period and more; `first` starts it (the master logs
-/// "stopping"), then `second` must stop the master within
-/// [`FAST_STOP_TIMEOUT`] with exit code 128 + its number (130 for SIGINT, 143
-/// for SIGTERM) and no worker left running.
+/// was ignored. Every worker is frozen (SIGSTOP), so that they cannot obey the
+/// master's Stop and the graceful stop would take the whole grace period and
+/// more; `first` starts it (the master logs "stopping"), then `second` must
+/// stop the master within [`FAST_STOP_TIMEOUT`] with exit code 128 + its
+/// number (130 for SIGINT, 143 for SIGTERM) and no worker left running.
+///
+/// The workers are frozen without waiting for a request to reach one: a test
+/// that waited for a worker's CPU time to rise failed on a loaded machine,
+/// where a second of busy work got less than 100 ms of CPU.
 ///
 /// # Panics
 /// If the master waits for the graceful stop, exits otherwise, or leaves a
 /// worker behind.
 pub fn assert_second_signal_stops_at_once(cluster: &mut Cluster, first: Signal, second: Signal) {
-    let workers = cluster.worker_pids();
-    let busy = |pid: &u32| cpu_time(*pid).unwrap_or_default();
-    let before: Vec<Duration> = workers.iter().map(busy).collect();
-    let addr = cluster.addr();
-    // Its answer is not awaited: the fast stop may drop it.
-    let _slow = thread::spawn(move || get(addr, "/?work_us=1000000", true));
-    let mut computing = None;
-    wait_until(HTTP_TIMEOUT, || {
-        computing = workers
-            .iter()
-            .zip(&before)
-            .find(|(pid, before)| busy(pid) >= **before + Duration::from_millis(100))
-            .map(|(pid, _)| *pid);
-        computing.is_some()
-    });
-    let computing = computing.expect("no worker started computing the slow request");
-    cluster
-        .signal_worker(computing, Signal::SIGSTOP)
-        .expect("SIGSTOP the busy worker");
+    for worker in cluster.worker_pids() {
+        cluster
+            .signal_worker(worker, Signal::SIGSTOP)
+            .expect("SIGSTOP a worker");
+    }
     cluster
         .signal(first)
         .unwrap_or_else(|err| panic!("{first} the master: {err:#}"));
