@@ -13,7 +13,7 @@ use serde_json::Value;
 use testkit::Cluster;
 
 use common::server::{Behaviour, SERVER_PID, TestServer};
-use common::{f64_at, loadgen, loadgen_with_fd_limit, proxy_bin, u64_at};
+use common::{f64_at, loadgen, loadgen_with, loadgen_with_fd_limit, proxy_bin, u64_at};
 
 /// Starts `proxy --workers 2 --listen 127.0.0.1:0`, killed when dropped.
 fn proxy_cluster() -> Cluster {
@@ -316,6 +316,38 @@ fn json_matches_the_committed_schema() {
         report["requests"]
     );
     assert_eq!(report["watch"].as_array().map(Vec::len), Some(1));
+    // The fields of issue 11, written by every run (optional in the schema,
+    // for the reports written before them).
+    assert_eq!(
+        report["parameters"]["targets"],
+        serde_json::json!([server.url()])
+    );
+    let targets = report["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 1, "{}", report["targets"]);
+    assert_eq!(targets[0]["url"], Value::from(server.url()));
+    assert_eq!(
+        u64_at(&targets[0], &["requests"]),
+        u64_at(report, &["requests", "ok"])
+    );
+    let usage = &report["loadgen_usage"];
+    assert!(
+        f64_at(usage, &["cpu_user_ms"]) + f64_at(usage, &["cpu_system_ms"]) > 0.0,
+        "{usage}"
+    );
+    assert!(
+        f64_at(usage, &["cpu_ms_per_1000_requests"]) > 0.0,
+        "{usage}"
+    );
+    assert!(
+        !report["affinity"]["loadgen"]
+            .as_array()
+            .expect("affinity.loadgen")
+            .is_empty()
+    );
+    assert_eq!(
+        u64_at(&report["affinity"]["watched"][0], &["pid"]),
+        u64::from(std::process::id())
+    );
     assert_eq!(report["labels"]["section"], "throughput");
     assert_eq!(report["labels"]["mode"], "proxy");
     let measure_start = f64_at(report, &["phases", "measure_start_ms"]);
@@ -348,6 +380,20 @@ fn json_matches_the_committed_schema() {
     );
 
     let schema = common::schema();
+    // A report written before issue 11's fields still validates and reads.
+    let mut old = report.clone();
+    for field in ["targets", "loadgen_usage", "affinity"] {
+        old.as_object_mut().expect("object").remove(field);
+    }
+    old["parameters"]
+        .as_object_mut()
+        .expect("object")
+        .remove("targets");
+    common::schema::validate(&schema, &old).expect("an older report validates");
+    let typed: loadgen::Report = serde_json::from_value(old).expect("an older report reads");
+    assert!(typed.targets.is_empty() && typed.parameters.targets.is_empty());
+    assert!(typed.loadgen_usage.is_none() && typed.affinity.is_none());
+
     let mut broken = report.clone();
     broken["requests"]["ok"] = Value::from("many");
     assert!(common::schema::validate(&schema, &broken).is_err());
@@ -639,4 +685,174 @@ fn fd_check_counts_the_open_loops_timerfd() {
         "no warning: {}",
         open.stderr
     );
+}
+
+/// Issue 11, item 3: two `--target`s, the own ports of the two workers of a
+/// real `proxy --workers 2` cluster (no master in the path). Connections are
+/// dealt round robin, so the per-target connection counts differ by at most
+/// one; both workers' pids answer, each target's answers are its worker's,
+/// keep-alive and with a new connection per request (each connection slot
+/// keeps its target).
+#[test]
+fn two_targets_are_dealt_the_connections_round_robin() {
+    let cluster = proxy_cluster();
+    let workers = &cluster.ready().workers;
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    let urls: Vec<String> = workers
+        .iter()
+        .map(|worker| {
+            let port = worker.port.expect("a proxy worker has its own port");
+            format!("http://127.0.0.1:{port}/")
+        })
+        .collect();
+    for new_conn in [false, true] {
+        let mut args = vec![
+            "--target",
+            &urls[0],
+            "--target",
+            &urls[1],
+            "--connections",
+            "5",
+            "--threads",
+            "2",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+        ];
+        if new_conn {
+            args.push("--new-conn");
+        }
+        let run = loadgen(&args);
+        assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+        let report = run.report();
+        let ok = u64_at(report, &["requests", "ok"]);
+        assert!(ok > 50, "only {ok} requests");
+        assert_eq!(u64_at(report, &["requests", "failed"]), 0, "{}", run.stdout);
+        assert_eq!(report["parameters"]["targets"], serde_json::json!(urls));
+        assert_eq!(report["parameters"]["target"], Value::from(urls[0].clone()));
+
+        let counts = by_pid(report);
+        let pids: BTreeSet<u32> = counts.iter().map(|&(pid, _, _)| pid).collect();
+        let expected: BTreeSet<u32> = cluster.worker_pids().into_iter().collect();
+        assert_eq!(pids, expected, "both workers answer: {counts:?}");
+
+        let targets = report["targets"].as_array().expect("targets");
+        assert_eq!(targets.len(), 2, "{}", report["targets"]);
+        let mut connections = Vec::new();
+        for (target, worker) in targets.iter().zip(workers) {
+            assert_eq!(
+                target["url"],
+                Value::from(format!("http://127.0.0.1:{}/", worker.port.expect("port")))
+            );
+            let requests = u64_at(target, &["requests"]);
+            // Straight to a worker's own port: every answer of the target
+            // names that worker.
+            let (_, by_worker, worker_connections) = counts
+                .iter()
+                .copied()
+                .find(|&(pid, _, _)| pid == worker.pid)
+                .expect("the worker answered");
+            assert_eq!(requests, by_worker, "new_conn {new_conn}: {counts:?}");
+            assert_eq!(u64_at(target, &["connections"]), worker_connections);
+            connections.push(u64_at(target, &["connections"]));
+        }
+        assert_eq!(
+            targets
+                .iter()
+                .map(|target| u64_at(target, &["requests"]))
+                .sum::<u64>(),
+            ok
+        );
+        if new_conn {
+            // One connection per request.
+            assert_eq!(connections.iter().sum::<u64>(), ok, "{connections:?}");
+        } else {
+            // 5 keep-alive connections over 2 targets: 3 and 2.
+            assert_eq!(connections, [3, 2], "{}", report["targets"]);
+        }
+        assert!(
+            run.stdout.contains(&format!("target      {}", urls[1])),
+            "no per-target line in the summary:\n{}",
+            run.stdout
+        );
+    }
+}
+
+/// The CPUs `cpus` as a set for sched_setaffinity(2).
+fn cpu_set(cpus: &[usize]) -> nix::sched::CpuSet {
+    let mut set = nix::sched::CpuSet::new();
+    for &cpu in cpus {
+        set.set(cpu).expect("a CPU number the set can hold");
+    }
+    set
+}
+
+/// Sets the affinity of the child `command` starts, in the child before exec.
+fn pin(command: &mut std::process::Command, cpus: &[usize]) {
+    use std::os::unix::process::CommandExt;
+    let set = cpu_set(cpus);
+    // SAFETY: runs in the forked child before exec; sched_setaffinity(2) is a
+    // plain system call (async-signal-safe) that only reads `set`, a copy
+    // owned by the closure.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// Issue 11, item 4: loadgen pinned to CPU 0 watching a process pinned to CPU
+/// 1 records both placements, as the processes had them during the run.
+#[test]
+fn affinity_records_where_loadgen_and_the_watched_pids_may_run() {
+    let allowed =
+        nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).expect("sched_getaffinity");
+    if !(allowed.is_set(0).unwrap_or(false) && allowed.is_set(1).unwrap_or(false)) {
+        eprintln!(
+            "skipped: this test pins processes to CPUs 0 and 1, and this process may not \
+             run on both (a machine with one CPU, or a narrower affinity)"
+        );
+        return;
+    }
+    let server = TestServer::start(Behaviour::Fast);
+    let mut sleeper = std::process::Command::new("sleep");
+    sleeper.arg("60");
+    pin(&mut sleeper, &[1]);
+    let victim = Victim(sleeper.spawn().expect("start sleep"));
+    let watched = victim.pid().to_string();
+    let run = loadgen_with(
+        &[
+            "--target",
+            &server.url(),
+            "--connections",
+            "2",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "100ms",
+            "--watch",
+            &watched,
+        ],
+        |command| pin(command, &[0]),
+    );
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    assert_eq!(
+        report["affinity"],
+        serde_json::json!({
+            "loadgen": [0],
+            "watched": [{ "pid": victim.pid(), "cpus": [1] }],
+        }),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("CPUs        loadgen 0, {} 1", victim.pid())),
+        "{}",
+        run.stdout
+    );
+    drop(victim);
 }

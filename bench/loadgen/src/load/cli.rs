@@ -34,8 +34,11 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// The URL to load: `http://host:port/path?query` (plain HTTP/1.1).
+    /// Repeatable: connections are dealt round robin over the targets
+    /// (connection i goes to target i mod n, and keeps it under `--new-conn`),
+    /// e.g. one per worker's own port for a baseline without a master.
     #[arg(long, value_name = "URL", value_parser = Target::parse, required = true)]
-    target: Option<Target>,
+    target: Vec<Target>,
 
     /// Concurrent connections (`50`, `1k`).
     #[arg(long, default_value = "50", value_parser = parse_positive_integer)]
@@ -118,10 +121,9 @@ impl Cli {
     pub fn config(&self, command_line: Vec<String>) -> Config {
         let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
         Config {
-            target: self
-                .target
-                .clone()
-                .expect("clap requires --target when there is no subcommand"),
+            // clap requires a --target when there is no subcommand; `run`
+            // refuses an empty list all the same.
+            targets: self.target.clone(),
             connections: self.connections,
             threads: self.threads.unwrap_or(cores).min(self.connections),
             duration: self.duration,
@@ -209,6 +211,27 @@ mod tests {
         );
         // No more threads than connections.
         assert_eq!(cli.config(Vec::new()).threads, 2);
+    }
+
+    /// `--target` is repeatable; the targets keep their order, the first is
+    /// `parameters.target`.
+    #[test]
+    fn parses_repeated_targets() {
+        let cli = parse(&[
+            "--target",
+            "http://127.0.0.1:8081/",
+            "--target",
+            "http://127.0.0.1:8082/x",
+        ])
+        .expect("valid");
+        let urls: Vec<String> = cli
+            .config(Vec::new())
+            .targets
+            .into_iter()
+            .map(|target| target.url)
+            .collect();
+        assert_eq!(urls, ["http://127.0.0.1:8081/", "http://127.0.0.1:8082/x"]);
+        assert!(parse(&["--target", "http://127.0.0.1:8081/", "--target", "x"]).is_err());
     }
 
     /// `report DIR` is a subcommand; it takes no load flags.

@@ -33,13 +33,22 @@ const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// that would only count errors faster.
 const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(10);
 
+/// One `--target` of a run: where its connections go and what they send.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// The target's address.
+    pub addr: SocketAddr,
+    /// The request, built once (with `Connection: close` under `--new-conn`);
+    /// its `Host` header is the target's own.
+    pub request: Box<[u8]>,
+}
+
 /// What every connection of a run shares, read-only.
 #[derive(Debug)]
 pub struct Plan {
-    /// The target's address.
-    pub addr: SocketAddr,
-    /// The request, built once (with `Connection: close` under `--new-conn`).
-    pub request: Box<[u8]>,
+    /// The `--target`s, in order; never empty. Connection `id` goes to
+    /// `endpoints[id % len]` ([`Plan::target_of`]).
+    pub endpoints: Vec<Endpoint>,
     /// A new TCP connection for every request.
     pub new_conn: bool,
     /// Open loop: requests per second over all connections; `None`: closed loop.
@@ -55,6 +64,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The index of the target of connection `id`: the connections are dealt
+    /// round robin over the targets, so their counts differ by at most one, and
+    /// a connection keeps its target for the whole run (under `--new-conn`,
+    /// every new connection of that slot goes to the same target).
+    pub fn target_of(&self, id: usize) -> usize {
+        id % self.endpoints.len().max(1)
+    }
+
     /// The end of the drain: requests still unanswered then are cut off. Requests
     /// scheduled before the window's end get `timeout` more to finish.
     pub fn hard_stop(&self) -> Instant {
@@ -88,6 +105,8 @@ impl Plan {
 pub struct Connection {
     /// Its index among the run's connections.
     id: usize,
+    /// The index of its target in the plan's endpoints.
+    target: usize,
     /// The run's plan.
     plan: Arc<Plan>,
     /// The open connection, if any; `None` after a failure, a close, or under
@@ -107,6 +126,7 @@ impl Connection {
     pub fn new(id: usize, plan: Arc<Plan>) -> Connection {
         Connection {
             id,
+            target: plan.target_of(id),
             plan,
             stream: None,
             buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
@@ -223,6 +243,7 @@ impl Connection {
                 done,
                 outcome,
                 first_on_connection,
+                target: self.target,
             });
         }
         if outcome.is_err() {
@@ -271,8 +292,9 @@ impl Connection {
         recorder: &RefCell<Recorder>,
     ) -> Result<(Answer, bool), Failure> {
         self.connect_failed = false;
+        let endpoint = &self.plan.endpoints[self.target];
         if let Some(stream) = &mut self.stream {
-            match exchange_on_idle(stream, &self.plan.request, &mut self.buffer).await {
+            match exchange_on_idle(stream, &endpoint.request, &mut self.buffer).await {
                 Ok(head) => return Ok(answered(&head)),
                 Err(Reused::ClosedWhileIdle) => {
                     self.stream = None;
@@ -281,7 +303,7 @@ impl Connection {
                 Err(Reused::Failed(failure)) => return Err(failure),
             }
         }
-        let (stream, took) = match connect_and_send(self.plan.addr, &self.plan.request).await {
+        let (stream, took) = match connect_and_send(endpoint.addr, &endpoint.request).await {
             Ok(connected) => connected,
             Err(err) => {
                 self.connect_failed = true;
@@ -523,8 +545,10 @@ mod tests {
             end: start + Duration::from_secs(1),
         };
         let plan = Plan {
-            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
-            request: Box::default(),
+            endpoints: vec![Endpoint {
+                addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+                request: Box::default(),
+            }],
             new_conn: false,
             rate: Some(1e-300),
             connections: 1,
@@ -535,6 +559,51 @@ mod tests {
         assert_eq!(plan.due(1e-300, 0, 0), start);
         assert_eq!(plan.due(1e-300, 0, 1), window.end);
         assert_eq!(plan.due(2.0, 0, 1), start + Duration::from_millis(500));
+    }
+
+    /// Connections are dealt round robin over the targets: connection i goes
+    /// to target i mod n, so the counts per target differ by at most one, and
+    /// a connection slot keeps its target (under `--new-conn`, each new
+    /// connection of the slot is made by the same `Connection`, with this target).
+    #[test]
+    fn connections_are_dealt_round_robin_over_the_targets() {
+        let start = Instant::now();
+        let plan = |targets: usize, connections: usize| Plan {
+            endpoints: (0..targets)
+                .map(|port| Endpoint {
+                    addr: SocketAddr::from(([127, 0, 0, 1], 1 + port as u16)),
+                    request: Box::default(),
+                })
+                .collect(),
+            new_conn: true,
+            rate: None,
+            connections,
+            timeout: Duration::from_secs(1),
+            start,
+            window: Window {
+                start,
+                end: start + Duration::from_secs(1),
+            },
+        };
+        let two = Arc::new(plan(2, 5));
+        let dealt: Vec<usize> = (0..5).map(|id| two.target_of(id)).collect();
+        assert_eq!(dealt, [0, 1, 0, 1, 0]);
+        for (targets, connections) in [(1, 7), (2, 5), (2, 8), (3, 7), (3, 2), (4, 1000)] {
+            let plan = Arc::new(plan(targets, connections));
+            let mut counts = vec![0usize; targets];
+            for id in 0..connections {
+                let connection = Connection::new(id, Arc::clone(&plan));
+                assert_eq!(connection.target, id % targets);
+                counts[connection.target] += 1;
+            }
+            let most = counts.iter().max().copied().unwrap_or(0);
+            let least = counts.iter().min().copied().unwrap_or(0);
+            assert!(
+                most - least <= 1,
+                "{connections} connections over {targets} targets: {counts:?}"
+            );
+            assert_eq!(counts.iter().sum::<usize>(), connections);
+        }
     }
 
     /// A port nobody listens on is a refused connect.

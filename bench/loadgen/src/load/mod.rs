@@ -15,6 +15,8 @@
 //! - `failure`: the kinds of failed request.
 //! - `recorder`: the per-thread histograms and counts.
 //! - `watch`: `--watch`: the /proc sampler thread and its time series.
+//! - `usage`: loadgen's own CPU time over the window, and where it and the
+//!   watched processes may run (their affinity).
 //! - `kill`: `--kill`: SIGKILL to a worker mid-run, the fault experiment.
 //! - `machine`, `limits`: the machine's description; the fd limit.
 //! - `progress`: the progress bar on stderr.
@@ -44,11 +46,12 @@ pub mod response;
 pub(crate) mod target;
 pub(crate) mod timer;
 pub(crate) mod units;
+pub(crate) mod usage;
 pub(crate) mod watch;
 
 use crate::report::labels::Labels;
 use crate::report::{self, LoadLoop, Report};
-use connection::{Connection, Plan};
+use connection::{Connection, Endpoint, Plan};
 use recorder::{Recorder, Window};
 use target::Target;
 use watch::Watcher;
@@ -67,8 +70,9 @@ const PROGRESS_TICK: Duration = Duration::from_millis(200);
 /// Everything a run needs, defaults filled in ([`cli::Cli::config`]).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The URL to load.
-    pub(crate) target: Target,
+    /// The URLs to load, in `--target` order; connection i goes to target i
+    /// mod n.
+    pub(crate) targets: Vec<Target>,
     /// Concurrent connections.
     pub(crate) connections: usize,
     /// Load threads (at most `connections`).
@@ -109,8 +113,18 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
             config.connections, fd_limit.soft, fd_limit.hard
         );
     }
-    let addr = config.target.resolve().map_err(UsageError)?;
-    probe(&config.target, addr)?;
+    if config.targets.is_empty() {
+        return Err(UsageError("no --target given".to_owned()).into());
+    }
+    let mut endpoints = Vec::with_capacity(config.targets.len());
+    for target in &config.targets {
+        let addr = target.resolve().map_err(UsageError)?;
+        probe(target, addr)?;
+        endpoints.push(Endpoint {
+            addr,
+            request: target.request_bytes(config.new_conn).into_boxed_slice(),
+        });
+    }
     if let Some(kill) = config.kill {
         kill::check_exists(kill.pid).map_err(UsageError)?;
         if kill.after >= config.duration {
@@ -142,11 +156,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         None => None,
     };
     let plan = Arc::new(Plan {
-        addr,
-        request: config
-            .target
-            .request_bytes(config.new_conn)
-            .into_boxed_slice(),
+        endpoints,
         new_conn: config.new_conn,
         rate: config.rate,
         connections: config.connections,
@@ -180,9 +190,13 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     let mut progress = std::io::stderr()
         .is_terminal()
         .then(|| progress::Progress::new(counters, start, config.warmup + config.duration));
+    // loadgen's own CPU time and placement, read by this thread at the
+    // window's edges, as close to them as its wake-ups allow.
+    let mut readings = usage::WindowReadings::new(window.start, window.end, &config.watch);
     let mut running = threads;
     while running > 0 {
-        match finishing.recv_timeout(PROGRESS_TICK) {
+        readings.poll(Instant::now());
+        match finishing.recv_timeout(readings.wait(Instant::now(), PROGRESS_TICK)) {
             Ok(()) => running -= 1,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             // Every sender is gone: every thread has ended, one way or another.
@@ -206,6 +220,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
             None => merged = Some(recorder),
         }
     }
+    let readings = readings.finish();
     let recorder = merged.context("no load thread ran")?;
     let run_time = start.elapsed();
     let watched = watcher.map(Watcher::stop).unwrap_or_default();
@@ -213,7 +228,12 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
 
     Ok(Report::build(report::Inputs {
         parameters: report::Parameters {
-            target: config.target.url.clone(),
+            target: config.targets[0].url.clone(),
+            targets: config
+                .targets
+                .iter()
+                .map(|target| target.url.clone())
+                .collect(),
             load_loop: if config.rate.is_some() {
                 LoadLoop::Open
             } else {
@@ -241,6 +261,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         sample_interval: config.sample_interval,
         labels: config.labels.clone(),
         fault,
+        readings,
     }))
 }
 

@@ -93,8 +93,20 @@ pub struct Sample {
     /// The answer, or why there was none.
     pub outcome: Result<Answer, Failure>,
     /// Whether this is the first answer on its connection inside the window, so
-    /// the connection is counted for the answering worker.
+    /// the connection is counted for the answering worker (and target).
     pub first_on_connection: bool,
+    /// The index of the `--target` it was sent to.
+    pub target: usize,
+}
+
+/// How many requests and connections one `--target` answered, counted as a
+/// worker's are ([`WorkerCount`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TargetCount {
+    /// Successful requests of the window it answered.
+    pub requests: u64,
+    /// Connections to it whose first answer in the window was successful.
+    pub connections: u64,
 }
 
 /// How many requests and connections one worker pid answered.
@@ -130,6 +142,8 @@ pub struct Recorder {
     pub workers: Vec<WorkerCount>,
     /// Successful answers that had no numeric `x-worker-pid`.
     pub requests_without_pid: u64,
+    /// Answers per `--target`, by its index; targets past the end answered nothing.
+    pub targets: Vec<TargetCount>,
     /// Failed requests by kind, indexed by [`Failure::index`].
     pub failures: [u64; Failure::ALL.len()],
     /// Answers by status code, successful or not.
@@ -169,6 +183,7 @@ impl Recorder {
             connect: new_histogram(max_us),
             workers: Vec::new(),
             requests_without_pid: 0,
+            targets: Vec::new(),
             failures: [0; Failure::ALL.len()],
             statuses: Vec::new(),
             scheduled: 0,
@@ -204,6 +219,9 @@ impl Recorder {
             self.failures[Failure::BadStatus.index()] += 1;
             return;
         }
+        let target = self.target_entry(sample.target);
+        target.requests += 1;
+        target.connections += u64::from(sample.first_on_connection);
         self.latency
             .saturating_record(micros(sample.done - sample.scheduled));
         if self.open_loop {
@@ -270,6 +288,11 @@ impl Recorder {
             mine.last = mine.last.max(worker.last);
         }
         self.requests_without_pid += other.requests_without_pid;
+        for (index, theirs) in other.targets.iter().enumerate() {
+            let mine = self.target_entry(index);
+            mine.requests += theirs.requests;
+            mine.connections += theirs.connections;
+        }
         for (mine, theirs) in self.failures.iter_mut().zip(other.failures) {
             *mine += theirs;
         }
@@ -287,6 +310,13 @@ impl Recorder {
         worker.connections += u64::from(first_on_connection);
         worker.first = earliest(worker.first, Some(done));
         worker.last = worker.last.max(Some(done));
+    }
+
+    fn target_entry(&mut self, index: usize) -> &mut TargetCount {
+        if self.targets.len() <= index {
+            self.targets.resize(index + 1, TargetCount::default());
+        }
+        &mut self.targets[index]
     }
 
     fn count_status(&mut self, status: u16) {
@@ -373,6 +403,7 @@ mod tests {
                 worker_pid: pid,
             }),
             first_on_connection: false,
+            target: 0,
         }
     }
 
@@ -451,6 +482,7 @@ mod tests {
                 worker_pid: None,
             }),
             first_on_connection: false,
+            target: 0,
         });
         recorder.record_connect(start, Duration::from_secs(100));
         for histogram in [&recorder.latency, &recorder.connect] {
@@ -482,8 +514,16 @@ mod tests {
             ..answered(start, 0, 1, 200, Some(7))
         });
         two.record(&answered(start, 0, 1, 200, Some(7)));
-        two.record(&answered(start, 0, 1, 200, Some(8)));
+        two.record(&Sample {
+            target: 2,
+            first_on_connection: true,
+            ..answered(start, 0, 1, 200, Some(8))
+        });
         two.record(&answered(start, 0, 1, 200, None));
+        two.record(&Sample {
+            target: 1,
+            ..answered(start, 0, 1, 503, Some(8))
+        });
         two.record_connect(start, Duration::from_micros(80));
         two.record_unanswered(3);
         two.record_reconnect(start);
@@ -491,7 +531,13 @@ mod tests {
         one.merge(&two);
         assert_eq!(one.requests(), 4);
         assert_eq!(one.requests_without_pid, 1);
-        assert_eq!(counts(&one), vec![(7, 2, 1), (8, 1, 0)]);
+        assert_eq!(counts(&one), vec![(7, 2, 1), (8, 1, 1)]);
+        // Per target: only successful answers count (target 1's was a 503).
+        let target = |requests, connections| TargetCount {
+            requests,
+            connections,
+        };
+        assert_eq!(one.targets, vec![target(3, 1), target(0, 0), target(1, 1)]);
         assert_eq!(one.connect.len(), 1);
         // pid 7's answers: at start + 1 ms on both threads, so first = last.
         let seven = &one.workers[0];

@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{
-    Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, Labels, Latencies, Machine,
-    MeasuredFrom, Parameters, Phases, ProcessReport, Report, Requests, SamplePoint, UseSummary,
-    WatchReport, WorkerShare, Workers,
+    Affinity, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, Labels, Latencies,
+    LoadgenUsage, Machine, MeasuredFrom, Parameters, Phases, ProcessReport, Report, Requests,
+    SamplePoint, TargetShare, UseSummary, WatchReport, WatchedAffinity, WorkerShare, Workers,
 };
 use crate::load::failure::Failure;
 use crate::load::recorder::Recorder;
+use crate::load::usage::Readings;
 use crate::load::watch::{ProcessSeries, WatchedTree};
 use crate::report::format::rate;
 
@@ -43,6 +44,8 @@ pub struct Inputs<'a> {
     pub labels: Labels,
     /// The `--kill` sent, if any.
     pub fault: Option<Fault>,
+    /// loadgen's CPU time over the window and the placement.
+    pub readings: Readings,
 }
 
 impl Report {
@@ -118,6 +121,47 @@ impl Report {
                 .collect(),
         };
 
+        let targets = inputs
+            .parameters
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(index, url)| {
+                let counts = recorder.targets.get(index).copied().unwrap_or_default();
+                TargetShare {
+                    url: url.clone(),
+                    connections: counts.connections,
+                    requests: counts.requests,
+                }
+            })
+            .collect();
+        let readings = inputs.readings;
+        let loadgen_usage = readings.cpu.map(|(cpu, span)| {
+            let cpu_user_ms = millis(cpu.user);
+            let cpu_system_ms = millis(cpu.system);
+            LoadgenUsage {
+                cpu_user_ms,
+                cpu_system_ms,
+                cpu_ms_per_1000_requests: per_thousand(
+                    cpu_user_ms + cpu_system_ms,
+                    Some(span),
+                    ok,
+                    inputs.duration,
+                ),
+            }
+        });
+        let affinity = readings.placement.map(|placement| Affinity {
+            loadgen: placement.loadgen,
+            watched: placement
+                .watched
+                .into_iter()
+                .map(|watched| WatchedAffinity {
+                    pid: watched.pid,
+                    cpus: watched.cpus,
+                })
+                .collect(),
+        });
+
         let window = (inputs.warmup, inputs.warmup + inputs.duration);
         let slack = inputs.sample_interval / 2;
         let watch = inputs
@@ -141,13 +185,17 @@ impl Report {
             requests,
             latency,
             workers,
+            targets,
             errors,
             watch,
             labels: inputs.labels,
             fault: inputs.fault,
+            loadgen_usage,
+            affinity,
             notes: Vec::new(),
         };
         report.notes = notes(&report);
+        report.notes.extend(readings.errors);
         report
     }
 }

@@ -72,6 +72,10 @@ pub struct Report {
     pub latency: Latencies,
     /// The spread of the answers over the worker pids.
     pub workers: Workers,
+    /// One entry per `--target`, in order: the connections and requests it
+    /// answered. Empty in reports written before `--target` was repeatable.
+    #[serde(default)]
+    pub targets: Vec<TargetShare>,
     /// Failed requests by kind, and answers by status.
     pub errors: Errors,
     /// One entry per `--watch PID`.
@@ -83,6 +87,14 @@ pub struct Report {
     /// `--kill PID --kill-after D`: the worker killed mid-run; `null` without.
     #[serde(default)]
     pub fault: Option<Fault>,
+    /// loadgen's own CPU time over the window; `null` if it could not be read,
+    /// and in reports written before it was measured.
+    #[serde(default)]
+    pub loadgen_usage: Option<LoadgenUsage>,
+    /// Where loadgen and the watched processes could run; `null` if it could
+    /// not be read, and in reports written before it was recorded.
+    #[serde(default)]
+    pub affinity: Option<Affinity>,
     /// Sentences for a person: what went wrong or deserves a look.
     pub notes: Vec<String>,
 }
@@ -90,8 +102,13 @@ pub struct Report {
 /// The run's parameters, as used (defaults filled in).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Parameters {
-    /// The target URL.
+    /// The first `--target` URL (the only one of most runs).
     pub target: String,
+    /// Every `--target` URL, in order; connection i went to target i mod n.
+    /// Empty in reports written before `--target` was repeatable (read
+    /// `target` then).
+    #[serde(default)]
+    pub targets: Vec<String>,
     /// Closed loop or open loop (`--rate`).
     #[serde(rename = "loop")]
     pub load_loop: LoadLoop,
@@ -320,6 +337,51 @@ impl Fairness {
             jain_index: sum * sum / (n * sum_of_squares),
         })
     }
+}
+
+/// What one `--target` answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetShare {
+    /// Its URL, as given.
+    pub url: String,
+    /// Connections to it whose first answer in the window was successful (as
+    /// a worker's `connections`): under `--new-conn`, one per request.
+    pub connections: u64,
+    /// Successful requests of the window it answered.
+    pub requests: u64,
+}
+
+/// loadgen's own CPU time over the measured window (getrusage(2) at the
+/// window's start and end): what the load generator cost, next to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LoadgenUsage {
+    /// User CPU, ms.
+    pub cpu_user_ms: f64,
+    /// System CPU, ms.
+    pub cpu_system_ms: f64,
+    /// CPU (user + system) per 1,000 successful requests, ms; `null` without
+    /// requests.
+    pub cpu_ms_per_1000_requests: Option<f64>,
+}
+
+/// The CPUs loadgen and the watched processes were allowed to run on, read
+/// when the warm-up ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Affinity {
+    /// loadgen's own allowed CPUs (sched_getaffinity(2)), ascending.
+    pub loadgen: Vec<usize>,
+    /// Each `--watch` pid's `Cpus_allowed_list` (`/proc/PID/status`), in
+    /// `--watch` order; a pid that could not be read is left out (with a note).
+    pub watched: Vec<WatchedAffinity>,
+}
+
+/// The allowed CPUs of one `--watch` pid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedAffinity {
+    /// The watched pid.
+    pub pid: u32,
+    /// Its allowed CPUs, ascending.
+    pub cpus: Vec<usize>,
 }
 
 /// Failed requests and statuses.

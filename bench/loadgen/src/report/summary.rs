@@ -115,6 +115,25 @@ pub fn render(report: &Report) -> String {
         );
     }
 
+    // Several targets: how the connections and requests fell on each.
+    if report.targets.len() > 1 {
+        let ok = report
+            .targets
+            .iter()
+            .map(|target| target.requests)
+            .sum::<u64>();
+        for target in &report.targets {
+            let _ = writeln!(
+                out,
+                "  target      {} {} ({:.1} %, {} conn)",
+                target.url,
+                count(target.requests),
+                target.requests as f64 * 100.0 / ok.max(1) as f64,
+                count(target.connections)
+            );
+        }
+    }
+
     let errors: Vec<String> = report
         .errors
         .by_kind
@@ -150,6 +169,25 @@ pub fn render(report: &Report) -> String {
             use_line(&watched.summary)
         );
     }
+    if let Some(usage) = &report.loadgen_usage {
+        let mut line = format!(
+            "  loadgen     CPU {:.0} ms (user {:.0}, system {:.0})",
+            usage.cpu_user_ms + usage.cpu_system_ms,
+            usage.cpu_user_ms,
+            usage.cpu_system_ms
+        );
+        if let Some(per_thousand) = usage.cpu_ms_per_1000_requests {
+            let _ = write!(line, ", {per_thousand:.1} ms per 1,000 requests");
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    if let Some(affinity) = &report.affinity {
+        let mut line = format!("  CPUs        loadgen {}", cpu_list(&affinity.loadgen));
+        for watched in &affinity.watched {
+            let _ = write!(line, ", {} {}", watched.pid, cpu_list(&watched.cpus));
+        }
+        let _ = writeln!(out, "{line}");
+    }
     for note in &report.notes {
         let _ = writeln!(out, "note: {note}");
     }
@@ -172,6 +210,27 @@ fn histogram(summary: Option<&HistogramSummary>) -> String {
         micros(summary.mean_us),
         micros(summary.stdev_us),
     )
+}
+
+/// CPUs as the kernel lists them: `0-3,6`.
+fn cpu_list(cpus: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut at = 0;
+    while at < cpus.len() {
+        let mut end = at;
+        while end + 1 < cpus.len() && cpus[end + 1] == cpus[end] + 1 {
+            end += 1;
+        }
+        parts.push(match end == at {
+            true => cpus[at].to_string(),
+            false => format!("{}-{}", cpus[at], cpus[end]),
+        });
+        at = end + 1;
+    }
+    match parts.is_empty() {
+        true => "none".to_owned(),
+        false => parts.join(","),
+    }
 }
 
 fn fairness_line(fairness: &Fairness) -> String {
@@ -214,6 +273,7 @@ mod tests {
 
     use super::*;
     use crate::load::recorder::{Answer, Recorder, Sample, Window};
+    use crate::load::usage::Readings;
     use crate::report::{FdLimit, Inputs, LoadLoop, Machine, Parameters};
 
     /// The report of an open loop asked for `asked` requests/s over 4 s, in
@@ -237,6 +297,7 @@ mod tests {
                     worker_pid: Some(7),
                 }),
                 first_on_connection: false,
+                target: 0,
             });
         }
         for _ in 0..reconnects {
@@ -245,6 +306,7 @@ mod tests {
         Report::build(Inputs {
             parameters: Parameters {
                 target: "http://127.0.0.1:1/".to_owned(),
+                targets: vec!["http://127.0.0.1:1/".to_owned()],
                 load_loop: LoadLoop::Open,
                 connections: 1,
                 threads: 1,
@@ -277,6 +339,7 @@ mod tests {
             sample_interval: Duration::from_millis(100),
             labels: Default::default(),
             fault: None,
+            readings: Readings::default(),
         })
     }
 
@@ -300,5 +363,51 @@ mod tests {
             behind.contains("did not keep up: 0.25 requests/s answered of 0.5/s asked"),
             "{behind}"
         );
+    }
+
+    /// Several targets: one line each with its requests and connections; one
+    /// target: none (the first line names it). loadgen's CPU and the CPUs
+    /// allowed are shown in the kernel's list form.
+    #[test]
+    fn shows_each_target_and_loadgens_own_cost() {
+        use crate::report::{Affinity, LoadgenUsage, TargetShare, WatchedAffinity};
+        let mut report = open_loop_report(1000.0, 4, 0);
+        let one = render(&report);
+        assert!(!one.contains("  target "), "{one}");
+        report.targets = vec![
+            TargetShare {
+                url: "http://127.0.0.1:1/".to_owned(),
+                connections: 2,
+                requests: 3,
+            },
+            TargetShare {
+                url: "http://127.0.0.1:2/".to_owned(),
+                connections: 1,
+                requests: 1,
+            },
+        ];
+        report.loadgen_usage = Some(LoadgenUsage {
+            cpu_user_ms: 30.0,
+            cpu_system_ms: 12.0,
+            cpu_ms_per_1000_requests: Some(10.5),
+        });
+        report.affinity = Some(Affinity {
+            loadgen: vec![0, 1, 2, 5],
+            watched: vec![WatchedAffinity {
+                pid: 42,
+                cpus: vec![3],
+            }],
+        });
+        let text = render(&report);
+        for line in [
+            "  target      http://127.0.0.1:1/ 3 (75.0 %, 2 conn)",
+            "  target      http://127.0.0.1:2/ 1 (25.0 %, 1 conn)",
+            "  loadgen     CPU 42 ms (user 30, system 12), 10.5 ms per 1,000 requests",
+            "  CPUs        loadgen 0-2,5, 42 3",
+        ] {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
+        }
+        assert_eq!(cpu_list(&[]), "none");
+        assert_eq!(cpu_list(&[0, 2, 3, 4, 7, 8]), "0,2-4,7-8");
     }
 }
