@@ -146,6 +146,7 @@ impl Report {
             labels: inputs.labels,
             fault: inputs.fault,
             notes: Vec::new(),
+            loadgen_usage: None,
         };
         report.notes = notes(&report);
         report
