@@ -900,6 +900,8 @@ fn master_fds(runs: &[&Report]) -> Vec<FdSeries> {
         .iter()
         .copied()
         .filter(|run| run.labels.load == Some(Load::NewConn))
+        // The baseline's watched master is not in the path: its fds say nothing.
+        .filter(|run| run.labels.mode.is_some_and(Mode::master_in_path))
         .collect();
     group(&newconn, mode)
         .into_iter()
@@ -1439,6 +1441,14 @@ pub(crate) mod tests {
         assert!(!figures.cost[2].nginx_alone);
         assert_eq!(figures.rounds.get(&Section::Throughput), Some(&(1, 3)));
         assert_eq!(figures.master_fds.len(), 0, "keep-alive only");
+        // With a new connection per request, the baseline has no master fds
+        // to draw: its watched master is not in the path.
+        let newconn = Figures::of(&[
+            throughput_run("direct", "newconn", "1"),
+            throughput_run("proxy", "newconn", "1"),
+        ]);
+        let drawn: Vec<Mode> = newconn.master_fds.iter().map(|s| s.mode).collect();
+        assert_eq!(drawn, [Mode::PROXY]);
     }
 
     /// nginx watched alone (old runs) is flagged: its row is not a whole tree.
