@@ -211,10 +211,36 @@ fn renders_every_section_from_real_runs() {
     assert!(report.contains("| proxy | 64 |"), "{report}");
     assert!(report.contains("served from the new worker"), "{report}");
     assert!(report.contains("No peer runs"), "{report}");
+    // The cost per request of the master, the workers, the tree and loadgen,
+    // per mode and load with its rounds; the whole tree's fd bill; each
+    // section's own round count; the capacity under --max-fds.
+    assert!(
+        report.contains(
+            "| mode | load | rounds | master µs/request | workers µs/request | tree µs/request | loadgen µs/request |"
+        ),
+        "{report}"
+    );
+    assert!(report.contains("| proxy | keep-alive | 2 |"), "{report}");
+    assert!(
+        report.contains("| master fds | workers fds | tree fds |"),
+        "{report}"
+    );
+    assert!(report.contains("its whole tree"), "{report}");
+    assert!(
+        report.contains("Each figure comes from 2 rounds"),
+        "{report}"
+    );
+    assert!(report.contains("One run per figure, no rounds"), "{report}");
+    assert!(report.contains("| proxy | 64 |"), "{report}");
+    assert!(
+        report.contains("open loop, asked 500/s | achieved"),
+        "{report}"
+    );
     for chart in [
         "latency.svg",
         "fds.svg",
         "fairness.svg",
+        "cost-per-request.svg",
         "master-fds-over-time.svg",
     ] {
         assert!(report.contains(chart), "REPORT.md does not link {chart}");

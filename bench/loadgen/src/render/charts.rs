@@ -1,12 +1,14 @@
 //! The SVG charts of `loadgen report`, drawn with plotters' SVG backend from
 //! [`super::figures`]: the latency spectrum (log-log: nines against µs), the fd
-//! bill, the fairness bars and the master's fds over time.
+//! bill (master and whole tree), the fairness bars, the CPU per request
+//! (master and workers stacked) and the master's fds over time.
 
+use plotters::chart::SeriesAnno;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::figures::{FairnessRow, FdBillRow, FdSeries, SpectrumLine, nines};
+use super::figures::{CostRow, FairnessRow, FdBillRow, FdSeries, SpectrumLine, nines};
 use crate::report::labels::{Load, Mode};
 
 /// The charts' file names, as REPORT.md links them.
@@ -15,8 +17,18 @@ pub const LATENCY_SVG: &str = "latency.svg";
 pub const FDS_SVG: &str = "fds.svg";
 /// Section 4's chart.
 pub const FAIRNESS_SVG: &str = "fairness.svg";
-/// Section 5's chart.
+/// Section 5's chart of the master's fds.
 pub const MASTER_FDS_SVG: &str = "master-fds-over-time.svg";
+/// Section 5's chart of the CPU per request.
+pub const COST_SVG: &str = "cost-per-request.svg";
+
+/// The usual soft limit of open fds per process, drawn on the fd bill.
+const SOFT_LIMIT: f64 = 1024.0;
+
+/// The master's part of a stacked cost bar (Okabe–Ito vermillion).
+const MASTER_COLOUR: RGBColor = RGBColor(213, 94, 0);
+/// The workers' part (Okabe–Ito blue).
+const WORKERS_COLOUR: RGBColor = RGBColor(0, 114, 178);
 
 /// Every chart's size in pixels.
 const SIZE: (u32, u32) = (960, 560);
@@ -141,52 +153,329 @@ pub fn latency(load: Load, lines: &[SpectrumLine]) -> anyhow::Result<String> {
     })
 }
 
-/// Master fds against held connections, one line (with points) per mode.
+/// Draws a point marker per series index at each of `points`: circle,
+/// triangle, square, cross, ... so that no two modes rely on colour alone.
+fn markers<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    index: usize,
+    points: &[(f64, f64)],
+    style: ShapeStyle,
+) -> anyhow::Result<()>
+where
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    let points = points.iter().copied();
+    match index % 4 {
+        0 => chart
+            .draw_series(points.map(|p| Circle::new(p, 5, style)))
+            .map(|_| ()),
+        1 => chart
+            .draw_series(points.map(|p| TriangleMarker::new(p, 6, style)))
+            .map(|_| ()),
+        2 => chart
+            .draw_series(
+                points.map(|p| EmptyElement::at(p) + Rectangle::new([(-4, -4), (4, 4)], style)),
+            )
+            .map(|_| ()),
+        _ => chart
+            .draw_series(points.map(|p| Cross::new(p, 5, style)))
+            .map(|_| ()),
+    }
+    .map_err(drawing)
+}
+
+/// Master fds (solid) and the whole tree's (dashed) against held
+/// connections, per mode with markers; a line at the usual soft limit of
+/// 1,024 fds and the 2-per-connection slope, both labelled.
 pub fn fds(rows: &[FdBillRow]) -> anyhow::Result<String> {
     let modes = modes_of(rows.iter().map(|row| row.mode));
     let x_max = rows.iter().map(|row| row.connections).max().unwrap_or(1) as f64;
     let y_max = rows
         .iter()
-        .filter_map(|row| row.master_fds)
-        .fold(10.0, f64::max);
+        .flat_map(|row| [row.master_fds, row.tree_fds])
+        .flatten()
+        .fold(SOFT_LIMIT * 1.1, f64::max);
     svg(SIZE, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
-                "The fd bill: the master's open fds against held connections",
+                "The fd bill: open fds against held connections, master and whole tree",
                 (FONT, 20),
             )
             .margin(16)
+            .margin_right(28)
             .x_label_area_size(48)
-            .y_label_area_size(72)
-            .build_cartesian_2d(0.0..x_max * 1.05, 0.0..y_max * 1.1)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0.0..x_max * 1.05, 0.0..y_max * 1.12)
             .map_err(drawing)?;
         chart
             .configure_mesh()
             .x_desc("open keep-alive connections")
-            .y_desc("master's open fds (most during the run)")
+            .y_desc("open fds (most during the run)")
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{y:.0}"))
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 15))
             .draw()
             .map_err(drawing)?;
+        let grey = RGBColor(90, 90, 90);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, SOFT_LIMIT), (x_max * 1.05, SOFT_LIMIT)],
+                8,
+                4,
+                grey.stroke_width(1),
+            ))
+            .map_err(drawing)?;
+        let text = |text: String, (px, py): (i32, i32), hpos: HPos| {
+            root.draw(&Text::new(
+                text,
+                (px, py),
+                (FONT, 13)
+                    .into_font()
+                    .color(&grey)
+                    .into_text_style(root)
+                    .pos(Pos::new(hpos, VPos::Bottom)),
+            ))
+            .map_err(drawing)
+        };
+        text(
+            "1,024: the usual soft limit (ulimit -n) of one process".to_owned(),
+            chart.backend_coord(&(x_max * 1.03, SOFT_LIMIT + y_max * 0.01)),
+            HPos::Right,
+        )?;
+        // The slope of a relaying master: 2 fds per connection, from the origin.
+        let slope_end = (x_max * 1.05).min(y_max * 1.05 / 2.0);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, 0.0), (slope_end, 2.0 * slope_end)],
+                2,
+                4,
+                grey.stroke_width(1),
+            ))
+            .map_err(drawing)?;
+        let (px, py) = chart.backend_coord(&(slope_end, 2.0 * slope_end));
+        text(
+            "dotted: 2 fds per connection".to_owned(),
+            (px - 6, py - 6),
+            HPos::Right,
+        )?;
         for (index, mode) in modes.iter().enumerate() {
-            let points: Vec<(f64, f64)> = rows
-                .iter()
-                .filter(|row| row.mode == *mode)
-                .filter_map(|row| Some((row.connections as f64, row.master_fds?)))
-                .collect();
-            mode_line(&mut chart, index, *mode, &points)?;
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .map(|&p| Circle::new(p, 4, colour(index).filled())),
-                )
-                .map_err(drawing)?;
+            let series = |figure: fn(&FdBillRow) -> Option<f64>| -> Vec<(f64, f64)> {
+                rows.iter()
+                    .filter(|row| row.mode == *mode)
+                    .filter_map(|row| Some((row.connections as f64, figure(row)?)))
+                    .collect()
+            };
+            let master = series(|row| row.master_fds);
+            let tree = series(|row| row.tree_fds);
+            let style = colour(index).stroke_width(2);
+            let filled = colour(index).filled();
+            let anno = chart
+                .draw_series(LineSeries::new(master.iter().copied(), style))
+                .map_err(drawing)?
+                .label(format!("{mode}: master"));
+            legend_entry(anno, index, false, style, filled);
+            markers(&mut chart, index, &master, filled)?;
+            if !tree.is_empty() {
+                let hollow = colour(index).stroke_width(2);
+                let anno = chart
+                    .draw_series(DashedLineSeries::new(tree.iter().copied(), 6, 4, style))
+                    .map_err(drawing)?
+                    .label(format!("{mode}: whole tree"));
+                legend_entry(anno, index, true, style, hollow);
+                markers(&mut chart, index, &tree, hollow)?;
+            }
         }
         legend(&mut chart)
     })
+}
+
+/// A legend entry: a line (`dashed` or solid) in `line` and series `index`'s
+/// marker (see [`markers`]) in `mark`.
+fn legend_entry<'a>(
+    anno: &mut SeriesAnno<'a, SVGBackend<'a>>,
+    index: usize,
+    dashed: bool,
+    line: ShapeStyle,
+    mark: ShapeStyle,
+) {
+    macro_rules! entry {
+        ($marker:expr) => {
+            anno.legend(move |(x, y)| {
+                let segments = if dashed {
+                    vec![(0, 0), (7, 0), (13, 0), (20, 0)]
+                } else {
+                    vec![(0, 0), (20, 0)]
+                };
+                EmptyElement::at((x, y))
+                    + PathElement::new(segments[..2].to_vec(), line)
+                    + PathElement::new(segments[segments.len() - 2..].to_vec(), line)
+                    + $marker
+            })
+        };
+    }
+    match index % 4 {
+        0 => entry!(Circle::new((10, 0), 4, mark)),
+        1 => entry!(TriangleMarker::new((10, 0), 5, mark)),
+        2 => entry!(Rectangle::new([(6, -4), (14, 4)], mark)),
+        _ => entry!(Cross::new((10, 0), 4, mark)),
+    };
+}
+
+/// CPU per request, µs, one panel per load (sharing the y scale): a bar per
+/// mode, the master's part below the workers', a whisker from the tree's
+/// fewest to its most µs over rounds, and the tree's median above.
+pub fn cost(rows: &[CostRow]) -> anyhow::Result<String> {
+    let mut loads: Vec<Load> = rows.iter().map(|row| row.load).collect();
+    loads.sort();
+    loads.dedup();
+    let modes = modes_of(rows.iter().map(|row| row.mode));
+    let y_max = rows
+        .iter()
+        .filter_map(|row| row.tree_us.map(|tree| tree.max))
+        .fold(1.0, f64::max)
+        * 1.18;
+    let width = (260 + 120 * modes.len() as u32).max(SIZE.0);
+    let height = 90 + 300 * loads.len().max(1) as u32;
+    svg((width, height), |root| {
+        let titled = root
+            .titled(
+                "CPU per request, µs: the master (bottom) and the workers (top), median over rounds",
+                (FONT, 20),
+            )
+            .map_err(drawing)?;
+        // The legend, above the panels and never over a bar.
+        let (legend_area, panels_area) = titled.split_vertically(36);
+        let key = |x: i32, colour: RGBColor, text: &str| -> anyhow::Result<()> {
+            legend_area
+                .draw(&Rectangle::new([(x, 10), (x + 22, 26)], colour.filled()))
+                .map_err(drawing)?;
+            legend_area
+                .draw(&Text::new(
+                    text.to_owned(),
+                    (x + 30, 18),
+                    (FONT, 14)
+                        .into_font()
+                        .into_text_style(&legend_area)
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
+                ))
+                .map_err(drawing)
+        };
+        key(90, MASTER_COLOUR, "master (first watched process)")?;
+        key(390, WORKERS_COLOUR, "workers (every other watched process)")?;
+        legend_area
+            .draw(&PathElement::new(
+                vec![(740, 10), (740, 26)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(drawing)?;
+        legend_area
+            .draw(&Text::new(
+                "tree: min–max over rounds",
+                (750, 18),
+                (FONT, 14)
+                    .into_font()
+                    .into_text_style(&legend_area)
+                    .pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+            .map_err(drawing)?;
+        let areas = panels_area.split_evenly((loads.len().max(1), 1));
+        for (load, area) in loads.iter().zip(areas.iter()) {
+            let mut chart = ChartBuilder::on(area)
+                .caption(load_title(*load), (FONT, 16))
+                .margin(10)
+                .margin_right(20)
+                .x_label_area_size(34)
+                .y_label_area_size(80)
+                .build_cartesian_2d(0.0..modes.len().max(1) as f64, 0.0..y_max)
+                .map_err(drawing)?;
+            chart
+                .configure_mesh()
+                .x_labels(0)
+                .disable_x_mesh()
+                .y_desc("CPU per request, µs")
+                .y_label_formatter(&|y| format!("{y:.0}"))
+                .label_style((FONT, 13))
+                .axis_desc_style((FONT, 14))
+                .draw()
+                .map_err(drawing)?;
+            for (index, mode) in modes.iter().enumerate() {
+                let x = index as f64;
+                // Texts in the chart's coordinates, offset in pixels: the
+                // panel's own origin is not the backend's.
+                let centred = |vpos: VPos| {
+                    (FONT, 13)
+                        .into_font()
+                        .into_text_style(area)
+                        .pos(Pos::new(HPos::Center, vpos))
+                };
+                chart
+                    .plotting_area()
+                    .draw(
+                        &(EmptyElement::at((x + 0.5, 0.0))
+                            + Text::new(mode.name(), (0, 6), centred(VPos::Top))),
+                    )
+                    .map_err(drawing)?;
+                let Some(row) = rows
+                    .iter()
+                    .find(|row| row.load == *load && row.mode == *mode)
+                else {
+                    continue;
+                };
+                let master = row.master_us.map_or(0.0, |m| m.median);
+                let workers = row.workers_us.map_or(0.0, |w| w.median);
+                chart
+                    .draw_series([
+                        Rectangle::new([(x + 0.2, 0.0), (x + 0.8, master)], MASTER_COLOUR.filled()),
+                        Rectangle::new(
+                            [(x + 0.2, master), (x + 0.8, master + workers)],
+                            WORKERS_COLOUR.filled(),
+                        ),
+                    ])
+                    .map_err(drawing)?;
+                let Some(tree) = row.tree_us else {
+                    continue;
+                };
+                if tree.count > 1 {
+                    chart
+                        .draw_series([
+                            PathElement::new(vec![(x + 0.5, tree.min), (x + 0.5, tree.max)], BLACK),
+                            PathElement::new(
+                                vec![(x + 0.44, tree.min), (x + 0.56, tree.min)],
+                                BLACK,
+                            ),
+                            PathElement::new(
+                                vec![(x + 0.44, tree.max), (x + 0.56, tree.max)],
+                                BLACK,
+                            ),
+                        ])
+                        .map_err(drawing)?;
+                }
+                chart
+                    .plotting_area()
+                    .draw(
+                        &(EmptyElement::at((x + 0.5, tree.max.max(tree.median)))
+                            + Text::new(
+                                format!("{:.1}", tree.median),
+                                (0, -4),
+                                centred(VPos::Bottom),
+                            )),
+                    )
+                    .map_err(drawing)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A panel's title for `load`.
+fn load_title(load: Load) -> &'static str {
+    match load {
+        Load::KeepAlive => "keep-alive, closed loop",
+        Load::NewConn => "a new connection per request (µs per request = per connection)",
+        Load::OpenLoop => "open loop at the asked rate",
+    }
 }
 
 /// The share of requests per worker (largest first), grouped by mode: one panel

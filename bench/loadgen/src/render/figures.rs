@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::labels::{Load, Mode, Section};
-use crate::report::{Fairness, HistogramSummary, Machine, Report};
+use crate::report::labels::{Load, Mode, Peer, Section};
+use crate::report::{Fairness, HistogramSummary, Machine, ProcessReport, Report, Role};
 
 /// The percentile spectrum is drawn from the median up to this many nines
 /// (99.999 %) at most, and no further than the samples resolve.
@@ -54,6 +54,34 @@ impl Spread {
     }
 }
 
+/// How two figures over rounds compare: only ranges that do not overlap rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Every round of the first is above every round of the second.
+    Above,
+    /// Every round of the first is below every round of the second.
+    Below,
+    /// The ranges overlap: no clear difference.
+    Overlap,
+    /// One of them has a single round: an order of magnitude, not a ranking.
+    OneRound,
+}
+
+impl Order {
+    /// Compares `a` with `b` by their min–max over rounds.
+    pub fn of(a: &Spread, b: &Spread) -> Order {
+        if a.count < 2 || b.count < 2 {
+            Order::OneRound
+        } else if a.min > b.max {
+            Order::Above
+        } else if a.max < b.min {
+            Order::Below
+        } else {
+            Order::Overlap
+        }
+    }
+}
+
 /// The median of `values`, `None` without any.
 pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     Spread::of(values).map(|spread| spread.median)
@@ -72,15 +100,27 @@ pub struct ThroughputRow {
     pub p50_us: Option<f64>,
     /// Median of p99, µs.
     pub p99_us: Option<f64>,
+    /// p99 over rounds, µs, with its min–max.
+    pub p99: Option<Spread>,
     /// Median of p99.9, µs.
     pub p99_9_us: Option<f64>,
+    /// Open loop: the median over rounds of p99 as sent (not corrected for
+    /// coordinated omission), µs.
+    pub p99_uncorrected_us: Option<f64>,
+    /// Open loop: the rounds whose corrected p99 is at least
+    /// [`WAITING_RATIO`] times the uncorrected one (requests waited to be sent).
+    pub waiting_rounds: usize,
     /// Failed requests, all rounds.
     pub failed: u64,
     /// Requests (successful and failed), all rounds.
     pub requests: u64,
-    /// Open loop: the asked rate (of the first round).
-    pub asked_per_s: Option<f64>,
+    /// Open loop: the asked rate over rounds.
+    pub asked_per_s: Option<Spread>,
 }
+
+/// Corrected over uncorrected p99 from which the load generator's requests
+/// are said to have waited to be sent: the server fell behind the schedule.
+pub const WAITING_RATIO: f64 = 10.0;
 
 /// One line of the latency chart: a mode's percentile spectrum, the median over
 /// rounds at each point.
@@ -103,6 +143,15 @@ pub struct FdBillRow {
     pub master_fds: Option<f64>,
     /// Largest master RSS, bytes (median over rounds).
     pub master_rss_bytes: Option<f64>,
+    /// The workers' fds: the sum of each child of the master's most (median
+    /// over rounds).
+    pub workers_fds: Option<f64>,
+    /// The workers' RSS, summed likewise, bytes.
+    pub workers_rss_bytes: Option<f64>,
+    /// The whole tree's fds: every watched process, the most at one sample.
+    pub tree_fds: Option<f64>,
+    /// The whole tree's RSS, bytes.
+    pub tree_rss_bytes: Option<f64>,
     /// Failed requests, all rounds.
     pub failed: u64,
 }
@@ -116,6 +165,14 @@ pub struct FdSlope {
     pub fds_per_connection: f64,
     /// Master fds extrapolated to no connection (the base: listeners, channels, ...).
     pub base_fds: f64,
+    /// The same of the whole tree's fds (master and workers), if measured.
+    pub tree: Option<(f64, f64)>,
+}
+
+/// Connections that fit under an fd limit with `base` fds and `per_connection`
+/// fds each: `None` if a connection costs nothing.
+pub fn connections_at_limit(limit: f64, base: f64, per_connection: f64) -> Option<f64> {
+    (per_connection > 0.05).then(|| ((limit - base) / per_connection).max(0.0).floor())
 }
 
 /// Section 3: one mode under `--max-fds`.
@@ -131,6 +188,25 @@ pub struct FdLimitRow {
     pub most_without_errors: Option<u64>,
     /// The fewest connections with errors (`None` if none failed).
     pub first_with_errors: Option<u64>,
+    /// From the steps with errors: how many connections were served at once.
+    pub capacity: Option<Capacity>,
+}
+
+/// What the steps with errors show of a master's capacity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Capacity {
+    /// Connections served at once: N − failed, the median over the steps with
+    /// errors (each connection beyond it failed once).
+    pub connections: u64,
+    /// Whether N − failed was the same (±1) at every step with errors.
+    pub steady: bool,
+    /// Whether every failure was a timeout: the clients beyond waited
+    /// unanswered until their timeout.
+    pub timeouts_only: bool,
+    /// Relaying modes (2 fds per connection) with `max_fds`: the fds the
+    /// master held besides its relays (its most − 2 × capacity) and the fds it
+    /// kept free (limit − its most), so capacity = (limit − open − spare) / 2.
+    pub open_and_spare: Option<(u64, u64)>,
 }
 
 /// Section 3: one number of connections tried under the limit.
@@ -142,8 +218,10 @@ pub struct Tried {
     pub failed: u64,
     /// The kinds of failure, most first.
     pub kinds: Vec<(String, u64)>,
-    /// Median p99, µs: a master at its limit may make clients wait rather than fail.
+    /// Median p99, µs.
     pub p99_us: Option<f64>,
+    /// The master's most fds (median over rounds).
+    pub master_fds: Option<f64>,
 }
 
 /// Section 4: one mode, load and busy work, over its rounds.
@@ -168,19 +246,80 @@ pub struct FairnessRow {
     pub failed: u64,
 }
 
-/// Section 5: the master's CPU.
+/// One run's CPU per successful request, µs (= ms per 1,000 requests).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RunCost {
+    /// The master: the first `--watch`'s process; `None` for the baseline,
+    /// whose master is not in the path.
+    pub master_us: Option<f64>,
+    /// Every other watched process (all watch entries), summed.
+    pub workers_us: Option<f64>,
+    /// The whole tree: the master (if in the path) and the workers.
+    pub tree_us: Option<f64>,
+    /// loadgen itself (`loadgen_usage`), `None` in runs without it.
+    pub loadgen_us: Option<f64>,
+}
+
+/// The CPU per request of one run (see [`RunCost`]). A process watched twice
+/// counts once.
+pub fn run_cost(run: &Report) -> RunCost {
+    let in_path = run.labels.mode.is_none_or(Mode::master_in_path);
+    let master = run.master();
+    let per_request = |process: &ProcessReport| process.summary.cpu_ms_per_1000_requests;
+    let mut others: BTreeMap<u32, Option<f64>> = BTreeMap::new();
+    for process in run.watch.iter().flat_map(|tree| tree.processes.iter()) {
+        if Some(process.pid) != master.map(|master| master.pid) {
+            others.insert(process.pid, per_request(process));
+        }
+    }
+    let workers_us = others
+        .values()
+        .copied()
+        .flatten()
+        .fold(None, |sum: Option<f64>, value| {
+            Some(sum.unwrap_or(0.0) + value)
+        });
+    let master_us = if in_path {
+        master.and_then(per_request)
+    } else {
+        None
+    };
+    let tree_us = if in_path {
+        master_us.map(|master| master + workers_us.unwrap_or(0.0))
+    } else {
+        workers_us
+    };
+    RunCost {
+        master_us,
+        workers_us,
+        tree_us,
+        loadgen_us: run
+            .loadgen_usage
+            .and_then(|usage| usage.cpu_ms_per_1000_requests),
+    }
+}
+
+/// Section 5: CPU per request of one mode under one load, over its rounds.
 #[derive(Debug, Clone)]
-pub struct MasterCostRow {
+pub struct CostRow {
     /// The mode.
     pub mode: Mode,
-    /// Master CPU ms per 1,000 requests, keep-alive (median over rounds).
-    pub keepalive_master_ms: Option<f64>,
-    /// The whole tree's (master and workers).
-    pub keepalive_tree_ms: Option<f64>,
-    /// Master CPU ms per 1,000 connections, a new connection per request.
-    pub newconn_master_ms: Option<f64>,
+    /// The load.
+    pub load: Load,
+    /// Rounds (runs) in the row.
+    pub rounds: usize,
+    /// The master's µs per request; `None` for the baseline (no master in the
+    /// path) or without a watched master.
+    pub master_us: Option<Spread>,
+    /// The workers', summed.
+    pub workers_us: Option<Spread>,
     /// The whole tree's.
-    pub newconn_tree_ms: Option<f64>,
+    pub tree_us: Option<Spread>,
+    /// loadgen's own; `None` for runs written before loadgen measured it.
+    pub loadgen_us: Option<Spread>,
+    /// nginx watched alone (runs written before the workers behind it were
+    /// watched too): its tree is not the whole tree.
+    pub nginx_alone: bool,
 }
 
 /// Section 5's chart: the master's fds over one newconn run.
@@ -192,6 +331,22 @@ pub struct FdSeries {
     pub points: Vec<(f64, f64)>,
     /// The measurement window, seconds from the run's start.
     pub window_s: (f64, f64),
+}
+
+impl FdSeries {
+    /// The fewest and the most fds at a sample inside the window.
+    pub fn window_range(&self) -> Option<(f64, f64)> {
+        let inside = self
+            .points
+            .iter()
+            .filter(|(t, _)| *t >= self.window_s.0 && *t <= self.window_s.1)
+            .map(|p| p.1);
+        let least = inside
+            .clone()
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))))?;
+        let most = inside.fold(least, f64::max);
+        Some((least, most))
+    }
 }
 
 /// Section 6: a worker killed mid-run.
@@ -232,14 +387,17 @@ pub struct Figures {
     pub fd_limit: Vec<FdLimitRow>,
     /// Section 4.
     pub fairness: Vec<FairnessRow>,
-    /// Section 5.
-    pub master_cost: Vec<MasterCostRow>,
+    /// Section 5: CPU per request, per mode and load.
+    pub cost: Vec<CostRow>,
     /// Section 5's chart.
     pub master_fds: Vec<FdSeries>,
     /// Section 6.
     pub faults: Vec<FaultRow>,
     /// The peer modes that have runs.
     pub peers: Vec<Mode>,
+    /// Per section: the fewest and the most runs behind one of its figures
+    /// (rounds), over its groups.
+    pub rounds: BTreeMap<Section, (usize, usize)>,
 }
 
 impl Figures {
@@ -286,12 +444,41 @@ impl Figures {
             fd_slopes: fd_slopes(&fd_bill(&section(Section::FdBill))),
             fd_limit: fd_limit(&section(Section::FdLimit)),
             fairness: fairness(&section(Section::Fairness)),
-            master_cost: master_cost(&throughput_runs),
+            cost: cost(&throughput_runs),
             master_fds: master_fds(&throughput_runs),
             faults: faults(&section(Section::Faults)),
             peers,
+            rounds: rounds(runs),
         }
     }
+}
+
+/// Per section, the fewest and most runs per figure: runs that differ only
+/// in their round (or are faults without a kill) are one figure's rounds.
+fn rounds(runs: &[Report]) -> BTreeMap<Section, (usize, usize)> {
+    let mut groups: BTreeMap<_, usize> = BTreeMap::new();
+    for run in runs {
+        let Some(section) = run.labels.section else {
+            continue;
+        };
+        let labels = &run.labels;
+        let key = (
+            section,
+            labels.mode,
+            labels.load,
+            labels.connections,
+            labels.max_fds,
+            labels.work_us,
+        );
+        *groups.entry(key).or_default() += 1;
+    }
+    let mut rounds: BTreeMap<Section, (usize, usize)> = BTreeMap::new();
+    for (key, n) in groups {
+        let entry = rounds.entry(key.0).or_insert((n, n));
+        entry.0 = entry.0.min(n);
+        entry.1 = entry.1.max(n);
+    }
+    rounds
 }
 
 /// Groups `runs` by `key`, the groups sorted by key; a run without a key
@@ -344,19 +531,38 @@ fn throughput(runs: &[&Report]) -> Vec<ThroughputRow> {
     group(runs, mode_load)
         .into_iter()
         .filter_map(|((mode, load), runs)| {
+            let p99s = |run: &&Report| {
+                let corrected = run.latency.request.as_ref()?.p99_us as f64;
+                let uncorrected = run.latency.request_uncorrected.as_ref()?.p99_us as f64;
+                Some((corrected, uncorrected))
+            };
             Some(ThroughputRow {
                 mode,
                 load,
                 per_s: Spread::of(runs.iter().map(|run| run.requests.per_s))?,
                 p50_us: latency_median(&runs, |summary| summary.p50_us),
                 p99_us: latency_median(&runs, |summary| summary.p99_us),
+                p99: Spread::of(
+                    runs.iter()
+                        .filter_map(|run| Some(run.latency.request.as_ref()?.p99_us as f64)),
+                ),
                 p99_9_us: latency_median(&runs, |summary| summary.p99_9_us),
+                p99_uncorrected_us: median(runs.iter().filter_map(|run| {
+                    Some(run.latency.request_uncorrected.as_ref()?.p99_us as f64)
+                })),
+                waiting_rounds: runs
+                    .iter()
+                    .filter_map(p99s)
+                    .filter(|(corrected, uncorrected)| {
+                        *corrected >= WAITING_RATIO * uncorrected.max(1.0)
+                    })
+                    .count(),
                 failed: failed(&runs),
                 requests: runs
                     .iter()
                     .map(|run| run.requests.ok + run.requests.failed)
                     .sum(),
-                asked_per_s: runs[0].requests.asked_per_s,
+                asked_per_s: Spread::of(runs.iter().filter_map(|run| run.requests.asked_per_s)),
             })
         })
         .collect()
@@ -420,6 +626,33 @@ fn spectra(runs: &[&Report]) -> Option<(Load, Vec<SpectrumLine>)> {
     Some((load, lines))
 }
 
+/// The master's children (its workers) in the first `--watch` tree.
+fn workers_of(run: &Report) -> Vec<&ProcessReport> {
+    let Some(master) = run.master() else {
+        return Vec::new();
+    };
+    run.watch
+        .first()
+        .map(|tree| {
+            tree.processes
+                .iter()
+                .filter(|process| process.role == Role::Child && process.ppid == master.pid)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The sum of `figure` over the master's workers; `None` without any.
+fn workers_sum(run: &Report, figure: impl Fn(&ProcessReport) -> f64) -> Option<f64> {
+    let workers = workers_of(run);
+    (!workers.is_empty()).then(|| workers.into_iter().map(figure).sum())
+}
+
+/// The sum over every watch entry of a tree figure; `None` without any.
+fn tree_sum(run: &Report, figure: impl Fn(&crate::report::UseSummary) -> f64) -> Option<f64> {
+    (!run.watch.is_empty()).then(|| run.watch.iter().map(|tree| figure(&tree.summary)).sum())
+}
+
 fn fd_bill(runs: &[&Report]) -> Vec<FdBillRow> {
     group(runs, |run| Some((mode(run)?, connections(run))))
         .into_iter()
@@ -433,6 +666,22 @@ fn fd_bill(runs: &[&Report]) -> Vec<FdBillRow> {
             master_rss_bytes: median(
                 runs.iter()
                     .filter_map(|run| Some(run.master()?.summary.rss_max_bytes as f64)),
+            ),
+            workers_fds: median(
+                runs.iter()
+                    .filter_map(|run| workers_sum(run, |p| p.summary.fds_max as f64)),
+            ),
+            workers_rss_bytes: median(
+                runs.iter()
+                    .filter_map(|run| workers_sum(run, |p| p.summary.rss_max_bytes as f64)),
+            ),
+            tree_fds: median(
+                runs.iter()
+                    .filter_map(|run| tree_sum(run, |summary| summary.fds_max as f64)),
+            ),
+            tree_rss_bytes: median(
+                runs.iter()
+                    .filter_map(|run| tree_sum(run, |summary| summary.rss_max_bytes as f64)),
             ),
             failed: failed(&runs),
         })
@@ -451,23 +700,27 @@ pub fn least_squares(points: &[(f64, f64)]) -> Option<(f64, f64)> {
 }
 
 fn fd_slopes(rows: &[FdBillRow]) -> Vec<FdSlope> {
-    let mut by_mode: BTreeMap<Mode, Vec<(f64, f64)>> = BTreeMap::new();
+    // Per mode: (connections, master fds) and (connections, tree fds).
+    type Points = Vec<(f64, f64)>;
+    let mut by_mode: BTreeMap<Mode, (Points, Points)> = BTreeMap::new();
     for row in rows {
+        let entry = by_mode.entry(row.mode).or_default();
         if let Some(fds) = row.master_fds {
-            by_mode
-                .entry(row.mode)
-                .or_default()
-                .push((row.connections as f64, fds));
+            entry.0.push((row.connections as f64, fds));
+        }
+        if let Some(fds) = row.tree_fds {
+            entry.1.push((row.connections as f64, fds));
         }
     }
     by_mode
         .into_iter()
-        .filter_map(|(mode, points)| {
-            let (slope, base) = least_squares(&points)?;
+        .filter_map(|(mode, (master, tree))| {
+            let (slope, base) = least_squares(&master)?;
             Some(FdSlope {
                 mode,
                 fds_per_connection: slope,
                 base_fds: base,
+                tree: least_squares(&tree),
             })
         })
         .collect()
@@ -498,10 +751,16 @@ fn fd_limit(runs: &[&Report]) -> Vec<FdLimitRow> {
                     failed: failed(runs),
                     kinds: kinds(runs),
                     p99_us: latency_median(runs, |summary| summary.p99_us),
+                    master_fds: median(
+                        runs.iter()
+                            .filter_map(|run| Some(run.master()?.summary.fds_max as f64)),
+                    ),
                 })
                 .collect();
+            let max_fds = runs.iter().find_map(|run| run.labels.max_fds);
             FdLimitRow {
-                max_fds: runs.iter().find_map(|run| run.labels.max_fds),
+                capacity: capacity(mode, max_fds, &tried),
+                max_fds,
                 most_without_errors: tried
                     .iter()
                     .filter(|tried| tried.failed == 0)
@@ -519,21 +778,53 @@ fn fd_limit(runs: &[&Report]) -> Vec<FdLimitRow> {
         .collect()
 }
 
+/// What the steps with errors say of the capacity (see [`Capacity`]).
+pub fn capacity(mode: Mode, max_fds: Option<u64>, tried: &[Tried]) -> Option<Capacity> {
+    let failing: Vec<&Tried> = tried.iter().filter(|tried| tried.failed > 0).collect();
+    let served: Vec<f64> = failing
+        .iter()
+        .map(|tried| tried.connections.saturating_sub(tried.failed) as f64)
+        .collect();
+    let spread = Spread::of(served)?;
+    let connections = spread.median.round() as u64;
+    let relays = mode == Mode::PROXY || mode == Mode::Peer(Peer::Nginx);
+    let open_and_spare = match (relays, max_fds) {
+        (true, Some(limit)) => {
+            let most = median(failing.iter().filter_map(|tried| tried.master_fds))?.round() as u64;
+            (most >= 2 * connections && limit >= most)
+                .then(|| (most - 2 * connections, limit - most))
+        }
+        _ => None,
+    };
+    Some(Capacity {
+        connections,
+        steady: spread.max - spread.min <= 1.0,
+        timeouts_only: failing
+            .iter()
+            .all(|tried| tried.kinds.iter().all(|(kind, _)| kind == "timeout")),
+        open_and_spare,
+    })
+}
+
 fn fairness(runs: &[&Report]) -> Vec<FairnessRow> {
     let key = |run: &Report| Some((mode_load(run)?, run.labels.work_us.unwrap_or(0)));
     group(runs, key)
         .into_iter()
         .map(|(((mode, load), work_us), runs)| {
             // Requests per worker, counting as zero the workers (label
-            // `workers`) that answered nothing: loadgen only sees the pids
-            // that answered, and a worker the kernel never woke is exactly
-            // the unfairness this section is about.
+            // `workers`, or else the watched master's children) that
+            // answered nothing: loadgen only sees the pids that answered, and
+            // a worker the kernel never woke is exactly the unfairness this
+            // section is about.
             let counts: Vec<Vec<u64>> = runs
                 .iter()
                 .map(|run| {
                     let mut counts: Vec<u64> =
                         run.workers.by_pid.iter().map(|w| w.requests).collect();
-                    let expected = run.labels.workers.unwrap_or(0) as usize;
+                    let expected = run
+                        .labels
+                        .workers
+                        .map_or_else(|| workers_of(run).len(), |n| n as usize);
                     counts.resize(counts.len().max(expected), 0);
                     counts
                 })
@@ -583,27 +874,24 @@ fn fairness(runs: &[&Report]) -> Vec<FairnessRow> {
         .collect()
 }
 
-fn master_cost(runs: &[&Report]) -> Vec<MasterCostRow> {
-    let of = |runs: &[&Report], load: Load, tree: bool| {
-        median(
-            runs.iter()
-                .filter(|run| run.labels.load == Some(load))
-                .filter_map(|run| match tree {
-                    false => run.master()?.summary.cpu_ms_per_1000_requests,
-                    true => run.watch.first()?.summary.cpu_ms_per_1000_requests,
-                }),
-        )
-    };
-    group(runs, mode)
+fn cost(runs: &[&Report]) -> Vec<CostRow> {
+    group(runs, mode_load)
         .into_iter()
-        .map(|(mode, runs)| MasterCostRow {
-            keepalive_master_ms: of(&runs, Load::KeepAlive, false),
-            keepalive_tree_ms: of(&runs, Load::KeepAlive, true),
-            newconn_master_ms: of(&runs, Load::NewConn, false),
-            newconn_tree_ms: of(&runs, Load::NewConn, true),
-            mode,
+        .map(|((mode, load), runs)| {
+            let costs: Vec<RunCost> = runs.iter().map(|run| run_cost(run)).collect();
+            CostRow {
+                mode,
+                load,
+                rounds: runs.len(),
+                master_us: Spread::of(costs.iter().filter_map(|cost| cost.master_us)),
+                workers_us: Spread::of(costs.iter().filter_map(|cost| cost.workers_us)),
+                tree_us: Spread::of(costs.iter().filter_map(|cost| cost.tree_us)),
+                loadgen_us: Spread::of(costs.iter().filter_map(|cost| cost.loadgen_us)),
+                nginx_alone: mode == Mode::Peer(Peer::Nginx)
+                    && runs.iter().any(|run| run.watch.len() < 2),
+            }
         })
-        .filter(|row| row.keepalive_master_ms.is_some() || row.newconn_master_ms.is_some())
+        .filter(|row| row.tree_us.is_some() || row.loadgen_us.is_some())
         .collect()
 }
 
@@ -612,6 +900,8 @@ fn master_fds(runs: &[&Report]) -> Vec<FdSeries> {
         .iter()
         .copied()
         .filter(|run| run.labels.load == Some(Load::NewConn))
+        // The baseline's watched master is not in the path: its fds say nothing.
+        .filter(|run| run.labels.mode.is_some_and(Mode::master_in_path))
         .collect();
     group(&newconn, mode)
         .into_iter()
@@ -991,47 +1281,360 @@ pub(crate) mod tests {
         assert_eq!(row.recovery_ms.map(|r| r.median), Some(250.0));
     }
 
-    /// Master cost from the throughput runs: the master's and the tree's.
-    #[test]
-    fn master_cost_per_load() {
-        let runs = vec![
-            run(
-                &[
-                    ("section", "throughput"),
-                    ("mode", "proxy"),
-                    ("load", "keepalive"),
-                ],
-                1.0,
-                1,
-            ),
-            run(
-                &[
-                    ("section", "throughput"),
-                    ("mode", "proxy"),
-                    ("load", "newconn"),
-                ],
-                1.0,
-                1,
-            ),
-            run(
-                &[
-                    ("section", "throughput"),
-                    ("mode", "node-rr"),
-                    ("load", "newconn"),
-                ],
-                1.0,
-                1,
-            ),
-        ];
-        let figures = Figures::of(&runs);
-        let proxy = &figures.master_cost[0];
-        assert_eq!(proxy.keepalive_master_ms, Some(2.0));
-        assert_eq!(proxy.keepalive_tree_ms, Some(3.0));
-        assert_eq!(proxy.newconn_master_ms, Some(2.0));
-        assert_eq!(figures.master_fds.len(), 2);
-        assert_eq!(
-            figures.peers,
-            vec![Mode::Peer(crate::report::labels::Peer::NodeRr)]
+    /// A watched process: `pid`, child of `ppid` (0: the watched root), with
+    /// `us` µs of CPU per request, `fds` fds and `rss` bytes at most.
+    fn process(pid: u32, ppid: u32, us: f64, fds: usize, rss: u64) -> ProcessReport {
+        let mut process = SKELETON_RUN.with(|run| run.watch[0].processes[0].clone());
+        process.pid = pid;
+        process.ppid = ppid;
+        process.role = if ppid == 0 {
+            Role::Watched
+        } else {
+            Role::Child
+        };
+        process.summary.cpu_ms_per_1000_requests = Some(us);
+        process.summary.fds_max = fds;
+        process.summary.rss_max_bytes = rss;
+        process
+    }
+
+    thread_local! {
+        static SKELETON_RUN: Report = run(&[], 1.0, 1);
+    }
+
+    /// Sets watch entry `index` to the tree of `processes` (the first its
+    /// root), its summary the sums.
+    fn watch_tree(run: &mut Report, index: usize, processes: Vec<ProcessReport>) {
+        let mut tree = run.watch[0].clone();
+        tree.pid = processes[0].pid;
+        tree.summary.fds_max = processes.iter().map(|p| p.summary.fds_max).sum();
+        tree.summary.rss_max_bytes = processes.iter().map(|p| p.summary.rss_max_bytes).sum();
+        tree.summary.cpu_ms_per_1000_requests = Some(
+            processes
+                .iter()
+                .filter_map(|p| p.summary.cpu_ms_per_1000_requests)
+                .sum(),
         );
+        tree.processes = processes;
+        if index < run.watch.len() {
+            run.watch[index] = tree;
+        } else {
+            run.watch.push(tree);
+        }
+    }
+
+    fn throughput_run(mode: &str, load: &str, round: &str) -> Report {
+        run(
+            &[
+                ("section", "throughput"),
+                ("mode", mode),
+                ("load", load),
+                ("round", round),
+            ],
+            1.0,
+            1,
+        )
+    }
+
+    /// Cost per request: the master is the first watch's root, the workers
+    /// every other watched process of every entry, the tree both; for
+    /// `direct` the master is not in the path and the tree is the workers;
+    /// loadgen's own from `loadgen_usage`, absent in old runs.
+    #[test]
+    fn cost_per_request_of_master_workers_tree_and_loadgen() {
+        let mut proxy = throughput_run("proxy", "keepalive", "1");
+        watch_tree(
+            &mut proxy,
+            0,
+            vec![
+                process(10, 0, 10.0, 1, 1),
+                process(11, 10, 4.0, 1, 1),
+                process(12, 10, 3.0, 1, 1),
+            ],
+        );
+        proxy.loadgen_usage = Some(crate::report::LoadgenUsage {
+            cpu_user_ms: 1.0,
+            cpu_system_ms: 1.0,
+            cpu_ms_per_1000_requests: Some(6.5),
+        });
+        assert_eq!(
+            run_cost(&proxy),
+            RunCost {
+                master_us: Some(10.0),
+                workers_us: Some(7.0),
+                tree_us: Some(17.0),
+                loadgen_us: Some(6.5),
+            }
+        );
+        let mut direct = throughput_run("direct", "keepalive", "1");
+        watch_tree(
+            &mut direct,
+            0,
+            vec![
+                process(20, 0, 0.5, 1, 1),
+                process(21, 20, 4.0, 1, 1),
+                process(22, 20, 4.0, 1, 1),
+            ],
+        );
+        assert_eq!(
+            run_cost(&direct),
+            RunCost {
+                master_us: None,
+                workers_us: Some(8.0),
+                tree_us: Some(8.0),
+                loadgen_us: None,
+            }
+        );
+        // nginx: --watch nginx --watch <proxy master>: the whole tree is both.
+        let mut nginx = throughput_run("nginx", "keepalive", "1");
+        watch_tree(
+            &mut nginx,
+            0,
+            vec![process(30, 0, 1.0, 1, 1), process(31, 30, 9.0, 1, 1)],
+        );
+        watch_tree(
+            &mut nginx,
+            1,
+            vec![
+                process(40, 0, 0.0, 1, 1),
+                process(41, 40, 3.0, 1, 1),
+                process(42, 40, 3.0, 1, 1),
+            ],
+        );
+        let cost = run_cost(&nginx);
+        assert_eq!((cost.master_us, cost.tree_us), (Some(1.0), Some(16.0)));
+        // Over rounds: the median and min–max per mode and load.
+        let mut proxy2 = proxy.clone();
+        proxy2.labels.round = Some(2);
+        proxy2.watch[0].processes[0]
+            .summary
+            .cpu_ms_per_1000_requests = Some(14.0);
+        let mut proxy3 = proxy.clone();
+        proxy3.labels.round = Some(3);
+        proxy3.watch[0].processes[0]
+            .summary
+            .cpu_ms_per_1000_requests = Some(12.0);
+        let figures = Figures::of(&[proxy, proxy2, proxy3, direct, nginx]);
+        let rows: Vec<(Mode, Option<f64>, Option<f64>)> = figures
+            .cost
+            .iter()
+            .map(|row| {
+                (
+                    row.mode,
+                    row.master_us.map(|s| s.median),
+                    row.tree_us.map(|s| s.median),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (Mode::PROXY, Some(12.0), Some(19.0)),
+                (Mode::Direct, None, Some(8.0)),
+                (Mode::Peer(Peer::Nginx), Some(1.0), Some(16.0)),
+            ]
+        );
+        let proxy_row = &figures.cost[0];
+        assert_eq!(proxy_row.rounds, 3);
+        let tree = proxy_row.tree_us.expect("a tree");
+        assert_eq!((tree.min, tree.max), (17.0, 21.0));
+        assert!(!figures.cost[2].nginx_alone);
+        assert_eq!(figures.rounds.get(&Section::Throughput), Some(&(1, 3)));
+        assert_eq!(figures.master_fds.len(), 0, "keep-alive only");
+        // With a new connection per request, the baseline has no master fds
+        // to draw: its watched master is not in the path.
+        let newconn = Figures::of(&[
+            throughput_run("direct", "newconn", "1"),
+            throughput_run("proxy", "newconn", "1"),
+        ]);
+        let drawn: Vec<Mode> = newconn.master_fds.iter().map(|s| s.mode).collect();
+        assert_eq!(drawn, [Mode::PROXY]);
+    }
+
+    /// nginx watched alone (old runs) is flagged: its row is not a whole tree.
+    #[test]
+    fn nginx_watched_alone_is_flagged() {
+        let nginx = throughput_run("nginx", "newconn", "1");
+        let figures = Figures::of(&[nginx]);
+        assert!(figures.cost[0].nginx_alone);
+        assert_eq!(figures.master_fds.len(), 1);
+        assert_eq!(figures.peers, vec![Mode::Peer(Peer::Nginx)]);
+    }
+
+    /// The fd bill of the whole tree: the proxy's master holds 2 fds per
+    /// connection and each worker 1 (the tree 3); a handoff master none and
+    /// its workers 1 each connection they serve (the tree 1).
+    #[test]
+    fn fd_bill_of_the_whole_tree() {
+        let mut runs = Vec::new();
+        for n in [100usize, 1000, 2000] {
+            for (mode, master, per_worker) in [
+                ("proxy", 16 + 2 * n, 10 + n / 2),
+                ("handoff-listener", 12, 10 + n / 2),
+            ] {
+                let n_label = n.to_string();
+                let mut run = run(
+                    &[
+                        ("section", "fdbill"),
+                        ("mode", mode),
+                        ("connections", &n_label),
+                    ],
+                    1.0,
+                    1,
+                );
+                watch_tree(
+                    &mut run,
+                    0,
+                    vec![
+                        process(1, 0, 0.0, master, 4 << 20),
+                        process(2, 1, 0.0, per_worker, 3 << 20),
+                        process(3, 1, 0.0, per_worker, 3 << 20),
+                    ],
+                );
+                runs.push(run);
+            }
+        }
+        let figures = Figures::of(&runs);
+        let proxy_2000 = figures
+            .fd_bill
+            .iter()
+            .find(|row| row.mode == Mode::PROXY && row.connections == 2000)
+            .expect("a row");
+        assert_eq!(proxy_2000.master_fds, Some(4016.0));
+        assert_eq!(proxy_2000.workers_fds, Some(2020.0));
+        assert_eq!(proxy_2000.tree_fds, Some(6036.0));
+        assert_eq!(proxy_2000.workers_rss_bytes, Some(f64::from(6u32 << 20)));
+        let slope = |mode: Mode| {
+            let slope = figures
+                .fd_slopes
+                .iter()
+                .find(|slope| slope.mode == mode)
+                .expect("a slope");
+            (slope.fds_per_connection, slope.tree.expect("a tree").0)
+        };
+        let (master, tree) = slope(Mode::PROXY);
+        assert!((master - 2.0).abs() < 1e-9 && (tree - 3.0).abs() < 1e-9);
+        let (master, tree) = slope(Mode::Cluster(cluster::Mode::Handoff(
+            cluster::Pass::Listener,
+        )));
+        assert!(master.abs() < 1e-9 && (tree - 1.0).abs() < 1e-9);
+        // Under the usual soft limit of 1,024 fds, a master with 16 and 2 per
+        // connection serves 504 connections; one with none, any number.
+        assert_eq!(connections_at_limit(1024.0, 16.0, 2.0), Some(504.0));
+        assert_eq!(connections_at_limit(1024.0, 12.0, 0.0), None);
+    }
+
+    /// Two modes rank only when their ranges over rounds do not overlap; a
+    /// single round does not rank.
+    #[test]
+    fn ranking_needs_ranges_that_do_not_overlap() {
+        let spread = |values: &[f64]| Spread::of(values.iter().copied()).expect("values");
+        let listener = spread(&[126_000.0, 191_000.0, 215_000.0]);
+        let socket = spread(&[114_000.0, 131_000.0, 146_000.0]);
+        let proxy = spread(&[64_000.0, 71_000.0, 72_000.0]);
+        assert_eq!(Order::of(&listener, &socket), Order::Overlap);
+        assert_eq!(Order::of(&listener, &proxy), Order::Above);
+        assert_eq!(Order::of(&proxy, &socket), Order::Below);
+        assert_eq!(Order::of(&spread(&[1.0]), &proxy), Order::OneRound);
+    }
+
+    /// The proxy's capacity under --max-fds from its steps with errors: N −
+    /// failed served at once, and (limit − open − spare) / 2 from its fds.
+    #[test]
+    fn fd_limit_capacity_from_the_failing_steps() {
+        let runs: Vec<Report> = [(100u64, 0u64, 216usize), (150, 38, 240), (200, 88, 240)]
+            .into_iter()
+            .map(|(n, failed, fds)| {
+                let n_label = n.to_string();
+                let mut run = run(
+                    &[
+                        ("section", "fdlimit"),
+                        ("mode", "proxy"),
+                        ("connections", &n_label),
+                        ("max_fds", "256"),
+                    ],
+                    1.0,
+                    1,
+                );
+                run.requests.failed = failed;
+                run.errors.by_kind.insert("timeout".to_owned(), failed);
+                set_master_fds(&mut run, fds);
+                run
+            })
+            .collect();
+        let figures = Figures::of(&runs);
+        let capacity = figures.fd_limit[0].capacity.expect("a capacity");
+        assert_eq!(
+            capacity,
+            Capacity {
+                connections: 112,
+                steady: true,
+                timeouts_only: true,
+                open_and_spare: Some((16, 16)),
+            }
+        );
+        assert_eq!(figures.rounds.get(&Section::FdLimit), Some(&(1, 1)));
+    }
+
+    /// Jain's index counts the master's children that answered nothing even
+    /// without the `workers` label: one pid answering of two is not 1.0.
+    #[test]
+    fn fairness_counts_silent_children_without_the_label() {
+        let mut run = run(
+            &[
+                ("section", "fairness"),
+                ("mode", "handoff-reuseport"),
+                ("load", "newconn"),
+            ],
+            1.0,
+            1,
+        );
+        watch_tree(
+            &mut run,
+            0,
+            vec![
+                process(1, 0, 0.0, 1, 1),
+                process(2, 1, 0.0, 1, 1),
+                process(3, 1, 0.0, 1, 1),
+            ],
+        );
+        run.workers.by_pid = vec![WorkerShare {
+            pid: 2,
+            requests: 500,
+            requests_share: 1.0,
+            connections: 50,
+            first_ms: None,
+            last_ms: None,
+        }];
+        let figures = Figures::of(&[run]);
+        assert!((figures.fairness[0].jain.expect("jain") - 0.5).abs() < 1e-9);
+    }
+
+    /// Open loop: the asked rate is kept apart from the achieved, and the
+    /// rounds whose corrected p99 is ≥ 10× the uncorrected are counted.
+    #[test]
+    fn open_loop_keeps_asked_apart_and_counts_waiting_rounds() {
+        let runs: Vec<Report> = [(104_255u64, 4_375u64), (122_000, 4_000), (3_600, 3_000)]
+            .into_iter()
+            .enumerate()
+            .map(|(round, (corrected, uncorrected))| {
+                let round = (round + 1).to_string();
+                let mut run = throughput_run("node-rr", "openloop", &round);
+                run.requests.asked_per_s = Some(27_345.0);
+                run.requests.per_s = 27_000.0;
+                let summary = run.latency.request.clone().expect("a histogram");
+                run.latency.request.as_mut().expect("a histogram").p99_us = corrected;
+                let mut as_sent = summary;
+                as_sent.p99_us = uncorrected;
+                run.latency.request_uncorrected = Some(as_sent);
+                run
+            })
+            .collect();
+        let figures = Figures::of(&runs);
+        let row = &figures.throughput[0];
+        assert_eq!(row.asked_per_s.map(|s| s.median), Some(27_345.0));
+        assert_eq!(row.per_s.median, 27_000.0);
+        assert_eq!(row.waiting_rounds, 2);
+        assert_eq!(row.p99.map(|s| (s.min, s.max)), Some((3_600.0, 122_000.0)));
     }
 }

@@ -4,10 +4,15 @@
 
 use std::fmt::Write;
 
-use super::charts::{FAIRNESS_SVG, FDS_SVG, LATENCY_SVG, MASTER_FDS_SVG};
-use super::figures::{Figures, MasterCostRow, Spread, ThroughputRow};
+use super::charts::{COST_SVG, FAIRNESS_SVG, FDS_SVG, LATENCY_SVG, MASTER_FDS_SVG};
+use super::figures::{
+    CostRow, Figures, Order, Spread, ThroughputRow, WAITING_RATIO, connections_at_limit,
+};
 use crate::report::format::{bytes, count, count_f64, micros, rate};
-use crate::report::labels::{Load, Mode, Peer};
+use crate::report::labels::{Load, Mode, Peer, Section};
+
+/// The usual soft limit of open fds per process (`ulimit -n`).
+pub const USUAL_SOFT_LIMIT: f64 = 1024.0;
 
 /// Renders the whole report.
 pub fn render(figures: &Figures) -> String {
@@ -62,15 +67,180 @@ fn header(out: &mut String, figures: &Figures) {
         );
     }
     w!(out);
+    let mut baseline = String::new();
+    if has_mode(figures, Mode::Direct) {
+        baseline.push_str(
+            ", `direct` (the baseline: the clients connect straight to every worker's own \
+             port, no master, no sharing)",
+        );
+    }
+    if has_mode(figures, Mode::Ceiling) {
+        baseline.push_str(
+            ", `ceiling` (runs written before `direct`: one worker's own port, no master in \
+             between)",
+        );
+    }
     w!(
         out,
-        "Figures are medians over the rounds (runs interleaved A B C D A B C D …), with the \
-         smallest and largest round where it matters. Modes: `proxy` (the master relays \
-         every byte), `handoff-socket` / `handoff-listener` / `handoff-reuseport` (the master \
-         hands sockets to workers with SCM_RIGHTS), `ceiling` (one worker's own port, no \
-         master in between)."
+        "A figure over rounds is their median with the smallest and largest round beside it; \
+         each section says how many rounds (runs per figure) it has. Modes: `proxy` (the \
+         master relays every byte), `handoff-socket` / `handoff-listener` / \
+         `handoff-reuseport` (the master hands sockets to workers with SCM_RIGHTS){baseline}."
     );
     w!(out);
+}
+
+/// Whether any throughput or fd bill figure is of `mode`.
+fn has_mode(figures: &Figures, mode: Mode) -> bool {
+    figures.throughput.iter().any(|row| row.mode == mode)
+        || figures.fd_bill.iter().any(|row| row.mode == mode)
+}
+
+/// The sentence that says how many rounds a section's figures come from.
+fn rounds(out: &mut String, figures: &Figures, section: Section) {
+    let text = match figures.rounds.get(&section) {
+        None => return,
+        Some((1, 1)) => {
+            "One run per figure, no rounds: an order of magnitude, not a ranking.".to_owned()
+        }
+        Some((low, high)) if low == high => {
+            format!("Each figure comes from {low} rounds: the median, and min–max beside it.")
+        }
+        Some((low, high)) => format!(
+            "Each figure comes from {low} to {high} rounds: the median, and min–max beside it."
+        ),
+    };
+    w!(out, "_{text}_");
+    w!(out);
+}
+
+/// A latency over rounds: `1.97 ms (1.66 ms–2.23 ms)`, or `–` without one.
+fn spread_micros(spread: Option<Spread>) -> String {
+    match spread {
+        None => "–".to_owned(),
+        Some(spread) if spread.count > 1 => format!(
+            "{} ({}–{})",
+            micros(spread.median),
+            micros(spread.min),
+            micros(spread.max)
+        ),
+        Some(spread) => micros(spread.median),
+    }
+}
+
+/// CPU µs: one decimal below 100 µs, none above.
+fn cpu_micros(us: f64) -> String {
+    if us < 100.0 {
+        format!("{us:.1}")
+    } else {
+        format!("{us:.0}")
+    }
+}
+
+/// CPU µs per request over rounds: `10.2 (9.8–11.0)`, or `–` without one.
+fn spread_cpu(spread: Option<Spread>) -> String {
+    match spread {
+        None => "–".to_owned(),
+        Some(spread) if spread.count > 1 => format!(
+            "{} ({}–{})",
+            cpu_micros(spread.median),
+            cpu_micros(spread.min),
+            cpu_micros(spread.max)
+        ),
+        Some(spread) => cpu_micros(spread.median),
+    }
+}
+
+/// How a sentence about `load` opens.
+fn with_load(load: Load) -> &'static str {
+    match load {
+        Load::KeepAlive => "With keep-alive",
+        Load::NewConn => "With a new connection per request",
+        Load::OpenLoop => "In the open loop",
+    }
+}
+
+/// What `mode` is called when it is the baseline.
+fn baseline_name(mode: Mode) -> String {
+    match mode {
+        Mode::Ceiling => "`ceiling` (one worker's own port)".to_owned(),
+        mode => format!("`{mode}`"),
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// The ranking sentence of `rows` (one load) by `figure`, higher first: the
+/// top mode, the modes clearly below it and those with no clear difference.
+fn ranking<T>(
+    what: &str,
+    rows: &[(Mode, Spread, T)],
+    higher_is_better: bool,
+    unit: impl Fn(f64) -> String,
+) -> Option<String> {
+    let best = rows.iter().max_by(|a, b| {
+        let order = a.1.median.total_cmp(&b.1.median);
+        if higher_is_better {
+            order
+        } else {
+            order.reverse()
+        }
+    })?;
+    let others: Vec<&(Mode, Spread, T)> = rows.iter().filter(|row| row.0 != best.0).collect();
+    if others.is_empty() {
+        return None;
+    }
+    let named = |order: Order| -> Vec<String> {
+        others
+            .iter()
+            .filter(|row| Order::of(&best.1, &row.1) == order)
+            .map(|row| format!("`{}`", row.0))
+            .collect()
+    };
+    let (beaten, beaten_order) = if higher_is_better {
+        (named(Order::Above), "above")
+    } else {
+        (named(Order::Below), "below")
+    };
+    let overlap = named(Order::Overlap);
+    let one_round = named(Order::OneRound);
+    let mut text = format!(
+        "{what}, `{}` had the {} median ({})",
+        best.0,
+        if higher_is_better {
+            "highest"
+        } else {
+            "lowest"
+        },
+        unit(best.1.median)
+    );
+    if !beaten.is_empty() {
+        text.push_str(&format!(
+            "; every round {beaten_order} every round of {}",
+            and_list(&beaten)
+        ));
+    }
+    if !overlap.is_empty() {
+        text.push_str(&format!(
+            "; no clear difference from {} (the rounds' ranges overlap)",
+            and_list(&overlap)
+        ));
+    }
+    if !one_round.is_empty() {
+        text.push_str(&format!(
+            "; against {} one round only, no ranking",
+            and_list(&one_round)
+        ));
+    }
+    text.push('.');
+    Some(text)
 }
 
 /// The values of a figure the runs agree on or not: `50`, `50 or 100`, `16, 50
@@ -121,32 +291,39 @@ fn throughput(out: &mut String, figures: &Figures) {
         out,
         "Requests per second and latency of every mode: {} keep-alive connections in a closed \
          loop; a new connection for every request (the case in which the modes differ most); \
-         and an open loop at one fixed rate for all, so that latencies compare at equal load \
-         (corrected for coordinated omission).",
+         and an open loop at one asked rate for all, so that latencies compare at equal load \
+         (corrected for coordinated omission: counted from when each request was due).",
         one_of(&figures.throughput_connections)
     );
     w!(out);
+    rounds(out, figures, Section::Throughput);
     if figures.throughput.is_empty() {
         nothing(out, "throughput");
         return;
     }
     w!(
         out,
-        "| mode | load | requests/s median (min–max) | p50 | p99 | p99.9 | errors |"
+        "| mode | load | requests/s median (min–max) | p50 | p99 median (min–max) | p99.9 | errors |"
     );
     w!(out, "|---|---|---:|---:|---:|---:|---:|");
     for row in &figures.throughput {
-        let load = match row.asked_per_s {
-            Some(asked) => format!("{} at {}/s", load_name(row.load), rate(asked)),
-            None => load_name(row.load).to_owned(),
+        let (load, per_s) = match row.asked_per_s {
+            Some(asked) => (
+                format!("{}, asked {}/s", load_name(row.load), rate(asked.median)),
+                format!(
+                    "achieved {}, {:.0} % of asked",
+                    spread_rate(&row.per_s),
+                    100.0 * row.per_s.median / asked.median.max(1e-9)
+                ),
+            ),
+            None => (load_name(row.load).to_owned(), spread_rate(&row.per_s)),
         };
         w!(
             out,
-            "| {} | {load} | {} | {} | {} | {} | {} |",
+            "| {} | {load} | {per_s} | {} | {} | {} | {} |",
             row.mode,
-            spread_rate(&row.per_s),
             opt_micros(row.p50_us),
-            opt_micros(row.p99_us),
+            spread_micros(row.p99),
             opt_micros(row.p99_9_us),
             errors(row.failed, row.requests),
         );
@@ -169,34 +346,45 @@ fn throughput(out: &mut String, figures: &Figures) {
             .iter()
             .filter(|row| row.load == load)
             .collect();
-        let best = rows
+        let ranked: Vec<(Mode, Spread, ())> = rows
             .iter()
-            .filter(|row| row.mode != Mode::Ceiling)
-            .max_by(|a, b| a.per_s.median.total_cmp(&b.per_s.median));
-        let worst = rows
-            .iter()
-            .filter(|row| row.mode != Mode::Ceiling)
-            .min_by(|a, b| a.per_s.median.total_cmp(&b.per_s.median));
-        if let (Some(best), Some(worst)) = (best, worst) {
-            if best.mode != worst.mode {
-                lessons.push(format!(
-                    "With {}, `{}` served the most ({}/s) and `{}` the fewest ({}/s, {:.0} % of it).",
-                    load_name(load),
-                    best.mode,
-                    count_f64(best.per_s.median),
-                    worst.mode,
-                    count_f64(worst.per_s.median),
-                    100.0 * worst.per_s.median / best.per_s.median.max(1e-9)
-                ));
-            }
+            .filter(|row| !row.mode.is_baseline())
+            .map(|row| (row.mode, row.per_s, ()))
+            .collect();
+        if let Some(text) = ranking(with_load(load), &ranked, true, |per_s| {
+            format!("{}/s", count_f64(per_s))
+        }) {
+            lessons.push(text);
         }
-        if let Some(ceiling) = rows.iter().find(|row| row.mode == Mode::Ceiling) {
-            if let Some(proxy) = rows.iter().find(|row| row.mode == Mode::PROXY) {
+        let baseline = rows
+            .iter()
+            .find(|row| row.mode == Mode::Direct)
+            .or_else(|| rows.iter().find(|row| row.mode == Mode::Ceiling));
+        if let Some(baseline) = baseline {
+            let against: Vec<String> = rows
+                .iter()
+                .filter(|row| !row.mode.is_baseline())
+                .map(|row| {
+                    let mark = match Order::of(&row.per_s, &baseline.per_s) {
+                        Order::Above => ", clearly above",
+                        Order::Below => ", clearly below",
+                        Order::Overlap => ", no clear difference",
+                        Order::OneRound => "",
+                    };
+                    format!(
+                        "`{}` {:.0} %{mark}",
+                        row.mode,
+                        100.0 * row.per_s.median / baseline.per_s.median.max(1e-9)
+                    )
+                })
+                .collect();
+            if !against.is_empty() {
                 lessons.push(format!(
-                    "With {}, the proxy reached {:.0} % of one worker's own port (the ceiling, {}/s).",
-                    load_name(load),
-                    100.0 * proxy.per_s.median / ceiling.per_s.median.max(1e-9),
-                    count_f64(ceiling.per_s.median)
+                    "{}, against the baseline {} at {}/s: {}.",
+                    with_load(load),
+                    baseline_name(baseline.mode),
+                    count_f64(baseline.per_s.median),
+                    against.join("; ")
                 ));
             }
         }
@@ -206,6 +394,33 @@ fn throughput(out: &mut String, figures: &Figures) {
         .iter()
         .filter(|row| row.load == Load::OpenLoop && row.p99_us.is_some())
         .collect();
+    for row in &open {
+        if let Some(asked) = row.asked_per_s {
+            let achieved = row.per_s.median / asked.median.max(1e-9);
+            if achieved < 0.97 {
+                lessons.push(format!(
+                    "`{}` achieved only {:.0} % of the asked {}/s.",
+                    row.mode,
+                    100.0 * achieved,
+                    rate(asked.median)
+                ));
+            }
+        }
+        if row.waiting_rounds > 0 {
+            lessons.push(format!(
+                "In the open loop, `{}`'s corrected p99 was {:.0}× or more its p99 as sent in \
+                 {} of {} rounds ({} against {}, medians): the load generator's requests were \
+                 waiting to be sent — the server fell behind the schedule, and the latency \
+                 counted from the send hides it.",
+                row.mode,
+                WAITING_RATIO,
+                row.waiting_rounds,
+                row.per_s.count,
+                opt_micros(row.p99_us),
+                opt_micros(row.p99_uncorrected_us)
+            ));
+        }
+    }
     if let (Some(low), Some(high)) = (
         open.iter()
             .min_by(|a, b| a.p99_us.unwrap_or(0.0).total_cmp(&b.p99_us.unwrap_or(0.0))),
@@ -214,7 +429,9 @@ fn throughput(out: &mut String, figures: &Figures) {
     ) {
         if low.mode != high.mode {
             lessons.push(format!(
-                "At the same open-loop rate, p99 ran from {} (`{}`) to {} (`{}`).",
+                "At the same asked open-loop rate{}, the median p99 ran from {} (`{}`) to {} (`{}`).",
+                low.asked_per_s
+                    .map_or(String::new(), |asked| format!(" of {}/s", rate(asked.median))),
                 opt_micros(low.p99_us),
                 low.mode,
                 opt_micros(high.p99_us),
@@ -251,48 +468,100 @@ fn fd_bill(out: &mut String, figures: &Figures) {
     w!(out);
     w!(
         out,
-        "The most file descriptors the master held while N keep-alive connections were open, \
-         and its memory: a master that relays holds two fds per connection (the client's and \
-         the worker's), one that hands sockets over holds none once they are handed."
+        "The most file descriptors the master, its workers (summed) and the whole tree held \
+         while N keep-alive connections were open, and their memory: a master that relays \
+         holds two fds per connection (the client's and the worker's), one that hands sockets \
+         over holds none once they are handed; the workers hold one per connection they serve \
+         in every mode. The tree's count is what `fs.file-max` must allow for; each process's \
+         own is what its `ulimit -n` must."
     );
     w!(out);
+    rounds(out, figures, Section::FdBill);
     if figures.fd_bill.is_empty() {
         nothing(out, "fd bill");
         return;
     }
-    w!(out, "![Master fds against open connections]({FDS_SVG})");
+    w!(
+        out,
+        "![Master and whole-tree fds against open connections]({FDS_SVG})"
+    );
     w!(out);
     w!(
         out,
-        "| mode | connections | master fds (max) | master RSS (max) | errors |"
+        "| mode | connections | master fds | workers fds | tree fds | master RSS | workers RSS | tree RSS | errors |"
     );
-    w!(out, "|---|---:|---:|---:|---:|");
+    w!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let fds = |value: Option<f64>| value.map_or("–".to_owned(), |fds| count(fds.round() as u64));
+    let rss = |value: Option<f64>| value.map_or("–".to_owned(), |rss| bytes(rss.round() as u64));
     for row in &figures.fd_bill {
         w!(
             out,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.mode,
             count(row.connections),
-            row.master_fds
-                .map_or("–".to_owned(), |fds| count(fds.round() as u64)),
-            row.master_rss_bytes
-                .map_or("–".to_owned(), |rss| bytes(rss.round() as u64)),
+            fds(row.master_fds),
+            fds(row.workers_fds),
+            fds(row.tree_fds),
+            rss(row.master_rss_bytes),
+            rss(row.workers_rss_bytes),
+            rss(row.tree_rss_bytes),
             count(row.failed)
         );
     }
     w!(out);
-    let lessons: Vec<String> = figures
+    let mut lessons: Vec<String> = figures
         .fd_slopes
         .iter()
         .map(|slope| {
+            let tree = slope.tree.map_or(String::new(), |(per, base)| {
+                format!(
+                    "; its whole tree {:.1} per connection (on a base of {:.0})",
+                    per.max(0.0),
+                    base
+                )
+            });
+            let at_limit = match connections_at_limit(
+                USUAL_SOFT_LIMIT,
+                slope.base_fds,
+                slope.fds_per_connection,
+            ) {
+                Some(n) => format!(
+                    ": under the usual soft limit of {} fds it can hold about {} connections",
+                    count(USUAL_SOFT_LIMIT as u64),
+                    count(n as u64)
+                ),
+                None => ": its own fds do not limit the connections".to_owned(),
+            };
             format!(
-                "The `{}` master held {:.1} fds per connection (on a base of {:.0}).",
+                "The `{}` master held {:.1} fds per connection (on a base of {:.0}){tree}{at_limit}.",
                 slope.mode,
                 slope.fds_per_connection.max(0.0),
                 slope.base_fds
             )
         })
         .collect();
+    if let Some(most) = figures.fd_bill.iter().map(|row| row.connections).max() {
+        let trees: Vec<String> = figures
+            .fd_bill
+            .iter()
+            .filter(|row| row.connections == most)
+            .filter_map(|row| {
+                Some(format!(
+                    "`{}` {} ({:.1} per connection)",
+                    row.mode,
+                    count(row.tree_fds?.round() as u64),
+                    row.tree_fds? / most.max(1) as f64
+                ))
+            })
+            .collect();
+        if trees.len() > 1 {
+            lessons.push(format!(
+                "With {} connections the whole tree held: {}.",
+                count(most),
+                trees.join(", ")
+            ));
+        }
+    }
     teach(out, &lessons);
 }
 
@@ -305,6 +574,7 @@ fn fd_limit(out: &mut String, figures: &Figures) {
          keep-alive connections: how many each serves before requests fail."
     );
     w!(out);
+    rounds(out, figures, Section::FdLimit);
     if figures.fd_limit.is_empty() {
         nothing(out, "fd limit");
         return;
@@ -347,44 +617,82 @@ fn fd_limit(out: &mut String, figures: &Figures) {
             }
             None => "none".to_owned(),
         };
+        let most = match (row.most_without_errors, row.first_with_errors) {
+            (Some(most), None) => format!("≥ {} (limit not reached)", count(most)),
+            (most, _) => most.map_or("none".to_owned(), count),
+        };
         w!(
             out,
-            "| {} | {} | {} | {first} | {} |",
+            "| {} | {} | {most} | {first} | {} |",
             row.mode,
             row.max_fds.map_or("–".to_owned(), count),
-            row.most_without_errors.map_or("none".to_owned(), count),
             tried.join(", ")
         );
         let limit = row
             .max_fds
             .map_or(String::new(), |fds| format!(" with {} fds", count(fds)));
+        let p99 = match (
+            row.tried
+                .first()
+                .and_then(|t| Some((t.connections, t.p99_us?))),
+            row.tried
+                .last()
+                .and_then(|t| Some((t.connections, t.p99_us?))),
+        ) {
+            (Some((n_low, low)), Some((n_high, high))) if n_high > n_low => format!(
+                ", its p99 {} at {} connections and {} at {}",
+                micros(low),
+                count(n_low),
+                micros(high),
+                count(n_high)
+            ),
+            _ => String::new(),
+        };
         lessons.push(match (row.most_without_errors, row.first_with_errors) {
-            (Some(most), Some(first)) => format!(
-                "The `{}` master{limit} served {} connections but not {}.",
-                row.mode,
-                count(most),
-                count(first)
-            ),
-            (Some(most), None) => format!(
-                "The `{}` master{limit} served every count tried without an error, up to {}{}.",
-                row.mode,
-                count(most),
-                match (
-                    row.tried.first().and_then(|t| t.p99_us),
-                    row.tried.last().and_then(|t| t.p99_us)
-                ) {
-                    (Some(low), Some(high)) if row.tried.len() > 1 => format!(
-                        ", with p99 going from {} to {} (a client that waits in the accept queue shows here, not in the errors)",
-                        micros(low),
-                        micros(high)
-                    ),
-                    _ => String::new(),
+            (most, Some(first)) => {
+                let mut text = format!(
+                    "The `{}` master{limit} served {} but not {} connections.",
+                    row.mode,
+                    most.map_or("no count tried".to_owned(), count),
+                    count(first)
+                );
+                if let Some(capacity) = row.capacity {
+                    let steady = if capacity.steady {
+                        "at every step with errors"
+                    } else {
+                        "the median over the steps with errors"
+                    };
+                    text.push_str(&format!(
+                        " Its capacity is {} connections at once: N − failed, {steady}.",
+                        count(capacity.connections),
+                    ));
+                    if let (Some((open, spare)), Some(limit)) =
+                        (capacity.open_and_spare, row.max_fds)
+                    {
+                        text.push_str(&format!(
+                            " That is (limit − open − spare) / 2 = ({} − {} − {}) / 2, the \
+                             open fds and the spare read from its most fds at those steps.",
+                            count(limit),
+                            count(open),
+                            count(spare)
+                        ));
+                    }
+                    if capacity.timeouts_only {
+                        text.push_str(
+                            " Every failure was a timeout: the clients beyond the capacity \
+                             got no answer before their timeout.",
+                        );
+                    }
                 }
+                text
+            }
+            (Some(most), None) => format!(
+                "The `{}` master{limit} served every count tried without an error: ≥ {} \
+                 connections, its limit not reached{p99}.",
+                row.mode,
+                count(most),
             ),
-            (None, _) => format!(
-                "The `{}` master{limit} failed at every count tried.",
-                row.mode
-            ),
+            (None, None) => format!("The `{}` master{limit} has no step.", row.mode),
         });
     }
     w!(out);
@@ -401,6 +709,7 @@ fn fairness(out: &mut String, figures: &Figures) {
          unlucky worker shows in the tail."
     );
     w!(out);
+    rounds(out, figures, Section::Fairness);
     if figures.fairness.is_empty() {
         nothing(out, "fairness");
         return;
@@ -471,69 +780,155 @@ fn master_cost(out: &mut String, figures: &Figures) {
     w!(out);
     w!(
         out,
-        "The master's CPU time per 1,000 requests (keep-alive) and per 1,000 connections (a \
-         new connection per request), from the throughput runs, with the whole tree's \
-         (master and workers) beside it."
+        "CPU time per successful request, in µs (the same number as ms per 1,000 requests), \
+         from /proc over the measured window of the throughput runs: the master (the first \
+         watched process), the workers (every other watched process, summed), the whole \
+         server tree, and loadgen itself. With a new connection per request every request is \
+         one connection: the figure is also the cost per connection. The baseline has no \
+         master in the path (–): its tree is the workers. Peers are watched as whole trees \
+         (nginx and the workers behind it), so every row compares the same thing."
     );
     w!(out);
-    if figures.master_cost.is_empty() {
-        nothing(
-            out,
-            "throughput runs with --watch on the master, so no master-cost",
-        );
+    rounds(out, figures, Section::Throughput);
+    if figures.cost.is_empty() {
+        nothing(out, "throughput runs with --watch, so no cost");
         return;
     }
     w!(
         out,
-        "| mode | master CPU per 1,000 requests (keep-alive) | tree | master CPU per 1,000 connections (new conn) | tree |"
+        "| mode | load | rounds | master µs/request | workers µs/request | tree µs/request | loadgen µs/request |"
     );
-    w!(out, "|---|---:|---:|---:|---:|");
-    let ms = |value: Option<f64>| value.map_or("–".to_owned(), |ms| format!("{ms:.1} ms"));
-    for row in &figures.master_cost {
+    w!(out, "|---|---|---:|---:|---:|---:|---:|");
+    for row in &figures.cost {
         w!(
             out,
-            "| {} | {} | {} | {} | {} |",
+            "| {}{} | {} | {} | {} | {} | {} | {} |",
             row.mode,
-            ms(row.keepalive_master_ms),
-            ms(row.keepalive_tree_ms),
-            ms(row.newconn_master_ms),
-            ms(row.newconn_tree_ms)
+            if row.nginx_alone { " ¹" } else { "" },
+            load_name(row.load),
+            row.rounds,
+            spread_cpu(row.master_us),
+            spread_cpu(row.workers_us),
+            spread_cpu(row.tree_us),
+            spread_cpu(row.loadgen_us),
         );
     }
     w!(out);
+    if figures.cost.iter().any(|row| row.nginx_alone) {
+        w!(
+            out,
+            "¹ These runs watched nginx alone, not the workers behind it: its tree is not the \
+             whole tree, and its row does not compare with `proxy`'s."
+        );
+        w!(out);
+    }
+    if figures.cost.iter().all(|row| row.loadgen_us.is_none()) {
+        w!(
+            out,
+            "loadgen's own CPU was not recorded in these runs (written before it was): –."
+        );
+        w!(out);
+    }
+    w!(
+        out,
+        "![CPU per request, master and workers, per mode and load]({COST_SVG})"
+    );
+    w!(out);
+    let mut lessons = Vec::new();
+    for load in [Load::KeepAlive, Load::NewConn, Load::OpenLoop] {
+        let rows: Vec<&CostRow> = figures.cost.iter().filter(|row| row.load == load).collect();
+        let trees: Vec<(Mode, Spread, ())> = rows
+            .iter()
+            .filter(|row| !row.nginx_alone)
+            .filter_map(|row| Some((row.mode, row.tree_us?, ())))
+            .collect();
+        if let Some(text) = ranking(
+            &format!("{}, of the whole trees per request", with_load(load)),
+            &trees,
+            false,
+            |us| format!("{} µs", cpu_micros(us)),
+        ) {
+            lessons.push(text);
+        }
+        let idle: Vec<String> = rows
+            .iter()
+            .filter(|row| row.master_us.is_some_and(|m| m.max < 0.05))
+            .map(|row| format!("`{}`", row.mode))
+            .collect();
+        let busy = rows
+            .iter()
+            .filter(|row| !row.nginx_alone)
+            .filter_map(|row| Some((row.mode, row.master_us?, row.tree_us?)))
+            .max_by(|a, b| a.1.median.total_cmp(&b.1.median));
+        if let Some((mode, master, tree)) = busy {
+            if master.median > 0.0 {
+                lessons.push(format!(
+                    "{}, the `{mode}` master spent {} µs per request, {:.0} % of its tree's{}.",
+                    with_load(load),
+                    cpu_micros(master.median),
+                    100.0 * master.median / tree.median.max(1e-9),
+                    if idle.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; the {} master{} no measurable CPU in any round",
+                            and_list(&idle),
+                            if idle.len() > 1 { "s used" } else { " used" }
+                        )
+                    }
+                ));
+            }
+        }
+    }
+    teach(out, &lessons);
     if !figures.master_fds.is_empty() {
         w!(
             out,
             "![The master's fds over one new-connection run per mode]({MASTER_FDS_SVG})"
         );
         w!(out);
-    }
-    let mut lessons = Vec::new();
-    for (load, unit, pick) in [
-        ("keep-alive", "requests", 0),
-        ("a new connection per request", "connections", 1),
-    ] {
-        let value = |row: &MasterCostRow| match pick {
-            0 => row.keepalive_master_ms,
-            _ => row.newconn_master_ms,
-        };
-        let rows: Vec<(Mode, f64)> = figures
-            .master_cost
+        let ranges: Vec<String> = figures
+            .master_fds
             .iter()
-            .filter_map(|row| Some((row.mode, value(row)?)))
+            .filter_map(|series| {
+                let (least, most) = series.window_range()?;
+                Some(format!(
+                    "`{}` {}–{}",
+                    series.mode,
+                    count(least.round() as u64),
+                    count(most.round() as u64)
+                ))
+            })
             .collect();
-        let most = rows.iter().max_by(|a, b| a.1.total_cmp(&b.1));
-        let least = rows.iter().min_by(|a, b| a.1.total_cmp(&b.1));
-        if let (Some(most), Some(least)) = (most, least) {
-            if most.0 != least.0 {
-                lessons.push(format!(
-                    "With {load}, the `{}` master spent {:.1} ms of CPU per 1,000 {unit}, the `{}` master {:.1} ms.",
-                    most.0, most.1, least.0, least.1
-                ));
+        if !ranges.is_empty() {
+            let swing = figures
+                .master_fds
+                .iter()
+                .filter_map(|series| {
+                    let (least, most) = series.window_range()?;
+                    Some((series.mode, most - least))
+                })
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let mut text = format!(
+                "The master's fds over one new-connection run per mode (its first round), \
+                 fewest–most in the measured window: {}.",
+                ranges.join(", ")
+            );
+            if let Some((mode, swing)) = swing {
+                if swing >= 1.0 {
+                    text.push_str(&format!(
+                        " The rise above the fewest is what a master holds in flight — two \
+                         fds per open relay for a relaying master, the sockets not yet \
+                         handed over for one that hands them — and was largest for `{mode}`: \
+                         {} fds.",
+                        count(swing.round() as u64)
+                    ));
+                }
             }
+            w!(out, "{text}");
+            w!(out);
         }
     }
-    teach(out, &lessons);
 }
 
 fn faults(out: &mut String, figures: &Figures) {
@@ -545,6 +940,7 @@ fn faults(out: &mut String, figures: &Figures) {
          and how long after the kill the respawned worker answered its first request."
     );
     w!(out);
+    rounds(out, figures, Section::Faults);
     if figures.faults.is_empty() {
         nothing(out, "fault");
         return;
@@ -660,5 +1056,58 @@ mod tests {
             ..Figures::default()
         };
         assert!(render(&figures).contains(": 16 keep-alive connections in a closed loop"));
+    }
+
+    fn spread(values: &[f64]) -> Spread {
+        Spread::of(values.iter().copied()).expect("values")
+    }
+
+    /// "What it shows" ranks only modes whose rounds do not overlap, and says
+    /// "no clear difference" for the others.
+    #[test]
+    fn ranks_only_what_does_not_overlap() {
+        let rows = [
+            (Mode::PROXY, spread(&[64e3, 71e3, 72e3]), ()),
+            (
+                Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Socket)),
+                spread(&[114e3, 131e3, 146e3]),
+                (),
+            ),
+            (
+                Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Listener)),
+                spread(&[126e3, 192e3, 215e3]),
+                (),
+            ),
+        ];
+        let text =
+            ranking("With keep-alive", &rows, true, |v| format!("{v:.0}/s")).expect("a ranking");
+        assert_eq!(
+            text,
+            "With keep-alive, `handoff-listener` had the highest median (192000/s); every \
+             round above every round of `proxy`; no clear difference from `handoff-socket` \
+             (the rounds' ranges overlap)."
+        );
+        let single = [
+            (Mode::PROXY, spread(&[1.0]), ()),
+            (Mode::Direct, spread(&[2.0]), ()),
+        ];
+        assert!(
+            ranking("x", &single, true, |v| format!("{v}"))
+                .expect("a sentence")
+                .contains("one round only, no ranking")
+        );
+    }
+
+    /// Each section says its own round count; no section claims rounds it
+    /// does not have.
+    #[test]
+    fn each_section_states_its_rounds() {
+        let mut figures = Figures::default();
+        figures.rounds.insert(Section::Throughput, (3, 3));
+        figures.rounds.insert(Section::FdBill, (1, 1));
+        let text = render(&figures);
+        assert!(text.contains("Each figure comes from 3 rounds"));
+        assert!(text.contains("One run per figure, no rounds"));
+        assert!(!text.contains("medians of 3 rounds"));
     }
 }

@@ -57,6 +57,9 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if !figures.fairness.is_empty() {
         write(charts::FAIRNESS_SVG, charts::fairness(&figures.fairness)?)?;
     }
+    if !figures.cost.is_empty() {
+        write(charts::COST_SVG, charts::cost(&figures.cost)?)?;
+    }
     if !figures.master_fds.is_empty() {
         write(
             charts::MASTER_FDS_SVG,

@@ -193,6 +193,7 @@ impl Report {
             loadgen_usage,
             affinity,
             notes: Vec::new(),
+            loadgen_usage: None,
         };
         report.notes = notes(&report);
         report.notes.extend(readings.errors);

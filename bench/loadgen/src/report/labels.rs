@@ -7,7 +7,7 @@
 //! | key | values | compare.sh gives it to |
 //! |---|---|---|
 //! | `section` | `throughput`, `fdbill`, `fdlimit`, `fairness`, `faults` | every run |
-//! | `mode` | `proxy`, `handoff-socket`, `handoff-listener`, `handoff-reuseport`, `ceiling`, `nginx`, `node-rr`, `node-none` | every run |
+//! | `mode` | `proxy`, `handoff-socket`, `handoff-listener`, `handoff-reuseport`, `direct`, `ceiling` (old runs only), `nginx`, `node-rr`, `node-none` | every run |
 //! | `load` | `keepalive`, `newconn`, `openloop` | throughput, fairness, faults |
 //! | `round` | 1, 2, ...: the round of the interleaved matrix | throughput |
 //! | `connections` | the connections held, as `--connections` | fdbill, fdlimit |
@@ -88,12 +88,19 @@ label_enum! {
 
 /// The server a run loaded (label `mode`): one of the suite's four modes,
 /// named as [`cluster::Mode`] names them in the `ready` line (one vocabulary
-/// from the flags to the report), the ceiling, or a peer measured beside them.
+/// from the flags to the report), the `direct` baseline (the old `ceiling`), or
+/// a peer measured beside them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Mode {
     /// `proxy`, `handoff-socket`, `handoff-listener` or `handoff-reuseport`.
     Cluster(cluster::Mode),
-    /// `ceiling`: one worker's own port, no master in between.
+    /// `direct`: the baseline. The clients connect straight to every worker's
+    /// own port (one `--target` per worker, connections dealt round robin):
+    /// no master in the path, no sharing — what a perfect port-sharing
+    /// mechanism would cost.
+    Direct,
+    /// `ceiling`: one worker's own port, no master in between. Runs written
+    /// before `direct` replaced it still read; compare.sh no longer makes it.
     Ceiling,
     /// Another program doing the same job (`compare.sh --peers`).
     Peer(Peer),
@@ -113,24 +120,26 @@ label_enum! {
 
 impl Mode {
     /// Every value, in the order every table and legend lists them.
-    pub const ALL: [Mode; 8] = [
+    pub const ALL: [Mode; 9] = [
         Mode::Cluster(cluster::Mode::ALL[0]),
         Mode::Cluster(cluster::Mode::ALL[1]),
         Mode::Cluster(cluster::Mode::ALL[2]),
         Mode::Cluster(cluster::Mode::ALL[3]),
+        Mode::Direct,
         Mode::Ceiling,
         Mode::Peer(Peer::Nginx),
         Mode::Peer(Peer::NodeRr),
         Mode::Peer(Peer::NodeNone),
     ];
 
-    /// `proxy`: the mode the ceiling and nginx are compared with.
+    /// `proxy`: the mode nginx is compared with.
     pub const PROXY: Mode = Mode::Cluster(cluster::Mode::Proxy);
 
     /// The name on the command line and in the JSON.
     pub fn name(self) -> &'static str {
         match self {
             Mode::Cluster(mode) => mode.name(),
+            Mode::Direct => "direct",
             Mode::Ceiling => "ceiling",
             Mode::Peer(peer) => peer.name(),
         }
@@ -139,6 +148,19 @@ impl Mode {
     /// Whether this is a peer, not one of the suite's modes.
     pub fn is_peer(self) -> bool {
         matches!(self, Mode::Peer(_))
+    }
+
+    /// Whether this is the baseline every mode is compared with: `direct`, or
+    /// `ceiling` in old runs.
+    pub fn is_baseline(self) -> bool {
+        matches!(self, Mode::Direct | Mode::Ceiling)
+    }
+
+    /// Whether the first `--watch`'s process (the master) carries the
+    /// traffic: not for the baseline, whose clients go straight to the
+    /// workers (the master watched is only their parent).
+    pub fn master_in_path(self) -> bool {
+        !self.is_baseline()
     }
 }
 
@@ -378,5 +400,20 @@ mod tests {
             "mode=node-rr".parse::<Label>(),
             Ok(Label::Mode(Mode::Peer(Peer::NodeRr)))
         );
+    }
+
+    /// `direct` is the baseline, and `ceiling` of old runs still reads as one.
+    #[test]
+    fn direct_is_the_baseline_and_ceiling_still_reads() {
+        assert_eq!(
+            "mode=direct".parse::<Label>(),
+            Ok(Label::Mode(Mode::Direct))
+        );
+        assert_eq!(
+            "mode=ceiling".parse::<Label>(),
+            Ok(Label::Mode(Mode::Ceiling))
+        );
+        assert!(Mode::Direct.is_baseline() && !Mode::Direct.master_in_path());
+        assert!(Mode::PROXY.master_in_path() && Mode::Peer(Peer::Nginx).master_in_path());
     }
 }
