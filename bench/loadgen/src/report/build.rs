@@ -193,7 +193,6 @@ impl Report {
             loadgen_usage,
             affinity,
             notes: Vec::new(),
-            loadgen_usage: None,
         };
         report.notes = notes(&report);
         report.notes.extend(readings.errors);

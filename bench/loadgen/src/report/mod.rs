@@ -97,21 +97,6 @@ pub struct Report {
     pub affinity: Option<Affinity>,
     /// Sentences for a person: what went wrong or deserves a look.
     pub notes: Vec<String>,
-    /// loadgen's own CPU over the measured window; absent in reports written
-    /// before loadgen measured it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loadgen_usage: Option<LoadgenUsage>,
-}
-
-/// loadgen's own CPU time over the measured window (`loadgen_usage`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LoadgenUsage {
-    /// User CPU, ms.
-    pub cpu_user_ms: f64,
-    /// System CPU, ms.
-    pub cpu_system_ms: f64,
-    /// CPU (user + system) per 1,000 successful requests, ms.
-    pub cpu_ms_per_1000_requests: Option<f64>,
 }
 
 /// The run's parameters, as used (defaults filled in).
