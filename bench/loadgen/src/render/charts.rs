@@ -519,9 +519,14 @@ fn fairness_panel(
         .flat_map(|row| row.shares.iter().copied())
         .fold(0.0, f64::max);
     let y_max = (most * 100.0 * 1.15).max(10.0);
+    let what = match load {
+        Load::KeepAlive => "keep-alive",
+        Load::NewConn => "a new connection per request",
+        Load::OpenLoop => "open loop",
+    };
     let title = match work_us {
-        0 => load.name().to_owned(),
-        work => format!("{load}, {work} µs of work per request"),
+        0 => what.to_owned(),
+        work => format!("{what}, {work} µs of work per request"),
     };
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 16))
@@ -562,10 +567,14 @@ fn fairness_panel(
                 BLACK.stroke_width(1),
             ))
             .map_err(drawing)?;
+        // backend_coord is in the whole image's pixels, `area` draws in its
+        // own: without the shift each name fell a panel's offset too low,
+        // onto the next panel's title (and off the image for the last one).
         let (px, py) = chart.backend_coord(&(index as f64 + 0.5, 0.0));
+        let (ax, ay) = area.get_base_pixel();
         area.draw(&Text::new(
             row.mode.name(),
-            (px, py + 4),
+            (px - ax, py - ay + 4),
             (FONT, 13)
                 .into_font()
                 .into_text_style(area)
@@ -586,6 +595,9 @@ pub fn master_fds(series: &[FdSeries]) -> anyhow::Result<String> {
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold(10.0, f64::max);
+    // Room above the lines for the legend (eight modes and the window), so
+    // that it covers no data.
+    let y_top = y_max * 1.9;
     svg(SIZE, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
@@ -595,13 +607,13 @@ pub fn master_fds(series: &[FdSeries]) -> anyhow::Result<String> {
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(72)
-            .build_cartesian_2d(0.0..x_max * 1.02, 0.0..y_max * 1.15)
+            .build_cartesian_2d(0.0..x_max * 1.02, 0.0..y_top)
             .map_err(drawing)?;
         if let Some(first) = series.first() {
             let (from, to) = first.window_s;
             chart
                 .draw_series([Rectangle::new(
-                    [(from, 0.0), (to, y_max * 1.15)],
+                    [(from, 0.0), (to, y_top)],
                     RGBColor(230, 230, 230).mix(0.5).filled(),
                 )])
                 .map_err(drawing)?
