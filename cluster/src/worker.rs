@@ -354,6 +354,13 @@ impl Worker {
         let connections =
             Arc::into_inner(connections).expect("accept loops, the other owners, have ended");
         tracing::debug!(open = connections.count(), "worker stopping");
+        // One turn for every connection task spawned so far, before the
+        // graceful signal: hyper closes at once a connection that has not
+        // started reading a request, and a connection handed over just before
+        // `Stop` (the master hands out its queued clients at its stop) has its
+        // request waiting unread in the socket. Its first poll reads it; from
+        // then on the graceful stop waits for its answer.
+        tokio::task::yield_now().await;
         if tokio::time::timeout(GRACE_PERIOD, connections.shutdown())
             .await
             .is_err()

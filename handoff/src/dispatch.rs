@@ -284,8 +284,25 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
             }
         }
     }
-    // Stop accepting; let the handoffs in flight be acknowledged (bounded).
+    // Stop accepting. The clients already in the kernel's accept queue (there
+    // when every worker's window was full) completed their handshake: take
+    // them, so that closing the listener does not reset them, then stop the
+    // socket from taking more (`shutdown(SHUT_RD)`: refused from now on) and
+    // hand them out with the rest (issue 10, as the listener modes do).
+    let queued = accept::accept_queued(listener.get_ref().as_fd());
+    if let Err(err) = accept::stop_listening(listener.get_ref().as_fd()) {
+        tracing::warn!(cause = %err, "cannot stop listening");
+    }
     drop(listener);
+    if !queued.is_empty() {
+        tracing::debug!(
+            queued = queued.len(),
+            "stopped listening; handing out the queued clients"
+        );
+    }
+    dispatcher.waiting.extend(queued);
+    dispatcher.flush();
+    // Let the handoffs in flight be acknowledged (bounded).
     let drained = async {
         while !dispatcher.is_idle() {
             tokio::select! {

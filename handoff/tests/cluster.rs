@@ -351,14 +351,20 @@ fn socket_ack_before_exit_is_kept() {
     testkit::assert_ack_before_exit_is_kept(&mut cluster);
 }
 
+/// Regression (issue 10): `--pass socket`: with the only worker busy and its window of 8 handoffs full, 4 more clients wait in the master's accept queue at SIGTERM; they are handed out and served, not reset.
+#[test]
+fn socket_sigterm_serves_the_accept_queue() {
+    testkit::assert_sigterm_serves_the_accept_queue(&mut start_one_worker("socket"), 12);
+}
+
 /// Issue 10 item 3, `--pass listener`: a client waiting in the accept queue behind the only, busy worker at SIGTERM is still served.
 #[test]
 fn listener_sigterm_serves_the_accept_queue() {
-    testkit::assert_sigterm_serves_the_accept_queue(&mut start_one_worker("listener"));
+    testkit::assert_sigterm_serves_the_accept_queue(&mut start_one_worker("listener"), 1);
 }
 
 /// Issue 10 item 3, `--pass reuseport`: a client waiting in the accept queue behind the only, busy worker at SIGTERM is still served.
 #[test]
 fn reuseport_sigterm_serves_the_accept_queue() {
-    testkit::assert_sigterm_serves_the_accept_queue(&mut start_one_worker("reuseport"));
+    testkit::assert_sigterm_serves_the_accept_queue(&mut start_one_worker("reuseport"), 1);
 }
