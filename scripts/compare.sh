@@ -2,36 +2,102 @@
 # The suite's main job: runs every way of sharing one port under the same loads,
 # measured by loadgen, and writes a report people learn from.
 #
-#   scripts/compare.sh [--quick] [--out DIR] [--workers N] [--repeats K] [--peers|--no-peers]
+#   scripts/compare.sh [--quick] [--out DIR] [--workers N] [--repeats K] [--seed N]
+#                      [--loadgen-cpus LIST --server-cpus LIST] [--peers|--no-peers] [--dry-run]
 #
 # --quick      fewer, shorter runs (every section still present), ~90 s after the build
 # --out DIR    where to write (default results/<date>-<host>/): REPORT.md, SVG charts,
-#              runs/*.json (every loadgen report) and README.md (how to reproduce)
+#              runs/*.json (every loadgen report), README.md (the machine, the
+#              affinity, the seed: how to reproduce) and commands.log (a log of
+#              every command as it ran, with that run's pids and ports)
 # --workers N  workers per cluster (default 2)
-# --repeats K  rounds of the throughput matrix, modes interleaved A B C D A B C D
-#              so that ratios hold on a noisy machine (default 3; 1 with --quick)
+# --repeats K  rounds of the throughput matrix, every mode once per round, in an
+#              order shuffled per round (default 3; 1 with --quick)
+# --seed N     the seed of that shuffle (default: the clock); the same seed gives
+#              the same order; recorded in README.md
+# --loadgen-cpus LIST --server-cpus LIST
+#              pin loadgen and the server tree (master, workers, peers) to
+#              disjoint CPUs, lists as taskset's (`0`, `0-1`, `2,3`); both or
+#              neither. Default: with 4 CPUs or more, loadgen on the lower half
+#              and the server on the upper half; with fewer, shared (no pinning,
+#              and README.md says so first)
 # --peers      measure nginx (stream proxy) and Node.js cluster too; on by default
 #              when they are installed, skipped with a line saying how otherwise
+# --dry-run    print the plan (affinity, seed, every load in order as [n/total])
+#              and exit, building and starting nothing
 #
 # The script only orchestrates: clusters, loads and the report renderer are the
 # project's binaries (proxy, handoff, loadgen); see README.md.
 set -euo pipefail
 
-quick=0 out= workers=2 repeats= peers=auto
+quick=0 out= workers=2 repeats= peers=auto seed= loadgen_cpus= server_cpus= dry_run=0
+usage_error() { echo "compare.sh: $*" >&2; exit 2; }
 while (($#)); do
   case $1 in
     --quick) quick=1; shift ;;
     --out) out=${2:?--out needs a folder}; shift 2 ;;
     --workers) workers=${2:?--workers needs a number}; shift 2 ;;
     --repeats) repeats=${2:?--repeats needs a number}; shift 2 ;;
+    --seed) seed=${2:?--seed needs a number}; shift 2 ;;
+    --loadgen-cpus) loadgen_cpus=${2:?--loadgen-cpus needs a CPU list}; shift 2 ;;
+    --server-cpus) server_cpus=${2:?--server-cpus needs a CPU list}; shift 2 ;;
     --peers) peers=yes; shift ;;
     --no-peers) peers=no; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    --dry-run) dry_run=1; shift ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) usage_error "unknown argument $1 (see --help)" ;;
   esac
 done
-[[ $workers =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --workers must be a positive integer" >&2; exit 2; }
-[[ -z $repeats || $repeats =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --repeats must be a positive integer" >&2; exit 2; }
+[[ $workers =~ ^[1-9][0-9]*$ ]] || usage_error "--workers must be a positive integer"
+[[ -z $repeats || $repeats =~ ^[1-9][0-9]*$ ]] || usage_error "--repeats must be a positive integer"
+[[ -z $seed || $seed =~ ^[0-9]{1,18}$ ]] || usage_error "--seed must be a non-negative integer"
+: "${seed:=$(date +%s)}"
+
+# --- affinity: checked before anything is built or run ----------------------
+# cpu_list LIST: the CPUs of a taskset-style list (`0`, `0-3`, `1,3`, `0-1,4`),
+# one per line, ascending; fails on anything else.
+cpu_list() {
+  local item lo hi c items
+  [[ $1 =~ ^[0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*$ ]] || return 1
+  IFS=, read -ra items <<<"$1"
+  for item in "${items[@]}"; do
+    lo=$((10#${item%-*})) hi=$((10#${item#*-}))
+    ((lo <= hi)) || return 1
+    for ((c = lo; c <= hi; c++)); do echo "$c"; done
+  done | sort -nu
+}
+# The CPUs this script may run on (its own affinity, which its children inherit).
+mapfile -t machine_cpus < <(cpu_list "$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/$$/status)")
+if [[ -n $loadgen_cpus || -n $server_cpus ]]; then
+  [[ -n $loadgen_cpus && -n $server_cpus ]] || usage_error "--loadgen-cpus and --server-cpus go together: give both or neither"
+  for flag in loadgen server; do
+    list_var=${flag}_cpus
+    mapfile -t cpus < <(cpu_list "${!list_var}" || echo bad)
+    [[ ${cpus[*]} != *bad* ]] || usage_error "--$flag-cpus ${!list_var} is not a CPU list like 0, 0-1 or 2,3"
+    for c in "${cpus[@]}"; do
+      [[ " ${machine_cpus[*]} " == *" $c "* ]] || usage_error "--$flag-cpus ${!list_var}: this machine has no CPU $c for us (ours: ${machine_cpus[*]})"
+    done
+    declare -a "${flag}_set=(${cpus[*]})"
+  done
+  for c in "${loadgen_set[@]}"; do
+    [[ " ${server_set[*]} " != *" $c "* ]] || usage_error "--loadgen-cpus $loadgen_cpus and --server-cpus $server_cpus overlap (CPU $c)"
+  done
+  affinity_origin="given: \`--loadgen-cpus $loadgen_cpus --server-cpus $server_cpus\`"
+elif ((${#machine_cpus[@]} >= 4)); then
+  half=$((${#machine_cpus[@]} / 2))
+  loadgen_cpus=$(IFS=,; echo "${machine_cpus[*]:0:half}")
+  server_cpus=$(IFS=,; echo "${machine_cpus[*]:half}")
+  affinity_origin="the default with ${#machine_cpus[@]} CPUs: the lower half for loadgen, the upper half for the server"
+fi
+if [[ -n $loadgen_cpus ]]; then
+  command -v taskset >/dev/null || usage_error "pinning needs taskset (util-linux), which is not installed"
+  affinity="CPUs pinned: loadgen on CPUs $loadgen_cpus, the server tree on CPUs $server_cpus ($affinity_origin)"
+  loadgen_pin=(taskset -c "$loadgen_cpus")
+else
+  affinity="CPUs shared: loadgen and the server ran on the same ${#machine_cpus[@]} CPUs ($(IFS=,; echo "${machine_cpus[*]}"); no pinning by default with fewer than 4), so every figure at saturation includes loadgen's own CPU"
+  loadgen_pin=()
+fi
+export SERVER_CPUS=$server_cpus
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -53,18 +119,6 @@ else
 fi
 max_fds=256
 
-echo "building (cargo build --release)" >&2
-cargo build --release --quiet -p proxy -p handoff -p loadgen --bin proxy --bin handoff --bin loadgen
-bin=$root/target/release
-
-out=${out:-$root/results/$(date -u +%Y-%m-%d)-$(hostname -s)}
-mkdir -p "$out/runs"
-rm -f "$out"/runs/*.json
-commands=$out/commands.sh
-export SERVER_COMMANDS=$commands
-echo "# every command compare.sh ran, in order (cluster starts, loads, the report)" >"$commands"
-tmp=$(mktemp -d)
-
 # --- peers: which are here --------------------------------------------------
 nginx_module=/usr/lib/nginx/modules/ngx_stream_module.so
 have_nginx=0 have_node=0
@@ -83,20 +137,76 @@ fi
 ((have_nginx)) || [[ $peers == no ]] || echo "peers: nginx skipped (apt-get install nginx libnginx-mod-stream)" >&2
 ((have_node)) || [[ $peers == no ]] || echo "peers: Node.js skipped (install Node.js 20)" >&2
 
+# `direct` is the baseline: clients straight to every worker's own port, no
+# master in between, what a perfect way of sharing a port would cost.
+modes=(direct proxy handoff-socket handoff-listener handoff-reuseport "${peer_modes[@]}")
+cluster_modes=(proxy handoff-socket handoff-listener handoff-reuseport)
+
+# The order of the modes in every round of the throughput matrix, one round a
+# line, shuffled per round by Python's random.Random(seed): the same seed gives
+# the same order.
+mapfile -t round_orders < <(python3 - "$seed" "$repeats" "${modes[@]}" <<'PY'
+import random, sys
+rng = random.Random(int(sys.argv[1]))
+modes = sys.argv[3:]
+for _ in range(int(sys.argv[2])):
+    order = modes[:]
+    rng.shuffle(order)
+    print(" ".join(order))
+PY
+)
+# Every load this run makes, counted up front for the progress line.
+total=$((repeats * ${#modes[@]} * 3 + ${#cluster_modes[@]} * (${#held[@]} + ${#limit_steps[@]} + 2 * ${#works[@]} + 1)))
+
+if ((dry_run)); then
+  echo "affinity: $affinity"
+  echo "seed: $seed"
+else
+  # The sources the binaries are built from: before the build, and before
+  # this run writes anything.
+  git_status=$(git -C "$root" status --porcelain 2>/dev/null || echo "?? (not a git checkout)")
+  echo "building (cargo build --release)" >&2
+  cargo build --release --quiet -p proxy -p handoff -p loadgen --bin proxy --bin handoff --bin loadgen
+  out=${out:-$root/results/$(date -u +%Y-%m-%d)-$(hostname -s)}
+  mkdir -p "$out/runs"
+  rm -f "$out"/runs/*.json "$out/commands.sh"
+  commands=$out/commands.log
+  export SERVER_COMMANDS=$commands
+  echo "# A log of every command compare.sh ran, in order, with this run's pids and ports: a record, not a script to rerun" >"$commands"
+  tmp=$(mktemp -d)
+fi
+bin=$root/target/release
+
 # --- clusters ---------------------------------------------------------------
 # start MODE [FLAGS...]: starts a server (start_server in scripts/lib.sh, or
-# nginx in front of a proxy cluster's workers); sets $master (the pid loadgen
-# watches), $port (what loadgen loads), $first_worker (a worker pid, for the
-# fault experiment), and $pids (every process to stop, master first).
-pids=()
+# nginx in front of a proxy cluster's workers); sets $targets (the ports loadgen
+# loads: the public port, or for `direct` every worker's own port), $watches
+# (the pids loadgen watches, the one it counts as the master first),
+# $first_worker (a worker pid, for the fault experiment), and $pids (every
+# process to stop, master first).
+pids=() targets=() watches=()
 start() {
   local mode=$1; shift
   local as=$mode
-  [[ $mode == nginx ]] && as=proxy
+  if ((dry_run)); then first_worker=0; return 0; fi
+  [[ $mode == nginx || $mode == direct ]] && as=proxy
   start_server "$as" "$workers" "$tmp" "$@"
   pids=("$master")
+  targets=("$port") watches=("$master")
+  [[ $mode == direct ]] && read -ra targets <<<"${worker_ports//,/ }"
   [[ $mode == nginx ]] && start_nginx "$worker_ports"
-  return 0
+  local server_pids
+  read -ra server_pids <<<"${pids[*]} ${worker_pids//,/ }"
+  note_affinity "${server_pids[@]}"
+}
+
+# note_affinity PID...: the CPUs each server process may run on, read from
+# /proc/PID/status, appended to $tmp/affinity for README.md.
+note_affinity() {
+  local p
+  for p in "$@"; do
+    echo "$p $(awk '/^Cpus_allowed_list:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo gone)" >>"$tmp/affinity"
+  done
 }
 
 # run_bg FILE CMD...: CMD in the background, stdout to FILE, stderr to the log.
@@ -107,14 +217,44 @@ run_bg() {
   bg_pid=$!
 }
 
+# listens PID PORT: PID holds a socket listening on 127.0.0.1:PORT (its fds
+# against /proc/net/tcp), so a port someone else took is not mistaken for it.
+listens() {
+  python3 - "$1" "$2" <<'PY'
+import os, sys
+pid, port = sys.argv[1], int(sys.argv[2])
+inodes = set()
+try:
+    fds = os.listdir(f"/proc/{pid}/fd")
+except OSError:  # it has exited
+    sys.exit(1)
+for fd in fds:
+    try:
+        link = os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        continue
+    if link.startswith("socket:["):
+        inodes.add(link[8:-1])
+for line in open("/proc/net/tcp").readlines()[1:]:
+    f = line.split()
+    if f[1] == f"0100007F:{port:04X}" and f[3] == "0A" and f[9] in inodes:
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+
 # nginx's stream proxy in front of the proxy cluster's workers, one process
-# (master_process off), like our single-threaded master.
+# (master_process off), like our single-threaded master. A free port is picked,
+# then nginx binds it: if someone took it in between, nginx exits and another
+# port is tried (5 at most); the port counts once nginx itself listens on it.
 start_nginx() {
-  local upstreams="" p
+  local upstreams="" p try i nginx_pid pin=()
   for p in ${1//,/ }; do upstreams+="server 127.0.0.1:$p; "; done
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  [[ -n ${SERVER_CPUS:-} ]] && pin=(taskset -c "$SERVER_CPUS")
   mkdir -p "$tmp/nginx"
-  cat >"$tmp/nginx/nginx.conf" <<EOF
+  for ((try = 1; try <= 5; try++)); do
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cat >"$tmp/nginx/nginx.conf" <<CONF
 load_module $nginx_module;
 daemon off;
 master_process off;
@@ -127,15 +267,26 @@ stream {
   upstream workers { $upstreams }
   server { listen 127.0.0.1:$port; proxy_pass workers; }
 }
-EOF
-  run_bg /dev/null nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx"
-  local nginx_pid=$bg_pid i
-  for ((i = 0; i < 100; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.05
+CONF
+    run_bg /dev/null "${pin[@]}" nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx"
+    nginx_pid=$bg_pid
+    for ((i = 0; i < 200; i++)); do
+      kill -0 "$nginx_pid" 2>/dev/null || break
+      if listens "$nginx_pid" "$port"; then
+        pids=("$nginx_pid" "${pids[@]}")
+        targets=("$port")
+        watches=("$nginx_pid" "${watches[@]}")
+        return 0
+      fi
+      sleep 0.05
+    done
+    kill -TERM "$nginx_pid" 2>/dev/null || true
+    wait "$nginx_pid" 2>/dev/null || true
+    echo "nginx did not listen on 127.0.0.1:$port (try $try of 5); its log ends with:" >&2
+    tail -2 "$tmp/log" >&2
   done
-  pids=("$nginx_pid" "${pids[@]}")
-  master=$nginx_pid
+  echo "compare.sh: nginx never listened; giving up" >&2
+  exit 1
 }
 
 stop() {
@@ -144,34 +295,42 @@ stop() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   pids=()
 }
-cleanup() { stop; rm -rf "$tmp"; }
+cleanup() { stop; [[ -z ${tmp:-} ]] || rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- loads ------------------------------------------------------------------
-step=0
-# load NAME LABELS -- LOADGEN-ARGS...: one loadgen run against $port, watching
-# $master, its JSON in runs/NAME.json with LABELS (k=v ...). The keys and values
-# are the contract with the renderer, bench/loadgen/src/report/labels.rs: loadgen
-# refuses any other.
+step=0 started_s=$SECONDS
+# duration_text SECONDS: 42s, 3m05s.
+duration_text() {
+  if (($1 >= 60)); then printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); else printf '%ds' "$1"; fi
+}
+# load NAME LABELS -- LOADGEN-ARGS...: one loadgen run against $targets,
+# watching $watches, its JSON in runs/NAME.json with LABELS (k=v ...). The keys
+# and values are the contract with the renderer,
+# bench/loadgen/src/report/labels.rs: loadgen refuses any other. Progress on
+# stderr: [n/total] NAME (time spent, ~time left at the pace so far).
 load() {
-  local name=$1 labels=() l; shift
+  local name=$1 labels=() t w; shift
   while [[ $1 != -- ]]; do labels+=(--label "$1"); shift; done
   shift
   step=$((step + 1))
-  printf '[%3d] %s\n' "$step" "$name" >&2
-  local cmd=("$bin/loadgen" --target "http://127.0.0.1:$port${path:-/}" --watch "$master"
-    "${labels[@]}" --label workers="$workers" --json "$out/runs/$name.json" "$@")
+  if ((dry_run)); then echo "[$step/$total] $name"; return 0; fi
+  local spent=$((SECONDS - started_s)) left="?"
+  ((step == 1)) || left=$(duration_text $((spent * (total - step + 1) / (step - 1))))
+  echo "[$step/$total] $name ($(duration_text "$spent"), ~$left left)" >&2
+  local cmd=("${loadgen_pin[@]}" "$bin/loadgen")
+  for t in "${targets[@]}"; do cmd+=(--target "http://127.0.0.1:$t${path:-/}"); done
+  for w in "${watches[@]}"; do cmd+=(--watch "$w"); done
+  cmd+=("${labels[@]}" --label workers="$workers" --json "$out/runs/$name.json" "$@")
   echo "${cmd[*]}" >>"$commands"
   "${cmd[@]}" >>"$tmp/loadgen.log" 2>&1 || { echo "compare.sh: loadgen failed for $name:" >&2; tail -3 "$tmp/loadgen.log" >&2; exit 1; }
 }
 
-modes=(ceiling proxy handoff-socket handoff-listener handoff-reuseport "${peer_modes[@]}")
-cluster_modes=(proxy handoff-socket handoff-listener handoff-reuseport)
-
-# 1. Throughput and latency, closed loop: keep-alive and a new connection per request.
+# 1. Throughput and latency, closed loop: keep-alive and a new connection per
+# request; every mode once per round, in the round's shuffled order.
 for ((r = 1; r <= repeats; r++)); do
-  for mode in "${modes[@]}"; do
+  for mode in ${round_orders[r - 1]}; do
     start "$mode"
     load "throughput-$mode-keepalive-r$r" section=throughput mode="$mode" load=keepalive round="$r" -- \
       --connections 50 --duration "$duration" --warmup "$warmup"
@@ -182,7 +341,10 @@ for ((r = 1; r <= repeats; r++)); do
 done
 
 # Open loop at one rate every mode can hold: half the slowest mode's keep-alive capacity.
-rate=$(python3 - "$out/runs" <<'PY'
+if ((dry_run)); then
+  rate="(half the slowest mode's keep-alive capacity)"
+else
+  rate=$(python3 - "$out/runs" <<'PY'
 import json, sys, glob, statistics, collections
 per_mode = collections.defaultdict(list)
 for f in glob.glob(sys.argv[1] + "/throughput-*-keepalive-*.json"):
@@ -190,10 +352,11 @@ for f in glob.glob(sys.argv[1] + "/throughput-*-keepalive-*.json"):
     per_mode[r["labels"]["mode"]].append(r["requests"]["per_s"])
 print(max(100, int(min(statistics.median(v) for v in per_mode.values()) / 2)))
 PY
-)
-echo "open loop at $rate requests/s (half the slowest mode's keep-alive capacity)" >&2
+  )
+  echo "open loop at $rate requests/s (half the slowest mode's keep-alive capacity)" >&2
+fi
 for ((r = 1; r <= repeats; r++)); do
-  for mode in "${modes[@]}"; do
+  for mode in ${round_orders[r - 1]}; do
     start "$mode"
     load "throughput-$mode-openloop-r$r" section=throughput mode="$mode" load=openloop round="$r" -- \
       --connections 50 --duration "$duration" --warmup "$warmup" --rate "$rate"
@@ -246,22 +409,49 @@ for mode in "${cluster_modes[@]}"; do
   stop
 done
 
+if ((dry_run)); then
+  ((step == total)) || { echo "compare.sh: counted $total loads up front but planned $step" >&2; exit 1; }
+  exit 0
+fi
+
 # --- the record and the report ------------------------------------------------
+git_revision=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
+sysctls=()
+for key in net.core.somaxconn net.ipv4.tcp_max_syn_backlog net.ipv4.tcp_tw_reuse net.ipv4.ip_local_port_range fs.file-max; do
+  sysctls+=("\`$key = $(xargs <"/proc/sys/${key//.//}" 2>/dev/null || echo unknown)\`")
+done
 {
   echo "# How this report was made"
   echo
-  echo "Run: \`scripts/compare.sh$( ((quick)) && echo ' --quick') --workers $workers --repeats $repeats\`, $(date -u '+%Y-%m-%d %H:%M UTC')."
+  # The first lines: whether loadgen shared the server's CPUs.
+  echo "**${affinity%%:*}**:${affinity#*:}."
   echo
-  echo "- git revision: $(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo "Run: \`scripts/compare.sh$( ((quick)) && echo ' --quick') --workers $workers --repeats $repeats --seed $seed$( [[ -n $loadgen_cpus ]] && echo " --loadgen-cpus $loadgen_cpus --server-cpus $server_cpus")\`, $(date -u '+%Y-%m-%d %H:%M UTC'), $(duration_text $((SECONDS - started_s))) of loads."
+  echo
+  if [[ -z $git_status ]]; then
+    echo "- git revision: $git_revision, clean (nothing uncommitted)"
+  else
+    echo "- git revision: $git_revision, with uncommitted changes (\`git status --porcelain\` before the build):"
+    echo
+    echo '  ```'
+    sed 's/^/  /' <<<"$git_status"
+    echo '  ```'
+    echo
+  fi
   echo "- rustc: $(rustc -V)"
-  echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+  echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc --all) cores, ${#machine_cpus[@]} usable here"
   echo "- kernel: $(uname -sr)"
   echo "- ulimit -n: $(ulimit -n) (soft), $(ulimit -Hn) (hard)"
+  echo "- sysctls: $(IFS=,; echo "${sysctls[*]}" | sed 's/`,`/`, `/g')"
+  echo "- affinity: loadgen $([[ -n $loadgen_cpus ]] && echo "pinned to CPUs $loadgen_cpus" || echo "not pinned"); the server processes, Cpus_allowed_list read from /proc/PID/status after each start: $(awk '{ n[$2]++ } END { for (c in n) { printf "%s%d on CPUs %s", sep, n[c], c; sep = "; " } }' "$tmp/affinity")"
+  echo "- round order (seed $seed; Python's random.Random(seed), one shuffle per round):"
+  for ((r = 1; r <= repeats; r++)); do echo "  round $r: ${round_orders[r - 1]}"; done
   echo "- peers: $( ((have_nginx)) && nginx -v 2>&1 | cut -d/ -f2 | sed 's/^/nginx /' || echo 'nginx not measured')$( ((have_node)) && echo ", Node.js $(node --version)" || echo ', Node.js not measured')"
   echo "- open-loop rate: $rate requests/s"
   echo
-  echo "Every command, in order, is in [commands.sh](commands.sh); every loadgen"
-  echo "report is in [runs/](runs/). Render again with \`target/release/loadgen report ${out#"$root"/}\`."
+  echo "[commands.log](commands.log) is a log of every command as it ran, in order,"
+  echo "with this run's pids and ports; to run it again, use the command above. Every"
+  echo "loadgen report is in [runs/](runs/). Render again with \`target/release/loadgen report ${out#"$root"/}\`."
 } >"$out/README.md"
 echo "$bin/loadgen report $out" >>"$commands"
 "$bin/loadgen" report "$out"

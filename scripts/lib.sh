@@ -5,7 +5,9 @@
 # start_server MODE WORKERS DIR [FLAGS...]
 #   MODE: proxy, handoff-socket, handoff-listener, handoff-reuseport,
 #   ceiling (a proxy cluster whose first worker's own port is the target:
-#   nobody in between), or the Node.js cluster peers node-rr and node-none.
+#   nobody in between; wrk-modes.sh and vs-wrk.sh use it, while compare.sh's
+#   baseline `direct` loads every port of worker_ports), or the Node.js
+#   cluster peers node-rr and node-none.
 #   Starts it on 127.0.0.1 with a free port (--listen 127.0.0.1:0) in the
 #   background, stdout to DIR/ready, stderr appended to DIR/log; FLAGS go to
 #   the binary. Waits for the ready line (ARCHITECTURE.md) for at most 10 s, then
@@ -15,8 +17,12 @@
 #                   first worker's own port
 #     first_worker  the first worker's pid
 #     worker_ports  the workers' own ports, comma-separated (proxy modes)
+#     worker_pids   the workers' pids, comma-separated
 #   On failure it prints the end of the log and exits 1. If SERVER_COMMANDS
-#   names a file, the command line is appended to it.
+#   names a file, the command line is appended to it. If SERVER_CPUS holds a
+#   CPU list (taskset's: `1`, `2-3`, `0,2`), the server starts pinned to it
+#   (`taskset -c`, which execs it, so $master is still the server's pid); its
+#   workers inherit the affinity.
 #
 # The caller stops the server (kill -TERM "$master"; wait "$master").
 
@@ -32,6 +38,7 @@ start_server() {
     *) echo "start_server: unknown mode $mode" >&2; exit 2 ;;
   esac
   cmd+=(--listen 127.0.0.1:0 --workers "$workers" "$@")
+  [[ -n ${SERVER_CPUS:-} ]] && cmd=(taskset -c "$SERVER_CPUS" "${cmd[@]}")
   [[ -n ${SERVER_COMMANDS:-} ]] && echo "${cmd[*]}" >>"$SERVER_COMMANDS"
   : >"$dir/ready"
   "${cmd[@]}" >"$dir/ready" 2>>"$dir/log" &
@@ -48,12 +55,12 @@ start_server() {
     exit 1
   fi
   local listen_port
-  read -r master listen_port first_worker worker_ports < <(python3 -c '
+  read -r master listen_port first_worker worker_ports worker_pids < <(python3 -c '
 import json, sys
 r = json.loads(sys.stdin.readline())
 w = r["workers"]
 print(r["master_pid"], r["listen"].rsplit(":", 1)[1], w[0]["pid"],
-      ",".join(str(x["port"]) for x in w))' <"$dir/ready")
+      ",".join(str(x["port"]) for x in w), ",".join(str(x["pid"]) for x in w))' <"$dir/ready")
   port=$listen_port
   [[ $mode == ceiling ]] && port=${worker_ports%%,*}
   return 0

@@ -1,6 +1,8 @@
 //! `scripts/compare.sh --quick`, the suite's main job in its short form, run to
 //! its end, so that the script and the report cannot rot: every section of
 //! REPORT.md is written, with its charts and the record of how it was made.
+//! It runs pinned (`--loadgen-cpus 0 --server-cpus 1`) where the machine has
+//! two CPUs: the same loads, so it costs no time.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -12,14 +14,23 @@ use std::time::{Duration, Instant};
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The quick comparison writes REPORT.md with all seven sections, the SVG
-/// charts, README.md with the machine and the commands, and one JSON per run.
+/// charts, README.md with the machine, the affinity, the seed and the
+/// sysctls, commands.log, and one JSON per run, the baseline `direct`
+/// among them, loading every worker's own port.
 #[test]
 fn quick_comparison_writes_every_section() {
     let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     let out = std::env::temp_dir().join(format!("compare-test-{}", std::process::id()));
+    let pinned = std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() >= 2);
     let mut child = Command::new("bash")
         .arg(workspace.join("scripts/compare.sh"))
-        .args(["--quick", "--no-peers", "--workers", "2", "--out"])
+        .args(["--quick", "--no-peers", "--workers", "2", "--seed", "42"])
+        .args(if pinned {
+            &["--loadgen-cpus", "0", "--server-cpus", "1"][..]
+        } else {
+            &[][..]
+        })
+        .arg("--out")
         .arg(&out)
         .current_dir(workspace)
         // Its own process group, so that a run past the deadline can be
@@ -44,7 +55,12 @@ fn quick_comparison_writes_every_section() {
     };
     let report = std::fs::read_to_string(out.join("REPORT.md"));
     let readme = std::fs::read_to_string(out.join("README.md"));
-    let runs = std::fs::read_dir(out.join("runs")).map_or(0, |runs| runs.count());
+    let runs: Vec<String> = std::fs::read_dir(out.join("runs")).map_or(Vec::new(), |runs| {
+        runs.filter_map(|run| Some(run.ok()?.file_name().to_string_lossy().into_owned()))
+            .collect()
+    });
+    let direct = std::fs::read_to_string(out.join("runs/throughput-direct-keepalive-r1.json"));
+    let log = out.join("commands.log").is_file();
     let charts: Vec<bool> = [
         "latency.svg",
         "fds.svg",
@@ -75,12 +91,68 @@ fn quick_comparison_writes_every_section() {
         "the proxy's fd bill is not 2 per connection:\n{report}"
     );
     let readme = readme.expect("README.md written");
-    for fact in ["git revision", "rustc", "CPU", "kernel", "ulimit -n"] {
-        assert!(readme.contains(fact), "README.md lacks {fact}");
+    for fact in [
+        "git revision",
+        "rustc",
+        "CPU",
+        "kernel",
+        "ulimit -n",
+        "seed 42",
+        "net.core.somaxconn = ",
+        "net.ipv4.tcp_max_syn_backlog = ",
+        "net.ipv4.tcp_tw_reuse = ",
+        "net.ipv4.ip_local_port_range = ",
+        "fs.file-max = ",
+        "commands.log",
+    ] {
+        assert!(readme.contains(fact), "README.md lacks {fact}:\n{readme}");
     }
+    // The first lines say whether loadgen shared the server's CPUs, and the
+    // affinity read from /proc is the one asked for.
+    let first = readme.lines().take(3).collect::<Vec<_>>().join("\n");
+    if pinned {
+        assert!(
+            first.contains("**CPUs pinned**: loadgen on CPUs 0, the server tree on CPUs 1"),
+            "{first}"
+        );
+        assert!(
+            readme.contains("loadgen pinned to CPUs 0;") && readme.contains(" on CPUs 1\n"),
+            "{readme}"
+        );
+        assert!(
+            !readme.contains(" on CPUs 0\n"),
+            "a server process on CPU 0:\n{readme}"
+        );
+    } else {
+        assert!(first.contains("**CPUs shared**"), "{first}");
+    }
+    assert!(log, "commands.log not written");
     assert!(
         charts.iter().all(|&written| written),
         "charts written: {charts:?}"
     );
-    assert!(runs > 40, "only {runs} runs recorded");
+    assert!(runs.len() > 40, "only {} runs recorded", runs.len());
+    assert!(
+        !runs.iter().any(|run| run.contains("ceiling")),
+        "a ceiling run: {runs:?}"
+    );
+    // The baseline loads both workers' own ports, and loadgen saw the
+    // affinity it was given (the JSON fields of issue 11's interface).
+    let direct: serde_json::Value =
+        serde_json::from_str(&direct.expect("the direct baseline was run")).expect("JSON");
+    assert_eq!(direct["labels"]["mode"], "direct");
+    assert_eq!(
+        direct["parameters"]["targets"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        direct["parameters"]
+    );
+    if pinned {
+        assert_eq!(direct["affinity"]["loadgen"], serde_json::json!([0]));
+        let watched = direct["affinity"]["watched"].as_array().expect("watched");
+        assert!(!watched.is_empty());
+        for process in watched {
+            assert_eq!(process["cpus"], serde_json::json!([1]), "{process}");
+        }
+    }
 }

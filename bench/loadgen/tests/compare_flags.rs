@@ -1,0 +1,183 @@
+//! `scripts/compare.sh`'s flags checked before anything is built or run: CPU
+//! lists that cannot be honoured are refused with one line and exit code 2,
+//! and `--dry-run` shows the plan (the affinity, the seeded order of the
+//! rounds, every load counted up front) without building or starting a server.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Checking flags or printing the plan takes well under a second; a build of
+/// the release binaries would take minutes, so this deadline also proves that
+/// none was started.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn workspace() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).to_path_buf()
+}
+
+/// Runs compare.sh with `args` and `--out` a folder that must stay unwritten;
+/// returns its output and whether that folder was created.
+fn compare(args: &[&str]) -> (Output, bool) {
+    let out = std::env::temp_dir().join(format!(
+        "compare-flags-{}-{}",
+        std::process::id(),
+        args.join("_").replace(['/', ' '], "_")
+    ));
+    let mut child = Command::new("bash")
+        .arg(workspace().join("scripts/compare.sh"))
+        .arg("--out")
+        .arg(&out)
+        .args(args)
+        .current_dir(workspace())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so that a run past the deadline is stopped
+        // with everything it started.
+        .process_group(0)
+        .spawn()
+        .expect("start scripts/compare.sh");
+    let started = Instant::now();
+    while child.try_wait().expect("poll compare.sh").is_none() {
+        if started.elapsed() > DEADLINE {
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+            panic!("compare.sh {args:?} ran past {DEADLINE:?}: it went on to build or run");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child
+        .wait_with_output()
+        .expect("collect compare.sh's output");
+    let written = out.exists();
+    let _ = std::fs::remove_dir_all(&out);
+    (output, written)
+}
+
+/// A CPU list the machine cannot honour (a CPU it does not have, overlapping
+/// lists, only one of the two flags, not a list) is one line on stderr naming
+/// the problem and exit code 2, before anything is built, run or written.
+#[test]
+fn impossible_cpu_lists_exit_2_with_one_line_before_anything_runs() {
+    for (args, says) in [
+        (&["--loadgen-cpus", "0"][..], "give both or neither"),
+        (&["--server-cpus", "0"][..], "give both or neither"),
+        (
+            &["--loadgen-cpus", "0", "--server-cpus", "4095"][..],
+            "has no CPU 4095",
+        ),
+        (
+            &["--loadgen-cpus", "0-4095", "--server-cpus", "0"][..],
+            "has no CPU",
+        ),
+        (
+            &["--loadgen-cpus", "0", "--server-cpus", "0"][..],
+            "overlap",
+        ),
+        (
+            &["--loadgen-cpus", "x", "--server-cpus", "0"][..],
+            "is not a CPU list",
+        ),
+        (
+            &["--loadgen-cpus", "1-0", "--server-cpus", "0"][..],
+            "is not a CPU list",
+        ),
+        (
+            &["--loadgen-cpus", "0,", "--server-cpus", "1"][..],
+            "is not a CPU list",
+        ),
+    ] {
+        let (output, written) = compare(&[&["--quick", "--no-peers"][..], args].concat());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: not one line: {stderr}"
+        );
+        assert!(
+            stderr.starts_with("compare.sh: ") && stderr.contains(says),
+            "{args:?} should say {says:?}: {stderr}"
+        );
+        assert!(output.stdout.is_empty(), "{args:?} printed a plan");
+        assert!(!written, "{args:?} wrote its --out folder");
+    }
+}
+
+/// `--dry-run` lists every load as `[n/total] name` with the total counted up
+/// front, says how it pins, and orders the throughput rounds by the seed: the
+/// same seed gives the same order, another seed another one.
+#[test]
+fn dry_run_plans_every_load_in_a_seeded_order() {
+    let dry_run = |seed: &str| {
+        let (output, written) = compare(&[
+            "--dry-run",
+            "--quick",
+            "--no-peers",
+            "--repeats",
+            "5",
+            "--seed",
+            seed,
+        ]);
+        assert!(output.status.success(), "--dry-run failed: {output:?}");
+        assert!(!written, "--dry-run wrote its --out folder");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("building"), "--dry-run built: {stderr}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let seven = dry_run("7");
+    assert!(seven.contains("seed: 7"), "{seven}");
+    assert!(seven.contains("affinity: CPUs "), "{seven}");
+    let loads: Vec<&str> = seven.lines().filter(|l| l.starts_with('[')).collect();
+    let total = loads.len();
+    for (n, line) in loads.iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("[{}/{total}] ", n + 1)),
+            "load {} of {total} is {line:?}",
+            n + 1
+        );
+    }
+    // 5 modes × 3 loads × 5 rounds, and the other sections once.
+    assert!(total > 75, "only {total} loads planned");
+    let order = |plan: &str| -> Vec<String> {
+        plan.lines()
+            .filter(|l| l.contains("-keepalive-r"))
+            .filter_map(|l| l.split(' ').nth(1))
+            .filter(|name| name.starts_with("throughput-"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(order(&seven).len(), 25, "{seven}");
+    assert!(order(&seven).iter().any(|name| name.contains("-direct-")));
+    assert_eq!(
+        order(&seven),
+        order(&dry_run("7")),
+        "same seed, other order"
+    );
+    assert_ne!(
+        order(&seven),
+        order(&dry_run("8")),
+        "seeds 7 and 8 gave one order"
+    );
+
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus >= 2 {
+        let (output, _) = compare(&[
+            "--dry-run",
+            "--quick",
+            "--no-peers",
+            "--loadgen-cpus",
+            "0",
+            "--server-cpus",
+            "1",
+        ]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{output:?}");
+        assert!(
+            stdout.contains("CPUs pinned: loadgen on CPUs 0, the server tree on CPUs 1"),
+            "{stdout}"
+        );
+    }
+}
