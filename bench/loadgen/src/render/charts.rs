@@ -149,7 +149,9 @@ pub fn latency(load: Load, lines: &[SpectrumLine]) -> anyhow::Result<String> {
         for (index, line) in lines.iter().enumerate() {
             mode_line(&mut chart, index, line.mode, &line.points)?;
         }
-        legend(&mut chart)
+        // Lower right: the tails rise to the upper left, where the slowest
+        // modes run at p90-p99; the bottom right holds no line.
+        legend_at(&mut chart, SeriesLabelPosition::LowerRight)
     })
 }
 
@@ -654,11 +656,35 @@ where
     Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
 {
     let style = colour(index).stroke_width(2);
-    chart
-        .draw_series(LineSeries::new(points.iter().copied(), style))
-        .map_err(drawing)?
-        .label(mode.name())
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    // A dash pattern besides the colour, so that no two modes are told apart
+    // by colour alone (colour-blind readers, a grey print): solid, then
+    // dashes, dots and long dashes in turn.
+    let dash: Option<(u32, u32)> = match index % 4 {
+        0 => None,
+        1 => Some((9, 5)),
+        2 => Some((2, 4)),
+        _ => Some((16, 5)),
+    };
+    let series = match dash {
+        None => chart.draw_series(LineSeries::new(points.iter().copied(), style)),
+        Some((size, gap)) => chart.draw_series(DashedLineSeries::new(
+            points.iter().copied(),
+            size,
+            gap,
+            style,
+        )),
+    };
+    series.map_err(drawing)?.label(mode.name()).legend(
+        move |(x, y)| -> DynElement<'static, SVGBackend<'_>, (i32, i32)> {
+            let line = vec![(x, y), (x + 24, y)];
+            match dash {
+                None => PathElement::new(line, style).into_dyn(),
+                Some((size, gap)) => {
+                    plotters::element::DashedPathElement::new(line, size, gap, style).into_dyn()
+                }
+            }
+        },
+    );
     Ok(())
 }
 
@@ -669,9 +695,21 @@ where
     X: plotters::coord::ranged1d::Ranged,
     Y: plotters::coord::ranged1d::Ranged,
 {
+    legend_at(chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// The legend box at `position`, over a translucent white.
+fn legend_at<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    X: plotters::coord::ranged1d::Ranged,
+    Y: plotters::coord::ranged1d::Ranged,
+{
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
         .label_font((FONT, 14))
