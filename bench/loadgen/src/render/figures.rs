@@ -1136,6 +1136,17 @@ pub(crate) mod tests {
         run.watch[0].processes[0].summary.fds_max = fds;
     }
 
+    /// The host of a target URL, and whether it is loopback.
+    #[test]
+    fn hosts_of_targets() {
+        assert_eq!(host_of("http://127.0.0.1:8080/?work_us=0"), "127.0.0.1");
+        assert_eq!(host_of("http://[::1]:8080/"), "::1");
+        assert_eq!(host_of("http://localhost/"), "localhost");
+        assert_eq!(host_of("http://10.0.0.5"), "10.0.0.5");
+        assert!(is_loopback("127.0.0.2") && is_loopback("::1") && is_loopback("localhost"));
+        assert!(!is_loopback("10.0.0.5") && !is_loopback("example.com"));
+    }
+
     /// Medians of odd and even counts, min and max; nothing from nothing.
     #[test]
     fn spreads() {

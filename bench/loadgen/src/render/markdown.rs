@@ -1446,6 +1446,8 @@ fn peers(out: &mut String, figures: &Figures) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::figures::tests::run;
+    use crate::report::{Affinity, Report, Role, WatchedAffinity};
 
     /// The throughput section names the connections the runs had, not a
     /// number fixed in advance.
@@ -1499,6 +1501,233 @@ mod tests {
                 .expect("a sentence")
                 .contains("one round only, no ranking")
         );
+    }
+
+    /// A run labelled `labels` whose master holds `master_fds` and its tree
+    /// `tree_fds`.
+    fn fds(labels: &[(&str, &str)], master_fds: usize, tree_fds: usize) -> Report {
+        let mut report = run(labels, 1.0, 1);
+        report.watch[0].processes[0].summary.fds_max = master_fds;
+        report.watch[0].summary.fds_max = tree_fds;
+        report
+    }
+
+    /// A newconn throughput run of `mode`: its master spends `master_us` and
+    /// one worker `worker_us` CPU per request.
+    fn newconn(mode: &str, master_us: f64, worker_us: f64) -> Report {
+        let mut report = run(
+            &[
+                ("section", "throughput"),
+                ("mode", mode),
+                ("load", "newconn"),
+            ],
+            1.0,
+            1,
+        );
+        let tree = &mut report.watch[0];
+        tree.processes[0].summary.cpu_ms_per_1000_requests = Some(master_us);
+        let mut worker = tree.processes[0].clone();
+        worker.pid = 2;
+        worker.ppid = 1;
+        worker.role = Role::Child;
+        worker.summary.cpu_ms_per_1000_requests = Some(worker_us);
+        tree.processes.push(worker);
+        report
+    }
+
+    /// A small run set with every section the first screen reads: proxy 2
+    /// fds per connection in the master and 3 in the tree, the handoff modes
+    /// 0 and 1; proxy serving 112 connections under 256 fds, a handoff
+    /// master 400 without reaching its limit; CPU per request with a new
+    /// connection per request.
+    fn glance_runs() -> Vec<Report> {
+        let mut runs = Vec::new();
+        for n in [100usize, 1000] {
+            let label = n.to_string();
+            for (mode, master, tree) in [
+                ("proxy", 12 + 2 * n, 20 + 3 * n),
+                ("handoff-socket", 9, 15 + n),
+                ("handoff-listener", 9, 15 + n),
+            ] {
+                runs.push(fds(
+                    &[
+                        ("section", "fdbill"),
+                        ("mode", mode),
+                        ("connections", &label),
+                    ],
+                    master,
+                    tree,
+                ));
+            }
+        }
+        for (mode, n, failed) in [
+            ("proxy", 50u64, 0u64),
+            ("proxy", 150, 38),
+            ("proxy", 200, 88),
+            ("handoff-listener", 50, 0),
+            ("handoff-listener", 400, 0),
+        ] {
+            let label = n.to_string();
+            let mut report = run(
+                &[
+                    ("section", "fdlimit"),
+                    ("mode", mode),
+                    ("connections", &label),
+                    ("max_fds", "256"),
+                ],
+                1.0,
+                1,
+            );
+            report.requests.failed = failed;
+            runs.push(report);
+        }
+        runs.push(newconn("proxy", 40.0, 50.0));
+        runs.push(newconn("handoff-socket", 1.0, 30.0));
+        runs.push(newconn("direct", 5.0, 20.0));
+        runs
+    }
+
+    /// The lines of the "At a glance" block that start with `- `.
+    fn glance_lines(text: &str) -> Vec<String> {
+        let start = text.find("## At a glance").expect("an At a glance block");
+        let end = text.find(&format!("## {THROUGHPUT}")).expect("section 1");
+        assert!(start < end, "the glance comes before section 1");
+        text[start..end]
+            .lines()
+            .filter(|line| line.starts_with("- "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The first screen: each headline figure computed from the runs and
+    /// linked to its section, at most five lines.
+    #[test]
+    fn glance_lines_carry_the_figures_and_their_links() {
+        let text = render(&Figures::of(&glance_runs()));
+        let lines = glance_lines(&text);
+        assert_eq!(
+            lines,
+            [
+                "- **fds per client connection:** `proxy` 2.0 in the master, 3.0 in the whole \
+                 tree; `handoff-socket` and `handoff-listener` 0.0 in the master, 1.0 in the \
+                 whole tree. [§2](#2-the-fd-bill)",
+                "- **Connections served with the master limited to 256 fds** (`--max-fds`): \
+                 `proxy` 112 at once; `handoff-listener` ≥ 400 (limit not reached). \
+                 [§3](#3-the-fd-limit)",
+                "- **Server CPU per request, a new connection per request** (the whole tree, \
+                 median): `proxy` 90.0 µs, `handoff-socket` 31.0 µs; the baseline `direct` \
+                 20.0 µs. [§5](#5-master-cost)",
+            ]
+        );
+        assert!(lines.len() <= 5);
+        // The mechanism, said to be one, with the baseline's row.
+        assert!(text.contains("the mechanism, not a measurement"));
+        assert!(text.contains("| `handoff-socket` | 1, only until the worker acknowledges"));
+        assert!(text.contains("| baseline `direct` | none"));
+        // No capacity at an SLO: there is no sweep to take it from.
+        assert!(!text.contains("p99 ≤ 10 ms"));
+    }
+
+    /// A glance line whose data is absent is left out, not written empty.
+    #[test]
+    fn glance_omits_a_line_without_its_data() {
+        let runs: Vec<Report> = glance_runs()
+            .into_iter()
+            .filter(|run| run.labels.section != Some(Section::FdLimit))
+            .collect();
+        let lines = glance_lines(&render(&Figures::of(&runs)));
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(lines[0].contains("fds per client connection"));
+        assert!(lines[1].contains("Server CPU per request"));
+        let only_fds: Vec<Report> = glance_runs()
+            .into_iter()
+            .filter(|run| run.labels.section == Some(Section::FdBill))
+            .collect();
+        let lines = glance_lines(&render(&Figures::of(&only_fds)));
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(glance_lines(&render(&Figures::default())).is_empty());
+    }
+
+    /// Every `(#anchor)` the report links to is the anchor of one of its
+    /// headings.
+    #[test]
+    fn links_point_at_headings() {
+        assert_eq!(anchor(FD_BILL), "2-the-fd-bill");
+        assert_eq!(anchor(THROUGHPUT), "1-throughput-and-latency");
+        let mut figures = Figures::of(&glance_runs());
+        figures.rounds.insert(Section::Faults, (1, 1));
+        let text = render(&figures);
+        let anchors: Vec<String> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("## "))
+            .map(anchor)
+            .collect();
+        let mut links = 0;
+        for (at, _) in text.match_indices("](#") {
+            let rest = &text[at + 3..];
+            let target = &rest[..rest.find(')').expect("a closed link")];
+            assert!(anchors.iter().any(|a| a == target), "no heading #{target}");
+            links += 1;
+        }
+        assert!(links >= 4, "{links} links");
+    }
+
+    /// The Limitations section reads the CPUs from each run's affinity:
+    /// shared, pinned apart, or not recorded (with the machine's cores).
+    #[test]
+    fn limitations_say_shared_or_pinned_from_affinity() {
+        let with = |loadgen: Vec<usize>, server: Vec<usize>| {
+            let mut report = newconn("proxy", 1.0, 1.0);
+            report.affinity = Some(Affinity {
+                loadgen,
+                watched: vec![WatchedAffinity {
+                    pid: 1,
+                    cpus: server,
+                }],
+            });
+            report
+        };
+        let limitations = |runs: &[Report]| {
+            let text = render(&Figures::of(runs));
+            let start = text.find("## Limitations").expect("a Limitations section");
+            assert!(
+                !text[start..].contains("\n## "),
+                "Limitations is the last section"
+            );
+            text[start..].to_owned()
+        };
+        let shared = limitations(&[with(vec![0, 1], vec![0, 1])]);
+        assert!(shared.contains("**CPUs: shared.**"), "{shared}");
+        assert!(shared.contains("loadgen (CPUs 0-1) and the server (CPUs 0-1)"));
+        let pinned = limitations(&[with(vec![0], vec![1])]);
+        assert!(pinned.contains("**CPUs: pinned apart.**"), "{pinned}");
+        assert!(
+            pinned.contains("loadgen ran on CPUs 0 and the server on CPUs 1 of the machine's 2")
+        );
+        assert!(!pinned.contains("CPUs: shared"), "{pinned}");
+        let mixed = limitations(&[with(vec![0], vec![1]), with(vec![0, 1], vec![1])]);
+        assert!(mixed.contains("**CPUs: mixed.**"), "{mixed}");
+        let unknown = limitations(&[newconn("proxy", 1.0, 1.0)]);
+        assert!(unknown.contains("did not record which CPUs"), "{unknown}");
+        assert!(unknown.contains("the machine has 2 cores"), "{unknown}");
+        // Loopback from the targets; the workers from their label.
+        assert!(unknown.contains("**Loopback only:**") && unknown.contains("`127.0.0.1`"));
+        let mut remote = run(
+            &[("section", "fdbill"), ("mode", "proxy"), ("workers", "2")],
+            1.0,
+            1,
+        );
+        remote.parameters.targets = vec![
+            "http://[::1]:8080/".to_owned(),
+            "http://10.0.0.5:8080/".to_owned(),
+        ];
+        let remote = limitations(&[remote]);
+        assert!(
+            remote.contains("**Targets:** `10.0.0.5` and `::1`"),
+            "{remote}"
+        );
+        assert!(remote.contains("**Workers:** 2 per server"), "{remote}");
+        assert!(remote.contains("a caveat, not a measurement"));
     }
 
     /// Each section says its own round count; no section claims rounds it
