@@ -472,7 +472,7 @@ fn limitations(out: &mut String, figures: &Figures) {
             } else {
                 String::new()
             };
-            Some(format!("{}{also} {n}", section_link(heading)))
+            Some(format!("{n} in {}{also}", section_link(heading)))
         })
         .collect();
     if !rounds.is_empty() {
