@@ -197,6 +197,10 @@ fn renders_every_section_from_real_runs() {
         "## 7. Peers",
         "README.md",
         "Machine: ",
+        "## At a glance",
+        "## Limitations",
+        "**Loopback only:**",
+        "[§2](#2-the-fd-bill)",
     ] {
         assert!(report.contains(heading), "no {heading:?} in\n{report}");
     }

@@ -398,6 +398,110 @@ pub struct Figures {
     /// Per section: the fewest and the most runs behind one of its figures
     /// (rounds), over its groups.
     pub rounds: BTreeMap<Section, (usize, usize)>,
+    /// How the runs were set up: CPUs, targets, workers (for "Limitations").
+    pub setup: Setup,
+}
+
+/// How the runs were set up, as far as they recorded it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Setup {
+    /// Runs whose `affinity` shows loadgen allowed on a CPU some watched
+    /// process was allowed on too.
+    pub shared: usize,
+    /// Runs whose `affinity` shows loadgen's CPUs apart from every watched
+    /// process's.
+    pub pinned: usize,
+    /// Runs without `affinity` (or without a watched process in it).
+    pub unrecorded: usize,
+    /// loadgen's CPU lists over the runs that recorded them, each once.
+    pub loadgen_cpus: Vec<Vec<usize>>,
+    /// The watched processes' CPUs (their union per run), each list once.
+    pub server_cpus: Vec<Vec<usize>>,
+    /// The host of every target of every run, each once, sorted.
+    pub hosts: Vec<String>,
+    /// The `workers` labels, each once, fewest first.
+    pub workers: Vec<u64>,
+}
+
+impl Setup {
+    /// Reads the setup of `runs`.
+    pub fn of(runs: &[Report]) -> Setup {
+        let mut setup = Setup::default();
+        for run in runs {
+            match &run.affinity {
+                Some(affinity) if !affinity.watched.is_empty() => {
+                    let mut server: Vec<usize> = affinity
+                        .watched
+                        .iter()
+                        .flat_map(|watched| watched.cpus.iter().copied())
+                        .collect();
+                    server.sort_unstable();
+                    server.dedup();
+                    if server.iter().any(|cpu| affinity.loadgen.contains(cpu)) {
+                        setup.shared += 1;
+                    } else {
+                        setup.pinned += 1;
+                    }
+                    if !setup.loadgen_cpus.contains(&affinity.loadgen) {
+                        setup.loadgen_cpus.push(affinity.loadgen.clone());
+                    }
+                    if !setup.server_cpus.contains(&server) {
+                        setup.server_cpus.push(server);
+                    }
+                }
+                _ => setup.unrecorded += 1,
+            }
+            let targets = if run.parameters.targets.is_empty() {
+                std::slice::from_ref(&run.parameters.target)
+            } else {
+                run.parameters.targets.as_slice()
+            };
+            for target in targets {
+                let host = host_of(target).to_owned();
+                if !setup.hosts.contains(&host) {
+                    setup.hosts.push(host);
+                }
+            }
+            if let Some(workers) = run.labels.workers {
+                if !setup.workers.contains(&workers) {
+                    setup.workers.push(workers);
+                }
+            }
+        }
+        setup.hosts.sort();
+        setup.workers.sort_unstable();
+        setup
+    }
+
+    /// Whether every target was on this machine's loopback.
+    pub fn loopback_only(&self) -> bool {
+        !self.hosts.is_empty() && self.hosts.iter().all(|host| is_loopback(host))
+    }
+}
+
+/// The host of a target URL: `127.0.0.1` of `http://127.0.0.1:80/x`, `::1`
+/// of `http://[::1]:80/`.
+pub fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if let Some(bracketed) = authority.strip_prefix('[') {
+        return bracketed.split(']').next().unwrap_or(bracketed);
+    }
+    authority
+        .split_once(':')
+        .map_or(authority, |(host, _)| host)
+}
+
+/// Whether `host` names this machine's loopback: 127.0.0.0/8, `::1`,
+/// `localhost`.
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Figures {
@@ -449,6 +553,7 @@ impl Figures {
             faults: faults(&section(Section::Faults)),
             peers,
             rounds: rounds(runs),
+            setup: Setup::of(runs),
         }
     }
 }
@@ -1029,6 +1134,17 @@ pub(crate) mod tests {
 
     fn set_master_fds(run: &mut Report, fds: usize) {
         run.watch[0].processes[0].summary.fds_max = fds;
+    }
+
+    /// The host of a target URL, and whether it is loopback.
+    #[test]
+    fn hosts_of_targets() {
+        assert_eq!(host_of("http://127.0.0.1:8080/?work_us=0"), "127.0.0.1");
+        assert_eq!(host_of("http://[::1]:8080/"), "::1");
+        assert_eq!(host_of("http://localhost/"), "localhost");
+        assert_eq!(host_of("http://10.0.0.5"), "10.0.0.5");
+        assert!(is_loopback("127.0.0.2") && is_loopback("::1") && is_loopback("localhost"));
+        assert!(!is_loopback("10.0.0.5") && !is_loopback("example.com"));
     }
 
     /// Medians of odd and even counts, min and max; nothing from nothing.

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::charts::{COST_SVG, FAIRNESS_SVG, FDS_SVG, LATENCY_SVG, MASTER_FDS_SVG};
 use super::figures::{
-    CostRow, Figures, Order, Spread, ThroughputRow, WAITING_RATIO, connections_at_limit,
+    CostRow, FdLimitRow, Figures, Order, Spread, ThroughputRow, WAITING_RATIO, connections_at_limit,
 };
 use crate::report::format::{bytes, count, count_f64, micros, rate};
 use crate::report::labels::{Load, Mode, Peer, Section};
@@ -18,6 +18,7 @@ pub const USUAL_SOFT_LIMIT: f64 = 1024.0;
 pub fn render(figures: &Figures) -> String {
     let mut out = String::new();
     header(&mut out, figures);
+    glance(&mut out, figures);
     throughput(&mut out, figures);
     fd_bill(&mut out, figures);
     fd_limit(&mut out, figures);
@@ -25,7 +26,34 @@ pub fn render(figures: &Figures) -> String {
     master_cost(&mut out, figures);
     faults(&mut out, figures);
     peers(&mut out, figures);
+    limitations(&mut out, figures);
     out
+}
+
+/// The headings the first screen and the limitations link to, as written.
+const THROUGHPUT: &str = "1. Throughput and latency";
+const FD_BILL: &str = "2. The fd bill";
+const FD_LIMIT: &str = "3. The fd limit";
+const FAIRNESS: &str = "4. Fairness";
+const MASTER_COST: &str = "5. Master cost";
+const FAULTS: &str = "6. Faults";
+const LIMITATIONS: &str = "Limitations";
+
+/// The anchor GitHub gives a heading: lower case, punctuation dropped, spaces
+/// as hyphens (`2. The fd bill` → `2-the-fd-bill`).
+fn anchor(heading: &str) -> String {
+    heading
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// `[§2](#2-the-fd-bill)`: a link to a numbered section.
+fn section_link(heading: &str) -> String {
+    let number = heading.split('.').next().unwrap_or(heading);
+    format!("[§{number}](#{})", anchor(heading))
 }
 
 /// `w!(out, ...)`: writeln! into a String, which cannot fail.
@@ -86,6 +114,381 @@ fn header(out: &mut String, figures: &Figures) {
          each section says how many rounds (runs per figure) it has. Modes: `proxy` (the \
          master relays every byte), `handoff-socket` / `handoff-listener` / \
          `handoff-reuseport` (the master hands sockets to workers with SCM_RIGHTS){baseline}."
+    );
+    w!(out);
+}
+
+/// `0.0` or `0.0–0.1`: the range of one-decimal figures.
+fn decimal_range(values: &[f64]) -> String {
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (low, high) = (
+        format!("{:.1}", low.max(0.0)),
+        format!("{:.1}", high.max(0.0)),
+    );
+    if low == high {
+        low
+    } else {
+        format!("{low}–{high}")
+    }
+}
+
+/// Whether `mode` hands sockets over (the three `handoff-*` modes).
+fn is_handoff(mode: Mode) -> bool {
+    matches!(mode, Mode::Cluster(cluster::Mode::Handoff(_)))
+}
+
+/// The glance line of the fd bill: fds per connection of the master and the
+/// whole tree, `proxy` against the handoff modes.
+fn glance_fds(figures: &Figures) -> Option<String> {
+    let per = |slopes: &[&super::figures::FdSlope]| -> Option<String> {
+        if slopes.is_empty() {
+            return None;
+        }
+        let masters: Vec<f64> = slopes.iter().map(|s| s.fds_per_connection).collect();
+        let trees: Vec<f64> = slopes
+            .iter()
+            .filter_map(|s| s.tree.map(|(per, _)| per))
+            .collect();
+        Some(if trees.len() == slopes.len() {
+            format!(
+                "{} in the master, {} in the whole tree",
+                decimal_range(&masters),
+                decimal_range(&trees)
+            )
+        } else {
+            format!("{} in the master", decimal_range(&masters))
+        })
+    };
+    let proxy: Vec<_> = figures
+        .fd_slopes
+        .iter()
+        .filter(|s| s.mode == Mode::PROXY)
+        .collect();
+    let handoff: Vec<_> = figures
+        .fd_slopes
+        .iter()
+        .filter(|s| is_handoff(s.mode))
+        .collect();
+    let mut parts = Vec::new();
+    if let Some(text) = per(&proxy) {
+        parts.push(format!("`proxy` {text}"));
+    }
+    if let Some(text) = per(&handoff) {
+        let names: Vec<String> = handoff.iter().map(|s| format!("`{}`", s.mode)).collect();
+        parts.push(format!("{} {text}", and_list(&names)));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "**fds per client connection:** {}. {}",
+        parts.join("; "),
+        section_link(FD_BILL)
+    ))
+}
+
+/// What one fd limit row served: `112 at once`, `≥ 400 (limit not reached)`.
+fn served_at_limit(row: &FdLimitRow) -> Option<String> {
+    Some(
+        match (row.capacity, row.most_without_errors, row.first_with_errors) {
+            (Some(capacity), _, Some(_)) => format!("{} at once", count(capacity.connections)),
+            (None, Some(most), Some(first)) => {
+                format!("{} but not {}", count(most), count(first))
+            }
+            (None, None, Some(first)) => format!("fewer than {}", count(first)),
+            (_, Some(most), None) => format!("≥ {} (limit not reached)", count(most)),
+            (_, None, None) => return None,
+        },
+    )
+}
+
+/// The glance line of the fd limit: the connections each mode served with
+/// its master's fds limited.
+fn glance_fd_limit(figures: &Figures) -> Option<String> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for row in &figures.fd_limit {
+        let Some(text) = served_at_limit(row) else {
+            continue;
+        };
+        let name = format!("`{}`", row.mode);
+        match groups.iter_mut().find(|(served, _)| *served == text) {
+            Some((_, modes)) => modes.push(name),
+            None => groups.push((text, vec![name])),
+        }
+    }
+    if groups.is_empty() {
+        return None;
+    }
+    let mut limits: Vec<Option<u64>> = figures.fd_limit.iter().map(|row| row.max_fds).collect();
+    limits.sort_unstable();
+    limits.dedup();
+    let limit = match limits.as_slice() {
+        [Some(fds)] => format!(" with the master limited to {} fds", count(*fds)),
+        _ => " with the master's fds limited".to_owned(),
+    };
+    let served: Vec<String> = groups
+        .iter()
+        .map(|(text, modes)| format!("{} {text}", and_list(modes)))
+        .collect();
+    Some(format!(
+        "**Connections served{limit}** (`--max-fds`): {}. {}",
+        served.join("; "),
+        section_link(FD_LIMIT)
+    ))
+}
+
+/// The glance line of the cost: the whole tree's CPU per request with a new
+/// connection per request, per mode, and the baseline's.
+fn glance_cost(figures: &Figures) -> Option<String> {
+    let rows: Vec<(Mode, f64)> = figures
+        .cost
+        .iter()
+        .filter(|row| row.load == Load::NewConn && !row.nginx_alone)
+        .filter_map(|row| Some((row.mode, row.tree_us?.median)))
+        .collect();
+    let listed = |peer: bool| -> Vec<String> {
+        rows.iter()
+            .filter(|(mode, _)| !mode.is_baseline() && mode.is_peer() == peer)
+            .map(|(mode, us)| format!("`{mode}` {} µs", cpu_micros(*us)))
+            .collect()
+    };
+    let modes = listed(false);
+    if modes.is_empty() {
+        return None;
+    }
+    let peers = listed(true);
+    let peers = if peers.is_empty() {
+        String::new()
+    } else {
+        format!("; peers {}", peers.join(", "))
+    };
+    let baseline = rows
+        .iter()
+        .find(|(mode, _)| *mode == Mode::Direct)
+        .or_else(|| rows.iter().find(|(mode, _)| *mode == Mode::Ceiling))
+        .map_or(String::new(), |(mode, us)| {
+            format!(
+                "; the baseline {} {} µs",
+                baseline_name(*mode),
+                cpu_micros(*us)
+            )
+        });
+    Some(format!(
+        "**Server CPU per request, a new connection per request** (the whole tree, median): \
+         {}{baseline}{peers}. {}",
+        modes.join(", "),
+        section_link(MASTER_COST)
+    ))
+}
+
+/// The first screen: the headline figures, each linked to its section, and
+/// which process holds which fd in each mode.
+fn glance(out: &mut String, figures: &Figures) {
+    w!(out, "## At a glance");
+    w!(out);
+    let lines: Vec<String> = [
+        glance_fds(figures),
+        glance_fd_limit(figures),
+        glance_cost(figures),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for line in &lines {
+        w!(out, "- {line}");
+    }
+    if !lines.is_empty() {
+        w!(out);
+    }
+    w!(
+        out,
+        "Who holds an fd for each client connection — the mechanism, not a measurement ({} \
+         has the measured figures):",
+        section_link(FD_BILL)
+    );
+    w!(out);
+    w!(out, "| mode | master | the worker that serves it |");
+    w!(out, "|---|---|---|");
+    w!(
+        out,
+        "| `proxy` | 2: the client's socket and its own connection to the worker | 1: the \
+         master's connection |"
+    );
+    w!(
+        out,
+        "| `handoff-socket` | 1, only until the worker acknowledges the handed socket; then 0 | \
+         1: the client's socket |"
+    );
+    w!(
+        out,
+        "| `handoff-listener`, `handoff-reuseport` | 0: the workers accept themselves | 1: the \
+         client's socket |"
+    );
+    for baseline in [Mode::Direct, Mode::Ceiling] {
+        if has_mode(figures, baseline) {
+            w!(
+                out,
+                "| baseline `{baseline}` | none: not in the path | 1: the client's socket |"
+            );
+        }
+    }
+    w!(out);
+}
+
+/// `0-1` or `0, 2-3`: a CPU list as /proc writes it.
+fn cpu_list(cpus: &[usize]) -> String {
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    for &cpu in cpus {
+        match ranges.last_mut() {
+            Some((_, high)) if *high + 1 == cpu => *high = cpu,
+            _ => ranges.push((cpu, cpu)),
+        }
+    }
+    let texts: Vec<String> = ranges
+        .iter()
+        .map(|&(low, high)| {
+            if low == high {
+                low.to_string()
+            } else {
+                format!("{low}-{high}")
+            }
+        })
+        .collect();
+    texts.join(", ")
+}
+
+/// `0-1` or `0-1 or 2-3`: the CPU lists the runs recorded.
+fn cpu_lists(lists: &[Vec<usize>]) -> String {
+    let texts: Vec<String> = lists.iter().map(|list| cpu_list(list)).collect();
+    match texts.split_last() {
+        None => "–".to_owned(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// The last section: what the runs do not show, from what they recorded.
+fn limitations(out: &mut String, figures: &Figures) {
+    w!(out, "## {LIMITATIONS}");
+    w!(out);
+    let setup = &figures.setup;
+    let cores = {
+        let mut cores: Vec<usize> = figures.machines.iter().map(|m| m.cores).collect();
+        cores.sort_unstable();
+        cores.dedup();
+        one_of(&cores)
+    };
+    let recorded = setup.shared + setup.pinned;
+    let mut cpus = if recorded == 0 {
+        format!(
+            "**CPUs:** the runs did not record which CPUs loadgen and the server could use (no \
+             `affinity` in their JSON); the machine has {cores} cores, and nothing in the runs \
+             says loadgen and the server did not share them. On shared cores requests/s at \
+             saturation measures loadgen's CPU per request as much as the server's."
+        )
+    } else if setup.pinned == 0 {
+        format!(
+            "**CPUs: shared.** In every run that recorded it, loadgen (CPUs {}) and the server \
+             (CPUs {}) could run on the same CPUs of the machine's {cores}: requests/s at \
+             saturation measures loadgen's CPU per request as much as the server's.",
+            cpu_lists(&setup.loadgen_cpus),
+            cpu_lists(&setup.server_cpus)
+        )
+    } else if setup.shared == 0 {
+        format!(
+            "**CPUs: pinned apart.** In every run that recorded it, loadgen ran on CPUs {} and \
+             the server on CPUs {} of the machine's {cores}, none shared; they still share \
+             memory, caches and the kernel.",
+            cpu_lists(&setup.loadgen_cpus),
+            cpu_lists(&setup.server_cpus)
+        )
+    } else {
+        format!(
+            "**CPUs: mixed.** loadgen and the server shared CPUs in {} runs and were pinned \
+             apart in {} (loadgen on CPUs {}, the server on {}, of the machine's {cores}): the \
+             figures of the shared runs measure loadgen's CPU too.",
+            setup.shared,
+            setup.pinned,
+            cpu_lists(&setup.loadgen_cpus),
+            cpu_lists(&setup.server_cpus)
+        )
+    };
+    if recorded > 0 && setup.unrecorded > 0 {
+        cpus.push_str(&format!(
+            " {} runs did not record their CPUs.",
+            setup.unrecorded
+        ));
+    }
+    w!(out, "- {cpus}");
+    let hosts: Vec<String> = setup.hosts.iter().map(|h| format!("`{h}`")).collect();
+    if setup.loopback_only() {
+        w!(
+            out,
+            "- **Loopback only:** every target was on this machine ({}): no network card, no \
+             wire, no interrupts from one; a client on another host adds them.",
+            and_list(&hosts)
+        );
+    } else if !hosts.is_empty() {
+        w!(
+            out,
+            "- **Targets:** {}; the runs on loopback had no network card or wire in the path.",
+            and_list(&hosts)
+        );
+    }
+    let workers: Vec<usize> = setup.workers.iter().map(|&w| w as usize).collect();
+    if workers.is_empty() {
+        w!(
+            out,
+            "- **Workers:** the runs do not say how many workers the server had (no `workers` \
+             label)."
+        );
+    } else {
+        w!(
+            out,
+            "- **Workers:** {} per server (the runs' `workers` label); nothing here shows how \
+             the modes scale with more.",
+            one_of(&workers)
+        );
+    }
+    let sections = [
+        (Section::Throughput, THROUGHPUT),
+        (Section::FdBill, FD_BILL),
+        (Section::FdLimit, FD_LIMIT),
+        (Section::Fairness, FAIRNESS),
+        (Section::Faults, FAULTS),
+    ];
+    let rounds: Vec<String> = sections
+        .iter()
+        .filter_map(|&(section, heading)| {
+            let (low, high) = figures.rounds.get(&section)?;
+            let n = if low == high {
+                low.to_string()
+            } else {
+                format!("{low}–{high}")
+            };
+            let also = if section == Section::Throughput {
+                format!(" and {}", section_link(MASTER_COST))
+            } else {
+                String::new()
+            };
+            Some(format!("{n} in {}{also}", section_link(heading)))
+        })
+        .collect();
+    if !rounds.is_empty() {
+        w!(
+            out,
+            "- **Rounds per figure:** {}. A figure from one run is an order of magnitude, \
+             not a ranking; with few rounds a difference inside the min–max ranges is no \
+             difference.",
+            rounds.join(", ")
+        );
+    }
+    w!(
+        out,
+        "- **The machine:** a virtual machine or a machine shared with other work adds noise \
+         no figure here measures (stolen CPU time, neighbours, frequency changes): a caveat, \
+         not a measurement."
     );
     w!(out);
 }
@@ -285,7 +688,7 @@ fn load_name(load: Load) -> &'static str {
 }
 
 fn throughput(out: &mut String, figures: &Figures) {
-    w!(out, "## 1. Throughput and latency");
+    w!(out, "## {THROUGHPUT}");
     w!(out);
     w!(
         out,
@@ -464,7 +867,7 @@ fn teach(out: &mut String, lessons: &[String]) {
 }
 
 fn fd_bill(out: &mut String, figures: &Figures) {
-    w!(out, "## 2. The fd bill");
+    w!(out, "## {FD_BILL}");
     w!(out);
     w!(
         out,
@@ -566,7 +969,7 @@ fn fd_bill(out: &mut String, figures: &Figures) {
 }
 
 fn fd_limit(out: &mut String, figures: &Figures) {
-    w!(out, "## 3. The fd limit");
+    w!(out, "## {FD_LIMIT}");
     w!(out);
     w!(
         out,
@@ -700,7 +1103,7 @@ fn fd_limit(out: &mut String, figures: &Figures) {
 }
 
 fn fairness(out: &mut String, figures: &Figures) {
-    w!(out, "## 4. Fairness");
+    w!(out, "## {FAIRNESS}");
     w!(out);
     w!(
         out,
@@ -776,7 +1179,7 @@ fn fairness(out: &mut String, figures: &Figures) {
 }
 
 fn master_cost(out: &mut String, figures: &Figures) {
-    w!(out, "## 5. Master cost");
+    w!(out, "## {MASTER_COST}");
     w!(out);
     w!(
         out,
@@ -932,7 +1335,7 @@ fn master_cost(out: &mut String, figures: &Figures) {
 }
 
 fn faults(out: &mut String, figures: &Figures) {
-    w!(out, "## 6. Faults");
+    w!(out, "## {FAULTS}");
     w!(out);
     w!(
         out,
@@ -1043,6 +1446,8 @@ fn peers(out: &mut String, figures: &Figures) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::figures::tests::run;
+    use crate::report::{Affinity, Report, Role, WatchedAffinity};
 
     /// The throughput section names the connections the runs had, not a
     /// number fixed in advance.
@@ -1096,6 +1501,233 @@ mod tests {
                 .expect("a sentence")
                 .contains("one round only, no ranking")
         );
+    }
+
+    /// A run labelled `labels` whose master holds `master_fds` and its tree
+    /// `tree_fds`.
+    fn fds(labels: &[(&str, &str)], master_fds: usize, tree_fds: usize) -> Report {
+        let mut report = run(labels, 1.0, 1);
+        report.watch[0].processes[0].summary.fds_max = master_fds;
+        report.watch[0].summary.fds_max = tree_fds;
+        report
+    }
+
+    /// A newconn throughput run of `mode`: its master spends `master_us` and
+    /// one worker `worker_us` CPU per request.
+    fn newconn(mode: &str, master_us: f64, worker_us: f64) -> Report {
+        let mut report = run(
+            &[
+                ("section", "throughput"),
+                ("mode", mode),
+                ("load", "newconn"),
+            ],
+            1.0,
+            1,
+        );
+        let tree = &mut report.watch[0];
+        tree.processes[0].summary.cpu_ms_per_1000_requests = Some(master_us);
+        let mut worker = tree.processes[0].clone();
+        worker.pid = 2;
+        worker.ppid = 1;
+        worker.role = Role::Child;
+        worker.summary.cpu_ms_per_1000_requests = Some(worker_us);
+        tree.processes.push(worker);
+        report
+    }
+
+    /// A small run set with every section the first screen reads: proxy 2
+    /// fds per connection in the master and 3 in the tree, the handoff modes
+    /// 0 and 1; proxy serving 112 connections under 256 fds, a handoff
+    /// master 400 without reaching its limit; CPU per request with a new
+    /// connection per request.
+    fn glance_runs() -> Vec<Report> {
+        let mut runs = Vec::new();
+        for n in [100usize, 1000] {
+            let label = n.to_string();
+            for (mode, master, tree) in [
+                ("proxy", 12 + 2 * n, 20 + 3 * n),
+                ("handoff-socket", 9, 15 + n),
+                ("handoff-listener", 9, 15 + n),
+            ] {
+                runs.push(fds(
+                    &[
+                        ("section", "fdbill"),
+                        ("mode", mode),
+                        ("connections", &label),
+                    ],
+                    master,
+                    tree,
+                ));
+            }
+        }
+        for (mode, n, failed) in [
+            ("proxy", 50u64, 0u64),
+            ("proxy", 150, 38),
+            ("proxy", 200, 88),
+            ("handoff-listener", 50, 0),
+            ("handoff-listener", 400, 0),
+        ] {
+            let label = n.to_string();
+            let mut report = run(
+                &[
+                    ("section", "fdlimit"),
+                    ("mode", mode),
+                    ("connections", &label),
+                    ("max_fds", "256"),
+                ],
+                1.0,
+                1,
+            );
+            report.requests.failed = failed;
+            runs.push(report);
+        }
+        runs.push(newconn("proxy", 40.0, 50.0));
+        runs.push(newconn("handoff-socket", 1.0, 30.0));
+        runs.push(newconn("direct", 5.0, 20.0));
+        runs
+    }
+
+    /// The lines of the "At a glance" block that start with `- `.
+    fn glance_lines(text: &str) -> Vec<String> {
+        let start = text.find("## At a glance").expect("an At a glance block");
+        let end = text.find(&format!("## {THROUGHPUT}")).expect("section 1");
+        assert!(start < end, "the glance comes before section 1");
+        text[start..end]
+            .lines()
+            .filter(|line| line.starts_with("- "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The first screen: each headline figure computed from the runs and
+    /// linked to its section, at most five lines.
+    #[test]
+    fn glance_lines_carry_the_figures_and_their_links() {
+        let text = render(&Figures::of(&glance_runs()));
+        let lines = glance_lines(&text);
+        assert_eq!(
+            lines,
+            [
+                "- **fds per client connection:** `proxy` 2.0 in the master, 3.0 in the whole \
+                 tree; `handoff-socket` and `handoff-listener` 0.0 in the master, 1.0 in the \
+                 whole tree. [§2](#2-the-fd-bill)",
+                "- **Connections served with the master limited to 256 fds** (`--max-fds`): \
+                 `proxy` 112 at once; `handoff-listener` ≥ 400 (limit not reached). \
+                 [§3](#3-the-fd-limit)",
+                "- **Server CPU per request, a new connection per request** (the whole tree, \
+                 median): `proxy` 90.0 µs, `handoff-socket` 31.0 µs; the baseline `direct` \
+                 20.0 µs. [§5](#5-master-cost)",
+            ]
+        );
+        assert!(lines.len() <= 5);
+        // The mechanism, said to be one, with the baseline's row.
+        assert!(text.contains("the mechanism, not a measurement"));
+        assert!(text.contains("| `handoff-socket` | 1, only until the worker acknowledges"));
+        assert!(text.contains("| baseline `direct` | none"));
+        // No capacity at an SLO: there is no sweep to take it from.
+        assert!(!text.contains("p99 ≤ 10 ms"));
+    }
+
+    /// A glance line whose data is absent is left out, not written empty.
+    #[test]
+    fn glance_omits_a_line_without_its_data() {
+        let runs: Vec<Report> = glance_runs()
+            .into_iter()
+            .filter(|run| run.labels.section != Some(Section::FdLimit))
+            .collect();
+        let lines = glance_lines(&render(&Figures::of(&runs)));
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(lines[0].contains("fds per client connection"));
+        assert!(lines[1].contains("Server CPU per request"));
+        let only_fds: Vec<Report> = glance_runs()
+            .into_iter()
+            .filter(|run| run.labels.section == Some(Section::FdBill))
+            .collect();
+        let lines = glance_lines(&render(&Figures::of(&only_fds)));
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(glance_lines(&render(&Figures::default())).is_empty());
+    }
+
+    /// Every `(#anchor)` the report links to is the anchor of one of its
+    /// headings.
+    #[test]
+    fn links_point_at_headings() {
+        assert_eq!(anchor(FD_BILL), "2-the-fd-bill");
+        assert_eq!(anchor(THROUGHPUT), "1-throughput-and-latency");
+        let mut figures = Figures::of(&glance_runs());
+        figures.rounds.insert(Section::Faults, (1, 1));
+        let text = render(&figures);
+        let anchors: Vec<String> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("## "))
+            .map(anchor)
+            .collect();
+        let mut links = 0;
+        for (at, _) in text.match_indices("](#") {
+            let rest = &text[at + 3..];
+            let target = &rest[..rest.find(')').expect("a closed link")];
+            assert!(anchors.iter().any(|a| a == target), "no heading #{target}");
+            links += 1;
+        }
+        assert!(links >= 4, "{links} links");
+    }
+
+    /// The Limitations section reads the CPUs from each run's affinity:
+    /// shared, pinned apart, or not recorded (with the machine's cores).
+    #[test]
+    fn limitations_say_shared_or_pinned_from_affinity() {
+        let with = |loadgen: Vec<usize>, server: Vec<usize>| {
+            let mut report = newconn("proxy", 1.0, 1.0);
+            report.affinity = Some(Affinity {
+                loadgen,
+                watched: vec![WatchedAffinity {
+                    pid: 1,
+                    cpus: server,
+                }],
+            });
+            report
+        };
+        let limitations = |runs: &[Report]| {
+            let text = render(&Figures::of(runs));
+            let start = text.find("## Limitations").expect("a Limitations section");
+            assert!(
+                !text[start..].contains("\n## "),
+                "Limitations is the last section"
+            );
+            text[start..].to_owned()
+        };
+        let shared = limitations(&[with(vec![0, 1], vec![0, 1])]);
+        assert!(shared.contains("**CPUs: shared.**"), "{shared}");
+        assert!(shared.contains("loadgen (CPUs 0-1) and the server (CPUs 0-1)"));
+        let pinned = limitations(&[with(vec![0], vec![1])]);
+        assert!(pinned.contains("**CPUs: pinned apart.**"), "{pinned}");
+        assert!(
+            pinned.contains("loadgen ran on CPUs 0 and the server on CPUs 1 of the machine's 2")
+        );
+        assert!(!pinned.contains("CPUs: shared"), "{pinned}");
+        let mixed = limitations(&[with(vec![0], vec![1]), with(vec![0, 1], vec![1])]);
+        assert!(mixed.contains("**CPUs: mixed.**"), "{mixed}");
+        let unknown = limitations(&[newconn("proxy", 1.0, 1.0)]);
+        assert!(unknown.contains("did not record which CPUs"), "{unknown}");
+        assert!(unknown.contains("the machine has 2 cores"), "{unknown}");
+        // Loopback from the targets; the workers from their label.
+        assert!(unknown.contains("**Loopback only:**") && unknown.contains("`127.0.0.1`"));
+        let mut remote = run(
+            &[("section", "fdbill"), ("mode", "proxy"), ("workers", "2")],
+            1.0,
+            1,
+        );
+        remote.parameters.targets = vec![
+            "http://[::1]:8080/".to_owned(),
+            "http://10.0.0.5:8080/".to_owned(),
+        ];
+        let remote = limitations(&[remote]);
+        assert!(
+            remote.contains("**Targets:** `10.0.0.5` and `::1`"),
+            "{remote}"
+        );
+        assert!(remote.contains("**Workers:** 2 per server"), "{remote}");
+        assert!(remote.contains("a caveat, not a measurement"));
     }
 
     /// Each section says its own round count; no section claims rounds it
