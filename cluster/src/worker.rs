@@ -37,6 +37,12 @@ use crate::{GRACE_PERIOD, Mode, Pass, accept, service};
 /// The environment variable that tells a worker the number of its channel fd.
 pub const CHANNEL_FD_ENV: &str = "CLUSTER_CHANNEL_FD";
 
+/// How long a stopping worker lets the reactor report the connections it was
+/// just handed before it signals the graceful stop (see `stop_gracefully`):
+/// one epoll_wait is enough; 20 ms is far less than the grace period and
+/// costs nothing a user would see at a stop.
+const STOP_SETTLE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Arguments of the hidden `worker` subcommand, given by the master.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
@@ -354,13 +360,17 @@ impl Worker {
         let connections =
             Arc::into_inner(connections).expect("accept loops, the other owners, have ended");
         tracing::debug!(open = connections.count(), "worker stopping");
-        // One turn for every connection task spawned so far, before the
+        // A reactor turn for every connection spawned so far, before the
         // graceful signal: hyper closes at once a connection that has not
         // started reading a request, and a connection handed over just before
         // `Stop` (the master hands out its queued clients at its stop) has its
-        // request waiting unread in the socket. Its first poll reads it; from
-        // then on the graceful stop waits for its answer.
-        tokio::task::yield_now().await;
+        // request waiting unread in the socket. A new socket is not known to
+        // be readable until the reactor has polled it, so a plain yield is not
+        // enough (it lost such clients under load); during this sleep the
+        // runtime parks in epoll_wait, which reports those sockets at once,
+        // and their tasks read the requests before the timer wakes this one.
+        // From then on the graceful stop waits for their answers.
+        tokio::time::sleep(STOP_SETTLE).await;
         if tokio::time::timeout(GRACE_PERIOD, connections.shutdown())
             .await
             .is_err()

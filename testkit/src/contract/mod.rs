@@ -136,18 +136,30 @@ fn start_pipeline(
     (answered, reader)
 }
 
-/// Waits until one of `workers` has used 20 ms more CPU than in `before`:
-/// it is computing a `?work_us=` request. A request without work costs well
-/// under a millisecond; and the work is measured in wall-clock time, so on a
-/// loaded machine (a load of 14 on 2 cores has been seen) 800 ms of work may
-/// get under 100 ms of CPU.
+/// How many polls in a row a worker must be found runnable (state `R`) to
+/// count as computing: an idle worker sleeps in epoll_wait (`S`) and wakes
+/// for well under a poll interval; a busy loop stays runnable throughout.
+const RUNNABLE_POLLS: usize = 2;
+
+/// Waits until one of `workers` is computing a `?work_us=` request: it has
+/// used 20 ms more CPU than in `before`, or it has been runnable at
+/// [`RUNNABLE_POLLS`] polls in a row. The work is measured in wall-clock
+/// time, so on a loaded machine (a load of 14 on 2 cores has been seen) 800 ms
+/// of work may get little CPU; but the busy loop never sleeps, so the
+/// scheduler shows it runnable, whether or not it gets a core.
 fn wait_for_busy_worker(workers: &[u32], before: &[Duration]) -> bool {
     let busy = |pid: &u32| cpu_time(*pid).unwrap_or_default();
+    let mut runnable = vec![0usize; workers.len()];
     wait_until(HTTP_TIMEOUT, || {
         workers
             .iter()
             .zip(before)
-            .any(|(pid, before)| busy(pid) >= *before + Duration::from_millis(20))
+            .zip(&mut runnable)
+            .any(|((pid, before), seen)| {
+                let running = cluster::procfs::stat(*pid).is_ok_and(|stat| stat.state == 'R');
+                *seen = if running { *seen + 1 } else { 0 };
+                *seen >= RUNNABLE_POLLS || busy(pid) >= *before + Duration::from_millis(20)
+            })
     })
 }
 

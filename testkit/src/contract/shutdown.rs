@@ -33,25 +33,20 @@ pub fn assert_sigterm_stops_cleanly(cluster: &mut Cluster) {
 }
 
 /// Starts a slow request (`?work_us=800000`), waits until a worker is busy
-/// computing it (its CPU time rises by 20 ms: a loaded machine may give 800 ms
-/// of busy work far less than 100 ms of CPU), then sends SIGTERM to the
+/// computing it (`wait_for_busy_worker`), then sends SIGTERM to the
 /// master: the request must still be answered 200, and the master exit 0.
 ///
 /// # Panics
 /// If the request is lost or the master does not stop cleanly.
 pub fn assert_sigterm_finishes_in_flight(cluster: &mut Cluster) {
     let workers = cluster.worker_pids();
-    let busy = |pid: &u32| cpu_time(*pid).unwrap_or_default();
-    let before: Vec<Duration> = workers.iter().map(busy).collect();
+    let before = cpu_times(&workers);
     let addr = cluster.addr();
     let slow = thread::spawn(move || get(addr, "/?work_us=800000", true));
-    let started = wait_until(HTTP_TIMEOUT, || {
-        workers
-            .iter()
-            .zip(&before)
-            .any(|(pid, before)| busy(pid) >= *before + Duration::from_millis(20))
-    });
-    assert!(started, "no worker started computing the slow request");
+    assert!(
+        wait_for_busy_worker(&workers, &before),
+        "no worker started computing the slow request"
+    );
     assert_sigterm_stops_cleanly(cluster);
     let response = slow
         .join()
