@@ -13,18 +13,7 @@ pub fn assert_sigterm_stops_cleanly(cluster: &mut Cluster) {
     cluster
         .signal(Signal::SIGTERM)
         .unwrap_or_else(|err| panic!("SIGTERM the master: {err:#}"));
-    let status = cluster.wait_exit(STOP_TIMEOUT).unwrap_or_else(|| {
-        panic!(
-            "the master still runs {STOP_TIMEOUT:?} after SIGTERM; stderr:\n{}",
-            cluster.stderr()
-        )
-    });
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "exit after SIGTERM: {status}; stderr:\n{}",
-        cluster.stderr()
-    );
+    assert_exits_0(cluster);
     assert!(
         wait_until(Duration::from_secs(1), || cluster.live_workers().is_empty()),
         "workers {:?} still running after the master stopped",
@@ -132,10 +121,9 @@ fn sigterm_and_wait_for_stopping(cluster: &mut Cluster) {
     );
 }
 
-/// Waits for the master to exit after SIGTERM: code 0, within
-/// [`STOP_TIMEOUT`], without the SIGKILL fallback for a worker that outlived
-/// its grace period.
-fn assert_stopped_without_sigkill(cluster: &mut Cluster) {
+/// Waits for the master to exit after SIGTERM, within [`STOP_TIMEOUT`], and
+/// checks it exited 0.
+fn assert_exits_0(cluster: &mut Cluster) {
     let status = cluster.wait_exit(STOP_TIMEOUT).unwrap_or_else(|| {
         panic!(
             "the master still runs {STOP_TIMEOUT:?} after SIGTERM; stderr:\n{}",
@@ -148,6 +136,13 @@ fn assert_stopped_without_sigkill(cluster: &mut Cluster) {
         "exit after SIGTERM: {status}; stderr:\n{}",
         cluster.stderr()
     );
+}
+
+/// Waits for the master to exit after SIGTERM: code 0, within
+/// [`STOP_TIMEOUT`], without the SIGKILL fallback for a worker that outlived
+/// its grace period.
+fn assert_stopped_without_sigkill(cluster: &mut Cluster) {
+    assert_exits_0(cluster);
     assert!(
         !cluster.stderr().contains("SIGKILL"),
         "a worker outlived its grace period and was SIGKILLed; stderr:\n{}",
