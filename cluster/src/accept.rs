@@ -172,14 +172,22 @@ pub fn accept_queued(listener: BorrowedFd<'_>) -> Vec<OwnedFd> {
     queued
 }
 
-/// `shutdown(fd, SHUT_RD)` on a listening socket: the kernel takes the socket
-/// itself (so every copy of it, in every process) out of the listening
+/// Stops a listening socket at a master's stop and returns the clients that
+/// were waiting in its accept queue, to be served rather than reset.
+///
+/// First [`accept_queued`], then `shutdown(fd, SHUT_RD)`: the kernel takes the
+/// socket itself (so every copy of it, in every process) out of the listening
 /// state. New clients are refused (their SYN gets a RST: ECONNREFUSED), a
-/// pending `accept` on any copy fails with EINVAL, and the connections still
-/// in the accept queue are reset: take them first ([`accept_queued`]).
-/// Closing an fd would not do: the socket listens as long as one copy is open.
-pub fn stop_listening(listener: BorrowedFd<'_>) -> io::Result<()> {
-    SockRef::from(&listener).shutdown(std::net::Shutdown::Read)
+/// pending `accept` on any copy fails with EINVAL, and whatever is still in
+/// the queue is reset, hence the queue is taken first: only a client arriving
+/// between the two, microseconds, is lost. Closing an fd would not do: the
+/// socket listens as long as one copy is open.
+pub fn stop_listening(listener: BorrowedFd<'_>) -> Vec<OwnedFd> {
+    let queued = accept_queued(listener);
+    if let Err(err) = SockRef::from(&listener).shutdown(std::net::Shutdown::Read) {
+        tracing::warn!(cause = %err, "cannot stop listening");
+    }
+    queued
 }
 
 /// Accepts the next connection to hand to another process, backing off at

@@ -289,10 +289,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
     // them, so that closing the listener does not reset them, then stop the
     // socket from taking more (`shutdown(SHUT_RD)`: refused from now on) and
     // hand them out with the rest (issue 10, as the listener modes do).
-    let queued = accept::accept_queued(listener.get_ref().as_fd());
-    if let Err(err) = accept::stop_listening(listener.get_ref().as_fd()) {
-        tracing::warn!(cause = %err, "cannot stop listening");
-    }
+    let queued = accept::stop_listening(listener.get_ref().as_fd());
     drop(listener);
     if !queued.is_empty() {
         tracing::debug!(

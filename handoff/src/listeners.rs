@@ -94,10 +94,7 @@ fn stop_listening(sockets: &[OwnedFd], channels: &[Option<Arc<Channel>>]) {
     let mut seq = 0;
     let (mut handed, mut lost) = (0, 0);
     for socket in sockets {
-        let queued = accept::accept_queued(socket.as_fd());
-        if let Err(err) = accept::stop_listening(socket.as_fd()) {
-            tracing::warn!(cause = %err, "cannot stop listening");
-        }
+        let queued = accept::stop_listening(socket.as_fd());
         for conn in queued {
             seq += 1;
             if hand_over(seq, &conn, channels) {
