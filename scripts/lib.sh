@@ -22,9 +22,14 @@
 #   names a file, the command line is appended to it. If SERVER_CPUS holds a
 #   CPU list (taskset's: `1`, `2-3`, `0,2`), the server starts pinned to it
 #   (`taskset -c`, which execs it, so $master is still the server's pid); its
-#   workers inherit the affinity.
+#   workers inherit the affinity. SERVER_BIN_DIR names the folder of the
+#   `proxy` and `handoff` binaries (default: target/release). If the array
+#   SERVER_WRAP is set (`SERVER_WRAP=(strace -f -o FILE)`), its words go
+#   before the command; $master is still the server's, from its ready line,
+#   and $launched is the pid this shell started (the wrapper), the one to
+#   wait for.
 #
-# The caller stops the server (kill -TERM "$master"; wait "$master").
+# The caller stops the server (kill -TERM "$master"; wait "$launched").
 
 start_server() {
   local mode=$1 workers=$2 dir=$3
@@ -32,21 +37,23 @@ start_server() {
   local root cmd
   root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   case $mode in
-    proxy | ceiling) cmd=("$root/target/release/proxy") ;;
-    handoff-*) cmd=("$root/target/release/handoff" --pass "${mode#handoff-}") ;;
+    proxy | ceiling) cmd=("${SERVER_BIN_DIR:-$root/target/release}/proxy") ;;
+    handoff-*) cmd=("${SERVER_BIN_DIR:-$root/target/release}/handoff" --pass "${mode#handoff-}") ;;
     node-*) cmd=(node "$root/scripts/peers/node-cluster.js" --sched "${mode#node-}") ;;
     *) echo "start_server: unknown mode $mode" >&2; exit 2 ;;
   esac
   cmd+=(--listen 127.0.0.1:0 --workers "$workers" "$@")
   [[ -n ${SERVER_CPUS:-} ]] && cmd=(taskset -c "$SERVER_CPUS" "${cmd[@]}")
+  [[ -n ${SERVER_WRAP+set} ]] && cmd=("${SERVER_WRAP[@]}" "${cmd[@]}")
   [[ -n ${SERVER_COMMANDS:-} ]] && echo "${cmd[*]}" >>"$SERVER_COMMANDS"
   : >"$dir/ready"
   "${cmd[@]}" >"$dir/ready" 2>>"$dir/log" &
   master=$!
+  launched=$master
   local i
   for ((i = 0; i < 200; i++)); do
     [[ -s $dir/ready ]] && break
-    kill -0 "$master" 2>/dev/null || break
+    kill -0 "$launched" 2>/dev/null || break
     sleep 0.05
   done
   if [[ ! -s $dir/ready ]]; then
