@@ -39,11 +39,11 @@ case $lesson in
   6) usage_error "lesson 6 (upgrading without dropping anyone) is not written yet: it needs --upgrade-socket and --takeover (issue 12); see LESSONS.md" ;;
   *) usage_error "there is no lesson $lesson: the lessons are 1 2 3 5 (4 and 6 are not written yet; see LESSONS.md)" ;;
 esac
-command -v python3 >/dev/null || usage_error "python3 is needed (it reads the JSON lines): apt-get install python3"
 if [[ $lesson == 3 ]]; then
   command -v strace >/dev/null || usage_error "lesson 3 needs strace, which is not installed: apt-get install strace"
   traced=$(strace -f -o /dev/null true 2>&1) || usage_error "lesson 3 needs strace -f, which cannot trace here (${traced//$'\n'/ }); in a container, allow ptrace (docker run --cap-add SYS_PTRACE)"
 fi
+command -v python3 >/dev/null || usage_error "python3 is needed (it reads the JSON lines): apt-get install python3"
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

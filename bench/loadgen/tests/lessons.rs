@@ -1,0 +1,190 @@
+//! `scripts/lesson.sh --quick N`, every lesson of LESSONS.md run to its end,
+//! so that the lessons' text cannot drift from what the code does: each test
+//! fails when its lesson's own verdict is not `ok`. The script reuses the
+//! debug binaries of this test (`--bin-dir`): `loadgen` cargo built for it,
+//! `proxy` and `handoff` built by `testkit::workspace_bin`.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A lesson takes well under a minute on 2 cores; debug binaries on a busy
+/// machine take longer.
+const LESSON_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The lessons load the machine and measure what they load: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn workspace() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// The folder of this test's `loadgen`, with `proxy` and `handoff` built
+/// next to it (once per test binary).
+fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let loadgen = Path::new(env!("CARGO_BIN_EXE_loadgen"));
+        for package in ["proxy", "handoff"] {
+            let built = testkit::workspace_bin(package).unwrap_or_else(|err| panic!("{err:#}"));
+            assert_eq!(built.parent(), loadgen.parent(), "{}", built.display());
+        }
+        loadgen
+            .parent()
+            .expect("a binary has a folder")
+            .to_path_buf()
+    })
+}
+
+/// Runs `bash scripts/lesson.sh ARGS` (with `path` as PATH if given) to its
+/// end, in its own process group, which is killed past [`LESSON_TIMEOUT`]
+/// with every server the script started.
+fn lesson_sh(args: &[&str], path: Option<&str>) -> Output {
+    let bash = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("bash"))
+        .find(|bash| bash.is_file())
+        .expect("bash on PATH");
+    let mut command = Command::new(bash);
+    command
+        .arg(workspace().join("scripts/lesson.sh"))
+        .args(args)
+        .current_dir(workspace())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    let mut child = command.spawn().expect("start scripts/lesson.sh");
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out = thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let err = thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stderr.read_to_end(&mut bytes);
+        bytes
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for lesson.sh") {
+            break status;
+        }
+        if started.elapsed() > LESSON_TIMEOUT {
+            // The process group this test created: lesson.sh and every
+            // server it started.
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+            panic!("scripts/lesson.sh {args:?} still ran after {LESSON_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Runs lesson `n` with `--quick` on the debug binaries and checks that its
+/// verdict is `ok` (exit 0, a `verdict: ok — ` line); returns its stdout.
+fn run_lesson(n: &str) -> String {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let bin_dir = bin_dir().to_str().expect("a UTF-8 path");
+    let output = lesson_sh(&["--quick", "--bin-dir", bin_dir, n], None);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.lines().any(|l| l.starts_with("verdict: ok — ")),
+        "lesson {n}: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    stdout
+}
+
+/// Lesson 1: the proxy master holds two fds per connection, a handoff master none.
+#[test]
+fn lesson_1_two_fds_per_connection() {
+    let stdout = run_lesson("1");
+    for mode in [
+        "proxy",
+        "handoff-socket",
+        "handoff-listener",
+        "handoff-reuseport",
+    ] {
+        assert!(
+            stdout.contains(&format!("  {mode} ")),
+            "no line of {mode}:\n{stdout}"
+        );
+    }
+}
+
+/// Lesson 2: at `--max-fds 256` the proxy serves what its formula says at
+/// once, every handoff mode serves every client.
+#[test]
+fn lesson_2_the_fd_limit() {
+    let stdout = run_lesson("2");
+    assert!(stdout.contains("the formula: "), "{stdout}");
+}
+
+/// Lesson 3: under `strace -f`, each socket is accepted, sent with
+/// SCM_RIGHTS, received, acknowledged, and then closed by the master. Needs
+/// strace (.ci/run installs it).
+#[test]
+fn lesson_3_watching_a_socket_change_hands() {
+    let stdout = run_lesson("3");
+    assert!(stdout.contains("SCM_RIGHTS"), "{stdout}");
+}
+
+/// Lesson 5: a SIGKILLed worker costs at most the requests in flight on it,
+/// in every mode.
+#[test]
+fn lesson_5_a_worker_dies() {
+    let stdout = run_lesson("5");
+    assert!(stdout.contains("successor"), "{stdout}");
+}
+
+/// Lessons not written yet, and lessons that do not exist: one line, exit 2,
+/// before anything is built or started.
+#[test]
+fn missing_lessons_exit_2() {
+    for (n, says) in [
+        (
+            "4",
+            "lesson 4 (why one worker takes all the load) is not written yet",
+        ),
+        (
+            "6",
+            "lesson 6 (upgrading without dropping anyone) is not written yet",
+        ),
+        ("7", "there is no lesson 7"),
+        ("one", "there is no lesson one"),
+    ] {
+        let output = lesson_sh(&[n], None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "lesson {n}: {stderr}");
+        assert!(stderr.starts_with("lesson.sh: "), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+/// Without strace, lesson 3 says how to install it and exits 2.
+#[test]
+fn lesson_3_without_strace_says_how_to_install_it() {
+    let output = lesson_sh(&["3"], Some("/nonexistent"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("apt-get install strace"), "{stderr}");
+}
