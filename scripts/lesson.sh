@@ -124,7 +124,7 @@ bounds = {  # (lowest, highest) extra fds the master may hold for n connections
     "handoff-listener": (0, slack),
     "handoff-reuseport": (0, slack),
 }
-print(f"  {'mode':<18} {'master fds: idle → held':>24} {'per connection':>15} {'whole tree: idle → held':>25}")
+print(f"  {'mode':<18} {'master fds: idle → held':<25} {'per connection':<15} whole tree: idle → held")
 wrong = []
 for line in open(f"{tmp}/idle"):
     mode, idle, tree_idle = line.split()
@@ -142,7 +142,7 @@ for line in open(f"{tmp}/idle"):
     extra = held - idle
     if watched["error"] or watched["gone_at_ms"] is not None:
         wrong.append(f"watching the {mode} master stopped: {watched['error'] or 'it exited'}")
-    print(f"  {mode:<18} {f'{idle} → {held} (+{extra})':>24} {extra / n:>15.2f} {f'{tree_idle} → {tree} (+{tree - tree_idle})':>25}")
+    print(f"  {mode:<18} {f'{idle} → {held} ({extra:+d})':<25} {f'{extra / n:.2f}':<15} {tree_idle} → {tree} ({tree - tree_idle:+d})")
     low, high = bounds[mode]
     if not low <= extra <= high:
         wrong.append(f"the {mode} master held {extra:+d} fds for {n} connections, expected {low}..{high}")
@@ -251,7 +251,7 @@ for line in open(path):
     r = re.match(r"<\.\.\. \w+ resumed>(.*)", text)
     if r:
         at, head = pending.pop(pid, (at, ""))
-        text = head + r.group(1)
+        text = head + (" " if head.endswith(",") else "") + r.group(1)
     c = re.match(r"(\w+)\((\d+)(.*)\) += (-?\d+)", text)
     if c and at >= mark and int(c.group(4)) >= 0:  # successful calls only (no EAGAIN)
         calls.append((at, pid, c.group(1), int(c.group(2)), c.group(3), int(c.group(4)), text))
