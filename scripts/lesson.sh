@@ -227,7 +227,7 @@ lesson_3() {
     # A request by hand, with bash's /dev/tcp: one connection, one answer.
     exec 3<>"/dev/tcp/127.0.0.1/$port"
     printf 'GET / HTTP/1.1\r\nHost: lesson\r\nConnection: close\r\n\r\n' >&3
-    reply=$(cat <&3)
+    reply=$(timeout 10 cat <&3) || { echo "lesson.sh: request $i got no complete answer within 10 s" >&2; exit 1; }
     exec 3<&-
     echo "  request $i: ${reply##*$'\n'}"
   done
