@@ -14,6 +14,10 @@
 //!   (`serve_handed_listener`): wait for the listening socket, accept
 //!   on it, then report `Ready`. Shared or not is the master's business.
 //!
+//! With `--init-delay` (the master's flag, passed on) the worker waits that
+//! long before it serves and reports `Ready` (after it has the listener, in
+//! the listener modes), answering pings meanwhile.
+//!
 //! The worker exits when the channel ends (the master is gone), on `Stop` or
 //! SIGTERM (gracefully), and when the channel carries something it cannot trust.
 //! Wherever it waits for the master's orders it answers the master's `Ping`
@@ -200,15 +204,13 @@ impl Worker {
         if self.init_delay.is_zero() {
             return Ok(true);
         }
-        let until = tokio::time::Instant::now() + self.init_delay;
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep_until(until) => return Ok(true),
-                order = self.next_order() => match order? {
-                    Order::Stop => return Ok(false),
-                    _ => bail!("unexpected message from the master while starting up"),
-                },
-            }
+        // `next_order` answers the pings itself; it returns only an order.
+        tokio::select! {
+            () = tokio::time::sleep(self.init_delay) => Ok(true),
+            order = self.next_order() => match order? {
+                Order::Stop => Ok(false),
+                _ => bail!("unexpected message from the master while starting up"),
+            },
         }
     }
 
