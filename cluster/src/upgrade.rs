@@ -592,11 +592,14 @@ impl Handover {
     }
 
     /// Stops the upgrade task and closes its copies of the sockets now (a
-    /// master stopping on a signal must leave no copy listening).
-    pub fn close(self) {
+    /// master stopping on a signal must leave no copy listening). Returns
+    /// true if a new master holds the sockets too (a takeover under way or
+    /// done): the caller must then not shut them down, only close its copies.
+    pub fn close(self) -> bool {
         self.task.abort();
         self.shared.drop_sockets();
         self.shared.remove_endpoint();
+        self.shared.busy.load(Ordering::SeqCst)
     }
 }
 

@@ -310,9 +310,11 @@ pub async fn run(
     // socket from taking more (`shutdown(SHUT_RD)`: refused from now on) and
     // hand them out with the rest (issue 10, as the listener modes do).
     // After a handover, neither: the socket and its queue are the new
-    // master's, and a shutdown would stop it listening there too.
-    handover.close();
-    let queued = if handed_over {
+    // master's, and a shutdown would stop it listening there too. The same
+    // if a takeover is under way when the signal comes: the new master has
+    // the socket already.
+    let shared = handover.close();
+    let queued = if handed_over || shared {
         Vec::new()
     } else {
         accept::stop_listening(listener.get_ref().as_fd())

@@ -82,8 +82,10 @@ pub async fn run(
             },
         }
     };
-    handover.close();
-    if !handed_over {
+    // A takeover under way at a signal: the new master has the sockets
+    // already; leave them listening for it, as after a handover.
+    let shared = handover.close();
+    if !handed_over && !shared {
         stop_listening(&sockets, &channels);
     }
     drop(sockets);

@@ -190,7 +190,9 @@ pub async fn run(
             }
         }
     }
-    handover.close();
+    // Closing our copy is all a stop does to the listener, whether a new
+    // master holds it too or not.
+    let _shared = handover.close();
     drop(listener);
     supervisor.shutdown().await;
     relays.close();
