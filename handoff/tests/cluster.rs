@@ -184,6 +184,12 @@ macro_rules! pass_tests {
                 testkit::assert_upgrade_socket_is_private(HANDOFF, &["--pass", PASS], &format!("handoff-{PASS}"));
             }
 
+            /// Issue 12 item 2: `--init-delay 500ms` holds the ready line back at least that long.
+            #[test]
+            fn init_delay_delays_ready() {
+                testkit::assert_init_delay_delays_ready(HANDOFF, &["--pass", PASS], &format!("handoff-{PASS}"));
+            }
+
             /// Issue 12: bad --takeover and --upgrade-socket paths: one line, exit 2, the running master undisturbed; a stale socket is replaced.
             #[test]
             fn bad_upgrade_input_exits_2() {

@@ -186,3 +186,9 @@ fn takeover_mode_mismatch_exits_2() {
     let handoff = handoff.to_str().expect("a UTF-8 path");
     testkit::assert_mode_mismatch_exits_2(PROXY, &[], "proxy", handoff, &["--workers", "2"]);
 }
+
+/// Issue 12 item 2: `--init-delay 500ms` holds the ready line back at least that long.
+#[test]
+fn init_delay_delays_ready() {
+    testkit::assert_init_delay_delays_ready(PROXY, &[], "proxy");
+}

@@ -316,6 +316,8 @@ pub fn assert_takeover_answers_in_flight(bin: &str, args: &[&str], mode: &str) {
 /// `ready` (its workers wait `--init-delay 60s`): the old master prints
 /// `handover_failed` naming it and serves on, on the same port, with no
 /// failed request (two clients run throughout); a takeover after that works.
+/// While the doomed one holds the takeover, a second new master is refused
+/// (one line, exit 2).
 pub fn assert_failed_takeover_changes_nothing(bin: &str, args: &[&str], mode: &str) {
     let dir = UpgradeDir::new();
     let path = dir.socket("upgrade.sock");
@@ -336,6 +338,10 @@ pub fn assert_failed_takeover_changes_nothing(bin: &str, args: &[&str], mode: &s
         "the new master did not take the sockets; stderr:\n{}",
         doomed.stderr()
     );
+    // One takeover at a time: a second new master meanwhile is refused.
+    let mut second = args.to_vec();
+    second.extend(["--workers", "2", "--takeover", text(&path)]);
+    assert_one_line_exit_2(bin, &second, "under way");
     let doomed_pid = doomed.pid();
     doomed.kill().expect("SIGKILL the new master");
     let event = next_event_named(&mut old, "handover_failed", TAKEOVER_TIMEOUT)
@@ -568,4 +574,21 @@ fn seqpacket_listener(path: &Path) -> std::os::fd::OwnedFd {
     nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).expect("bind");
     nix::sys::socket::listen(&fd, Backlog::new(4).expect("a backlog")).expect("listen");
     fd
+}
+
+/// Issue 12 item 2: with `--init-delay 500ms`, the `ready` line comes no
+/// sooner than half a second after the start (each worker waits that long
+/// before it reports ready), and the workers then serve.
+pub fn assert_init_delay_delays_ready(bin: &str, args: &[&str], mode: &str) {
+    let delay = Duration::from_millis(500);
+    let mut all_args = args.to_vec();
+    all_args.extend(["--init-delay", "500ms"]);
+    let started = Instant::now();
+    let cluster = start_two_workers(bin, &all_args, mode);
+    let took = started.elapsed();
+    assert!(
+        took >= delay,
+        "ready after {took:?}, before the {delay:?} of --init-delay"
+    );
+    assert_served_by(&cluster, &cluster.worker_pids());
 }
