@@ -195,6 +195,14 @@ async fn next_stop_signal(
 /// A worker this missed would still get its SIGKILL from the kernel as the
 /// master exits (`PR_SET_PDEATHSIG`, see [`crate::supervisor`]).
 fn stop_at_once(signal: nix::sys::signal::Signal) -> ! {
+    let workers = kill_workers();
+    tracing::warn!(workers, "second {signal}: workers killed, exiting at once");
+    std::process::exit(128 + signal as i32)
+}
+
+/// SIGKILLs every child of the master (see [`stop_at_once`]) and returns
+/// how many there were.
+pub(crate) fn kill_workers() -> usize {
     use nix::sys::signal::{Signal, kill};
     let workers = procfs::children(std::process::id()).unwrap_or_else(|err| {
         tracing::warn!(cause = %err, "cannot list the workers; the death signal will kill them");
@@ -208,9 +216,5 @@ fn stop_at_once(signal: nix::sys::signal::Signal) -> ! {
             tracing::debug!(worker = pid, cause = %err, "SIGKILL");
         }
     }
-    tracing::warn!(
-        workers = workers.len(),
-        "second {signal}: workers killed, exiting at once"
-    );
-    std::process::exit(128 + signal as i32)
+    workers.len()
 }

@@ -30,8 +30,9 @@
 //!    socket (the new one may then bind the same path) and before it stops.
 //!
 //! If the connection ends before `ready` (the new master exited or was
-//! killed), the old master prints `handover_failed` and goes on as before:
-//! it never touched its sockets. One takeover at a time; a new master that
+//! killed, or gave up after [`TAKEOVER_READY_TIMEOUT`]), the old master
+//! prints `handover_failed` and goes on as before: it never touched its
+//! sockets. One takeover at a time; a new master that
 //! hears nothing that parses within [`ANSWER_TIMEOUT`] is not talking to a
 //! master (exit 2).
 //!
@@ -72,6 +73,14 @@ pub const VERSION: u32 = 1;
 /// How long either side waits for the other's next datagram during the
 /// exchange (not for the new workers: they take what they take).
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a new master waits for its workers to serve (beyond
+/// `--init-delay`) before it gives the takeover up: it exits 1, and the old
+/// master, which still serves, prints `handover_failed` (ecdysis's child
+/// timeout). Far beyond a worker's start (milliseconds), so that only a
+/// worker that cannot start at all (it crashes, is respawned, crashes)
+/// hits it.
+pub const TAKEOVER_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The longest datagram read; a longer one is garbage.
 const MAX_DATAGRAM: usize = 4096;
@@ -424,6 +433,8 @@ pub struct Upgrade {
     /// master has released it.
     deferred: Option<PathBuf>,
     takeover: Option<Takeover>,
+    /// How long the new workers may take to serve, on a takeover.
+    ready_deadline: Duration,
 }
 
 impl Upgrade {
@@ -449,6 +460,7 @@ impl Upgrade {
             endpoint,
             deferred,
             takeover,
+            ready_deadline: TAKEOVER_READY_TIMEOUT + args.init_delay,
         })
     }
 
@@ -486,6 +498,7 @@ impl Upgrade {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (handed_tx, handed_rx) = oneshot::channel();
         let task = Task {
+            ready_deadline: self.ready_deadline,
             mode: self.mode,
             workers: self.workers,
             listen,
@@ -615,6 +628,7 @@ enum Outcome {
 
 /// The upgrade task.
 struct Task {
+    ready_deadline: Duration,
     mode: Mode,
     workers: u16,
     listen: SocketAddr,
@@ -630,8 +644,17 @@ impl Task {
         ready: oneshot::Receiver<Vec<WorkerInfo>>,
         handed: oneshot::Sender<u32>,
     ) {
-        let Ok(workers) = ready.await else {
-            return;
+        let workers = if takeover.is_some() {
+            match tokio::time::timeout(self.ready_deadline, ready).await {
+                Ok(Ok(workers)) => workers,
+                Ok(Err(_)) => return,
+                Err(_) => self.give_up(),
+            }
+        } else {
+            let Ok(workers) = ready.await else {
+                return;
+            };
+            workers
         };
         let mut takeover_from = None;
         if let Some(takeover) = takeover {
@@ -682,6 +705,18 @@ impl Task {
                 },
             }
         }
+    }
+
+    /// The new workers did not all serve within the deadline: the takeover
+    /// is given up, and with it this master (the old one serves on).
+    fn give_up(&self) -> ! {
+        eprintln!(
+            "{}: error: the workers did not all serve within {}; takeover given up",
+            self.mode,
+            humantime::format_duration(self.ready_deadline)
+        );
+        crate::master::kill_workers();
+        std::process::exit(1)
     }
 
     /// One connection to the upgrade socket, from `hello` to its outcome.
