@@ -184,6 +184,12 @@ macro_rules! pass_tests {
                 testkit::assert_upgrade_socket_is_private(HANDOFF, &["--pass", PASS], &format!("handoff-{PASS}"));
             }
 
+            /// Issue 12: SIGTERM to the old master during a takeover does not shut the sockets down: a client then is answered by the new workers.
+            #[test]
+            fn sigterm_during_takeover_keeps_the_sockets() {
+                testkit::assert_sigterm_during_takeover_keeps_the_sockets(HANDOFF, &["--pass", PASS], &format!("handoff-{PASS}"));
+            }
+
             /// Issue 12 item 2: `--init-delay 500ms` holds the ready line back at least that long.
             #[test]
             fn init_delay_delays_ready() {

@@ -192,3 +192,9 @@ fn takeover_mode_mismatch_exits_2() {
 fn init_delay_delays_ready() {
     testkit::assert_init_delay_delays_ready(PROXY, &[], "proxy");
 }
+
+/// Issue 12: SIGTERM to the old master during a takeover does not shut the socket down: a client then is answered by the new workers.
+#[test]
+fn sigterm_during_takeover_keeps_the_sockets() {
+    testkit::assert_sigterm_during_takeover_keeps_the_sockets(PROXY, &[], "proxy");
+}

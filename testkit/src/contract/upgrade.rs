@@ -592,3 +592,38 @@ pub fn assert_init_delay_delays_ready(bin: &str, args: &[&str], mode: &str) {
     );
     assert_served_by(&cluster, &cluster.worker_pids());
 }
+
+/// A SIGTERM to the old master while a takeover is under way (the new
+/// master holds the sockets, its workers wait `--init-delay 2s`): the old
+/// master exits 0 without shutting the sockets down, so a client arriving
+/// then waits in the accept queue and the new workers answer it (neither
+/// refused nor reset).
+pub fn assert_sigterm_during_takeover_keeps_the_sockets(bin: &str, args: &[&str], mode: &str) {
+    let dir = UpgradeDir::new();
+    let path = dir.socket("upgrade.sock");
+    let mut old = start_upgradable(bin, args, &path, mode);
+    let old_workers = old.worker_pids();
+    let mut all_args = args.to_vec();
+    all_args.extend(["--workers", "2", "--init-delay", "2s"]);
+    all_args.extend(["--takeover", text(&path), "--upgrade-socket", text(&path)]);
+    let new = Starting::spawn(bin, &all_args).expect("start the new master");
+    assert!(
+        wait_until(TAKEOVER_TIMEOUT, || new
+            .stderr()
+            .contains("took the listening sockets over")),
+        "the new master did not take the sockets; stderr:\n{}",
+        new.stderr()
+    );
+    old.signal(Signal::SIGTERM).expect("SIGTERM the old master");
+    let status = old.wait_exit(STOP_TIMEOUT).expect("the old master exits");
+    assert_eq!(status.code(), Some(0), "old master: {status}");
+    let response = get(old.addr(), "/", true)
+        .unwrap_or_else(|err| panic!("a client after the old master's stop: {err:#}"));
+    assert_eq!(response.status, 200, "{response:?}");
+    let pid = response.worker_pid().expect("an x-worker-pid");
+    assert!(
+        !old_workers.contains(&pid),
+        "answered by an old worker {pid}"
+    );
+    drop(new);
+}
