@@ -32,6 +32,9 @@ enum Announcement {
         listen: SocketAddr,
         master_pid: u32,
         workers: Vec<WorkerInfo>,
+        /// The old master whose sockets this one took over (`--takeover`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        takeover_from: Option<u32>,
     },
     /// A successor is serving in place of a worker that died.
     Respawn {
@@ -39,16 +42,37 @@ enum Announcement {
         pid: u32,
         port: Option<u16>,
     },
+    /// The old master of a takeover: the new master `to_pid` serves; this
+    /// one stops accepting and exits when its workers are done.
+    Handover { to_pid: u32 },
+    /// The old master of a takeover: the new master `pid` failed before its
+    /// `ready`; this one serves on, its sockets untouched.
+    HandoverFailed { pid: u32, reason: String },
 }
 
-/// Prints the `ready` line: every worker is serving.
-pub fn ready(mode: Mode, listen: SocketAddr, workers: Vec<WorkerInfo>) {
+/// Prints the `ready` line: every worker is serving; `takeover_from` is the
+/// old master after a takeover.
+pub fn ready(mode: Mode, listen: SocketAddr, workers: Vec<WorkerInfo>, takeover_from: Option<u32>) {
     let master_pid = std::process::id();
     print(&Announcement::Ready {
         mode,
         listen,
         master_pid,
         workers,
+        takeover_from,
+    });
+}
+
+/// Prints the `handover` line: the new master `to_pid` has taken over.
+pub fn handover(to_pid: u32) {
+    print(&Announcement::Handover { to_pid });
+}
+
+/// Prints the `handover_failed` line: the takeover by `pid` failed, `reason`.
+pub fn handover_failed(pid: u32, reason: &str) {
+    print(&Announcement::HandoverFailed {
+        pid,
+        reason: reason.to_owned(),
     });
 }
 

@@ -25,6 +25,8 @@
 //!   (`Announcement`s; not to be confused with the supervisor's
 //!   [`supervisor::Event`]s, which stay inside the master).
 //! - [`procfs`]: fds, RSS and CPU time of a process and its children.
+//! - [`upgrade`]: `--upgrade-socket` and `--takeover`, a new master taking
+//!   the listening sockets over SCM_RIGHTS (zero-downtime upgrade).
 #![deny(missing_docs)]
 
 use std::time::Duration;
@@ -39,6 +41,7 @@ pub mod procfs;
 pub mod rlimit;
 pub mod service;
 pub mod supervisor;
+pub mod upgrade;
 pub mod worker;
 
 /// How long a graceful stop lets requests in flight finish before closing

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use crate::cli::{self, UsageError};
 use crate::listen::BindError;
 use crate::procfs;
 use crate::rlimit::{self, NofileLimit};
+use crate::upgrade::Upgrade;
 
 /// The flags every mode takes (ARCHITECTURE.md).
 #[derive(Debug, Clone, clap::Args)]
@@ -52,13 +54,36 @@ pub struct ClusterArgs {
     /// a worker of this suite computes (`?work_us=1000000`).
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = cli::parse_positive_duration)]
     pub worker_timeout: Duration,
+
+    /// Serve a Unix socket at PATH (mode 0600, removed at exit) on which a
+    /// new master of the same mode, started with `--takeover PATH`, takes
+    /// the listening sockets over (SCM_RIGHTS) for a zero-downtime upgrade.
+    /// A stale socket left by a dead master is replaced; one a live master
+    /// serves is never taken.
+    #[arg(long, value_name = "PATH")]
+    pub upgrade_socket: Option<PathBuf>,
+
+    /// Take the listening sockets over from the master serving
+    /// `--upgrade-socket PATH` (`--listen` is then ignored), start the
+    /// workers on them, and when every one serves tell the old master,
+    /// which stops accepting and exits once its workers are done. Give the
+    /// same `--upgrade-socket PATH` to be taken over in turn.
+    #[arg(long, value_name = "PATH")]
+    pub takeover: Option<PathBuf>,
+
+    /// How long each worker waits before it reports ready, standing in for
+    /// a real server's start-up (configuration, caches, JIT): it makes the
+    /// cost of a restart visible. It answers the master's pings meanwhile.
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = cli::parse_duration)]
+    pub init_delay: Duration,
 }
 
 fn default_workers() -> u16 {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(1024) as u16)
 }
 
-/// Everything a mode's `run` needs from the common set-up.
+/// Everything a mode's `run` needs from the common set-up (besides its
+/// [`Upgrade`]).
 #[derive(Debug, Clone)]
 pub struct Setup {
     /// The flags as given.
@@ -85,9 +110,12 @@ pub fn init_logging() {
 /// thread to be the main thread), runs `run` on it and maps its result to an
 /// exit code: 0, 2 for bad usage or an address that cannot be bound, 1 else.
 /// The error is printed as one line on stderr.
+///
+/// Before `run`, [`Upgrade::prepare`] binds `--upgrade-socket` and, with
+/// `--takeover`, takes the old master's sockets: `run` gets the result.
 pub fn main<F, Fut>(mode: Mode, args: ClusterArgs, run: F) -> ExitCode
 where
-    F: FnOnce(Setup) -> Fut,
+    F: FnOnce(Setup, Upgrade) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let result = (|| {
@@ -99,10 +127,14 @@ where
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        runtime.block_on(run(Setup {
-            args,
-            worker_nofile,
-        }))
+        runtime.block_on(async {
+            let upgrade = Upgrade::prepare(&args, mode).await?;
+            let setup = Setup {
+                args,
+                worker_nofile,
+            };
+            run(setup, upgrade).await
+        })
     })();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -163,6 +195,14 @@ async fn next_stop_signal(
 /// A worker this missed would still get its SIGKILL from the kernel as the
 /// master exits (`PR_SET_PDEATHSIG`, see [`crate::supervisor`]).
 fn stop_at_once(signal: nix::sys::signal::Signal) -> ! {
+    let workers = kill_workers();
+    tracing::warn!(workers, "second {signal}: workers killed, exiting at once");
+    std::process::exit(128 + signal as i32)
+}
+
+/// SIGKILLs every child of the master (see [`stop_at_once`]) and returns
+/// how many there were.
+pub(crate) fn kill_workers() -> usize {
     use nix::sys::signal::{Signal, kill};
     let workers = procfs::children(std::process::id()).unwrap_or_else(|err| {
         tracing::warn!(cause = %err, "cannot list the workers; the death signal will kill them");
@@ -176,9 +216,5 @@ fn stop_at_once(signal: nix::sys::signal::Signal) -> ! {
             tracing::debug!(worker = pid, cause = %err, "SIGKILL");
         }
     }
-    tracing::warn!(
-        workers = workers.len(),
-        "second {signal}: workers killed, exiting at once"
-    );
-    std::process::exit(128 + signal as i32)
+    workers.len()
 }

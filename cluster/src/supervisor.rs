@@ -35,7 +35,6 @@
 //! workers are spawned from the main thread only (the master runs a
 //! current-thread runtime; `spawn_worker` checks).
 
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -51,6 +50,7 @@ use crate::announce::{self, WorkerInfo};
 use crate::channel::{self, Channel, ChannelError, Message};
 use crate::master::Setup;
 use crate::rlimit::{self, NofileLimit};
+use crate::upgrade::ReadyLine;
 use crate::worker::CHANNEL_FD_ENV;
 use crate::{GRACE_PERIOD, Mode, Pass};
 
@@ -158,11 +158,11 @@ struct Slot {
 
 /// The set of worker slots and the tasks that keep them filled.
 pub struct Supervisor {
-    mode: Mode,
-    listen: SocketAddr,
     slots: Vec<Slot>,
     /// The `ready` line has been printed (every slot served once).
     announced: bool,
+    /// Where the `ready` line goes (the upgrade task prints it), until sent.
+    ready_line: Option<ReadyLine>,
     events: mpsc::Receiver<Event>,
     /// One per slot: the pid of a worker the master wants dead, which the
     /// slot's task kills (a pid, so that a request meant for a worker that
@@ -173,19 +173,24 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Starts `--workers` workers for a master of `mode` listening on
-    /// `listen`; each worker is told the mode, and serves as it requires.
-    /// Must be called from the main thread, on a current-thread runtime.
-    pub fn start(setup: &Setup, mode: Mode, listen: SocketAddr) -> std::io::Result<Supervisor> {
+    /// Starts `--workers` workers for a master of `mode`; each worker is
+    /// told the mode, and serves as it requires. Must be called from the
+    /// main thread, on a current-thread runtime. When every worker first
+    /// serves, their list goes to `ready_line`, whose task prints the
+    /// `ready` line (see [`crate::upgrade`]).
+    pub fn start(setup: &Setup, mode: Mode, ready_line: ReadyLine) -> std::io::Result<Supervisor> {
         let (tx, events) = mpsc::channel(EVENT_QUEUE_LEN);
         let stop = CancellationToken::new();
         let header_timeout = humantime::format_duration(setup.args.header_timeout);
+        let init_delay = humantime::format_duration(setup.args.init_delay);
         let args = [
             "worker",
             "--mode",
             mode.name(),
             "--header-timeout",
             &header_timeout.to_string(),
+            "--init-delay",
+            &init_delay.to_string(),
         ];
         let spec = Arc::new(Spec {
             exe: std::env::current_exe()?,
@@ -209,10 +214,9 @@ impl Supervisor {
             ));
         }
         Ok(Supervisor {
-            mode,
-            listen,
             slots: vec![Slot::default(); workers],
             announced: false,
+            ready_line: Some(ready_line),
             events,
             kills,
             stop,
@@ -276,7 +280,9 @@ impl Supervisor {
                         .iter()
                         .filter_map(|s| s.serving.clone())
                         .collect();
-                    announce::ready(self.mode, self.listen, workers);
+                    if let Some(ready_line) = self.ready_line.take() {
+                        ready_line.send(workers);
+                    }
                 }
             }
             Event::Exited { slot, pid } => {

@@ -14,6 +14,10 @@
 //!   (`serve_handed_listener`): wait for the listening socket, accept
 //!   on it, then report `Ready`. Shared or not is the master's business.
 //!
+//! With `--init-delay` (the master's flag, passed on) the worker waits that
+//! long before it serves and reports `Ready` (after it has the listener, in
+//! the listener modes), answering pings meanwhile.
+//!
 //! The worker exits when the channel ends (the master is gone), on `Stop` or
 //! SIGTERM (gracefully), and when the channel carries something it cannot trust.
 //! Wherever it waits for the master's orders it answers the master's `Ping`
@@ -52,6 +56,9 @@ pub struct WorkerArgs {
     /// The master's `--header-timeout`.
     #[arg(long, value_parser = crate::cli::parse_duration)]
     pub header_timeout: std::time::Duration,
+    /// The master's `--init-delay`: wait this long before serving.
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "0s")]
+    pub init_delay: std::time::Duration,
 }
 
 /// The hidden subcommand by which the master starts its workers; every
@@ -105,7 +112,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let config = service::Config {
         header_timeout: args.header_timeout,
     };
-    let mut worker = Worker::start(config)?;
+    let mut worker = Worker::start(config, args.init_delay)?;
     match args.mode {
         Mode::Proxy => worker.serve_own_port().await?,
         Mode::Handoff(Pass::Socket) => worker.serve_handed_sockets().await?,
@@ -163,11 +170,13 @@ struct Worker {
     accept_loops: JoinSet<()>,
     /// Tells the accept loops to take what is queued and end (graceful stop).
     stop_accepting: CancellationToken,
+    /// `--init-delay`: how long to wait before serving.
+    init_delay: std::time::Duration,
 }
 
 impl Worker {
     /// Takes the inherited channel and sets up the signals.
-    fn start(config: service::Config) -> anyhow::Result<Worker> {
+    fn start(config: service::Config, init_delay: std::time::Duration) -> anyhow::Result<Worker> {
         // Ctrl-C in a terminal signals the whole foreground process group; the
         // master coordinates the stop, so a worker must not die of SIGINT first.
         // SAFETY: SIG_IGN installs no handler code; nothing else here handles SIGINT.
@@ -185,11 +194,31 @@ impl Worker {
             connections: Arc::new(GracefulShutdown::new()),
             accept_loops: JoinSet::new(),
             stop_accepting: CancellationToken::new(),
+            init_delay,
         })
+    }
+
+    /// `--init-delay`: waits that long before serving, as a real server's
+    /// start-up would, answering pings meanwhile. False if told to stop.
+    async fn start_up(&mut self) -> anyhow::Result<bool> {
+        if self.init_delay.is_zero() {
+            return Ok(true);
+        }
+        // `next_order` answers the pings itself; it returns only an order.
+        tokio::select! {
+            () = tokio::time::sleep(self.init_delay) => Ok(true),
+            order = self.next_order() => match order? {
+                Order::Stop => Ok(false),
+                _ => bail!("unexpected message from the master while starting up"),
+            },
+        }
     }
 
     /// `proxy`: bind a port of our own, report it, serve until told to stop.
     async fn serve_own_port(&mut self) -> anyhow::Result<()> {
+        if !self.start_up().await? {
+            return Ok(());
+        }
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
             .context("bind own port")?;
@@ -204,7 +233,13 @@ impl Worker {
     /// accept on it, report `Ready`, serve until told to stop.
     async fn serve_handed_listener(&mut self) -> anyhow::Result<()> {
         match self.next_order().await? {
-            Order::Take(Message::Listener, fds) => self.accept_on(tcp_listener(fds)?),
+            Order::Take(Message::Listener, fds) => {
+                let listener = tcp_listener(fds)?;
+                if !self.start_up().await? {
+                    return Ok(());
+                }
+                self.accept_on(listener);
+            }
             Order::Stop => return Ok(()),
             _ => bail!("unexpected message from the master (expected Listener)"),
         }
@@ -222,6 +257,9 @@ impl Worker {
     /// several handoffs arrive per wake-up, and one `Ack` (cumulative: "all up
     /// to seq") saves the master a wake-up and a `recvmsg` for each other.
     async fn serve_handed_sockets(&mut self) -> anyhow::Result<()> {
+        if !self.start_up().await? {
+            return Ok(());
+        }
         self.channel
             .send(Message::Ready { port: None }, None)
             .await?;

@@ -25,9 +25,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context;
 use cluster::channel::{Channel, ChannelError, Message};
 use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
+use cluster::upgrade::Upgrade;
 use cluster::{GRACE_PERIOD, Mode, Pass, accept, listen};
 use tokio::io::unix::AsyncFd;
 
@@ -258,22 +260,40 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 /// Runs the master of `handoff-socket`.
-pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let listener = listen::bind(setup.args.listen, false)?;
+///
+/// After a takeover by a successor (`--upgrade-socket`) it stops accepting
+/// and closes its copy of the listener without shutting the socket down (the
+/// new master accepts on it, and its queue is the new master's), then lets
+/// the handoffs in flight be acknowledged and its workers finish.
+pub async fn run(
+    setup: Setup,
+    mut upgrade: Upgrade,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let socket = match upgrade.taken_sockets() {
+        Some((_, mut sockets)) => sockets.pop().context("one listening socket taken over")?,
+        None => OwnedFd::from(listen::bind(setup.args.listen, false)?),
+    };
+    let listener = std::net::TcpListener::from(socket);
     let listen = listener.local_addr()?;
     listener.set_nonblocking(true)?;
+    let (mut handover, ready_line) = upgrade.start(listen, &[listener.try_clone()?.into()])?;
     // Registered for readiness only: accepted sockets go to workers untouched.
     // SAFETY: the AsyncFd owns the listener, which keeps its fd open and
     // unchanged until the AsyncFd is dropped.
     let listener =
         unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }?;
     let workers = usize::from(setup.args.workers);
-    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), listen)?;
+    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), ready_line)?;
     let mut dispatcher = Dispatcher::new(workers);
     tokio::pin!(shutdown);
-    loop {
+    let handed_over = loop {
         tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown => break false,
+            to_pid = handover.requested() => {
+                tracing::info!(new_master = to_pid, "handed over; stopping");
+                break true;
+            }
             event = supervisor.next_event() => dispatcher.on_event(event, &mut supervisor),
             () = sleep_until(dispatcher.resume_at) => dispatcher.resume(),
             stream = accept::accept_to_pass(&listener, &mut dispatcher.accept_backoff),
@@ -283,13 +303,22 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
                 }
             }
         }
-    }
+    };
     // Stop accepting. The clients already in the kernel's accept queue (there
     // when every worker's window was full) completed their handshake: take
     // them, so that closing the listener does not reset them, then stop the
     // socket from taking more (`shutdown(SHUT_RD)`: refused from now on) and
     // hand them out with the rest (issue 10, as the listener modes do).
-    let queued = accept::stop_listening(listener.get_ref().as_fd());
+    // After a handover, neither: the socket and its queue are the new
+    // master's, and a shutdown would stop it listening there too. The same
+    // if a takeover is under way when the signal comes: the new master has
+    // the socket already.
+    let shared = handover.close();
+    let queued = if handed_over || shared {
+        Vec::new()
+    } else {
+        accept::stop_listening(listener.get_ref().as_fd())
+    };
     drop(listener);
     if !queued.is_empty() {
         tracing::debug!(

@@ -23,6 +23,7 @@
 use std::future::Future;
 
 use cluster::master::Setup;
+use cluster::upgrade::Upgrade;
 
 pub mod dispatch;
 pub mod listeners;
@@ -33,13 +34,17 @@ pub use cluster::Pass;
 
 /// Runs the `handoff` master until `shutdown` resolves, then stops
 /// gracefully (see [`cluster::master`]).
+/// With `--takeover` the listening sockets are the old master's; with
+/// `--upgrade-socket` a successor may take them over (see
+/// [`cluster::upgrade`]).
 pub async fn run(
     setup: Setup,
+    upgrade: Upgrade,
     pass: Pass,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     match pass {
-        Pass::Socket => dispatch::run(setup, shutdown).await,
-        Pass::Listener | Pass::Reuseport => listeners::run(setup, pass, shutdown).await,
+        Pass::Socket => dispatch::run(setup, upgrade, shutdown).await,
+        Pass::Listener | Pass::Reuseport => listeners::run(setup, upgrade, pass, shutdown).await,
     }
 }

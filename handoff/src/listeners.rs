@@ -31,25 +31,40 @@ use std::sync::Arc;
 use cluster::channel::{Channel, Message};
 use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
+use cluster::upgrade::Upgrade;
 use cluster::{Mode, accept, listen};
 
 use crate::Pass;
 
 /// Runs the master of `handoff-listener` or `handoff-reuseport`.
+///
+/// After a takeover by a successor (`--upgrade-socket`), the sockets are
+/// left listening (no `stop_listening`: they and their queues are the new
+/// master's too); the master closes its copies and its workers stop
+/// accepting, close theirs and finish what they hold.
 pub async fn run(
     setup: Setup,
+    mut upgrade: Upgrade,
     pass: Pass,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let workers = usize::from(setup.args.workers);
-    let (listen, sockets) = bind(setup.args.listen, pass, workers)?;
-    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(pass), listen)?;
+    let (listen, sockets) = match upgrade.taken_sockets() {
+        Some(taken) => taken,
+        None => bind(setup.args.listen, pass, workers)?,
+    };
+    let (mut handover, ready_line) = upgrade.start(listen, &sockets)?;
+    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(pass), ready_line)?;
     // Each slot's worker channel, for the connections queued at the stop.
     let mut channels: Vec<Option<Arc<Channel>>> = vec![None; workers];
     tokio::pin!(shutdown);
-    loop {
+    let handed_over = loop {
         tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown => break false,
+            to_pid = handover.requested() => {
+                tracing::info!(new_master = to_pid, "handed over; stopping");
+                break true;
+            }
             event = supervisor.next_event() => match event {
                 // A new worker (first or successor) gets its slot's socket; it
                 // reports Ready once it accepts on it.
@@ -66,8 +81,14 @@ pub async fn run(
                 Event::Ready { .. } | Event::Message { .. } => {}
             },
         }
+    };
+    // A takeover under way at a signal: the new master has the sockets
+    // already; leave them listening for it, as after a handover.
+    let shared = handover.close();
+    if !handed_over && !shared {
+        stop_listening(&sockets, &channels);
     }
-    stop_listening(&sockets, &channels);
+    drop(sockets);
     supervisor.shutdown().await;
     Ok(())
 }

@@ -35,8 +35,12 @@ fn main() -> ExitCode {
     master::init_logging();
     match cli.command {
         Some(Command::Worker(args)) => worker::main(args),
-        None => master::main(Mode::Handoff(cli.pass), cli.cluster, |setup| async move {
-            handoff::run(setup, cli.pass, master::shutdown_signal()?).await
-        }),
+        None => master::main(
+            Mode::Handoff(cli.pass),
+            cli.cluster,
+            |setup, upgrade| async move {
+                handoff::run(setup, upgrade, cli.pass, master::shutdown_signal()?).await
+            },
+        ),
     }
 }

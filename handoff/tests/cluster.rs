@@ -159,6 +159,48 @@ macro_rules! pass_tests {
             fn sigterm_during_pipeline() {
                 testkit::assert_sigterm_during_pipeline(&mut start(PASS));
             }
+
+            /// Issue 12: three takeovers in a row under load (new connections and keep-alive): no request fails, answers only from the old or new generation, old masters exit 0 and leave nothing.
+            #[test]
+            fn takeovers_under_load() {
+                testkit::assert_takeovers_under_load(HANDOFF, &["--pass", PASS], &format!("handoff-{PASS}"));
+            }
+
+            /// Issue 12: a request in flight (`?work_us=500000`) at the takeover is answered 200.
+            #[test]
+            fn takeover_answers_in_flight() {
+                testkit::assert_takeover_answers_in_flight(HANDOFF, &["--pass", PASS], &format!("handoff-{PASS}"));
+            }
+
+            /// Issue 12: a new master SIGKILLed before its ready: the old one prints handover_failed and serves on, same port, no failed request.
+            #[test]
+            fn failed_takeover_changes_nothing() {
+                testkit::assert_failed_takeover_changes_nothing(HANDOFF, &["--pass", PASS], &format!("handoff-{PASS}"));
+            }
+
+            /// Issue 12: the upgrade socket is 0600, and a peer of another uid (nobody) is refused while the master serves on.
+            #[test]
+            fn upgrade_socket_is_private() {
+                testkit::assert_upgrade_socket_is_private(HANDOFF, &["--pass", PASS], &format!("handoff-{PASS}"));
+            }
+
+            /// Issue 12: SIGTERM to the old master during a takeover does not shut the sockets down: a client then is answered by the new workers.
+            #[test]
+            fn sigterm_during_takeover_keeps_the_sockets() {
+                testkit::assert_sigterm_during_takeover_keeps_the_sockets(HANDOFF, &["--pass", PASS], &format!("handoff-{PASS}"));
+            }
+
+            /// Issue 12 item 2: `--init-delay 500ms` holds the ready line back at least that long.
+            #[test]
+            fn init_delay_delays_ready() {
+                testkit::assert_init_delay_delays_ready(HANDOFF, &["--pass", PASS], &format!("handoff-{PASS}"));
+            }
+
+            /// Issue 12: bad --takeover and --upgrade-socket paths: one line, exit 2, the running master undisturbed; a stale socket is replaced.
+            #[test]
+            fn bad_upgrade_input_exits_2() {
+                testkit::assert_bad_upgrade_input_exits_2(HANDOFF, &["--pass", PASS], &format!("handoff-{PASS}"));
+            }
         }
     )*};
 }
@@ -167,6 +209,31 @@ pass_tests! {
     socket => every_worker: true;
     listener => every_worker: false;
     reuseport => every_worker: true;
+}
+
+/// Issue 12: a `handoff --pass listener` master cannot take over from a `--pass socket` one (nor the reverse): exit 2, one line, the old master untouched.
+#[test]
+fn takeover_mode_mismatch_exits_2() {
+    let socket = ["--pass", "socket"];
+    let listener = ["--pass", "listener", "--workers", "2"];
+    testkit::assert_mode_mismatch_exits_2(HANDOFF, &socket, "handoff-socket", HANDOFF, &listener);
+    let listener = ["--pass", "listener"];
+    let socket = ["--pass", "socket", "--workers", "2"];
+    testkit::assert_mode_mismatch_exits_2(HANDOFF, &listener, "handoff-listener", HANDOFF, &socket);
+}
+
+/// Issue 12: `--pass reuseport` with another `--workers` (one socket per slot) cannot take over: exit 2, one line, the old master untouched.
+#[test]
+fn reuseport_takeover_workers_mismatch_exits_2() {
+    let reuseport = ["--pass", "reuseport"];
+    let three = ["--pass", "reuseport", "--workers", "3"];
+    testkit::assert_mode_mismatch_exits_2(
+        HANDOFF,
+        &reuseport,
+        "handoff-reuseport",
+        HANDOFF,
+        &three,
+    );
 }
 
 /// `--pass socket`: connections handed to a worker that dies before acknowledging

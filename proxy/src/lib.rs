@@ -16,7 +16,9 @@ use std::future::Future;
 use anyhow::Context;
 use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
+use cluster::upgrade::Upgrade;
 use cluster::{GRACE_PERIOD, Mode, accept, listen};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,19 +117,30 @@ impl FdBudget {
 /// stops the workers (they finish the requests in flight) and waits, at most
 /// [`GRACE_PERIOD`], for the relays to end. A relay with no byte moving
 /// either way for `relay_timeout` (`--relay-timeout`) is closed.
+///
+/// With `--takeover` the listener is the old master's; with
+/// `--upgrade-socket` a successor may take it over, and then this master
+/// stops accepting, closes its copy (the socket listens on, in the new
+/// master) and lets the relays and workers finish.
 pub async fn run(
     setup: Setup,
+    mut upgrade: Upgrade,
     relay_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let listener = listen::bind(setup.args.listen, false)?;
+    let socket = match upgrade.taken_sockets() {
+        Some((_, mut sockets)) => sockets.pop().context("one listening socket taken over")?,
+        None => OwnedFd::from(listen::bind(setup.args.listen, false)?),
+    };
+    let listener = std::net::TcpListener::from(socket);
     listener.set_nonblocking(true)?;
-    let listener = TcpListener::from_std(listener)?;
     let listen = listener.local_addr()?;
+    let (mut handover, ready_line) = upgrade.start(listen, &[listener.try_clone()?.into()])?;
+    let listener = TcpListener::from_std(listener)?;
     let workers = usize::from(setup.args.workers);
     let relay_fds = RelayFds::default();
     let mut fd_budget = FdBudget::new(relay_fds.clone())?;
-    let mut supervisor = Supervisor::start(&setup, Mode::Proxy, listen)?;
+    let mut supervisor = Supervisor::start(&setup, Mode::Proxy, ready_line)?;
     // The own port of the worker serving each slot; None while it (re)starts.
     let mut ports: Vec<Option<u16>> = vec![None; workers];
     // Round robin: the slot to try first for the next connection.
@@ -137,6 +150,10 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            to_pid = handover.requested() => {
+                tracing::info!(new_master = to_pid, "handed over; stopping");
+                break;
+            }
             event = supervisor.next_event() => {
                 match event {
                     Event::Ready { slot, port, .. } => {
@@ -173,6 +190,9 @@ pub async fn run(
             }
         }
     }
+    // Closing our copy is all a stop does to the listener, whether a new
+    // master holds it too or not.
+    let _shared = handover.close();
     drop(listener);
     supervisor.shutdown().await;
     relays.close();

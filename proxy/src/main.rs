@@ -36,8 +36,14 @@ fn main() -> ExitCode {
     master::init_logging();
     match cli.command {
         Some(Command::Worker(args)) => worker::main(args),
-        None => master::main(Mode::Proxy, cli.cluster, |setup| async move {
-            proxy::run(setup, cli.relay_timeout, master::shutdown_signal()?).await
+        None => master::main(Mode::Proxy, cli.cluster, |setup, upgrade| async move {
+            proxy::run(
+                setup,
+                upgrade,
+                cli.relay_timeout,
+                master::shutdown_signal()?,
+            )
+            .await
         }),
     }
 }

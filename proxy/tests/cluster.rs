@@ -148,3 +148,53 @@ fn pipelined_work_leaves_turns() {
 fn sigterm_during_pipeline() {
     testkit::assert_sigterm_during_pipeline(&mut start());
 }
+
+/// Issue 12: three takeovers in a row under load (new connections and keep-alive): no request fails, answers only from the old or new generation, old masters exit 0 and leave nothing.
+#[test]
+fn takeovers_under_load() {
+    testkit::assert_takeovers_under_load(PROXY, &[], "proxy");
+}
+
+/// Issue 12: a request in flight (`?work_us=500000`) at the takeover is answered 200.
+#[test]
+fn takeover_answers_in_flight() {
+    testkit::assert_takeover_answers_in_flight(PROXY, &[], "proxy");
+}
+
+/// Issue 12: a new master SIGKILLed before its ready: the old one prints handover_failed and serves on, same port, no failed request.
+#[test]
+fn failed_takeover_changes_nothing() {
+    testkit::assert_failed_takeover_changes_nothing(PROXY, &[], "proxy");
+}
+
+/// Issue 12: the upgrade socket is 0600, and a peer of another uid (nobody) is refused while the master serves on.
+#[test]
+fn upgrade_socket_is_private() {
+    testkit::assert_upgrade_socket_is_private(PROXY, &[], "proxy");
+}
+
+/// Issue 12: bad --takeover and --upgrade-socket paths: one line, exit 2, the running master undisturbed; a stale socket is replaced.
+#[test]
+fn bad_upgrade_input_exits_2() {
+    testkit::assert_bad_upgrade_input_exits_2(PROXY, &[], "proxy");
+}
+
+/// Issue 12: a `handoff` master cannot take over from a `proxy` one: exit 2, one line, the old master untouched.
+#[test]
+fn takeover_mode_mismatch_exits_2() {
+    let handoff = testkit::workspace_bin("handoff").expect("the handoff binary");
+    let handoff = handoff.to_str().expect("a UTF-8 path");
+    testkit::assert_mode_mismatch_exits_2(PROXY, &[], "proxy", handoff, &["--workers", "2"]);
+}
+
+/// Issue 12 item 2: `--init-delay 500ms` holds the ready line back at least that long.
+#[test]
+fn init_delay_delays_ready() {
+    testkit::assert_init_delay_delays_ready(PROXY, &[], "proxy");
+}
+
+/// Issue 12: SIGTERM to the old master during a takeover does not shut the socket down: a client then is answered by the new workers.
+#[test]
+fn sigterm_during_takeover_keeps_the_sockets() {
+    testkit::assert_sigterm_during_takeover_keeps_the_sockets(PROXY, &[], "proxy");
+}

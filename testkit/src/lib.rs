@@ -10,7 +10,8 @@
 //!
 //! # Layout
 //! - [`process`]: [`Cluster`] (master and workers, killed on drop),
-//!   [`run_expect_exit`], signals ([`Signal`], sent with kill(2) through nix)
+//!   [`Starting`] (a master not ready yet), [`run_expect_exit`], signals
+//!   ([`Signal`], sent with kill(2) through nix)
 //! - [`http`]: the blocking HTTP/1.1 client: [`get`], [`KeepAlive`],
 //!   [`Clients`], [`send_raw`], [`read_answer`], [`Response`]
 //! - [`proc`]: `/proc` readings ([`fd_count`], [`is_alive`], [`cpu_time`]), fd
@@ -45,7 +46,7 @@ pub use nix::sys::signal::Signal;
 pub use proc::{
     POLL_INTERVAL, cpu_time, exhaust_fds, exists, fd_count, is_alive, set_nofile_limit, wait_until,
 };
-pub use process::{Cluster, READY_TIMEOUT, Ready, ReadyWorker, run_expect_exit};
+pub use process::{Cluster, READY_TIMEOUT, Ready, ReadyWorker, Starting, run_expect_exit};
 
 /// Locks `mutex`, ignoring poisoning: the data (pids, text) stays usable after a
 /// panic elsewhere, and the cleanup on drop must not panic.

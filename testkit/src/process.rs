@@ -58,6 +58,9 @@ pub struct Ready {
     pub master_pid: u32,
     /// The workers serving when the line was printed.
     pub workers: Vec<ReadyWorker>,
+    /// The old master whose sockets this one took over (`--takeover`).
+    #[serde(default)]
+    pub takeover_from: Option<u32>,
 }
 
 /// One worker of the `ready` line.
@@ -197,6 +200,39 @@ impl Cluster {
     /// What the master (and its workers) wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.process.stderr()
+    }
+}
+
+/// A master started without waiting for its `ready` line: for a test that
+/// kills it while it starts (a takeover cut short). Dropping it SIGKILLs it;
+/// its workers, never announced, die with it (`PR_SET_PDEATHSIG`).
+pub struct Starting {
+    process: Process,
+}
+
+impl Starting {
+    /// Starts `bin` with `args` (adding `--listen 127.0.0.1:0` unless `args`
+    /// has a `--listen`).
+    pub fn spawn(bin: &str, args: &[&str]) -> anyhow::Result<Starting> {
+        Ok(Starting {
+            process: Process::spawn(bin, args)?,
+        })
+    }
+
+    /// The master's pid.
+    pub fn pid(&self) -> u32 {
+        self.process.child.id()
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.process.stderr()
+    }
+
+    /// SIGKILLs the master (our child, not yet reaped) and reaps it.
+    pub fn kill(&mut self) -> anyhow::Result<ExitStatus> {
+        self.process.child.kill()?;
+        Ok(self.process.child.wait()?)
     }
 }
 

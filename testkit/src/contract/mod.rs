@@ -27,11 +27,13 @@ mod limits;
 mod serving;
 mod shutdown;
 mod supervision;
+mod upgrade;
 
 pub use limits::*;
 pub use serving::*;
 pub use shutdown::*;
 pub use supervision::*;
+pub use upgrade::*;
 
 /// How long the master may take to replace a dead worker (ARCHITECTURE.md says within a
 /// second; the slack is for loaded machines).

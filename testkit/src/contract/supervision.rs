@@ -187,7 +187,7 @@ pub fn wait_for_respawn(cluster: &mut Cluster, old_pid: u32, timeout: Duration) 
 }
 
 /// Sends 10 one-shot requests: each must be answered by one of `serving`.
-fn assert_served_by(cluster: &Cluster, serving: &[u32]) {
+pub(super) fn assert_served_by(cluster: &Cluster, serving: &[u32]) {
     for request in 0..10 {
         let response = get(cluster.addr(), "/", true)
             .unwrap_or_else(|err| panic!("request {request}: {err:#}"));
