@@ -492,6 +492,8 @@ pub struct Figures {
     pub spectra: Option<(Load, Vec<SpectrumLine>)>,
     /// Section 1b: the open-loop sweep, per mode and load.
     pub sweep: Vec<SweepLine>,
+    /// The connections of the sweep's runs, each once, fewest first.
+    pub sweep_connections: Vec<usize>,
     /// Section 2.
     pub fd_bill: Vec<FdBillRow>,
     /// Section 2, per mode.
@@ -651,13 +653,21 @@ impl Figures {
             .collect();
         throughput_connections.sort();
         throughput_connections.dedup();
+        let sweep_runs = section(Section::Sweep);
+        let mut sweep_connections: Vec<usize> = sweep_runs
+            .iter()
+            .map(|run| run.parameters.connections)
+            .collect();
+        sweep_connections.sort();
+        sweep_connections.dedup();
         Figures {
             machines,
             runs: runs.len(),
             throughput_connections,
             throughput: throughput(&throughput_runs),
             spectra: spectra(&throughput_runs),
-            sweep: sweep(&section(Section::Sweep)),
+            sweep: sweep(&sweep_runs),
+            sweep_connections,
             fd_bill: fd_bill(&section(Section::FdBill)),
             fd_slopes: fd_slopes(&fd_bill(&section(Section::FdBill))),
             fd_limit: fd_limit(&section(Section::FdLimit)),
@@ -1900,7 +1910,7 @@ pub(crate) mod tests {
 
     /// A sweep run of `mode` under `load` at `rate`/s offered: `achieved`/s,
     /// p99 `p99_us` corrected and `sent_us` as sent, `failed` requests.
-    fn sweep_run(
+    pub(crate) fn sweep_run(
         mode: &str,
         load: &str,
         rate: u64,
