@@ -104,10 +104,13 @@ export SERVER_CPUS=$server_cpus
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source "$root/scripts/lib.sh"
+# The sweep (§1b): sweep_timeout is how long a request may take before it
+# counts as failed (far past any objective the report reads), and the most a
+# step past capacity drains after its window.
 if ((quick)); then
   : "${repeats:=1}"
   round_duration=500ms round_warmup=200ms # §1: per throughput run
-  sweep_steps=3 sweep_duration=500ms sweep_warmup=200ms
+  sweep_steps=3 sweep_duration=300ms sweep_warmup=100ms sweep_timeout=500ms
   duration=500ms warmup=200ms           # §4: per fairness run
   held=(100 500)                          # fd bill: connections held open
   limit_steps=(50 150 300)                # fd limit: rising connections
@@ -116,7 +119,7 @@ if ((quick)); then
 else
   : "${repeats:=5}"
   round_duration=5s round_warmup=1s
-  sweep_steps=7 sweep_duration=2s sweep_warmup=500ms
+  sweep_steps=7 sweep_duration=2s sweep_warmup=500ms sweep_timeout=1s
   duration=2s warmup=500ms
   held=(100 500 1000 2000)
   limit_steps=(50 100 150 200 300 400)
@@ -124,9 +127,6 @@ else
   fault_duration=4s fault_at=1500ms
 fi
 max_fds=256
-# The sweep (§1b): a request slower than this counts as failed (far past any
-# objective the report reads), and a step past capacity drains in it at most.
-sweep_timeout=1s
 
 # --- peers: which are here --------------------------------------------------
 nginx_module=/usr/lib/nginx/modules/ngx_stream_module.so
@@ -518,11 +518,12 @@ done
   for ((r = 1; r <= repeats; r++)); do echo "  round $r: ${round_orders[r - 1]}"; done
   echo "- peers: $( ((have_nginx)) && nginx -v 2>&1 | cut -d/ -f2 | sed 's/^/nginx /' || echo 'nginx not measured')$( ((have_node)) && echo ", Node.js $(node --version)" || echo ', Node.js not measured')"
   echo "- sweep (§1b): $sweep_rule; 50 connections, --timeout $sweep_timeout, one run per step of ${sweep_warmup} warm-up and ${sweep_duration}, the modes in round 1's order:"
+  bt='`'
   for kind in keepalive newconn; do
     IFS=, read -r slowest fastest <<<"${sweep_origin[$kind]}"
     IFS=: read -r _ slow_mode slow_rate <<<"$slowest"
     IFS=: read -r _ fast_mode fast_rate <<<"$fastest"
-    echo "  $kind: $(sed 's/ /, /g' <<<"${sweep_rates[$kind]}") requests/s (slowest \\`$slow_mode\\` $slow_rate/s, fastest \\`$fast_mode\\` $fast_rate/s)"
+    echo "  $kind: $(sed 's/ /, /g' <<<"${sweep_rates[$kind]}") requests/s (slowest $bt$slow_mode$bt $slow_rate/s, fastest $bt$fast_mode$bt $fast_rate/s)"
   done
   echo
   echo "[commands.log](commands.log) is a log of every command as it ran, in order,"

@@ -668,7 +668,9 @@ fn rate_label(per_s: f64) -> String {
 }
 
 /// A legend strip above the panels, never over data: per mode its colour,
-/// dash and marker (as [`mode_line`] and [`markers`] draw them) and its name.
+/// dash and marker (as [`mode_line`] and [`markers`] draw them) and its name;
+/// then each `extra` entry, a grey marker (ringed if its flag is set) and a
+/// text.
 fn legend_strip(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     modes: &[Mode],
@@ -711,16 +713,15 @@ fn legend_strip(
         .map_err(drawing)?;
     }
     let rows = modes.len().div_ceil(per_row) as i32;
-    for (index, (text, hollow)) in extra.iter().enumerate() {
+    for (index, (text, ringed)) in extra.iter().enumerate() {
         let (x, y) = (20 + index as i32 * 420, 14 + rows * 22);
         let grey = RGBColor(90, 90, 90);
-        let style = if *hollow {
-            grey.stroke_width(2)
-        } else {
-            grey.filled()
-        };
-        area.draw(&Circle::new((x + 17, y), 5, style))
+        area.draw(&Circle::new((x + 17, y), 5, grey.filled()))
             .map_err(drawing)?;
+        if *ringed {
+            area.draw(&Circle::new((x + 17, y), 10, BLACK.stroke_width(1)))
+                .map_err(drawing)?;
+        }
         area.draw(&Text::new(
             (*text).to_owned(),
             (x + 42, y),
@@ -736,8 +737,8 @@ fn legend_strip(
 
 /// p99 (corrected) against the offered rate, one panel per load side by
 /// side, both on one log-scale latency axis; a line per mode (colour, dash
-/// and marker), a filled marker where the step was held and a hollow one
-/// where it was not; dashed lines at the objectives (1 ms, 10 ms).
+/// and marker), a ring round the markers of the steps not held; dashed lines
+/// at the objectives (1 ms, 10 ms).
 pub fn latency_vs_rate(lines: &[SweepLine]) -> anyhow::Result<String> {
     let modes = sweep_modes(lines);
     let mut loads: Vec<Load> = lines.iter().map(|line| line.load).collect();
@@ -762,8 +763,8 @@ pub fn latency_vs_rate(lines: &[SweepLine]) -> anyhow::Result<String> {
             &legend_area,
             &modes,
             &[
-                ("filled: held (≥ 95 % of the offered rate, no error)", false),
-                ("hollow: not held", true),
+                ("held: ≥ 95 % of the offered rate achieved, no error", false),
+                ("ringed: not held", true),
             ],
         )?;
         let areas = panels_area.split_evenly((1, loads.len().max(1)));
@@ -774,8 +775,12 @@ pub fn latency_vs_rate(lines: &[SweepLine]) -> anyhow::Result<String> {
                 .flat_map(|line| line.steps.iter().map(|step| step.offered_per_s));
             let x_min = rates.clone().fold(f64::INFINITY, f64::min).max(1.0);
             let x_max = rates.fold(x_min * 2.0, f64::max);
+            let title = match load {
+                Load::NewConn => "a new connection per request, open loop",
+                _ => "keep-alive, open loop",
+            };
             let mut chart = ChartBuilder::on(area)
-                .caption(load_title(*load), (FONT, 16))
+                .caption(title, (FONT, 16))
                 .margin(12)
                 .margin_right(24)
                 .x_label_area_size(52)
@@ -788,6 +793,9 @@ pub fn latency_vs_rate(lines: &[SweepLine]) -> anyhow::Result<String> {
             chart
                 .configure_mesh()
                 .x_labels(0)
+                // A log axis draws its decades even with no labels asked
+                // for: the offered rates below are the ticks.
+                .x_label_formatter(&|_| String::new())
                 .disable_x_mesh()
                 .y_desc("p99 latency (log scale)")
                 .x_desc("offered rate, requests/s (log scale)")
@@ -876,8 +884,15 @@ pub fn latency_vs_rate(lines: &[SweepLine]) -> anyhow::Result<String> {
                     .filter_map(|step| Some((step.offered_per_s, step.p99_us?.max(1.0))))
                     .collect();
                 markers(&mut chart, index, &held, colour(index).filled())?;
-                markers(&mut chart, index, &missed, WHITE.filled())?;
-                markers(&mut chart, index, &missed, colour(index).stroke_width(2))?;
+                markers(&mut chart, index, &missed, colour(index).filled())?;
+                // A ring round the steps not held, whatever the marker's shape.
+                chart
+                    .draw_series(
+                        missed
+                            .iter()
+                            .map(|&p| Circle::new(p, 10, BLACK.stroke_width(1))),
+                    )
+                    .map_err(drawing)?;
             }
         }
         Ok(())

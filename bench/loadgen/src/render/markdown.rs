@@ -1054,66 +1054,26 @@ fn sweep(out: &mut String, figures: &Figures) {
         w!(out);
     }
     for &load in &loads {
-        let slo = SLOS_US[SLOS_US.len() - 1];
-        let held: Vec<(Mode, f64)> = figures
-            .sweep
-            .iter()
-            .filter(|line| line.load == load)
-            .filter_map(|line| match line.capacity(slo) {
-                SloCapacity::Held(rate) | SloCapacity::NotReached(rate) => Some((line.mode, rate)),
-                SloCapacity::None => None,
-            })
-            .collect();
-        let low = held.iter().min_by(|a, b| a.1.total_cmp(&b.1));
-        let high = held.iter().max_by(|a, b| a.1.total_cmp(&b.1));
-        if let (Some(low), Some(high)) = (low, high) {
-            if low.1 < high.1 {
-                let at_low: Vec<String> = held
-                    .iter()
-                    .filter(|(_, rate)| *rate == low.1)
-                    .map(|(mode, _)| format!("`{mode}`"))
-                    .collect();
-                let at_high: Vec<String> = held
-                    .iter()
-                    .filter(|(_, rate)| *rate == high.1)
-                    .map(|(mode, _)| format!("`{mode}`"))
-                    .collect();
-                lessons.push(format!(
-                    "{}, the capacity at {} ran from {}/s ({}) to {}/s ({}); the steps are \
-                     a factor {:.1} apart, so modes one step apart may differ by less.",
-                    with_load(load),
-                    slo_name(slo),
-                    rate(low.1),
-                    and_list(&at_low),
-                    rate(high.1),
-                    and_list(&at_high),
-                    step_factor(figures, load)
-                ));
-            } else {
-                lessons.push(format!(
-                    "{}, every mode held the same highest step at {}: {}/s.",
-                    with_load(load),
-                    slo_name(slo),
-                    rate(low.1)
-                ));
-            }
+        if let Some(text) = sweep_capacity_lesson(figures, load) {
+            lessons.push(text);
         }
     }
     for line in &figures.sweep {
         let waiting: Vec<_> = line.waiting().collect();
-        let (Some(first), Some(worst)) = (
-            waiting.first(),
-            waiting.iter().max_by(|a, b| {
-                let ratio = |s: &&&super::figures::SweepStep| {
-                    s.p99_us.unwrap_or(0.0) / s.p99_sent_us.unwrap_or(1.0).max(1.0)
-                };
-                ratio(a).total_cmp(&ratio(b))
-            }),
-        ) else {
+        let Some(worst) = waiting.iter().max_by(|a, b| {
+            let ratio = |s: &&&super::figures::SweepStep| {
+                s.p99_us.unwrap_or(0.0) / s.p99_sent_us.unwrap_or(1.0).max(1.0)
+            };
+            ratio(a).total_cmp(&ratio(b))
+        }) else {
             continue;
         };
+        let rates: Vec<String> = waiting
+            .iter()
+            .map(|step| format!("{}/s", rate(step.offered_per_s)))
+            .collect();
         lessons.push(format!(
-            "`{}` {}: at {} of its {} steps, from {}/s offered, the corrected p99 was \
+            "`{}` {}: at {} of its {} steps ({} offered) the corrected p99 was \
              {WAITING_RATIO:.0}× or more the p99 as sent (at {}/s: {} against {}): the load \
              generator's requests were waiting to be sent — the server fell behind the \
              schedule, and the latency counted from the send hides it.",
@@ -1121,13 +1081,102 @@ fn sweep(out: &mut String, figures: &Figures) {
             load_name(line.load),
             waiting.len(),
             line.steps.len(),
-            rate(first.offered_per_s),
+            and_list(&rates),
             rate(worst.offered_per_s),
             opt_micros(worst.p99_us),
             opt_micros(worst.p99_sent_us),
         ));
     }
     teach(out, &lessons);
+}
+
+/// What the sweep of `load` shows of the capacity at the loosest objective:
+/// its range over the modes, and the modes that missed it at the lightest
+/// step.
+fn sweep_capacity_lesson(figures: &Figures, load: Load) -> Option<String> {
+    let slo = SLOS_US[SLOS_US.len() - 1];
+    let lines: Vec<&SweepLine> = figures
+        .sweep
+        .iter()
+        .filter(|line| line.load == load)
+        .collect();
+    let named = |modes: &[Mode]| -> String {
+        let names: Vec<String> = modes.iter().map(|mode| format!("`{mode}`")).collect();
+        and_list(&names)
+    };
+    let mut held: Vec<(Mode, f64)> = Vec::new();
+    let mut missed: Vec<Mode> = Vec::new();
+    for line in &lines {
+        match line.capacity(slo) {
+            SloCapacity::Held(rate) | SloCapacity::NotReached(rate) => held.push((line.mode, rate)),
+            SloCapacity::None => missed.push(line.mode),
+        }
+    }
+    let lightest = lines
+        .iter()
+        .filter_map(|line| line.steps.first())
+        .map(|step| step.offered_per_s)
+        .fold(f64::INFINITY, f64::min);
+    let missed_text = if missed.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "{} missed it even at the lightest step, {}/s",
+            named(&missed),
+            rate(lightest)
+        )
+    };
+    let low = held.iter().min_by(|a, b| a.1.total_cmp(&b.1)).copied();
+    let high = held.iter().max_by(|a, b| a.1.total_cmp(&b.1)).copied();
+    let at = |value: f64| -> Vec<Mode> {
+        held.iter()
+            .filter(|(_, rate)| *rate == value)
+            .map(|(mode, _)| *mode)
+            .collect()
+    };
+    let text = match (low, high) {
+        (None, _) | (_, None) => format!(
+            "{}, no mode held p99 ≤ {} with no error even at the lightest step, {}/s.",
+            with_load(load),
+            micros_short(slo),
+            rate(lightest)
+        ),
+        (Some(low), Some(high)) if low.1 < high.1 => format!(
+            "{}, the capacity at {} ran from {}/s ({}) to {}/s ({}){}; the steps are a \
+             factor {:.1} apart, so modes one step apart may differ by less.",
+            with_load(load),
+            slo_name(slo),
+            rate(low.1),
+            named(&at(low.1)),
+            rate(high.1),
+            named(&at(high.1)),
+            if missed_text.is_empty() {
+                String::new()
+            } else {
+                format!("; {missed_text}")
+            },
+            step_factor(figures, load)
+        ),
+        (Some(low), Some(_)) if missed.is_empty() && held.len() > 1 => format!(
+            "{}, every mode had the same capacity at {}: {}/s.",
+            with_load(load),
+            slo_name(slo),
+            rate(low.1)
+        ),
+        (Some(low), Some(_)) => format!(
+            "{}, {} held {} up to {}/s{}.",
+            with_load(load),
+            named(&at(low.1)),
+            slo_name(slo),
+            rate(low.1),
+            if missed_text.is_empty() {
+                String::new()
+            } else {
+                format!("; {missed_text}")
+            }
+        ),
+    };
+    Some(text)
 }
 
 /// The median factor between consecutive offered rates of `load`'s sweep.
@@ -2057,6 +2106,9 @@ mod tests {
             sweep_run("handoff-socket", "keepalive", 8_000, 8_000.0, (500, 500), 0),
             sweep_run("proxy", "newconn", 500, 500.0, (2_000, 2_000), 0),
             sweep_run("proxy", "newconn", 1_000, 999.0, (30_000, 2_900), 3),
+            // An error at the lightest step: no capacity at any objective.
+            sweep_run("direct", "keepalive", 1_000, 1_000.0, (200, 200), 1),
+            sweep_run("direct", "keepalive", 2_000, 2_000.0, (200, 200), 0),
         ];
         let text = render(&Figures::of(&runs));
         let section = &text[text
@@ -2091,14 +2143,21 @@ mod tests {
         );
         assert!(
             section.contains(
-                "`proxy` keep-alive: at 1 of its 4 steps, from 8,000/s offered, the corrected \
+                "`proxy` keep-alive: at 1 of its 4 steps (8,000/s offered) the corrected \
                  p99 was 10× or more the p99 as sent (at 8,000/s: 90.00 ms against 2.00 ms): \
                  the load generator's requests were waiting to be sent"
             ),
             "{section}"
         );
         assert!(
-            section.contains("With keep-alive, the capacity at p99 ≤ 10 ms ran from 4,000/s (`proxy`) to 8,000/s (`handoff-socket`)"),
+            section.contains("With keep-alive, the capacity at p99 ≤ 10 ms ran from 4,000/s (`proxy`) to 8,000/s (`handoff-socket`); `direct` missed it even at the lightest step, 1,000/s; the steps"),
+            "{section}"
+        );
+        // One mode in the new-connection sweep: nothing says "every mode".
+        assert!(
+            section.contains(
+                "With a new connection per request, `proxy` held p99 ≤ 10 ms up to 500/s."
+            ),
             "{section}"
         );
         let lines = glance_lines(&text);
@@ -2107,7 +2166,8 @@ mod tests {
             [
                 "- **Capacity at p99 ≤ 10 ms** (the highest offered rate held without errors, \
               open loop; keep-alive / new connection per request): `proxy` 4,000/s / 500/s, \
-              `handoff-socket` ≥ 8,000/s (not reached) / –. [§1b](#1b-latency-against-offered-load)"
+              `handoff-socket` ≥ 8,000/s (not reached) / –, `direct` < 1,000/s (the lightest \
+              step missed) / –. [§1b](#1b-latency-against-offered-load)"
             ]
         );
         assert!(
