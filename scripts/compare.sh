@@ -6,7 +6,7 @@
 #                      [--loadgen-cpus LIST --server-cpus LIST] [--peers|--no-peers] [--dry-run]
 #
 # --quick      fewer, shorter runs (every section still present, 1 round, a
-#              sweep of 3 rates), ~90 s after the build
+#              sweep of 3 rates), ~100 s after the build on 2 cores
 # --out DIR    where to write (default results/<date>-<host>/): REPORT.md, SVG charts,
 #              runs/*.json (every loadgen report), README.md (the machine, the
 #              affinity, the seed: how to reproduce) and commands.log (a log of
@@ -310,7 +310,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- loads ------------------------------------------------------------------
-step=0 started_s=$SECONDS starts=0 planned_ms=0 drain_ms=0
+step=0 started_s=$SECONDS starts=0 loads_ms=0 drain_ms=0
 # duration_text SECONDS: 42s, 3m05s.
 duration_text() {
   if (($1 >= 60)); then printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); else printf '%ds' "$1"; fi
@@ -330,6 +330,10 @@ millis() {
 # measured on the 2-core VM of the reference runs (the quick run's time
 # against its plan), for the estimate --dry-run prints.
 load_overhead_ms=350 start_overhead_ms=400
+# estimate_s: the plan's seconds so far, from the loads and starts counted.
+estimate_s() {
+  echo $(((loads_ms + step * load_overhead_ms + starts * start_overhead_ms) / 1000))
+}
 # load NAME LABELS -- LOADGEN-ARGS...: one loadgen run against $targets,
 # watching $watches, its JSON in runs/NAME.json with LABELS (k=v ...). The keys
 # and values are the contract with the renderer,
@@ -340,19 +344,18 @@ load() {
   while [[ $1 != -- ]]; do labels+=(--label "$1"); shift; done
   shift
   step=$((step + 1))
-  # The plan's time: the warm-up and duration of every load; an open loop
-  # behind its schedule may drain up to its --timeout more.
-  local args=("$@") i warmup_ms=1000 timeout_ms=5000 open=0
+  # The plan's time: the warm-up (loadgen's default 1s) and duration of every
+  # load; a sweep step behind its schedule may drain up to its --timeout more.
+  local args=("$@") i warmup_ms=1000 timeout_ms=5000
   for ((i = 0; i < ${#args[@]}; i++)); do
     case ${args[i]} in
-      --duration) planned_ms=$((planned_ms + $(millis "${args[i + 1]}"))) ;;
+      --duration) loads_ms=$((loads_ms + $(millis "${args[i + 1]}"))) ;;
       --warmup) warmup_ms=$(millis "${args[i + 1]}") ;;
       --timeout) timeout_ms=$(millis "${args[i + 1]}") ;;
-      --rate) open=1 ;;
     esac
   done
-  planned_ms=$((planned_ms + warmup_ms + load_overhead_ms))
-  ((open)) && drain_ms=$((drain_ms + timeout_ms))
+  loads_ms=$((loads_ms + warmup_ms))
+  [[ $name != sweep-* ]] || drain_ms=$((drain_ms + timeout_ms))
   if ((dry_run)); then echo "[$step/$total] $name"; return 0; fi
   local spent=$((SECONDS - started_s)) left="?"
   ((step == 1)) || left=$(duration_text $((spent * (total - step + 1) / (step - 1))))
@@ -380,7 +383,7 @@ done
 
 # 1b. Latency against offered load: an open loop at the same absolute rates
 # for every mode, per load, from light load to past every mode's capacity.
-# The rates come from §1's runs: $sweep_steps steps spaced evenly on a log
+# The rates come from §1's runs: sweep_steps rates spaced evenly on a log
 # scale from 10 % of the slowest mode's median closed-loop requests/s to the
 # larger of 150 % of it and 120 % of the fastest mode's, two significant
 # digits. The modes in round 1's order, a server per mode, its steps from
@@ -479,8 +482,8 @@ done
 if ((dry_run)); then
   ((step == total)) || { echo "compare.sh: counted $total loads up front but planned $step" >&2; exit 1; }
   echo "sweep (§1b): $sweep_rule"
-  estimate_s=$(((planned_ms + starts * start_overhead_ms) / 1000))
-  echo "estimate: ${estimate_s} s ($(duration_text "$estimate_s")) of loads after the build: $total loads, their warm-ups and durations $((planned_ms / 1000 - total * load_overhead_ms / 1000)) s, ${load_overhead_ms} ms more each, $starts server starts at ${start_overhead_ms} ms; open-loop steps behind their schedule may add up to $((drain_ms / 1000)) s more (their --timeout)"
+  estimate_s=$(estimate_s)
+  echo "estimate: ${estimate_s} s ($(duration_text "$estimate_s")) of loads after the build: $total loads, their warm-ups and durations $((loads_ms / 1000)) s, ${load_overhead_ms} ms more each, $starts server starts at ${start_overhead_ms} ms; the sweep's steps behind their schedule may add up to $((drain_ms / 1000)) s more (their --timeout)"
   exit 0
 fi
 
@@ -496,7 +499,7 @@ done
   # The first lines: whether loadgen shared the server's CPUs.
   echo "**${affinity%%:*}**:${affinity#*:}."
   echo
-  echo "Run: \`scripts/compare.sh$( ((quick)) && echo ' --quick') --workers $workers --repeats $repeats --seed $seed$( [[ -n $loadgen_cpus ]] && echo " --loadgen-cpus $loadgen_cpus --server-cpus $server_cpus")\`, $(date -u '+%Y-%m-%d %H:%M UTC'), $(duration_text $((SECONDS - started_s))) of loads."
+  echo "Run: \`scripts/compare.sh$( ((quick)) && echo ' --quick') --workers $workers --repeats $repeats --seed $seed$( [[ -n $loadgen_cpus ]] && echo " --loadgen-cpus $loadgen_cpus --server-cpus $server_cpus")\`, $(date -u '+%Y-%m-%d %H:%M UTC'), $(duration_text $((SECONDS - started_s))) of loads (the plan's estimate: $(duration_text "$(estimate_s)"), \`--dry-run\` prints it)."
   echo
   if [[ -z $git_status ]]; then
     echo "- git revision: $git_revision, clean (nothing uncommitted)"
