@@ -327,9 +327,10 @@ millis() {
 }
 # What a load costs besides its warm-up and duration (loadgen's start, the
 # drain of the requests in flight, the JSON), and a server's start and stop:
-# measured on the 2-core VM of the reference runs (the quick run's time
-# against its plan), for the estimate --dry-run prints.
-load_overhead_ms=350 start_overhead_ms=400
+# on the 2-core VM of the reference runs, `--quick --no-peers` took 83 s of
+# loads for 63 s of warm-ups and durations, 72 loads and 26 starts (other
+# work on the machine); for the estimate --dry-run prints.
+load_overhead_ms=250 start_overhead_ms=300
 # estimate_s: the plan's seconds so far, from the loads and starts counted.
 estimate_s() {
   echo $(((loads_ms + step * load_overhead_ms + starts * start_overhead_ms) / 1000))

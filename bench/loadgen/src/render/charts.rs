@@ -747,7 +747,9 @@ pub fn latency_vs_rate(lines: &[SweepLine]) -> anyhow::Result<String> {
     let p99s = lines
         .iter()
         .flat_map(|line| line.steps.iter().filter_map(|step| step.p99_us));
-    let y_min = p99s.clone().fold(SLOS_US[0], f64::min).max(1.0) * 0.6;
+    // From 100 µs at least, so that every chart labels the decades from
+    // 100 µs up and two runs' charts read alike.
+    let y_min = p99s.clone().fold(100.0, f64::min).max(1.0) * 0.7;
     let y_max = p99s.fold(SLOS_US[SLOS_US.len() - 1], f64::max) * 1.6;
     let legend_rows = modes.len().div_ceil(((1400 - 40) / 200) as usize) as u32 + 1;
     let size = (1400, 620 + 22 * legend_rows);
@@ -782,7 +784,8 @@ pub fn latency_vs_rate(lines: &[SweepLine]) -> anyhow::Result<String> {
             let mut chart = ChartBuilder::on(area)
                 .caption(title, (FONT, 16))
                 .margin(12)
-                .margin_right(24)
+                // Room right of the plot for the objectives' labels.
+                .margin_right(88)
                 .x_label_area_size(52)
                 .y_label_area_size(76)
                 .build_cartesian_2d(
@@ -830,7 +833,7 @@ pub fn latency_vs_rate(lines: &[SweepLine]) -> anyhow::Result<String> {
                 ))
                 .map_err(drawing)?;
             }
-            // The objectives, labelled at the left end of their line.
+            // The objectives, labelled right of the plot, where no data is.
             let grey = RGBColor(90, 90, 90);
             for slo in SLOS_US {
                 chart
@@ -841,15 +844,15 @@ pub fn latency_vs_rate(lines: &[SweepLine]) -> anyhow::Result<String> {
                         grey.stroke_width(1),
                     ))
                     .map_err(drawing)?;
-                let (px, py) = chart.backend_coord(&(x_min / 1.2, slo));
+                let (px, py) = chart.backend_coord(&(x_max * 1.25, slo));
                 area.draw(&Text::new(
                     format!("p99 ≤ {}", micros_label(slo)),
-                    (px - ax, py - ay - 3),
+                    (px - ax + 6, py - ay),
                     (FONT, 12)
                         .into_font()
                         .color(&grey)
                         .into_text_style(area)
-                        .pos(Pos::new(HPos::Left, VPos::Bottom)),
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
                 ))
                 .map_err(drawing)?;
             }
