@@ -116,11 +116,119 @@ pub struct ThroughputRow {
     pub requests: u64,
     /// Open loop: the asked rate over rounds.
     pub asked_per_s: Option<Spread>,
+    /// Every round's requests/s, in round order (the strip chart's dots).
+    pub every_round: Vec<f64>,
 }
 
 /// Corrected over uncorrected p99 from which the load generator's requests
 /// are said to have waited to be sent: the server fell behind the schedule.
 pub const WAITING_RATIO: f64 = 10.0;
+
+/// A sweep step counts as held when it achieved at least this share of the
+/// offered rate (and had no error): below it the server did not keep up.
+pub const HELD_SHARE: f64 = 0.95;
+
+/// The latency objectives of the sweep's headline, p99 in µs: 1 ms and 10 ms.
+pub const SLOS_US: [f64; 2] = [1_000.0, 10_000.0];
+
+/// 1b: one step of the open-loop sweep (one offered rate) of one mode and
+/// load; latencies are the median over the step's runs (normally one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepStep {
+    /// The offered rate, requests/s (the `rate` label, else `--rate`).
+    pub offered_per_s: f64,
+    /// Successful requests per second of the window.
+    pub achieved_per_s: f64,
+    /// p50, corrected for coordinated omission (from each request's
+    /// intended start), µs.
+    pub p50_us: Option<f64>,
+    /// p99, corrected, µs.
+    pub p99_us: Option<f64>,
+    /// p99.9, corrected, µs.
+    pub p99_9_us: Option<f64>,
+    /// p50 as sent (uncorrected), µs.
+    pub p50_sent_us: Option<f64>,
+    /// p99 as sent, µs.
+    pub p99_sent_us: Option<f64>,
+    /// p99.9 as sent, µs.
+    pub p99_9_sent_us: Option<f64>,
+    /// Failed requests, all the step's runs.
+    pub failed: u64,
+    /// Requests of the window (successful and failed), all runs.
+    pub requests: u64,
+    /// Runs behind the step.
+    pub runs: usize,
+}
+
+impl SweepStep {
+    /// Held: no error, and at least [`HELD_SHARE`] of the offered rate
+    /// achieved.
+    pub fn held(&self) -> bool {
+        self.failed == 0 && self.achieved_per_s >= HELD_SHARE * self.offered_per_s
+    }
+
+    /// Held with a (corrected) p99 of at most `slo_us`.
+    pub fn meets(&self, slo_us: f64) -> bool {
+        self.held() && self.p99_us.is_some_and(|p99| p99 <= slo_us)
+    }
+
+    /// The corrected p99 is at least [`WAITING_RATIO`] times the p99 as
+    /// sent: the load generator's requests waited to be sent, the server
+    /// having fallen behind the schedule.
+    pub fn waiting(&self) -> bool {
+        match (self.p99_us, self.p99_sent_us) {
+            (Some(corrected), Some(sent)) => corrected >= WAITING_RATIO * sent.max(1.0),
+            _ => false,
+        }
+    }
+}
+
+/// 1b: the sweep of one mode under one load, its steps by offered rate.
+#[derive(Debug, Clone)]
+pub struct SweepLine {
+    /// The mode.
+    pub mode: Mode,
+    /// `keepalive` or `newconn`.
+    pub load: Load,
+    /// The steps, lowest offered rate first.
+    pub steps: Vec<SweepStep>,
+}
+
+/// The capacity of a sweep at a latency objective.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SloCapacity {
+    /// The lightest step already missed it.
+    None,
+    /// The highest offered rate up to which every step met it, and the next
+    /// step did not.
+    Held(f64),
+    /// Every step met it, the highest too: the capacity is at least that.
+    NotReached(f64),
+}
+
+impl SweepLine {
+    /// The highest offered rate up to which every step was held with p99 ≤
+    /// `slo_us` (see [`SweepStep::meets`]): a step that misses ends the
+    /// count, even if a higher one met it by chance.
+    pub fn capacity(&self, slo_us: f64) -> SloCapacity {
+        let met = self
+            .steps
+            .iter()
+            .take_while(|step| step.meets(slo_us))
+            .count();
+        match (met, self.steps.get(met.wrapping_sub(1))) {
+            (0, _) | (_, None) => SloCapacity::None,
+            (n, Some(step)) if n == self.steps.len() => SloCapacity::NotReached(step.offered_per_s),
+            (_, Some(step)) => SloCapacity::Held(step.offered_per_s),
+        }
+    }
+
+    /// The steps whose requests waited to be sent (see
+    /// [`SweepStep::waiting`]).
+    pub fn waiting(&self) -> impl Iterator<Item = &SweepStep> {
+        self.steps.iter().filter(|step| step.waiting())
+    }
+}
 
 /// One line of the latency chart: a mode's percentile spectrum, the median over
 /// rounds at each point.
@@ -320,6 +428,9 @@ pub struct CostRow {
     /// nginx watched alone (runs written before the workers behind it were
     /// watched too): its tree is not the whole tree.
     pub nginx_alone: bool,
+    /// Every round's whole-tree µs per request, in round order (the strip
+    /// chart's dots).
+    pub every_round_tree_us: Vec<f64>,
 }
 
 /// Section 5's chart: the master's fds over one newconn run.
@@ -379,6 +490,10 @@ pub struct Figures {
     pub throughput: Vec<ThroughputRow>,
     /// Section 1's chart: the load it shows, and a line per mode.
     pub spectra: Option<(Load, Vec<SpectrumLine>)>,
+    /// Section 1b: the open-loop sweep, per mode and load.
+    pub sweep: Vec<SweepLine>,
+    /// The connections of the sweep's runs, each once, fewest first.
+    pub sweep_connections: Vec<usize>,
     /// Section 2.
     pub fd_bill: Vec<FdBillRow>,
     /// Section 2, per mode.
@@ -538,12 +653,21 @@ impl Figures {
             .collect();
         throughput_connections.sort();
         throughput_connections.dedup();
+        let sweep_runs = section(Section::Sweep);
+        let mut sweep_connections: Vec<usize> = sweep_runs
+            .iter()
+            .map(|run| run.parameters.connections)
+            .collect();
+        sweep_connections.sort();
+        sweep_connections.dedup();
         Figures {
             machines,
             runs: runs.len(),
             throughput_connections,
             throughput: throughput(&throughput_runs),
             spectra: spectra(&throughput_runs),
+            sweep: sweep(&sweep_runs),
+            sweep_connections,
             fd_bill: fd_bill(&section(Section::FdBill)),
             fd_slopes: fd_slopes(&fd_bill(&section(Section::FdBill))),
             fd_limit: fd_limit(&section(Section::FdLimit)),
@@ -571,6 +695,7 @@ fn rounds(runs: &[Report]) -> BTreeMap<Section, (usize, usize)> {
             section,
             labels.mode,
             labels.load,
+            labels.rate,
             labels.connections,
             labels.max_fds,
             labels.work_us,
@@ -668,7 +793,63 @@ fn throughput(runs: &[&Report]) -> Vec<ThroughputRow> {
                     .map(|run| run.requests.ok + run.requests.failed)
                     .sum(),
                 asked_per_s: Spread::of(runs.iter().filter_map(|run| run.requests.asked_per_s)),
+                every_round: by_round(&runs)
+                    .iter()
+                    .map(|run| run.requests.per_s)
+                    .collect(),
             })
+        })
+        .collect()
+}
+
+/// `runs` in round order (a run without a round last, in its file order).
+fn by_round<'a>(runs: &[&'a Report]) -> Vec<&'a Report> {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by_key(|run| run.labels.round.unwrap_or(u32::MAX));
+    sorted
+}
+
+/// The offered rate of a sweep run: its `rate` label, else its `--rate`.
+fn offered(run: &Report) -> Option<u64> {
+    run.labels
+        .rate
+        .or_else(|| Some(run.parameters.rate_per_s?.round() as u64))
+}
+
+fn sweep(runs: &[&Report]) -> Vec<SweepLine> {
+    group(runs, mode_load)
+        .into_iter()
+        .map(|((mode, load), runs)| {
+            let steps = group(&runs, offered)
+                .into_iter()
+                .map(|(offered_per_s, runs)| {
+                    let corrected =
+                        |figure: fn(&HistogramSummary) -> u64| latency_median(&runs, figure);
+                    let sent = |figure: fn(&HistogramSummary) -> u64| {
+                        median(runs.iter().filter_map(|run| {
+                            Some(figure(run.latency.request_uncorrected.as_ref()?) as f64)
+                        }))
+                    };
+                    SweepStep {
+                        offered_per_s: offered_per_s as f64,
+                        achieved_per_s: median(runs.iter().map(|run| run.requests.per_s))
+                            .unwrap_or(0.0),
+                        p50_us: corrected(|s| s.p50_us),
+                        p99_us: corrected(|s| s.p99_us),
+                        p99_9_us: corrected(|s| s.p99_9_us),
+                        p50_sent_us: sent(|s| s.p50_us),
+                        p99_sent_us: sent(|s| s.p99_us),
+                        p99_9_sent_us: sent(|s| s.p99_9_us),
+                        failed: failed(&runs),
+                        requests: runs
+                            .iter()
+                            .map(|run| run.requests.ok + run.requests.failed)
+                            .sum(),
+                        runs: runs.len(),
+                    }
+                })
+                .collect();
+            SweepLine { mode, load, steps }
         })
         .collect()
 }
@@ -983,7 +1164,7 @@ fn cost(runs: &[&Report]) -> Vec<CostRow> {
     group(runs, mode_load)
         .into_iter()
         .map(|((mode, load), runs)| {
-            let costs: Vec<RunCost> = runs.iter().map(|run| run_cost(run)).collect();
+            let costs: Vec<RunCost> = by_round(&runs).iter().map(|run| run_cost(run)).collect();
             CostRow {
                 mode,
                 load,
@@ -994,6 +1175,7 @@ fn cost(runs: &[&Report]) -> Vec<CostRow> {
                 loadgen_us: Spread::of(costs.iter().filter_map(|cost| cost.loadgen_us)),
                 nginx_alone: mode == Mode::Peer(Peer::Nginx)
                     && runs.iter().any(|run| run.watch.len() < 2),
+                every_round_tree_us: costs.iter().filter_map(|cost| cost.tree_us).collect(),
             }
         })
         .filter(|row| row.tree_us.is_some() || row.loadgen_us.is_some())
@@ -1724,6 +1906,132 @@ pub(crate) mod tests {
         }];
         let figures = Figures::of(&[run]);
         assert!((figures.fairness[0].jain.expect("jain") - 0.5).abs() < 1e-9);
+    }
+
+    /// A sweep run of `mode` under `load` at `rate`/s offered: `achieved`/s,
+    /// p99 `p99_us` corrected and `sent_us` as sent, `failed` requests.
+    pub(crate) fn sweep_run(
+        mode: &str,
+        load: &str,
+        rate: u64,
+        achieved: f64,
+        (p99_us, sent_us): (u64, u64),
+        failed: u64,
+    ) -> Report {
+        let rate_label = rate.to_string();
+        let mut run = run(
+            &[
+                ("section", "sweep"),
+                ("mode", mode),
+                ("load", load),
+                ("rate", &rate_label),
+            ],
+            achieved,
+            p99_us,
+        );
+        run.parameters.rate_per_s = Some(rate as f64);
+        run.requests.asked_per_s = Some(rate as f64);
+        run.requests.failed = failed;
+        let mut as_sent = run.latency.request.clone().expect("a histogram");
+        as_sent.p99_us = sent_us;
+        run.latency.request_uncorrected = Some(as_sent);
+        run
+    }
+
+    /// The sweep: steps by offered rate; a step is held with ≥ 95 % of the
+    /// offered rate achieved and no error; the capacity at an SLO is the
+    /// highest rate up to which every step was held within it, "not
+    /// reached" when the top step was, none when the lightest missed.
+    #[test]
+    fn sweep_capacity_at_an_slo() {
+        let runs = vec![
+            // proxy: 1 ms up to 2,000/s, 10 ms up to 4,000/s, then behind.
+            sweep_run("proxy", "keepalive", 4_000, 3_990.0, (4_000, 900), 0),
+            sweep_run("proxy", "keepalive", 1_000, 1_000.0, (300, 290), 0),
+            sweep_run("proxy", "keepalive", 2_000, 2_000.0, (900, 850), 0),
+            sweep_run("proxy", "keepalive", 8_000, 6_000.0, (90_000, 2_000), 0),
+            // A step at p99 ≤ 1 ms but 94 % achieved is not held.
+            sweep_run("handoff-socket", "keepalive", 1_000, 1_000.0, (200, 200), 0),
+            sweep_run("handoff-socket", "keepalive", 2_000, 1_880.0, (500, 500), 0),
+            sweep_run("handoff-socket", "keepalive", 4_000, 4_000.0, (500, 500), 0),
+            // Errors fail a step whatever its latency; then a lucky step
+            // above does not count.
+            sweep_run("direct", "keepalive", 1_000, 1_000.0, (200, 200), 1),
+            sweep_run("direct", "keepalive", 2_000, 2_000.0, (200, 200), 0),
+            // Every step within 10 ms: not reached.
+            sweep_run("proxy", "newconn", 500, 500.0, (2_000, 2_000), 0),
+            sweep_run("proxy", "newconn", 1_000, 999.0, (3_000, 2_900), 0),
+        ];
+        let figures = Figures::of(&runs);
+        let line = |mode: Mode, load: Load| {
+            figures
+                .sweep
+                .iter()
+                .find(|line| line.mode == mode && line.load == load)
+                .expect("a sweep line")
+        };
+        let proxy = line(Mode::PROXY, Load::KeepAlive);
+        let offered: Vec<f64> = proxy.steps.iter().map(|s| s.offered_per_s).collect();
+        assert_eq!(
+            offered,
+            [1_000.0, 2_000.0, 4_000.0, 8_000.0],
+            "sorted by rate"
+        );
+        assert_eq!(proxy.steps[3].achieved_per_s, 6_000.0);
+        assert!(!proxy.steps[3].held());
+        assert_eq!(proxy.capacity(1_000.0), SloCapacity::Held(2_000.0));
+        assert_eq!(proxy.capacity(10_000.0), SloCapacity::Held(4_000.0));
+        let socket = line(
+            Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Socket)),
+            Load::KeepAlive,
+        );
+        assert!(!socket.steps[1].held(), "94 % of the offered rate");
+        assert_eq!(socket.capacity(1_000.0), SloCapacity::Held(1_000.0));
+        let direct = line(Mode::Direct, Load::KeepAlive);
+        assert_eq!(direct.capacity(10_000.0), SloCapacity::None);
+        let newconn = line(Mode::PROXY, Load::NewConn);
+        assert_eq!(newconn.capacity(10_000.0), SloCapacity::NotReached(1_000.0));
+        assert_eq!(newconn.capacity(1_000.0), SloCapacity::None);
+        assert_eq!(figures.rounds.get(&Section::Sweep), Some(&(1, 1)));
+        assert!(figures.throughput.is_empty(), "sweep runs are not §1's");
+    }
+
+    /// The 10× rule: a step whose corrected p99 is at least 10 times its p99
+    /// as sent had requests waiting to be sent; 9× does not count.
+    #[test]
+    fn sweep_waiting_steps_by_the_ten_times_rule() {
+        let runs = vec![
+            sweep_run("node-rr", "keepalive", 1_000, 1_000.0, (900, 100), 0),
+            sweep_run("node-rr", "keepalive", 2_000, 1_990.0, (1_000, 100), 0),
+            sweep_run("node-rr", "keepalive", 4_000, 3_000.0, (104_000, 3_000), 0),
+        ];
+        let figures = Figures::of(&runs);
+        let line = &figures.sweep[0];
+        let waiting: Vec<f64> = line.waiting().map(|step| step.offered_per_s).collect();
+        assert_eq!(waiting, [2_000.0, 4_000.0]);
+        assert_eq!(line.steps[2].p99_sent_us, Some(3_000.0));
+        // Without the uncorrected histogram (a closed loop), no claim.
+        let mut closed = line.steps[2].clone();
+        closed.p99_sent_us = None;
+        assert!(!closed.waiting());
+    }
+
+    /// The strip chart's dots: every round's requests/s and tree µs per
+    /// request, in round order.
+    #[test]
+    fn every_round_in_round_order() {
+        let runs: Vec<Report> = [("2", 300.0), ("1", 100.0), ("3", 200.0)]
+            .into_iter()
+            .map(|(round, per_s)| {
+                let mut run = throughput_run("proxy", "keepalive", round);
+                run.requests.per_s = per_s;
+                run.watch[0].processes[0].summary.cpu_ms_per_1000_requests = Some(per_s / 10.0);
+                run
+            })
+            .collect();
+        let figures = Figures::of(&runs);
+        assert_eq!(figures.throughput[0].every_round, [100.0, 300.0, 200.0]);
+        assert_eq!(figures.cost[0].every_round_tree_us, [10.0, 30.0, 20.0]);
     }
 
     /// Open loop: the asked rate is kept apart from the achieved, and the

@@ -6,10 +6,11 @@
 //!
 //! | key | values | compare.sh gives it to |
 //! |---|---|---|
-//! | `section` | `throughput`, `fdbill`, `fdlimit`, `fairness`, `faults` | every run |
+//! | `section` | `throughput`, `sweep`, `fdbill`, `fdlimit`, `fairness`, `faults` | every run |
 //! | `mode` | `proxy`, `handoff-socket`, `handoff-listener`, `handoff-reuseport`, `direct`, `ceiling` (old runs only), `nginx`, `node-rr`, `node-none` | every run |
-//! | `load` | `keepalive`, `newconn`, `openloop` | throughput, fairness, faults |
+//! | `load` | `keepalive`, `newconn`, `openloop` (old runs only) | throughput, sweep, fairness, faults |
 //! | `round` | 1, 2, ...: the round of the interleaved matrix | throughput |
+//! | `rate` | the offered rate, requests/s, as `--rate` | sweep |
 //! | `connections` | the connections held, as `--connections` | fdbill, fdlimit |
 //! | `max_fds` | the master's `--max-fds` | fdlimit |
 //! | `work_us` | the busy work per request (`?work_us=`), µs | fairness |
@@ -75,6 +76,8 @@ label_enum! {
     Section, "section" {
         /// 1 (and 5, from the same runs): requests/s and latency per mode and load.
         Throughput = "throughput",
+        /// 1b: latency against offered load, an open-loop sweep of rates.
+        Sweep = "sweep",
         /// 2: the master's fds with N connections held open.
         FdBill = "fdbill",
         /// 3: the master under `--max-fds`, connections rising.
@@ -191,7 +194,10 @@ label_enum! {
         KeepAlive = "keepalive",
         /// A new connection for every request (`--new-conn`).
         NewConn = "newconn",
-        /// Keep-alive connections in an open loop at a fixed `--rate`.
+        /// Keep-alive connections in an open loop at a fixed `--rate`: the
+        /// single-rate runs of §1 written before the sweep replaced them
+        /// (the sweep labels its open-loop runs `keepalive` or `newconn`
+        /// with a `rate`).
         OpenLoop = "openloop",
     }
 }
@@ -212,6 +218,8 @@ pub struct Labels {
     pub load: Option<Load>,
     /// The round of the throughput matrix, from 1.
     pub round: Option<u32>,
+    /// The sweep: the offered (open-loop) rate of the step, requests/s.
+    pub rate: Option<u64>,
     /// The connections held, the N of an fd bill or fd limit step.
     pub connections: Option<u64>,
     /// The master's `--max-fds`.
@@ -234,6 +242,8 @@ pub enum Label {
     Load(Load),
     /// `round=`.
     Round(u32),
+    /// `rate=`.
+    Rate(u64),
     /// `connections=`.
     Connections(u64),
     /// `max_fds=`.
@@ -245,11 +255,12 @@ pub enum Label {
 }
 
 /// The keys, as [`Label`] parses them.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "section",
     "mode",
     "load",
     "round",
+    "rate",
     "connections",
     "max_fds",
     "work_us",
@@ -273,6 +284,7 @@ impl Label {
                     .parse()
                     .map_err(|_| format!("round={value}: not a whole number"))?,
             ),
+            "rate" => Label::Rate(number(value)?),
             "connections" => Label::Connections(number(value)?),
             "max_fds" => Label::MaxFds(number(value)?),
             "work_us" => Label::WorkUs(number(value)?),
@@ -304,6 +316,7 @@ impl Labels {
             Label::Mode(mode) => self.mode = Some(mode),
             Label::Load(load) => self.load = Some(load),
             Label::Round(round) => self.round = Some(round),
+            Label::Rate(rate) => self.rate = Some(rate),
             Label::Connections(n) => self.connections = Some(n),
             Label::MaxFds(n) => self.max_fds = Some(n),
             Label::WorkUs(n) => self.work_us = Some(n),
@@ -339,6 +352,7 @@ impl From<Labels> for BTreeMap<String, String> {
             labels.mode.map(|mode| mode.to_string()),
             labels.load.map(|load| load.to_string()),
             labels.round.map(|round| round.to_string()),
+            labels.rate.map(|rate| rate.to_string()),
             labels.connections.map(|n| n.to_string()),
             labels.max_fds.map(|n| n.to_string()),
             labels.work_us.map(|n| n.to_string()),
@@ -363,6 +377,7 @@ mod tests {
             ("mode", "handoff-socket"),
             ("load", "keepalive"),
             ("round", "2"),
+            ("rate", "12000"),
             ("connections", "150"),
             ("max_fds", "256"),
             ("work_us", "200"),
@@ -377,6 +392,7 @@ mod tests {
             Some(Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Socket)))
         );
         assert_eq!(labels.connections, Some(150));
+        assert_eq!(labels.rate, Some(12_000));
         assert_eq!(BTreeMap::from(labels), map);
         let sorted = {
             let mut all = Mode::ALL;
@@ -395,6 +411,11 @@ mod tests {
         assert!(refused("mdoe=proxy").contains("section, mode, load"));
         assert!(refused("mode=haproxy").contains("proxy, handoff-socket"));
         assert!(refused("round=one").contains("not a whole number"));
+        assert!(refused("rate=5k").contains("not a whole number"));
+        assert_eq!(
+            "section=sweep".parse::<Label>(),
+            Ok(Label::Section(Section::Sweep))
+        );
         assert!(refused("novalue").contains("KEY=VALUE"));
         assert_eq!(
             "mode=node-rr".parse::<Label>(),
