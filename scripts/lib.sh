@@ -22,7 +22,9 @@
 #   names a file, the command line is appended to it. If SERVER_CPUS holds a
 #   CPU list (taskset's: `1`, `2-3`, `0,2`), the server starts pinned to it
 #   (`taskset -c`, which execs it, so $master is still the server's pid); its
-#   workers inherit the affinity.
+#   workers inherit the affinity. HANDOFF_BIN, if set, is the `handoff`
+#   binary to start instead of this tree's (scripts/ab-handoff.sh compares
+#   two builds).
 #
 # The caller stops the server (kill -TERM "$master"; wait "$master").
 
@@ -33,7 +35,7 @@ start_server() {
   root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   case $mode in
     proxy | ceiling) cmd=("$root/target/release/proxy") ;;
-    handoff-*) cmd=("$root/target/release/handoff" --pass "${mode#handoff-}") ;;
+    handoff-*) cmd=("${HANDOFF_BIN:-$root/target/release/handoff}" --pass "${mode#handoff-}") ;;
     node-*) cmd=(node "$root/scripts/peers/node-cluster.js" --sched "${mode#node-}") ;;
     *) echo "start_server: unknown mode $mode" >&2; exit 2 ;;
   esac

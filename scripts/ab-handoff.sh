@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# ab-handoff.sh OLD_BIN NEW_BIN [--rounds N] [--duration 3s] [--keepalive] [--out DIR]
+#
+# Two builds of `handoff --pass socket` side by side, in the same run: rounds
+# of OLD then NEW, the order swapped every other round (A B, B A, A B, ...),
+# each a `loadgen --new-conn --connections 20` run (or keep-alive with
+# --keepalive) watching the master. Prints, per build, the median and the
+# range over the rounds of: the master's CPU per 1,000 requests, the whole
+# tree's, the master's share of the tree, and requests/s. CPU time per request
+# keeps its meaning on a machine shared with other work; requests/s does not.
+# The runs' JSON stay in DIR/runs (default: a new temporary directory).
+#
+# LOADGEN names the loadgen binary (default: this tree's target/release/loadgen).
+set -euo pipefail
+
+usage() {
+  echo "ab-handoff.sh: error: $1" >&2
+  echo "usage: ab-handoff.sh OLD_BIN NEW_BIN [--rounds N] [--duration 3s] [--keepalive] [--out DIR]" >&2
+  exit 2
+}
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib.sh
+source "$root/scripts/lib.sh"
+
+[[ $# -ge 2 ]] || usage "two binaries needed"
+old=$1 new=$2
+shift 2
+rounds=5 duration=3s load=newconn out=
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --rounds) rounds=${2:-}; shift 2 ;;
+    --duration) duration=${2:-}; shift 2 ;;
+    --keepalive) load=keepalive; shift ;;
+    --out) out=${2:-}; shift 2 ;;
+    *) usage "unknown argument $1" ;;
+  esac
+done
+[[ -x $old && -x $new ]] || usage "OLD_BIN and NEW_BIN must be executables"
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || usage "--rounds takes a positive number"
+loadgen=${LOADGEN:-$root/target/release/loadgen}
+[[ -x $loadgen ]] || usage "no loadgen at $loadgen (set LOADGEN)"
+out=${out:-$(mktemp -d)}
+mkdir -p "$out/runs"
+
+load_flags=()
+[[ $load == newconn ]] && load_flags=(--new-conn)
+master=
+stop() { [[ -n $master ]] && kill -TERM "$master" 2>/dev/null && wait "$master" 2>/dev/null; master=; }
+trap stop EXIT
+
+run_one() {
+  local name=$1 bin=$2 round=$3
+  HANDOFF_BIN=$bin start_server handoff-socket 2 "$out"
+  "$loadgen" --target "http://127.0.0.1:$port/" "${load_flags[@]}" --connections 20 \
+    --duration "$duration" --watch "$master" --json "$out/runs/$name-$round.json" >/dev/null
+  stop
+  echo "[round $round] $name done" >&2
+}
+
+for ((round = 1; round <= rounds; round++)); do
+  if ((round % 2)); then
+    run_one old "$old" "$round"
+    run_one new "$new" "$round"
+  else
+    run_one new "$new" "$round"
+    run_one old "$old" "$round"
+  fi
+done
+
+python3 - "$out/runs" "$load" <<'PY'
+import json, pathlib, statistics, sys
+runs, load = pathlib.Path(sys.argv[1]), sys.argv[2]
+print(f"load: {load}; runs in {runs}")
+rows = {}
+for name in ("old", "new"):
+    vals = {"master ms/1k": [], "tree ms/1k": [], "master % of tree": [], "requests/s": []}
+    for f in sorted(runs.glob(f"{name}-*.json")):
+        r = json.loads(f.read_text())
+        w = r["watch"][0]
+        master = next(p for p in w["processes"] if p["role"] == "watched")["summary"]
+        m, t = master["cpu_ms_per_1000_requests"], w["summary"]["cpu_ms_per_1000_requests"]
+        vals["master ms/1k"].append(m)
+        vals["tree ms/1k"].append(t)
+        vals["master % of tree"].append(100 * m / t)
+        vals["requests/s"].append(r["requests"]["per_s"])
+    rows[name] = vals
+for key in rows["old"]:
+    line = [f"{key:>17}"]
+    for name in ("old", "new"):
+        v = rows[name][key]
+        line.append(f"{name} {statistics.median(v):8.1f} [{min(v):.1f}–{max(v):.1f}]")
+    print("  ".join(line))
+om, nm = (statistics.median(rows[n]["master ms/1k"]) for n in ("old", "new"))
+print(f"master CPU per request, new/old (medians): {nm / om:.2f}")
+PY
