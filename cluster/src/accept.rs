@@ -279,4 +279,28 @@ mod tests {
         assert!(!backoff.starts_episode(last + BACKOFF_EPISODE_GAP / 2));
         assert!(backoff.starts_episode(last + BACKOFF_EPISODE_GAP));
     }
+
+    /// One wake-up takes what the queue holds, up to `max`; the rest stays
+    /// queued for the next call.
+    #[test]
+    fn accept_to_pass_takes_at_most_max() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("O_NONBLOCK");
+        let addr = listener.local_addr().expect("an address");
+        let _clients: Vec<_> = (0..5)
+            .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+            .collect();
+        runtime.block_on(async {
+            let listener = AsyncFd::new(listener).expect("register");
+            let mut backoff = Backoff::default();
+            let first = accept_to_pass(&listener, &mut backoff, 3).await;
+            assert_eq!(first.len(), 3);
+            let rest = accept_to_pass(&listener, &mut backoff, 10).await;
+            assert_eq!(rest.len(), 2);
+        });
+    }
 }
