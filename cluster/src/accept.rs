@@ -295,7 +295,9 @@ mod tests {
             .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
             .collect();
         runtime.block_on(async {
-            let listener = AsyncFd::new(listener).expect("register");
+            // SAFETY: the AsyncFd owns the listener, which keeps its fd open
+            // and unchanged until the AsyncFd is dropped.
+            let listener = unsafe { AsyncFd::register(listener) }.expect("register");
             let mut backoff = Backoff::default();
             let first = accept_to_pass(&listener, &mut backoff, 3).await;
             assert_eq!(first.len(), 3);
