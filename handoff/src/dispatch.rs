@@ -19,10 +19,11 @@
 //!    them, so that a worker that dies first does not take the clients with
 //!    it: the connections go to another worker instead.
 //!
-//! Batching is what keeps the master's cost per connection near its floor:
-//! under load a wake-up finds several clients queued, and the `sendmsg`, the
-//! worker's wake-up and its acknowledgement are then shared by all of them;
-//! what stays per connection is the `accept4` and the `close`.
+//! Batching shares the `sendmsg`, the worker's wake-up and its
+//! acknowledgement among the clients one wake-up finds queued; what stays per
+//! connection is the `accept4` and the `close` (the floor: the
+//! `handoff_floor` bench), and, while the master idles between arrivals, a
+//! wake-up of its own per connection (README, "Figures").
 //!
 //! Each worker may have at most [`MAX_UNACKED_HANDOFFS`] connections not yet
 //! acknowledged; a worker at that window, or whose channel is full, is skipped.
