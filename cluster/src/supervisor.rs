@@ -535,6 +535,7 @@ impl Watch {
                 Err("an answer about connections it was never handed")
             }
             Message::Connection { .. }
+            | Message::Connections { .. }
             | Message::Listener
             | Message::Stop
             | Message::Ping { .. } => Err("a message only the master sends"),

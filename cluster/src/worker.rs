@@ -127,11 +127,15 @@ enum Order {
     /// A message and the fds that came with it (one for `Connection` and
     /// `Listener`).
     Take(Message, Vec<OwnedFd>),
-    /// A connection whose fd the kernel dropped: our fd table is full. The
-    /// master still holds it and gives it to another worker on `Reject`.
+    /// Connections whose fds the kernel dropped: our fd table is full. The
+    /// master still holds them and gives them to another worker on `Reject`.
+    /// A batch is refused whole, whichever of its fds arrived (those are
+    /// closed already).
     Refuse {
-        /// The handoff to reject.
-        seq: u64,
+        /// The first handoff to reject.
+        first: u64,
+        /// The last handoff to reject (`first` for a single connection).
+        last: u64,
     },
     /// `Stop` from the master, or SIGTERM.
     Stop,
@@ -147,8 +151,11 @@ impl Order {
             Ok((Message::Stop, _)) => Ok(Order::Stop),
             Ok((message, fds)) => Ok(Order::Take(message, fds)),
             Err(ChannelError::ControlTruncated {
-                message: Some(Message::Connection { seq }),
-            }) => Ok(Order::Refuse { seq }),
+                message: Some(message),
+            }) if message.handoffs().is_some() => {
+                let (first, last) = message.handoffs().expect("checked by the guard");
+                Ok(Order::Refuse { first, last })
+            }
             // The master exited (or was killed): nobody supervises us any more.
             Err(ChannelError::Closed) => bail!("master gone (channel closed)"),
             Err(err) => Err(err).context("channel from the master"),
@@ -268,15 +275,27 @@ impl Worker {
             let mut ack = None;
             let stop = loop {
                 match order {
-                    Order::Take(Message::Connection { seq }, fds) => {
-                        self.serve_handed(seq, fds, service::serve)?;
-                        ack = Some(seq);
+                    // One connection, or a batch (its fds in `seq` order; the
+                    // channel has checked that as many came as it announces).
+                    Order::Take(message, fds) if message.handoffs().is_some() => {
+                        let (first, last) = message.handoffs().expect("checked by the guard");
+                        for (seq, fd) in (first..=last).zip(fds) {
+                            self.serve_handed(seq, fd, service::serve);
+                        }
+                        ack = Some(last);
                     }
                     Order::Take(other, _) => bail!("unexpected message from the master: {other:?}"),
-                    // Sent at once, before any later cumulative Ack.
-                    Order::Refuse { seq } => {
-                        tracing::warn!(seq, "handoff arrived without its fd (fd limit?); rejected");
-                        self.channel.send(Message::Reject { seq }, None).await?;
+                    // Sent at once, before any later cumulative Ack; a batch
+                    // is rejected whole, one `Reject` per connection.
+                    Order::Refuse { first, last } => {
+                        tracing::warn!(
+                            first,
+                            last,
+                            "handoff arrived without its fds (fd limit?); rejected"
+                        );
+                        for seq in first..=last {
+                            self.channel.send(Message::Reject { seq }, None).await?;
+                        }
                     }
                     Order::Stop => break true,
                 }
@@ -304,11 +323,12 @@ impl Worker {
             match self.next_order().await? {
                 Order::Stop => return Ok(()),
                 Order::Take(Message::Connection { seq }, fds) => {
-                    self.serve_handed(seq, fds, service::serve_at_stop)?;
+                    // Only a frame without exactly one fd is the master's fault.
+                    self.serve_handed(seq, one_fd(fds)?, service::serve_at_stop);
                 }
-                Order::Refuse { seq } => {
+                Order::Refuse { first, .. } => {
                     tracing::warn!(
-                        seq,
+                        seq = first,
                         "a queued connection arrived without its fd (fd limit?); lost"
                     );
                 }
@@ -319,21 +339,14 @@ impl Worker {
 
     /// Serves a connection handed over with `seq`, with `serve`. A socket
     /// that cannot be set up concerns that one client: it is closed and
-    /// logged, and the worker goes on; only a frame without exactly one fd is
-    /// the master's fault.
-    fn serve_handed(
-        &self,
-        seq: u64,
-        fds: Vec<OwnedFd>,
-        serve: fn(TcpStream, Watcher, service::Config),
-    ) -> anyhow::Result<()> {
-        match tcp_stream(one_fd(fds)?) {
+    /// logged, and the worker goes on.
+    fn serve_handed(&self, seq: u64, fd: OwnedFd, serve: fn(TcpStream, Watcher, service::Config)) {
+        match tcp_stream(fd) {
             Ok(stream) => serve(stream, self.connections.watcher(), self.config),
             Err(err) => {
                 tracing::warn!(seq, cause = %err, "cannot serve a handed connection; closed")
             }
         }
-        Ok(())
     }
 
     /// The next order from the master, or [`Order::Stop`] on SIGTERM.
