@@ -86,11 +86,19 @@ pub enum Pass {
 /// worker take all the load?": epoll wakes waiters last in, first out, a
 /// blocking `accept(2)` first in, first out.)
 ///
-/// `drain` stays the default: it is what every runtime does out of the box
-/// (tokio, Node.js's `SCHED_NONE`) and the cheapest per connection (no
-/// thread, no hand-over between threads); the others exist to measure what
-/// the choice of wait queue does to the spread of connections over workers
-/// (report §4).
+/// `drain` stays the default although it spreads connections least evenly
+/// (with `exclusive`): it is
+/// what an event-loop server does out of the box (tokio, Node.js's
+/// `SCHED_NONE`), which is what the `handoff-listener` mode stands for in the
+/// comparison, and it costs least. Measured with 4 workers on 2 shared
+/// cores, 5 rounds (README, "Who takes a connection"): one new connection
+/// at a time, Jain's index of the connection shares is 0.58–0.90 with
+/// `drain` and 1.00 with `blocking`; 40 keep-alive connections opened at
+/// once, 0.25–0.56 with `drain`, 0.78–1.00 with `single`, 0.85–0.95 with
+/// `blocking`; but the server's CPU per 1,000 new-connection requests is
+/// 61–65 ms with `drain`, 65–85 ms with `blocking` and 87–92 ms with
+/// `single`. No strategy is the fairest under both loads; the fair ones
+/// are one flag away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum Accept {
     /// Each worker's event loop watches the listener (`epoll_ctl(EPOLLIN |
