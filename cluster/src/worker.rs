@@ -12,7 +12,8 @@
 //!   serve each connection that arrives, acknowledging it;
 //! - `handoff-listener` and `handoff-reuseport`
 //!   (`serve_handed_listener`): wait for the listening socket, accept
-//!   on it, then report `Ready`. Shared or not is the master's business.
+//!   on it, then report `Ready`. Shared or not is the master's business;
+//!   how to accept on it is `--accept`'s (`shared_listener`).
 //!
 //! The worker exits when the channel ends (the master is gone), on `Stop` or
 //! SIGTERM (gracefully), and when the channel carries something it cannot trust.
