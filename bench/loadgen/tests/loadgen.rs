@@ -38,7 +38,9 @@ fn by_pid(report: &Value) -> Vec<(u32, u64, u64)> {
 }
 
 /// Against a proxy cluster: the per-pid counts add up to the requests, every pid
-/// is one of the cluster's workers, and the run had no failure.
+/// is one of the cluster's workers, and the run had no failure. Each pid's
+/// latency histogram (issue 13) counts its requests, so together they count the
+/// pooled one's samples.
 #[test]
 fn per_pid_counts_add_up_to_the_requests() {
     let cluster = proxy_cluster();
@@ -67,6 +69,23 @@ fn per_pid_counts_add_up_to_the_requests() {
     let counts = by_pid(report);
     let total: u64 = counts.iter().map(|&(_, requests, _)| requests).sum();
     assert_eq!(total, ok, "per-pid counts {counts:?} do not add up to {ok}");
+    let mut latency_counts = 0;
+    for worker in report["workers"]["by_pid"].as_array().expect("array") {
+        let count = u64_at(worker, &["latency", "count"]);
+        assert_eq!(count, u64_at(worker, &["requests"]), "{worker}");
+        assert!(u64_at(worker, &["latency", "max_us"]) >= u64_at(worker, &["latency", "p99_us"]));
+        latency_counts += count;
+    }
+    assert_eq!(
+        latency_counts,
+        u64_at(report, &["latency", "request", "count"]),
+        "per-pid latency counts do not add up to the pooled histogram's"
+    );
+    assert!(
+        run.stdout.contains("    pid "),
+        "no per-pid latency in the summary: {}",
+        run.stdout
+    );
     for &(pid, _, _) in &counts {
         assert!(
             workers.contains(&pid),

@@ -1312,6 +1312,7 @@ pub(crate) mod tests {
                     connections: 0,
                     first_ms: None,
                     last_ms: None,
+                    latency: None,
                 };
                 run.workers.by_pid = vec![share(pid, 1.0 - top), share(pid + 1, top)];
                 run.workers.requests_fairness =
@@ -1355,6 +1356,7 @@ pub(crate) mod tests {
             connections: 50,
             first_ms: None,
             last_ms: None,
+            latency: None,
         }];
         let figures = Figures::of(&[run]);
         let row = &figures.fairness[0];
@@ -1380,6 +1382,7 @@ pub(crate) mod tests {
             connections: 0,
             first_ms: Some(first),
             last_ms: Some(last),
+            latency: None,
         };
         killed.workers.by_pid = vec![
             share(7, 100.0, 999.0),
@@ -1721,6 +1724,7 @@ pub(crate) mod tests {
             connections: 50,
             first_ms: None,
             last_ms: None,
+            latency: None,
         }];
         let figures = Figures::of(&[run]);
         assert!((figures.fairness[0].jain.expect("jain") - 0.5).abs() < 1e-9);

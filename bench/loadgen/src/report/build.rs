@@ -101,6 +101,7 @@ impl Report {
                     connections: worker.connections,
                     first_ms: since_start(worker.first),
                     last_ms: since_start(worker.last),
+                    latency: HistogramSummary::of(&worker.latency),
                 })
                 .collect(),
             requests_without_pid: recorder.requests_without_pid,

@@ -304,6 +304,12 @@ pub struct WorkerShare {
     pub first_ms: Option<f64>,
     /// Its last answer of the window, ms from the run's start.
     pub last_ms: Option<f64>,
+    /// The latency of the requests it answered, measured as `latency.request`;
+    /// its `count` is `requests`, and the counts of every pid plus
+    /// `requests_without_pid` make `latency.request.count`. `null` in reports
+    /// written before loadgen kept one per pid.
+    #[serde(default)]
+    pub latency: Option<HistogramSummary>,
 }
 
 /// How evenly a load spread over workers. Only pids that answered at least once

@@ -96,6 +96,19 @@ pub fn render(report: &Report) -> String {
             })
             .collect();
         let _ = writeln!(out, "  workers     {}", shares.join(", "));
+        // Each worker's own latency: a stalled or busy one shows in its tail.
+        for worker in &workers.by_pid {
+            if let Some(latency) = &worker.latency {
+                let _ = writeln!(
+                    out,
+                    "    pid {:<7} p50 {}  p99 {}  max {}",
+                    worker.pid,
+                    micros(latency.p50_us as f64),
+                    micros(latency.p99_us as f64),
+                    micros(latency.max_us as f64),
+                );
+            }
+        }
         if let Some(fairness) = &workers.requests_fairness {
             let _ = writeln!(out, "  fairness    requests: {}", fairness_line(fairness));
         }
