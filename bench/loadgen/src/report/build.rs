@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::{
     Affinity, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, Labels, Latencies,
     LoadgenUsage, Machine, MeasuredFrom, Parameters, Phases, ProcessReport, Report, Requests,
-    SamplePoint, TargetShare, UseSummary, WatchReport, WatchedAffinity, WorkerShare, Workers,
+    SamplePoint, Stall, TargetShare, UseSummary, WatchReport, WatchedAffinity, WorkerShare,
+    Workers,
 };
 use crate::load::failure::Failure;
 use crate::load::recorder::Recorder;
@@ -44,6 +45,8 @@ pub struct Inputs<'a> {
     pub labels: Labels,
     /// The `--kill` sent, if any.
     pub fault: Option<Fault>,
+    /// The `--stop` stalls made during the run.
+    pub stalls: Vec<Stall>,
     /// loadgen's CPU time over the window and the placement.
     pub readings: Readings,
 }
@@ -191,6 +194,7 @@ impl Report {
             watch,
             labels: inputs.labels,
             fault: inputs.fault,
+            stalls: inputs.stalls,
             loadgen_usage,
             affinity,
             notes: Vec::new(),
@@ -264,6 +268,11 @@ fn notes(report: &Report) -> Vec<String> {
     }) = &report.fault
     {
         notes.push(format!("--kill {pid} was not sent: {err}"));
+    }
+    for stall in &report.stalls {
+        if let Some(err) = &stall.error {
+            notes.push(format!("--stop {}: {err}", stall.pid));
+        }
     }
     for watched in &report.watch {
         if let Some(at) = watched.gone_at_ms {

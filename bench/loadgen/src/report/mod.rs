@@ -49,6 +49,21 @@ pub struct Fault {
     pub error: Option<String>,
 }
 
+/// One SIGSTOP … SIGCONT that `--stop` made during the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stall {
+    /// The process stopped.
+    pub pid: u32,
+    /// When SIGSTOP was sent, ms from the run's start; `null` if it was not
+    /// (see `error`).
+    pub stopped_at_ms: Option<f64>,
+    /// When SIGCONT was sent, ms from the run's start; `null` if it was not.
+    pub continued_at_ms: Option<f64>,
+    /// Why a signal was not sent (the process was gone, the run ended
+    /// first); `null` if both were.
+    pub error: Option<String>,
+}
+
 /// Everything a run measured, with its parameters and machine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -87,6 +102,10 @@ pub struct Report {
     /// `--kill PID --kill-after D`: the worker killed mid-run; `null` without.
     #[serde(default)]
     pub fault: Option<Fault>,
+    /// `--stop PID --stop-after T... --stop-for D`: one entry per
+    /// `--stop-after`. Empty without `--stop`, and in reports written before it.
+    #[serde(default)]
+    pub stalls: Vec<Stall>,
     /// loadgen's own CPU time over the window; `null` if it could not be read,
     /// and in reports written before it was measured.
     #[serde(default)]
@@ -132,6 +151,23 @@ pub struct Parameters {
     pub watch: Vec<u32>,
     /// The command line, to run it again.
     pub command_line: Vec<String>,
+    /// `--mix PATH=WEIGHT`: the paths drawn per request, with their weights;
+    /// empty without `--mix` (every request goes to its target's path), and
+    /// in reports written before it.
+    #[serde(default)]
+    pub mix: Vec<MixEntry>,
+    /// `--seed`: the seed of the `--mix` draw; `null` without `--mix`.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+/// One path of `--mix` and its weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MixEntry {
+    /// The path and query sent, e.g. `/?work_us=5000`.
+    pub path: String,
+    /// Its weight: it is drawn with probability weight / the sum of weights.
+    pub weight: u32,
 }
 
 /// How the next request is timed (`parameters.loop`).

@@ -147,6 +147,19 @@ pub fn render(report: &Report) -> String {
         }
     }
 
+    // `--stop`: when each stall was, as sent.
+    for stall in &report.stalls {
+        if let (Some(stopped), Some(continued)) = (stall.stopped_at_ms, stall.continued_at_ms) {
+            let _ = writeln!(
+                out,
+                "  stall       pid {} stopped at {:.0} ms for {:.0} ms",
+                stall.pid,
+                stopped,
+                continued - stopped
+            );
+        }
+    }
+
     let errors: Vec<String> = report
         .errors
         .by_kind
@@ -331,6 +344,8 @@ mod tests {
                 sample_interval_ms: 100.0,
                 watch: Vec::new(),
                 command_line: Vec::new(),
+                mix: Vec::new(),
+                seed: None,
             },
             machine: Machine {
                 cpu_model: "cpu".to_owned(),
@@ -352,6 +367,7 @@ mod tests {
             sample_interval: Duration::from_millis(100),
             labels: Default::default(),
             fault: None,
+            stalls: Vec::new(),
             readings: Readings::default(),
         })
     }
