@@ -5,7 +5,7 @@
 //! # Layout
 //!
 //! - [`Mode`] and [`Pass`]: the four modes, one name each in code, flags
-//!   and output.
+//!   and output; [`Accept`]: how the workers of `handoff-listener` accept.
 //! - [`cli`]: what every binary shares on its command line: the duration
 //!   syntax, the usage error, the exit codes.
 //! - [`rlimit`]: RLIMIT_NOFILE, read and set in one place.
@@ -21,6 +21,8 @@
 //!   function per mode.
 //! - [`service`]: the worker's HTTP/1.1 answer (hyper).
 //! - [`accept`]: accepting with a back-off at the fd limit.
+//! - [`shared_listener`]: how a worker accepts on the listener it shares
+//!   with the others, one function per `--accept` strategy.
 //! - [`announce`]: the JSON `ready` and `respawn` lines on stdout
 //!   (`Announcement`s; not to be confused with the supervisor's
 //!   [`supervisor::Event`]s, which stay inside the master).
@@ -38,6 +40,7 @@ pub mod master;
 pub mod procfs;
 pub mod rlimit;
 pub mod service;
+pub mod shared_listener;
 pub mod supervisor;
 pub mod worker;
 
@@ -73,6 +76,43 @@ pub enum Pass {
     Listener,
     /// One SO_REUSEPORT listener per worker (mode `handoff-reuseport`).
     Reuseport,
+}
+
+/// How the workers of `handoff --pass listener` accept on the one listening
+/// socket they share (handoff's `--accept` flag, passed on to each worker).
+///
+/// Who gets a new connection is decided by whom the kernel wakes, so each
+/// strategy is a choice of wait queue. (Cloudflare, "Why does one NGINX
+/// worker take all the load?": epoll wakes waiters last in, first out, a
+/// blocking `accept(2)` first in, first out.)
+///
+/// `drain` stays the default: it is what every runtime does out of the box
+/// (tokio, Node.js's `SCHED_NONE`) and the cheapest per connection (no
+/// thread, no hand-over between threads); the others exist to measure what
+/// the choice of wait queue does to the spread of connections over workers
+/// (report §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Accept {
+    /// Each worker's event loop watches the listener (`epoll_ctl(EPOLLIN |
+    /// EPOLLET)` in tokio); a new connection wakes every waiting worker,
+    /// and each woken worker calls `accept4` until EAGAIN. The worker that
+    /// wakes first takes the whole queue; the others find it empty.
+    Drain,
+    /// As `drain`, but after each `accept4` the worker yields: to other
+    /// processes (`nanosleep` of 1 ns, which the timer slack makes ~50 µs)
+    /// and to its own event loop, before it accepts again (libuv's
+    /// `UV_TCP_SINGLE_ACCEPT`). Every waiting worker is still woken.
+    Single,
+    /// A thread per worker waits in `epoll_wait` on an epoll fd of its own,
+    /// where the listener is registered with `EPOLLEXCLUSIVE`: the kernel
+    /// wakes one waiting thread per connection (not all), which calls
+    /// `accept4` until EAGAIN and hands the streams to its worker's runtime.
+    Exclusive,
+    /// A thread per worker blocked in `accept(2)` (the listener made
+    /// blocking): the kernel keeps one FIFO queue of blocked acceptors and
+    /// wakes the one that has waited longest, one per connection; it hands
+    /// the stream to its worker's runtime.
+    Blocking,
 }
 
 impl Mode {

@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, ChannelError, Message};
-use crate::{GRACE_PERIOD, Mode, Pass, accept, service};
+use crate::{Accept, GRACE_PERIOD, Mode, Pass, accept, service};
 
 /// The environment variable that tells a worker the number of its channel fd.
 pub const CHANNEL_FD_ENV: &str = "CLUSTER_CHANNEL_FD";
@@ -52,6 +52,10 @@ pub struct WorkerArgs {
     /// The master's `--header-timeout`.
     #[arg(long, value_parser = crate::cli::parse_duration)]
     pub header_timeout: std::time::Duration,
+    /// The master's `--accept`: how to accept on a shared listener
+    /// (`handoff-listener` only; the other modes ignore it).
+    #[arg(long, value_enum, default_value_t = Accept::Drain)]
+    pub accept: Accept,
 }
 
 /// The hidden subcommand by which the master starts its workers; every

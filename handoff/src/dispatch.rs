@@ -268,7 +268,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> anyhow::Re
     let listener =
         unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }?;
     let workers = usize::from(setup.args.workers);
-    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), listen)?;
+    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), listen, None)?;
     let mut dispatcher = Dispatcher::new(workers);
     tokio::pin!(shutdown);
     loop {

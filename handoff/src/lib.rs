@@ -4,7 +4,8 @@
 //! - `socket`: the master accepts every connection and hands it to a worker,
 //!   round robin (Node.js cluster's default scheduling);
 //! - `listener`: the master hands the one listening socket to every worker,
-//!   and the workers accept competitively (Node.js `SCHED_NONE`);
+//!   and the workers accept competitively (Node.js `SCHED_NONE`), in the way
+//!   `--accept` says ([`Accept`]: whom the kernel wakes for a connection);
 //! - `reuseport`: the master binds one `SO_REUSEPORT` listener per worker
 //!   slot on the same port and hands each worker its own; the kernel spreads
 //!   connections by a hash of their addresses.
@@ -31,15 +32,22 @@ pub mod listeners;
 /// half of the mode's name ([`cluster::Mode::Handoff`]).
 pub use cluster::Pass;
 
+/// How the workers of `--pass listener` accept on the shared socket: the
+/// `--accept` flag.
+pub use cluster::Accept;
+
 /// Runs the `handoff` master until `shutdown` resolves, then stops
-/// gracefully (see [`cluster::master`]).
+/// gracefully (see [`cluster::master`]). `accept` is how the workers accept
+/// on the shared listener (`--pass listener` only; ignored otherwise).
 pub async fn run(
     setup: Setup,
     pass: Pass,
+    accept: Accept,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     match pass {
         Pass::Socket => dispatch::run(setup, shutdown).await,
-        Pass::Listener | Pass::Reuseport => listeners::run(setup, pass, shutdown).await,
+        Pass::Listener => listeners::run(setup, pass, Some(accept), shutdown).await,
+        Pass::Reuseport => listeners::run(setup, pass, None, shutdown).await,
     }
 }

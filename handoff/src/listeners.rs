@@ -31,19 +31,21 @@ use std::sync::Arc;
 use cluster::channel::{Channel, Message};
 use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
-use cluster::{Mode, accept, listen};
+use cluster::{Accept, Mode, accept, listen};
 
 use crate::Pass;
 
 /// Runs the master of `handoff-listener` or `handoff-reuseport`.
+/// `accept`, for `listener`, is how its workers accept (`--accept`).
 pub async fn run(
     setup: Setup,
     pass: Pass,
+    accept: Option<Accept>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let workers = usize::from(setup.args.workers);
     let (listen, sockets) = bind(setup.args.listen, pass, workers)?;
-    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(pass), listen)?;
+    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(pass), listen, accept)?;
     // Each slot's worker channel, for the connections queued at the stop.
     let mut channels: Vec<Option<Arc<Channel>>> = vec![None; workers];
     tokio::pin!(shutdown);
