@@ -951,6 +951,13 @@ fn stop_stalls_a_worker_twice_and_continues_it() {
         run.stdout
     );
     assert!(run.stdout.contains("stall "), "{}", run.stdout);
+    let waited = u64_at(report, &["stall_waits", "at_least_tenth"]);
+    assert!(
+        waited > 0,
+        "no request waited behind the stalls: {}",
+        run.stdout
+    );
+    assert!(u64_at(report, &["stall_waits", "at_least_stall"]) <= waited);
 }
 
 /// Regression guard (issue 13): loadgen interrupted by SIGINT or SIGTERM in

@@ -92,7 +92,8 @@ pub struct Cli {
 
     /// Tag the JSON report with KEY=VALUE (`labels`), e.g. `--label mode=proxy`,
     /// for `loadgen report`; repeatable (a repeated key keeps its last value).
-    /// Keys: section, mode, load, round, connections, max_fds, work_us, workers.
+    /// Keys: section, mode, load, round, connections, max_fds, work_us, workers,
+    /// accept, stall_ms.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = Label::from_str)]
     labels: Vec<Label>,
 

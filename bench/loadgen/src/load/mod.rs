@@ -302,6 +302,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         labels: config.labels.clone(),
         fault,
         stalls,
+        stop_for: config.stop.as_ref().map(|stop| stop.stop_for),
         readings,
     }))
 }

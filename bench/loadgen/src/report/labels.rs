@@ -14,6 +14,8 @@
 //! | `max_fds` | the master's `--max-fds` | fdlimit |
 //! | `work_us` | the busy work per request (`?work_us=`), µs | fairness |
 //! | `workers` | workers in the cluster (a worker that answered nothing counts as 0) | every run |
+//! | `accept` | `drain`, `single`, `exclusive`, `blocking`: `handoff --pass listener --accept` | fairness (handoff-listener) |
+//! | `stall_ms` | how long `--stop` stalled a worker each time, ms | fairness (the stalled-worker runs) |
 //!
 //! In the JSON, `labels` stays a map of strings (`"round": "1"`), so reports
 //! written before the labels were typed read as they are.
@@ -196,6 +198,20 @@ label_enum! {
     }
 }
 
+label_enum! {
+    /// How the workers of `handoff --pass listener` accept (`--accept`).
+    Accept, "accept strategy" {
+        /// Each woken worker accepts until EAGAIN (the default).
+        Drain = "drain",
+        /// At most one connection per wake-up (libuv's UV_TCP_SINGLE_ACCEPT).
+        Single = "single",
+        /// The listener registered with EPOLLEXCLUSIVE: one waiter woken.
+        Exclusive = "exclusive",
+        /// A thread per worker blocked in accept(2): the kernel's FIFO queue.
+        Blocking = "blocking",
+    }
+}
+
 /// A run's labels, each `None` if not given (see the module docs for who gets
 /// which).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +237,10 @@ pub struct Labels {
     /// Workers in the cluster: loadgen only sees the pids that answered, and
     /// fairness counts the others as zero.
     pub workers: Option<u64>,
+    /// `handoff --pass listener --accept`: how its workers accept.
+    pub accept: Option<Accept>,
+    /// How long `--stop` stalled a worker each time, ms.
+    pub stall_ms: Option<u64>,
 }
 
 /// One `--label KEY=VALUE`, parsed.
@@ -242,10 +262,14 @@ pub enum Label {
     WorkUs(u64),
     /// `workers=`.
     Workers(u64),
+    /// `accept=`.
+    Accept(Accept),
+    /// `stall_ms=`.
+    StallMs(u64),
 }
 
 /// The keys, as [`Label`] parses them.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 10] = [
     "section",
     "mode",
     "load",
@@ -254,6 +278,8 @@ const KEYS: [&str; 8] = [
     "max_fds",
     "work_us",
     "workers",
+    "accept",
+    "stall_ms",
 ];
 
 impl Label {
@@ -277,6 +303,8 @@ impl Label {
             "max_fds" => Label::MaxFds(number(value)?),
             "work_us" => Label::WorkUs(number(value)?),
             "workers" => Label::Workers(number(value)?),
+            "accept" => Label::Accept(value.parse()?),
+            "stall_ms" => Label::StallMs(number(value)?),
             _ => {
                 return Err(format!("{key:?} is not a label key ({})", KEYS.join(", ")));
             }
@@ -308,6 +336,8 @@ impl Labels {
             Label::MaxFds(n) => self.max_fds = Some(n),
             Label::WorkUs(n) => self.work_us = Some(n),
             Label::Workers(n) => self.workers = Some(n),
+            Label::Accept(accept) => self.accept = Some(accept),
+            Label::StallMs(n) => self.stall_ms = Some(n),
         }
     }
 }
@@ -343,6 +373,8 @@ impl From<Labels> for BTreeMap<String, String> {
             labels.max_fds.map(|n| n.to_string()),
             labels.work_us.map(|n| n.to_string()),
             labels.workers.map(|n| n.to_string()),
+            labels.accept.map(|accept| accept.to_string()),
+            labels.stall_ms.map(|n| n.to_string()),
         ];
         KEYS.iter()
             .zip(texts)
@@ -367,6 +399,8 @@ mod tests {
             ("max_fds", "256"),
             ("work_us", "200"),
             ("workers", "2"),
+            ("accept", "exclusive"),
+            ("stall_ms", "500"),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value.to_owned()))

@@ -64,6 +64,21 @@ pub struct Stall {
     pub error: Option<String>,
 }
 
+/// With `--stop`: how many requests waited behind the stalled process.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StallWaits {
+    /// `--stop-for`, ms.
+    pub stop_for_ms: f64,
+    /// Successful requests of the window whose latency was at least
+    /// `--stop-for`: those that waited a whole stall.
+    pub at_least_stall: u64,
+    /// Those whose latency was at least a tenth of `--stop-for`: a request
+    /// arriving in the middle of a stall waits only its rest, so this counts
+    /// every request that waited behind it for long (below saturation no
+    /// other request comes near it).
+    pub at_least_tenth: u64,
+}
+
 /// Everything a run measured, with its parameters and machine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -106,6 +121,10 @@ pub struct Report {
     /// `--stop-after`. Empty without `--stop`, and in reports written before it.
     #[serde(default)]
     pub stalls: Vec<Stall>,
+    /// With `--stop`: the requests that waited behind the stalls; `null`
+    /// without, and in reports written before `--stop`.
+    #[serde(default)]
+    pub stall_waits: Option<StallWaits>,
     /// loadgen's own CPU time over the window; `null` if it could not be read,
     /// and in reports written before it was measured.
     #[serde(default)]
@@ -319,9 +338,11 @@ pub struct Workers {
     pub by_pid: Vec<WorkerShare>,
     /// Successful answers without a numeric `x-worker-pid`.
     pub requests_without_pid: u64,
-    /// How evenly requests spread over the pids seen; `null` without any.
+    /// How evenly requests spread over the pids seen, and over the workers
+    /// that answered nothing when the label `workers` says how many there
+    /// are (each counts 0); `null` without any.
     pub requests_fairness: Option<Fairness>,
-    /// How evenly connections spread over the pids seen; `null` without any.
+    /// How evenly connections spread, counted as `requests_fairness`.
     pub connections_fairness: Option<Fairness>,
 }
 

@@ -160,6 +160,15 @@ pub fn render(report: &Report) -> String {
         }
     }
 
+    if let Some(waits) = &report.stall_waits {
+        let _ = writeln!(
+            out,
+            "              {} requests took ≥ the stall ({:.0} ms), {} ≥ a tenth of it",
+            count(waits.at_least_stall),
+            waits.stop_for_ms,
+            count(waits.at_least_tenth)
+        );
+    }
     let errors: Vec<String> = report
         .errors
         .by_kind
@@ -368,6 +377,7 @@ mod tests {
             labels: Default::default(),
             fault: None,
             stalls: Vec::new(),
+            stop_for: None,
             readings: Readings::default(),
         })
     }
