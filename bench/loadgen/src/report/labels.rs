@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 /// Defines a label's enum: its variants in the order every table and legend
@@ -198,18 +199,27 @@ label_enum! {
     }
 }
 
-label_enum! {
-    /// How the workers of `handoff --pass listener` accept (`--accept`).
-    Accept, "accept strategy" {
-        /// Each woken worker accepts until EAGAIN (the default).
-        Drain = "drain",
-        /// At most one connection per wake-up (libuv's UV_TCP_SINGLE_ACCEPT).
-        Single = "single",
-        /// The listener registered with EPOLLEXCLUSIVE: one waiter woken.
-        Exclusive = "exclusive",
-        /// A thread per worker blocked in accept(2): the kernel's FIFO queue.
-        Blocking = "blocking",
-    }
+/// How the workers of `handoff --pass listener` accept (label `accept`):
+/// [`cluster::Accept`], named as `handoff --accept` names it (one vocabulary
+/// from the flag to the report).
+pub use cluster::Accept;
+
+/// The name of `accept`, as `--accept` and the label spell it.
+pub fn accept_name(accept: Accept) -> String {
+    clap::ValueEnum::to_possible_value(&accept)
+        .map(|value| value.get_name().to_owned())
+        .unwrap_or_default()
+}
+
+/// Parses an `--accept` name.
+fn parse_accept(text: &str) -> Result<Accept, String> {
+    <Accept as clap::ValueEnum>::from_str(text, false).map_err(|_| {
+        let names: Vec<String> = Accept::value_variants()
+            .iter()
+            .map(|&accept| accept_name(accept))
+            .collect();
+        format!("{text:?} is not an accept strategy ({})", names.join(", "))
+    })
 }
 
 /// A run's labels, each `None` if not given (see the module docs for who gets
@@ -303,7 +313,7 @@ impl Label {
             "max_fds" => Label::MaxFds(number(value)?),
             "work_us" => Label::WorkUs(number(value)?),
             "workers" => Label::Workers(number(value)?),
-            "accept" => Label::Accept(value.parse()?),
+            "accept" => Label::Accept(parse_accept(value)?),
             "stall_ms" => Label::StallMs(number(value)?),
             _ => {
                 return Err(format!("{key:?} is not a label key ({})", KEYS.join(", ")));
@@ -373,7 +383,7 @@ impl From<Labels> for BTreeMap<String, String> {
             labels.max_fds.map(|n| n.to_string()),
             labels.work_us.map(|n| n.to_string()),
             labels.workers.map(|n| n.to_string()),
-            labels.accept.map(|accept| accept.to_string()),
+            labels.accept.map(accept_name),
             labels.stall_ms.map(|n| n.to_string()),
         ];
         KEYS.iter()
