@@ -150,7 +150,11 @@ fn quick_comparison_writes_every_section() {
             stalls.iter().all(|stall| stall["error"].is_null()),
             "{stalls:?}"
         );
-        assert!(run["stall_waits"]["at_least_tenth"].is_u64(), "{}", run["labels"]);
+        assert!(
+            run["stall_waits"]["at_least_tenth"].is_u64(),
+            "{}",
+            run["labels"]
+        );
     }
     assert!(
         report.contains("fds per connection"),

@@ -315,6 +315,16 @@ mod tests {
     /// which `answered` requests succeeded and `reconnects` found their
     /// connection closed while idle.
     fn open_loop_report(asked: f64, answered: u64, reconnects: u64) -> Report {
+        labelled_report(asked, answered, reconnects, Default::default())
+    }
+
+    /// [`open_loop_report`] with `labels`.
+    fn labelled_report(
+        asked: f64,
+        answered: u64,
+        reconnects: u64,
+        labels: crate::report::Labels,
+    ) -> Report {
         let start = Instant::now();
         let duration = Duration::from_secs(4);
         let window = Window {
@@ -374,7 +384,7 @@ mod tests {
             recorder: &recorder,
             watched: &[],
             sample_interval: Duration::from_millis(100),
-            labels: Default::default(),
+            labels,
             fault: None,
             stalls: Vec::new(),
             stop_for: None,
@@ -448,5 +458,29 @@ mod tests {
         }
         assert_eq!(cpu_list(&[]), "none");
         assert_eq!(cpu_list(&[0, 2, 3, 4, 7, 8]), "0,2-4,7-8");
+    }
+
+    /// Regression (issue 13): with the label `workers`, a worker that
+    /// answered nothing counts as 0 in the fairness figures, so a run where
+    /// one pid of 4 answered everything has Jain's index 1/4, not 1.0; its
+    /// own latency histogram holds its requests.
+    #[test]
+    fn fairness_counts_the_workers_that_answered_nothing() {
+        let labels = [crate::report::labels::Label::Workers(4)]
+            .into_iter()
+            .collect();
+        let report = labelled_report(100.0, 40, 0, labels);
+        let fairness = report.workers.requests_fairness.expect("fairness");
+        assert!((fairness.jain_index - 0.25).abs() < 1e-9, "{fairness:?}");
+        assert_eq!(fairness.max_min_ratio, None);
+        let alone = open_loop_report(100.0, 40, 0);
+        let fairness = alone.workers.requests_fairness.expect("fairness");
+        assert_eq!(
+            fairness.jain_index, 1.0,
+            "without the label only pid 7 is known"
+        );
+        let worker = &report.workers.by_pid[0];
+        assert_eq!(worker.latency.as_ref().map(|l| l.count), Some(40));
+        assert!(render(&report).contains("    pid 7"));
     }
 }
