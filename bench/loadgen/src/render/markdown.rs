@@ -1250,10 +1250,9 @@ fn fairness_stall(out: &mut String, figures: &Figures) {
         out,
         "The open loop again, with one worker stopped (SIGSTOP, `loadgen --stop`) twice for \
          {stall_ms:.0} ms and continued (SIGCONT): the requests that waited behind it. A request \
-         that arrives in the middle of a stall waits only its rest, so the count of latencies \
-         at least the whole stall is small whatever the mode; the count of latencies at least a \
-         tenth of it (which no request comes near below saturation otherwise) is the one that \
-         tells who waited."
+         that arrives in the middle of a stall waits only its rest, so few latencies reach the \
+         whole stall in any mode; the count of latencies of at least a tenth of it is the one \
+         that tells how many waited. The stalled worker is the cluster's first."
     );
     w!(out);
     w!(
