@@ -438,11 +438,14 @@ for ((r = 1; r <= fairness_rounds; r++)); do
       fairness_load "keepalive-$tag" mode="$mode" "${accept_label[@]}" load=keepalive round="$r" -- \
         --connections "$((8 * w))" --duration "$fairness_burst" --warmup 0
       if ((w == fairness_workers[0])); then
+        # Enough connections that the requests stuck behind the stalled
+        # worker do not hold up the schedule of the others (each connection
+        # sends one request at a time): 32 per worker.
         fairness_load "stall-$tag" mode="$mode" "${accept_label[@]}" load=newconn round="$r" stall_ms="$stall_ms" -- \
-          --connections "$((4 * w))" --new-conn --rate "$fairness_rate" --duration "$stall_duration" --warmup "$fairness_warmup" \
+          --connections "$((32 * w))" --new-conn --rate "$fairness_rate" --duration "$stall_duration" --warmup "$fairness_warmup" \
           --stop "$first_worker" --stop-after "${stall_at[0]}" --stop-after "${stall_at[1]}" --stop-for "${stall_ms}ms"
         fairness_load "mix-$tag" mode="$mode" "${accept_label[@]}" load=newconn round="$r" -- \
-          --connections "$((4 * w))" --new-conn --rate "$fairness_rate" --duration "$fairness_duration" --warmup "$fairness_warmup" \
+          --connections "$((16 * w))" --new-conn --rate "$fairness_rate" --duration "$fairness_duration" --warmup "$fairness_warmup" \
           --mix /=95 --mix "/?work_us=5000=5" --seed "$seed"
       fi
       stop
