@@ -1173,6 +1173,13 @@ fn fairness_spread(out: &mut String, figures: &Figures) {
     w!(out);
     w!(
         out,
+        "_One group of bars per way of sharing the port, one bar per worker, largest first: \
+         at each rank the median over rounds of that rank's share (a worker that got nothing \
+         is a bar of 0); the dashed line is the even share, 100 % / workers._"
+    );
+    w!(out);
+    w!(
+        out,
         "| way of sharing the port | workers | load | connection shares, largest first | smallest – largest share | Jain's index, connections | Jain's index, requests | errors |"
     );
     w!(out, "|---|---:|---|---|---|---:|---:|---:|");
