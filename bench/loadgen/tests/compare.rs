@@ -99,6 +99,7 @@ fn quick_comparison_writes_every_section() {
         "latency.svg",
         "fds.svg",
         "fairness.svg",
+        "stall.svg",
         "master-fds-over-time.svg",
         "cost-per-request.svg",
     ]

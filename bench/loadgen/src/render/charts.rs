@@ -8,7 +8,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::figures::{CostRow, FairnessRow, FdBillRow, FdSeries, SpectrumLine, Variant, nines};
+use super::figures::{
+    CostRow, FairnessRow, FdBillRow, FdSeries, SpectrumLine, Spread, StallRow, Variant, nines,
+};
 use crate::report::labels::{Load, Mode, accept_name};
 
 /// The charts' file names, as REPORT.md links them.
@@ -17,6 +19,8 @@ pub const LATENCY_SVG: &str = "latency.svg";
 pub const FDS_SVG: &str = "fds.svg";
 /// Section 4's chart.
 pub const FAIRNESS_SVG: &str = "fairness.svg";
+/// §4's stalled-worker chart.
+pub const STALL_SVG: &str = "stall.svg";
 /// Section 5's chart of the master's fds.
 pub const MASTER_FDS_SVG: &str = "master-fds-over-time.svg";
 /// Section 5's chart of the CPU per request.
@@ -621,6 +625,105 @@ fn fairness_panel(
         .map_err(drawing)?;
     }
     Ok(())
+}
+
+/// §4, a stalled worker: per way of sharing the port, the p99 of every
+/// request, of the stalled worker's and of the worst other worker's, in ms:
+/// a bar at the median over rounds, a whisker from the least to the most.
+pub fn stall(rows: &[StallRow]) -> anyhow::Result<String> {
+    let figures: [(&str, fn(&StallRow) -> Option<Spread>); 3] = [
+        ("p99, every request", |row| row.p99_us),
+        ("p99, the stalled worker's requests", |row| {
+            row.stalled_p99_us
+        }),
+        ("p99, the worst other worker's", |row| row.others_p99_us),
+    ];
+    let most = rows
+        .iter()
+        .flat_map(|row| figures.iter().filter_map(|(_, figure)| figure(row)))
+        .map(|spread| spread.max / 1000.0)
+        .fold(1.0, f64::max);
+    // Room above the bars for the legend, so that it covers no data.
+    let y_max = most * 1.35;
+    let stall_ms = rows.first().map_or(0.0, |row| row.stall_ms);
+    svg((1400, 620), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!(
+                    "One worker stopped twice for {stall_ms:.0} ms in an open loop: who waited \
+                     (bars: median over rounds, whiskers: min–max)"
+                ),
+                (FONT, 20),
+            )
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0.0..rows.len().max(1) as f64, 0.0..y_max)
+            .map_err(drawing)?;
+        chart
+            .configure_mesh()
+            .x_labels(0)
+            .disable_x_mesh()
+            .y_desc("latency, ms")
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
+            .draw()
+            .map_err(drawing)?;
+        let width = 0.8 / figures.len() as f64;
+        for (which, (name, figure)) in figures.iter().enumerate() {
+            let tint = colour(which);
+            let bars: Vec<_> = rows
+                .iter()
+                .enumerate()
+                .filter_map(|(index, row)| Some((index, figure(row)?)))
+                .collect();
+            let x0 = |index: usize| index as f64 + 0.1 + which as f64 * width;
+            chart
+                .draw_series(bars.iter().map(|&(index, spread)| {
+                    Rectangle::new(
+                        [
+                            (x0(index) + width * 0.08, 0.0),
+                            (x0(index) + width * 0.92, spread.median / 1000.0),
+                        ],
+                        tint.filled(),
+                    )
+                }))
+                .map_err(drawing)?
+                .label(*name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], tint.filled()));
+            for &(index, spread) in &bars {
+                let middle = x0(index) + width / 2.0;
+                chart
+                    .draw_series(LineSeries::new(
+                        [(middle, spread.min / 1000.0), (middle, spread.max / 1000.0)],
+                        BLACK.stroke_width(2),
+                    ))
+                    .map_err(drawing)?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 15))
+            .draw()
+            .map_err(drawing)?;
+        for (index, row) in rows.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(index as f64 + 0.5, 0.0));
+            root.draw(&Text::new(
+                variant_label(row.variant),
+                (px, py + 4),
+                (FONT, 14)
+                    .into_font()
+                    .into_text_style(root)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(drawing)?;
+        }
+        Ok(())
+    })
 }
 
 /// The master's fds over time in one newconn run per mode, the measured window shaded.

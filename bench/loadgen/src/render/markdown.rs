@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::charts::{COST_SVG, FAIRNESS_SVG, FDS_SVG, LATENCY_SVG, MASTER_FDS_SVG};
+use super::charts::{COST_SVG, FAIRNESS_SVG, FDS_SVG, LATENCY_SVG, MASTER_FDS_SVG, STALL_SVG};
 use super::figures::{
     CostRow, FdLimitRow, Figures, Order, Spread, ThroughputRow, WAITING_RATIO, connections_at_limit,
 };
@@ -1260,6 +1260,11 @@ fn fairness_stall(out: &mut String, figures: &Figures) {
          that arrives in the middle of a stall waits only its rest, so few latencies reach the \
          whole stall in any mode; the count of latencies of at least a tenth of it is the one \
          that tells how many waited. The stalled worker is the cluster's first."
+    );
+    w!(out);
+    w!(
+        out,
+        "![p99 of every request, of the stalled worker and of the worst other worker, per way of sharing the port]({STALL_SVG})"
     );
     w!(out);
     w!(
