@@ -627,11 +627,14 @@ fn fairness_panel(
     Ok(())
 }
 
+/// One figure of a [`StallRow`], over rounds.
+type StallFigure = fn(&StallRow) -> Option<Spread>;
+
 /// §4, a stalled worker: per way of sharing the port, the p99 of every
 /// request, of the stalled worker's and of the worst other worker's, in ms:
 /// a bar at the median over rounds, a whisker from the least to the most.
 pub fn stall(rows: &[StallRow]) -> anyhow::Result<String> {
-    let figures: [(&str, fn(&StallRow) -> Option<Spread>); 3] = [
+    let figures: [(&str, StallFigure); 3] = [
         ("p99, every request", |row| row.p99_us),
         ("p99, the stalled worker's requests", |row| {
             row.stalled_p99_us
