@@ -114,8 +114,11 @@ if ((quick)); then
   duration=500ms warmup=200ms           # §4: per fairness run
   held=(100 500)                          # fd bill: connections held open
   limit_steps=(50 150 300)                # fd limit: rising connections
-  works=(200)                             # fairness: ?work_us=
   fault_duration=2s fault_at=700ms
+  # §4 fairness: 1 round, 4 workers, short loads (~15 s)
+  fairness_rounds=1 fairness_workers=(4) fairness_rate=300
+  fairness_duration=300ms fairness_warmup=100ms fairness_burst=200ms
+  stall_ms=250 stall_at=(100ms 500ms) stall_duration=900ms
 else
   : "${repeats:=5}"
   round_duration=5s round_warmup=1s
@@ -123,8 +126,11 @@ else
   duration=2s warmup=500ms
   held=(100 500 1000 2000)
   limit_steps=(50 100 150 200 300 400)
-  works=(0 200)
   fault_duration=4s fault_at=1500ms
+  # §4 fairness: 2 rounds, 4 and 8 workers (~3 min)
+  fairness_rounds=2 fairness_workers=(4 8) fairness_rate=400
+  fairness_duration=1500ms fairness_warmup=300ms fairness_burst=1s
+  stall_ms=500 stall_at=(500ms 1500ms) stall_duration=2500ms
 fi
 max_fds=256
 
@@ -164,8 +170,24 @@ for _ in range(int(sys.argv[2])):
     print(" ".join(order))
 PY
 )
+# §4's ways of sharing the port: the modes, handoff-listener once per
+# --accept strategy (MODE:STRATEGY); the order shuffled per round as above.
+# `proxy` (a round robin like handoff-socket's) only in the full run.
+fairness_variants=(handoff-socket handoff-listener:drain handoff-listener:single handoff-listener:exclusive handoff-listener:blocking handoff-reuseport)
+((quick)) || fairness_variants=(proxy "${fairness_variants[@]}")
+mapfile -t fairness_orders < <(python3 - "$seed" "$fairness_rounds" "${fairness_variants[@]}" <<'PY'
+import random, sys
+rng = random.Random(int(sys.argv[1]) + 4)
+variants = sys.argv[3:]
+for _ in range(int(sys.argv[2])):
+    order = variants[:]
+    rng.shuffle(order)
+    print(" ".join(order))
+PY
+)
 # Every load this run makes, counted up front for the progress line.
-total=$((repeats * ${#modes[@]} * 2 + ${#modes[@]} * 2 * sweep_steps + ${#cluster_modes[@]} * (${#held[@]} + ${#limit_steps[@]} + 2 * ${#works[@]} + 1)))
+fairness_loads=$((fairness_rounds * ${#fairness_variants[@]} * (2 * ${#fairness_workers[@]} + 2)))
+total=$((repeats * ${#modes[@]} * 2 + ${#modes[@]} * 2 * sweep_steps + ${#cluster_modes[@]} * (${#held[@]} + ${#limit_steps[@]} + 1) + fairness_loads))
 
 if ((dry_run)); then
   echo "affinity: $affinity"
@@ -457,18 +479,50 @@ for mode in "${cluster_modes[@]}"; do
   stop
 done
 
-# 4. Fairness: busy work per request, so an unlucky worker shows in the tail.
-for mode in "${cluster_modes[@]}"; do
-  start "$mode"
-  for w in "${works[@]}"; do
-    path="/?work_us=$w"
-    load "fairness-$mode-keepalive-w$w" section=fairness mode="$mode" load=keepalive work_us="$w" -- \
-      --connections 16 --duration "$duration" --warmup "$warmup"
-    load "fairness-$mode-newconn-w$w" section=fairness mode="$mode" load=newconn work_us="$w" -- \
-      --connections 16 --duration "$duration" --warmup "$warmup" --new-conn
-    path=
+# 4. Fairness (issue 13): who gets the connections, and who waits when a
+# worker stalls. More workers than cores, so the accept path, not the CPU
+# scheduler alone, decides. Per round, every way of sharing the port
+# (`handoff-listener` once per --accept strategy), in a shuffled order:
+#  - spread: a new connection per request in an open loop below saturation,
+#    and keep-alive connections opened in a burst (no warm-up: every
+#    connection counts), with 4 workers and (full run) 8;
+#  - stall: the open loop with one worker stopped (SIGSTOP, loadgen --stop)
+#    twice for $stall_ms ms;
+#  - mix: the open loop with ?work_us= drawn from a heavy-tailed mix (95 % 0,
+#    5 % 5 ms), so a busy worker shows in its own p99.
+fairness_load() { # fairness_load NAME LABELS... -- ARGS...: load with this section's labels
+  local name=$1; shift
+  load "fairness-$name" section=fairness "$@"
+}
+for ((r = 1; r <= fairness_rounds; r++)); do
+  for variant in ${fairness_orders[r - 1]}; do
+    mode=${variant%%:*} accept_flags=() accept_label=()
+    if [[ $variant == *:* ]]; then
+      accept_flags=(--accept "${variant#*:}") accept_label=(accept="${variant#*:}")
+    fi
+    for w in "${fairness_workers[@]}"; do
+      saved_workers=$workers workers=$w
+      start "$mode" "${accept_flags[@]}"
+      tag="${variant/:/-}-w$w-r$r"
+      fairness_load "newconn-$tag" mode="$mode" "${accept_label[@]}" load=newconn round="$r" -- \
+        --connections "$((4 * w))" --new-conn --rate "$fairness_rate" --duration "$fairness_duration" --warmup "$fairness_warmup"
+      fairness_load "keepalive-$tag" mode="$mode" "${accept_label[@]}" load=keepalive round="$r" -- \
+        --connections "$((8 * w))" --duration "$fairness_burst" --warmup 0
+      if ((w == fairness_workers[0])); then
+        # Enough connections that the requests stuck behind the stalled
+        # worker do not hold up the schedule of the others (each connection
+        # sends one request at a time): 32 per worker.
+        fairness_load "stall-$tag" mode="$mode" "${accept_label[@]}" load=newconn round="$r" stall_ms="$stall_ms" -- \
+          --connections "$((32 * w))" --new-conn --rate "$fairness_rate" --duration "$stall_duration" --warmup "$fairness_warmup" \
+          --stop "$first_worker" --stop-after "${stall_at[0]}" --stop-after "${stall_at[1]}" --stop-for "${stall_ms}ms"
+        fairness_load "mix-$tag" mode="$mode" "${accept_label[@]}" load=newconn round="$r" -- \
+          --connections "$((16 * w))" --new-conn --rate "$fairness_rate" --duration "$fairness_duration" --warmup "$fairness_warmup" \
+          --mix /=95 --mix "/?work_us=5000=5" --seed "$seed"
+      fi
+      stop
+      workers=$saved_workers
+    done
   done
-  stop
 done
 
 # 6. Faults: one worker killed mid-run, 8 clients each making a new connection per request.
@@ -520,6 +574,8 @@ done
   echo "- affinity: loadgen $([[ -n $loadgen_cpus ]] && echo "pinned to CPUs $loadgen_cpus" || echo "not pinned"); the server processes, Cpus_allowed_list read from /proc/PID/status after each start: $(awk '{ n[$2]++ } END { for (c in n) { printf "%s%d on CPUs %s", sep, n[c], c; sep = "; " } }' "$tmp/affinity")"
   echo "- round order (seed $seed; Python's random.Random(seed), one shuffle per round):"
   for ((r = 1; r <= repeats; r++)); do echo "  round $r: ${round_orders[r - 1]}"; done
+  echo "- §4 order (seed $seed + 4, the same way; \`MODE:STRATEGY\` is \`handoff --pass listener --accept STRATEGY\`):"
+  for ((r = 1; r <= fairness_rounds; r++)); do echo "  round $r: ${fairness_orders[r - 1]}"; done
   echo "- peers: $( ((have_nginx)) && nginx -v 2>&1 | cut -d/ -f2 | sed 's/^/nginx /' || echo 'nginx not measured')$( ((have_node)) && echo ", Node.js $(node --version)" || echo ', Node.js not measured')"
   echo "- sweep (§1b): $sweep_rule; 50 connections, --timeout $sweep_timeout, one run per step of ${sweep_warmup} warm-up and ${sweep_duration}, the modes in round 1's order:"
   bt='`'

@@ -109,12 +109,28 @@ fn quick_comparison_writes_every_section() {
             .collect()
         })
         .unwrap_or_default();
+    // §4 (issue 13): (accept label, workers label, stalls, stall_waits) of
+    // every fairness run.
+    let fairness: Vec<serde_json::Value> = std::fs::read_dir(out.join("runs"))
+        .map(|runs| {
+            runs.filter_map(|run| {
+                let path = run.ok()?.path();
+                let name = path.file_name()?.to_str()?.to_owned();
+                if !name.starts_with("fairness-") {
+                    return None;
+                }
+                serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()
+            })
+            .collect()
+        })
+        .unwrap_or_default();
     let charts: Vec<bool> = [
         "latency.svg",
         "latency-vs-rate.svg",
         "rounds.svg",
         "fds.svg",
         "fairness.svg",
+        "stall.svg",
         "master-fds-over-time.svg",
         "cost-per-request.svg",
     ]
@@ -137,6 +153,41 @@ fn quick_comparison_writes_every_section() {
         "## 7. Peers",
     ] {
         assert!(report.contains(section), "REPORT.md lacks {section:?}");
+    }
+    // §4: its three parts, each listener strategy, 4 workers whatever
+    // --workers says, and two stalls in every stall run, both signals sent.
+    for part in [
+        "### Who gets the connections",
+        "### A stalled worker",
+        "### Uneven work",
+        "`handoff-listener --accept exclusive`",
+    ] {
+        assert!(report.contains(part), "REPORT.md §4 lacks {part:?}");
+    }
+    for accept in ["drain", "single", "exclusive", "blocking"] {
+        assert!(
+            fairness.iter().any(|run| run["labels"]["accept"] == accept),
+            "no fairness run of --accept {accept}"
+        );
+    }
+    assert!(fairness.iter().all(|run| run["labels"]["workers"] == "4"));
+    let stall_runs: Vec<&serde_json::Value> = fairness
+        .iter()
+        .filter(|run| run["labels"]["stall_ms"].is_string())
+        .collect();
+    assert!(stall_runs.len() >= 6, "{} stall runs", stall_runs.len());
+    for run in stall_runs {
+        let stalls = run["stalls"].as_array().expect("stalls");
+        assert_eq!(stalls.len(), 2, "{stalls:?}");
+        assert!(
+            stalls.iter().all(|stall| stall["error"].is_null()),
+            "{stalls:?}"
+        );
+        assert!(
+            run["stall_waits"]["at_least_tenth"].is_u64(),
+            "{}",
+            run["labels"]
+        );
     }
     assert!(
         report.contains("fds per connection"),

@@ -10,10 +10,10 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::figures::{
-    CostRow, FairnessRow, FdBillRow, FdSeries, SLOS_US, SpectrumLine, SweepLine, ThroughputRow,
-    nines,
+    CostRow, FairnessRow, FdBillRow, FdSeries, SLOS_US, SpectrumLine, Spread, StallRow, SweepLine,
+    ThroughputRow, Variant, nines,
 };
-use crate::report::labels::{Load, Mode};
+use crate::report::labels::{Load, Mode, accept_name};
 
 /// The charts' file names, as REPORT.md links them.
 pub const LATENCY_SVG: &str = "latency.svg";
@@ -21,6 +21,8 @@ pub const LATENCY_SVG: &str = "latency.svg";
 pub const FDS_SVG: &str = "fds.svg";
 /// Section 4's chart.
 pub const FAIRNESS_SVG: &str = "fairness.svg";
+/// §4's stalled-worker chart.
+pub const STALL_SVG: &str = "stall.svg";
 /// Section 5's chart of the master's fds.
 pub const MASTER_FDS_SVG: &str = "master-fds-over-time.svg";
 /// Section 5's chart of the CPU per request.
@@ -488,82 +490,119 @@ fn load_title(load: Load) -> &'static str {
     }
 }
 
-/// The share of requests per worker (largest first), grouped by mode: one panel
-/// per load (and busy work), a dashed line at the even share.
+/// §4's panels: which shares, of which load.
+const FAIRNESS_PANELS: [(Load, bool, &str); 3] = [
+    (
+        Load::NewConn,
+        false,
+        "connections (= requests), a new connection per request, open loop",
+    ),
+    (
+        Load::KeepAlive,
+        false,
+        "connections, keep-alive, opened in a burst",
+    ),
+    (
+        Load::KeepAlive,
+        true,
+        "requests, keep-alive, opened in a burst",
+    ),
+];
+
+/// §4: each worker's share, largest first, one group of bars per way of
+/// sharing the port: a panel per cluster size and [`FAIRNESS_PANELS`] entry,
+/// a dashed line at the even share.
 pub fn fairness(rows: &[FairnessRow]) -> anyhow::Result<String> {
-    let mut panels: Vec<(Load, u64)> = Vec::new();
-    for row in rows {
-        if !panels.contains(&(row.load, row.work_us)) {
-            panels.push((row.load, row.work_us));
+    let mut sizes: Vec<usize> = rows.iter().map(|row| row.workers).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let mut variants: Vec<Variant> = rows.iter().map(|row| row.variant).collect();
+    variants.sort();
+    variants.dedup();
+    let mut panels = Vec::new();
+    for &workers in &sizes {
+        for (load, requests, what) in FAIRNESS_PANELS {
+            let panel: Vec<(Variant, &[f64])> = rows
+                .iter()
+                .filter(|row| row.workers == workers && row.load == load)
+                .map(|row| {
+                    let shares = match requests {
+                        true => &row.request_shares,
+                        false => &row.connection_shares,
+                    };
+                    (row.variant, shares.as_slice())
+                })
+                .collect();
+            if !panel.is_empty() {
+                panels.push((format!("{workers} workers: {what}"), panel));
+            }
         }
     }
-    // Each panel needs room for its bars, its axis and its mode names.
-    let height = (60 + 230 * panels.len() as u32).max(SIZE.1);
-    svg((SIZE.0, height), |root| {
+    let size = (1400, (60 + 260 * panels.len() as u32).max(SIZE.1));
+    svg(size, |root| {
         let titled = root
             .titled(
-                "Fairness: each worker's share of the requests, largest first",
-                (FONT, 20),
+                "Fairness: each worker's share, largest first (dashed: the even share)",
+                (FONT, 22),
             )
             .map_err(drawing)?;
         let areas = titled.split_evenly((panels.len().max(1), 1));
-        for ((load, work_us), area) in panels.iter().zip(areas.iter()) {
-            let panel: Vec<&FairnessRow> = rows
-                .iter()
-                .filter(|row| row.load == *load && row.work_us == *work_us)
-                .collect();
-            fairness_panel(area, *load, *work_us, &panel)?;
+        for ((title, panel), area) in panels.iter().zip(areas.iter()) {
+            fairness_panel(area, title, panel, &variants)?;
         }
         Ok(())
     })
 }
 
+/// A short name for a bar group: `listener single`, `socket`, `proxy`.
+fn variant_label(variant: Variant) -> String {
+    let mode = variant.mode.name();
+    let mode = mode.strip_prefix("handoff-").unwrap_or(mode);
+    match variant.accept {
+        Some(accept) => format!("{mode} {}", accept_name(accept)),
+        None => mode.to_owned(),
+    }
+}
+
 fn fairness_panel(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
-    load: Load,
-    work_us: u64,
-    rows: &[&FairnessRow],
+    title: &str,
+    groups: &[(Variant, &[f64])],
+    variants: &[Variant],
 ) -> anyhow::Result<()> {
-    let most = rows
+    let most = groups
         .iter()
-        .flat_map(|row| row.shares.iter().copied())
+        .flat_map(|(_, shares)| shares.iter().copied())
         .fold(0.0, f64::max);
     let y_max = (most * 100.0 * 1.15).max(10.0);
-    let what = match load {
-        Load::KeepAlive => "keep-alive",
-        Load::NewConn => "a new connection per request",
-        Load::OpenLoop => "open loop",
-    };
-    let title = match work_us {
-        0 => what.to_owned(),
-        work => format!("{what}, {work} µs of work per request"),
-    };
     let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 16))
+        .caption(title, (FONT, 17))
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(72)
-        .build_cartesian_2d(0.0..rows.len().max(1) as f64, 0.0..y_max)
+        .build_cartesian_2d(0.0..groups.len().max(1) as f64, 0.0..y_max)
         .map_err(drawing)?;
     chart
         .configure_mesh()
         .x_labels(0)
         .disable_x_mesh()
-        .y_desc("share of requests, %")
+        .y_desc("share, %")
         .y_label_formatter(&|y| format!("{y:.0}"))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
         .draw()
         .map_err(drawing)?;
-    for (index, row) in rows.iter().enumerate() {
-        let ranks = row.shares.len().max(1);
+    for (index, (variant, shares)) in groups.iter().enumerate() {
+        // The same colour for a variant in every panel.
+        let tint = colour(variants.iter().position(|v| v == variant).unwrap_or(index));
+        let ranks = shares.len().max(1);
         let width = 0.8 / ranks as f64;
         let left = index as f64 + 0.1;
-        let bars = row.shares.iter().enumerate().map(|(rank, share)| {
+        let bars = shares.iter().enumerate().map(|(rank, share)| {
             let x0 = left + rank as f64 * width;
             Rectangle::new(
                 [(x0 + width * 0.05, 0.0), (x0 + width * 0.95, share * 100.0)],
-                colour(index).filled(),
+                tint.filled(),
             )
         });
         chart.draw_series(bars).map_err(drawing)?;
@@ -578,14 +617,13 @@ fn fairness_panel(
             ))
             .map_err(drawing)?;
         // backend_coord is in the whole image's pixels, `area` draws in its
-        // own: without the shift each name fell a panel's offset too low,
-        // onto the next panel's title (and off the image for the last one).
+        // own: without the shift each name fell a panel's offset too low.
         let (px, py) = chart.backend_coord(&(index as f64 + 0.5, 0.0));
         let (ax, ay) = area.get_base_pixel();
         area.draw(&Text::new(
-            row.mode.name(),
+            variant_label(*variant),
             (px - ax, py - ay + 4),
-            (FONT, 13)
+            (FONT, 14)
                 .into_font()
                 .into_text_style(area)
                 .pos(Pos::new(HPos::Center, VPos::Top)),
@@ -593,6 +631,108 @@ fn fairness_panel(
         .map_err(drawing)?;
     }
     Ok(())
+}
+
+/// One figure of a [`StallRow`], over rounds.
+type StallFigure = fn(&StallRow) -> Option<Spread>;
+
+/// §4, a stalled worker: per way of sharing the port, the p99 of every
+/// request, of the stalled worker's and of the worst other worker's, in ms:
+/// a bar at the median over rounds, a whisker from the least to the most.
+pub fn stall(rows: &[StallRow]) -> anyhow::Result<String> {
+    let figures: [(&str, StallFigure); 3] = [
+        ("p99, every request", |row| row.p99_us),
+        ("p99, the stalled worker's requests", |row| {
+            row.stalled_p99_us
+        }),
+        ("p99, the worst other worker's", |row| row.others_p99_us),
+    ];
+    let most = rows
+        .iter()
+        .flat_map(|row| figures.iter().filter_map(|(_, figure)| figure(row)))
+        .map(|spread| spread.max / 1000.0)
+        .fold(1.0, f64::max);
+    // Room above the bars for the legend, so that it covers no data.
+    let y_max = most * 1.35;
+    let stall_ms = rows.first().map_or(0.0, |row| row.stall_ms);
+    svg((1400, 620), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!(
+                    "One worker stopped twice for {stall_ms:.0} ms in an open loop: who waited \
+                     (bars: median over rounds, whiskers: min–max)"
+                ),
+                (FONT, 20),
+            )
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0.0..rows.len().max(1) as f64, 0.0..y_max)
+            .map_err(drawing)?;
+        chart
+            .configure_mesh()
+            .x_labels(0)
+            .disable_x_mesh()
+            .y_desc("latency, ms")
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
+            .draw()
+            .map_err(drawing)?;
+        let width = 0.8 / figures.len() as f64;
+        for (which, (name, figure)) in figures.iter().enumerate() {
+            let tint = colour(which);
+            let bars: Vec<_> = rows
+                .iter()
+                .enumerate()
+                .filter_map(|(index, row)| Some((index, figure(row)?)))
+                .collect();
+            let x0 = |index: usize| index as f64 + 0.1 + which as f64 * width;
+            chart
+                .draw_series(bars.iter().map(|&(index, spread)| {
+                    Rectangle::new(
+                        [
+                            (x0(index) + width * 0.08, 0.0),
+                            (x0(index) + width * 0.92, spread.median / 1000.0),
+                        ],
+                        tint.filled(),
+                    )
+                }))
+                .map_err(drawing)?
+                .label(*name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], tint.filled()));
+            for &(index, spread) in &bars {
+                let middle = x0(index) + width / 2.0;
+                chart
+                    .draw_series(LineSeries::new(
+                        [(middle, spread.min / 1000.0), (middle, spread.max / 1000.0)],
+                        BLACK.stroke_width(2),
+                    ))
+                    .map_err(drawing)?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 15))
+            .draw()
+            .map_err(drawing)?;
+        for (index, row) in rows.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(index as f64 + 0.5, 0.0));
+            root.draw(&Text::new(
+                variant_label(row.variant),
+                (px, py + 4),
+                (FONT, 14)
+                    .into_font()
+                    .into_text_style(root)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(drawing)?;
+        }
+        Ok(())
+    })
 }
 
 /// The master's fds over time in one newconn run per mode, the measured window shaded.

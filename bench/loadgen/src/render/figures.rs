@@ -8,8 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::labels::{Load, Mode, Peer, Section};
-use crate::report::{Fairness, HistogramSummary, Machine, ProcessReport, Report, Role};
+use crate::report::labels::{Accept, Load, Mode, Peer, Section, accept_name};
+use crate::report::{
+    Fairness, HistogramSummary, Machine, ProcessReport, Report, Role, WorkerShare,
+};
 
 /// The percentile spectrum is drawn from the median up to this many nines
 /// (99.999 %) at most, and no further than the samples resolve.
@@ -332,24 +334,105 @@ pub struct Tried {
     pub master_fds: Option<f64>,
 }
 
-/// Section 4: one mode, load and busy work, over its rounds.
-#[derive(Debug, Clone)]
-pub struct FairnessRow {
+/// Section 4: a way of sharing the port: a mode and, for `handoff-listener`,
+/// how its workers accept (label `accept`; `None` in runs without it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Variant {
     /// The mode.
     pub mode: Mode,
-    /// The load.
+    /// `handoff --pass listener --accept`.
+    pub accept: Option<Accept>,
+}
+
+impl Variant {
+    /// The variant of `run`; `None` without a mode.
+    fn of(run: &Report) -> Option<Variant> {
+        Some(Variant {
+            mode: run.labels.mode?,
+            accept: run.labels.accept,
+        })
+    }
+}
+
+impl std::fmt::Display for Variant {
+    /// `handoff-listener --accept single`, or the mode's name alone.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.accept {
+            Some(accept) => write!(f, "{} --accept {}", self.mode, accept_name(accept)),
+            None => write!(f, "{}", self.mode),
+        }
+    }
+}
+
+/// Section 4, the spread: one variant, cluster size and load, over its rounds.
+#[derive(Debug, Clone)]
+pub struct FairnessRow {
+    /// The way of sharing the port.
+    pub variant: Variant,
+    /// Workers in the cluster (label `workers`, or the master's children).
+    pub workers: usize,
+    /// The load: `newconn` (a connection per request) or `keepalive`.
     pub load: Load,
-    /// The `work_us` label (0 without).
-    pub work_us: u64,
-    /// Jain's index of the requests per pid (median over rounds).
-    pub jain: Option<f64>,
-    /// Max/min of the requests per pid (median over rounds with both > 0).
-    pub max_min: Option<f64>,
-    /// Each worker's share of the requests, largest first, the median over
-    /// rounds at each rank, 0 to 1.
-    pub shares: Vec<f64>,
-    /// Median p99, µs.
-    pub p99_us: Option<f64>,
+    /// Each worker's share of the connections, largest first, the median
+    /// over rounds at each rank, 0 to 1; a worker that got none is a 0.
+    pub connection_shares: Vec<f64>,
+    /// The same for the requests.
+    pub request_shares: Vec<f64>,
+    /// The smallest worker's share of the connections, per round.
+    pub least_share: Option<Spread>,
+    /// The largest worker's share of the connections, per round.
+    pub most_share: Option<Spread>,
+    /// Jain's index of the connections per worker (every worker, silent
+    /// ones as 0), per round.
+    pub connections_jain: Option<Spread>,
+    /// Jain's index of the requests per worker, per round.
+    pub requests_jain: Option<Spread>,
+    /// Failed requests, all rounds.
+    pub failed: u64,
+}
+
+/// Section 4, the stalled worker: one variant (loadgen `--stop`), over its rounds.
+#[derive(Debug, Clone)]
+pub struct StallRow {
+    /// The way of sharing the port.
+    pub variant: Variant,
+    /// Workers in the cluster.
+    pub workers: usize,
+    /// How long each stall lasted (`--stop-for`), ms.
+    pub stall_ms: f64,
+    /// Requests whose latency was at least the stall, per round.
+    pub waited_stall: Option<Spread>,
+    /// Requests whose latency was at least a tenth of the stall, per round.
+    pub waited_tenth: Option<Spread>,
+    /// p99 of all requests, µs, per round.
+    pub p99_us: Option<Spread>,
+    /// The slowest request, µs, per round.
+    pub max_us: Option<Spread>,
+    /// The stalled worker's own p99, µs, per round.
+    pub stalled_p99_us: Option<Spread>,
+    /// The worst p99 of the other workers, µs, per round.
+    pub others_p99_us: Option<Spread>,
+    /// The stalled worker's share of the requests, per round.
+    pub stalled_share: Option<Spread>,
+    /// Failed requests, all rounds.
+    pub failed: u64,
+}
+
+/// Section 4, uneven work (`--mix`): one variant, over its rounds.
+#[derive(Debug, Clone)]
+pub struct MixRow {
+    /// The way of sharing the port.
+    pub variant: Variant,
+    /// Workers in the cluster.
+    pub workers: usize,
+    /// The mix, as `--mix` gave it: `95 % /, 5 % /?work_us=5000`.
+    pub mix: String,
+    /// p99 of all requests, µs, per round.
+    pub p99_us: Option<Spread>,
+    /// The best worker's p99, µs, per round.
+    pub best_worker_p99_us: Option<Spread>,
+    /// The worst worker's p99, µs, per round.
+    pub worst_worker_p99_us: Option<Spread>,
     /// Failed requests, all rounds.
     pub failed: u64,
 }
@@ -500,8 +583,12 @@ pub struct Figures {
     pub fd_slopes: Vec<FdSlope>,
     /// Section 3.
     pub fd_limit: Vec<FdLimitRow>,
-    /// Section 4.
+    /// Section 4: the spread of connections and requests.
     pub fairness: Vec<FairnessRow>,
+    /// Section 4: a stalled worker.
+    pub stalls: Vec<StallRow>,
+    /// Section 4: uneven work.
+    pub mixes: Vec<MixRow>,
     /// Section 5: CPU per request, per mode and load.
     pub cost: Vec<CostRow>,
     /// Section 5's chart.
@@ -672,6 +759,8 @@ impl Figures {
             fd_slopes: fd_slopes(&fd_bill(&section(Section::FdBill))),
             fd_limit: fd_limit(&section(Section::FdLimit)),
             fairness: fairness(&section(Section::Fairness)),
+            stalls: stalls(&section(Section::Fairness)),
+            mixes: mixes(&section(Section::Fairness)),
             cost: cost(&throughput_runs),
             master_fds: master_fds(&throughput_runs),
             faults: faults(&section(Section::Faults)),
@@ -699,6 +788,11 @@ fn rounds(runs: &[Report]) -> BTreeMap<Section, (usize, usize)> {
             labels.connections,
             labels.max_fds,
             labels.work_us,
+            labels.workers,
+            labels.accept,
+            labels.stall_ms,
+            // §4's experiments differ in their loadgen flags, not their labels.
+            run.parameters.mix.is_empty(),
         );
         *groups.entry(key).or_default() += 1;
     }
@@ -1092,69 +1186,250 @@ pub fn capacity(mode: Mode, max_fds: Option<u64>, tried: &[Tried]) -> Option<Cap
     })
 }
 
+/// Which §4 experiment a fairness run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Experiment {
+    /// Who gets the connections and requests.
+    Spread,
+    /// One worker stopped (`--stop`).
+    Stall,
+    /// Uneven work (`--mix`).
+    Mix,
+}
+
+fn experiment(run: &Report) -> Experiment {
+    if run.labels.stall_ms.is_some() || !run.stalls.is_empty() {
+        Experiment::Stall
+    } else if !run.parameters.mix.is_empty() {
+        Experiment::Mix
+    } else {
+        Experiment::Spread
+    }
+}
+
+/// The workers of `run`'s cluster: the label `workers`, or else the watched
+/// master's children; at least the pids that answered.
+fn cluster_size(run: &Report) -> usize {
+    let expected = run
+        .labels
+        .workers
+        .map_or_else(|| workers_of(run).len(), |n| n as usize);
+    expected.max(run.workers.by_pid.len())
+}
+
+/// `figure` of every worker of `run`, a worker that answered nothing as 0:
+/// loadgen only sees the pids that answered, and a worker the kernel never
+/// woke is exactly the unfairness this section is about.
+fn per_worker(run: &Report, figure: impl Fn(&WorkerShare) -> u64) -> Vec<u64> {
+    let mut counts: Vec<u64> = run.workers.by_pid.iter().map(figure).collect();
+    counts.resize(cluster_size(run), 0);
+    counts
+}
+
+/// Shares of `counts`, largest first.
+fn ranked_shares(counts: &[u64]) -> Vec<f64> {
+    let total = counts.iter().sum::<u64>().max(1) as f64;
+    let mut shares: Vec<f64> = counts.iter().map(|&count| count as f64 / total).collect();
+    shares.sort_by(|a, b| b.total_cmp(a));
+    shares
+}
+
+/// The median over rounds at each rank of `ranked` (each largest first).
+fn median_by_rank(ranked: &[Vec<f64>]) -> Vec<f64> {
+    let ranks = ranked.iter().map(Vec::len).max().unwrap_or(0);
+    (0..ranks)
+        .map(|rank| {
+            median(
+                ranked
+                    .iter()
+                    .map(|shares| shares.get(rank).copied().unwrap_or(0.0)),
+            )
+            .unwrap_or(0.0)
+        })
+        .collect()
+}
+
+/// The spread over `runs` of a figure of their pooled latency, µs.
+fn latency_spread(runs: &[&Report], figure: impl Fn(&HistogramSummary) -> u64) -> Option<Spread> {
+    Spread::of(
+        runs.iter()
+            .filter_map(|run| run.latency.request.as_ref().map(|s| figure(s) as f64)),
+    )
+}
+
 fn fairness(runs: &[&Report]) -> Vec<FairnessRow> {
-    let key = |run: &Report| Some((mode_load(run)?, run.labels.work_us.unwrap_or(0)));
-    group(runs, key)
+    let spread_runs: Vec<&Report> = runs
+        .iter()
+        .copied()
+        .filter(|run| experiment(run) == Experiment::Spread)
+        .collect();
+    let key = |run: &Report| Some((cluster_size(run), run.labels.load?, Variant::of(run)?));
+    group(&spread_runs, key)
         .into_iter()
-        .map(|(((mode, load), work_us), runs)| {
-            // Requests per worker, counting as zero the workers (label
-            // `workers`, or else the watched master's children) that
-            // answered nothing: loadgen only sees the pids that answered, and
-            // a worker the kernel never woke is exactly the unfairness this
-            // section is about.
-            let counts: Vec<Vec<u64>> = runs
+        .map(|((workers, load, variant), runs)| {
+            let connections: Vec<Vec<u64>> = runs
                 .iter()
-                .map(|run| {
-                    let mut counts: Vec<u64> =
-                        run.workers.by_pid.iter().map(|w| w.requests).collect();
-                    let expected = run
-                        .labels
-                        .workers
-                        .map_or_else(|| workers_of(run).len(), |n| n as usize);
-                    counts.resize(counts.len().max(expected), 0);
+                .map(|run| per_worker(run, |w| w.connections))
+                .collect();
+            let requests: Vec<Vec<u64>> = runs
+                .iter()
+                .map(|run| per_worker(run, |w| w.requests))
+                .collect();
+            let connection_ranks: Vec<Vec<f64>> =
+                connections.iter().map(|c| ranked_shares(c)).collect();
+            let jain = |counts: &[Vec<u64>]| {
+                Spread::of(
                     counts
-                })
-                .collect();
-            let fairness: Vec<Fairness> = counts
-                .iter()
-                .filter_map(|counts| Fairness::of(counts))
-                .collect();
-            // Shares by rank, largest first, in each round; then the median per rank.
-            let ranked: Vec<Vec<f64>> = counts
-                .iter()
-                .map(|counts| {
-                    let total = counts.iter().sum::<u64>().max(1) as f64;
-                    let mut shares: Vec<f64> =
-                        counts.iter().map(|&count| count as f64 / total).collect();
-                    shares.sort_by(|a, b| b.total_cmp(a));
-                    shares
-                })
-                .collect();
-            let ranks = ranked.iter().map(Vec::len).max().unwrap_or(0);
-            let shares = (0..ranks)
-                .map(|rank| {
-                    median(
-                        ranked
-                            .iter()
-                            .map(|shares| shares.get(rank).copied().unwrap_or(0.0)),
-                    )
-                    .unwrap_or(0.0)
-                })
-                .collect();
+                        .iter()
+                        .filter_map(|counts| Fairness::of(counts).map(|f| f.jain_index)),
+                )
+            };
             FairnessRow {
-                jain: median(fairness.iter().map(|f| f.jain_index)),
-                // A round in which a worker got nothing has no ratio (∞).
-                max_min: if fairness.iter().any(|f| f.max_min_ratio.is_none()) {
-                    None
-                } else {
-                    median(fairness.iter().filter_map(|f| f.max_min_ratio))
-                },
-                shares,
-                p99_us: latency_median(&runs, |summary| summary.p99_us),
-                failed: failed(&runs),
-                mode,
+                variant,
+                workers,
                 load,
-                work_us,
+                connection_shares: median_by_rank(&connection_ranks),
+                request_shares: median_by_rank(
+                    &requests
+                        .iter()
+                        .map(|r| ranked_shares(r))
+                        .collect::<Vec<_>>(),
+                ),
+                least_share: Spread::of(
+                    connection_ranks
+                        .iter()
+                        .filter_map(|shares| shares.last().copied()),
+                ),
+                most_share: Spread::of(
+                    connection_ranks
+                        .iter()
+                        .filter_map(|shares| shares.first().copied()),
+                ),
+                connections_jain: jain(&connections),
+                requests_jain: jain(&requests),
+                failed: failed(&runs),
+            }
+        })
+        .collect()
+}
+
+fn stalls(runs: &[&Report]) -> Vec<StallRow> {
+    let stall_runs: Vec<&Report> = runs
+        .iter()
+        .copied()
+        .filter(|run| experiment(run) == Experiment::Stall)
+        .collect();
+    let key = |run: &Report| Some((cluster_size(run), Variant::of(run)?));
+    group(&stall_runs, key)
+        .into_iter()
+        .map(|((workers, variant), runs)| {
+            let waits = |figure: fn(&crate::report::StallWaits) -> u64| {
+                Spread::of(
+                    runs.iter()
+                        .filter_map(|run| run.stall_waits.as_ref().map(|w| figure(w) as f64)),
+                )
+            };
+            // The stalled worker's p99 and the worst of the others', per round.
+            let mut stalled_p99 = Vec::new();
+            let mut others_p99 = Vec::new();
+            let mut stalled_share = Vec::new();
+            for run in &runs {
+                let Some(stopped) = run.stalls.first().map(|stall| stall.pid) else {
+                    continue;
+                };
+                let p99 = |worker: &WorkerShare| worker.latency.as_ref().map(|l| l.p99_us as f64);
+                let stalled = run.workers.by_pid.iter().find(|w| w.pid == stopped);
+                if let Some(p99) = stalled.and_then(p99) {
+                    stalled_p99.push(p99);
+                }
+                stalled_share.push(stalled.map_or(0.0, |w| w.requests_share));
+                if let Some(worst) = run
+                    .workers
+                    .by_pid
+                    .iter()
+                    .filter(|w| w.pid != stopped)
+                    .filter_map(p99)
+                    .max_by(f64::total_cmp)
+                {
+                    others_p99.push(worst);
+                }
+            }
+            StallRow {
+                variant,
+                workers,
+                stall_ms: median(
+                    runs.iter()
+                        .filter_map(|run| run.stall_waits.as_ref().map(|w| w.stop_for_ms)),
+                )
+                .or_else(|| {
+                    median(
+                        runs.iter()
+                            .filter_map(|run| run.labels.stall_ms.map(|ms| ms as f64)),
+                    )
+                })
+                .unwrap_or(0.0),
+                waited_stall: waits(|w| w.at_least_stall),
+                waited_tenth: waits(|w| w.at_least_tenth),
+                p99_us: latency_spread(&runs, |s| s.p99_us),
+                max_us: latency_spread(&runs, |s| s.max_us),
+                stalled_p99_us: Spread::of(stalled_p99),
+                others_p99_us: Spread::of(others_p99),
+                stalled_share: Spread::of(stalled_share),
+                failed: failed(&runs),
+            }
+        })
+        .collect()
+}
+
+fn mixes(runs: &[&Report]) -> Vec<MixRow> {
+    let mix_runs: Vec<&Report> = runs
+        .iter()
+        .copied()
+        .filter(|run| experiment(run) == Experiment::Mix)
+        .collect();
+    let key = |run: &Report| Some((cluster_size(run), Variant::of(run)?));
+    group(&mix_runs, key)
+        .into_iter()
+        .map(|((workers, variant), runs)| {
+            let worker_p99 = |run: &&Report| -> Vec<f64> {
+                run.workers
+                    .by_pid
+                    .iter()
+                    .filter_map(|w| w.latency.as_ref().map(|l| l.p99_us as f64))
+                    .collect()
+            };
+            let mix = runs
+                .first()
+                .map(|run| {
+                    let total: u32 = run.parameters.mix.iter().map(|e| e.weight).sum();
+                    run.parameters
+                        .mix
+                        .iter()
+                        .map(|e| {
+                            format!(
+                                "{:.0} % {}",
+                                100.0 * f64::from(e.weight) / f64::from(total.max(1)),
+                                e.path
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            MixRow {
+                variant,
+                workers,
+                mix,
+                p99_us: latency_spread(&runs, |s| s.p99_us),
+                best_worker_p99_us: Spread::of(
+                    runs.iter()
+                        .filter_map(|run| worker_p99(run).into_iter().min_by(f64::total_cmp)),
+                ),
+                worst_worker_p99_us: Spread::of(
+                    runs.iter()
+                        .filter_map(|run| worker_p99(run).into_iter().max_by(f64::total_cmp)),
+                ),
+                failed: failed(&runs),
             }
         })
         .collect()
@@ -1494,6 +1769,7 @@ pub(crate) mod tests {
                     connections: 0,
                     first_ms: None,
                     last_ms: None,
+                    latency: None,
                 };
                 run.workers.by_pid = vec![share(pid, 1.0 - top), share(pid + 1, top)];
                 run.workers.requests_fairness =
@@ -1504,20 +1780,22 @@ pub(crate) mod tests {
         let figures = Figures::of(&runs);
         let row = &figures.fairness[0];
         assert_eq!(
-            (row.mode, row.load, row.work_us),
+            (row.variant.mode, row.load, row.workers),
             (
                 Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Listener)),
                 Load::KeepAlive,
-                100
+                2
             )
         );
-        assert_eq!(row.shares.len(), 2);
-        assert!((row.shares[0] - 0.7).abs() < 1e-9 && (row.shares[1] - 0.3).abs() < 1e-9);
-        assert!(row.jain.expect("jain") < 1.0);
+        let shares = &row.request_shares;
+        assert_eq!(shares.len(), 2);
+        assert!((shares[0] - 0.7).abs() < 1e-9 && (shares[1] - 0.3).abs() < 1e-9);
+        let jain = row.requests_jain.expect("jain");
+        assert!(jain.max < 1.0 && jain.count == 3);
     }
 
     /// Fairness: a worker that answered nothing (label `workers`) counts as
-    /// zero: Jain's index 1/n, no max/min ratio, a share of 0.
+    /// zero: Jain's index 1/n, not 1.0 (issue 13), and a share of 0.
     #[test]
     fn fairness_counts_a_silent_worker() {
         let mut run = run(
@@ -1537,12 +1815,15 @@ pub(crate) mod tests {
             connections: 50,
             first_ms: None,
             last_ms: None,
+            latency: None,
         }];
         let figures = Figures::of(&[run]);
         let row = &figures.fairness[0];
-        assert_eq!(row.shares, vec![1.0, 0.0]);
-        assert!((row.jain.expect("jain") - 0.5).abs() < 1e-9);
-        assert_eq!(row.max_min, None);
+        assert_eq!(row.request_shares, vec![1.0, 0.0]);
+        assert_eq!(row.connection_shares, vec![1.0, 0.0]);
+        assert!((row.requests_jain.expect("jain").median - 0.5).abs() < 1e-9);
+        assert!((row.connections_jain.expect("jain").median - 0.5).abs() < 1e-9);
+        assert_eq!(row.least_share.expect("least").median, 0.0);
     }
 
     /// Faults: the recovery runs from the kill to the first answer of a pid that
@@ -1562,6 +1843,7 @@ pub(crate) mod tests {
             connections: 0,
             first_ms: Some(first),
             last_ms: Some(last),
+            latency: None,
         };
         killed.workers.by_pid = vec![
             share(7, 100.0, 999.0),
@@ -1903,9 +2185,11 @@ pub(crate) mod tests {
             connections: 50,
             first_ms: None,
             last_ms: None,
+            latency: None,
         }];
         let figures = Figures::of(&[run]);
-        assert!((figures.fairness[0].jain.expect("jain") - 0.5).abs() < 1e-9);
+        let jain = figures.fairness[0].requests_jain.expect("jain");
+        assert!((jain.median - 0.5).abs() < 1e-9);
     }
 
     /// A sweep run of `mode` under `load` at `rate`/s offered: `achieved`/s,
@@ -2060,5 +2344,117 @@ pub(crate) mod tests {
         assert_eq!(row.per_s.median, 27_000.0);
         assert_eq!(row.waiting_rounds, 2);
         assert_eq!(row.p99.map(|s| (s.min, s.max)), Some((3_600.0, 122_000.0)));
+    }
+
+    /// A worker's share with a latency histogram whose p99 is `p99_us`.
+    fn worker(pid: u32, requests: u64, share: f64, p99_us: u64) -> WorkerShare {
+        let mut latency = run(&[], 1.0, p99_us)
+            .latency
+            .request
+            .expect("the skeleton has a histogram");
+        latency.count = requests;
+        WorkerShare {
+            pid,
+            requests,
+            requests_share: share,
+            connections: requests,
+            first_ms: None,
+            last_ms: None,
+            latency: Some(latency),
+        }
+    }
+
+    /// §4: the spread, stall and mix runs of one folder fall into their own
+    /// rows, by way of sharing the port (`accept`), cluster size and round.
+    #[test]
+    fn fairness_sorts_spread_stall_and_mix_runs() {
+        let labels = |accept: &'static str, round: &'static str| {
+            vec![
+                ("section", "fairness"),
+                ("mode", "handoff-listener"),
+                ("accept", accept),
+                ("load", "newconn"),
+                ("workers", "4"),
+                ("round", round),
+            ]
+        };
+        let mut runs = Vec::new();
+        for (round, stalled_p99) in [("1", 400_000), ("2", 450_000)] {
+            // Spread: two of four workers answered, 3:1.
+            let mut spread = run(&labels("exclusive", round), 1.0, 1);
+            spread.workers.by_pid = vec![worker(10, 300, 0.75, 900), worker(11, 100, 0.25, 900)];
+            runs.push(spread);
+            // Stall: worker 10 stopped; its p99 is the stall's.
+            let mut stall = run(
+                &[labels("blocking", round), vec![("stall_ms", "500")]].concat(),
+                1.0,
+                20_000,
+            );
+            stall.workers.by_pid = vec![
+                worker(10, 50, 0.1, stalled_p99),
+                worker(11, 150, 0.3, 800),
+                worker(12, 150, 0.3, 1_200),
+                worker(13, 150, 0.3, 700),
+            ];
+            stall.stalls = vec![crate::report::Stall {
+                pid: 10,
+                stopped_at_ms: Some(800.0),
+                continued_at_ms: Some(1300.0),
+                error: None,
+            }];
+            stall.stall_waits = Some(crate::report::StallWaits {
+                stop_for_ms: 500.0,
+                at_least_stall: 1,
+                at_least_tenth: 40,
+            });
+            runs.push(stall);
+            // Mix: uneven work.
+            let mut mix = run(&labels("drain", round), 1.0, 5_000);
+            mix.parameters.mix = vec![
+                crate::report::MixEntry {
+                    path: "/".to_owned(),
+                    weight: 95,
+                },
+                crate::report::MixEntry {
+                    path: "/?work_us=5000".to_owned(),
+                    weight: 5,
+                },
+            ];
+            mix.workers.by_pid = vec![worker(10, 100, 0.5, 3_000), worker(11, 100, 0.5, 6_000)];
+            runs.push(mix);
+        }
+        let figures = Figures::of(&runs);
+
+        assert_eq!(figures.fairness.len(), 1, "{:?}", figures.fairness);
+        let spread = &figures.fairness[0];
+        assert_eq!(spread.variant.accept, Some(Accept::Exclusive));
+        assert_eq!(
+            spread.variant.to_string(),
+            "handoff-listener --accept exclusive"
+        );
+        assert_eq!(spread.workers, 4);
+        assert_eq!(spread.connection_shares, vec![0.75, 0.25, 0.0, 0.0]);
+        // (400)² / (4 · (300² + 100²)) = 0.4: the silent workers count.
+        let jain = spread.connections_jain.expect("jain");
+        assert!((jain.median - 0.4).abs() < 1e-9 && jain.count == 2);
+        assert_eq!(spread.least_share.expect("least").max, 0.0);
+
+        assert_eq!(figures.stalls.len(), 1);
+        let stall = &figures.stalls[0];
+        assert_eq!(stall.variant.accept, Some(Accept::Blocking));
+        assert_eq!(stall.stall_ms, 500.0);
+        assert_eq!(stall.waited_tenth.expect("waited").median, 40.0);
+        let stalled = stall.stalled_p99_us.expect("stalled p99");
+        assert_eq!((stalled.min, stalled.max), (400_000.0, 450_000.0));
+        assert_eq!(stall.others_p99_us.expect("others").median, 1_200.0);
+        assert!((stall.stalled_share.expect("share").median - 0.1).abs() < 1e-9);
+
+        assert_eq!(figures.mixes.len(), 1);
+        let mix = &figures.mixes[0];
+        assert_eq!(mix.mix, "95 % /, 5 % /?work_us=5000");
+        assert_eq!(mix.worst_worker_p99_us.expect("worst").median, 6_000.0);
+        assert_eq!(mix.best_worker_p99_us.expect("best").median, 3_000.0);
+        // Two rounds behind every §4 figure.
+        assert_eq!(figures.rounds.get(&Section::Fairness), Some(&(2, 2)));
     }
 }

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use super::charts::{
     COST_SVG, FAIRNESS_SVG, FDS_SVG, LATENCY_RATE_SVG, LATENCY_SVG, MASTER_FDS_SVG, ROUNDS_SVG,
+    STALL_SVG,
 };
 use super::figures::{
     CostRow, FdLimitRow, Figures, HELD_SHARE, Order, SLOS_US, SloCapacity, Spread, SweepLine,
@@ -589,9 +590,9 @@ fn and_list(items: &[String]) -> String {
 
 /// The ranking sentence of `rows` (one load) by `figure`, higher first: the
 /// top mode, the modes clearly below it and those with no clear difference.
-fn ranking<T>(
+fn ranking<N: std::fmt::Display + PartialEq, T>(
     what: &str,
-    rows: &[(Mode, Spread, T)],
+    rows: &[(N, Spread, T)],
     higher_is_better: bool,
     unit: impl Fn(f64) -> String,
 ) -> Option<String> {
@@ -603,7 +604,7 @@ fn ranking<T>(
             order.reverse()
         }
     })?;
-    let others: Vec<&(Mode, Spread, T)> = rows.iter().filter(|row| row.0 != best.0).collect();
+    let others: Vec<&(N, Spread, T)> = rows.iter().filter(|row| row.0 != best.0).collect();
     if others.is_empty() {
         return None;
     }
@@ -1465,74 +1466,259 @@ fn fairness(out: &mut String, figures: &Figures) {
     w!(out);
     w!(
         out,
-        "How evenly the requests spread over the workers (Jain's index: 1 is even, 1/n all on \
-         one), with and without keep-alive and with busy work per request; p99 beside, so an \
-         unlucky worker shows in the tail."
+        "Who gets the connections when the workers accept (or are handed) them, with more \
+         workers than cores, so that the accept path and not only the CPU scheduler decides; \
+         and who waits when one worker stalls. Each way of sharing the port is measured, \
+         `handoff-listener` once per `--accept` strategy (drain: every waiting worker is woken \
+         and the first takes the queue; single: the same, one connection per wake-up; \
+         exclusive: EPOLLEXCLUSIVE, one waiter woken; blocking: a thread blocked in accept(2), \
+         the kernel's FIFO queue). Jain's index counts every worker, one that got nothing as 0: \
+         1 is even, 1/n is all on one."
     );
     w!(out);
     rounds(out, figures, Section::Fairness);
-    if figures.fairness.is_empty() {
+    if figures.fairness.is_empty() && figures.stalls.is_empty() && figures.mixes.is_empty() {
         nothing(out, "fairness");
         return;
     }
+    fairness_spread(out, figures);
+    fairness_stall(out, figures);
+    fairness_mix(out, figures);
+}
+
+/// A share over rounds: `12.5 %`, or `12.5 % (10.0 %–15.0 %)`.
+fn spread_percent(spread: Option<Spread>) -> String {
+    match spread {
+        None => "–".to_owned(),
+        Some(spread) if spread.count > 1 => format!(
+            "{:.1} % ({:.1}–{:.1} %)",
+            spread.median * 100.0,
+            spread.min * 100.0,
+            spread.max * 100.0
+        ),
+        Some(spread) => format!("{:.1} %", spread.median * 100.0),
+    }
+}
+
+/// A figure over rounds with `decimals`: `0.93`, or `0.93 (0.90–0.95)`.
+fn spread_plain(spread: Option<Spread>, decimals: usize) -> String {
+    match spread {
+        None => "–".to_owned(),
+        Some(spread) if spread.count > 1 => format!(
+            "{:.decimals$} ({:.decimals$}–{:.decimals$})",
+            spread.median, spread.min, spread.max
+        ),
+        Some(spread) => format!("{:.decimals$}", spread.median),
+    }
+}
+
+/// §4, the spread of connections and requests over the workers.
+fn fairness_spread(out: &mut String, figures: &Figures) {
+    if figures.fairness.is_empty() {
+        return;
+    }
+    w!(out, "### Who gets the connections");
+    w!(out);
     w!(
         out,
-        "![Each worker's share of the requests, per mode]({FAIRNESS_SVG})"
+        "A new connection per request in an open loop below saturation, and keep-alive \
+         connections opened in a burst (counted from the first, no warm-up)."
     );
     w!(out);
     w!(
         out,
-        "| mode | load | work per request | Jain's index | max/min | shares, largest first | p99 | errors |"
+        "![Each worker's share of the connections and requests, per way of sharing the port]({FAIRNESS_SVG})"
     );
-    w!(out, "|---|---|---:|---:|---:|---|---:|---:|");
+    w!(out);
+    w!(
+        out,
+        "_One group of bars per way of sharing the port, one bar per worker, largest first: \
+         at each rank the median over rounds of that rank's share (a worker that got nothing \
+         is a bar of 0); the dashed line is the even share, 100 % / workers._"
+    );
+    w!(out);
+    w!(
+        out,
+        "| way of sharing the port | workers | load | connection shares, largest first | smallest – largest share | Jain's index, connections | Jain's index, requests | errors |"
+    );
+    w!(out, "|---|---:|---|---|---|---:|---:|---:|");
     for row in &figures.fairness {
         let shares: Vec<String> = row
-            .shares
+            .connection_shares
             .iter()
-            .map(|share| format!("{:.1} %", share * 100.0))
+            .map(|share| format!("{:.0}", share * 100.0))
             .collect();
         w!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            row.mode,
+            "| `{}` | {} | {} | {} % | {} – {} | {} | {} | {} |",
+            row.variant,
+            row.workers,
             load_name(row.load),
-            if row.work_us == 0 {
-                "–".to_owned()
-            } else {
-                format!("{} µs", count(row.work_us))
-            },
-            row.jain.map_or("–".to_owned(), |jain| format!("{jain:.3}")),
-            row.max_min
-                .map_or("∞".to_owned(), |ratio| format!("{ratio:.2}")),
             shares.join(" / "),
-            opt_micros(row.p99_us),
+            spread_percent(row.least_share),
+            spread_percent(row.most_share),
+            spread_plain(row.connections_jain, 3),
+            spread_plain(row.requests_jain, 3),
             count(row.failed)
         );
     }
     w!(out);
     let mut lessons = Vec::new();
-    let least = figures
+    let mut groups: Vec<(usize, Load)> = figures
         .fairness
         .iter()
-        .filter(|row| row.jain.is_some())
-        .min_by(|a, b| a.jain.unwrap_or(1.0).total_cmp(&b.jain.unwrap_or(1.0)));
-    let most = figures
-        .fairness
-        .iter()
-        .filter(|row| row.jain.is_some())
-        .max_by(|a, b| a.jain.unwrap_or(0.0).total_cmp(&b.jain.unwrap_or(0.0)));
-    if let (Some(least), Some(most)) = (least, most) {
-        lessons.push(format!(
-            "The least even spread was `{}` with {} (Jain's index {:.3}, the busiest worker {:.1} % of the requests); the most even `{}` with {} ({:.3}).",
-            least.mode,
-            load_name(least.load),
-            least.jain.unwrap_or(0.0),
-            least.shares.first().copied().unwrap_or(0.0) * 100.0,
-            most.mode,
-            load_name(most.load),
-            most.jain.unwrap_or(0.0)
-        ));
+        .map(|row| (row.workers, row.load))
+        .collect();
+    groups.dedup();
+    for (workers, load) in groups {
+        let rows: Vec<(String, Spread, ())> = figures
+            .fairness
+            .iter()
+            .filter(|row| row.workers == workers && row.load == load)
+            .filter_map(|row| Some((format!("{}", row.variant), row.connections_jain?, ())))
+            .collect();
+        let what = format!(
+            "By Jain's index of the connections with {workers} workers and {}",
+            load_name(load)
+        );
+        if let Some(text) = ranking(&what, &rows, true, |jain| format!("{jain:.3}")) {
+            lessons.push(text);
+        }
+        // A strategy where one worker took everything in some round.
+        for row in figures
+            .fairness
+            .iter()
+            .filter(|row| row.workers == workers && row.load == load)
+        {
+            if let Some(most) = row.most_share
+                && most.max >= 0.999
+            {
+                lessons.push(format!(
+                    "With `{}` ({workers} workers, {}) one worker took every connection in at least one round.",
+                    row.variant,
+                    load_name(load)
+                ));
+            }
+        }
     }
+    teach(out, &lessons);
+}
+
+/// §4, a worker stopped twice during an open-loop run.
+fn fairness_stall(out: &mut String, figures: &Figures) {
+    if figures.stalls.is_empty() {
+        return;
+    }
+    let stall_ms = figures.stalls[0].stall_ms;
+    w!(out, "### A stalled worker");
+    w!(out);
+    w!(
+        out,
+        "The open loop again, with one worker stopped (SIGSTOP, `loadgen --stop`) twice for \
+         {stall_ms:.0} ms and continued (SIGCONT): the requests that waited behind it. A request \
+         that arrives in the middle of a stall waits only its rest, so few latencies reach the \
+         whole stall in any mode; the count of latencies of at least a tenth of it is the one \
+         that tells how many waited. The stalled worker is the cluster's first."
+    );
+    w!(out);
+    w!(
+        out,
+        "![p99 of every request, of the stalled worker and of the worst other worker, per way of sharing the port]({STALL_SVG})"
+    );
+    w!(out);
+    w!(
+        out,
+        "| way of sharing the port | workers | requests ≥ {stall_ms:.0} ms | requests ≥ {:.0} ms | p99 | max | stalled worker's p99 | the others' worst p99 | stalled worker's share of requests | errors |",
+        stall_ms / 10.0
+    );
+    w!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in &figures.stalls {
+        w!(
+            out,
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.variant,
+            row.workers,
+            spread_plain(row.waited_stall, 0),
+            spread_plain(row.waited_tenth, 0),
+            spread_micros(row.p99_us),
+            spread_micros(row.max_us),
+            spread_micros(row.stalled_p99_us),
+            spread_micros(row.others_p99_us),
+            spread_percent(row.stalled_share),
+            count(row.failed)
+        );
+    }
+    w!(out);
+    let mut lessons = Vec::new();
+    let waited: Vec<(String, Spread, ())> = figures
+        .stalls
+        .iter()
+        .filter_map(|row| Some((format!("{}", row.variant), row.waited_tenth?, ())))
+        .collect();
+    let what = format!(
+        "By the requests that waited at least {:.0} ms",
+        stall_ms / 10.0
+    );
+    if let Some(text) = ranking(&what, &waited, false, count_f64) {
+        lessons.push(text);
+    }
+    let p99: Vec<(String, Spread, ())> = figures
+        .stalls
+        .iter()
+        .filter_map(|row| Some((format!("{}", row.variant), row.p99_us?, ())))
+        .collect();
+    if let Some(text) = ranking("By p99 with a stalled worker", &p99, false, micros) {
+        lessons.push(text);
+    }
+    teach(out, &lessons);
+}
+
+/// §4, uneven work: `?work_us=` drawn from a heavy-tailed mix.
+fn fairness_mix(out: &mut String, figures: &Figures) {
+    if figures.mixes.is_empty() {
+        return;
+    }
+    w!(out, "### Uneven work");
+    w!(out);
+    w!(
+        out,
+        "The open loop with each request's work drawn from a mix ({}), so that a worker busy \
+         with a long request shows in its own p99: where the requests queue behind a busy \
+         worker, its p99 and the worst worker's rise.",
+        figures.mixes[0].mix
+    );
+    w!(out);
+    w!(
+        out,
+        "| way of sharing the port | workers | p99 | the best worker's p99 | the worst worker's p99 | errors |"
+    );
+    w!(out, "|---|---:|---:|---:|---:|---:|");
+    for row in &figures.mixes {
+        w!(
+            out,
+            "| `{}` | {} | {} | {} | {} | {} |",
+            row.variant,
+            row.workers,
+            spread_micros(row.p99_us),
+            spread_micros(row.best_worker_p99_us),
+            spread_micros(row.worst_worker_p99_us),
+            count(row.failed)
+        );
+    }
+    w!(out);
+    let worst: Vec<(String, Spread, ())> = figures
+        .mixes
+        .iter()
+        .filter_map(|row| Some((format!("{}", row.variant), row.worst_worker_p99_us?, ())))
+        .collect();
+    let lessons: Vec<String> = ranking(
+        "By the worst worker's p99 under uneven work",
+        &worst,
+        false,
+        micros,
+    )
+    .into_iter()
+    .collect();
     teach(out, &lessons);
 }
 

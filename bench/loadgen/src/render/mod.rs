@@ -74,6 +74,9 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if !figures.fairness.is_empty() {
         write(charts::FAIRNESS_SVG, charts::fairness(&figures.fairness)?)?;
     }
+    if !figures.stalls.is_empty() {
+        write(charts::STALL_SVG, charts::stall(&figures.stalls)?)?;
+    }
     if !figures.cost.is_empty() {
         write(charts::COST_SVG, charts::cost(&figures.cost)?)?;
     }

@@ -15,6 +15,8 @@
 //! | `max_fds` | the master's `--max-fds` | fdlimit |
 //! | `work_us` | the busy work per request (`?work_us=`), µs | fairness |
 //! | `workers` | workers in the cluster (a worker that answered nothing counts as 0) | every run |
+//! | `accept` | `drain`, `single`, `exclusive`, `blocking`: `handoff --pass listener --accept` | fairness (handoff-listener) |
+//! | `stall_ms` | how long `--stop` stalled a worker each time, ms | fairness (the stalled-worker runs) |
 //!
 //! In the JSON, `labels` stays a map of strings (`"round": "1"`), so reports
 //! written before the labels were typed read as they are.
@@ -23,6 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 /// Defines a label's enum: its variants in the order every table and legend
@@ -202,6 +205,29 @@ label_enum! {
     }
 }
 
+/// How the workers of `handoff --pass listener` accept (label `accept`):
+/// [`cluster::Accept`], named as `handoff --accept` names it (one vocabulary
+/// from the flag to the report).
+pub use cluster::Accept;
+
+/// The name of `accept`, as `--accept` and the label spell it.
+pub fn accept_name(accept: Accept) -> String {
+    clap::ValueEnum::to_possible_value(&accept)
+        .map(|value| value.get_name().to_owned())
+        .unwrap_or_default()
+}
+
+/// Parses an `--accept` name.
+fn parse_accept(text: &str) -> Result<Accept, String> {
+    <Accept as clap::ValueEnum>::from_str(text, false).map_err(|_| {
+        let names: Vec<String> = Accept::value_variants()
+            .iter()
+            .map(|&accept| accept_name(accept))
+            .collect();
+        format!("{text:?} is not an accept strategy ({})", names.join(", "))
+    })
+}
+
 /// A run's labels, each `None` if not given (see the module docs for who gets
 /// which).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,6 +255,10 @@ pub struct Labels {
     /// Workers in the cluster: loadgen only sees the pids that answered, and
     /// fairness counts the others as zero.
     pub workers: Option<u64>,
+    /// `handoff --pass listener --accept`: how its workers accept.
+    pub accept: Option<Accept>,
+    /// How long `--stop` stalled a worker each time, ms.
+    pub stall_ms: Option<u64>,
 }
 
 /// One `--label KEY=VALUE`, parsed.
@@ -252,10 +282,14 @@ pub enum Label {
     WorkUs(u64),
     /// `workers=`.
     Workers(u64),
+    /// `accept=`.
+    Accept(Accept),
+    /// `stall_ms=`.
+    StallMs(u64),
 }
 
 /// The keys, as [`Label`] parses them.
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 11] = [
     "section",
     "mode",
     "load",
@@ -265,6 +299,8 @@ const KEYS: [&str; 9] = [
     "max_fds",
     "work_us",
     "workers",
+    "accept",
+    "stall_ms",
 ];
 
 impl Label {
@@ -289,6 +325,8 @@ impl Label {
             "max_fds" => Label::MaxFds(number(value)?),
             "work_us" => Label::WorkUs(number(value)?),
             "workers" => Label::Workers(number(value)?),
+            "accept" => Label::Accept(parse_accept(value)?),
+            "stall_ms" => Label::StallMs(number(value)?),
             _ => {
                 return Err(format!("{key:?} is not a label key ({})", KEYS.join(", ")));
             }
@@ -321,6 +359,8 @@ impl Labels {
             Label::MaxFds(n) => self.max_fds = Some(n),
             Label::WorkUs(n) => self.work_us = Some(n),
             Label::Workers(n) => self.workers = Some(n),
+            Label::Accept(accept) => self.accept = Some(accept),
+            Label::StallMs(n) => self.stall_ms = Some(n),
         }
     }
 }
@@ -357,6 +397,8 @@ impl From<Labels> for BTreeMap<String, String> {
             labels.max_fds.map(|n| n.to_string()),
             labels.work_us.map(|n| n.to_string()),
             labels.workers.map(|n| n.to_string()),
+            labels.accept.map(accept_name),
+            labels.stall_ms.map(|n| n.to_string()),
         ];
         KEYS.iter()
             .zip(texts)
@@ -382,6 +424,8 @@ mod tests {
             ("max_fds", "256"),
             ("work_us", "200"),
             ("workers", "2"),
+            ("accept", "exclusive"),
+            ("stall_ms", "500"),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value.to_owned()))
