@@ -6,7 +6,7 @@
 //!
 //! | key | values | compare.sh gives it to |
 //! |---|---|---|
-//! | `section` | `throughput`, `fdbill`, `fdlimit`, `fairness`, `faults` | every run |
+//! | `section` | `throughput`, `fdbill`, `fdlimit`, `fairness`, `faults`, `upgrade` | every run |
 //! | `mode` | `proxy`, `handoff-socket`, `handoff-listener`, `handoff-reuseport`, `direct`, `ceiling` (old runs only), `nginx`, `node-rr`, `node-none` | every run |
 //! | `load` | `keepalive`, `newconn`, `openloop` | throughput, fairness, faults |
 //! | `round` | 1, 2, ...: the round of the interleaved matrix | throughput |
@@ -14,6 +14,7 @@
 //! | `max_fds` | the master's `--max-fds` | fdlimit |
 //! | `work_us` | the busy work per request (`?work_us=`), µs | fairness |
 //! | `workers` | workers in the cluster (a worker that answered nothing counts as 0) | every run |
+//! | `strategy` | `takeover`, `restart`, `overlap`, `overlap-migrate` | upgrade (by `scripts/upgrade.py`) |
 //!
 //! In the JSON, `labels` stays a map of strings (`"round": "1"`), so reports
 //! written before the labels were typed read as they are.
@@ -83,6 +84,26 @@ label_enum! {
         Fairness = "fairness",
         /// 6: a worker killed mid-run.
         Faults = "faults",
+        /// 8: masters replaced under load (`scripts/upgrade.py`).
+        Upgrade = "upgrade",
+    }
+}
+
+label_enum! {
+    /// How a master was replaced by a new one (section 8, `scripts/upgrade.py`).
+    Strategy, "strategy" {
+        /// The new master takes the listening sockets over SCM_RIGHTS
+        /// (`--takeover`).
+        Takeover = "takeover",
+        /// SIGTERM the old master, wait for its exit, start the new one.
+        Restart = "restart",
+        /// `handoff-reuseport`: a second master binds its own `SO_REUSEPORT`
+        /// listeners on the port, then the old one gets SIGTERM; the kernel's
+        /// `net.ipv4.tcp_migrate_req` as the host has it.
+        Overlap = "overlap",
+        /// The same in a network namespace with `net.ipv4.tcp_migrate_req=1`:
+        /// a closing listener's queue moves to the others (Linux ≥ 5.14).
+        OverlapMigrate = "overlap-migrate",
     }
 }
 
@@ -221,6 +242,8 @@ pub struct Labels {
     /// Workers in the cluster: loadgen only sees the pids that answered, and
     /// fairness counts the others as zero.
     pub workers: Option<u64>,
+    /// How the master was replaced (section 8).
+    pub strategy: Option<Strategy>,
 }
 
 /// One `--label KEY=VALUE`, parsed.
@@ -242,10 +265,12 @@ pub enum Label {
     WorkUs(u64),
     /// `workers=`.
     Workers(u64),
+    /// `strategy=`.
+    Strategy(Strategy),
 }
 
 /// The keys, as [`Label`] parses them.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "section",
     "mode",
     "load",
@@ -254,6 +279,7 @@ const KEYS: [&str; 8] = [
     "max_fds",
     "work_us",
     "workers",
+    "strategy",
 ];
 
 impl Label {
@@ -277,6 +303,7 @@ impl Label {
             "max_fds" => Label::MaxFds(number(value)?),
             "work_us" => Label::WorkUs(number(value)?),
             "workers" => Label::Workers(number(value)?),
+            "strategy" => Label::Strategy(value.parse()?),
             _ => {
                 return Err(format!("{key:?} is not a label key ({})", KEYS.join(", ")));
             }
@@ -308,6 +335,7 @@ impl Labels {
             Label::MaxFds(n) => self.max_fds = Some(n),
             Label::WorkUs(n) => self.work_us = Some(n),
             Label::Workers(n) => self.workers = Some(n),
+            Label::Strategy(strategy) => self.strategy = Some(strategy),
         }
     }
 }
@@ -343,6 +371,7 @@ impl From<Labels> for BTreeMap<String, String> {
             labels.max_fds.map(|n| n.to_string()),
             labels.work_us.map(|n| n.to_string()),
             labels.workers.map(|n| n.to_string()),
+            labels.strategy.map(|strategy| strategy.to_string()),
         ];
         KEYS.iter()
             .zip(texts)
@@ -367,6 +396,7 @@ mod tests {
             ("max_fds", "256"),
             ("work_us", "200"),
             ("workers", "2"),
+            ("strategy", "overlap-migrate"),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value.to_owned()))
