@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::{
     Affinity, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, Labels, Latencies,
     LoadgenUsage, Machine, MeasuredFrom, Parameters, Phases, ProcessReport, Report, Requests,
-    SamplePoint, TargetShare, Timeline, TimelineInterval, UseSummary, WatchReport, WatchedAffinity, WorkerShare, Workers,
+    SamplePoint, TargetShare, Timeline, TimelineInterval, UseSummary, WatchReport, WatchedAffinity,
+    WorkerShare, Workers,
 };
 use crate::load::failure::Failure;
 use crate::load::recorder::Recorder;
