@@ -157,6 +157,8 @@ PY
 )
 # Every load this run makes, counted up front for the progress line.
 total=$((repeats * ${#modes[@]} * 3 + ${#cluster_modes[@]} * (${#held[@]} + ${#limit_steps[@]} + 2 * ${#works[@]} + 1)))
+# 8. Upgrades: takeover and restart per mode, overlap and overlap-migrate in handoff-reuseport.
+total=$((total + ${#cluster_modes[@]} * 2 + 2))
 
 if ((dry_run)); then
   echo "affinity: $affinity"
@@ -409,6 +411,37 @@ for mode in "${cluster_modes[@]}"; do
   stop
 done
 
+# 8. Upgrades: a master replaced under load, by scripts/upgrade.py (the one
+# tool for it, which runs alone too): every mode by takeover and by restart,
+# handoff-reuseport also by overlap, on the host's tcp_migrate_req and (as
+# root) in a network namespace with tcp_migrate_req=1. Open loop, a new
+# connection per request, at a rate the slowest mode holds easily; each worker
+# takes --init-delay to start. One loadgen run per cell, with its upgrades.
+upgrade_rate=500 upgrade_init_delay=200ms
+if ((quick)); then
+  upgrade_args=(--upgrades 1 --lead 300ms --every 700ms)
+else
+  upgrade_args=(--upgrades 5 --lead 1s --every 2s)
+fi
+((dry_run)) || echo "upgrades: open loop at $upgrade_rate requests/s, --init-delay $upgrade_init_delay, ${upgrade_args[*]}" >&2
+for mode in "${cluster_modes[@]}"; do
+  strategies=(takeover restart)
+  [[ $mode == handoff-reuseport ]] && strategies+=(overlap overlap-migrate)
+  for strategy in "${strategies[@]}"; do
+    step=$((step + 1))
+    if ((dry_run)); then echo "[$step/$total] upgrade-$mode-$strategy"; continue; fi
+    spent=$((SECONDS - started_s)) left=$(duration_text $((spent * (total - step + 1) / (step - 1))))
+    echo "[$step/$total] upgrade-$mode-$strategy ($(duration_text "$spent"), ~$left left)" >&2
+    cmd=(python3 "$root/scripts/upgrade.py" --bin-dir "$bin" --workers "$workers"
+      --init-delay "$upgrade_init_delay" --strategy "$strategy" --rate "$upgrade_rate"
+      "${upgrade_args[@]}" --out "$out/runs" --commands "$commands" --log "$tmp/log")
+    [[ -n $loadgen_cpus ]] && cmd+=(--loadgen-cpus "$loadgen_cpus" --server-cpus "$server_cpus")
+    echo "${cmd[*]} $mode" >>"$commands"
+    "${cmd[@]}" "$mode" >>"$tmp/upgrade.log" 2>&1 || { echo "compare.sh: upgrade.py failed for $mode $strategy:" >&2; tail -3 "$tmp/upgrade.log" >&2; exit 1; }
+    [[ $strategy != overlap-migrate ]] || [[ -f $out/runs/upgrade-$mode-$strategy.json ]] || tail -1 "$tmp/upgrade.log" >&2
+  done
+done
+
 if ((dry_run)); then
   ((step == total)) || { echo "compare.sh: counted $total loads up front but planned $step" >&2; exit 1; }
   exit 0
@@ -448,6 +481,7 @@ done
   for ((r = 1; r <= repeats; r++)); do echo "  round $r: ${round_orders[r - 1]}"; done
   echo "- peers: $( ((have_nginx)) && nginx -v 2>&1 | cut -d/ -f2 | sed 's/^/nginx /' || echo 'nginx not measured')$( ((have_node)) && echo ", Node.js $(node --version)" || echo ', Node.js not measured')"
   echo "- open-loop rate: $rate requests/s"
+  echo "- upgrades (§8): \`scripts/upgrade.py\` at $upgrade_rate requests/s, \`--init-delay $upgrade_init_delay\`, ${upgrade_args[*]}; net.ipv4.tcp_migrate_req = $(cat /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null || echo unknown) on the host"
   echo
   echo "[commands.log](commands.log) is a log of every command as it ran, in order,"
   echo "with this run's pids and ports; to run it again, use the command above. Every"
