@@ -752,17 +752,23 @@ fn trim(value: f64) -> String {
     text.strip_suffix(".0").map(str::to_owned).unwrap_or(text)
 }
 
+/// How a legend strip shows an entry.
+#[derive(Clone, Copy)]
+enum Swatch {
+    /// A filled box (a bar).
+    Filled,
+    /// A line, solid or with (dash, gap) pixels.
+    Line(Option<(u32, u32)>),
+}
+
 /// A legend strip: a filled box or a line sample per entry, left to right.
 fn legend_strip(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
-    entries: &[(RGBColor, Option<(u32, u32)>, bool, &str)],
+    entries: &[(RGBColor, Swatch, &str)],
 ) -> anyhow::Result<()> {
     let mut x = 80;
-    for &(colour, dash, boxed, text) in entries {
-        if boxed {
-            area.draw(&Rectangle::new([(x, 10), (x + 22, 26)], colour.filled()))
-                .map_err(drawing)?;
-        } else {
+    for &(colour, swatch, text) in entries {
+        if let Swatch::Line(dash) = swatch {
             let style = colour.stroke_width(2);
             let line = vec![(x, 18), (x + 28, 18)];
             match dash {
@@ -772,6 +778,9 @@ fn legend_strip(
                 )),
             }
             .map_err(drawing)?;
+        } else {
+            area.draw(&Rectangle::new([(x, 10), (x + 22, 26)], colour.filled()))
+                .map_err(drawing)?;
         }
         area.draw(&Text::new(
             text.to_owned(),
@@ -812,9 +821,9 @@ pub fn upgrade_failures(rows: &[UpgradeRow]) -> anyhow::Result<String> {
             )
             .map_err(drawing)?;
         let (legend_area, area) = titled.split_vertically(36);
-        let entries: Vec<(RGBColor, Option<(u32, u32)>, bool, &str)> = strategies
+        let entries: Vec<(RGBColor, Swatch, &str)> = strategies
             .iter()
-            .map(|strategy| (strategy_colour(*strategy), None, true, strategy.name()))
+            .map(|strategy| (strategy_colour(*strategy), Swatch::Filled, strategy.name()))
             .collect();
         legend_strip(&legend_area, &entries)?;
         let mut chart = ChartBuilder::on(&area)
@@ -932,14 +941,13 @@ pub fn upgrade_timeline(lines: &[UpgradeTimeline]) -> anyhow::Result<String> {
         legend_strip(
             &legend_area,
             &[
-                (OLD_COLOUR, None, false, "old workers"),
-                (NEW_COLOUR, Some((9, 5)), false, "new workers"),
-                (BLACK, Some((2, 4)), false, "failed"),
-                (READY_COLOUR, None, false, "new master ready"),
+                (OLD_COLOUR, Swatch::Line(None), "old workers"),
+                (NEW_COLOUR, Swatch::Line(Some((9, 5))), "new workers"),
+                (BLACK, Swatch::Line(Some((2, 4))), "failed"),
+                (READY_COLOUR, Swatch::Line(None), "new master ready"),
                 (
                     RGBColor(120, 120, 120),
-                    Some((16, 5)),
-                    false,
+                    Swatch::Line(Some((16, 5))),
                     "old master exit",
                 ),
             ],
@@ -957,7 +965,8 @@ pub fn upgrade_timeline(lines: &[UpgradeTimeline]) -> anyhow::Result<String> {
             chart
                 .configure_mesh()
                 .x_desc("when the request was due, s from the upgrade's start")
-                .x_label_formatter(&|x| format!("{:.1}", x + 0.0))
+                // No "-0.0" at the origin.
+                .x_label_formatter(&|x| format!("{:.1}", if x.abs() < 1e-9 { 0.0 } else { *x }))
                 .y_desc("requests/s")
                 .y_label_formatter(&|y| format!("{y:.0}"))
                 .label_style((FONT, 13))

@@ -340,6 +340,7 @@ mod tests {
             labels: Default::default(),
             fault: None,
             readings: Readings::default(),
+            window_start_unix_ms: 0.0,
         })
     }
 
