@@ -1,6 +1,8 @@
 //! `scripts/upgrade.py`, the driver of REPORT.md's section 8, run on the
 //! debug binaries: what it records is what the report reads.
 
+mod common;
+
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -65,7 +67,10 @@ fn restart_under_load_records_refused_connections() {
     assert!(status.success(), "upgrade.py failed: {status}");
     let path = out.path().join("upgrade-proxy-restart.json");
     let text = std::fs::read_to_string(&path).expect("the run's JSON");
-    // It still reads as a loadgen report, with its upgrades and timeline.
+    // It still matches the schema and reads as a loadgen report, with its
+    // upgrades and timeline.
+    let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    common::schema::validate(&common::schema(), &value).expect("the committed schema");
     let report: loadgen::report::Report = serde_json::from_str(&text).expect("a loadgen report");
     let upgrades = report.upgrades.as_ref().expect("the upgrades block");
     assert_eq!(upgrades.events.len(), 1, "{upgrades:?}");
