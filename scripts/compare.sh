@@ -419,7 +419,7 @@ done
 # takes --init-delay to start. One loadgen run per cell, with its upgrades.
 upgrade_rate=500 upgrade_init_delay=200ms
 if ((quick)); then
-  upgrade_args=(--upgrades 1 --lead 300ms --every 700ms)
+  upgrade_args=(--upgrades 1 --lead 200ms --every 600ms)
 else
   upgrade_args=(--upgrades 5 --lead 1s --every 2s)
 fi
