@@ -1998,4 +1998,84 @@ pub(crate) mod tests {
         assert_eq!(row.waiting_rounds, 2);
         assert_eq!(row.p99.map(|s| (s.min, s.max)), Some((3_600.0, 122_000.0)));
     }
+
+    /// Section 8: failures and latency are counted around the upgrade they
+    /// fall near (from 100 ms before it to 500 ms after the later of ready
+    /// and exit), the rest is "away"; the timeline chart splits answers by
+    /// generation.
+    #[test]
+    fn upgrade_figures_attribute_intervals_to_their_upgrade() {
+        use crate::report::{Timeline, TimelineInterval, UpgradeEvent, Upgrades};
+        let mut report = run(
+            &[
+                ("section", "upgrade"),
+                ("mode", "handoff-reuseport"),
+                ("strategy", "restart"),
+            ],
+            500.0,
+            1000,
+        );
+        report.requests.failed = 7;
+        report.errors.by_kind = [("connect_refused".to_owned(), 7)].into();
+        let interval = |old: u64, new: u64, failed: u64, max_ms: u64| TimelineInterval {
+            ok_by_pid: [(10, old), (20, new)]
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            failed: if failed > 0 {
+                [("connect_refused".to_owned(), failed)].into()
+            } else {
+                Default::default()
+            },
+            max_latency_us: Some(max_ms * 1000),
+        };
+        // 100 ms intervals from t = 0; the upgrade begins at 1,000 ms, its new
+        // master is ready at +300 ms: "around" is 900 ms to 1,800 ms.
+        let mut intervals = vec![interval(50, 0, 0, 3); 30];
+        intervals[10] = interval(10, 20, 5, 250);
+        intervals[12] = interval(0, 50, 0, 40);
+        intervals[25] = interval(0, 50, 2, 90);
+        report.timeline = Some(Timeline {
+            interval_ms: 100.0,
+            start_unix_ms: 0.0,
+            intervals,
+        });
+        report.upgrades = Some(Upgrades {
+            init_delay_ms: 200.0,
+            tcp_migrate_req: Some(0),
+            netns: false,
+            kernel: "6".to_owned(),
+            events: vec![UpgradeEvent {
+                at_unix_ms: 1000.0,
+                old_master: 1,
+                old_workers: vec![10],
+                new_master: 2,
+                new_workers: vec![20],
+                new_start_ms: 30.0,
+                new_ready_ms: 300.0,
+                old_exit_ms: 30.0,
+                old_exit_code: Some(0),
+            }],
+        });
+        let figures = Figures::of(&[report]);
+        let row = &figures.upgrades[0];
+        assert_eq!((row.upgrades, row.failed), (1, 7));
+        assert_eq!(row.kinds, vec![("connect_refused".to_owned(), 7)]);
+        assert_eq!(row.failed_per_upgrade.map(|s| s.median), Some(5.0));
+        assert_eq!(row.longest_ms.map(|s| s.max), Some(250.0));
+        assert_eq!(row.away_ms, Some(90.0));
+        assert_eq!(row.ready_ms.map(|s| s.median), Some(270.0));
+        assert_eq!(row.old_exit_ms.map(|s| s.median), Some(30.0));
+        let line = &figures.upgrade_timelines[0];
+        // From 500 ms before the upgrade to 1.5 s after it: 20 intervals.
+        assert_eq!(line.old.len(), 20);
+        let at = |points: &[(f64, f64)], t: f64| {
+            points.iter().find(|p| (p.0 - t).abs() < 1e-9).map(|p| p.1)
+        };
+        // The interval at 1,000–1,100 ms: 10 old and 20 new answers, 5
+        // failures, in 100 ms: 100, 200 and 50 per second.
+        assert_eq!(at(&line.old, 0.05), Some(100.0));
+        assert_eq!(at(&line.new, 0.05), Some(200.0));
+        assert_eq!(at(&line.failed, 0.05), Some(50.0));
+    }
 }
