@@ -5,7 +5,7 @@
 #   scripts/compare.sh [--quick] [--out DIR] [--workers N] [--repeats K] [--seed N]
 #                      [--loadgen-cpus LIST --server-cpus LIST] [--peers|--no-peers] [--dry-run]
 #
-# --quick      fewer, shorter runs (every section still present), ~90 s after the build
+# --quick      fewer, shorter runs (every section still present), ~2 min after the build
 # --out DIR    where to write (default results/<date>-<host>/): REPORT.md, SVG charts,
 #              runs/*.json (every loadgen report), README.md (the machine, the
 #              affinity, the seed: how to reproduce) and commands.log (a log of

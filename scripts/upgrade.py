@@ -250,10 +250,13 @@ def in_netns(options, mode):
         argv += ["--every", f"{options.every}s", "--lead", f"{options.lead}s"]
         argv += ["--strategy", "overlap-migrate", mode]
         log(options, argv)
-        result = subprocess.run(argv)
-        if result.returncode != 0 or not os.path.exists(events_path):
+        try:
+            code = subprocess.run(argv).returncode
+        except OSError as err:  # no unshare(1) here
+            code = f"{err}"
+        if code != 0 or not os.path.exists(events_path):
             print(f"upgrade.py: overlap-migrate skipped for {mode}: no network namespace here "
-                  f"(unshare --net, which needs root, exit {result.returncode})", file=sys.stderr)
+                  f"(unshare --net, which needs root: {code})", file=sys.stderr)
             return None
         with open(events_path) as events_file:
             return json.load(events_file)
@@ -298,6 +301,7 @@ def main():
     parser.add_argument("--log")
     parser.add_argument("--in-netns", help=argparse.SUPPRESS)
     parser.add_argument("modes", nargs="*", default=list(COMMANDS))
+    parser.error = usage_error  # one line, exit 2
     options = parser.parse_args()
     for mode in options.modes:
         if mode not in COMMANDS:
@@ -308,7 +312,10 @@ def main():
         usage_error("--rate needs a positive rate and --out DIR")
     if options.out and not os.path.isdir(options.out):
         usage_error(f"--out {options.out}: no such folder")
-    seconds(options.init_delay)
+    try:
+        seconds(options.init_delay)
+    except argparse.ArgumentTypeError as err:
+        usage_error(f"--init-delay: {err}")
     strategies = options.strategy or ["takeover"]
     events_path, options.in_netns = options.in_netns, options.in_netns is not None
     options.log_file = open(options.log, "a") if options.log else subprocess.DEVNULL
