@@ -6,7 +6,7 @@
 #                      [--loadgen-cpus LIST --server-cpus LIST] [--peers|--no-peers] [--dry-run]
 #
 # --quick      fewer, shorter runs (every section still present, 1 round, a
-#              sweep of 3 rates), ~100 s after the build on 2 cores
+#              sweep of 3 rates), ~2 min after the build on 2 cores
 # --out DIR    where to write (default results/<date>-<host>/): REPORT.md, SVG charts,
 #              runs/*.json (every loadgen report), README.md (the machine, the
 #              affinity, the seed: how to reproduce) and commands.log (a log of
@@ -121,8 +121,8 @@ if ((quick)); then
   stall_ms=250 stall_at=(100ms 500ms) stall_duration=900ms
 else
   : "${repeats:=5}"
-  round_duration=5s round_warmup=1s
-  sweep_steps=7 sweep_duration=2s sweep_warmup=500ms sweep_timeout=1s
+  round_duration=5s round_warmup=500ms
+  sweep_steps=6 sweep_duration=1500ms sweep_warmup=500ms sweep_timeout=1s
   duration=2s warmup=500ms
   held=(100 500 1000 2000)
   limit_steps=(50 100 150 200 300 400)
@@ -188,6 +188,8 @@ PY
 # Every load this run makes, counted up front for the progress line.
 fairness_loads=$((fairness_rounds * ${#fairness_variants[@]} * (2 * ${#fairness_workers[@]} + 2)))
 total=$((repeats * ${#modes[@]} * 2 + ${#modes[@]} * 2 * sweep_steps + ${#cluster_modes[@]} * (${#held[@]} + ${#limit_steps[@]} + 1) + fairness_loads))
+# 8. Upgrades: takeover and restart per mode, overlap and overlap-migrate in handoff-reuseport.
+total=$((total + ${#cluster_modes[@]} * 2 + 2))
 
 if ((dry_run)); then
   echo "affinity: $affinity"
@@ -537,6 +539,39 @@ for mode in "${cluster_modes[@]}"; do
   stop
 done
 
+# 8. Upgrades: a master replaced under load, by scripts/upgrade.py (the one
+# tool for it, which runs alone too): every mode by takeover and by restart,
+# handoff-reuseport also by overlap, on the host's tcp_migrate_req and (as
+# root) in a network namespace with tcp_migrate_req=1. Open loop, a new
+# connection per request, at a rate the slowest mode holds easily; each worker
+# takes --init-delay to start. One loadgen run per cell, with its upgrades.
+upgrade_rate=500 upgrade_init_delay=200ms
+# upgrade_cell_ms: what one cell took, start to end, on the reference VM
+# (10 cells: 17 s with --quick, 117 s without), for the estimate.
+if ((quick)); then
+  upgrade_args=(--upgrades 1 --lead 200ms --every 600ms) upgrade_cell_ms=1700
+else
+  upgrade_args=(--upgrades 5 --lead 1s --every 2s) upgrade_cell_ms=11700
+fi
+((dry_run)) || echo "upgrades: open loop at $upgrade_rate requests/s, --init-delay $upgrade_init_delay, ${upgrade_args[*]}" >&2
+for mode in "${cluster_modes[@]}"; do
+  strategies=(takeover restart)
+  [[ $mode == handoff-reuseport ]] && strategies+=(overlap overlap-migrate)
+  for strategy in "${strategies[@]}"; do
+    step=$((step + 1)) loads_ms=$((loads_ms + upgrade_cell_ms))
+    if ((dry_run)); then echo "[$step/$total] upgrade-$mode-$strategy"; continue; fi
+    spent=$((SECONDS - started_s)) left=$(duration_text $((spent * (total - step + 1) / (step - 1))))
+    echo "[$step/$total] upgrade-$mode-$strategy ($(duration_text "$spent"), ~$left left)" >&2
+    cmd=(python3 "$root/scripts/upgrade.py" --bin-dir "$bin" --workers "$workers"
+      --init-delay "$upgrade_init_delay" --strategy "$strategy" --rate "$upgrade_rate"
+      "${upgrade_args[@]}" --out "$out/runs" --commands "$commands" --log "$tmp/log")
+    [[ -n $loadgen_cpus ]] && cmd+=(--loadgen-cpus "$loadgen_cpus" --server-cpus "$server_cpus")
+    echo "${cmd[*]} $mode" >>"$commands"
+    "${cmd[@]}" "$mode" >>"$tmp/upgrade.log" 2>&1 || { echo "compare.sh: upgrade.py failed for $mode $strategy:" >&2; tail -3 "$tmp/upgrade.log" >&2; exit 1; }
+    [[ $strategy != overlap-migrate ]] || [[ -f $out/runs/upgrade-$mode-$strategy.json ]] || tail -1 "$tmp/upgrade.log" >&2
+  done
+done
+
 if ((dry_run)); then
   ((step == total)) || { echo "compare.sh: counted $total loads up front but planned $step" >&2; exit 1; }
   echo "sweep (§1b): $sweep_rule"
@@ -588,6 +623,7 @@ done
     IFS=: read -r _ fast_mode fast_rate <<<"$fastest"
     echo "  $kind: $(sed 's/ /, /g' <<<"${sweep_rates[$kind]}") requests/s (slowest $bt$slow_mode$bt $slow_rate/s, fastest $bt$fast_mode$bt $fast_rate/s)"
   done
+  echo "- upgrades (§8): \`scripts/upgrade.py\` at $upgrade_rate requests/s, \`--init-delay $upgrade_init_delay\`, ${upgrade_args[*]}; net.ipv4.tcp_migrate_req = $(cat /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null || echo unknown) on the host"
   echo
   echo "[commands.log](commands.log) is a log of every command as it ran, in order,"
   echo "with this run's pids and ports; to run it again, use the command above. Every"

@@ -4,6 +4,7 @@
 //! It runs pinned (`--loadgen-cpus 0 --server-cpus 1`) where the machine has
 //! two CPUs: the same loads, so it costs no time.
 
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
@@ -62,6 +63,31 @@ fn quick_comparison_writes_every_section() {
             .collect()
     });
     let direct = std::fs::read_to_string(out.join("runs/throughput-direct-keepalive-r1.json"));
+    // Section 8: (file name, upgrades made, tcp_migrate_req, in a netns of
+    // its own, has a timeline) of every upgrade run.
+    let upgrades: Vec<(String, usize, Option<u64>, bool, bool)> =
+        std::fs::read_dir(out.join("runs"))
+            .map(|runs| {
+                runs.filter_map(|run| {
+                    let path = run.ok()?.path();
+                    let name = path.file_name()?.to_str()?.to_owned();
+                    if !name.starts_with("upgrade-") {
+                        return None;
+                    }
+                    let report: serde_json::Value =
+                        serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+                    let block = &report["upgrades"];
+                    Some((
+                        name,
+                        block["events"].as_array().map_or(0, Vec::len),
+                        block["tcp_migrate_req"].as_u64(),
+                        block["netns"].as_bool() == Some(true),
+                        report["timeline"]["intervals"].is_array(),
+                    ))
+                })
+                .collect()
+            })
+            .unwrap_or_default();
     let log = out.join("commands.log").is_file();
     // (mode, connections held, the master's most fds) of every fd-bill run.
     let fd_bill: Vec<(String, f64, f64)> = std::fs::read_dir(out.join("runs"))
@@ -133,6 +159,8 @@ fn quick_comparison_writes_every_section() {
         "stall.svg",
         "master-fds-over-time.svg",
         "cost-per-request.svg",
+        "upgrade-failures.svg",
+        "upgrade-timeline.svg",
     ]
     .iter()
     .map(|chart| out.join(chart).is_file())
@@ -151,6 +179,7 @@ fn quick_comparison_writes_every_section() {
         "## 5. Master cost",
         "## 6. Faults",
         "## 7. Peers",
+        "## 8. Upgrades",
     ] {
         assert!(report.contains(section), "REPORT.md lacks {section:?}");
     }
@@ -301,6 +330,40 @@ fn quick_comparison_writes_every_section() {
         "charts written: {charts:?}"
     );
     assert!(runs.len() > 40, "only {} runs recorded", runs.len());
+    // Section 8: every mode by takeover and restart, handoff-reuseport also
+    // by overlap, and (as root, who may create a network namespace) by
+    // overlap-migrate with tcp_migrate_req=1; one upgrade each under --quick,
+    // each with its timeline.
+    let mut expected: Vec<String> = [
+        "proxy",
+        "handoff-socket",
+        "handoff-listener",
+        "handoff-reuseport",
+    ]
+    .iter()
+    .flat_map(|mode| {
+        ["takeover", "restart"].map(|strategy| format!("upgrade-{mode}-{strategy}.json"))
+    })
+    .collect();
+    expected.push("upgrade-handoff-reuseport-overlap.json".to_owned());
+    // /proc/self belongs to this process's effective uid.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|proc| proc.uid() == 0);
+    if root {
+        expected.push("upgrade-handoff-reuseport-overlap-migrate.json".to_owned());
+    }
+    for name in &expected {
+        let run = upgrades.iter().find(|run| &run.0 == name);
+        assert!(
+            run.is_some_and(|run| run.1 == 1 && run.4),
+            "{name}: not one upgrade with a timeline: {upgrades:?}"
+        );
+    }
+    if let Some(migrate) = upgrades
+        .iter()
+        .find(|run| run.0.ends_with("-overlap-migrate.json"))
+    {
+        assert_eq!((migrate.2, migrate.3), (Some(1), true), "{migrate:?}");
+    }
     assert!(
         !runs.iter().any(|run| run.contains("ceiling")),
         "a ceiling run: {runs:?}"

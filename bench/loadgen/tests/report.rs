@@ -174,6 +174,42 @@ fn renders_every_section_from_real_runs() {
         "100ms",
     ];
     measure(&dir.0, "faults-proxy", &labels, &args);
+    // Section 8: a run with --timeline, to which the `upgrades` block that
+    // scripts/upgrade.py adds is added here: one upgrade 100 ms into the
+    // window, whose new generation never answered (the rendering, not the
+    // upgrade, is under test; tests/upgrade.rs runs the script).
+    let labels = [
+        ("section", "upgrade"),
+        ("mode", "proxy"),
+        ("strategy", "takeover"),
+        ("load", "newconn"),
+    ];
+    let args = [
+        "--target",
+        url.as_str(),
+        "--connections",
+        "4",
+        "--new-conn",
+        "--rate",
+        "200",
+        "--timeline",
+    ];
+    measure(&dir.0, "upgrade-proxy-takeover", &labels, &args);
+    let path = dir.0.join("runs/upgrade-proxy-takeover.json");
+    let mut run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("the run")).expect("JSON");
+    let start = run["timeline"]["start_unix_ms"]
+        .as_f64()
+        .expect("a timeline");
+    run["upgrades"] = serde_json::json!({
+        "init_delay_ms": 200.0, "tcp_migrate_req": 0, "netns": false, "kernel": "test",
+        "events": [{
+            "at_unix_ms": start + 100.0, "old_master": cluster.master_pid(),
+            "old_workers": cluster.worker_pids(), "new_master": 1, "new_workers": [],
+            "new_start_ms": 0.0, "new_ready_ms": 50.0, "old_exit_ms": 80.0, "old_exit_code": 0
+        }]
+    });
+    std::fs::write(&path, run.to_string()).expect("save the run");
     drop(cluster);
 
     // The fd limit: a master with 64 fds cannot hold 60 relayed connections.
@@ -225,6 +261,8 @@ fn renders_every_section_from_real_runs() {
         "## 5. Master cost",
         "## 6. Faults",
         "## 7. Peers",
+        "## 8. Upgrades",
+        "| proxy | takeover | 1 | 0 (0) | none |",
         "README.md",
         "Machine: ",
         "## At a glance",
@@ -282,6 +320,8 @@ fn renders_every_section_from_real_runs() {
         "fairness.svg",
         "cost-per-request.svg",
         "master-fds-over-time.svg",
+        "upgrade-failures.svg",
+        "upgrade-timeline.svg",
     ] {
         assert!(report.contains(chart), "REPORT.md does not link {chart}");
         let svg = std::fs::read_to_string(dir.0.join(chart))

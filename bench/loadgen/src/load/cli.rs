@@ -86,6 +86,13 @@ pub struct Cli {
     #[arg(long, default_value = "100ms", value_parser = parse_positive_duration)]
     sample_interval: Duration,
 
+    /// Record a timeline: the window cut into `--sample-interval`s, each with
+    /// the answers per worker pid, the failures by kind and the longest latency
+    /// of the requests scheduled in it (`timeline` in the JSON), to place an
+    /// event such as an upgrade in time.
+    #[arg(long)]
+    timeline: bool,
+
     /// Write the whole report as JSON to FILE (schema: bench/loadgen/schema.json).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -93,7 +100,7 @@ pub struct Cli {
     /// Tag the JSON report with KEY=VALUE (`labels`), e.g. `--label mode=proxy`,
     /// for `loadgen report`; repeatable (a repeated key keeps its last value).
     /// Keys: section, mode, load, round, rate, connections, max_fds, work_us,
-    /// workers, accept, stall_ms.
+    /// workers, accept, stall_ms, strategy.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = Label::from_str)]
     labels: Vec<Label>,
 
@@ -166,6 +173,7 @@ impl Cli {
             timeout: self.timeout,
             watch: self.watch.clone(),
             sample_interval: self.sample_interval,
+            timeline: self.timeline,
             command_line,
             labels: self.labels.iter().copied().collect(),
             kill: self

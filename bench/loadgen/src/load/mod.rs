@@ -94,8 +94,10 @@ pub struct Config {
     pub(crate) timeout: Duration,
     /// Pids to sample with their children.
     pub(crate) watch: Vec<u32>,
-    /// How often to sample them.
+    /// How often to sample them, and the width of a `--timeline` interval.
     pub(crate) sample_interval: Duration,
+    /// `--timeline`: per-interval counts in the report.
+    pub(crate) timeline: bool,
     /// The command line, recorded in the report.
     pub(crate) command_line: Vec<String>,
     /// `--label KEY=VALUE`s, copied into the report.
@@ -166,6 +168,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     let machine = machine::Machine::current();
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let start = Instant::now();
+    let start_unix = SystemTime::now();
     let watcher = match config.watch.is_empty() {
         true => None,
         false => {
@@ -203,6 +206,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     });
 
     let threads = config.threads.clamp(1, config.connections.max(1));
+    let timeline = config.timeline.then_some(config.sample_interval);
     let counters: Vec<Arc<AtomicU64>> = (0..threads).map(|_| Arc::default()).collect();
     let (finished, finishing) = mpsc::channel();
     let mut handles = Vec::with_capacity(threads);
@@ -214,7 +218,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         let handle = thread::Builder::new()
             .name(format!("loadgen-{index}"))
             .spawn(move || {
-                let result = load_thread(plan, ids, counter);
+                let result = load_thread(plan, ids, counter, timeline);
                 // The receiver lives until every thread has reported.
                 let _ = finished.send(());
                 result
@@ -304,7 +308,14 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         stalls,
         stop_for: config.stop.as_ref().map(|stop| stop.stop_for),
         readings,
+        window_start_unix_ms: unix_ms(start_unix + config.warmup),
     }))
+}
+
+/// `at` in ms since the Unix epoch (0 for a clock set before it).
+fn unix_ms(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64() * 1000.0)
 }
 
 /// One load thread: a single-threaded runtime driving connections `ids`, each a
@@ -313,6 +324,7 @@ fn load_thread(
     plan: Arc<Plan>,
     ids: Vec<usize>,
     counter: Arc<AtomicU64>,
+    timeline: Option<Duration>,
 ) -> anyhow::Result<Recorder> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -323,12 +335,9 @@ fn load_thread(
         timer::set_thread_timer_slack();
     }
     let longest = plan.longest_latency();
-    let recorder = Rc::new(RefCell::new(Recorder::new(
-        plan.window,
-        open_loop,
-        longest,
-        counter,
-    )));
+    let recorder = Rc::new(RefCell::new(
+        Recorder::new(plan.window, open_loop, longest, counter).with_timeline(timeline),
+    ));
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
         let tasks: Vec<_> = ids

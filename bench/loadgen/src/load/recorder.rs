@@ -129,6 +129,65 @@ pub struct WorkerCount {
     pub latency: Histogram<u64>,
 }
 
+/// One `--timeline` interval: what became of the requests scheduled in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Slot {
+    /// Successful answers per `x-worker-pid` (a short list, as
+    /// [`Recorder::workers`]); an answer without a pid counts under pid 0.
+    pub ok_by_pid: Vec<(u32, u64)>,
+    /// Failed requests by kind, indexed by [`Failure::index`].
+    pub failures: [u64; Failure::ALL.len()],
+    /// The longest latency of its successful requests, µs (0: none).
+    pub max_latency_us: u64,
+}
+
+/// `--timeline`: the window cut into equal intervals, each request counted in
+/// the interval it was scheduled in, so an upgrade's effect can be placed in
+/// time (which generation answered, what failed, how long it took).
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    /// The width of an interval (`--sample-interval`).
+    pub interval: Duration,
+    /// The intervals from the window's start; grown as requests arrive.
+    pub slots: Vec<Slot>,
+}
+
+impl Timeline {
+    /// The slot of a request scheduled `since` after the window's start.
+    fn slot(&mut self, since: Duration) -> &mut Slot {
+        let index = usize::try_from(since.as_nanos() / self.interval.as_nanos().max(1))
+            .unwrap_or(usize::MAX);
+        if self.slots.len() <= index {
+            self.slots.resize(index + 1, Slot::default());
+        }
+        &mut self.slots[index]
+    }
+
+    /// Adds `other`'s counts to this one's (same interval).
+    fn merge(&mut self, other: &Timeline) {
+        if self.slots.len() < other.slots.len() {
+            self.slots.resize(other.slots.len(), Slot::default());
+        }
+        for (mine, theirs) in self.slots.iter_mut().zip(&other.slots) {
+            for &(pid, count) in &theirs.ok_by_pid {
+                add_pid(&mut mine.ok_by_pid, pid, count);
+            }
+            for (mine, theirs) in mine.failures.iter_mut().zip(theirs.failures) {
+                *mine += theirs;
+            }
+            mine.max_latency_us = mine.max_latency_us.max(theirs.max_latency_us);
+        }
+    }
+}
+
+/// Adds `count` to `pid`'s entry of `list`.
+fn add_pid(list: &mut Vec<(u32, u64)>, pid: u32, count: u64) {
+    match list.iter_mut().find(|entry| entry.0 == pid) {
+        Some(entry) => entry.1 += count,
+        None => list.push((pid, count)),
+    }
+}
+
 /// Histograms and counts of one load thread, or of the whole run once merged.
 pub struct Recorder {
     /// Which requests are measured.
@@ -164,6 +223,8 @@ pub struct Recorder {
     /// the server while it was idle, before any byte of an answer, and were sent
     /// again on a new connection (each is also a sample or a failure).
     pub reconnects: u64,
+    /// `--timeline`: the per-interval counts; `None` without it.
+    pub timeline: Option<Timeline>,
     /// Requests finished so far (answered or failed, warm-up included), published
     /// for the progress bar. Only this thread writes it.
     progress: Arc<AtomicU64>,
@@ -197,9 +258,19 @@ impl Recorder {
             scheduled: 0,
             unanswered_at_end: 0,
             reconnects: 0,
+            timeline: None,
             progress,
             finished: 0,
         }
+    }
+
+    /// This recorder with a `--timeline` of intervals `interval` wide, if given.
+    pub fn with_timeline(mut self, interval: Option<Duration>) -> Recorder {
+        self.timeline = interval.map(|interval| Timeline {
+            interval,
+            slots: Vec::new(),
+        });
+        self
     }
 
     /// The measurement window.
@@ -215,6 +286,7 @@ impl Recorder {
         if !self.window.contains(sample.scheduled) {
             return;
         }
+        self.record_in_timeline(sample);
         let answer = match sample.outcome {
             Ok(answer) => answer,
             Err(failure) => {
@@ -246,6 +318,24 @@ impl Recorder {
                 worker.latency.saturating_record(latency_us);
             }
             None => self.requests_without_pid += 1,
+        }
+    }
+
+    /// Counts a sample of the window in its `--timeline` interval, if any.
+    fn record_in_timeline(&mut self, sample: &Sample) {
+        let since = sample.scheduled - self.window.start;
+        let Some(timeline) = &mut self.timeline else {
+            return;
+        };
+        let slot = timeline.slot(since);
+        match sample.outcome {
+            Ok(answer) if (200..300).contains(&answer.status) => {
+                add_pid(&mut slot.ok_by_pid, answer.worker_pid.unwrap_or(0), 1);
+                let latency = micros(sample.done - sample.scheduled);
+                slot.max_latency_us = slot.max_latency_us.max(latency);
+            }
+            Ok(_) => slot.failures[Failure::BadStatus.index()] += 1,
+            Err(failure) => slot.failures[failure.index()] += 1,
         }
     }
 
@@ -318,6 +408,11 @@ impl Recorder {
         self.scheduled += other.scheduled;
         self.unanswered_at_end += other.unanswered_at_end;
         self.reconnects += other.reconnects;
+        match (&mut self.timeline, &other.timeline) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.timeline = Some(theirs.clone()),
+            _ => {}
+        }
     }
 
     fn target_entry(&mut self, index: usize) -> &mut TargetCount {

@@ -11,9 +11,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::figures::{
     CostRow, FairnessRow, FdBillRow, FdSeries, SLOS_US, SpectrumLine, Spread, StallRow, SweepLine,
-    ThroughputRow, Variant, nines,
+    ThroughputRow, UpgradeRow, UpgradeTimeline, Variant, nines,
 };
-use crate::report::labels::{Load, Mode, accept_name};
+use crate::report::labels::{Load, Mode, Strategy, accept_name};
 
 /// The charts' file names, as REPORT.md links them.
 pub const LATENCY_SVG: &str = "latency.svg";
@@ -31,6 +31,11 @@ pub const COST_SVG: &str = "cost-per-request.svg";
 pub const ROUNDS_SVG: &str = "rounds.svg";
 /// Section 1b's chart: p99 against the offered rate.
 pub const LATENCY_RATE_SVG: &str = "latency-vs-rate.svg";
+
+/// Section 8's chart of failed requests per upgrade.
+pub const UPGRADE_FAILURES_SVG: &str = "upgrade-failures.svg";
+/// Section 8's chart of requests/s around an upgrade.
+pub const UPGRADE_TIMELINE_SVG: &str = "upgrade-timeline.svg";
 
 /// The usual soft limit of open fds per process, drawn on the fd bill.
 const SOFT_LIMIT: f64 = 1024.0;
@@ -1272,4 +1277,268 @@ fn micros_label(us: f64) -> String {
 fn trim(value: f64) -> String {
     let text = format!("{value:.1}");
     text.strip_suffix(".0").map(str::to_owned).unwrap_or(text)
+}
+
+/// How a legend strip shows an entry.
+#[derive(Clone, Copy)]
+enum Swatch {
+    /// A filled box (a bar).
+    Filled,
+    /// A line, solid or with (dash, gap) pixels.
+    Line(Option<(u32, u32)>),
+}
+
+/// A legend strip of free entries (not modes: see [`legend_strip`]): a
+/// filled box or a line sample per entry, left to right.
+fn swatch_legend(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    entries: &[(RGBColor, Swatch, &str)],
+) -> anyhow::Result<()> {
+    let mut x = 80;
+    for &(colour, swatch, text) in entries {
+        if let Swatch::Line(dash) = swatch {
+            let style = colour.stroke_width(2);
+            let line = vec![(x, 18), (x + 28, 18)];
+            match dash {
+                None => area.draw(&PathElement::new(line, style)),
+                Some((size, gap)) => area.draw(&plotters::element::DashedPathElement::new(
+                    line, size, gap, style,
+                )),
+            }
+            .map_err(drawing)?;
+        } else {
+            area.draw(&Rectangle::new([(x, 10), (x + 22, 26)], colour.filled()))
+                .map_err(drawing)?;
+        }
+        area.draw(&Text::new(
+            text.to_owned(),
+            (x + 34, 18),
+            (FONT, 14)
+                .into_font()
+                .into_text_style(area)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(drawing)?;
+        x += 46 + 8 * text.chars().count() as i32;
+    }
+    Ok(())
+}
+
+/// Section 8: failed requests per upgrade (the median over a cell's
+/// upgrades, min–max as a whisker), a horizontal bar per mode and strategy,
+/// named on the left, coloured by strategy, its value written beside it (so
+/// a 0 shows).
+pub fn upgrade_failures(rows: &[UpgradeRow]) -> anyhow::Result<String> {
+    let mut strategies: Vec<Strategy> = rows.iter().map(|row| row.strategy).collect();
+    strategies.sort();
+    strategies.dedup();
+    let mut ordered: Vec<&UpgradeRow> = rows.iter().collect();
+    ordered.sort_by_key(|row| (row.strategy, row.mode));
+    let x_max = rows
+        .iter()
+        .filter_map(|row| row.failed_per_upgrade.map(|spread| spread.max))
+        .fold(1.0, f64::max)
+        * 1.15;
+    let n = ordered.len().max(1);
+    let height = 150 + 34 * n as u32;
+    svg((SIZE.0, height), |root| {
+        let titled = root
+            .titled(
+                "Failed requests per upgrade (median over the upgrades, whisker min–max)",
+                (FONT, 20),
+            )
+            .map_err(drawing)?;
+        let (legend_area, area) = titled.split_vertically(36);
+        let entries: Vec<(RGBColor, Swatch, &str)> = strategies
+            .iter()
+            .map(|strategy| (strategy_colour(*strategy), Swatch::Filled, strategy.name()))
+            .collect();
+        swatch_legend(&legend_area, &entries)?;
+        let mut chart = ChartBuilder::on(&area)
+            .margin(12)
+            .margin_right(40)
+            .x_label_area_size(44)
+            .y_label_area_size(270)
+            .build_cartesian_2d(0.0..x_max, 0.0..n as f64)
+            .map_err(drawing)?;
+        chart
+            .configure_mesh()
+            .y_labels(0)
+            .disable_y_mesh()
+            .x_desc("failed requests per upgrade")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()
+            .map_err(drawing)?;
+        let text = |hpos: HPos| {
+            (FONT, 13)
+                .into_font()
+                .into_text_style(&area)
+                .pos(Pos::new(hpos, VPos::Center))
+        };
+        for (index, row) in ordered.iter().enumerate() {
+            // The first row at the top.
+            let y = (n - 1 - index) as f64 + 0.5;
+            chart
+                .plotting_area()
+                .draw(
+                    &(EmptyElement::at((0.0, y))
+                        + Text::new(
+                            format!("{} · {}", row.mode, row.strategy),
+                            (-10, 0),
+                            text(HPos::Right),
+                        )),
+                )
+                .map_err(drawing)?;
+            let Some(spread) = row.failed_per_upgrade else {
+                continue;
+            };
+            chart
+                .draw_series([Rectangle::new(
+                    [(0.0, y - 0.32), (spread.median, y + 0.32)],
+                    strategy_colour(row.strategy).filled(),
+                )])
+                .map_err(drawing)?;
+            if spread.count > 1 && spread.max > spread.min {
+                chart
+                    .draw_series([PathElement::new(
+                        vec![(spread.min, y), (spread.max, y)],
+                        BLACK,
+                    )])
+                    .map_err(drawing)?;
+            }
+            chart
+                .plotting_area()
+                .draw(
+                    &(EmptyElement::at((spread.max.max(spread.median), y))
+                        + Text::new(format!("{:.0}", spread.median), (6, 0), text(HPos::Left))),
+                )
+                .map_err(drawing)?;
+        }
+        Ok(())
+    })
+}
+
+/// A strategy's colour, the same in every chart.
+fn strategy_colour(strategy: Strategy) -> RGBColor {
+    let index = Strategy::ALL
+        .iter()
+        .position(|s| *s == strategy)
+        .unwrap_or(0);
+    // Skip the palette's first two: the timeline's old and new generations.
+    colour(index + 2)
+}
+
+/// The colour of the old generation's answers (Okabe–Ito blue).
+const OLD_COLOUR: RGBColor = RGBColor(0, 114, 178);
+/// The new generation's (Okabe–Ito vermillion), dashed.
+const NEW_COLOUR: RGBColor = RGBColor(213, 94, 0);
+/// The new master's `ready` (Okabe–Ito bluish green).
+const READY_COLOUR: RGBColor = RGBColor(0, 158, 115);
+
+/// Section 8: requests/s around one upgrade, a panel per strategy (one mode):
+/// the answers of the old master's workers and of the new one's, the failed
+/// requests, and when the new master started, was ready and the old one
+/// exited.
+pub fn upgrade_timeline(lines: &[UpgradeTimeline]) -> anyhow::Result<String> {
+    let y_max = lines
+        .iter()
+        .flat_map(|line| line.old.iter().chain(&line.new).chain(&line.failed))
+        .map(|point| point.1)
+        .fold(10.0, f64::max)
+        * 1.1;
+    let x_min = lines
+        .iter()
+        .flat_map(|line| line.old.iter().map(|p| p.0))
+        .fold(0.0, f64::min);
+    let x_max = lines
+        .iter()
+        .flat_map(|line| line.old.iter().map(|p| p.0))
+        .fold(0.5, f64::max);
+    let mode = lines.first().map_or("", |line| line.mode.name());
+    let height = 90 + 260 * lines.len().max(1) as u32;
+    svg((SIZE.0, height), |root| {
+        let titled = root
+            .titled(
+                &format!("{mode}: requests/s around an upgrade, by the generation that answered"),
+                (FONT, 20),
+            )
+            .map_err(drawing)?;
+        let (legend_area, panels) = titled.split_vertically(36);
+        swatch_legend(
+            &legend_area,
+            &[
+                (OLD_COLOUR, Swatch::Line(None), "old workers"),
+                (NEW_COLOUR, Swatch::Line(Some((9, 5))), "new workers"),
+                (BLACK, Swatch::Line(Some((2, 4))), "failed"),
+                (READY_COLOUR, Swatch::Line(None), "new master ready"),
+                (
+                    RGBColor(120, 120, 120),
+                    Swatch::Line(Some((16, 5))),
+                    "old master exit",
+                ),
+            ],
+        )?;
+        let areas = panels.split_evenly((lines.len().max(1), 1));
+        for (line, area) in lines.iter().zip(areas.iter()) {
+            let mut chart = ChartBuilder::on(area)
+                .caption(line.strategy.name(), (FONT, 16))
+                .margin(8)
+                .margin_right(20)
+                .x_label_area_size(40)
+                .y_label_area_size(80)
+                .build_cartesian_2d(x_min..x_max, 0.0..y_max)
+                .map_err(drawing)?;
+            chart
+                .configure_mesh()
+                .x_desc("when the request was due, s from the upgrade's start")
+                // No "-0.0" at the origin.
+                .x_label_formatter(&|x| format!("{:.1}", if x.abs() < 1e-9 { 0.0 } else { *x }))
+                .y_desc("requests/s")
+                .y_label_formatter(&|y| format!("{y:.0}"))
+                .label_style((FONT, 13))
+                .axis_desc_style((FONT, 14))
+                .draw()
+                .map_err(drawing)?;
+            let vertical = |x: f64| vec![(x, 0.0), (x, y_max)];
+            chart
+                .draw_series([PathElement::new(
+                    vertical(line.new_ready_s),
+                    READY_COLOUR.stroke_width(2),
+                )])
+                .map_err(drawing)?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vertical(line.old_exit_s),
+                    16,
+                    5,
+                    RGBColor(120, 120, 120).stroke_width(2),
+                ))
+                .map_err(drawing)?;
+            chart
+                .draw_series(LineSeries::new(
+                    line.old.iter().copied(),
+                    OLD_COLOUR.stroke_width(2),
+                ))
+                .map_err(drawing)?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    line.new.iter().copied(),
+                    9,
+                    5,
+                    NEW_COLOUR.stroke_width(2),
+                ))
+                .map_err(drawing)?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    line.failed.iter().copied(),
+                    2,
+                    4,
+                    BLACK.stroke_width(2),
+                ))
+                .map_err(drawing)?;
+        }
+        Ok(())
+    })
 }

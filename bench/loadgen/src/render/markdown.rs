@@ -6,14 +6,14 @@ use std::fmt::Write;
 
 use super::charts::{
     COST_SVG, FAIRNESS_SVG, FDS_SVG, LATENCY_RATE_SVG, LATENCY_SVG, MASTER_FDS_SVG, ROUNDS_SVG,
-    STALL_SVG,
+    STALL_SVG, UPGRADE_FAILURES_SVG, UPGRADE_TIMELINE_SVG,
 };
 use super::figures::{
-    CostRow, FdLimitRow, Figures, HELD_SHARE, Order, SLOS_US, SloCapacity, Spread, SweepLine,
-    ThroughputRow, WAITING_RATIO, connections_at_limit,
+    AROUND_AFTER_MS, AROUND_BEFORE_MS, CostRow, FdLimitRow, Figures, HELD_SHARE, Order, SLOS_US,
+    SloCapacity, Spread, SweepLine, ThroughputRow, UpgradeRow, WAITING_RATIO, connections_at_limit,
 };
 use crate::report::format::{bytes, count, count_f64, micros, rate};
-use crate::report::labels::{Load, Mode, Peer, Section};
+use crate::report::labels::{Load, Mode, Peer, Section, Strategy};
 
 /// The usual soft limit of open fds per process (`ulimit -n`).
 pub const USUAL_SOFT_LIMIT: f64 = 1024.0;
@@ -31,6 +31,7 @@ pub fn render(figures: &Figures) -> String {
     master_cost(&mut out, figures);
     faults(&mut out, figures);
     peers(&mut out, figures);
+    upgrades(&mut out, figures);
     limitations(&mut out, figures);
     out
 }
@@ -43,6 +44,7 @@ const FD_LIMIT: &str = "3. The fd limit";
 const FAIRNESS: &str = "4. Fairness";
 const MASTER_COST: &str = "5. Master cost";
 const FAULTS: &str = "6. Faults";
+const UPGRADES: &str = "8. Upgrades";
 const LIMITATIONS: &str = "Limitations";
 
 /// The anchor GitHub gives a heading: lower case, punctuation dropped, spaces
@@ -1985,6 +1987,206 @@ fn peers(out: &mut String, figures: &Figures) {
         }
     }
     w!(out);
+}
+
+/// `12 ms (max 30)`, or `–`.
+fn ms_median_max(spread: Option<Spread>) -> String {
+    match spread {
+        Some(spread) if spread.count > 1 => {
+            format!("{:.0} ms (max {:.0})", spread.median, spread.max)
+        }
+        Some(spread) => format!("{:.0} ms", spread.median),
+        None => "–".to_owned(),
+    }
+}
+
+/// What a strategy does, for the section's opening.
+fn strategy_text(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::Takeover => {
+            "the new master takes the listening sockets over SCM_RIGHTS (`--takeover`); the \
+             socket never stops listening"
+        }
+        Strategy::Restart => {
+            "SIGTERM to the old master, wait for its exit, start the new one on the same port"
+        }
+        Strategy::Overlap => {
+            "`handoff-reuseport` only: a second master binds its own `SO_REUSEPORT` listeners \
+             on the port; at its `ready`, SIGTERM to the old one"
+        }
+        Strategy::OverlapMigrate => {
+            "the same, in a network namespace of its own with `net.ipv4.tcp_migrate_req=1` \
+             (a closing listener's queued connections move to the other listeners)"
+        }
+    }
+}
+
+fn upgrades(out: &mut String, figures: &Figures) {
+    w!(out, "## {UPGRADES}");
+    w!(out);
+    let rows = &figures.upgrades;
+    let Some(first) = rows.first() else {
+        w!(
+            out,
+            "A running master replaced by a new one under load (`scripts/upgrade.py`)."
+        );
+        w!(out);
+        nothing(out, "upgrade");
+        return;
+    };
+    let mut upgrades: Vec<usize> = rows.iter().map(|row| row.upgrades).collect();
+    upgrades.sort_unstable();
+    upgrades.dedup();
+    w!(
+        out,
+        "A running master replaced by a new one under load, by `scripts/upgrade.py`: an open \
+         loop at {} requests/s, a new connection per request, {} upgrade(s) per mode and \
+         strategy, each worker taking `--init-delay` {:.0} ms to start (a real server's \
+         start-up). The strategies:",
+        first.rate_per_s.map_or("?".to_owned(), rate),
+        one_of(&upgrades),
+        first.init_delay_ms
+    );
+    w!(out);
+    let mut strategies: Vec<Strategy> = rows.iter().map(|row| row.strategy).collect();
+    strategies.sort();
+    strategies.dedup();
+    for strategy in &strategies {
+        w!(out, "- `{strategy}`: {}.", strategy_text(*strategy));
+    }
+    w!(out);
+    let settings: Vec<String> = rows
+        .iter()
+        .filter(|row| matches!(row.strategy, Strategy::Overlap | Strategy::OverlapMigrate))
+        .map(|row| {
+            format!(
+                "`{}` ran with `net.ipv4.tcp_migrate_req = {}` ({})",
+                row.strategy,
+                row.tcp_migrate_req
+                    .map_or("unknown".to_owned(), |v| v.to_string()),
+                if row.netns {
+                    "in a network namespace of its own"
+                } else {
+                    "in the host's network namespace"
+                }
+            )
+        })
+        .collect();
+    if !settings.is_empty() {
+        w!(out, "Kernel {}: {}.", first.kernel, settings.join("; "));
+        w!(out);
+    }
+    w!(
+        out,
+        "_Around an upgrade: from {AROUND_BEFORE_MS:.0} ms before it began to \
+         {AROUND_AFTER_MS:.0} ms after the later of the new master's `ready` and the old \
+         master's exit. Latency counts from each request's intended start. One run per cell: \
+         each figure is a median over its upgrades, not over rounds._"
+    );
+    w!(out);
+    w!(
+        out,
+        "| mode | strategy | upgrades | failed requests (per upgrade, median) | failures by kind | \
+         longest latency around an upgrade | longest latency away from upgrades | new master: \
+         start → ready | upgrade start → old master's exit |"
+    );
+    w!(out, "|---|---|---:|---:|---|---:|---:|---:|---:|");
+    for row in rows {
+        let kinds: Vec<String> = row
+            .kinds
+            .iter()
+            .map(|(kind, n)| format!("{kind} {}", count(*n)))
+            .collect();
+        w!(
+            out,
+            "| {} | {} | {} | {} ({}) | {} | {} | {} | {} | {}{} |",
+            row.mode,
+            row.strategy,
+            row.upgrades,
+            count(row.failed),
+            row.failed_per_upgrade
+                .map_or("–".to_owned(), |spread| format!("{:.0}", spread.median)),
+            if kinds.is_empty() {
+                "none".to_owned()
+            } else {
+                kinds.join(", ")
+            },
+            ms_median_max(row.longest_ms),
+            row.away_ms
+                .map_or("–".to_owned(), |ms| format!("{ms:.0} ms")),
+            ms_median_max(row.ready_ms),
+            ms_median_max(row.old_exit_ms),
+            if row.old_exit_not_zero > 0 {
+                format!(", {} not exit 0", row.old_exit_not_zero)
+            } else {
+                String::new()
+            },
+        );
+    }
+    w!(out);
+    w!(
+        out,
+        "![Failed requests per upgrade, per mode and strategy]({UPGRADE_FAILURES_SVG})"
+    );
+    w!(out);
+    if !figures.upgrade_timelines.is_empty() {
+        w!(
+            out,
+            "![Requests/s around an upgrade, by the generation of the worker that answered]({UPGRADE_TIMELINE_SVG})"
+        );
+        w!(out);
+    }
+    teach(out, &upgrade_lessons(rows));
+}
+
+/// What section 8 shows, strategy by strategy, from its rows.
+fn upgrade_lessons(rows: &[UpgradeRow]) -> Vec<String> {
+    let mut strategies: Vec<Strategy> = rows.iter().map(|row| row.strategy).collect();
+    strategies.sort();
+    strategies.dedup();
+    let mut lessons = Vec::new();
+    for strategy in strategies {
+        let of: Vec<&UpgradeRow> = rows.iter().filter(|row| row.strategy == strategy).collect();
+        let upgrades: usize = of.iter().map(|row| row.upgrades).sum();
+        let failed: u64 = of.iter().map(|row| row.failed).sum();
+        let modes: Vec<String> = of.iter().map(|row| format!("`{}`", row.mode)).collect();
+        let longest = of
+            .iter()
+            .filter_map(|row| row.longest_ms.map(|spread| spread.max))
+            .fold(None, |most: Option<f64>, ms| {
+                Some(most.map_or(ms, |m| m.max(ms)))
+            });
+        let longest = longest.map_or(String::new(), |ms| {
+            format!("; the longest latency around an upgrade was {ms:.0} ms at most")
+        });
+        if failed == 0 {
+            lessons.push(format!(
+                "`{strategy}` failed no request in {upgrades} upgrade(s) of {}{longest}.",
+                and_list(&modes)
+            ));
+        } else {
+            let mut kinds: Vec<(String, u64)> = Vec::new();
+            for row in &of {
+                for (kind, n) in &row.kinds {
+                    match kinds.iter_mut().find(|(k, _)| k == kind) {
+                        Some(entry) => entry.1 += n,
+                        None => kinds.push((kind.clone(), *n)),
+                    }
+                }
+            }
+            let kinds: Vec<String> = kinds
+                .iter()
+                .map(|(kind, n)| format!("{kind} {}", count(*n)))
+                .collect();
+            lessons.push(format!(
+                "`{strategy}` failed {} request(s) in {upgrades} upgrade(s) of {} ({}){longest}.",
+                count(failed),
+                and_list(&modes),
+                kinds.join(", ")
+            ));
+        }
+    }
+    lessons
 }
 
 #[cfg(test)]

@@ -86,6 +86,18 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             charts::master_fds(&figures.master_fds)?,
         )?;
     }
+    if !figures.upgrades.is_empty() {
+        write(
+            charts::UPGRADE_FAILURES_SVG,
+            charts::upgrade_failures(&figures.upgrades)?,
+        )?;
+    }
+    if !figures.upgrade_timelines.is_empty() {
+        write(
+            charts::UPGRADE_TIMELINE_SVG,
+            charts::upgrade_timeline(&figures.upgrade_timelines)?,
+        )?;
+    }
     write("REPORT.md", markdown::render(&figures))?;
     Ok(written)
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::{
     Affinity, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, Labels, Latencies,
     LoadgenUsage, Machine, MeasuredFrom, Parameters, Phases, ProcessReport, Report, Requests,
-    SamplePoint, Stall, StallWaits, TargetShare, UseSummary, WatchReport, WatchedAffinity,
-    WorkerShare, Workers,
+    SamplePoint, Stall, StallWaits, TargetShare, Timeline, TimelineInterval, UseSummary,
+    WatchReport, WatchedAffinity, WorkerShare, Workers,
 };
 use crate::load::failure::Failure;
 use crate::load::recorder::{Recorder, WorkerCount};
@@ -51,6 +51,8 @@ pub struct Inputs<'a> {
     pub stop_for: Option<Duration>,
     /// loadgen's CPU time over the window and the placement.
     pub readings: Readings,
+    /// The window's start, ms since the Unix epoch (for `timeline`).
+    pub window_start_unix_ms: f64,
 }
 
 impl Report {
@@ -213,11 +215,39 @@ impl Report {
             }),
             loadgen_usage,
             affinity,
+            timeline: recorder
+                .timeline
+                .as_ref()
+                .map(|timeline| timeline_report(timeline, inputs.window_start_unix_ms)),
+            upgrades: None,
             notes: Vec::new(),
         };
         report.notes = notes(&report);
         report.notes.extend(readings.errors);
         report
+    }
+}
+
+/// `--timeline` as the JSON has it: failures by kind name, only the kinds
+/// that occurred; pids in order.
+fn timeline_report(timeline: &crate::load::recorder::Timeline, start_unix_ms: f64) -> Timeline {
+    Timeline {
+        interval_ms: millis(timeline.interval),
+        start_unix_ms,
+        intervals: timeline
+            .slots
+            .iter()
+            .map(|slot| TimelineInterval {
+                ok_by_pid: slot.ok_by_pid.iter().copied().collect(),
+                failed: Failure::ALL
+                    .iter()
+                    .zip(slot.failures)
+                    .filter(|(_, count)| *count > 0)
+                    .map(|(kind, count)| (kind.name().to_owned(), count))
+                    .collect(),
+                max_latency_us: (slot.max_latency_us > 0).then_some(slot.max_latency_us),
+            })
+            .collect(),
     }
 }
 

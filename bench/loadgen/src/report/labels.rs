@@ -6,7 +6,7 @@
 //!
 //! | key | values | compare.sh gives it to |
 //! |---|---|---|
-//! | `section` | `throughput`, `sweep`, `fdbill`, `fdlimit`, `fairness`, `faults` | every run |
+//! | `section` | `throughput`, `sweep`, `fdbill`, `fdlimit`, `fairness`, `faults`, `upgrade` | every run |
 //! | `mode` | `proxy`, `handoff-socket`, `handoff-listener`, `handoff-reuseport`, `direct`, `ceiling` (old runs only), `nginx`, `node-rr`, `node-none` | every run |
 //! | `load` | `keepalive`, `newconn`, `openloop` (old runs only) | throughput, sweep, fairness, faults |
 //! | `round` | 1, 2, ...: the round of the interleaved matrix | throughput |
@@ -17,6 +17,7 @@
 //! | `workers` | workers in the cluster (a worker that answered nothing counts as 0) | every run |
 //! | `accept` | `drain`, `single`, `exclusive`, `blocking`: `handoff --pass listener --accept` | fairness (handoff-listener) |
 //! | `stall_ms` | how long `--stop` stalled a worker each time, ms | fairness (the stalled-worker runs) |
+//! | `strategy` | `takeover`, `restart`, `overlap`, `overlap-migrate` | upgrade (by `scripts/upgrade.py`) |
 //!
 //! In the JSON, `labels` stays a map of strings (`"round": "1"`), so reports
 //! written before the labels were typed read as they are.
@@ -89,6 +90,26 @@ label_enum! {
         Fairness = "fairness",
         /// 6: a worker killed mid-run.
         Faults = "faults",
+        /// 8: masters replaced under load (`scripts/upgrade.py`).
+        Upgrade = "upgrade",
+    }
+}
+
+label_enum! {
+    /// How a master was replaced by a new one (section 8, `scripts/upgrade.py`).
+    Strategy, "strategy" {
+        /// The new master takes the listening sockets over SCM_RIGHTS
+        /// (`--takeover`).
+        Takeover = "takeover",
+        /// SIGTERM the old master, wait for its exit, start the new one.
+        Restart = "restart",
+        /// `handoff-reuseport`: a second master binds its own `SO_REUSEPORT`
+        /// listeners on the port, then the old one gets SIGTERM; the kernel's
+        /// `net.ipv4.tcp_migrate_req` as the host has it.
+        Overlap = "overlap",
+        /// The same in a network namespace with `net.ipv4.tcp_migrate_req=1`:
+        /// a closing listener's queue moves to the others (Linux ≥ 5.14).
+        OverlapMigrate = "overlap-migrate",
     }
 }
 
@@ -259,6 +280,8 @@ pub struct Labels {
     pub accept: Option<Accept>,
     /// How long `--stop` stalled a worker each time, ms.
     pub stall_ms: Option<u64>,
+    /// How the master was replaced (section 8).
+    pub strategy: Option<Strategy>,
 }
 
 /// One `--label KEY=VALUE`, parsed.
@@ -286,10 +309,12 @@ pub enum Label {
     Accept(Accept),
     /// `stall_ms=`.
     StallMs(u64),
+    /// `strategy=`.
+    Strategy(Strategy),
 }
 
 /// The keys, as [`Label`] parses them.
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "section",
     "mode",
     "load",
@@ -301,6 +326,7 @@ const KEYS: [&str; 11] = [
     "workers",
     "accept",
     "stall_ms",
+    "strategy",
 ];
 
 impl Label {
@@ -327,6 +353,7 @@ impl Label {
             "workers" => Label::Workers(number(value)?),
             "accept" => Label::Accept(parse_accept(value)?),
             "stall_ms" => Label::StallMs(number(value)?),
+            "strategy" => Label::Strategy(value.parse()?),
             _ => {
                 return Err(format!("{key:?} is not a label key ({})", KEYS.join(", ")));
             }
@@ -361,6 +388,7 @@ impl Labels {
             Label::Workers(n) => self.workers = Some(n),
             Label::Accept(accept) => self.accept = Some(accept),
             Label::StallMs(n) => self.stall_ms = Some(n),
+            Label::Strategy(strategy) => self.strategy = Some(strategy),
         }
     }
 }
@@ -399,6 +427,7 @@ impl From<Labels> for BTreeMap<String, String> {
             labels.workers.map(|n| n.to_string()),
             labels.accept.map(accept_name),
             labels.stall_ms.map(|n| n.to_string()),
+            labels.strategy.map(|strategy| strategy.to_string()),
         ];
         KEYS.iter()
             .zip(texts)
@@ -426,6 +455,7 @@ mod tests {
             ("workers", "2"),
             ("accept", "exclusive"),
             ("stall_ms", "500"),
+            ("strategy", "overlap-migrate"),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value.to_owned()))

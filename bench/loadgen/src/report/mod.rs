@@ -133,8 +133,79 @@ pub struct Report {
     /// not be read, and in reports written before it was recorded.
     #[serde(default)]
     pub affinity: Option<Affinity>,
+    /// `--timeline`: the window interval by interval; `null` without it (and
+    /// in reports written before it existed).
+    #[serde(default)]
+    pub timeline: Option<Timeline>,
+    /// The upgrades `scripts/upgrade.py` made during the run, which it adds
+    /// to the JSON loadgen wrote; `null` otherwise (loadgen never writes it).
+    #[serde(default)]
+    pub upgrades: Option<Upgrades>,
     /// Sentences for a person: what went wrong or deserves a look.
     pub notes: Vec<String>,
+}
+
+/// `--timeline`: the window cut into `--sample-interval`s; each request is
+/// counted in the interval it was scheduled in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// The width of an interval, ms.
+    pub interval_ms: f64,
+    /// The window's start (interval 0 begins there), ms since the Unix epoch,
+    /// to line the intervals up with another process's clock.
+    pub start_unix_ms: f64,
+    /// The intervals, in order from the window's start.
+    pub intervals: Vec<TimelineInterval>,
+}
+
+/// What became of the requests scheduled in one interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelineInterval {
+    /// Successful answers by `x-worker-pid` (0: an answer without one).
+    pub ok_by_pid: BTreeMap<u32, u64>,
+    /// Failed requests by kind (as `errors`), only the kinds that occurred.
+    pub failed: BTreeMap<String, u64>,
+    /// The longest latency of its successful requests, µs; `null` without any.
+    pub max_latency_us: Option<u64>,
+}
+
+/// What `scripts/upgrade.py` did during a run: masters replaced under load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Upgrades {
+    /// Each worker's `--init-delay`, ms.
+    pub init_delay_ms: f64,
+    /// `net.ipv4.tcp_migrate_req` where the servers ran; `null` if unreadable.
+    pub tcp_migrate_req: Option<u8>,
+    /// Whether the run had a network namespace of its own (`unshare -n`).
+    pub netns: bool,
+    /// `uname -r`.
+    pub kernel: String,
+    /// The upgrades, in order.
+    pub events: Vec<UpgradeEvent>,
+}
+
+/// One master replaced by another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpgradeEvent {
+    /// When it began (the new master started, or for `restart` the SIGTERM
+    /// to the old one), ms since the Unix epoch; the times below count from it.
+    pub at_unix_ms: f64,
+    /// The master replaced.
+    pub old_master: u32,
+    /// Its workers, from its `ready` line.
+    pub old_workers: Vec<u32>,
+    /// The new master.
+    pub new_master: u32,
+    /// Its workers, from its `ready` line.
+    pub new_workers: Vec<u32>,
+    /// When the new master was started, ms.
+    pub new_start_ms: f64,
+    /// When it printed `ready`, ms.
+    pub new_ready_ms: f64,
+    /// When the old master exited, ms.
+    pub old_exit_ms: f64,
+    /// Its exit code; `null` if a signal ended it.
+    pub old_exit_code: Option<i32>,
 }
 
 /// The run's parameters, as used (defaults filled in).

@@ -389,6 +389,7 @@ mod tests {
             stalls: Vec::new(),
             stop_for: None,
             readings: Readings::default(),
+            window_start_unix_ms: 0.0,
         })
     }
 
