@@ -42,8 +42,6 @@ use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
 use cluster::upgrade::Upgrade;
 use cluster::{GRACE_PERIOD, Mode, Pass, accept, listen};
-
-use crate::close::Closer;
 use tokio::io::unix::AsyncFd;
 
 /// How many handed connections a worker may have not yet acknowledged.
@@ -106,8 +104,6 @@ struct Dispatcher {
     /// event (each acknowledgement): a pause kept there would end, and warn
     /// again, on each of them.
     accept_backoff: accept::Backoff,
-    /// Closes the acknowledged copies, those of one acknowledgement together.
-    closer: Closer,
 }
 
 impl Dispatcher {
@@ -272,9 +268,8 @@ impl Dispatcher {
                 // our copies closes them; the worker has its own. (No `seq + 1`:
                 // a worker's `seq` may be u64::MAX, and must not panic us.)
                 let mut later = unacked.split_off(&seq);
-                let last = later.remove(&seq);
-                let acknowledged = std::mem::replace(unacked, later);
-                self.closer.close(acknowledged.into_values().chain(last));
+                later.remove(&seq);
+                *unacked = later;
             }
             Event::Message {
                 slot,
