@@ -49,58 +49,6 @@ pub const CHANNEL_FD_ENV: &str = "CLUSTER_CHANNEL_FD";
 /// costs nothing a user would see at a stop.
 const STOP_SETTLE: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// How many handed connections a `handoff-socket` worker leaves
-/// unacknowledged at most before it acknowledges them (at once, in one
-/// cumulative `Ack`): half the master's window per worker
-/// (`handoff::dispatch::MAX_UNACKED_HANDOFFS`, 8), so that the master
-/// always has room to hand this worker more while the `Ack` travels.
-pub const ACK_EVERY: u64 = 4;
-
-/// How long a `handoff-socket` worker owes an acknowledgement at most when
-/// no more connections come (fewer than [`ACK_EVERY`]). The master holds its
-/// copies of the connections until then; the client does not wait on them
-/// (hyper ends a connection with `shutdown(SHUT_WR)`, which sends the FIN
-/// whatever copies remain).
-pub const ACK_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
-
-/// The acknowledgement a `handoff-socket` worker owes the master.
-#[derive(Default)]
-struct Owed {
-    /// The last handoff taken, if not yet acknowledged.
-    last: Option<u64>,
-    /// How many handoffs are not yet acknowledged.
-    count: u64,
-    /// When the acknowledgement is due at the latest.
-    due: Option<tokio::time::Instant>,
-}
-
-impl Owed {
-    /// `count` more handoffs taken, up to `last`.
-    fn add(&mut self, last: u64, count: u64) {
-        self.last = Some(last);
-        self.count += count;
-        self.due
-            .get_or_insert_with(|| tokio::time::Instant::now() + ACK_DELAY);
-    }
-
-    /// Sends the `Ack` owed, if any.
-    async fn send(&mut self, channel: &Channel) -> anyhow::Result<()> {
-        if let Some(seq) = self.last.take() {
-            channel.send(Message::Ack { seq }, None).await?;
-        }
-        *self = Owed::default();
-        Ok(())
-    }
-}
-
-/// Sleeps until `at`; forever if there is no `at`.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Arguments of the hidden `worker` subcommand, given by the master.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
@@ -322,15 +270,10 @@ impl Worker {
     /// `handoff-socket`: report `Ready`, then serve every connection handed
     /// over until told to stop.
     ///
-    /// Acknowledgements are lazy (issue 14): each wakes the master, and
-    /// under load they were half its wake-ups. The orders already queued
-    /// when one arrives are taken together, and the connections among them
-    /// acknowledged with one cumulative `Ack` ("all up to seq") only once
-    /// [`ACK_EVERY`] are owed, or when [`ACK_DELAY`] has passed since the
-    /// first of them arrived with nothing more coming, or before a stop.
-    /// Until then the master holds its copies: a worker that dies with
-    /// acknowledgements owed has those connections handed to another worker,
-    /// as before. Rejections go at once.
+    /// The orders already queued when one arrives are taken together, and the
+    /// connections among them acknowledged with one message: under load
+    /// several handoffs arrive per wake-up, and one `Ack` (cumulative: "all up
+    /// to seq") saves the master a wake-up and a `recvmsg` for each other.
     async fn serve_handed_sockets(&mut self) -> anyhow::Result<()> {
         if !self.start_up().await? {
             return Ok(());
@@ -338,13 +281,9 @@ impl Worker {
         self.channel
             .send(Message::Ready { port: None }, None)
             .await?;
-        let mut owed = Owed::default();
         loop {
-            let Some(mut order) = self.next_order_until(owed.due).await? else {
-                // Due, and nothing more came.
-                owed.send(&self.channel).await?;
-                continue;
-            };
+            let mut order = self.next_order().await?;
+            let mut ack = None;
             let stop = loop {
                 match order {
                     // One connection, or a batch (its fds in `seq` order; the
@@ -354,7 +293,7 @@ impl Worker {
                         for (seq, fd) in (first..=last).zip(fds) {
                             self.serve_handed(seq, fd, service::serve);
                         }
-                        owed.add(last, last.saturating_sub(first) + 1);
+                        ack = Some(last);
                     }
                     Order::Take(other, _) => bail!("unexpected message from the master: {other:?}"),
                     // Sent at once, before any later cumulative Ack; a batch
@@ -376,8 +315,8 @@ impl Worker {
                     None => break false,
                 }
             };
-            if stop || owed.count >= ACK_EVERY {
-                owed.send(&self.channel).await?;
+            if let Some(seq) = ack {
+                self.channel.send(Message::Ack { seq }, None).await?;
             }
             if stop {
                 return Ok(());
@@ -425,24 +364,13 @@ impl Worker {
     /// Pings are answered on the way, whatever the worker serves: the
     /// master's liveness check asks only that this loop turns.
     async fn next_order(&mut self) -> anyhow::Result<Order> {
-        let order = self.next_order_until(None).await?;
-        Ok(order.expect("no deadline, so an order"))
-    }
-
-    /// As [`Self::next_order`], but `None` once `deadline` (if any) passes
-    /// first.
-    async fn next_order_until(
-        &mut self,
-        deadline: Option<tokio::time::Instant>,
-    ) -> anyhow::Result<Option<Order>> {
         loop {
             let received = tokio::select! {
                 received = self.channel.recv() => received,
-                _ = self.sigterm.recv() => return Ok(Some(Order::Stop)),
-                () = sleep_until(deadline) => return Ok(None),
+                _ = self.sigterm.recv() => return Ok(Order::Stop),
             };
             if let Some(order) = self.answer_ping(received).await? {
-                return Ok(Some(order));
+                return Ok(order);
             }
         }
     }

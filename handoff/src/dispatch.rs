@@ -42,8 +42,6 @@ use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
 use cluster::upgrade::Upgrade;
 use cluster::{GRACE_PERIOD, Mode, Pass, accept, listen};
-
-use crate::close::Closer;
 use tokio::io::unix::AsyncFd;
 
 /// How many handed connections a worker may have not yet acknowledged.
@@ -106,8 +104,6 @@ struct Dispatcher {
     /// event (each acknowledgement): a pause kept there would end, and warn
     /// again, on each of them.
     accept_backoff: accept::Backoff,
-    /// Closes the acknowledged copies, those of one acknowledgement together.
-    closer: Closer,
 }
 
 impl Dispatcher {
@@ -272,9 +268,8 @@ impl Dispatcher {
                 // our copies closes them; the worker has its own. (No `seq + 1`:
                 // a worker's `seq` may be u64::MAX, and must not panic us.)
                 let mut later = unacked.split_off(&seq);
-                let last = later.remove(&seq);
-                let acknowledged = std::mem::replace(unacked, later);
-                self.closer.close(acknowledged.into_values().chain(last));
+                later.remove(&seq);
+                *unacked = later;
             }
             Event::Message {
                 slot,
@@ -330,45 +325,6 @@ impl Dispatcher {
     }
 }
 
-/// Queues and submits a multishot accept on `listener`.
-fn arm_accept(ring: &mut io_uring::IoUring, listener: std::os::fd::RawFd) {
-    let entry = io_uring::opcode::AcceptMulti::new(io_uring::types::Fd(listener))
-        .flags(libc::SOCK_CLOEXEC)
-        .build()
-        .user_data(1);
-    // SAFETY: an accept entry refers to no memory of ours.
-    if unsafe { ring.submission().push(&entry) }.is_ok() {
-        if let Err(err) = ring.submit() {
-            tracing::warn!(cause = %err, "io_uring submit");
-        }
-    }
-}
-
-/// Moves the accepted sockets the ring has completed to `waiting`; re-arms
-/// the accept if it ended.
-fn take_accepted(
-    ring: &mut io_uring::IoUring,
-    listener: std::os::fd::RawFd,
-    waiting: &mut VecDeque<OwnedFd>,
-) {
-    let mut rearm = false;
-    for cqe in ring.completion() {
-        let res = cqe.result();
-        if res >= 0 {
-            // SAFETY: a successful accept's result is a new fd, ours alone.
-            waiting.push_back(unsafe { std::os::fd::FromRawFd::from_raw_fd(res) });
-        } else {
-            tracing::debug!(errno = -res, "io_uring accept failed");
-        }
-        if !io_uring::cqueue::more(cqe.flags()) {
-            rearm = true;
-        }
-    }
-    if rearm {
-        arm_accept(ring, listener);
-    }
-}
-
 /// Sleeps until `at`; forever if there is no `at`.
 async fn sleep_until(at: Option<Instant>) {
     match at {
@@ -399,13 +355,8 @@ pub async fn run(
     // Registered for readiness only: accepted sockets go to workers untouched.
     // SAFETY: the AsyncFd owns the listener, which keeps its fd open and
     // unchanged until the AsyncFd is dropped.
-    // Experiment: not registered with epoll; the ring accepts on it.
-    // Experiment (issue 14): multishot accept through io_uring.
-    let listener_raw = std::os::fd::AsRawFd::as_raw_fd(&listener);
-    let mut uring = io_uring::IoUring::new(64)?;
-    arm_accept(&mut uring, listener_raw);
-    let mut ring =
-        unsafe { AsyncFd::register_with_interest(uring, tokio::io::Interest::READABLE) }?;
+    let listener =
+        unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }?;
     let workers = usize::from(setup.args.workers);
     let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), ready_line, None)?;
     let mut dispatcher = Dispatcher::new(workers);
@@ -421,16 +372,13 @@ pub async fn run(
             }
             event = supervisor.next_event() => dispatcher.on_event(event, &mut supervisor),
             () = sleep_until(dispatcher.resume_at) => dispatcher.resume(),
-            guard = ring.readable_mut(), if dispatcher.can_accept() => {
-                let _ = room;
-                let Ok(mut guard) = guard else { continue };
-                take_accepted(guard.get_inner_mut(), listener_raw, &mut dispatcher.waiting);
-                guard.clear_ready();
+            accepted = accept::accept_to_pass(&listener, &mut dispatcher.accept_backoff, room),
+                if dispatcher.can_accept() => {
+                dispatcher.waiting.extend(accepted);
                 dispatcher.flush();
             }
         }
     };
-    take_accepted(ring.get_mut(), listener_raw, &mut dispatcher.waiting);
     // Stop accepting. The clients already in the kernel's accept queue (there
     // when every worker's window was full) completed their handshake: take
     // them, so that closing the listener does not reset them, then stop the
@@ -444,7 +392,7 @@ pub async fn run(
     let queued = if handed_over || shared {
         Vec::new()
     } else {
-        accept::stop_listening(listener.as_fd())
+        accept::stop_listening(listener.get_ref().as_fd())
     };
     drop(listener);
     if !queued.is_empty() {

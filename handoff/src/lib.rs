@@ -17,8 +17,6 @@
 //! - [`run`]: binds, starts the workers, runs the chosen way.
 //! - [`dispatch`]: `--pass socket`: the round-robin handoff with
 //!   acknowledgements.
-//! - [`close`]: the dispatcher's closes of acknowledged copies, submitted
-//!   together through io_uring.
 //! - [`listeners`]: `--pass listener` and `--pass reuseport`: listening sockets
 //!   handed out once per worker.
 #![deny(missing_docs)]
@@ -28,7 +26,6 @@ use std::future::Future;
 use cluster::master::Setup;
 use cluster::upgrade::Upgrade;
 
-pub mod close;
 pub mod dispatch;
 pub mod listeners;
 
