@@ -53,9 +53,6 @@ use tokio::io::unix::AsyncFd;
 /// connections.
 pub const MAX_UNACKED_HANDOFFS: usize = 8;
 
-/// Experiment: accept at most once per this many µs.
-const COALESCE_US: u64 = 1000;
-
 /// One worker slot, as the dispatcher sees it.
 #[derive(Default)]
 struct Slot {
@@ -364,7 +361,6 @@ pub async fn run(
     let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), ready_line, None)?;
     let mut dispatcher = Dispatcher::new(workers);
     tokio::pin!(shutdown);
-    let mut accept_after: Option<Instant> = None;
     let handed_over = loop {
         // Accept no more than the workers can be handed at once.
         let room = dispatcher.room();
@@ -376,12 +372,10 @@ pub async fn run(
             }
             event = supervisor.next_event() => dispatcher.on_event(event, &mut supervisor),
             () = sleep_until(dispatcher.resume_at) => dispatcher.resume(),
-            () = sleep_until(accept_after), if accept_after.is_some() => accept_after = None,
             accepted = accept::accept_to_pass(&listener, &mut dispatcher.accept_backoff, room),
-                if dispatcher.can_accept() && accept_after.is_none() => {
+                if dispatcher.can_accept() => {
                 dispatcher.waiting.extend(accepted);
                 dispatcher.flush();
-                accept_after = Some(Instant::now() + std::time::Duration::from_micros(COALESCE_US));
             }
         }
     };
