@@ -54,7 +54,7 @@ out=${out:-$(mktemp -d)}
 mkdir -p "$out/runs"
 
 perf_events=syscalls:sys_enter_accept4,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg
-perf_events+=,syscalls:sys_enter_close,syscalls:sys_enter_epoll_wait,context-switches
+perf_events+=,syscalls:sys_enter_close,syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_epoll_wait,context-switches
 [[ $load == newconn ]] && load_flags+=(--new-conn)
 master=
 stop() { [[ -n $master ]] && kill -TERM "$master" 2>/dev/null && wait "$master" 2>/dev/null; master=; }
