@@ -5,7 +5,7 @@
 //! # Layout
 //!
 //! - [`Mode`] and [`Pass`]: the four modes, one name each in code, flags
-//!   and output.
+//!   and output; [`Accept`]: how the workers of `handoff-listener` accept.
 //! - [`cli`]: what every binary shares on its command line: the duration
 //!   syntax, the usage error, the exit codes.
 //! - [`rlimit`]: RLIMIT_NOFILE, read and set in one place.
@@ -21,6 +21,8 @@
 //!   function per mode.
 //! - [`service`]: the worker's HTTP/1.1 answer (hyper).
 //! - [`accept`]: accepting with a back-off at the fd limit.
+//! - [`shared_listener`]: how a worker accepts on the listener it shares
+//!   with the others, one function per `--accept` strategy.
 //! - [`announce`]: the JSON `ready` and `respawn` lines on stdout
 //!   (`Announcement`s; not to be confused with the supervisor's
 //!   [`supervisor::Event`]s, which stay inside the master).
@@ -40,6 +42,7 @@ pub mod master;
 pub mod procfs;
 pub mod rlimit;
 pub mod service;
+pub mod shared_listener;
 pub mod supervisor;
 pub mod upgrade;
 pub mod worker;
@@ -76,6 +79,51 @@ pub enum Pass {
     Listener,
     /// One SO_REUSEPORT listener per worker (mode `handoff-reuseport`).
     Reuseport,
+}
+
+/// How the workers of `handoff --pass listener` accept on the one listening
+/// socket they share (handoff's `--accept` flag, passed on to each worker).
+///
+/// Who gets a new connection is decided by whom the kernel wakes, so each
+/// strategy is a choice of wait queue. (Cloudflare, "Why does one NGINX
+/// worker take all the load?": epoll wakes waiters last in, first out, a
+/// blocking `accept(2)` first in, first out.)
+///
+/// `drain` stays the default although it spreads connections least evenly
+/// (with `exclusive`): it is
+/// what an event-loop server does out of the box (tokio, Node.js's
+/// `SCHED_NONE`), which is what the `handoff-listener` mode stands for in the
+/// comparison, and it costs least. Measured with 4 workers on 2 shared
+/// cores, 5 rounds (README, "Who takes a connection"): one new connection
+/// at a time, Jain's index of the connection shares is 0.58–0.90 with
+/// `drain` and 1.00 with `blocking`; 40 keep-alive connections opened at
+/// once, 0.25–0.56 with `drain`, 0.78–1.00 with `single`, 0.85–0.95 with
+/// `blocking`; but the server's CPU per 1,000 new-connection requests is
+/// 61–65 ms with `drain`, 65–85 ms with `blocking` and 87–92 ms with
+/// `single`. No strategy is the fairest under both loads; the fair ones
+/// are one flag away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Accept {
+    /// Each worker's event loop watches the listener (`epoll_ctl(EPOLLIN |
+    /// EPOLLET)` in tokio); a new connection wakes every waiting worker,
+    /// and each woken worker calls `accept4` until EAGAIN. The worker that
+    /// wakes first takes the whole queue; the others find it empty.
+    Drain,
+    /// As `drain`, but after each `accept4` the worker yields: to other
+    /// processes (`nanosleep` of 1 ns, which the timer slack makes ~50 µs)
+    /// and to its own event loop, before it accepts again (libuv's
+    /// `UV_TCP_SINGLE_ACCEPT`). Every waiting worker is still woken.
+    Single,
+    /// A thread per worker waits in `epoll_wait` on an epoll fd of its own,
+    /// where the listener is registered with `EPOLLEXCLUSIVE`: the kernel
+    /// wakes one waiting thread per connection (not all), which calls
+    /// `accept4` until EAGAIN and hands the streams to its worker's runtime.
+    Exclusive,
+    /// A thread per worker blocked in `accept(2)` (the listener made
+    /// blocking): the kernel keeps one FIFO queue of blocked acceptors and
+    /// wakes the one that has waited longest, one per connection; it hands
+    /// the stream to its worker's runtime.
+    Blocking,
 }
 
 impl Mode {

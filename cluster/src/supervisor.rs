@@ -52,7 +52,9 @@ use crate::master::Setup;
 use crate::rlimit::{self, NofileLimit};
 use crate::upgrade::ReadyLine;
 use crate::worker::CHANNEL_FD_ENV;
-use crate::{GRACE_PERIOD, Mode, Pass};
+use clap::ValueEnum;
+
+use crate::{Accept, GRACE_PERIOD, Mode, Pass};
 
 /// The longest a crash-looping slot waits before its next respawn; a worker
 /// that ran for at least this long is replaced at once.
@@ -174,16 +176,22 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Starts `--workers` workers for a master of `mode`; each worker is
-    /// told the mode, and serves as it requires. Must be called from the
+    /// told the mode (and `accept`, how to accept on a shared listener, when
+    /// the mode has one), and serves as it requires. Must be called from the
     /// main thread, on a current-thread runtime. When every worker first
     /// serves, their list goes to `ready_line`, whose task prints the
     /// `ready` line (see [`crate::upgrade`]).
-    pub fn start(setup: &Setup, mode: Mode, ready_line: ReadyLine) -> std::io::Result<Supervisor> {
+    pub fn start(
+        setup: &Setup,
+        mode: Mode,
+        ready_line: ReadyLine,
+        accept: Option<Accept>,
+    ) -> std::io::Result<Supervisor> {
         let (tx, events) = mpsc::channel(EVENT_QUEUE_LEN);
         let stop = CancellationToken::new();
         let header_timeout = humantime::format_duration(setup.args.header_timeout);
         let init_delay = humantime::format_duration(setup.args.init_delay);
-        let args = [
+        let mut args: Vec<String> = [
             "worker",
             "--mode",
             mode.name(),
@@ -191,10 +199,15 @@ impl Supervisor {
             &header_timeout.to_string(),
             "--init-delay",
             &init_delay.to_string(),
-        ];
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(accept) = accept.and_then(|accept| accept.to_possible_value()) {
+            args.extend(["--accept".to_string(), accept.get_name().to_string()]);
+        }
         let spec = Arc::new(Spec {
             exe: std::env::current_exe()?,
-            args: args.map(String::from).to_vec(),
+            args,
             nofile: setup.worker_nofile,
             takes_connections: mode == Mode::Handoff(Pass::Socket),
             worker_timeout: setup.args.worker_timeout,

@@ -24,19 +24,20 @@
 //! with a `Pong`: a worker whose event loop is stuck answers nothing, and the
 //! master replaces it after `--worker-timeout`.
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, ChannelError, Message};
-use crate::{GRACE_PERIOD, Mode, Pass, accept, service};
+use crate::shared_listener::{Serving, accept_loop};
+use crate::{Accept, GRACE_PERIOD, Mode, Pass, service};
 
 /// The environment variable that tells a worker the number of its channel fd.
 pub const CHANNEL_FD_ENV: &str = "CLUSTER_CHANNEL_FD";
@@ -59,6 +60,10 @@ pub struct WorkerArgs {
     /// The master's `--init-delay`: wait this long before serving.
     #[arg(long, value_parser = crate::cli::parse_duration, default_value = "0s")]
     pub init_delay: std::time::Duration,
+    /// The master's `--accept`: how to accept on a shared listener
+    /// (`handoff-listener` only; the other modes ignore it).
+    #[arg(long, value_enum, default_value_t = Accept::Drain)]
+    pub accept: Accept,
 }
 
 /// The hidden subcommand by which the master starts its workers; every
@@ -112,7 +117,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let config = service::Config {
         header_timeout: args.header_timeout,
     };
-    let mut worker = Worker::start(config, args.init_delay)?;
+    let mut worker = Worker::start(config, args.accept, args.init_delay)?;
     match args.mode {
         Mode::Proxy => worker.serve_own_port().await?,
         Mode::Handoff(Pass::Socket) => worker.serve_handed_sockets().await?,
@@ -164,6 +169,8 @@ struct Worker {
     sigterm: Signal,
     /// The HTTP settings, from the master's flags.
     config: service::Config,
+    /// How to accept on a listener handed over (`--accept`).
+    accept: Accept,
     /// Every connection served, so that a stop can wait for them.
     connections: Arc<GracefulShutdown>,
     /// The tasks accepting on a listener (`proxy`, listener modes).
@@ -176,7 +183,11 @@ struct Worker {
 
 impl Worker {
     /// Takes the inherited channel and sets up the signals.
-    fn start(config: service::Config, init_delay: std::time::Duration) -> anyhow::Result<Worker> {
+    fn start(
+        config: service::Config,
+        accept: Accept,
+        init_delay: std::time::Duration,
+    ) -> anyhow::Result<Worker> {
         // Ctrl-C in a terminal signals the whole foreground process group; the
         // master coordinates the stop, so a worker must not die of SIGINT first.
         // SAFETY: SIG_IGN installs no handler code; nothing else here handles SIGINT.
@@ -191,6 +202,7 @@ impl Worker {
             sigterm: signal(SignalKind::terminate()).context("SIGTERM handler")?,
             channel: Channel::new(inherited_channel()?).context("channel")?,
             config,
+            accept,
             connections: Arc::new(GracefulShutdown::new()),
             accept_loops: JoinSet::new(),
             stop_accepting: CancellationToken::new(),
@@ -219,11 +231,9 @@ impl Worker {
         if !self.start_up().await? {
             return Ok(());
         }
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .context("bind own port")?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("bind own port")?;
         let port = listener.local_addr()?.port();
-        self.accept_on(listener);
+        self.accept_on(listener, Accept::Drain);
         let ready = Message::Ready { port: Some(port) };
         self.channel.send(ready, None).await?;
         self.serve_until_stop().await
@@ -238,7 +248,7 @@ impl Worker {
                 if !self.start_up().await? {
                     return Ok(());
                 }
-                self.accept_on(listener);
+                self.accept_on(listener, self.accept);
             }
             Order::Stop => return Ok(()),
             _ => bail!("unexpected message from the master (expected Listener)"),
@@ -373,14 +383,14 @@ impl Worker {
         Order::from_channel(received).map(Some)
     }
 
-    /// Serves the connections of `listener` from now on, in a task of its own.
-    fn accept_on(&mut self, listener: TcpListener) {
-        let accepting = accept_loop(
-            listener,
-            self.connections.clone(),
-            self.config,
-            self.stop_accepting.clone(),
-        );
+    /// Serves the connections of `listener` from now on, accepting as
+    /// `strategy` says, in a task of its own.
+    fn accept_on(&mut self, listener: std::net::TcpListener, strategy: Accept) {
+        let serving = Serving {
+            connections: self.connections.clone(),
+            config: self.config,
+        };
+        let accepting = accept_loop(strategy, listener, serving, self.stop_accepting.clone());
         self.accept_loops.spawn(accepting);
     }
 
@@ -418,32 +428,6 @@ impl Worker {
     }
 }
 
-/// Accepts on `listener` until `stop`, then serves what is already in its
-/// accept queue: clients whose handshake the kernel has completed, which
-/// closing the listener would reset (in `proxy` mode, the master's
-/// connections for its last clients). In the listener modes the master has
-/// taken the queue itself as it stopped listening, so none is left here.
-async fn accept_loop(
-    listener: TcpListener,
-    connections: Arc<GracefulShutdown>,
-    config: service::Config,
-    stop: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            stream = accept::accept(&listener) => service::serve(stream, connections.watcher(), config),
-        }
-    }
-    for fd in accept::accept_queued(listener.as_fd()) {
-        match tcp_stream(fd) {
-            Ok(stream) => service::serve_at_stop(stream, connections.watcher(), config),
-            Err(err) => tracing::warn!(cause = %err, "cannot serve a queued connection; closed"),
-        }
-    }
-}
-
 fn one_fd(fds: Vec<OwnedFd>) -> anyhow::Result<OwnedFd> {
     let mut fds = fds.into_iter();
     match (fds.next(), fds.next()) {
@@ -454,7 +438,7 @@ fn one_fd(fds: Vec<OwnedFd>) -> anyhow::Result<OwnedFd> {
 
 /// A connection accepted blocking (by the master, or from the queue at the
 /// stop), as a tokio stream; an error means this connection cannot be served.
-fn tcp_stream(fd: OwnedFd) -> std::io::Result<TcpStream> {
+pub(crate) fn tcp_stream(fd: OwnedFd) -> std::io::Result<TcpStream> {
     let stream = std::net::TcpStream::from(fd);
     stream.set_nonblocking(true)?;
     // Not fatal: the connection still works, only slower (as in `accept`).
@@ -464,13 +448,10 @@ fn tcp_stream(fd: OwnedFd) -> std::io::Result<TcpStream> {
     TcpStream::from_std(stream)
 }
 
-/// The listening socket handed over, as a tokio listener.
-fn tcp_listener(fds: Vec<OwnedFd>) -> anyhow::Result<TcpListener> {
-    let listener = std::net::TcpListener::from(one_fd(fds)?);
-    // O_NONBLOCK lives on the open file description, shared with the master
-    // and the other workers; none of them makes a blocking accept on it.
-    listener.set_nonblocking(true)?;
-    Ok(TcpListener::from_std(listener)?)
+/// The listening socket handed over; whether it blocks is the accept
+/// strategy's business (`shared_listener`).
+fn tcp_listener(fds: Vec<OwnedFd>) -> anyhow::Result<std::net::TcpListener> {
+    Ok(std::net::TcpListener::from(one_fd(fds)?))
 }
 
 #[cfg(test)]

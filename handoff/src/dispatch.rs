@@ -284,7 +284,7 @@ pub async fn run(
     let listener =
         unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }?;
     let workers = usize::from(setup.args.workers);
-    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), ready_line)?;
+    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), ready_line, None)?;
     let mut dispatcher = Dispatcher::new(workers);
     tokio::pin!(shutdown);
     let handed_over = loop {

@@ -4,7 +4,8 @@
 //! - `socket`: the master accepts every connection and hands it to a worker,
 //!   round robin (Node.js cluster's default scheduling);
 //! - `listener`: the master hands the one listening socket to every worker,
-//!   and the workers accept competitively (Node.js `SCHED_NONE`);
+//!   and the workers accept competitively (Node.js `SCHED_NONE`), in the way
+//!   `--accept` says ([`Accept`]: whom the kernel wakes for a connection);
 //! - `reuseport`: the master binds one `SO_REUSEPORT` listener per worker
 //!   slot on the same port and hands each worker its own; the kernel spreads
 //!   connections by a hash of their addresses.
@@ -32,8 +33,13 @@ pub mod listeners;
 /// half of the mode's name ([`cluster::Mode::Handoff`]).
 pub use cluster::Pass;
 
+/// How the workers of `--pass listener` accept on the shared socket: the
+/// `--accept` flag.
+pub use cluster::Accept;
+
 /// Runs the `handoff` master until `shutdown` resolves, then stops
-/// gracefully (see [`cluster::master`]).
+/// gracefully (see [`cluster::master`]). `accept` is how the workers accept
+/// on the shared listener (`--pass listener` only; ignored otherwise).
 /// With `--takeover` the listening sockets are the old master's; with
 /// `--upgrade-socket` a successor may take them over (see
 /// [`cluster::upgrade`]).
@@ -41,10 +47,12 @@ pub async fn run(
     setup: Setup,
     upgrade: Upgrade,
     pass: Pass,
+    accept: Accept,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     match pass {
         Pass::Socket => dispatch::run(setup, upgrade, shutdown).await,
-        Pass::Listener | Pass::Reuseport => listeners::run(setup, upgrade, pass, shutdown).await,
+        Pass::Listener => listeners::run(setup, upgrade, pass, Some(accept), shutdown).await,
+        Pass::Reuseport => listeners::run(setup, upgrade, pass, None, shutdown).await,
     }
 }

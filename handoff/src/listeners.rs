@@ -32,7 +32,7 @@ use cluster::channel::{Channel, Message};
 use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
 use cluster::upgrade::Upgrade;
-use cluster::{Mode, accept, listen};
+use cluster::{Accept, Mode, accept, listen};
 
 use crate::Pass;
 
@@ -41,11 +41,13 @@ use crate::Pass;
 /// After a takeover by a successor (`--upgrade-socket`), the sockets are
 /// left listening (no `stop_listening`: they and their queues are the new
 /// master's too); the master closes its copies and its workers stop
-/// accepting, close theirs and finish what they hold.
+/// accepting, close theirs and finish what they hold. `accept`, for
+/// `listener`, is how its workers accept (`--accept`).
 pub async fn run(
     setup: Setup,
     mut upgrade: Upgrade,
     pass: Pass,
+    accept: Option<Accept>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let workers = usize::from(setup.args.workers);
@@ -54,7 +56,7 @@ pub async fn run(
         None => bind(setup.args.listen, pass, workers)?,
     };
     let (mut handover, ready_line) = upgrade.start(listen, &sockets)?;
-    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(pass), ready_line)?;
+    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(pass), ready_line, accept)?;
     // Each slot's worker channel, for the connections queued at the stop.
     let mut channels: Vec<Option<Arc<Channel>>> = vec![None; workers];
     tokio::pin!(shutdown);

@@ -7,7 +7,7 @@ use clap::Parser;
 use cluster::Mode;
 use cluster::master::{self, ClusterArgs};
 use cluster::worker::{self, Command};
-use handoff::Pass;
+use handoff::{Accept, Pass};
 
 /// Serve one port with N worker processes, handing them sockets over Unix
 /// socketpairs (SCM_RIGHTS). Prints one JSON line on stdout when ready; logs on
@@ -23,6 +23,17 @@ struct Cli {
     /// listener per worker.
     #[arg(long, value_enum, default_value_t = Pass::Socket)]
     pass: Pass,
+    /// With `--pass listener` only: how the workers accept on the shared
+    /// socket, i.e. whom the kernel wakes for a new connection. `drain`
+    /// (default): each worker's event loop watches the socket (epoll; every
+    /// waiting worker is woken) and accepts until EAGAIN. `single`: the same,
+    /// but a worker yields after each accept4 (libuv's UV_TCP_SINGLE_ACCEPT).
+    /// `exclusive`: the socket in an epoll fd of each worker's own with
+    /// EPOLLEXCLUSIVE (one waiting worker is woken per connection).
+    /// `blocking`: a thread per worker blocked in accept(2) (the kernel wakes
+    /// the one that waited longest: a FIFO queue).
+    #[arg(long, value_enum, value_name = "STRATEGY")]
+    accept: Option<Accept>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -32,6 +43,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    if cli.accept.is_some() && cli.pass != Pass::Listener {
+        eprintln!("handoff: error: --accept needs --pass listener (the workers accept only there)");
+        return ExitCode::from(2);
+    }
+    let accept = cli.accept.unwrap_or(Accept::Drain);
     master::init_logging();
     match cli.command {
         Some(Command::Worker(args)) => worker::main(args),
@@ -39,7 +55,7 @@ fn main() -> ExitCode {
             Mode::Handoff(cli.pass),
             cli.cluster,
             |setup, upgrade| async move {
-                handoff::run(setup, upgrade, cli.pass, master::shutdown_signal()?).await
+                handoff::run(setup, upgrade, cli.pass, accept, master::shutdown_signal()?).await
             },
         ),
     }

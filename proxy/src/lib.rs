@@ -140,7 +140,7 @@ pub async fn run(
     let workers = usize::from(setup.args.workers);
     let relay_fds = RelayFds::default();
     let mut fd_budget = FdBudget::new(relay_fds.clone())?;
-    let mut supervisor = Supervisor::start(&setup, Mode::Proxy, ready_line)?;
+    let mut supervisor = Supervisor::start(&setup, Mode::Proxy, ready_line, None)?;
     // The own port of the worker serving each slot; None while it (re)starts.
     let mut ports: Vec<Option<u16>> = vec![None; workers];
     // Round robin: the slot to try first for the next connection.
