@@ -18,8 +18,9 @@
 #
 # Exit codes: 0 when the verdict is `ok`, 1 when it `differs` (or a run
 # failed), 2 for a lesson that does not exist, bad usage or a missing tool.
-# Servers listen on 127.0.0.1 port 0 (scripts/lib.sh's start_server) and are
-# stopped by their pid, also when a lesson fails or is interrupted.
+# Servers listen on 127.0.0.1 port 0 (scripts/lib.sh's start_server; lesson
+# 6 restarts one on the port it was given) and are stopped by their pid, also
+# when a lesson fails or is interrupted.
 set -euo pipefail
 
 quick=0 bin_dir= lesson=
@@ -28,7 +29,7 @@ while (($#)); do
   case $1 in
     --quick) quick=1; shift ;;
     --bin-dir) bin_dir=${2:?--bin-dir needs a folder}; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) usage_error "unknown argument $1 (see --help)" ;;
     *) [[ -z $lesson ]] || usage_error "one lesson at a time (got $lesson and $1)"; lesson=$1; shift ;;
   esac
