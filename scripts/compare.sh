@@ -5,14 +5,15 @@
 #   scripts/compare.sh [--quick] [--out DIR] [--workers N] [--repeats K] [--seed N]
 #                      [--loadgen-cpus LIST --server-cpus LIST] [--peers|--no-peers] [--dry-run]
 #
-# --quick      fewer, shorter runs (every section still present), ~90 s after the build
+# --quick      fewer, shorter runs (every section still present, 1 round, a
+#              sweep of 3 rates), ~100 s after the build on 2 cores
 # --out DIR    where to write (default results/<date>-<host>/): REPORT.md, SVG charts,
 #              runs/*.json (every loadgen report), README.md (the machine, the
 #              affinity, the seed: how to reproduce) and commands.log (a log of
 #              every command as it ran, with that run's pids and ports)
 # --workers N  workers per cluster (default 2)
-# --repeats K  rounds of the throughput matrix, every mode once per round, in an
-#              order shuffled per round (default 3; 1 with --quick)
+# --repeats K  rounds of the throughput matrix (§1), every mode once per round,
+#              in an order shuffled per round (default 5 of 5 s; 1 with --quick)
 # --seed N     the seed of that shuffle (default: the clock); the same seed gives
 #              the same order; recorded in README.md
 # --loadgen-cpus LIST --server-cpus LIST
@@ -23,8 +24,9 @@
 #              and README.md says so first)
 # --peers      measure nginx (stream proxy) and Node.js cluster too; on by default
 #              when they are installed, skipped with a line saying how otherwise
-# --dry-run    print the plan (affinity, seed, every load in order as [n/total])
-#              and exit, building and starting nothing
+# --dry-run    print the plan (affinity, seed, every load in order as [n/total],
+#              the sweep's rate rule, an estimate of the total seconds from the
+#              planned durations) and exit, building and starting nothing
 #
 # The script only orchestrates: clusters, loads and the report renderer are the
 # project's binaries (proxy, handoff, loadgen); see README.md.
@@ -44,7 +46,7 @@ while (($#)); do
     --peers) peers=yes; shift ;;
     --no-peers) peers=no; shift ;;
     --dry-run) dry_run=1; shift ;;
-    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) usage_error "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -102,20 +104,33 @@ export SERVER_CPUS=$server_cpus
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source "$root/scripts/lib.sh"
+# The sweep (§1b): sweep_timeout is how long a request may take before it
+# counts as failed (far past any objective the report reads), and the most a
+# step past capacity drains after its window.
 if ((quick)); then
   : "${repeats:=1}"
-  duration=500ms warmup=200ms           # per throughput run
+  round_duration=500ms round_warmup=200ms # §1: per throughput run
+  sweep_steps=3 sweep_duration=300ms sweep_warmup=100ms sweep_timeout=500ms
+  duration=500ms warmup=200ms           # §4: per fairness run
   held=(100 500)                          # fd bill: connections held open
   limit_steps=(50 150 300)                # fd limit: rising connections
-  works=(200)                             # fairness: ?work_us=
   fault_duration=2s fault_at=700ms
+  # §4 fairness: 1 round, 4 workers, short loads (~15 s)
+  fairness_rounds=1 fairness_workers=(4) fairness_rate=300
+  fairness_duration=300ms fairness_warmup=100ms fairness_burst=200ms
+  stall_ms=250 stall_at=(100ms 500ms) stall_duration=900ms
 else
-  : "${repeats:=3}"
+  : "${repeats:=5}"
+  round_duration=5s round_warmup=1s
+  sweep_steps=7 sweep_duration=2s sweep_warmup=500ms sweep_timeout=1s
   duration=2s warmup=500ms
   held=(100 500 1000 2000)
   limit_steps=(50 100 150 200 300 400)
-  works=(0 200)
   fault_duration=4s fault_at=1500ms
+  # §4 fairness: 2 rounds, 4 and 8 workers (~3 min)
+  fairness_rounds=2 fairness_workers=(4 8) fairness_rate=400
+  fairness_duration=1500ms fairness_warmup=300ms fairness_burst=1s
+  stall_ms=500 stall_at=(500ms 1500ms) stall_duration=2500ms
 fi
 max_fds=256
 
@@ -155,8 +170,24 @@ for _ in range(int(sys.argv[2])):
     print(" ".join(order))
 PY
 )
+# §4's ways of sharing the port: the modes, handoff-listener once per
+# --accept strategy (MODE:STRATEGY); the order shuffled per round as above.
+# `proxy` (a round robin like handoff-socket's) only in the full run.
+fairness_variants=(handoff-socket handoff-listener:drain handoff-listener:single handoff-listener:exclusive handoff-listener:blocking handoff-reuseport)
+((quick)) || fairness_variants=(proxy "${fairness_variants[@]}")
+mapfile -t fairness_orders < <(python3 - "$seed" "$fairness_rounds" "${fairness_variants[@]}" <<'PY'
+import random, sys
+rng = random.Random(int(sys.argv[1]) + 4)
+variants = sys.argv[3:]
+for _ in range(int(sys.argv[2])):
+    order = variants[:]
+    rng.shuffle(order)
+    print(" ".join(order))
+PY
+)
 # Every load this run makes, counted up front for the progress line.
-total=$((repeats * ${#modes[@]} * 3 + ${#cluster_modes[@]} * (${#held[@]} + ${#limit_steps[@]} + 2 * ${#works[@]} + 1)))
+fairness_loads=$((fairness_rounds * ${#fairness_variants[@]} * (2 * ${#fairness_workers[@]} + 2)))
+total=$((repeats * ${#modes[@]} * 2 + ${#modes[@]} * 2 * sweep_steps + ${#cluster_modes[@]} * (${#held[@]} + ${#limit_steps[@]} + 1) + fairness_loads))
 
 if ((dry_run)); then
   echo "affinity: $affinity"
@@ -188,6 +219,7 @@ pids=() targets=() watches=()
 start() {
   local mode=$1; shift
   local as=$mode
+  starts=$((starts + 1))
   if ((dry_run)); then first_worker=0; return 0; fi
   [[ $mode == nginx || $mode == direct ]] && as=proxy
   start_server "$as" "$workers" "$tmp" "$@"
@@ -300,10 +332,30 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- loads ------------------------------------------------------------------
-step=0 started_s=$SECONDS
+step=0 started_s=$SECONDS starts=0 loads_ms=0 drain_ms=0
 # duration_text SECONDS: 42s, 3m05s.
 duration_text() {
   if (($1 >= 60)); then printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); else printf '%ds' "$1"; fi
+}
+# millis DURATION: a loadgen duration (`500ms`, `2s`, `1m`, `0`) in ms.
+millis() {
+  case $1 in
+    0) echo 0 ;;
+    *ms) echo "${1%ms}" ;;
+    *s) echo $((${1%s} * 1000)) ;;
+    *m) echo $((${1%m} * 60000)) ;;
+    *) echo "compare.sh: cannot read the duration $1" >&2; exit 1 ;;
+  esac
+}
+# What a load costs besides its warm-up and duration (loadgen's start, the
+# drain of the requests in flight, the JSON), and a server's start and stop:
+# on the 2-core VM of the reference runs, `--quick --no-peers` took 83 s of
+# loads for 63 s of warm-ups and durations, 72 loads and 26 starts (other
+# work on the machine); for the estimate --dry-run prints.
+load_overhead_ms=250 start_overhead_ms=300
+# estimate_s: the plan's seconds so far, from the loads and starts counted.
+estimate_s() {
+  echo $(((loads_ms + step * load_overhead_ms + starts * start_overhead_ms) / 1000))
 }
 # load NAME LABELS -- LOADGEN-ARGS...: one loadgen run against $targets,
 # watching $watches, its JSON in runs/NAME.json with LABELS (k=v ...). The keys
@@ -315,6 +367,18 @@ load() {
   while [[ $1 != -- ]]; do labels+=(--label "$1"); shift; done
   shift
   step=$((step + 1))
+  # The plan's time: the warm-up (loadgen's default 1s) and duration of every
+  # load; a sweep step behind its schedule may drain up to its --timeout more.
+  local args=("$@") i warmup_ms=1000 timeout_ms=5000
+  for ((i = 0; i < ${#args[@]}; i++)); do
+    case ${args[i]} in
+      --duration) loads_ms=$((loads_ms + $(millis "${args[i + 1]}"))) ;;
+      --warmup) warmup_ms=$(millis "${args[i + 1]}") ;;
+      --timeout) timeout_ms=$(millis "${args[i + 1]}") ;;
+    esac
+  done
+  loads_ms=$((loads_ms + warmup_ms))
+  [[ $name != sweep-* ]] || drain_ms=$((drain_ms + timeout_ms))
   if ((dry_run)); then echo "[$step/$total] $name"; return 0; fi
   local spent=$((SECONDS - started_s)) left="?"
   ((step == 1)) || left=$(duration_text $((spent * (total - step + 1) / (step - 1))))
@@ -333,43 +397,75 @@ for ((r = 1; r <= repeats; r++)); do
   for mode in ${round_orders[r - 1]}; do
     start "$mode"
     load "throughput-$mode-keepalive-r$r" section=throughput mode="$mode" load=keepalive round="$r" -- \
-      --connections 50 --duration "$duration" --warmup "$warmup"
+      --connections 50 --duration "$round_duration" --warmup "$round_warmup"
     load "throughput-$mode-newconn-r$r" section=throughput mode="$mode" load=newconn round="$r" -- \
-      --connections 50 --duration "$duration" --warmup "$warmup" --new-conn
+      --connections 50 --duration "$round_duration" --warmup "$round_warmup" --new-conn
     stop
   done
 done
 
-# Open loop at one rate every mode can hold: half the slowest mode's keep-alive capacity.
-if ((dry_run)); then
-  rate="(half the slowest mode's keep-alive capacity)"
-else
-  rate=$(python3 - "$out/runs" <<'PY'
-import json, sys, glob, statistics, collections
+# 1b. Latency against offered load: an open loop at the same absolute rates
+# for every mode, per load, from light load to past every mode's capacity.
+# The rates come from §1's runs: sweep_steps rates spaced evenly on a log
+# scale from 10 % of the slowest mode's median closed-loop requests/s to the
+# larger of 150 % of it and 120 % of the fastest mode's, two significant
+# digits. The modes in round 1's order, a server per mode, its steps from
+# the lowest rate up, keep-alive then a new connection per request.
+sweep_rule="$sweep_steps rates per load, spaced evenly on a log scale from 10 % of the slowest mode's median closed-loop requests/s in §1 to the larger of 150 % of it and 120 % of the fastest mode's, rounded to two significant digits"
+declare -A sweep_rates sweep_origin
+for kind in keepalive newconn; do
+  if ((dry_run)); then
+    sweep_rates[$kind]=$(seq -s ' ' -f 's%g' 1 "$sweep_steps")
+    continue
+  fi
+  read -r origin rates < <(python3 - "$out/runs" "$kind" "$sweep_steps" <<'PY'
+import collections, glob, json, math, statistics, sys
+runs, kind, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 per_mode = collections.defaultdict(list)
-for f in glob.glob(sys.argv[1] + "/throughput-*-keepalive-*.json"):
+for f in glob.glob(f"{runs}/throughput-*-{kind}-r*.json"):
     r = json.load(open(f))
     per_mode[r["labels"]["mode"]].append(r["requests"]["per_s"])
-print(max(100, int(min(statistics.median(v) for v in per_mode.values()) / 2)))
+medians = {mode: statistics.median(v) for mode, v in per_mode.items()}
+slow = min(medians, key=medians.get)
+fast = max(medians, key=medians.get)
+low = max(10.0, 0.1 * medians[slow])
+high = max(1.5 * medians[slow], 1.2 * medians[fast], 2 * low)
+def two_digits(x):
+    scale = 10 ** (math.floor(math.log10(x)) - 1)
+    return int(round(x / scale) * scale)
+rates = sorted({two_digits(low * (high / low) ** (i / (steps - 1))) for i in range(steps)})
+origin = f"slowest:{slow}:{medians[slow]:.0f},fastest:{fast}:{medians[fast]:.0f}"
+print(origin, " ".join(map(str, rates)))
 PY
   )
-  echo "open loop at $rate requests/s (half the slowest mode's keep-alive capacity)" >&2
-fi
-for ((r = 1; r <= repeats; r++)); do
-  for mode in ${round_orders[r - 1]}; do
-    start "$mode"
-    load "throughput-$mode-openloop-r$r" section=throughput mode="$mode" load=openloop round="$r" -- \
-      --connections 50 --duration "$duration" --warmup "$warmup" --rate "$rate"
-    stop
+  sweep_rates[$kind]=$rates sweep_origin[$kind]=$origin
+  echo "sweep, $kind: $rates requests/s ($origin)" >&2
+done
+for mode in ${round_orders[0]}; do
+  start "$mode"
+  for kind in keepalive newconn; do
+    new_conn=()
+    [[ $kind == newconn ]] && new_conn=(--new-conn)
+    k=0
+    for rate in ${sweep_rates[$kind]}; do
+      k=$((k + 1))
+      load "sweep-$mode-$kind-s$k" section=sweep mode="$mode" load="$kind" rate="${rate#s}" -- \
+        --connections 50 --duration "$sweep_duration" --warmup "$sweep_warmup" \
+        --timeout "$sweep_timeout" --rate "${rate#s}" "${new_conn[@]}"
+    done
   done
+  stop
 done
 
 # 2. The fd bill: connections held open (keep-alive, one request a second each).
+# Connection i opens at its first request, due i/n s after the start: the
+# warm-up outlasts the last by half a second, so that every connection is
+# open in the measured window even on a loaded machine.
 for mode in "${cluster_modes[@]}"; do
   start "$mode"
   for n in "${held[@]}"; do
     load "fdbill-$mode-$n" section=fdbill mode="$mode" connections="$n" -- \
-      --connections "$n" --rate "$n" --duration 1s --warmup 500ms
+      --connections "$n" --rate "$n" --duration 1s --warmup 1500ms
   done
   stop
 done
@@ -386,18 +482,50 @@ for mode in "${cluster_modes[@]}"; do
   stop
 done
 
-# 4. Fairness: busy work per request, so an unlucky worker shows in the tail.
-for mode in "${cluster_modes[@]}"; do
-  start "$mode"
-  for w in "${works[@]}"; do
-    path="/?work_us=$w"
-    load "fairness-$mode-keepalive-w$w" section=fairness mode="$mode" load=keepalive work_us="$w" -- \
-      --connections 16 --duration "$duration" --warmup "$warmup"
-    load "fairness-$mode-newconn-w$w" section=fairness mode="$mode" load=newconn work_us="$w" -- \
-      --connections 16 --duration "$duration" --warmup "$warmup" --new-conn
-    path=
+# 4. Fairness (issue 13): who gets the connections, and who waits when a
+# worker stalls. More workers than cores, so the accept path, not the CPU
+# scheduler alone, decides. Per round, every way of sharing the port
+# (`handoff-listener` once per --accept strategy), in a shuffled order:
+#  - spread: a new connection per request in an open loop below saturation,
+#    and keep-alive connections opened in a burst (no warm-up: every
+#    connection counts), with 4 workers and (full run) 8;
+#  - stall: the open loop with one worker stopped (SIGSTOP, loadgen --stop)
+#    twice for $stall_ms ms;
+#  - mix: the open loop with ?work_us= drawn from a heavy-tailed mix (95 % 0,
+#    5 % 5 ms), so a busy worker shows in its own p99.
+fairness_load() { # fairness_load NAME LABELS... -- ARGS...: load with this section's labels
+  local name=$1; shift
+  load "fairness-$name" section=fairness "$@"
+}
+for ((r = 1; r <= fairness_rounds; r++)); do
+  for variant in ${fairness_orders[r - 1]}; do
+    mode=${variant%%:*} accept_flags=() accept_label=()
+    if [[ $variant == *:* ]]; then
+      accept_flags=(--accept "${variant#*:}") accept_label=(accept="${variant#*:}")
+    fi
+    for w in "${fairness_workers[@]}"; do
+      saved_workers=$workers workers=$w
+      start "$mode" "${accept_flags[@]}"
+      tag="${variant/:/-}-w$w-r$r"
+      fairness_load "newconn-$tag" mode="$mode" "${accept_label[@]}" load=newconn round="$r" -- \
+        --connections "$((4 * w))" --new-conn --rate "$fairness_rate" --duration "$fairness_duration" --warmup "$fairness_warmup"
+      fairness_load "keepalive-$tag" mode="$mode" "${accept_label[@]}" load=keepalive round="$r" -- \
+        --connections "$((8 * w))" --duration "$fairness_burst" --warmup 0
+      if ((w == fairness_workers[0])); then
+        # Enough connections that the requests stuck behind the stalled
+        # worker do not hold up the schedule of the others (each connection
+        # sends one request at a time): 32 per worker.
+        fairness_load "stall-$tag" mode="$mode" "${accept_label[@]}" load=newconn round="$r" stall_ms="$stall_ms" -- \
+          --connections "$((32 * w))" --new-conn --rate "$fairness_rate" --duration "$stall_duration" --warmup "$fairness_warmup" \
+          --stop "$first_worker" --stop-after "${stall_at[0]}" --stop-after "${stall_at[1]}" --stop-for "${stall_ms}ms"
+        fairness_load "mix-$tag" mode="$mode" "${accept_label[@]}" load=newconn round="$r" -- \
+          --connections "$((16 * w))" --new-conn --rate "$fairness_rate" --duration "$fairness_duration" --warmup "$fairness_warmup" \
+          --mix /=95 --mix "/?work_us=5000=5" --seed "$seed"
+      fi
+      stop
+      workers=$saved_workers
+    done
   done
-  stop
 done
 
 # 6. Faults: one worker killed mid-run, 8 clients each making a new connection per request.
@@ -411,6 +539,9 @@ done
 
 if ((dry_run)); then
   ((step == total)) || { echo "compare.sh: counted $total loads up front but planned $step" >&2; exit 1; }
+  echo "sweep (§1b): $sweep_rule"
+  estimate_s=$(estimate_s)
+  echo "estimate: ${estimate_s} s ($(duration_text "$estimate_s")) of loads after the build: $total loads, their warm-ups and durations $((loads_ms / 1000)) s, ${load_overhead_ms} ms more each, $starts server starts at ${start_overhead_ms} ms; the sweep's steps behind their schedule may add up to $((drain_ms / 1000)) s more (their --timeout)"
   exit 0
 fi
 
@@ -426,7 +557,7 @@ done
   # The first lines: whether loadgen shared the server's CPUs.
   echo "**${affinity%%:*}**:${affinity#*:}."
   echo
-  echo "Run: \`scripts/compare.sh$( ((quick)) && echo ' --quick') --workers $workers --repeats $repeats --seed $seed$( [[ -n $loadgen_cpus ]] && echo " --loadgen-cpus $loadgen_cpus --server-cpus $server_cpus")\`, $(date -u '+%Y-%m-%d %H:%M UTC'), $(duration_text $((SECONDS - started_s))) of loads."
+  echo "Run: \`scripts/compare.sh$( ((quick)) && echo ' --quick') --workers $workers --repeats $repeats --seed $seed$( [[ -n $loadgen_cpus ]] && echo " --loadgen-cpus $loadgen_cpus --server-cpus $server_cpus")\`, $(date -u '+%Y-%m-%d %H:%M UTC'), $(duration_text $((SECONDS - started_s))) of loads (the plan's estimate: $(duration_text "$(estimate_s)"), \`--dry-run\` prints it)."
   echo
   if [[ -z $git_status ]]; then
     echo "- git revision: $git_revision, clean (nothing uncommitted)"
@@ -446,8 +577,17 @@ done
   echo "- affinity: loadgen $([[ -n $loadgen_cpus ]] && echo "pinned to CPUs $loadgen_cpus" || echo "not pinned"); the server processes, Cpus_allowed_list read from /proc/PID/status after each start: $(awk '{ n[$2]++ } END { for (c in n) { printf "%s%d on CPUs %s", sep, n[c], c; sep = "; " } }' "$tmp/affinity")"
   echo "- round order (seed $seed; Python's random.Random(seed), one shuffle per round):"
   for ((r = 1; r <= repeats; r++)); do echo "  round $r: ${round_orders[r - 1]}"; done
+  echo "- §4 order (seed $seed + 4, the same way; \`MODE:STRATEGY\` is \`handoff --pass listener --accept STRATEGY\`):"
+  for ((r = 1; r <= fairness_rounds; r++)); do echo "  round $r: ${fairness_orders[r - 1]}"; done
   echo "- peers: $( ((have_nginx)) && nginx -v 2>&1 | cut -d/ -f2 | sed 's/^/nginx /' || echo 'nginx not measured')$( ((have_node)) && echo ", Node.js $(node --version)" || echo ', Node.js not measured')"
-  echo "- open-loop rate: $rate requests/s"
+  echo "- sweep (§1b): $sweep_rule; 50 connections, --timeout $sweep_timeout, one run per step of ${sweep_warmup} warm-up and ${sweep_duration}, the modes in round 1's order:"
+  bt='`'
+  for kind in keepalive newconn; do
+    IFS=, read -r slowest fastest <<<"${sweep_origin[$kind]}"
+    IFS=: read -r _ slow_mode slow_rate <<<"$slowest"
+    IFS=: read -r _ fast_mode fast_rate <<<"$fastest"
+    echo "  $kind: $(sed 's/ /, /g' <<<"${sweep_rates[$kind]}") requests/s (slowest $bt$slow_mode$bt $slow_rate/s, fastest $bt$fast_mode$bt $fast_rate/s)"
+  done
   echo
   echo "[commands.log](commands.log) is a log of every command as it ran, in order,"
   echo "with this run's pids and ports; to run it again, use the command above. Every"

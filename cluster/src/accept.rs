@@ -190,17 +190,25 @@ pub fn stop_listening(listener: BorrowedFd<'_>) -> Vec<OwnedFd> {
     queued
 }
 
-/// Accepts the next connection to hand to another process, backing off at
-/// the fd limit with the caller's `backoff`: first it waits out a pause
-/// already under way, so dropping this future and calling again neither
-/// shortens the pause nor warns again. The socket is not registered with this
-/// process's epoll (the master never reads it), which saves two `epoll_ctl`
-/// calls per connection over tokio's `TcpListener::accept` followed by
-/// `into_std`.
+/// Accepts the connections to hand to other processes: waits until one is
+/// queued, then takes what the accept queue holds, up to `max` (what the
+/// receivers have room for), one `accept4` each, without waiting again. At
+/// the fd limit it backs off with the caller's `backoff`: first it waits out
+/// a pause already under way, so dropping this future and calling again
+/// neither shortens the pause nor warns again. Never returns an empty list.
+///
+/// Taking several per wake-up is what lets the caller hand them over in
+/// batches (one `sendmsg` per receiver); with `max` reached, the listener
+/// stays marked readable, so the next call takes the rest without an
+/// `epoll_wait`. The sockets are not registered with this process's epoll
+/// (the master never reads them), which saves two `epoll_ctl` calls per
+/// connection over tokio's `TcpListener::accept` followed by `into_std`.
 pub async fn accept_to_pass(
     listener: &AsyncFd<std::net::TcpListener>,
     backoff: &mut Backoff,
-) -> std::net::TcpStream {
+    max: usize,
+) -> Vec<OwnedFd> {
+    let mut accepted = Vec::new();
     loop {
         backoff.wait().await;
         let mut ready = match listener.readable().await {
@@ -210,11 +218,25 @@ pub async fn accept_to_pass(
                 continue;
             }
         };
-        match ready.try_io(|listener| listener.get_ref().accept()) {
-            Ok(Ok((stream, _))) => return stream,
+        let taken = ready.try_io(|listener| {
+            while accepted.len() < max.max(1) {
+                let (stream, _) = listener.get_ref().accept()?;
+                accepted.push(OwnedFd::from(stream));
+            }
+            Ok(())
+        });
+        match taken {
+            // `max` taken; more may be queued, and the readiness stays.
+            Ok(Ok(())) => {}
+            // Keep what was taken before the error; a resource error pauses
+            // the next call.
             Ok(Err(err)) => backoff.failed(&err, Instant::now()),
-            // WouldBlock: readiness was stale and has been cleared; wait again.
+            // WouldBlock: the queue is empty (or readiness was stale), and
+            // the readiness has been cleared.
             Err(_would_block) => {}
+        }
+        if !accepted.is_empty() {
+            return accepted;
         }
     }
 }
@@ -256,5 +278,31 @@ mod tests {
         let last = start + ACCEPT_BACKOFF * 59;
         assert!(!backoff.starts_episode(last + BACKOFF_EPISODE_GAP / 2));
         assert!(backoff.starts_episode(last + BACKOFF_EPISODE_GAP));
+    }
+
+    /// One wake-up takes what the queue holds, up to `max`; the rest stays
+    /// queued for the next call.
+    #[test]
+    fn accept_to_pass_takes_at_most_max() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("O_NONBLOCK");
+        let addr = listener.local_addr().expect("an address");
+        let _clients: Vec<_> = (0..5)
+            .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+            .collect();
+        runtime.block_on(async {
+            // SAFETY: the AsyncFd owns the listener, which keeps its fd open
+            // and unchanged until the AsyncFd is dropped.
+            let listener = unsafe { AsyncFd::register(listener) }.expect("register");
+            let mut backoff = Backoff::default();
+            let first = accept_to_pass(&listener, &mut backoff, 3).await;
+            assert_eq!(first.len(), 3);
+            let rest = accept_to_pass(&listener, &mut backoff, 10).await;
+            assert_eq!(rest.len(), 2);
+        });
     }
 }

@@ -445,13 +445,19 @@ impl Watch {
                     }
                 }
                 () = sleep_until(self.liveness.deadline()), if !self.killed => {
-                    let timeout = self.liveness.timeout;
-                    tracing::error!(
-                        worker = pid,
-                        ?timeout,
-                        "worker did not answer a ping within --worker-timeout; killing it"
-                    );
-                    self.kill(&mut child, false);
+                    // A master that did not get the CPU for a while (a loaded
+                    // machine) finds its deadline and the pong that beat it
+                    // ready at once: read what is queued before judging.
+                    self.read_queued(&channel, &mut child, events).await;
+                    if !self.killed && self.liveness.overdue() {
+                        let timeout = self.liveness.timeout;
+                        tracing::error!(
+                            worker = pid,
+                            ?timeout,
+                            "worker did not answer a ping within --worker-timeout; killing it"
+                        );
+                        self.kill(&mut child, false);
+                    }
                 }
                 () = sleep_until(self.liveness.next_ping()), if !self.killed && self.channel_open => {
                     self.liveness.ping(pid, &channel);
@@ -469,6 +475,23 @@ impl Watch {
             Err(err) => tracing::error!(worker = pid, cause = %err, "waiting for worker"),
         }
         report(events, Event::Exited { slot, pid }).await;
+    }
+
+    /// Relays what the worker has already sent (without waiting), as
+    /// [`Self::on_received`] does; bounded by the channel's buffer.
+    async fn read_queued(
+        &mut self,
+        channel: &Channel,
+        child: &mut Child,
+        events: &mpsc::Sender<Event>,
+    ) {
+        while self.channel_open && self.trusted {
+            match channel.try_recv() {
+                Ok(Some(frame)) => self.on_received(Ok(frame), child, events).await,
+                Ok(None) => break,
+                Err(err) => self.on_received(Err(err), child, events).await,
+            }
+        }
     }
 
     /// Relays what the worker said, or kills it for saying it.
@@ -548,6 +571,7 @@ impl Watch {
                 Err("an answer about connections it was never handed")
             }
             Message::Connection { .. }
+            | Message::Connections { .. }
             | Message::Listener
             | Message::Stop
             | Message::Ping { .. } => Err("a message only the master sends"),
@@ -556,7 +580,13 @@ impl Watch {
 }
 
 /// The master's side of the ping: which ping is unanswered, when to send the
-/// next, and when the worker last answered.
+/// next, and since when the worker has been asked without answering.
+///
+/// The deadline runs from the master's first ping attempt since the last
+/// answer (sent, or found the channel full), not from the answer itself: a
+/// master that did not get the CPU for longer than `--worker-timeout` (a
+/// loaded machine) has not asked, and must not kill a worker it never
+/// pinged.
 struct Liveness {
     /// `--worker-timeout`.
     timeout: Duration,
@@ -567,8 +597,9 @@ struct Liveness {
     seq: u64,
     /// The last ping sent and not answered yet; one at a time.
     outstanding: Option<u64>,
-    /// When the worker last answered (at first: when it was spawned).
-    answered_at: Instant,
+    /// The first ping attempt since the worker last answered; none while
+    /// nothing is asked.
+    asked_at: Option<Instant>,
     /// When to send the next ping.
     next_ping_at: Instant,
 }
@@ -582,15 +613,22 @@ impl Liveness {
             interval,
             seq: 0,
             outstanding: None,
-            answered_at: now,
+            asked_at: None,
             next_ping_at: now + interval,
         }
     }
 
-    /// When the worker is overdue: `timeout` after it last answered; never,
-    /// for a timeout beyond what the clock can count.
+    /// When the worker is overdue: `timeout` after the first ping it left
+    /// unanswered; never while nothing is asked, or for a timeout beyond what
+    /// the clock can count.
     fn deadline(&self) -> Option<Instant> {
-        self.answered_at.checked_add(self.timeout)
+        self.asked_at?.checked_add(self.timeout)
+    }
+
+    /// Whether the deadline has passed.
+    fn overdue(&self) -> bool {
+        self.deadline()
+            .is_some_and(|deadline| deadline <= Instant::now())
     }
 
     /// When to send the next ping; none while one is unanswered.
@@ -601,7 +639,9 @@ impl Liveness {
     /// Sends the next ping, without waiting: a worker whose channel is full
     /// is not reading it, and gets no ping until it has room again.
     fn ping(&mut self, pid: u32, channel: &Channel) {
-        self.next_ping_at = Instant::now() + self.interval;
+        let now = Instant::now();
+        self.next_ping_at = now + self.interval;
+        self.asked_at.get_or_insert(now);
         let seq = self.seq + 1;
         match channel.try_send(Message::Ping { seq }, None) {
             Ok(()) => {
@@ -621,7 +661,7 @@ impl Liveness {
             return false;
         }
         self.outstanding = None;
-        self.answered_at = Instant::now();
+        self.asked_at = None;
         true
     }
 }

@@ -12,7 +12,8 @@
 //!   serve each connection that arrives, acknowledging it;
 //! - `handoff-listener` and `handoff-reuseport`
 //!   (`serve_handed_listener`): wait for the listening socket, accept
-//!   on it, then report `Ready`. Shared or not is the master's business.
+//!   on it, then report `Ready`. Shared or not is the master's business;
+//!   how to accept on it is `--accept`'s (`shared_listener`).
 //!
 //! With `--init-delay` (the master's flag, passed on) the worker waits that
 //! long before it serves and reports `Ready` (after it has the listener, in
@@ -117,7 +118,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let config = service::Config {
         header_timeout: args.header_timeout,
     };
-    let mut worker = Worker::start(config, args.accept, args.init_delay)?;
+    let mut worker = Worker::start(config, args.init_delay, args.accept)?;
     match args.mode {
         Mode::Proxy => worker.serve_own_port().await?,
         Mode::Handoff(Pass::Socket) => worker.serve_handed_sockets().await?,
@@ -132,11 +133,15 @@ enum Order {
     /// A message and the fds that came with it (one for `Connection` and
     /// `Listener`).
     Take(Message, Vec<OwnedFd>),
-    /// A connection whose fd the kernel dropped: our fd table is full. The
-    /// master still holds it and gives it to another worker on `Reject`.
+    /// Connections whose fds the kernel dropped: our fd table is full. The
+    /// master still holds them and gives them to another worker on `Reject`.
+    /// A batch is refused whole, whichever of its fds arrived (those are
+    /// closed already).
     Refuse {
-        /// The handoff to reject.
-        seq: u64,
+        /// The first handoff to reject.
+        first: u64,
+        /// The last handoff to reject (`first` for a single connection).
+        last: u64,
     },
     /// `Stop` from the master, or SIGTERM.
     Stop,
@@ -152,8 +157,11 @@ impl Order {
             Ok((Message::Stop, _)) => Ok(Order::Stop),
             Ok((message, fds)) => Ok(Order::Take(message, fds)),
             Err(ChannelError::ControlTruncated {
-                message: Some(Message::Connection { seq }),
-            }) => Ok(Order::Refuse { seq }),
+                message: Some(message),
+            }) if message.handoffs().is_some() => {
+                let (first, last) = message.handoffs().expect("checked by the guard");
+                Ok(Order::Refuse { first, last })
+            }
             // The master exited (or was killed): nobody supervises us any more.
             Err(ChannelError::Closed) => bail!("master gone (channel closed)"),
             Err(err) => Err(err).context("channel from the master"),
@@ -185,8 +193,8 @@ impl Worker {
     /// Takes the inherited channel and sets up the signals.
     fn start(
         config: service::Config,
-        accept: Accept,
         init_delay: std::time::Duration,
+        accept: Accept,
     ) -> anyhow::Result<Worker> {
         // Ctrl-C in a terminal signals the whole foreground process group; the
         // master coordinates the stop, so a worker must not die of SIGINT first.
@@ -278,15 +286,27 @@ impl Worker {
             let mut ack = None;
             let stop = loop {
                 match order {
-                    Order::Take(Message::Connection { seq }, fds) => {
-                        self.serve_handed(seq, fds, service::serve)?;
-                        ack = Some(seq);
+                    // One connection, or a batch (its fds in `seq` order; the
+                    // channel has checked that as many came as it announces).
+                    Order::Take(message, fds) if message.handoffs().is_some() => {
+                        let (first, last) = message.handoffs().expect("checked by the guard");
+                        for (seq, fd) in (first..=last).zip(fds) {
+                            self.serve_handed(seq, fd, service::serve);
+                        }
+                        ack = Some(last);
                     }
                     Order::Take(other, _) => bail!("unexpected message from the master: {other:?}"),
-                    // Sent at once, before any later cumulative Ack.
-                    Order::Refuse { seq } => {
-                        tracing::warn!(seq, "handoff arrived without its fd (fd limit?); rejected");
-                        self.channel.send(Message::Reject { seq }, None).await?;
+                    // Sent at once, before any later cumulative Ack; a batch
+                    // is rejected whole, one `Reject` per connection.
+                    Order::Refuse { first, last } => {
+                        tracing::warn!(
+                            first,
+                            last,
+                            "handoff arrived without its fds (fd limit?); rejected"
+                        );
+                        for seq in first..=last {
+                            self.channel.send(Message::Reject { seq }, None).await?;
+                        }
                     }
                     Order::Stop => break true,
                 }
@@ -314,11 +334,12 @@ impl Worker {
             match self.next_order().await? {
                 Order::Stop => return Ok(()),
                 Order::Take(Message::Connection { seq }, fds) => {
-                    self.serve_handed(seq, fds, service::serve_at_stop)?;
+                    // Only a frame without exactly one fd is the master's fault.
+                    self.serve_handed(seq, one_fd(fds)?, service::serve_at_stop);
                 }
-                Order::Refuse { seq } => {
+                Order::Refuse { first, .. } => {
                     tracing::warn!(
-                        seq,
+                        seq = first,
                         "a queued connection arrived without its fd (fd limit?); lost"
                     );
                 }
@@ -329,21 +350,14 @@ impl Worker {
 
     /// Serves a connection handed over with `seq`, with `serve`. A socket
     /// that cannot be set up concerns that one client: it is closed and
-    /// logged, and the worker goes on; only a frame without exactly one fd is
-    /// the master's fault.
-    fn serve_handed(
-        &self,
-        seq: u64,
-        fds: Vec<OwnedFd>,
-        serve: fn(TcpStream, Watcher, service::Config),
-    ) -> anyhow::Result<()> {
-        match tcp_stream(one_fd(fds)?) {
+    /// logged, and the worker goes on.
+    fn serve_handed(&self, seq: u64, fd: OwnedFd, serve: fn(TcpStream, Watcher, service::Config)) {
+        match tcp_stream(fd) {
             Ok(stream) => serve(stream, self.connections.watcher(), self.config),
             Err(err) => {
                 tracing::warn!(seq, cause = %err, "cannot serve a handed connection; closed")
             }
         }
-        Ok(())
     }
 
     /// The next order from the master, or [`Order::Stop`] on SIGTERM.

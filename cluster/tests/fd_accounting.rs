@@ -13,7 +13,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, MutexGuard};
 
-use cluster::channel::{Channel, ChannelError, MAX_FDS_PER_FRAME, Message, pair};
+use cluster::channel::{
+    Channel, ChannelError, MAX_CONNECTIONS_PER_FRAME, MAX_FDS_PER_FRAME, Message, pair,
+};
 use cluster::procfs;
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
@@ -105,6 +107,64 @@ fn truncated_control_message() {
                 message: Some(Message::Connection { seq: 9 })
             }
         ),
+        "{err:?}"
+    );
+    assert_eq!(open_fds(), before, "the fds that arrived must be closed");
+}
+
+/// A batch whose header announces more connections than fds came: a count
+/// mismatch, and the fds that came are closed (the worker exits on it; the
+/// master re-hands the whole batch when it sees the exit).
+#[test]
+fn batch_with_missing_fds_is_closed() {
+    let _alone = alone();
+    let runtime = runtime();
+    let (a, b) = pair().unwrap();
+    let b = runtime.block_on(async { Channel::new(b) }).unwrap();
+    let before = open_fds();
+    {
+        let sockets: Vec<_> = (0..3).map(|_| UnixStream::pair().unwrap().0).collect();
+        let raw: Vec<RawFd> = sockets.iter().map(|s| s.as_raw_fd()).collect();
+        send_with_fds(&a, Message::Connections { seq: 1, count: 4 }, &raw);
+    }
+    let err = runtime.block_on(b.recv()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ChannelError::FdCountMismatch {
+                announced: 4,
+                received: 3
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(open_fds(), before, "the fds that arrived must be closed");
+}
+
+/// A batch whose fds the kernel cut short (MSG_CTRUNC): a typed error that
+/// names the whole batch, so that the worker rejects every connection of it,
+/// and every fd that did arrive closed.
+#[test]
+fn truncated_batch_names_the_batch() {
+    let _alone = alone();
+    let runtime = runtime();
+    let (a, b) = pair().unwrap();
+    let b = runtime.block_on(async { Channel::new(b) }).unwrap();
+    let before = open_fds();
+    let batch = Message::Connections {
+        seq: 20,
+        count: MAX_CONNECTIONS_PER_FRAME as u8,
+    };
+    {
+        let sockets: Vec<_> = (0..MAX_FDS_PER_FRAME + 1)
+            .map(|_| UnixStream::pair().unwrap().0)
+            .collect();
+        let raw: Vec<RawFd> = sockets.iter().map(|s| s.as_raw_fd()).collect();
+        send_with_fds(&a, batch, &raw);
+    }
+    let err = runtime.block_on(b.recv()).unwrap_err();
+    assert!(
+        matches!(err, ChannelError::ControlTruncated { message: Some(m) } if m == batch),
         "{err:?}"
     );
     assert_eq!(open_fds(), before, "the fds that arrived must be closed");

@@ -2,17 +2,28 @@
 //! worker, round robin, over the worker's channel (Node.js cluster's default
 //! `SCHED_RR`).
 //!
-//! How one connection changes hands:
+//! How connections change hands:
 //!
-//! 1. the master `accept4`s it (`accept::accept_to_pass`; at the fd limit
-//!    it pauses, with a deadline the dispatcher keeps across loop passes);
-//! 2. `sendmsg` carries a `Connection { seq }` frame and the socket
-//!    (SCM_RIGHTS) to the next worker that has room;
-//! 3. the worker's `recvmsg` installs a new fd for the same socket, and it
-//!    answers `Ack { seq }` (one for all the handoffs it found queued);
+//! 1. the master `accept4`s what the accept queue holds when it wakes, up to
+//!    what the workers have room for (`accept::accept_to_pass`; at the fd
+//!    limit it pauses, with a deadline the dispatcher keeps across loop
+//!    passes);
+//! 2. it shares them out round robin among the workers with room, and one
+//!    `sendmsg` carries each worker's share: a `Connection { seq }` frame and
+//!    its socket, or a `Connections { seq, count }` frame and `count`
+//!    sockets (SCM_RIGHTS), numbered `seq..seq + count`;
+//! 3. the worker's `recvmsg` installs a new fd for each socket, and it
+//!    answers `Ack { seq }` of the last (one for all the handoffs it found
+//!    queued);
 //! 4. on the acknowledgement the master closes its copies. Until then it holds
-//!    it, so that a worker that dies first does not take the client with it:
-//!    the connection goes to another worker instead.
+//!    them, so that a worker that dies first does not take the clients with
+//!    it: the connections go to another worker instead.
+//!
+//! Batching shares the `sendmsg`, the worker's wake-up and its
+//! acknowledgement among the clients one wake-up finds queued; what stays per
+//! connection is the `accept4` and the `close` (the floor: the
+//! `handoff_floor` bench), and, while the master idles between arrivals, a
+//! wake-up of its own per connection (README, "Figures").
 //!
 //! Each worker may have at most [`MAX_UNACKED_HANDOFFS`] connections not yet
 //! acknowledged; a worker at that window, or whose channel is full, is skipped.
@@ -21,12 +32,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use cluster::channel::{Channel, ChannelError, Message};
+use cluster::channel::{Channel, ChannelError, MAX_CONNECTIONS_PER_FRAME, Message};
 use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
 use cluster::upgrade::Upgrade;
@@ -61,8 +72,17 @@ struct Slot {
 }
 
 impl Slot {
+    /// How many more connections this worker may be handed now.
+    fn room(&self) -> usize {
+        if self.ready && !self.paused && self.channel.is_some() {
+            MAX_UNACKED_HANDOFFS.saturating_sub(self.unacked.len())
+        } else {
+            0
+        }
+    }
+
     fn has_room(&self) -> bool {
-        self.ready && !self.paused && self.unacked.len() < MAX_UNACKED_HANDOFFS
+        self.room() > 0
     }
 }
 
@@ -104,44 +124,102 @@ impl Dispatcher {
         self.waiting.is_empty() && self.slots.iter().all(|s| s.unacked.is_empty())
     }
 
-    /// Hands `conn` to the next worker with room, in round-robin order;
-    /// returns it if none can take it now.
-    fn hand_off(&mut self, conn: OwnedFd) -> Result<(), OwnedFd> {
+    /// How many connections the workers can be handed now: how many to
+    /// accept at most.
+    fn room(&self) -> usize {
+        self.slots.iter().map(Slot::room).sum()
+    }
+
+    /// Hands the connections of `waiting` to the workers with room, oldest
+    /// first: round robin from `next`, each worker its even share of what is
+    /// left (within its room) in one `sendmsg`. A worker that cannot take its
+    /// share now is skipped, and the rest share it; what nobody can take
+    /// stays waiting.
+    fn flush(&mut self) {
         let workers = self.slots.len();
-        for i in 0..workers {
-            let slot = (self.next + i) % workers;
-            let state = &mut self.slots[slot];
-            let Some(channel) = state.channel.as_ref().filter(|_| state.has_room()) else {
-                continue;
-            };
-            let seq = self.seq + 1;
-            match channel.try_send(Message::Connection { seq }, Some(conn.as_fd())) {
-                Ok(()) => {
-                    state.unacked.insert(seq, conn);
-                    self.seq = seq;
-                    self.next = (slot + 1) % workers;
-                    return Ok(());
+        // A pass over the workers; another if some worker took its share and
+        // connections still wait (a skipped worker left them).
+        loop {
+            let mut progress = false;
+            let mut takers = self.slots.iter().filter(|s| s.has_room()).count();
+            let first = self.next;
+            for i in 0..workers {
+                if self.waiting.is_empty() {
+                    return;
                 }
-                // Channel full (the worker is busy) or the worker is gone (its
-                // exit event follows): skip it, never wait on it.
-                Err(ChannelError::Full) => {}
-                Err(ChannelError::Closed) => {
-                    tracing::debug!(slot, "handoff failed: worker gone; next worker")
+                let slot = (first + i) % workers;
+                let room = self.slots[slot].room();
+                if room == 0 {
+                    continue;
                 }
-                // Anything else (ETOOMANYREFS: too many fds in flight to
-                // workers that have not received them yet; ENOBUFS, ENOMEM:
-                // kernel memory) is followed by no event that would bring the
-                // connection back here: pause this worker as after a
-                // `Reject`, so that `resume` tries it again after a back-off,
-                // and try the next one now.
-                Err(err) => {
-                    tracing::warn!(slot, cause = %err, "handoff failed; pausing this worker");
-                    state.paused = true;
-                    self.resume_at = Some(Instant::now() + accept::ACCEPT_BACKOFF);
+                let share = self
+                    .waiting
+                    .len()
+                    .div_ceil(takers)
+                    .min(room)
+                    .min(MAX_CONNECTIONS_PER_FRAME);
+                takers -= 1;
+                if self.send_batch(slot, share) {
+                    // The next pass, or wake-up, starts after the first
+                    // worker served in this one: the larger shares of an
+                    // uneven split go round too.
+                    if !progress {
+                        self.next = (slot + 1) % workers;
+                    }
+                    progress = true;
                 }
             }
+            if !progress || self.waiting.is_empty() {
+                return;
+            }
         }
-        Err(conn)
+    }
+
+    /// Sends the first `count` waiting connections to the worker of `slot`
+    /// in one `sendmsg`; they are then its, unacknowledged. False if it
+    /// could not take them (they stay waiting).
+    fn send_batch(&mut self, slot: usize, count: usize) -> bool {
+        let state = &mut self.slots[slot];
+        let Some(channel) = state.channel.as_ref() else {
+            return false;
+        };
+        let seq = self.seq + 1;
+        let message = match count {
+            1 => Message::Connection { seq },
+            _ => Message::Connections {
+                seq,
+                count: u8::try_from(count).expect("at most MAX_CONNECTIONS_PER_FRAME"),
+            },
+        };
+        let fds: Vec<BorrowedFd<'_>> = self.waiting.range(..count).map(|c| c.as_fd()).collect();
+        match channel.try_send_fds(message, &fds) {
+            Ok(()) => {
+                for (seq, conn) in (seq..).zip(self.waiting.drain(..count)) {
+                    state.unacked.insert(seq, conn);
+                }
+                self.seq += count as u64;
+                true
+            }
+            // Channel full (the worker is busy) or the worker is gone (its
+            // exit event follows): skip it, never wait on it.
+            Err(ChannelError::Full) => false,
+            Err(ChannelError::Closed) => {
+                tracing::debug!(slot, "handoff failed: worker gone; next worker");
+                false
+            }
+            // Anything else (ETOOMANYREFS: too many fds in flight to workers
+            // that have not received them yet; ENOBUFS, ENOMEM: kernel
+            // memory) is followed by no event that would bring the
+            // connections back here: pause this worker as after a `Reject`,
+            // so that `resume` tries it again after a back-off, and try the
+            // next one now.
+            Err(err) => {
+                tracing::warn!(slot, cause = %err, "handoff failed; pausing this worker");
+                state.paused = true;
+                self.resume_at = Some(Instant::now() + accept::ACCEPT_BACKOFF);
+                false
+            }
+        }
     }
 
     /// The back-off after a refusal is over: every worker may be tried again.
@@ -151,16 +229,6 @@ impl Dispatcher {
             slot.paused = false;
         }
         self.flush();
-    }
-
-    /// Hands over waiting connections while workers have room.
-    fn flush(&mut self) {
-        while let Some(conn) = self.waiting.pop_front() {
-            if let Err(conn) = self.hand_off(conn) {
-                self.waiting.push_front(conn);
-                break;
-            }
-        }
     }
 
     /// The client connections the master holds: waiting, or handed over and
@@ -221,23 +289,7 @@ impl Dispatcher {
             Event::Message { slot, message } => {
                 tracing::warn!(slot, ?message, "unexpected message from a worker");
             }
-            Event::Exited { slot, pid } => {
-                let state = &mut self.slots[slot];
-                state.channel = None;
-                state.ready = false;
-                let orphans = std::mem::take(&mut state.unacked);
-                if !orphans.is_empty() {
-                    tracing::info!(
-                        worker = pid,
-                        connections = orphans.len(),
-                        "re-handing unacknowledged connections"
-                    );
-                }
-                // Oldest first, and ahead of any connection not yet accepted.
-                for conn in orphans.into_values().rev() {
-                    self.waiting.push_front(conn);
-                }
-            }
+            Event::Exited { slot, pid } => self.exited(slot, pid),
         }
         // Acknowledged copies were closed: the next accept has the fds it
         // lacked, so end the pause now rather than at its deadline. Without
@@ -248,6 +300,28 @@ impl Dispatcher {
             self.accept_backoff.fds_freed();
         }
         self.flush();
+    }
+}
+
+impl Dispatcher {
+    /// The worker of `slot` has exited: the connections it never
+    /// acknowledged (whole batches or parts of them) go to other workers.
+    fn exited(&mut self, slot: usize, pid: u32) {
+        let state = &mut self.slots[slot];
+        state.channel = None;
+        state.ready = false;
+        let orphans = std::mem::take(&mut state.unacked);
+        if !orphans.is_empty() {
+            tracing::info!(
+                worker = pid,
+                connections = orphans.len(),
+                "re-handing unacknowledged connections"
+            );
+        }
+        // Oldest first, and ahead of any connection not yet accepted.
+        for conn in orphans.into_values().rev() {
+            self.waiting.push_front(conn);
+        }
     }
 }
 
@@ -288,6 +362,8 @@ pub async fn run(
     let mut dispatcher = Dispatcher::new(workers);
     tokio::pin!(shutdown);
     let handed_over = loop {
+        // Accept no more than the workers can be handed at once.
+        let room = dispatcher.room();
         tokio::select! {
             () = &mut shutdown => break false,
             to_pid = handover.requested() => {
@@ -296,11 +372,10 @@ pub async fn run(
             }
             event = supervisor.next_event() => dispatcher.on_event(event, &mut supervisor),
             () = sleep_until(dispatcher.resume_at) => dispatcher.resume(),
-            stream = accept::accept_to_pass(&listener, &mut dispatcher.accept_backoff),
+            accepted = accept::accept_to_pass(&listener, &mut dispatcher.accept_backoff, room),
                 if dispatcher.can_accept() => {
-                if let Err(conn) = dispatcher.hand_off(OwnedFd::from(stream)) {
-                    dispatcher.waiting.push_back(conn);
-                }
+                dispatcher.waiting.extend(accepted);
+                dispatcher.flush();
             }
         }
     };
@@ -399,7 +474,9 @@ mod tests {
         let mut dispatcher = Dispatcher::new(2);
         dispatcher.slots[0] = ready_slot(failing_channel());
         dispatcher.slots[1] = ready_slot(good);
-        assert!(dispatcher.hand_off(connection()).is_ok());
+        dispatcher.waiting.push_back(connection());
+        dispatcher.flush();
+        assert!(dispatcher.waiting.is_empty(), "the connection still waits");
         assert_eq!(dispatcher.slots[1].unacked.len(), 1);
         assert!(
             dispatcher.slots[0].paused,
@@ -418,9 +495,8 @@ mod tests {
         let _context = runtime.enter();
         let mut dispatcher = Dispatcher::new(1);
         dispatcher.slots[0] = ready_slot(failing_channel());
-        if let Err(conn) = dispatcher.hand_off(connection()) {
-            dispatcher.waiting.push_back(conn);
-        }
+        dispatcher.waiting.push_back(connection());
+        dispatcher.flush();
         assert_eq!(dispatcher.waiting.len(), 1);
         assert!(!dispatcher.can_accept());
         let retry_at = dispatcher.resume_at.expect("a retry is scheduled");
@@ -432,5 +508,128 @@ mod tests {
         assert!(dispatcher.waiting.is_empty(), "the connection still waits");
         assert_eq!(dispatcher.slots[0].unacked.len(), 1);
         assert!(dispatcher.can_accept(), "accept did not resume");
+    }
+
+    /// The frames a worker end has received, in order, with their fd counts.
+    fn frames(worker_end: OwnedFd) -> Vec<(Message, usize)> {
+        let channel = Channel::new(worker_end).expect("register the worker's end");
+        let mut frames = Vec::new();
+        while let Some((message, fds)) = channel.try_recv().expect("well-formed frames") {
+            frames.push((message, fds.len()));
+        }
+        frames
+    }
+
+    /// Several connections accepted at once go out in one frame per worker,
+    /// round robin, each worker its even share, numbered in order; one
+    /// connection alone is a plain `Connection`.
+    #[test]
+    fn one_frame_per_worker_per_wake_up() {
+        let runtime = runtime();
+        let _context = runtime.enter();
+        let (a, a_end) = working_channel();
+        let (b, b_end) = working_channel();
+        let mut dispatcher = Dispatcher::new(2);
+        dispatcher.slots[0] = ready_slot(a);
+        dispatcher.slots[1] = ready_slot(b);
+        dispatcher.waiting.extend((0..5).map(|_| connection()));
+        dispatcher.flush();
+        assert!(dispatcher.waiting.is_empty());
+        dispatcher.waiting.push_back(connection());
+        dispatcher.flush();
+        // The next wake-up starts with the other worker.
+        assert_eq!(
+            frames(a_end),
+            [(Message::Connections { seq: 1, count: 3 }, 3)]
+        );
+        assert_eq!(
+            frames(b_end),
+            [
+                (Message::Connections { seq: 4, count: 2 }, 2),
+                (Message::Connection { seq: 6 }, 1)
+            ]
+        );
+        let held: Vec<Vec<u64>> = dispatcher
+            .slots
+            .iter()
+            .map(|s| s.unacked.keys().copied().collect())
+            .collect();
+        assert_eq!(held, [vec![1, 2, 3], vec![4, 5, 6]]);
+    }
+
+    /// A batch never overfills a worker's window: what no worker has room
+    /// for waits, and accepting stops until an acknowledgement.
+    #[test]
+    fn batches_keep_the_window() {
+        let runtime = runtime();
+        let _context = runtime.enter();
+        let (a, _a_end) = working_channel();
+        let (b, _b_end) = working_channel();
+        let mut dispatcher = Dispatcher::new(2);
+        dispatcher.slots[0] = ready_slot(a);
+        dispatcher.slots[1] = ready_slot(b);
+        assert_eq!(dispatcher.room(), 2 * MAX_UNACKED_HANDOFFS);
+        dispatcher
+            .waiting
+            .extend((0..2 * MAX_UNACKED_HANDOFFS + 3).map(|_| connection()));
+        dispatcher.flush();
+        for slot in &dispatcher.slots {
+            assert_eq!(slot.unacked.len(), MAX_UNACKED_HANDOFFS);
+        }
+        assert_eq!(dispatcher.waiting.len(), 3);
+        assert_eq!(dispatcher.room(), 0);
+        assert!(!dispatcher.can_accept());
+    }
+
+    /// A worker whose channel is full is skipped: the others share its part
+    /// of the batch at once.
+    #[test]
+    fn full_worker_leaves_its_share_to_the_others() {
+        let runtime = runtime();
+        let _context = runtime.enter();
+        let (full, _full_end) = working_channel();
+        while full.try_send(Message::Stop, None).is_ok() {}
+        let (good, good_end) = working_channel();
+        let mut dispatcher = Dispatcher::new(2);
+        dispatcher.slots[0] = ready_slot(full);
+        dispatcher.slots[1] = ready_slot(good);
+        dispatcher.waiting.extend((0..4).map(|_| connection()));
+        dispatcher.flush();
+        assert!(dispatcher.waiting.is_empty());
+        assert!(dispatcher.slots[0].unacked.is_empty());
+        // Its own share and what the full worker left, in one frame.
+        assert_eq!(
+            frames(good_end),
+            [(Message::Connections { seq: 1, count: 4 }, 4)]
+        );
+    }
+
+    /// A dead worker's unacknowledged batch goes to another worker, oldest
+    /// first and ahead of newer connections; the part it acknowledged does
+    /// not.
+    #[test]
+    fn dead_workers_batch_is_handed_again() {
+        let runtime = runtime();
+        let _context = runtime.enter();
+        let (a, _a_end) = working_channel();
+        let (b, b_end) = working_channel();
+        let mut dispatcher = Dispatcher::new(2);
+        dispatcher.slots[0] = ready_slot(a);
+        dispatcher.waiting.extend((0..4).map(|_| connection()));
+        dispatcher.flush();
+        assert_eq!(dispatcher.slots[0].unacked.len(), 4);
+        // The worker acknowledged the first of its batch, then died.
+        dispatcher.slots[0].unacked.remove(&1);
+        dispatcher.waiting.push_back(connection());
+        dispatcher.exited(0, 1234);
+        assert_eq!(dispatcher.waiting.len(), 4);
+        dispatcher.slots[1] = ready_slot(b);
+        dispatcher.flush();
+        assert!(dispatcher.waiting.is_empty());
+        assert_eq!(
+            frames(b_end),
+            [(Message::Connections { seq: 5, count: 4 }, 4)]
+        );
+        assert_eq!(dispatcher.held(), 4);
     }
 }

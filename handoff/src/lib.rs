@@ -38,11 +38,12 @@ pub use cluster::Pass;
 pub use cluster::Accept;
 
 /// Runs the `handoff` master until `shutdown` resolves, then stops
-/// gracefully (see [`cluster::master`]). `accept` is how the workers accept
-/// on the shared listener (`--pass listener` only; ignored otherwise).
+/// gracefully (see [`cluster::master`]).
 /// With `--takeover` the listening sockets are the old master's; with
 /// `--upgrade-socket` a successor may take them over (see
 /// [`cluster::upgrade`]).
+/// `accept` is how the workers accept on the shared listener (`--pass
+/// listener` only; ignored otherwise).
 pub async fn run(
     setup: Setup,
     upgrade: Upgrade,

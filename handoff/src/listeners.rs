@@ -41,8 +41,9 @@ use crate::Pass;
 /// After a takeover by a successor (`--upgrade-socket`), the sockets are
 /// left listening (no `stop_listening`: they and their queues are the new
 /// master's too); the master closes its copies and its workers stop
-/// accepting, close theirs and finish what they hold. `accept`, for
-/// `listener`, is how its workers accept (`--accept`).
+/// accepting, close theirs and finish what they hold.
+///
+/// `accept`, for `listener`, is how its workers accept (`--accept`).
 pub async fn run(
     setup: Setup,
     mut upgrade: Upgrade,

@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 /// the release binaries may come first.
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The quick comparison writes REPORT.md with all seven sections, the SVG
-/// charts, README.md with the machine, the affinity, the seed and the
-/// sysctls, commands.log, and one JSON per run, the baseline `direct`
-/// among them, loading every worker's own port.
+/// The quick comparison writes REPORT.md with all seven sections and the
+/// sweep (§1b), the SVG charts (the strip chart of every round and p99
+/// against the offered rate among them), README.md with the machine, the
+/// affinity, the seed, the sysctls and the sweep's rates, commands.log, and
+/// one JSON per run, the baseline `direct` among them, loading every
+/// worker's own port; the sweep ran every mode at the same ≥ 3 rates.
 #[test]
 fn quick_comparison_writes_every_section() {
     let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
@@ -80,10 +82,55 @@ fn quick_comparison_writes_every_section() {
             .collect()
         })
         .unwrap_or_default();
+    // (mode, load, offered rate) of every sweep run.
+    let sweep: Vec<(String, String, u64)> = std::fs::read_dir(out.join("runs"))
+        .map(|runs| {
+            runs.filter_map(|run| {
+                let path = run.ok()?.path();
+                if !path.file_name()?.to_str()?.starts_with("sweep-") {
+                    return None;
+                }
+                let report: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+                let labels = &report["labels"];
+                assert_eq!(labels["section"], "sweep", "{}", path.display());
+                assert_eq!(
+                    report["requests"]["asked_per_s"].as_f64(),
+                    labels["rate"].as_str()?.parse::<f64>().ok(),
+                    "{}: the rate label is the asked rate",
+                    path.display()
+                );
+                Some((
+                    labels["mode"].as_str()?.to_owned(),
+                    labels["load"].as_str()?.to_owned(),
+                    labels["rate"].as_str()?.parse().ok()?,
+                ))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    // §4 (issue 13): (accept label, workers label, stalls, stall_waits) of
+    // every fairness run.
+    let fairness: Vec<serde_json::Value> = std::fs::read_dir(out.join("runs"))
+        .map(|runs| {
+            runs.filter_map(|run| {
+                let path = run.ok()?.path();
+                let name = path.file_name()?.to_str()?.to_owned();
+                if !name.starts_with("fairness-") {
+                    return None;
+                }
+                serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()
+            })
+            .collect()
+        })
+        .unwrap_or_default();
     let charts: Vec<bool> = [
         "latency.svg",
+        "latency-vs-rate.svg",
+        "rounds.svg",
         "fds.svg",
         "fairness.svg",
+        "stall.svg",
         "master-fds-over-time.svg",
         "cost-per-request.svg",
     ]
@@ -97,6 +144,7 @@ fn quick_comparison_writes_every_section() {
     let report = report.expect("REPORT.md written");
     for section in [
         "## 1. Throughput and latency",
+        "## 1b. Latency against offered load",
         "## 2. The fd bill",
         "## 3. The fd limit",
         "## 4. Fairness",
@@ -105,6 +153,41 @@ fn quick_comparison_writes_every_section() {
         "## 7. Peers",
     ] {
         assert!(report.contains(section), "REPORT.md lacks {section:?}");
+    }
+    // §4: its three parts, each listener strategy, 4 workers whatever
+    // --workers says, and two stalls in every stall run, both signals sent.
+    for part in [
+        "### Who gets the connections",
+        "### A stalled worker",
+        "### Uneven work",
+        "`handoff-listener --accept exclusive`",
+    ] {
+        assert!(report.contains(part), "REPORT.md §4 lacks {part:?}");
+    }
+    for accept in ["drain", "single", "exclusive", "blocking"] {
+        assert!(
+            fairness.iter().any(|run| run["labels"]["accept"] == accept),
+            "no fairness run of --accept {accept}"
+        );
+    }
+    assert!(fairness.iter().all(|run| run["labels"]["workers"] == "4"));
+    let stall_runs: Vec<&serde_json::Value> = fairness
+        .iter()
+        .filter(|run| run["labels"]["stall_ms"].is_string())
+        .collect();
+    assert!(stall_runs.len() >= 6, "{} stall runs", stall_runs.len());
+    for run in stall_runs {
+        let stalls = run["stalls"].as_array().expect("stalls");
+        assert_eq!(stalls.len(), 2, "{stalls:?}");
+        assert!(
+            stalls.iter().all(|stall| stall["error"].is_null()),
+            "{stalls:?}"
+        );
+        assert!(
+            run["stall_waits"]["at_least_tenth"].is_u64(),
+            "{}",
+            run["labels"]
+        );
     }
     assert!(
         report.contains("fds per connection"),
@@ -139,7 +222,44 @@ fn quick_comparison_writes_every_section() {
             "the {mode} master held {held:.2} fds per connection, not about 0: {fd_bill:?}"
         );
     }
+    // The sweep: every mode at the same rates, at least 3 per load, and its
+    // section with the capacity at each objective and the chart.
+    for load in ["keepalive", "newconn"] {
+        let rates_of = |mode: &str| {
+            let mut rates: Vec<u64> = sweep
+                .iter()
+                .filter(|(m, l, _)| m == mode && l == load)
+                .map(|(_, _, rate)| *rate)
+                .collect();
+            rates.sort_unstable();
+            rates
+        };
+        let direct = rates_of("direct");
+        assert!(direct.len() >= 3, "{load}: sweep rates {direct:?}");
+        for mode in [
+            "proxy",
+            "handoff-socket",
+            "handoff-listener",
+            "handoff-reuseport",
+        ] {
+            assert_eq!(rates_of(mode), direct, "{mode} {load}: not the same rates");
+        }
+    }
+    for text in [
+        "](latency-vs-rate.svg)",
+        "](rounds.svg)",
+        "The highest offered rate held at each objective:",
+        "**Capacity at p99 ≤ 10 ms**",
+        "**Keep-alive**, every step:",
+        "**New connection per request**, every step:",
+    ] {
+        assert!(report.contains(text), "REPORT.md lacks {text:?}:\n{report}");
+    }
     let readme = readme.expect("README.md written");
+    assert!(
+        readme.contains("- sweep (§1b): 3 rates per load") && readme.contains("  keepalive: "),
+        "README.md does not record the sweep's rates:\n{readme}"
+    );
     for fact in [
         "git revision",
         "rustc",

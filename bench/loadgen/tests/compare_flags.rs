@@ -139,8 +139,31 @@ fn dry_run_plans_every_load_in_a_seeded_order() {
             n + 1
         );
     }
-    // 5 modes × 3 loads × 5 rounds, and the other sections once.
-    assert!(total > 75, "only {total} loads planned");
+    // 5 modes × 2 loads × 5 rounds, the sweep's 5 modes × 2 loads × 3
+    // rates, and the other sections once.
+    assert!(total > 80, "only {total} loads planned");
+    for mode in ["direct", "proxy", "handoff-socket"] {
+        for load in ["keepalive", "newconn"] {
+            let steps = loads
+                .iter()
+                .filter(|l| l.contains(&format!(" sweep-{mode}-{load}-s")))
+                .count();
+            assert_eq!(steps, 3, "{mode} {load}: {steps} sweep steps\n{seven}");
+        }
+    }
+    // The estimate, from the planned durations: at least their sum (5 × 10
+    // runs of 500 ms + 200 ms in §1, 30 of 500 ms + 200 ms in the sweep).
+    let estimate: u64 = seven
+        .lines()
+        .find_map(|line| line.strip_prefix("estimate: "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|seconds| seconds.parse().ok())
+        .unwrap_or_else(|| panic!("no `estimate: N s` line:\n{seven}"));
+    assert!(
+        (56..600).contains(&estimate),
+        "estimate {estimate} s:\n{seven}"
+    );
+    assert!(seven.contains("sweep (§1b): 3 rates per load"), "{seven}");
     let order = |plan: &str| -> Vec<String> {
         plan.lines()
             .filter(|l| l.contains("-keepalive-r"))

@@ -38,7 +38,9 @@ fn by_pid(report: &Value) -> Vec<(u32, u64, u64)> {
 }
 
 /// Against a proxy cluster: the per-pid counts add up to the requests, every pid
-/// is one of the cluster's workers, and the run had no failure.
+/// is one of the cluster's workers, and the run had no failure. Each pid's
+/// latency histogram (issue 13) counts its requests, so together they count the
+/// pooled one's samples.
 #[test]
 fn per_pid_counts_add_up_to_the_requests() {
     let cluster = proxy_cluster();
@@ -67,6 +69,23 @@ fn per_pid_counts_add_up_to_the_requests() {
     let counts = by_pid(report);
     let total: u64 = counts.iter().map(|&(_, requests, _)| requests).sum();
     assert_eq!(total, ok, "per-pid counts {counts:?} do not add up to {ok}");
+    let mut latency_counts = 0;
+    for worker in report["workers"]["by_pid"].as_array().expect("array") {
+        let count = u64_at(worker, &["latency", "count"]);
+        assert_eq!(count, u64_at(worker, &["requests"]), "{worker}");
+        assert!(u64_at(worker, &["latency", "max_us"]) >= u64_at(worker, &["latency", "p99_us"]));
+        latency_counts += count;
+    }
+    assert_eq!(
+        latency_counts,
+        u64_at(report, &["latency", "request", "count"]),
+        "per-pid latency counts do not add up to the pooled histogram's"
+    );
+    assert!(
+        run.stdout.contains("    pid "),
+        "no per-pid latency in the summary: {}",
+        run.stdout
+    );
     for &(pid, _, _) in &counts {
         assert!(
             workers.contains(&pid),
@@ -855,4 +874,183 @@ fn affinity_records_where_loadgen_and_the_watched_pids_may_run() {
         run.stdout
     );
     drop(victim);
+}
+
+/// Whether process `pid` is stopped (state `T` in /proc/PID/stat).
+fn is_stopped(pid: u32) -> bool {
+    cluster::procfs::stat(pid).is_ok_and(|stat| stat.state == 'T')
+}
+
+/// Sends SIGCONT to a pid when dropped: a test of `--stop` that fails never
+/// leaves the process it had loadgen stop stopped.
+struct ContinueOnDrop(u32);
+
+impl Drop for ContinueOnDrop {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0 as i32);
+        // ESRCH (gone already) is fine.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// `--stop` twice in an open-loop run against a proxy cluster (issue 13): both
+/// stalls are recorded with their times, the worker runs again afterwards,
+/// and the stalled worker's own latency histogram holds the wait.
+#[test]
+fn stop_stalls_a_worker_twice_and_continues_it() {
+    let cluster = proxy_cluster();
+    let url = format!("http://{}/", cluster.addr());
+    let worker = cluster.worker_pids()[0];
+    let _continue = ContinueOnDrop(worker);
+    let run = loadgen(&[
+        "--target",
+        &url,
+        "--connections",
+        "8",
+        "--rate",
+        "200",
+        "--new-conn",
+        "--duration",
+        "2s",
+        "--warmup",
+        "200ms",
+        "--stop",
+        &worker.to_string(),
+        "--stop-after",
+        "300ms",
+        "--stop-after",
+        "1200ms",
+        "--stop-for",
+        "300ms",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    assert!(!is_stopped(worker), "loadgen left worker {worker} stopped");
+    let report = run.report();
+    let stalls = report["stalls"].as_array().expect("stalls");
+    assert_eq!(stalls.len(), 2, "{stalls:?}");
+    for stall in stalls {
+        assert_eq!(u64_at(stall, &["pid"]), u64::from(worker));
+        let stopped = f64_at(stall, &["stopped_at_ms"]);
+        let continued = f64_at(stall, &["continued_at_ms"]);
+        assert!(
+            (290.0..2000.0).contains(&(continued - stopped)),
+            "a stall of {} ms: {stall}",
+            continued - stopped
+        );
+    }
+    let stalled = report["workers"]["by_pid"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|share| u64_at(share, &["pid"]) == u64::from(worker))
+        .unwrap_or_else(|| panic!("worker {worker} answered nothing: {}", run.stdout));
+    let max_ms = u64_at(stalled, &["latency", "max_us"]) as f64 / 1000.0;
+    assert!(
+        max_ms >= 200.0,
+        "the stalled worker's slowest answer took {max_ms} ms: {}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("stall "), "{}", run.stdout);
+    let waited = u64_at(report, &["stall_waits", "at_least_tenth"]);
+    assert!(
+        waited > 0,
+        "no request waited behind the stalls: {}",
+        run.stdout
+    );
+    assert!(u64_at(report, &["stall_waits", "at_least_stall"]) <= waited);
+}
+
+/// Regression guard (issue 13): loadgen interrupted by SIGINT or SIGTERM in
+/// the middle of a `--stop` stall continues the stopped process before it
+/// dies of the signal.
+#[test]
+fn an_interrupted_run_continues_the_stopped_process() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+
+    let cluster = proxy_cluster();
+    let url = format!("http://{}/", cluster.addr());
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        let victim = Victim::start();
+        let _continue = ContinueOnDrop(victim.pid());
+        let mut loadgen = KillOnDrop(
+            Command::new(common::LOADGEN)
+                .args(["--target", &url, "--connections", "2", "--rate", "20"])
+                .args(["--duration", "60s", "--warmup", "0"])
+                .args(["--stop", &victim.pid().to_string()])
+                .args(["--stop-after", "100ms", "--stop-for", "60s"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start loadgen"),
+        );
+        assert!(
+            testkit::proc::wait_until(Duration::from_secs(10), || is_stopped(victim.pid())),
+            "loadgen never stopped {}",
+            victim.pid()
+        );
+        let pid = nix::unistd::Pid::from_raw(loadgen.0.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signal loadgen");
+        let status = loadgen.0.wait().expect("wait for loadgen");
+        assert_eq!(status.signal(), Some(signal as i32), "{status}");
+        assert!(
+            testkit::proc::wait_until(Duration::from_secs(5), || !is_stopped(victim.pid())),
+            "loadgen died of {signal} and left {} stopped",
+            victim.pid()
+        );
+    }
+}
+
+/// A child killed and reaped on drop.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Our own child: until it is reaped its pid is its own.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `--mix` draws each request's path from weighted paths with a seed: a mix
+/// of 0 and 20 ms of work shows in the latency's tail and not its median,
+/// and the JSON records the mix and the seed.
+#[test]
+fn mix_draws_paths_by_weight() {
+    let cluster = proxy_cluster();
+    let url = format!("http://{}/", cluster.addr());
+    let run = loadgen(&[
+        "--target",
+        &url,
+        "--connections",
+        "4",
+        "--duration",
+        "1500ms",
+        "--warmup",
+        "100ms",
+        "--mix",
+        "/=90",
+        "--mix",
+        "/?work_us=20000=10",
+        "--seed",
+        "5",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    let mix = report["parameters"]["mix"].as_array().expect("mix");
+    assert_eq!(mix.len(), 2);
+    assert_eq!(mix[1]["path"], "/?work_us=20000");
+    assert_eq!(u64_at(&mix[1], &["weight"]), 10);
+    assert_eq!(u64_at(report, &["parameters", "seed"]), 5);
+    let p50 = u64_at(report, &["latency", "request", "p50_us"]);
+    let p99 = u64_at(report, &["latency", "request", "p99_us"]);
+    assert!(
+        p99 >= 19_000,
+        "p99 {p99} µs: the 20 ms requests are missing"
+    );
+    assert!(p50 < 19_000, "p50 {p50} µs: most requests should be light");
 }

@@ -72,6 +72,7 @@ fn renders_every_section_from_real_runs() {
     let url = format!("http://{}/", cluster.addr());
     let master = cluster.master_pid().to_string();
     let watch = ["--watch", master.as_str()];
+    // `openloop` as runs written before the sweep have it: they still load.
     for round in ["1", "2"] {
         for (load, extra) in [
             ("keepalive", &[][..]),
@@ -90,6 +91,34 @@ fn renders_every_section_from_real_runs() {
             measure(
                 &dir.0,
                 &format!("throughput-proxy-{load}-{round}"),
+                &labels,
+                &args,
+            );
+        }
+    }
+    // The sweep: two offered rates under each load.
+    for rate in ["200", "400"] {
+        for (load, extra) in [("keepalive", &[][..]), ("newconn", &["--new-conn"][..])] {
+            let mut args = vec![
+                "--target",
+                url.as_str(),
+                "--connections",
+                "8",
+                "--rate",
+                rate,
+                "--timeout",
+                "1s",
+            ];
+            args.extend_from_slice(extra);
+            let labels = [
+                ("section", "sweep"),
+                ("mode", "proxy"),
+                ("load", load),
+                ("rate", rate),
+            ];
+            measure(
+                &dir.0,
+                &format!("sweep-proxy-{load}-{rate}"),
                 &labels,
                 &args,
             );
@@ -189,6 +218,7 @@ fn renders_every_section_from_real_runs() {
     let report = std::fs::read_to_string(dir.0.join("REPORT.md")).expect("REPORT.md");
     for heading in [
         "## 1. Throughput and latency",
+        "## 1b. Latency against offered load",
         "## 2. The fd bill",
         "## 3. The fd limit",
         "## 4. Fairness",
@@ -240,8 +270,14 @@ fn renders_every_section_from_real_runs() {
         report.contains("open loop, asked 500/s | achieved"),
         "{report}"
     );
+    // The sweep's rows, from its labels, and its capacity on the first screen.
+    assert!(report.contains("| proxy | 200 | "), "{report}");
+    assert!(report.contains("| proxy | 400 | "), "{report}");
+    assert!(report.contains("**Capacity at p99 ≤ 10 ms**"), "{report}");
     for chart in [
         "latency.svg",
+        "latency-vs-rate.svg",
+        "rounds.svg",
         "fds.svg",
         "fairness.svg",
         "cost-per-request.svg",

@@ -2,7 +2,9 @@
 //! (`cluster::channel`), acknowledgement included, against the same round trip
 //! with a 16-byte frame that carries no fd.
 //!
-//! One round trip is what `handoff --pass socket` does per connection:
+//! One round trip is what `handoff --pass socket` does per connection when a
+//! wake-up accepts one (`handoff_floor.rs` measures batches, with the accept
+//! and the close):
 //!
 //! 1. master: `sendmsg(MSG_NOSIGNAL | MSG_DONTWAIT)` of a `Connection { seq }`
 //!    frame with the accepted socket in an SCM_RIGHTS control message;

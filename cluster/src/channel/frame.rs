@@ -4,12 +4,20 @@
 //! `arg` is the port of [`Message::Ready`]; `seq` numbers connection handoffs so
 //! that an acknowledgement names the one it answers, and pings so that a pong
 //! names the one it answers. `fd_count` repeats what the kind implies, so that
-//! the receiver can check it against the fds that came.
+//! the receiver can check it against the fds that came; for
+//! [`Message::Connections`] it is the count itself.
 
 use super::ChannelError;
 
 /// Size of every frame on the channel, in bytes.
 pub const FRAME_LEN: usize = 16;
+
+/// The most connections one [`Message::Connections`] frame carries. The
+/// kernel takes up to 253 fds per `sendmsg` (`SCM_MAX_FD`); the bound here is
+/// what every receive makes room for (`scm_rights::MAX_FDS_PER_FRAME`, a
+/// control buffer of a few hundred bytes on the stack), and more than the
+/// dispatcher ever sends at once (a worker's window, 8).
+pub const MAX_CONNECTIONS_PER_FRAME: usize = 32;
 
 /// One message of the protocol. Each kind says whether a socket travels with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +28,20 @@ pub enum Message {
     Connection {
         /// Handoff number, echoed by the acknowledgement.
         seq: u64,
+    },
+    /// Master → worker, with `count` accepted TCP connections in one
+    /// `sendmsg` (`handoff --pass socket`, when one wake-up of the master
+    /// accepted several for this worker), numbered `seq`, `seq + 1`, …,
+    /// `seq + count - 1` in the order of their fds. `count` is
+    /// 2..=[`MAX_CONNECTIONS_PER_FRAME`]: a batch of one is a
+    /// [`Message::Connection`]. The worker acknowledges them as if they had
+    /// come one by one (a cumulative [`Message::Ack`] of the last, or a
+    /// [`Message::Reject`] of each).
+    Connections {
+        /// Handoff number of the first connection.
+        seq: u64,
+        /// How many connections (and fds) the frame carries.
+        count: u8,
     },
     /// Master → worker, with one listening socket to accept on
     /// (`--pass listener` and `--pass reuseport`).
@@ -64,7 +86,20 @@ impl Message {
     pub fn fd_count(&self) -> usize {
         match self {
             Message::Connection { .. } | Message::Listener => 1,
+            Message::Connections { count, .. } => usize::from(*count),
             _ => 0,
+        }
+    }
+
+    /// The handoff numbers of the connections this message carries, first
+    /// and last; `None` for a message that carries none.
+    pub fn handoffs(&self) -> Option<(u64, u64)> {
+        match *self {
+            Message::Connection { seq } => Some((seq, seq)),
+            // No overflow: `decode` refuses a batch whose last seq would
+            // pass u64::MAX, and the dispatcher numbers from 1 upwards.
+            Message::Connections { seq, count } => Some((seq, seq + (u64::from(count) - 1))),
+            _ => None,
         }
     }
 
@@ -78,6 +113,7 @@ impl Message {
             Message::Reject { .. } => 6,
             Message::Ping { .. } => 7,
             Message::Pong { .. } => 8,
+            Message::Connections { .. } => 9,
         }
     }
 
@@ -89,7 +125,8 @@ impl Message {
             | Message::Ack { seq }
             | Message::Reject { seq }
             | Message::Ping { seq }
-            | Message::Pong { seq } => (0, seq),
+            | Message::Pong { seq }
+            | Message::Connections { seq, .. } => (0, seq),
             Message::Listener | Message::Stop => (0, 0),
         };
         let mut frame = [0u8; FRAME_LEN];
@@ -124,6 +161,16 @@ impl Message {
             6 => Message::Reject { seq },
             7 => Message::Ping { seq },
             8 => Message::Pong { seq },
+            9 => {
+                let count = frame[1];
+                if !(2..=MAX_CONNECTIONS_PER_FRAME).contains(&usize::from(count)) {
+                    return Err(ChannelError::Malformed("batch of fewer than 2 or too many"));
+                }
+                if seq.checked_add(u64::from(count) - 1).is_none() {
+                    return Err(ChannelError::Malformed("batch numbered past u64::MAX"));
+                }
+                Message::Connections { seq, count }
+            }
             kind => return Err(ChannelError::UnknownKind(kind)),
         };
         if usize::from(frame[1]) != message.fd_count() {
@@ -144,6 +191,11 @@ mod tests {
     fn all_messages() -> Vec<Message> {
         vec![
             Message::Connection { seq: 7 },
+            Message::Connections { seq: 8, count: 2 },
+            Message::Connections {
+                seq: u64::MAX - 31,
+                count: MAX_CONNECTIONS_PER_FRAME as u8,
+            },
             Message::Listener,
             Message::Stop,
             Message::Ready { port: Some(8080) },
@@ -176,6 +228,41 @@ mod tests {
         expected[0] = 4;
         expected[4..6].copy_from_slice(&8080u16.to_le_bytes());
         assert_eq!(Message::Ready { port: Some(8080) }.encode(), expected);
+        let mut expected = [0u8; FRAME_LEN];
+        expected[0] = 9;
+        expected[1] = 5;
+        expected[8] = 42;
+        assert_eq!(
+            Message::Connections { seq: 42, count: 5 }.encode(),
+            expected
+        );
+    }
+
+    /// A batch frame says how many fds come, within 2..=MAX; a batch of one
+    /// (that is a `Connection`), of none, of too many, or numbered past
+    /// u64::MAX is malformed.
+    #[test]
+    fn bad_batches_are_rejected() {
+        let batch = |count: u8, seq: u64| {
+            let mut frame = Message::Connections { seq: 0, count: 2 }.encode();
+            frame[1] = count;
+            frame[8..16].copy_from_slice(&seq.to_le_bytes());
+            Message::decode(&frame)
+        };
+        for count in [0, 1, MAX_CONNECTIONS_PER_FRAME as u8 + 1, u8::MAX] {
+            assert!(
+                matches!(batch(count, 1), Err(ChannelError::Malformed(_))),
+                "count {count}"
+            );
+        }
+        assert!(matches!(
+            batch(2, u64::MAX),
+            Err(ChannelError::Malformed(_))
+        ));
+        assert_eq!(
+            batch(2, u64::MAX - 1).unwrap().handoffs(),
+            Some((u64::MAX - 1, u64::MAX))
+        );
     }
 
     /// Short, long, unknown and self-contradicting frames are typed errors.
@@ -234,6 +321,35 @@ mod tests {
                 _ => Message::Pong { seq },
             };
             proptest::prop_assert_eq!(Message::decode(&message.encode()).unwrap(), message);
+        }
+
+        /// A batch frame: every valid (seq, count) survives encode then
+        /// decode, announces `count` fds, and numbers exactly `count`
+        /// consecutive handoffs; every other count, or a numbering past
+        /// u64::MAX, is a typed error, never a panic.
+        #[test]
+        fn batch_frame(seq in proptest::num::u64::ANY, count in proptest::num::u8::ANY) {
+            let mut frame = [0u8; FRAME_LEN];
+            frame[0] = 9;
+            frame[1] = count;
+            frame[8..16].copy_from_slice(&seq.to_le_bytes());
+            let valid = (2..=MAX_CONNECTIONS_PER_FRAME).contains(&usize::from(count))
+                && seq.checked_add(u64::from(count) - 1).is_some();
+            match Message::decode(&frame) {
+                Ok(message) => {
+                    proptest::prop_assert!(valid);
+                    proptest::prop_assert_eq!(message, Message::Connections { seq, count });
+                    proptest::prop_assert_eq!(message.encode(), frame);
+                    proptest::prop_assert_eq!(message.fd_count(), usize::from(count));
+                    let (first, last) = message.handoffs().expect("a batch carries handoffs");
+                    proptest::prop_assert_eq!(first, seq);
+                    proptest::prop_assert_eq!(last - first + 1, u64::from(count));
+                }
+                Err(err) => {
+                    proptest::prop_assert!(!valid, "{:?}", err);
+                    proptest::prop_assert!(matches!(err, ChannelError::Malformed(_)), "{:?}", err);
+                }
+            }
         }
     }
 }

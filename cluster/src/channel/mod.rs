@@ -29,8 +29,10 @@
 //!
 //! # Rules the code follows
 //!
-//! - a socket travels with its own message in one `sendmsg`, with the 16 data
-//!   bytes of the header (Linux drops SCM_RIGHTS sent with no data);
+//! - sockets travel with their own frame in one `sendmsg`, with the 16 data
+//!   bytes of the header (Linux drops SCM_RIGHTS sent with no data): one for
+//!   `Connection` and `Listener`, up to [`MAX_CONNECTIONS_PER_FRAME`] for a
+//!   batch, `Connections`, whose header says how many;
 //! - send with `MSG_NOSIGNAL` (a dead peer is `EPIPE`, not a fatal SIGPIPE) and
 //!   `MSG_DONTWAIT` (a full channel is [`ChannelError::Full`]; the caller
 //!   decides to wait or to try another worker);
@@ -50,7 +52,7 @@ use tokio::io::unix::AsyncFd;
 pub mod frame;
 pub mod scm_rights;
 
-pub use frame::{FRAME_LEN, Message};
+pub use frame::{FRAME_LEN, MAX_CONNECTIONS_PER_FRAME, Message};
 pub use scm_rights::MAX_FDS_PER_FRAME;
 
 /// What can go wrong on the channel. Callers branch on it: the master skips a
@@ -151,7 +153,21 @@ impl Channel {
         message: Message,
         fd: Option<BorrowedFd<'_>>,
     ) -> Result<(), ChannelError> {
-        let fds = fd.as_slice();
+        self.try_send_fds(message, fd.as_slice())
+    }
+
+    /// Sends `message` and the sockets it carries, `fds`, in one `sendmsg`,
+    /// as [`Channel::try_send`] does: for a batch, [`Message::Connections`],
+    /// whose fds are in the order of their `seq`.
+    ///
+    /// # Panics
+    ///
+    /// If `fds` are not as many as `message` carries, as [`Channel::try_send`].
+    pub fn try_send_fds(
+        &self,
+        message: Message,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<(), ChannelError> {
         assert_eq!(
             fds.len(),
             message.fd_count(),
@@ -347,6 +363,46 @@ mod tests {
         assert_eq!(a.recv().await.unwrap().0, Message::Ack { seq: 1 });
         assert_eq!(a.try_recv().unwrap().unwrap().0, Message::Ack { seq: 2 });
         assert!(matches!(a.recv().await, Err(ChannelError::Closed)));
+    }
+
+    /// A batch of sockets travels in one frame: each arrives as a working
+    /// fd, in the order sent, with the frame that numbers them.
+    #[tokio::test(flavor = "current_thread")]
+    async fn batch_travels_in_one_frame() {
+        let (a, b) = pair().unwrap();
+        let (a, b) = (Channel::new(a).unwrap(), Channel::new(b).unwrap());
+        let count = MAX_CONNECTIONS_PER_FRAME;
+        let (mut writers, readers): (Vec<_>, Vec<_>) =
+            (0..count).map(|_| UnixStream::pair().unwrap()).unzip();
+        let message = Message::Connections {
+            seq: 100,
+            count: count as u8,
+        };
+        let borrowed: Vec<_> = readers.iter().map(|r| r.as_fd()).collect();
+        a.try_send_fds(message, &borrowed).unwrap();
+        drop(borrowed);
+        drop(readers);
+        let (received, fds) = b.recv().await.unwrap();
+        assert_eq!(received, message);
+        assert_eq!(fds.len(), count);
+        for (i, (writer, fd)) in writers.iter_mut().zip(fds).enumerate() {
+            writer.write_all(&[i as u8]).unwrap();
+            let mut got = [0u8; 1];
+            UnixStream::from(fd).read_exact(&mut got).unwrap();
+            assert_eq!(got[0], i as u8, "fd {i} is not the {i}th socket sent");
+        }
+    }
+
+    /// A batch sent with fewer fds than its header announces is the
+    /// caller's bug, as for a single connection.
+    #[tokio::test(flavor = "current_thread")]
+    #[should_panic(expected = "carries 3 fd(s)")]
+    async fn batch_short_of_fds_is_a_bug_of_the_caller() {
+        let (a, _b) = pair().unwrap();
+        let a = Channel::new(a).unwrap();
+        let (x, _y) = UnixStream::pair().unwrap();
+        let message = Message::Connections { seq: 1, count: 3 };
+        let _ = a.try_send_fds(message, &[x.as_fd(), x.as_fd()]);
     }
 
     /// Garbage bytes and a closed peer are typed errors, never a panic.

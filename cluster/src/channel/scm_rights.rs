@@ -13,10 +13,19 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
-/// The most fds one receive makes room for. Every message carries at most one;
-/// room for a few more lets a peer that sends too many be caught as a count
-/// mismatch (and the extra fds closed) rather than a truncated control message.
-pub const MAX_FDS_PER_FRAME: usize = 4;
+use super::frame::MAX_CONNECTIONS_PER_FRAME;
+
+/// The most fds one receive makes room for. A frame carries at most
+/// [`MAX_CONNECTIONS_PER_FRAME`]; room for a few more lets a peer that sends
+/// too many be caught as a count mismatch (and the extra fds closed) rather
+/// than a truncated control message.
+pub const MAX_FDS_PER_FRAME: usize = MAX_CONNECTIONS_PER_FRAME + 4;
+
+/// The receive control buffer, in u64 words (aligned for `cmsghdr`): one
+/// header and room for [`MAX_FDS_PER_FRAME`] fds, as `CMSG_SPACE` counts it
+/// (checked at each receive). 160 bytes on the stack.
+const CONTROL_WORDS: usize =
+    (size_of::<libc::cmsghdr>() + MAX_FDS_PER_FRAME * size_of::<RawFd>()).div_ceil(8);
 
 /// One `sendmsg(MSG_NOSIGNAL | MSG_DONTWAIT)`: `data` and `fds` as one datagram.
 ///
@@ -26,14 +35,14 @@ pub const MAX_FDS_PER_FRAME: usize = 4;
 ///
 /// # Panics
 ///
-/// With more than [`MAX_FDS_PER_FRAME`] fds, which no receiver would accept.
+/// With more than [`MAX_CONNECTIONS_PER_FRAME`] fds, which no frame carries.
 pub fn send_fds(channel: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> nix::Result<()> {
     assert!(
-        fds.len() <= MAX_FDS_PER_FRAME,
-        "at most {MAX_FDS_PER_FRAME} fds per frame"
+        fds.len() <= MAX_CONNECTIONS_PER_FRAME,
+        "at most {MAX_CONNECTIONS_PER_FRAME} fds per frame"
     );
-    // The raw numbers, on the stack: this runs once per handed connection.
-    let mut raw = [0 as RawFd; MAX_FDS_PER_FRAME];
+    // The raw numbers, on the stack: this runs once per handoff.
+    let mut raw = [0 as RawFd; MAX_CONNECTIONS_PER_FRAME];
     for (raw, fd) in raw.iter_mut().zip(fds) {
         *raw = fd.as_raw_fd();
     }
@@ -76,10 +85,11 @@ pub struct Received {
 /// leak them.
 pub fn recv_fds(channel: BorrowedFd<'_>, data: &mut [u8]) -> nix::Result<Received> {
     // u64 words: the control buffer must be aligned for `cmsghdr`.
-    let mut control = [0u64; 8];
+    let mut control = [0u64; CONTROL_WORDS];
     // SAFETY: CMSG_SPACE is arithmetic on its argument.
     let control_len = unsafe { libc::CMSG_SPACE((MAX_FDS_PER_FRAME * size_of::<RawFd>()) as u32) };
-    debug_assert!(control_len as usize <= size_of_val(&control));
+    // Never more than the buffer: the kernel would write past it.
+    assert!(control_len as usize <= size_of_val(&control));
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
         iov_len: data.len(),

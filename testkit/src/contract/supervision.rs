@@ -384,7 +384,10 @@ pub fn assert_ack_before_exit_is_kept(cluster: &mut Cluster) {
     let (message, fds) = impostor
         .recv(HTTP_TIMEOUT)
         .unwrap_or_else(|err| panic!("no handoff to the stopped worker: {err:#}"));
-    let Message::Connection { seq } = message else {
+    // One connection, or a batch if the master found several clients queued
+    // at once (issue 14): the first is the one acknowledged; the impostor's
+    // copies of the others are closed, and the master re-hands them.
+    let (Message::Connection { seq } | Message::Connections { seq, .. }) = message else {
         panic!("the master sent {message:?} to a serving worker, not a connection");
     };
     let handed = TcpStream::from(fds.into_iter().next().expect("a connection's fd"));

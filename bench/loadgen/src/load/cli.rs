@@ -10,8 +10,11 @@ use cluster::cli::{parse_duration, parse_positive_duration};
 
 use super::Config;
 use super::kill::Kill;
+use super::mix;
+use super::stall::Stop;
 use super::target::Target;
 use super::units::{parse_positive_integer, parse_rate};
+use crate::report::MixEntry;
 use crate::report::labels::Label;
 
 /// Load an HTTP/1.1 server and measure what it costs: latency (HdrHistogram),
@@ -89,7 +92,8 @@ pub struct Cli {
 
     /// Tag the JSON report with KEY=VALUE (`labels`), e.g. `--label mode=proxy`,
     /// for `loadgen report`; repeatable (a repeated key keeps its last value).
-    /// Keys: section, mode, load, round, connections, max_fds, work_us, workers.
+    /// Keys: section, mode, load, round, rate, connections, max_fds, work_us,
+    /// workers, accept, stall_ms.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = Label::from_str)]
     labels: Vec<Label>,
 
@@ -101,6 +105,35 @@ pub struct Cli {
     /// When `--kill` strikes, after the warm-up (`2s`); less than `--duration`.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "kill")]
     kill_after: Option<Duration>,
+
+    /// The stalled-worker experiment: send SIGSTOP to PID at each
+    /// `--stop-after`, and SIGCONT `--stop-for` later (the pid must exist at
+    /// start). SIGCONT is sent even when the run fails or loadgen is
+    /// interrupted (SIGINT, SIGTERM, SIGHUP); only a SIGKILL of loadgen
+    /// leaves PID stopped.
+    #[arg(long, value_name = "PID", requires = "stop_after")]
+    stop: Option<u32>,
+
+    /// When a stall begins, after the warm-up (`1s`); repeatable, one stall
+    /// each, in order, at least `--stop-for` apart, each less than `--duration`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "stop")]
+    stop_after: Vec<Duration>,
+
+    /// How long each `--stop` stall lasts.
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_positive_duration)]
+    stop_for: Duration,
+
+    /// Draw each request's path and query from weighted paths instead of
+    /// the target's: `PATH=WEIGHT` (the weight after the last `=`),
+    /// repeatable, e.g. `--mix /=95 --mix '/?work_us=5000=5'`. Every target
+    /// gets the same mix.
+    #[arg(long, value_name = "PATH=WEIGHT", value_parser = mix::parse_entry)]
+    mix: Vec<MixEntry>,
+
+    /// The seed of the `--mix` draw (each connection draws from its own
+    /// generator, seeded with it and the connection's index).
+    #[arg(long, value_name = "N", default_value_t = mix::DEFAULT_SEED, requires = "mix")]
+    seed: u64,
 }
 
 /// What `loadgen` does instead of a load.
@@ -139,6 +172,13 @@ impl Cli {
                 .kill
                 .zip(self.kill_after)
                 .map(|(pid, after)| Kill { pid, after }),
+            stop: self.stop.map(|pid| Stop {
+                pid,
+                after: self.stop_after.clone(),
+                stop_for: self.stop_for,
+            }),
+            mix: self.mix.clone(),
+            seed: self.seed,
         }
     }
 }
@@ -213,6 +253,40 @@ mod tests {
         assert_eq!(cli.config(Vec::new()).threads, 2);
     }
 
+    /// `--stop` with repeated `--stop-after`s; `--mix` with its seed.
+    #[test]
+    fn parses_stalls_and_mixes() {
+        let cli = parse(&[
+            "--target",
+            "http://127.0.0.1:8080/",
+            "--stop",
+            "42",
+            "--stop-after",
+            "1s",
+            "--stop-after",
+            "2s",
+            "--mix",
+            "/=95",
+            "--mix",
+            "/?work_us=5000=5",
+            "--seed",
+            "9",
+        ])
+        .expect("valid");
+        let config = cli.config(Vec::new());
+        assert_eq!(
+            config.stop,
+            Some(Stop {
+                pid: 42,
+                after: vec![Duration::from_secs(1), Duration::from_secs(2)],
+                stop_for: Duration::from_millis(500),
+            })
+        );
+        let paths: Vec<&str> = config.mix.iter().map(|entry| entry.path.as_str()).collect();
+        assert_eq!(paths, ["/", "/?work_us=5000"]);
+        assert_eq!(config.seed, 9);
+    }
+
     /// `--target` is repeatable; the targets keep their order, the first is
     /// `parameters.target`.
     #[test]
@@ -259,6 +333,20 @@ mod tests {
             &["--target", "http://127.0.0.1:8080/", "--label", "mode=test"],
             &["--target", "http://127.0.0.1:8080/", "--kill", "1"],
             &["--target", "http://127.0.0.1:8080/", "--kill-after", "1s"],
+            &["--target", "http://127.0.0.1:8080/", "--stop", "1"],
+            &["--target", "http://127.0.0.1:8080/", "--stop-after", "1s"],
+            &[
+                "--target",
+                "http://127.0.0.1:8080/",
+                "--stop",
+                "1",
+                "--stop-after",
+                "1s",
+                "--stop-for",
+                "0",
+            ],
+            &["--target", "http://127.0.0.1:8080/", "--mix", "/"],
+            &["--target", "http://127.0.0.1:8080/", "--seed", "3"],
             &[],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");

@@ -19,7 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout_at};
 
+use rand::rngs::SmallRng;
+
 use super::failure::Failure;
+use super::mix::Mix;
 use super::recorder::{Answer, Recorder, Sample, Window};
 use super::response::{self, Body, Chunked};
 use super::timer::PreciseTimer;
@@ -38,9 +41,10 @@ const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(10);
 pub struct Endpoint {
     /// The target's address.
     pub addr: SocketAddr,
-    /// The request, built once (with `Connection: close` under `--new-conn`);
-    /// its `Host` header is the target's own.
-    pub request: Box<[u8]>,
+    /// The requests, built once (with `Connection: close` under `--new-conn`);
+    /// their `Host` header is the target's own. One, to the target's path;
+    /// with `--mix`, one per mixed path, in `--mix` order.
+    pub requests: Vec<Box<[u8]>>,
 }
 
 /// What every connection of a run shares, read-only.
@@ -61,6 +65,8 @@ pub struct Plan {
     pub start: Instant,
     /// Which requests are measured.
     pub window: Window,
+    /// `--mix`: how each request's path is drawn; `None`: always the first.
+    pub mix: Option<Mix>,
 }
 
 impl Plan {
@@ -119,6 +125,8 @@ pub struct Connection {
     /// Whether the last request failed while opening its connection (the connect
     /// or the first write), after which a closed loop waits before the next try.
     connect_failed: bool,
+    /// `--mix`: this connection's own generator of paths.
+    generator: Option<SmallRng>,
 }
 
 impl Connection {
@@ -126,6 +134,7 @@ impl Connection {
     pub fn new(id: usize, plan: Arc<Plan>) -> Connection {
         Connection {
             id,
+            generator: plan.mix.as_ref().map(|mix| mix.generator(id)),
             target: plan.target_of(id),
             plan,
             stream: None,
@@ -292,9 +301,14 @@ impl Connection {
         recorder: &RefCell<Recorder>,
     ) -> Result<(Answer, bool), Failure> {
         self.connect_failed = false;
+        let path = match (&self.plan.mix, &mut self.generator) {
+            (Some(mix), Some(generator)) => mix.draw(generator),
+            _ => 0,
+        };
         let endpoint = &self.plan.endpoints[self.target];
+        let request = &endpoint.requests[path.min(endpoint.requests.len() - 1)];
         if let Some(stream) = &mut self.stream {
-            match exchange_on_idle(stream, &endpoint.request, &mut self.buffer).await {
+            match exchange_on_idle(stream, request, &mut self.buffer).await {
                 Ok(head) => return Ok(answered(&head)),
                 Err(Reused::ClosedWhileIdle) => {
                     self.stream = None;
@@ -303,7 +317,7 @@ impl Connection {
                 Err(Reused::Failed(failure)) => return Err(failure),
             }
         }
-        let (stream, took) = match connect_and_send(endpoint.addr, &endpoint.request).await {
+        let (stream, took) = match connect_and_send(endpoint.addr, request).await {
             Ok(connected) => connected,
             Err(err) => {
                 self.connect_failed = true;
@@ -547,7 +561,7 @@ mod tests {
         let plan = Plan {
             endpoints: vec![Endpoint {
                 addr: SocketAddr::from(([127, 0, 0, 1], 1)),
-                request: Box::default(),
+                requests: vec![Box::default()],
             }],
             new_conn: false,
             rate: Some(1e-300),
@@ -555,6 +569,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             start,
             window,
+            mix: None,
         };
         assert_eq!(plan.due(1e-300, 0, 0), start);
         assert_eq!(plan.due(1e-300, 0, 1), window.end);
@@ -572,7 +587,7 @@ mod tests {
             endpoints: (0..targets)
                 .map(|port| Endpoint {
                     addr: SocketAddr::from(([127, 0, 0, 1], 1 + port as u16)),
-                    request: Box::default(),
+                    requests: vec![Box::default()],
                 })
                 .collect(),
             new_conn: true,
@@ -584,6 +599,7 @@ mod tests {
                 start,
                 end: start + Duration::from_secs(1),
             },
+            mix: None,
         };
         let two = Arc::new(plan(2, 5));
         let dealt: Vec<usize> = (0..5).map(|id| two.target_of(id)).collect();

@@ -22,17 +22,18 @@ pub struct Kill {
     pub after: Duration,
 }
 
-/// Checks that `pid` exists now (kill(2) with signal 0), so that a stale pid is
-/// a usage error before the run rather than a fault that never happened.
-pub fn check_exists(pid: u32) -> Result<(), String> {
-    let target = pid_of(pid).ok_or_else(|| format!("--kill {pid}: not a pid"))?;
+/// Checks that `pid` (given with `flag`) exists now (kill(2) with signal 0),
+/// so that a stale pid is a usage error before the run rather than a fault
+/// that never happened.
+pub fn check_exists(flag: &str, pid: u32) -> Result<(), String> {
+    let target = pid_of(pid).ok_or_else(|| format!("{flag} {pid}: not a pid"))?;
     // Signal 0 sends nothing; kill(2) only checks the pid.
     match signal::kill(target, None) {
         Ok(()) => Ok(()),
         // EPERM: it exists but is another user's; the real kill will say so.
         Err(Errno::EPERM) => Ok(()),
         // ESRCH: no such process.
-        Err(_) => Err(format!("--kill {pid}: no such process")),
+        Err(_) => Err(format!("{flag} {pid}: no such process")),
     }
 }
 
@@ -108,10 +109,10 @@ mod tests {
     /// This process exists; a pid beyond pid_max does not.
     #[test]
     fn checks_that_the_pid_exists() {
-        assert_eq!(check_exists(std::process::id()), Ok(()));
-        assert!(check_exists(u32::MAX).is_err());
-        assert!(check_exists(0).is_err());
-        assert!(check_exists(4_194_305).is_err());
+        assert_eq!(check_exists("--kill", std::process::id()), Ok(()));
+        assert!(check_exists("--kill", u32::MAX).is_err());
+        assert!(check_exists("--kill", 0).is_err());
+        assert!(check_exists("--kill", 4_194_305).is_err());
     }
 
     /// A kill not yet due when the run ends is cancelled and says so.

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 pub struct Machine {
     /// The CPU model (`model name` of `/proc/cpuinfo`), or `unknown`.
     pub cpu_model: String,
-    /// The CPUs this process may run on (`sched_getaffinity`).
+    /// The machine's online CPUs (`sysconf(_SC_NPROCESSORS_ONLN)`), whatever
+    /// this process may use: a run pinned to one CPU still ran on a machine of
+    /// this many, and where it ran is the JSON's `affinity`.
     pub cores: usize,
     /// The kernel release (`/proc/sys/kernel/osrelease`), or `unknown`.
     pub kernel: String,
@@ -35,10 +37,19 @@ impl Machine {
             .unwrap_or_else(|_| "unknown".to_owned());
         Machine {
             cpu_model,
-            cores: std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+            cores: online_cpus(),
             kernel,
             os: std::env::consts::OS.to_owned(),
         }
+    }
+}
+
+/// The online CPUs of the machine; what this process may use when the
+/// count cannot be read.
+fn online_cpus() -> usize {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN) {
+        Ok(Some(n)) if n >= 1 => usize::try_from(n).unwrap_or(1),
+        _ => std::thread::available_parallelism().map_or(1, |cores| cores.get()),
     }
 }
 
@@ -51,6 +62,9 @@ mod tests {
     fn reads_this_machine() {
         let machine = Machine::current();
         assert!(machine.cores >= 1);
+        // Never fewer than the CPUs this process may run on.
+        let allowed = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        assert!(machine.cores >= allowed);
         assert_ne!(machine.kernel, "unknown");
         assert_eq!(machine.os, "linux");
     }

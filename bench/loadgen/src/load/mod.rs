@@ -18,6 +18,9 @@
 //! - `usage`: loadgen's own CPU time over the window, and where it and the
 //!   watched processes may run (their affinity).
 //! - `kill`: `--kill`: SIGKILL to a worker mid-run, the fault experiment.
+//! - `stall`: `--stop`: SIGSTOP then SIGCONT to a worker mid-run, the stalled
+//!   worker experiment, with the guards that never leave it stopped.
+//! - `mix`: `--mix`: each request's path drawn from weighted paths, seeded.
 //! - `machine`, `limits`: the machine's description; the fd limit.
 //! - `progress`: the progress bar on stderr.
 
@@ -40,9 +43,11 @@ pub(crate) mod failure;
 pub(crate) mod kill;
 pub(crate) mod limits;
 pub(crate) mod machine;
+pub(crate) mod mix;
 pub(crate) mod progress;
 pub(crate) mod recorder;
 pub mod response;
+pub(crate) mod stall;
 pub(crate) mod target;
 pub(crate) mod timer;
 pub(crate) mod units;
@@ -97,6 +102,13 @@ pub struct Config {
     pub(crate) labels: Labels,
     /// `--kill PID --kill-after D`: a process to kill mid-run.
     pub(crate) kill: Option<kill::Kill>,
+    /// `--stop PID --stop-after T... --stop-for D`: a process to stall mid-run.
+    pub(crate) stop: Option<stall::Stop>,
+    /// `--mix PATH=WEIGHT`s: each request's path drawn from them; empty: the
+    /// target's path.
+    pub(crate) mix: Vec<report::MixEntry>,
+    /// `--seed`: the seed of the `--mix` draw.
+    pub(crate) seed: u64,
 }
 
 /// Runs the load that `config` describes and returns its report. Blocks for the
@@ -120,13 +132,24 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     for target in &config.targets {
         let addr = target.resolve().map_err(UsageError)?;
         probe(target, addr)?;
+        let paths: Vec<&str> = match config.mix.is_empty() {
+            true => vec![target.path.as_str()],
+            false => config.mix.iter().map(|entry| entry.path.as_str()).collect(),
+        };
         endpoints.push(Endpoint {
             addr,
-            request: target.request_bytes(config.new_conn).into_boxed_slice(),
+            requests: paths
+                .into_iter()
+                .map(|path| {
+                    target
+                        .request_bytes(path, config.new_conn)
+                        .into_boxed_slice()
+                })
+                .collect(),
         });
     }
     if let Some(kill) = config.kill {
-        kill::check_exists(kill.pid).map_err(UsageError)?;
+        kill::check_exists("--kill", kill.pid).map_err(UsageError)?;
         if kill.after >= config.duration {
             return Err(UsageError(format!(
                 "--kill-after {:?} must be less than --duration {:?}",
@@ -134,6 +157,10 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
             ))
             .into());
         }
+    }
+
+    if let Some(stop) = &config.stop {
+        stop.check(config.duration).map_err(UsageError)?;
     }
 
     let machine = machine::Machine::current();
@@ -155,6 +182,15 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         ),
         None => None,
     };
+    // Dropped on every way out of this function, which continues a stalled
+    // process (see `stall`).
+    let stopper = match &config.stop {
+        Some(stop) => Some(
+            stall::Stopper::start(stop.clone(), start, window.start)
+                .context("start the --stop thread")?,
+        ),
+        None => None,
+    };
     let plan = Arc::new(Plan {
         endpoints,
         new_conn: config.new_conn,
@@ -163,6 +199,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         timeout: config.timeout,
         start,
         window,
+        mix: (!config.mix.is_empty()).then(|| mix::Mix::new(&config.mix, config.seed)),
     });
 
     let threads = config.threads.clamp(1, config.connections.max(1));
@@ -225,6 +262,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     let run_time = start.elapsed();
     let watched = watcher.map(Watcher::stop).unwrap_or_default();
     let fault = killer.map(kill::Killer::stop);
+    let stalls = stopper.map(stall::Stopper::stop).unwrap_or_default();
 
     Ok(Report::build(report::Inputs {
         parameters: report::Parameters {
@@ -249,6 +287,8 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
             sample_interval_ms: config.sample_interval.as_secs_f64() * 1000.0,
             watch: config.watch.clone(),
             command_line: config.command_line.clone(),
+            mix: config.mix.clone(),
+            seed: (!config.mix.is_empty()).then_some(config.seed),
         },
         machine,
         fd_limit,
@@ -261,6 +301,8 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         sample_interval: config.sample_interval,
         labels: config.labels.clone(),
         fault,
+        stalls,
+        stop_for: config.stop.as_ref().map(|stop| stop.stop_for),
         readings,
     }))
 }

@@ -109,8 +109,8 @@ pub struct TargetCount {
     pub connections: u64,
 }
 
-/// How many requests and connections one worker pid answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How many requests and connections one worker pid answered, and how fast.
+#[derive(Debug, Clone)]
 pub struct WorkerCount {
     /// The `x-worker-pid`.
     pub pid: u32,
@@ -123,6 +123,10 @@ pub struct WorkerCount {
     pub first: Option<Instant>,
     /// When its last answer of the window arrived: when a killed worker stopped.
     pub last: Option<Instant>,
+    /// The latency of the requests it answered, as the pooled `latency` (from
+    /// the scheduled start), in µs: a stalled or busy worker shows in its own
+    /// tail rather than diluted in everyone's. Its count is `requests`.
+    pub latency: Histogram<u64>,
 }
 
 /// Histograms and counts of one load thread, or of the whole run once merged.
@@ -131,6 +135,9 @@ pub struct Recorder {
     window: Window,
     /// Whether this is an open-loop run, where the uncorrected latency differs.
     open_loop: bool,
+    /// The highest value of every histogram, so that a worker's new histogram
+    /// has the bounds of the others (merging needs them equal).
+    max_us: u64,
     /// Latency of successful requests from their scheduled start, in µs.
     pub latency: Histogram<u64>,
     /// Open loop only: latency from the actual send, which hides stalls, in µs.
@@ -178,6 +185,7 @@ impl Recorder {
         Recorder {
             window,
             open_loop,
+            max_us,
             latency: new_histogram(max_us),
             latency_uncorrected: new_histogram(max_us),
             connect: new_histogram(max_us),
@@ -222,14 +230,21 @@ impl Recorder {
         let target = self.target_entry(sample.target);
         target.requests += 1;
         target.connections += u64::from(sample.first_on_connection);
-        self.latency
-            .saturating_record(micros(sample.done - sample.scheduled));
+        let latency_us = micros(sample.done - sample.scheduled);
+        self.latency.saturating_record(latency_us);
         if self.open_loop {
             self.latency_uncorrected
                 .saturating_record(micros(sample.done - sample.sent));
         }
         match answer.worker_pid {
-            Some(pid) => self.count_worker(pid, sample.first_on_connection, sample.done),
+            Some(pid) => {
+                let worker = self.worker_entry(pid);
+                worker.requests += 1;
+                worker.connections += u64::from(sample.first_on_connection);
+                worker.first = earliest(worker.first, Some(sample.done));
+                worker.last = worker.last.max(Some(sample.done));
+                worker.latency.saturating_record(latency_us);
+            }
             None => self.requests_without_pid += 1,
         }
     }
@@ -286,6 +301,7 @@ impl Recorder {
             mine.connections += worker.connections;
             mine.first = earliest(mine.first, worker.first);
             mine.last = mine.last.max(worker.last);
+            mine.latency.add(&worker.latency).expect(same_bounds);
         }
         self.requests_without_pid += other.requests_without_pid;
         for (index, theirs) in other.targets.iter().enumerate() {
@@ -302,14 +318,6 @@ impl Recorder {
         self.scheduled += other.scheduled;
         self.unanswered_at_end += other.unanswered_at_end;
         self.reconnects += other.reconnects;
-    }
-
-    fn count_worker(&mut self, pid: u32, first_on_connection: bool, done: Instant) {
-        let worker = self.worker_entry(pid);
-        worker.requests += 1;
-        worker.connections += u64::from(first_on_connection);
-        worker.first = earliest(worker.first, Some(done));
-        worker.last = worker.last.max(Some(done));
     }
 
     fn target_entry(&mut self, index: usize) -> &mut TargetCount {
@@ -333,6 +341,7 @@ impl Recorder {
                     connections: 0,
                     first: None,
                     last: None,
+                    latency: new_histogram(self.max_us),
                 });
                 self.workers.len() - 1
             }
@@ -532,6 +541,14 @@ mod tests {
         assert_eq!(one.requests(), 4);
         assert_eq!(one.requests_without_pid, 1);
         assert_eq!(counts(&one), vec![(7, 2, 1), (8, 1, 1)]);
+        // Each worker's latency histogram holds its requests; together they
+        // hold the pooled one's, but for the answer without a pid.
+        let per_pid: Vec<u64> = one.workers.iter().map(|w| w.latency.len()).collect();
+        assert_eq!(per_pid, vec![2, 1]);
+        assert_eq!(
+            per_pid.iter().sum::<u64>() + one.requests_without_pid,
+            one.latency.len()
+        );
         // Per target: only successful answers count (target 1's was a 503).
         let target = |requests, connections| TargetCount {
             requests,

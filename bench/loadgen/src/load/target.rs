@@ -66,12 +66,13 @@ impl Target {
             .ok_or_else(|| format!("{} resolves to no address", self.host))
     }
 
-    /// The bytes of one `GET` request, with `Connection: close` if `close`. Built
-    /// once and sent as they are for every request.
-    pub fn request_bytes(&self, close: bool) -> Vec<u8> {
+    /// The bytes of one `GET` request for `path` (the target's own, or one of
+    /// `--mix`), with `Connection: close` if `close`. Built once and sent as
+    /// they are for every request.
+    pub fn request_bytes(&self, path: &str, close: bool) -> Vec<u8> {
         let mut request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: loadgen/{}\r\n",
-            self.path,
+            path,
             self.authority,
             env!("CARGO_PKG_VERSION")
         );
@@ -151,10 +152,11 @@ mod tests {
     #[test]
     fn builds_the_request() {
         let target = Target::parse("http://127.0.0.1:8080/x").expect("parse");
-        let request = String::from_utf8(target.request_bytes(true)).expect("ASCII");
+        let request = String::from_utf8(target.request_bytes(&target.path, true)).expect("ASCII");
         assert!(request.starts_with("GET /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"));
         assert!(request.ends_with("Connection: close\r\n\r\n"));
-        let keep_alive = String::from_utf8(target.request_bytes(false)).expect("ASCII");
+        let keep_alive =
+            String::from_utf8(target.request_bytes(&target.path, false)).expect("ASCII");
         assert!(!keep_alive.contains("Connection"));
     }
 }

@@ -1,15 +1,19 @@
 //! The SVG charts of `loadgen report`, drawn with plotters' SVG backend from
 //! [`super::figures`]: the latency spectrum (log-log: nines against µs), the fd
 //! bill (master and whole tree), the fairness bars, the CPU per request
-//! (master and workers stacked) and the master's fds over time.
+//! (master and workers stacked), the master's fds over time, every round of
+//! §1 per mode (a strip chart) and p99 against the offered rate (the sweep).
 
 use plotters::chart::SeriesAnno;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::figures::{CostRow, FairnessRow, FdBillRow, FdSeries, SpectrumLine, nines};
-use crate::report::labels::{Load, Mode};
+use super::figures::{
+    CostRow, FairnessRow, FdBillRow, FdSeries, SLOS_US, SpectrumLine, Spread, StallRow, SweepLine,
+    ThroughputRow, Variant, nines,
+};
+use crate::report::labels::{Load, Mode, accept_name};
 
 /// The charts' file names, as REPORT.md links them.
 pub const LATENCY_SVG: &str = "latency.svg";
@@ -17,10 +21,16 @@ pub const LATENCY_SVG: &str = "latency.svg";
 pub const FDS_SVG: &str = "fds.svg";
 /// Section 4's chart.
 pub const FAIRNESS_SVG: &str = "fairness.svg";
+/// §4's stalled-worker chart.
+pub const STALL_SVG: &str = "stall.svg";
 /// Section 5's chart of the master's fds.
 pub const MASTER_FDS_SVG: &str = "master-fds-over-time.svg";
 /// Section 5's chart of the CPU per request.
 pub const COST_SVG: &str = "cost-per-request.svg";
+/// Section 1's strip chart: every round per mode.
+pub const ROUNDS_SVG: &str = "rounds.svg";
+/// Section 1b's chart: p99 against the offered rate.
+pub const LATENCY_RATE_SVG: &str = "latency-vs-rate.svg";
 
 /// The usual soft limit of open fds per process, drawn on the fd bill.
 const SOFT_LIMIT: f64 = 1024.0;
@@ -480,82 +490,119 @@ fn load_title(load: Load) -> &'static str {
     }
 }
 
-/// The share of requests per worker (largest first), grouped by mode: one panel
-/// per load (and busy work), a dashed line at the even share.
+/// §4's panels: which shares, of which load.
+const FAIRNESS_PANELS: [(Load, bool, &str); 3] = [
+    (
+        Load::NewConn,
+        false,
+        "connections (= requests), a new connection per request, open loop",
+    ),
+    (
+        Load::KeepAlive,
+        false,
+        "connections, keep-alive, opened in a burst",
+    ),
+    (
+        Load::KeepAlive,
+        true,
+        "requests, keep-alive, opened in a burst",
+    ),
+];
+
+/// §4: each worker's share, largest first, one group of bars per way of
+/// sharing the port: a panel per cluster size and [`FAIRNESS_PANELS`] entry,
+/// a dashed line at the even share.
 pub fn fairness(rows: &[FairnessRow]) -> anyhow::Result<String> {
-    let mut panels: Vec<(Load, u64)> = Vec::new();
-    for row in rows {
-        if !panels.contains(&(row.load, row.work_us)) {
-            panels.push((row.load, row.work_us));
+    let mut sizes: Vec<usize> = rows.iter().map(|row| row.workers).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let mut variants: Vec<Variant> = rows.iter().map(|row| row.variant).collect();
+    variants.sort();
+    variants.dedup();
+    let mut panels = Vec::new();
+    for &workers in &sizes {
+        for (load, requests, what) in FAIRNESS_PANELS {
+            let panel: Vec<(Variant, &[f64])> = rows
+                .iter()
+                .filter(|row| row.workers == workers && row.load == load)
+                .map(|row| {
+                    let shares = match requests {
+                        true => &row.request_shares,
+                        false => &row.connection_shares,
+                    };
+                    (row.variant, shares.as_slice())
+                })
+                .collect();
+            if !panel.is_empty() {
+                panels.push((format!("{workers} workers: {what}"), panel));
+            }
         }
     }
-    // Each panel needs room for its bars, its axis and its mode names.
-    let height = (60 + 230 * panels.len() as u32).max(SIZE.1);
-    svg((SIZE.0, height), |root| {
+    let size = (1400, (60 + 260 * panels.len() as u32).max(SIZE.1));
+    svg(size, |root| {
         let titled = root
             .titled(
-                "Fairness: each worker's share of the requests, largest first",
-                (FONT, 20),
+                "Fairness: each worker's share, largest first (dashed: the even share)",
+                (FONT, 22),
             )
             .map_err(drawing)?;
         let areas = titled.split_evenly((panels.len().max(1), 1));
-        for ((load, work_us), area) in panels.iter().zip(areas.iter()) {
-            let panel: Vec<&FairnessRow> = rows
-                .iter()
-                .filter(|row| row.load == *load && row.work_us == *work_us)
-                .collect();
-            fairness_panel(area, *load, *work_us, &panel)?;
+        for ((title, panel), area) in panels.iter().zip(areas.iter()) {
+            fairness_panel(area, title, panel, &variants)?;
         }
         Ok(())
     })
 }
 
+/// A short name for a bar group: `listener single`, `socket`, `proxy`.
+fn variant_label(variant: Variant) -> String {
+    let mode = variant.mode.name();
+    let mode = mode.strip_prefix("handoff-").unwrap_or(mode);
+    match variant.accept {
+        Some(accept) => format!("{mode} {}", accept_name(accept)),
+        None => mode.to_owned(),
+    }
+}
+
 fn fairness_panel(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
-    load: Load,
-    work_us: u64,
-    rows: &[&FairnessRow],
+    title: &str,
+    groups: &[(Variant, &[f64])],
+    variants: &[Variant],
 ) -> anyhow::Result<()> {
-    let most = rows
+    let most = groups
         .iter()
-        .flat_map(|row| row.shares.iter().copied())
+        .flat_map(|(_, shares)| shares.iter().copied())
         .fold(0.0, f64::max);
     let y_max = (most * 100.0 * 1.15).max(10.0);
-    let what = match load {
-        Load::KeepAlive => "keep-alive",
-        Load::NewConn => "a new connection per request",
-        Load::OpenLoop => "open loop",
-    };
-    let title = match work_us {
-        0 => what.to_owned(),
-        work => format!("{what}, {work} µs of work per request"),
-    };
     let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 16))
+        .caption(title, (FONT, 17))
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(72)
-        .build_cartesian_2d(0.0..rows.len().max(1) as f64, 0.0..y_max)
+        .build_cartesian_2d(0.0..groups.len().max(1) as f64, 0.0..y_max)
         .map_err(drawing)?;
     chart
         .configure_mesh()
         .x_labels(0)
         .disable_x_mesh()
-        .y_desc("share of requests, %")
+        .y_desc("share, %")
         .y_label_formatter(&|y| format!("{y:.0}"))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
         .draw()
         .map_err(drawing)?;
-    for (index, row) in rows.iter().enumerate() {
-        let ranks = row.shares.len().max(1);
+    for (index, (variant, shares)) in groups.iter().enumerate() {
+        // The same colour for a variant in every panel.
+        let tint = colour(variants.iter().position(|v| v == variant).unwrap_or(index));
+        let ranks = shares.len().max(1);
         let width = 0.8 / ranks as f64;
         let left = index as f64 + 0.1;
-        let bars = row.shares.iter().enumerate().map(|(rank, share)| {
+        let bars = shares.iter().enumerate().map(|(rank, share)| {
             let x0 = left + rank as f64 * width;
             Rectangle::new(
                 [(x0 + width * 0.05, 0.0), (x0 + width * 0.95, share * 100.0)],
-                colour(index).filled(),
+                tint.filled(),
             )
         });
         chart.draw_series(bars).map_err(drawing)?;
@@ -570,14 +617,13 @@ fn fairness_panel(
             ))
             .map_err(drawing)?;
         // backend_coord is in the whole image's pixels, `area` draws in its
-        // own: without the shift each name fell a panel's offset too low,
-        // onto the next panel's title (and off the image for the last one).
+        // own: without the shift each name fell a panel's offset too low.
         let (px, py) = chart.backend_coord(&(index as f64 + 0.5, 0.0));
         let (ax, ay) = area.get_base_pixel();
         area.draw(&Text::new(
-            row.mode.name(),
+            variant_label(*variant),
             (px - ax, py - ay + 4),
-            (FONT, 13)
+            (FONT, 14)
                 .into_font()
                 .into_text_style(area)
                 .pos(Pos::new(HPos::Center, VPos::Top)),
@@ -585,6 +631,108 @@ fn fairness_panel(
         .map_err(drawing)?;
     }
     Ok(())
+}
+
+/// One figure of a [`StallRow`], over rounds.
+type StallFigure = fn(&StallRow) -> Option<Spread>;
+
+/// §4, a stalled worker: per way of sharing the port, the p99 of every
+/// request, of the stalled worker's and of the worst other worker's, in ms:
+/// a bar at the median over rounds, a whisker from the least to the most.
+pub fn stall(rows: &[StallRow]) -> anyhow::Result<String> {
+    let figures: [(&str, StallFigure); 3] = [
+        ("p99, every request", |row| row.p99_us),
+        ("p99, the stalled worker's requests", |row| {
+            row.stalled_p99_us
+        }),
+        ("p99, the worst other worker's", |row| row.others_p99_us),
+    ];
+    let most = rows
+        .iter()
+        .flat_map(|row| figures.iter().filter_map(|(_, figure)| figure(row)))
+        .map(|spread| spread.max / 1000.0)
+        .fold(1.0, f64::max);
+    // Room above the bars for the legend, so that it covers no data.
+    let y_max = most * 1.35;
+    let stall_ms = rows.first().map_or(0.0, |row| row.stall_ms);
+    svg((1400, 620), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!(
+                    "One worker stopped twice for {stall_ms:.0} ms in an open loop: who waited \
+                     (bars: median over rounds, whiskers: min–max)"
+                ),
+                (FONT, 20),
+            )
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0.0..rows.len().max(1) as f64, 0.0..y_max)
+            .map_err(drawing)?;
+        chart
+            .configure_mesh()
+            .x_labels(0)
+            .disable_x_mesh()
+            .y_desc("latency, ms")
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
+            .draw()
+            .map_err(drawing)?;
+        let width = 0.8 / figures.len() as f64;
+        for (which, (name, figure)) in figures.iter().enumerate() {
+            let tint = colour(which);
+            let bars: Vec<_> = rows
+                .iter()
+                .enumerate()
+                .filter_map(|(index, row)| Some((index, figure(row)?)))
+                .collect();
+            let x0 = |index: usize| index as f64 + 0.1 + which as f64 * width;
+            chart
+                .draw_series(bars.iter().map(|&(index, spread)| {
+                    Rectangle::new(
+                        [
+                            (x0(index) + width * 0.08, 0.0),
+                            (x0(index) + width * 0.92, spread.median / 1000.0),
+                        ],
+                        tint.filled(),
+                    )
+                }))
+                .map_err(drawing)?
+                .label(*name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], tint.filled()));
+            for &(index, spread) in &bars {
+                let middle = x0(index) + width / 2.0;
+                chart
+                    .draw_series(LineSeries::new(
+                        [(middle, spread.min / 1000.0), (middle, spread.max / 1000.0)],
+                        BLACK.stroke_width(2),
+                    ))
+                    .map_err(drawing)?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 15))
+            .draw()
+            .map_err(drawing)?;
+        for (index, row) in rows.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(index as f64 + 0.5, 0.0));
+            root.draw(&Text::new(
+                variant_label(row.variant),
+                (px, py + 4),
+                (FONT, 14)
+                    .into_font()
+                    .into_text_style(root)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(drawing)?;
+        }
+        Ok(())
+    })
 }
 
 /// The master's fds over time in one newconn run per mode, the measured window shaded.
@@ -643,7 +791,393 @@ pub fn master_fds(series: &[FdSeries]) -> anyhow::Result<String> {
     })
 }
 
-/// The legend box, upper left, over a translucent white.
+/// The modes of the sweep in the order of `modes`, for one shared legend.
+fn sweep_modes(lines: &[SweepLine]) -> Vec<Mode> {
+    let mut modes = modes_of(lines.iter().map(|line| line.mode));
+    modes.sort();
+    modes
+}
+
+/// A rate tick: `800`, `5.5k`, `120k`.
+fn rate_label(per_s: f64) -> String {
+    if per_s >= 1000.0 {
+        format!("{}k", trim(per_s / 1000.0))
+    } else {
+        format!("{per_s:.0}")
+    }
+}
+
+/// A legend strip above the panels, never over data: per mode its colour,
+/// dash and marker (as [`mode_line`] and [`markers`] draw them) and its name;
+/// then each `extra` entry, a grey marker (ringed if its flag is set) and a
+/// text.
+fn legend_strip(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    modes: &[Mode],
+    extra: &[(&str, bool)],
+) -> anyhow::Result<()> {
+    let (width, _) = area.dim_in_pixel();
+    let per_row = ((width as i32 - 40) / 200).max(1) as usize;
+    for (index, mode) in modes.iter().enumerate() {
+        let (row, column) = (index / per_row, index % per_row);
+        let (x, y) = (20 + column as i32 * 200, 14 + row as i32 * 22);
+        let style = colour(index).stroke_width(2);
+        let line = vec![(x, y), (x + 34, y)];
+        match dash_of(index) {
+            None => area.draw(&PathElement::new(line, style)),
+            Some((size, gap)) => area.draw(&plotters::element::DashedPathElement::new(
+                line, size, gap, style,
+            )),
+        }
+        .map_err(drawing)?;
+        let mark = colour(index).filled();
+        let at = (x + 17, y);
+        match index % 4 {
+            0 => area.draw(&Circle::new(at, 5, mark)),
+            1 => area.draw(&TriangleMarker::new(at, 6, mark)),
+            2 => area.draw(&Rectangle::new(
+                [(at.0 - 4, at.1 - 4), (at.0 + 4, at.1 + 4)],
+                mark,
+            )),
+            _ => area.draw(&Cross::new(at, 5, mark)),
+        }
+        .map_err(drawing)?;
+        area.draw(&Text::new(
+            mode.name(),
+            (x + 42, y),
+            (FONT, 14)
+                .into_font()
+                .into_text_style(area)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(drawing)?;
+    }
+    let rows = modes.len().div_ceil(per_row) as i32;
+    for (index, (text, ringed)) in extra.iter().enumerate() {
+        let (x, y) = (20 + index as i32 * 420, 14 + rows * 22);
+        let grey = RGBColor(90, 90, 90);
+        area.draw(&Circle::new((x + 17, y), 5, grey.filled()))
+            .map_err(drawing)?;
+        if *ringed {
+            area.draw(&Circle::new((x + 17, y), 10, BLACK.stroke_width(1)))
+                .map_err(drawing)?;
+        }
+        area.draw(&Text::new(
+            (*text).to_owned(),
+            (x + 42, y),
+            (FONT, 14)
+                .into_font()
+                .into_text_style(area)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(drawing)?;
+    }
+    Ok(())
+}
+
+/// p99 (corrected) against the offered rate, one panel per load side by
+/// side, both on one log-scale latency axis; a line per mode (colour, dash
+/// and marker), a ring round the markers of the steps not held; dashed lines
+/// at the objectives (1 ms, 10 ms).
+pub fn latency_vs_rate(lines: &[SweepLine]) -> anyhow::Result<String> {
+    let modes = sweep_modes(lines);
+    let mut loads: Vec<Load> = lines.iter().map(|line| line.load).collect();
+    loads.sort();
+    loads.dedup();
+    let p99s = lines
+        .iter()
+        .flat_map(|line| line.steps.iter().filter_map(|step| step.p99_us));
+    // From 100 µs at least, so that every chart labels the decades from
+    // 100 µs up and two runs' charts read alike.
+    let y_min = p99s.clone().fold(100.0, f64::min).max(1.0) * 0.7;
+    let y_max = p99s.fold(SLOS_US[SLOS_US.len() - 1], f64::max) * 1.6;
+    let legend_rows = modes.len().div_ceil(((1400 - 40) / 200) as usize) as u32 + 1;
+    let size = (1400, 620 + 22 * legend_rows);
+    svg(size, |root| {
+        let titled = root
+            .titled(
+                "p99 latency against the offered rate (open loop, corrected for coordinated omission)",
+                (FONT, 20),
+            )
+            .map_err(drawing)?;
+        let (legend_area, panels_area) = titled.split_vertically(12 + 22 * legend_rows);
+        legend_strip(
+            &legend_area,
+            &modes,
+            &[
+                ("held: ≥ 95 % of the offered rate achieved, no error", false),
+                ("ringed: not held", true),
+            ],
+        )?;
+        let areas = panels_area.split_evenly((1, loads.len().max(1)));
+        for (load, area) in loads.iter().zip(areas.iter()) {
+            let panel: Vec<&SweepLine> = lines.iter().filter(|line| line.load == *load).collect();
+            let rates = panel
+                .iter()
+                .flat_map(|line| line.steps.iter().map(|step| step.offered_per_s));
+            let x_min = rates.clone().fold(f64::INFINITY, f64::min).max(1.0);
+            let x_max = rates.fold(x_min * 2.0, f64::max);
+            let title = match load {
+                Load::NewConn => "a new connection per request, open loop",
+                _ => "keep-alive, open loop",
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, (FONT, 16))
+                .margin(12)
+                // Room right of the plot for the objectives' labels.
+                .margin_right(88)
+                .x_label_area_size(52)
+                .y_label_area_size(76)
+                .build_cartesian_2d(
+                    (x_min / 1.25..x_max * 1.25).log_scale(),
+                    (y_min..y_max).log_scale(),
+                )
+                .map_err(drawing)?;
+            chart
+                .configure_mesh()
+                .x_labels(0)
+                // A log axis draws its decades even with no labels asked
+                // for: the offered rates below are the ticks.
+                .x_label_formatter(&|_| String::new())
+                .disable_x_mesh()
+                .y_desc("p99 latency (log scale)")
+                .x_desc("offered rate, requests/s (log scale)")
+                .y_label_formatter(&|us| micros_label(*us))
+                .label_style((FONT, 13))
+                .axis_desc_style((FONT, 14))
+                .draw()
+                .map_err(drawing)?;
+            // A tick and a label at every offered rate.
+            let mut offered: Vec<f64> = panel
+                .iter()
+                .flat_map(|line| line.steps.iter().map(|step| step.offered_per_s))
+                .collect();
+            offered.sort_by(f64::total_cmp);
+            offered.dedup();
+            let (ax, ay) = area.get_base_pixel();
+            for &rate in &offered {
+                chart
+                    .draw_series(LineSeries::new(
+                        [(rate, y_min), (rate, y_max)],
+                        BLACK.mix(0.08),
+                    ))
+                    .map_err(drawing)?;
+                let (px, py) = chart.backend_coord(&(rate, y_min));
+                area.draw(&Text::new(
+                    rate_label(rate),
+                    (px - ax, py - ay + 6),
+                    (FONT, 13)
+                        .into_font()
+                        .into_text_style(area)
+                        .pos(Pos::new(HPos::Center, VPos::Top)),
+                ))
+                .map_err(drawing)?;
+            }
+            // The objectives, labelled right of the plot, where no data is.
+            let grey = RGBColor(90, 90, 90);
+            for slo in SLOS_US {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(x_min / 1.25, slo), (x_max * 1.25, slo)],
+                        8,
+                        4,
+                        grey.stroke_width(1),
+                    ))
+                    .map_err(drawing)?;
+                let (px, py) = chart.backend_coord(&(x_max * 1.25, slo));
+                area.draw(&Text::new(
+                    format!("p99 ≤ {}", micros_label(slo)),
+                    (px - ax + 6, py - ay),
+                    (FONT, 12)
+                        .into_font()
+                        .color(&grey)
+                        .into_text_style(area)
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
+                ))
+                .map_err(drawing)?;
+            }
+            for line in panel {
+                let index = modes.iter().position(|m| *m == line.mode).unwrap_or(0);
+                let points: Vec<(f64, f64)> = line
+                    .steps
+                    .iter()
+                    .filter_map(|step| Some((step.offered_per_s, step.p99_us?.max(1.0))))
+                    .collect();
+                let style = colour(index).stroke_width(2);
+                match dash_of(index) {
+                    None => chart.draw_series(LineSeries::new(points.iter().copied(), style)),
+                    Some((size, gap)) => chart.draw_series(DashedLineSeries::new(
+                        points.iter().copied(),
+                        size,
+                        gap,
+                        style,
+                    )),
+                }
+                .map_err(drawing)?;
+                let held: Vec<(f64, f64)> = line
+                    .steps
+                    .iter()
+                    .filter(|step| step.held())
+                    .filter_map(|step| Some((step.offered_per_s, step.p99_us?.max(1.0))))
+                    .collect();
+                let missed: Vec<(f64, f64)> = line
+                    .steps
+                    .iter()
+                    .filter(|step| !step.held())
+                    .filter_map(|step| Some((step.offered_per_s, step.p99_us?.max(1.0))))
+                    .collect();
+                markers(&mut chart, index, &held, colour(index).filled())?;
+                markers(&mut chart, index, &missed, colour(index).filled())?;
+                // A ring round the steps not held, whatever the marker's shape.
+                chart
+                    .draw_series(
+                        missed
+                            .iter()
+                            .map(|&p| Circle::new(p, 10, BLACK.stroke_width(1))),
+                    )
+                    .map_err(drawing)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Every round of §1 per mode, one dot a round (colour and marker per mode)
+/// and a black bar at the median: requests/s, and the whole tree's CPU per
+/// request, for keep-alive and a new connection per request, one panel each.
+pub fn rounds(throughput: &[ThroughputRow], cost: &[CostRow]) -> anyhow::Result<String> {
+    let loads = [Load::KeepAlive, Load::NewConn];
+    let modes = {
+        let mut modes = modes_of(
+            throughput
+                .iter()
+                .filter(|row| loads.contains(&row.load))
+                .map(|row| row.mode),
+        );
+        modes.sort();
+        modes
+    };
+    // (title, unit, per mode and load: every round's values)
+    type Panel = (String, &'static str, Vec<(Mode, Vec<f64>)>);
+    let mut panels: Vec<Panel> = Vec::new();
+    for load in loads {
+        let values: Vec<(Mode, Vec<f64>)> = throughput
+            .iter()
+            .filter(|row| row.load == load)
+            .map(|row| (row.mode, row.every_round.clone()))
+            .collect();
+        if !values.is_empty() {
+            panels.push((
+                format!("requests/s, {}", load_title(load)),
+                "requests/s",
+                values,
+            ));
+        }
+    }
+    for load in loads {
+        let values: Vec<(Mode, Vec<f64>)> = cost
+            .iter()
+            .filter(|row| row.load == load && !row.nginx_alone)
+            .map(|row| (row.mode, row.every_round_tree_us.clone()))
+            .collect();
+        if values.iter().any(|(_, v)| !v.is_empty()) {
+            panels.push((
+                format!("the whole tree's CPU per request, {}", load_title(load)),
+                "CPU µs per request",
+                values,
+            ));
+        }
+    }
+    let height = 60 + 260 * panels.len().max(1) as u32;
+    svg((SIZE.0 + 100, height), |root| {
+        let titled = root
+            .titled(
+                "Every round of §1, per mode: a dot per round, the bar at the median",
+                (FONT, 20),
+            )
+            .map_err(drawing)?;
+        let areas = titled.split_evenly((panels.len().max(1), 1));
+        for ((title, unit, values), area) in panels.iter().zip(areas.iter()) {
+            let y_max = values
+                .iter()
+                .flat_map(|(_, v)| v.iter().copied())
+                .fold(1.0, f64::max)
+                * 1.15;
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, (FONT, 16))
+                .margin(10)
+                .margin_right(20)
+                .x_label_area_size(40)
+                .y_label_area_size(84)
+                .build_cartesian_2d(0.0..modes.len().max(1) as f64, 0.0..y_max)
+                .map_err(drawing)?;
+            chart
+                .configure_mesh()
+                .x_labels(0)
+                .disable_x_mesh()
+                .y_desc(*unit)
+                .y_label_formatter(&|y| {
+                    if *y >= 10_000.0 {
+                        format!("{}k", trim(y / 1000.0))
+                    } else {
+                        format!("{y:.0}")
+                    }
+                })
+                .label_style((FONT, 13))
+                .axis_desc_style((FONT, 14))
+                .draw()
+                .map_err(drawing)?;
+            let (ax, ay) = area.get_base_pixel();
+            for (index, mode) in modes.iter().enumerate() {
+                let x = index as f64 + 0.5;
+                // The names alternate between two lines, so that long ones
+                // never run into each other.
+                let (px, py) = chart.backend_coord(&(x, 0.0));
+                area.draw(&Text::new(
+                    mode.name(),
+                    (px - ax, py - ay + 4 + 16 * (index as i32 % 2)),
+                    (FONT, 13)
+                        .into_font()
+                        .into_text_style(area)
+                        .pos(Pos::new(HPos::Center, VPos::Top)),
+                ))
+                .map_err(drawing)?;
+                let Some((_, rounds)) = values.iter().find(|(m, _)| m == mode) else {
+                    continue;
+                };
+                // Side by side within the mode's column, in round order.
+                let n = rounds.len().max(1) as f64;
+                let points: Vec<(f64, f64)> = rounds
+                    .iter()
+                    .enumerate()
+                    .map(|(round, &value)| (x + (round as f64 - (n - 1.0) / 2.0) * 0.06, value))
+                    .collect();
+                markers(&mut chart, index, &points, colour(index).filled())?;
+                if let Some(median) = super::figures::median(rounds.iter().copied()) {
+                    chart
+                        .draw_series([PathElement::new(
+                            vec![(x - 0.3, median), (x + 0.3, median)],
+                            BLACK.stroke_width(2),
+                        )])
+                        .map_err(drawing)?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The dash of series `index`: solid, then dashes, dots and long dashes in
+/// turn (as [`mode_line`] draws them).
+fn dash_of(index: usize) -> Option<(u32, u32)> {
+    match index % 4 {
+        0 => None,
+        1 => Some((9, 5)),
+        2 => Some((2, 4)),
+        _ => Some((16, 5)),
+    }
+}
+
 /// One mode's line, in the mode's colour, with its entry in the legend.
 fn mode_line<'a, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
@@ -659,12 +1193,7 @@ where
     // A dash pattern besides the colour, so that no two modes are told apart
     // by colour alone (colour-blind readers, a grey print): solid, then
     // dashes, dots and long dashes in turn.
-    let dash: Option<(u32, u32)> = match index % 4 {
-        0 => None,
-        1 => Some((9, 5)),
-        2 => Some((2, 4)),
-        _ => Some((16, 5)),
-    };
+    let dash = dash_of(index);
     let series = match dash {
         None => chart.draw_series(LineSeries::new(points.iter().copied(), style)),
         Some((size, gap)) => chart.draw_series(DashedLineSeries::new(

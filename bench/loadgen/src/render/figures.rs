@@ -8,8 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::labels::{Load, Mode, Peer, Section};
-use crate::report::{Fairness, HistogramSummary, Machine, ProcessReport, Report, Role};
+use crate::report::labels::{Accept, Load, Mode, Peer, Section, accept_name};
+use crate::report::{
+    Fairness, HistogramSummary, Machine, ProcessReport, Report, Role, WorkerShare,
+};
 
 /// The percentile spectrum is drawn from the median up to this many nines
 /// (99.999 %) at most, and no further than the samples resolve.
@@ -116,11 +118,119 @@ pub struct ThroughputRow {
     pub requests: u64,
     /// Open loop: the asked rate over rounds.
     pub asked_per_s: Option<Spread>,
+    /// Every round's requests/s, in round order (the strip chart's dots).
+    pub every_round: Vec<f64>,
 }
 
 /// Corrected over uncorrected p99 from which the load generator's requests
 /// are said to have waited to be sent: the server fell behind the schedule.
 pub const WAITING_RATIO: f64 = 10.0;
+
+/// A sweep step counts as held when it achieved at least this share of the
+/// offered rate (and had no error): below it the server did not keep up.
+pub const HELD_SHARE: f64 = 0.95;
+
+/// The latency objectives of the sweep's headline, p99 in µs: 1 ms and 10 ms.
+pub const SLOS_US: [f64; 2] = [1_000.0, 10_000.0];
+
+/// 1b: one step of the open-loop sweep (one offered rate) of one mode and
+/// load; latencies are the median over the step's runs (normally one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepStep {
+    /// The offered rate, requests/s (the `rate` label, else `--rate`).
+    pub offered_per_s: f64,
+    /// Successful requests per second of the window.
+    pub achieved_per_s: f64,
+    /// p50, corrected for coordinated omission (from each request's
+    /// intended start), µs.
+    pub p50_us: Option<f64>,
+    /// p99, corrected, µs.
+    pub p99_us: Option<f64>,
+    /// p99.9, corrected, µs.
+    pub p99_9_us: Option<f64>,
+    /// p50 as sent (uncorrected), µs.
+    pub p50_sent_us: Option<f64>,
+    /// p99 as sent, µs.
+    pub p99_sent_us: Option<f64>,
+    /// p99.9 as sent, µs.
+    pub p99_9_sent_us: Option<f64>,
+    /// Failed requests, all the step's runs.
+    pub failed: u64,
+    /// Requests of the window (successful and failed), all runs.
+    pub requests: u64,
+    /// Runs behind the step.
+    pub runs: usize,
+}
+
+impl SweepStep {
+    /// Held: no error, and at least [`HELD_SHARE`] of the offered rate
+    /// achieved.
+    pub fn held(&self) -> bool {
+        self.failed == 0 && self.achieved_per_s >= HELD_SHARE * self.offered_per_s
+    }
+
+    /// Held with a (corrected) p99 of at most `slo_us`.
+    pub fn meets(&self, slo_us: f64) -> bool {
+        self.held() && self.p99_us.is_some_and(|p99| p99 <= slo_us)
+    }
+
+    /// The corrected p99 is at least [`WAITING_RATIO`] times the p99 as
+    /// sent: the load generator's requests waited to be sent, the server
+    /// having fallen behind the schedule.
+    pub fn waiting(&self) -> bool {
+        match (self.p99_us, self.p99_sent_us) {
+            (Some(corrected), Some(sent)) => corrected >= WAITING_RATIO * sent.max(1.0),
+            _ => false,
+        }
+    }
+}
+
+/// 1b: the sweep of one mode under one load, its steps by offered rate.
+#[derive(Debug, Clone)]
+pub struct SweepLine {
+    /// The mode.
+    pub mode: Mode,
+    /// `keepalive` or `newconn`.
+    pub load: Load,
+    /// The steps, lowest offered rate first.
+    pub steps: Vec<SweepStep>,
+}
+
+/// The capacity of a sweep at a latency objective.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SloCapacity {
+    /// The lightest step already missed it.
+    None,
+    /// The highest offered rate up to which every step met it, and the next
+    /// step did not.
+    Held(f64),
+    /// Every step met it, the highest too: the capacity is at least that.
+    NotReached(f64),
+}
+
+impl SweepLine {
+    /// The highest offered rate up to which every step was held with p99 ≤
+    /// `slo_us` (see [`SweepStep::meets`]): a step that misses ends the
+    /// count, even if a higher one met it by chance.
+    pub fn capacity(&self, slo_us: f64) -> SloCapacity {
+        let met = self
+            .steps
+            .iter()
+            .take_while(|step| step.meets(slo_us))
+            .count();
+        match (met, self.steps.get(met.wrapping_sub(1))) {
+            (0, _) | (_, None) => SloCapacity::None,
+            (n, Some(step)) if n == self.steps.len() => SloCapacity::NotReached(step.offered_per_s),
+            (_, Some(step)) => SloCapacity::Held(step.offered_per_s),
+        }
+    }
+
+    /// The steps whose requests waited to be sent (see
+    /// [`SweepStep::waiting`]).
+    pub fn waiting(&self) -> impl Iterator<Item = &SweepStep> {
+        self.steps.iter().filter(|step| step.waiting())
+    }
+}
 
 /// One line of the latency chart: a mode's percentile spectrum, the median over
 /// rounds at each point.
@@ -224,24 +334,105 @@ pub struct Tried {
     pub master_fds: Option<f64>,
 }
 
-/// Section 4: one mode, load and busy work, over its rounds.
-#[derive(Debug, Clone)]
-pub struct FairnessRow {
+/// Section 4: a way of sharing the port: a mode and, for `handoff-listener`,
+/// how its workers accept (label `accept`; `None` in runs without it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Variant {
     /// The mode.
     pub mode: Mode,
-    /// The load.
+    /// `handoff --pass listener --accept`.
+    pub accept: Option<Accept>,
+}
+
+impl Variant {
+    /// The variant of `run`; `None` without a mode.
+    fn of(run: &Report) -> Option<Variant> {
+        Some(Variant {
+            mode: run.labels.mode?,
+            accept: run.labels.accept,
+        })
+    }
+}
+
+impl std::fmt::Display for Variant {
+    /// `handoff-listener --accept single`, or the mode's name alone.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.accept {
+            Some(accept) => write!(f, "{} --accept {}", self.mode, accept_name(accept)),
+            None => write!(f, "{}", self.mode),
+        }
+    }
+}
+
+/// Section 4, the spread: one variant, cluster size and load, over its rounds.
+#[derive(Debug, Clone)]
+pub struct FairnessRow {
+    /// The way of sharing the port.
+    pub variant: Variant,
+    /// Workers in the cluster (label `workers`, or the master's children).
+    pub workers: usize,
+    /// The load: `newconn` (a connection per request) or `keepalive`.
     pub load: Load,
-    /// The `work_us` label (0 without).
-    pub work_us: u64,
-    /// Jain's index of the requests per pid (median over rounds).
-    pub jain: Option<f64>,
-    /// Max/min of the requests per pid (median over rounds with both > 0).
-    pub max_min: Option<f64>,
-    /// Each worker's share of the requests, largest first, the median over
-    /// rounds at each rank, 0 to 1.
-    pub shares: Vec<f64>,
-    /// Median p99, µs.
-    pub p99_us: Option<f64>,
+    /// Each worker's share of the connections, largest first, the median
+    /// over rounds at each rank, 0 to 1; a worker that got none is a 0.
+    pub connection_shares: Vec<f64>,
+    /// The same for the requests.
+    pub request_shares: Vec<f64>,
+    /// The smallest worker's share of the connections, per round.
+    pub least_share: Option<Spread>,
+    /// The largest worker's share of the connections, per round.
+    pub most_share: Option<Spread>,
+    /// Jain's index of the connections per worker (every worker, silent
+    /// ones as 0), per round.
+    pub connections_jain: Option<Spread>,
+    /// Jain's index of the requests per worker, per round.
+    pub requests_jain: Option<Spread>,
+    /// Failed requests, all rounds.
+    pub failed: u64,
+}
+
+/// Section 4, the stalled worker: one variant (loadgen `--stop`), over its rounds.
+#[derive(Debug, Clone)]
+pub struct StallRow {
+    /// The way of sharing the port.
+    pub variant: Variant,
+    /// Workers in the cluster.
+    pub workers: usize,
+    /// How long each stall lasted (`--stop-for`), ms.
+    pub stall_ms: f64,
+    /// Requests whose latency was at least the stall, per round.
+    pub waited_stall: Option<Spread>,
+    /// Requests whose latency was at least a tenth of the stall, per round.
+    pub waited_tenth: Option<Spread>,
+    /// p99 of all requests, µs, per round.
+    pub p99_us: Option<Spread>,
+    /// The slowest request, µs, per round.
+    pub max_us: Option<Spread>,
+    /// The stalled worker's own p99, µs, per round.
+    pub stalled_p99_us: Option<Spread>,
+    /// The worst p99 of the other workers, µs, per round.
+    pub others_p99_us: Option<Spread>,
+    /// The stalled worker's share of the requests, per round.
+    pub stalled_share: Option<Spread>,
+    /// Failed requests, all rounds.
+    pub failed: u64,
+}
+
+/// Section 4, uneven work (`--mix`): one variant, over its rounds.
+#[derive(Debug, Clone)]
+pub struct MixRow {
+    /// The way of sharing the port.
+    pub variant: Variant,
+    /// Workers in the cluster.
+    pub workers: usize,
+    /// The mix, as `--mix` gave it: `95 % /, 5 % /?work_us=5000`.
+    pub mix: String,
+    /// p99 of all requests, µs, per round.
+    pub p99_us: Option<Spread>,
+    /// The best worker's p99, µs, per round.
+    pub best_worker_p99_us: Option<Spread>,
+    /// The worst worker's p99, µs, per round.
+    pub worst_worker_p99_us: Option<Spread>,
     /// Failed requests, all rounds.
     pub failed: u64,
 }
@@ -320,6 +511,9 @@ pub struct CostRow {
     /// nginx watched alone (runs written before the workers behind it were
     /// watched too): its tree is not the whole tree.
     pub nginx_alone: bool,
+    /// Every round's whole-tree µs per request, in round order (the strip
+    /// chart's dots).
+    pub every_round_tree_us: Vec<f64>,
 }
 
 /// Section 5's chart: the master's fds over one newconn run.
@@ -379,14 +573,22 @@ pub struct Figures {
     pub throughput: Vec<ThroughputRow>,
     /// Section 1's chart: the load it shows, and a line per mode.
     pub spectra: Option<(Load, Vec<SpectrumLine>)>,
+    /// Section 1b: the open-loop sweep, per mode and load.
+    pub sweep: Vec<SweepLine>,
+    /// The connections of the sweep's runs, each once, fewest first.
+    pub sweep_connections: Vec<usize>,
     /// Section 2.
     pub fd_bill: Vec<FdBillRow>,
     /// Section 2, per mode.
     pub fd_slopes: Vec<FdSlope>,
     /// Section 3.
     pub fd_limit: Vec<FdLimitRow>,
-    /// Section 4.
+    /// Section 4: the spread of connections and requests.
     pub fairness: Vec<FairnessRow>,
+    /// Section 4: a stalled worker.
+    pub stalls: Vec<StallRow>,
+    /// Section 4: uneven work.
+    pub mixes: Vec<MixRow>,
     /// Section 5: CPU per request, per mode and load.
     pub cost: Vec<CostRow>,
     /// Section 5's chart.
@@ -538,16 +740,27 @@ impl Figures {
             .collect();
         throughput_connections.sort();
         throughput_connections.dedup();
+        let sweep_runs = section(Section::Sweep);
+        let mut sweep_connections: Vec<usize> = sweep_runs
+            .iter()
+            .map(|run| run.parameters.connections)
+            .collect();
+        sweep_connections.sort();
+        sweep_connections.dedup();
         Figures {
             machines,
             runs: runs.len(),
             throughput_connections,
             throughput: throughput(&throughput_runs),
             spectra: spectra(&throughput_runs),
+            sweep: sweep(&sweep_runs),
+            sweep_connections,
             fd_bill: fd_bill(&section(Section::FdBill)),
             fd_slopes: fd_slopes(&fd_bill(&section(Section::FdBill))),
             fd_limit: fd_limit(&section(Section::FdLimit)),
             fairness: fairness(&section(Section::Fairness)),
+            stalls: stalls(&section(Section::Fairness)),
+            mixes: mixes(&section(Section::Fairness)),
             cost: cost(&throughput_runs),
             master_fds: master_fds(&throughput_runs),
             faults: faults(&section(Section::Faults)),
@@ -571,9 +784,15 @@ fn rounds(runs: &[Report]) -> BTreeMap<Section, (usize, usize)> {
             section,
             labels.mode,
             labels.load,
+            labels.rate,
             labels.connections,
             labels.max_fds,
             labels.work_us,
+            labels.workers,
+            labels.accept,
+            labels.stall_ms,
+            // §4's experiments differ in their loadgen flags, not their labels.
+            run.parameters.mix.is_empty(),
         );
         *groups.entry(key).or_default() += 1;
     }
@@ -668,7 +887,63 @@ fn throughput(runs: &[&Report]) -> Vec<ThroughputRow> {
                     .map(|run| run.requests.ok + run.requests.failed)
                     .sum(),
                 asked_per_s: Spread::of(runs.iter().filter_map(|run| run.requests.asked_per_s)),
+                every_round: by_round(&runs)
+                    .iter()
+                    .map(|run| run.requests.per_s)
+                    .collect(),
             })
+        })
+        .collect()
+}
+
+/// `runs` in round order (a run without a round last, in its file order).
+fn by_round<'a>(runs: &[&'a Report]) -> Vec<&'a Report> {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by_key(|run| run.labels.round.unwrap_or(u32::MAX));
+    sorted
+}
+
+/// The offered rate of a sweep run: its `rate` label, else its `--rate`.
+fn offered(run: &Report) -> Option<u64> {
+    run.labels
+        .rate
+        .or_else(|| Some(run.parameters.rate_per_s?.round() as u64))
+}
+
+fn sweep(runs: &[&Report]) -> Vec<SweepLine> {
+    group(runs, mode_load)
+        .into_iter()
+        .map(|((mode, load), runs)| {
+            let steps = group(&runs, offered)
+                .into_iter()
+                .map(|(offered_per_s, runs)| {
+                    let corrected =
+                        |figure: fn(&HistogramSummary) -> u64| latency_median(&runs, figure);
+                    let sent = |figure: fn(&HistogramSummary) -> u64| {
+                        median(runs.iter().filter_map(|run| {
+                            Some(figure(run.latency.request_uncorrected.as_ref()?) as f64)
+                        }))
+                    };
+                    SweepStep {
+                        offered_per_s: offered_per_s as f64,
+                        achieved_per_s: median(runs.iter().map(|run| run.requests.per_s))
+                            .unwrap_or(0.0),
+                        p50_us: corrected(|s| s.p50_us),
+                        p99_us: corrected(|s| s.p99_us),
+                        p99_9_us: corrected(|s| s.p99_9_us),
+                        p50_sent_us: sent(|s| s.p50_us),
+                        p99_sent_us: sent(|s| s.p99_us),
+                        p99_9_sent_us: sent(|s| s.p99_9_us),
+                        failed: failed(&runs),
+                        requests: runs
+                            .iter()
+                            .map(|run| run.requests.ok + run.requests.failed)
+                            .sum(),
+                        runs: runs.len(),
+                    }
+                })
+                .collect();
+            SweepLine { mode, load, steps }
         })
         .collect()
 }
@@ -911,69 +1186,250 @@ pub fn capacity(mode: Mode, max_fds: Option<u64>, tried: &[Tried]) -> Option<Cap
     })
 }
 
+/// Which §4 experiment a fairness run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Experiment {
+    /// Who gets the connections and requests.
+    Spread,
+    /// One worker stopped (`--stop`).
+    Stall,
+    /// Uneven work (`--mix`).
+    Mix,
+}
+
+fn experiment(run: &Report) -> Experiment {
+    if run.labels.stall_ms.is_some() || !run.stalls.is_empty() {
+        Experiment::Stall
+    } else if !run.parameters.mix.is_empty() {
+        Experiment::Mix
+    } else {
+        Experiment::Spread
+    }
+}
+
+/// The workers of `run`'s cluster: the label `workers`, or else the watched
+/// master's children; at least the pids that answered.
+fn cluster_size(run: &Report) -> usize {
+    let expected = run
+        .labels
+        .workers
+        .map_or_else(|| workers_of(run).len(), |n| n as usize);
+    expected.max(run.workers.by_pid.len())
+}
+
+/// `figure` of every worker of `run`, a worker that answered nothing as 0:
+/// loadgen only sees the pids that answered, and a worker the kernel never
+/// woke is exactly the unfairness this section is about.
+fn per_worker(run: &Report, figure: impl Fn(&WorkerShare) -> u64) -> Vec<u64> {
+    let mut counts: Vec<u64> = run.workers.by_pid.iter().map(figure).collect();
+    counts.resize(cluster_size(run), 0);
+    counts
+}
+
+/// Shares of `counts`, largest first.
+fn ranked_shares(counts: &[u64]) -> Vec<f64> {
+    let total = counts.iter().sum::<u64>().max(1) as f64;
+    let mut shares: Vec<f64> = counts.iter().map(|&count| count as f64 / total).collect();
+    shares.sort_by(|a, b| b.total_cmp(a));
+    shares
+}
+
+/// The median over rounds at each rank of `ranked` (each largest first).
+fn median_by_rank(ranked: &[Vec<f64>]) -> Vec<f64> {
+    let ranks = ranked.iter().map(Vec::len).max().unwrap_or(0);
+    (0..ranks)
+        .map(|rank| {
+            median(
+                ranked
+                    .iter()
+                    .map(|shares| shares.get(rank).copied().unwrap_or(0.0)),
+            )
+            .unwrap_or(0.0)
+        })
+        .collect()
+}
+
+/// The spread over `runs` of a figure of their pooled latency, µs.
+fn latency_spread(runs: &[&Report], figure: impl Fn(&HistogramSummary) -> u64) -> Option<Spread> {
+    Spread::of(
+        runs.iter()
+            .filter_map(|run| run.latency.request.as_ref().map(|s| figure(s) as f64)),
+    )
+}
+
 fn fairness(runs: &[&Report]) -> Vec<FairnessRow> {
-    let key = |run: &Report| Some((mode_load(run)?, run.labels.work_us.unwrap_or(0)));
-    group(runs, key)
+    let spread_runs: Vec<&Report> = runs
+        .iter()
+        .copied()
+        .filter(|run| experiment(run) == Experiment::Spread)
+        .collect();
+    let key = |run: &Report| Some((cluster_size(run), run.labels.load?, Variant::of(run)?));
+    group(&spread_runs, key)
         .into_iter()
-        .map(|(((mode, load), work_us), runs)| {
-            // Requests per worker, counting as zero the workers (label
-            // `workers`, or else the watched master's children) that
-            // answered nothing: loadgen only sees the pids that answered, and
-            // a worker the kernel never woke is exactly the unfairness this
-            // section is about.
-            let counts: Vec<Vec<u64>> = runs
+        .map(|((workers, load, variant), runs)| {
+            let connections: Vec<Vec<u64>> = runs
                 .iter()
-                .map(|run| {
-                    let mut counts: Vec<u64> =
-                        run.workers.by_pid.iter().map(|w| w.requests).collect();
-                    let expected = run
-                        .labels
-                        .workers
-                        .map_or_else(|| workers_of(run).len(), |n| n as usize);
-                    counts.resize(counts.len().max(expected), 0);
+                .map(|run| per_worker(run, |w| w.connections))
+                .collect();
+            let requests: Vec<Vec<u64>> = runs
+                .iter()
+                .map(|run| per_worker(run, |w| w.requests))
+                .collect();
+            let connection_ranks: Vec<Vec<f64>> =
+                connections.iter().map(|c| ranked_shares(c)).collect();
+            let jain = |counts: &[Vec<u64>]| {
+                Spread::of(
                     counts
-                })
-                .collect();
-            let fairness: Vec<Fairness> = counts
-                .iter()
-                .filter_map(|counts| Fairness::of(counts))
-                .collect();
-            // Shares by rank, largest first, in each round; then the median per rank.
-            let ranked: Vec<Vec<f64>> = counts
-                .iter()
-                .map(|counts| {
-                    let total = counts.iter().sum::<u64>().max(1) as f64;
-                    let mut shares: Vec<f64> =
-                        counts.iter().map(|&count| count as f64 / total).collect();
-                    shares.sort_by(|a, b| b.total_cmp(a));
-                    shares
-                })
-                .collect();
-            let ranks = ranked.iter().map(Vec::len).max().unwrap_or(0);
-            let shares = (0..ranks)
-                .map(|rank| {
-                    median(
-                        ranked
-                            .iter()
-                            .map(|shares| shares.get(rank).copied().unwrap_or(0.0)),
-                    )
-                    .unwrap_or(0.0)
-                })
-                .collect();
+                        .iter()
+                        .filter_map(|counts| Fairness::of(counts).map(|f| f.jain_index)),
+                )
+            };
             FairnessRow {
-                jain: median(fairness.iter().map(|f| f.jain_index)),
-                // A round in which a worker got nothing has no ratio (∞).
-                max_min: if fairness.iter().any(|f| f.max_min_ratio.is_none()) {
-                    None
-                } else {
-                    median(fairness.iter().filter_map(|f| f.max_min_ratio))
-                },
-                shares,
-                p99_us: latency_median(&runs, |summary| summary.p99_us),
-                failed: failed(&runs),
-                mode,
+                variant,
+                workers,
                 load,
-                work_us,
+                connection_shares: median_by_rank(&connection_ranks),
+                request_shares: median_by_rank(
+                    &requests
+                        .iter()
+                        .map(|r| ranked_shares(r))
+                        .collect::<Vec<_>>(),
+                ),
+                least_share: Spread::of(
+                    connection_ranks
+                        .iter()
+                        .filter_map(|shares| shares.last().copied()),
+                ),
+                most_share: Spread::of(
+                    connection_ranks
+                        .iter()
+                        .filter_map(|shares| shares.first().copied()),
+                ),
+                connections_jain: jain(&connections),
+                requests_jain: jain(&requests),
+                failed: failed(&runs),
+            }
+        })
+        .collect()
+}
+
+fn stalls(runs: &[&Report]) -> Vec<StallRow> {
+    let stall_runs: Vec<&Report> = runs
+        .iter()
+        .copied()
+        .filter(|run| experiment(run) == Experiment::Stall)
+        .collect();
+    let key = |run: &Report| Some((cluster_size(run), Variant::of(run)?));
+    group(&stall_runs, key)
+        .into_iter()
+        .map(|((workers, variant), runs)| {
+            let waits = |figure: fn(&crate::report::StallWaits) -> u64| {
+                Spread::of(
+                    runs.iter()
+                        .filter_map(|run| run.stall_waits.as_ref().map(|w| figure(w) as f64)),
+                )
+            };
+            // The stalled worker's p99 and the worst of the others', per round.
+            let mut stalled_p99 = Vec::new();
+            let mut others_p99 = Vec::new();
+            let mut stalled_share = Vec::new();
+            for run in &runs {
+                let Some(stopped) = run.stalls.first().map(|stall| stall.pid) else {
+                    continue;
+                };
+                let p99 = |worker: &WorkerShare| worker.latency.as_ref().map(|l| l.p99_us as f64);
+                let stalled = run.workers.by_pid.iter().find(|w| w.pid == stopped);
+                if let Some(p99) = stalled.and_then(p99) {
+                    stalled_p99.push(p99);
+                }
+                stalled_share.push(stalled.map_or(0.0, |w| w.requests_share));
+                if let Some(worst) = run
+                    .workers
+                    .by_pid
+                    .iter()
+                    .filter(|w| w.pid != stopped)
+                    .filter_map(p99)
+                    .max_by(f64::total_cmp)
+                {
+                    others_p99.push(worst);
+                }
+            }
+            StallRow {
+                variant,
+                workers,
+                stall_ms: median(
+                    runs.iter()
+                        .filter_map(|run| run.stall_waits.as_ref().map(|w| w.stop_for_ms)),
+                )
+                .or_else(|| {
+                    median(
+                        runs.iter()
+                            .filter_map(|run| run.labels.stall_ms.map(|ms| ms as f64)),
+                    )
+                })
+                .unwrap_or(0.0),
+                waited_stall: waits(|w| w.at_least_stall),
+                waited_tenth: waits(|w| w.at_least_tenth),
+                p99_us: latency_spread(&runs, |s| s.p99_us),
+                max_us: latency_spread(&runs, |s| s.max_us),
+                stalled_p99_us: Spread::of(stalled_p99),
+                others_p99_us: Spread::of(others_p99),
+                stalled_share: Spread::of(stalled_share),
+                failed: failed(&runs),
+            }
+        })
+        .collect()
+}
+
+fn mixes(runs: &[&Report]) -> Vec<MixRow> {
+    let mix_runs: Vec<&Report> = runs
+        .iter()
+        .copied()
+        .filter(|run| experiment(run) == Experiment::Mix)
+        .collect();
+    let key = |run: &Report| Some((cluster_size(run), Variant::of(run)?));
+    group(&mix_runs, key)
+        .into_iter()
+        .map(|((workers, variant), runs)| {
+            let worker_p99 = |run: &&Report| -> Vec<f64> {
+                run.workers
+                    .by_pid
+                    .iter()
+                    .filter_map(|w| w.latency.as_ref().map(|l| l.p99_us as f64))
+                    .collect()
+            };
+            let mix = runs
+                .first()
+                .map(|run| {
+                    let total: u32 = run.parameters.mix.iter().map(|e| e.weight).sum();
+                    run.parameters
+                        .mix
+                        .iter()
+                        .map(|e| {
+                            format!(
+                                "{:.0} % {}",
+                                100.0 * f64::from(e.weight) / f64::from(total.max(1)),
+                                e.path
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            MixRow {
+                variant,
+                workers,
+                mix,
+                p99_us: latency_spread(&runs, |s| s.p99_us),
+                best_worker_p99_us: Spread::of(
+                    runs.iter()
+                        .filter_map(|run| worker_p99(run).into_iter().min_by(f64::total_cmp)),
+                ),
+                worst_worker_p99_us: Spread::of(
+                    runs.iter()
+                        .filter_map(|run| worker_p99(run).into_iter().max_by(f64::total_cmp)),
+                ),
+                failed: failed(&runs),
             }
         })
         .collect()
@@ -983,7 +1439,7 @@ fn cost(runs: &[&Report]) -> Vec<CostRow> {
     group(runs, mode_load)
         .into_iter()
         .map(|((mode, load), runs)| {
-            let costs: Vec<RunCost> = runs.iter().map(|run| run_cost(run)).collect();
+            let costs: Vec<RunCost> = by_round(&runs).iter().map(|run| run_cost(run)).collect();
             CostRow {
                 mode,
                 load,
@@ -994,6 +1450,7 @@ fn cost(runs: &[&Report]) -> Vec<CostRow> {
                 loadgen_us: Spread::of(costs.iter().filter_map(|cost| cost.loadgen_us)),
                 nginx_alone: mode == Mode::Peer(Peer::Nginx)
                     && runs.iter().any(|run| run.watch.len() < 2),
+                every_round_tree_us: costs.iter().filter_map(|cost| cost.tree_us).collect(),
             }
         })
         .filter(|row| row.tree_us.is_some() || row.loadgen_us.is_some())
@@ -1312,6 +1769,7 @@ pub(crate) mod tests {
                     connections: 0,
                     first_ms: None,
                     last_ms: None,
+                    latency: None,
                 };
                 run.workers.by_pid = vec![share(pid, 1.0 - top), share(pid + 1, top)];
                 run.workers.requests_fairness =
@@ -1322,20 +1780,22 @@ pub(crate) mod tests {
         let figures = Figures::of(&runs);
         let row = &figures.fairness[0];
         assert_eq!(
-            (row.mode, row.load, row.work_us),
+            (row.variant.mode, row.load, row.workers),
             (
                 Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Listener)),
                 Load::KeepAlive,
-                100
+                2
             )
         );
-        assert_eq!(row.shares.len(), 2);
-        assert!((row.shares[0] - 0.7).abs() < 1e-9 && (row.shares[1] - 0.3).abs() < 1e-9);
-        assert!(row.jain.expect("jain") < 1.0);
+        let shares = &row.request_shares;
+        assert_eq!(shares.len(), 2);
+        assert!((shares[0] - 0.7).abs() < 1e-9 && (shares[1] - 0.3).abs() < 1e-9);
+        let jain = row.requests_jain.expect("jain");
+        assert!(jain.max < 1.0 && jain.count == 3);
     }
 
     /// Fairness: a worker that answered nothing (label `workers`) counts as
-    /// zero: Jain's index 1/n, no max/min ratio, a share of 0.
+    /// zero: Jain's index 1/n, not 1.0 (issue 13), and a share of 0.
     #[test]
     fn fairness_counts_a_silent_worker() {
         let mut run = run(
@@ -1355,12 +1815,15 @@ pub(crate) mod tests {
             connections: 50,
             first_ms: None,
             last_ms: None,
+            latency: None,
         }];
         let figures = Figures::of(&[run]);
         let row = &figures.fairness[0];
-        assert_eq!(row.shares, vec![1.0, 0.0]);
-        assert!((row.jain.expect("jain") - 0.5).abs() < 1e-9);
-        assert_eq!(row.max_min, None);
+        assert_eq!(row.request_shares, vec![1.0, 0.0]);
+        assert_eq!(row.connection_shares, vec![1.0, 0.0]);
+        assert!((row.requests_jain.expect("jain").median - 0.5).abs() < 1e-9);
+        assert!((row.connections_jain.expect("jain").median - 0.5).abs() < 1e-9);
+        assert_eq!(row.least_share.expect("least").median, 0.0);
     }
 
     /// Faults: the recovery runs from the kill to the first answer of a pid that
@@ -1380,6 +1843,7 @@ pub(crate) mod tests {
             connections: 0,
             first_ms: Some(first),
             last_ms: Some(last),
+            latency: None,
         };
         killed.workers.by_pid = vec![
             share(7, 100.0, 999.0),
@@ -1721,9 +2185,137 @@ pub(crate) mod tests {
             connections: 50,
             first_ms: None,
             last_ms: None,
+            latency: None,
         }];
         let figures = Figures::of(&[run]);
-        assert!((figures.fairness[0].jain.expect("jain") - 0.5).abs() < 1e-9);
+        let jain = figures.fairness[0].requests_jain.expect("jain");
+        assert!((jain.median - 0.5).abs() < 1e-9);
+    }
+
+    /// A sweep run of `mode` under `load` at `rate`/s offered: `achieved`/s,
+    /// p99 `p99_us` corrected and `sent_us` as sent, `failed` requests.
+    pub(crate) fn sweep_run(
+        mode: &str,
+        load: &str,
+        rate: u64,
+        achieved: f64,
+        (p99_us, sent_us): (u64, u64),
+        failed: u64,
+    ) -> Report {
+        let rate_label = rate.to_string();
+        let mut run = run(
+            &[
+                ("section", "sweep"),
+                ("mode", mode),
+                ("load", load),
+                ("rate", &rate_label),
+            ],
+            achieved,
+            p99_us,
+        );
+        run.parameters.rate_per_s = Some(rate as f64);
+        run.requests.asked_per_s = Some(rate as f64);
+        run.requests.failed = failed;
+        let mut as_sent = run.latency.request.clone().expect("a histogram");
+        as_sent.p99_us = sent_us;
+        run.latency.request_uncorrected = Some(as_sent);
+        run
+    }
+
+    /// The sweep: steps by offered rate; a step is held with ≥ 95 % of the
+    /// offered rate achieved and no error; the capacity at an SLO is the
+    /// highest rate up to which every step was held within it, "not
+    /// reached" when the top step was, none when the lightest missed.
+    #[test]
+    fn sweep_capacity_at_an_slo() {
+        let runs = vec![
+            // proxy: 1 ms up to 2,000/s, 10 ms up to 4,000/s, then behind.
+            sweep_run("proxy", "keepalive", 4_000, 3_990.0, (4_000, 900), 0),
+            sweep_run("proxy", "keepalive", 1_000, 1_000.0, (300, 290), 0),
+            sweep_run("proxy", "keepalive", 2_000, 2_000.0, (900, 850), 0),
+            sweep_run("proxy", "keepalive", 8_000, 6_000.0, (90_000, 2_000), 0),
+            // A step at p99 ≤ 1 ms but 94 % achieved is not held.
+            sweep_run("handoff-socket", "keepalive", 1_000, 1_000.0, (200, 200), 0),
+            sweep_run("handoff-socket", "keepalive", 2_000, 1_880.0, (500, 500), 0),
+            sweep_run("handoff-socket", "keepalive", 4_000, 4_000.0, (500, 500), 0),
+            // Errors fail a step whatever its latency; then a lucky step
+            // above does not count.
+            sweep_run("direct", "keepalive", 1_000, 1_000.0, (200, 200), 1),
+            sweep_run("direct", "keepalive", 2_000, 2_000.0, (200, 200), 0),
+            // Every step within 10 ms: not reached.
+            sweep_run("proxy", "newconn", 500, 500.0, (2_000, 2_000), 0),
+            sweep_run("proxy", "newconn", 1_000, 999.0, (3_000, 2_900), 0),
+        ];
+        let figures = Figures::of(&runs);
+        let line = |mode: Mode, load: Load| {
+            figures
+                .sweep
+                .iter()
+                .find(|line| line.mode == mode && line.load == load)
+                .expect("a sweep line")
+        };
+        let proxy = line(Mode::PROXY, Load::KeepAlive);
+        let offered: Vec<f64> = proxy.steps.iter().map(|s| s.offered_per_s).collect();
+        assert_eq!(
+            offered,
+            [1_000.0, 2_000.0, 4_000.0, 8_000.0],
+            "sorted by rate"
+        );
+        assert_eq!(proxy.steps[3].achieved_per_s, 6_000.0);
+        assert!(!proxy.steps[3].held());
+        assert_eq!(proxy.capacity(1_000.0), SloCapacity::Held(2_000.0));
+        assert_eq!(proxy.capacity(10_000.0), SloCapacity::Held(4_000.0));
+        let socket = line(
+            Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Socket)),
+            Load::KeepAlive,
+        );
+        assert!(!socket.steps[1].held(), "94 % of the offered rate");
+        assert_eq!(socket.capacity(1_000.0), SloCapacity::Held(1_000.0));
+        let direct = line(Mode::Direct, Load::KeepAlive);
+        assert_eq!(direct.capacity(10_000.0), SloCapacity::None);
+        let newconn = line(Mode::PROXY, Load::NewConn);
+        assert_eq!(newconn.capacity(10_000.0), SloCapacity::NotReached(1_000.0));
+        assert_eq!(newconn.capacity(1_000.0), SloCapacity::None);
+        assert_eq!(figures.rounds.get(&Section::Sweep), Some(&(1, 1)));
+        assert!(figures.throughput.is_empty(), "sweep runs are not §1's");
+    }
+
+    /// The 10× rule: a step whose corrected p99 is at least 10 times its p99
+    /// as sent had requests waiting to be sent; 9× does not count.
+    #[test]
+    fn sweep_waiting_steps_by_the_ten_times_rule() {
+        let runs = vec![
+            sweep_run("node-rr", "keepalive", 1_000, 1_000.0, (900, 100), 0),
+            sweep_run("node-rr", "keepalive", 2_000, 1_990.0, (1_000, 100), 0),
+            sweep_run("node-rr", "keepalive", 4_000, 3_000.0, (104_000, 3_000), 0),
+        ];
+        let figures = Figures::of(&runs);
+        let line = &figures.sweep[0];
+        let waiting: Vec<f64> = line.waiting().map(|step| step.offered_per_s).collect();
+        assert_eq!(waiting, [2_000.0, 4_000.0]);
+        assert_eq!(line.steps[2].p99_sent_us, Some(3_000.0));
+        // Without the uncorrected histogram (a closed loop), no claim.
+        let mut closed = line.steps[2].clone();
+        closed.p99_sent_us = None;
+        assert!(!closed.waiting());
+    }
+
+    /// The strip chart's dots: every round's requests/s and tree µs per
+    /// request, in round order.
+    #[test]
+    fn every_round_in_round_order() {
+        let runs: Vec<Report> = [("2", 300.0), ("1", 100.0), ("3", 200.0)]
+            .into_iter()
+            .map(|(round, per_s)| {
+                let mut run = throughput_run("proxy", "keepalive", round);
+                run.requests.per_s = per_s;
+                run.watch[0].processes[0].summary.cpu_ms_per_1000_requests = Some(per_s / 10.0);
+                run
+            })
+            .collect();
+        let figures = Figures::of(&runs);
+        assert_eq!(figures.throughput[0].every_round, [100.0, 300.0, 200.0]);
+        assert_eq!(figures.cost[0].every_round_tree_us, [10.0, 30.0, 20.0]);
     }
 
     /// Open loop: the asked rate is kept apart from the achieved, and the
@@ -1752,5 +2344,117 @@ pub(crate) mod tests {
         assert_eq!(row.per_s.median, 27_000.0);
         assert_eq!(row.waiting_rounds, 2);
         assert_eq!(row.p99.map(|s| (s.min, s.max)), Some((3_600.0, 122_000.0)));
+    }
+
+    /// A worker's share with a latency histogram whose p99 is `p99_us`.
+    fn worker(pid: u32, requests: u64, share: f64, p99_us: u64) -> WorkerShare {
+        let mut latency = run(&[], 1.0, p99_us)
+            .latency
+            .request
+            .expect("the skeleton has a histogram");
+        latency.count = requests;
+        WorkerShare {
+            pid,
+            requests,
+            requests_share: share,
+            connections: requests,
+            first_ms: None,
+            last_ms: None,
+            latency: Some(latency),
+        }
+    }
+
+    /// §4: the spread, stall and mix runs of one folder fall into their own
+    /// rows, by way of sharing the port (`accept`), cluster size and round.
+    #[test]
+    fn fairness_sorts_spread_stall_and_mix_runs() {
+        let labels = |accept: &'static str, round: &'static str| {
+            vec![
+                ("section", "fairness"),
+                ("mode", "handoff-listener"),
+                ("accept", accept),
+                ("load", "newconn"),
+                ("workers", "4"),
+                ("round", round),
+            ]
+        };
+        let mut runs = Vec::new();
+        for (round, stalled_p99) in [("1", 400_000), ("2", 450_000)] {
+            // Spread: two of four workers answered, 3:1.
+            let mut spread = run(&labels("exclusive", round), 1.0, 1);
+            spread.workers.by_pid = vec![worker(10, 300, 0.75, 900), worker(11, 100, 0.25, 900)];
+            runs.push(spread);
+            // Stall: worker 10 stopped; its p99 is the stall's.
+            let mut stall = run(
+                &[labels("blocking", round), vec![("stall_ms", "500")]].concat(),
+                1.0,
+                20_000,
+            );
+            stall.workers.by_pid = vec![
+                worker(10, 50, 0.1, stalled_p99),
+                worker(11, 150, 0.3, 800),
+                worker(12, 150, 0.3, 1_200),
+                worker(13, 150, 0.3, 700),
+            ];
+            stall.stalls = vec![crate::report::Stall {
+                pid: 10,
+                stopped_at_ms: Some(800.0),
+                continued_at_ms: Some(1300.0),
+                error: None,
+            }];
+            stall.stall_waits = Some(crate::report::StallWaits {
+                stop_for_ms: 500.0,
+                at_least_stall: 1,
+                at_least_tenth: 40,
+            });
+            runs.push(stall);
+            // Mix: uneven work.
+            let mut mix = run(&labels("drain", round), 1.0, 5_000);
+            mix.parameters.mix = vec![
+                crate::report::MixEntry {
+                    path: "/".to_owned(),
+                    weight: 95,
+                },
+                crate::report::MixEntry {
+                    path: "/?work_us=5000".to_owned(),
+                    weight: 5,
+                },
+            ];
+            mix.workers.by_pid = vec![worker(10, 100, 0.5, 3_000), worker(11, 100, 0.5, 6_000)];
+            runs.push(mix);
+        }
+        let figures = Figures::of(&runs);
+
+        assert_eq!(figures.fairness.len(), 1, "{:?}", figures.fairness);
+        let spread = &figures.fairness[0];
+        assert_eq!(spread.variant.accept, Some(Accept::Exclusive));
+        assert_eq!(
+            spread.variant.to_string(),
+            "handoff-listener --accept exclusive"
+        );
+        assert_eq!(spread.workers, 4);
+        assert_eq!(spread.connection_shares, vec![0.75, 0.25, 0.0, 0.0]);
+        // (400)² / (4 · (300² + 100²)) = 0.4: the silent workers count.
+        let jain = spread.connections_jain.expect("jain");
+        assert!((jain.median - 0.4).abs() < 1e-9 && jain.count == 2);
+        assert_eq!(spread.least_share.expect("least").max, 0.0);
+
+        assert_eq!(figures.stalls.len(), 1);
+        let stall = &figures.stalls[0];
+        assert_eq!(stall.variant.accept, Some(Accept::Blocking));
+        assert_eq!(stall.stall_ms, 500.0);
+        assert_eq!(stall.waited_tenth.expect("waited").median, 40.0);
+        let stalled = stall.stalled_p99_us.expect("stalled p99");
+        assert_eq!((stalled.min, stalled.max), (400_000.0, 450_000.0));
+        assert_eq!(stall.others_p99_us.expect("others").median, 1_200.0);
+        assert!((stall.stalled_share.expect("share").median - 0.1).abs() < 1e-9);
+
+        assert_eq!(figures.mixes.len(), 1);
+        let mix = &figures.mixes[0];
+        assert_eq!(mix.mix, "95 % /, 5 % /?work_us=5000");
+        assert_eq!(mix.worst_worker_p99_us.expect("worst").median, 6_000.0);
+        assert_eq!(mix.best_worker_p99_us.expect("best").median, 3_000.0);
+        // Two rounds behind every §4 figure.
+        assert_eq!(figures.rounds.get(&Section::Fairness), Some(&(2, 2)));
     }
 }

@@ -4,9 +4,13 @@
 
 use std::fmt::Write;
 
-use super::charts::{COST_SVG, FAIRNESS_SVG, FDS_SVG, LATENCY_SVG, MASTER_FDS_SVG};
+use super::charts::{
+    COST_SVG, FAIRNESS_SVG, FDS_SVG, LATENCY_RATE_SVG, LATENCY_SVG, MASTER_FDS_SVG, ROUNDS_SVG,
+    STALL_SVG,
+};
 use super::figures::{
-    CostRow, FdLimitRow, Figures, Order, Spread, ThroughputRow, WAITING_RATIO, connections_at_limit,
+    CostRow, FdLimitRow, Figures, HELD_SHARE, Order, SLOS_US, SloCapacity, Spread, SweepLine,
+    ThroughputRow, WAITING_RATIO, connections_at_limit,
 };
 use crate::report::format::{bytes, count, count_f64, micros, rate};
 use crate::report::labels::{Load, Mode, Peer, Section};
@@ -20,6 +24,7 @@ pub fn render(figures: &Figures) -> String {
     header(&mut out, figures);
     glance(&mut out, figures);
     throughput(&mut out, figures);
+    sweep(&mut out, figures);
     fd_bill(&mut out, figures);
     fd_limit(&mut out, figures);
     fairness(&mut out, figures);
@@ -32,6 +37,7 @@ pub fn render(figures: &Figures) -> String {
 
 /// The headings the first screen and the limitations link to, as written.
 const THROUGHPUT: &str = "1. Throughput and latency";
+const SWEEP: &str = "1b. Latency against offered load";
 const FD_BILL: &str = "2. The fd bill";
 const FD_LIMIT: &str = "3. The fd limit";
 const FAIRNESS: &str = "4. Fairness";
@@ -291,6 +297,7 @@ fn glance(out: &mut String, figures: &Figures) {
         glance_fds(figures),
         glance_fd_limit(figures),
         glance_cost(figures),
+        glance_capacity(figures),
     ]
     .into_iter()
     .flatten()
@@ -453,6 +460,7 @@ fn limitations(out: &mut String, figures: &Figures) {
     }
     let sections = [
         (Section::Throughput, THROUGHPUT),
+        (Section::Sweep, SWEEP),
         (Section::FdBill, FD_BILL),
         (Section::FdLimit, FD_LIMIT),
         (Section::Fairness, FAIRNESS),
@@ -582,9 +590,9 @@ fn and_list(items: &[String]) -> String {
 
 /// The ranking sentence of `rows` (one load) by `figure`, higher first: the
 /// top mode, the modes clearly below it and those with no clear difference.
-fn ranking<T>(
+fn ranking<N: std::fmt::Display + PartialEq, T>(
     what: &str,
-    rows: &[(Mode, Spread, T)],
+    rows: &[(N, Spread, T)],
     higher_is_better: bool,
     unit: impl Fn(f64) -> String,
 ) -> Option<String> {
@@ -596,7 +604,7 @@ fn ranking<T>(
             order.reverse()
         }
     })?;
-    let others: Vec<&(Mode, Spread, T)> = rows.iter().filter(|row| row.0 != best.0).collect();
+    let others: Vec<&(N, Spread, T)> = rows.iter().filter(|row| row.0 != best.0).collect();
     if others.is_empty() {
         return None;
     }
@@ -690,12 +698,26 @@ fn load_name(load: Load) -> &'static str {
 fn throughput(out: &mut String, figures: &Figures) {
     w!(out, "## {THROUGHPUT}");
     w!(out);
+    let open_loop = if figures
+        .throughput
+        .iter()
+        .any(|row| row.load == Load::OpenLoop)
+    {
+        "; and an open loop at one asked rate for all, so that latencies compare at equal load \
+         (corrected for coordinated omission: counted from when each request was due)"
+            .to_owned()
+    } else {
+        format!(
+            "; each until it is saturated, so its latency is that of a saturated server: {} \
+             compares the latencies at equal loads",
+            section_link(SWEEP)
+        )
+    };
     w!(
         out,
         "Requests per second and latency of every mode: {} keep-alive connections in a closed \
-         loop; a new connection for every request (the case in which the modes differ most); \
-         and an open loop at one asked rate for all, so that latencies compare at equal load \
-         (corrected for coordinated omission: counted from when each request was due).",
+         loop; a new connection for every request (the case in which the modes differ \
+         most){open_loop}.",
         one_of(&figures.throughput_connections)
     );
     w!(out);
@@ -732,6 +754,17 @@ fn throughput(out: &mut String, figures: &Figures) {
         );
     }
     w!(out);
+    if figures
+        .throughput
+        .iter()
+        .any(|row| row.load != Load::OpenLoop && !row.every_round.is_empty())
+    {
+        w!(
+            out,
+            "![Every round per mode: requests/s and CPU per request]({ROUNDS_SVG})"
+        );
+        w!(out);
+    }
     if let Some((load, lines)) = &figures.spectra {
         if !lines.is_empty() {
             w!(
@@ -843,6 +876,332 @@ fn throughput(out: &mut String, figures: &Figures) {
         }
     }
     teach(out, &lessons);
+}
+
+/// A sweep's capacity at an objective: `12,000/s`, `≥ 40,000/s (not
+/// reached)`, `< 1,000/s (the lightest step missed)`, or `–` without steps.
+fn slo_capacity(line: &SweepLine, slo_us: f64) -> String {
+    match line.capacity(slo_us) {
+        SloCapacity::Held(rate_per_s) => format!("{}/s", rate(rate_per_s)),
+        SloCapacity::NotReached(rate_per_s) => {
+            format!("≥ {}/s (not reached)", rate(rate_per_s))
+        }
+        SloCapacity::None => line.steps.first().map_or("–".to_owned(), |step| {
+            format!(
+                "< {}/s (the lightest step missed)",
+                rate(step.offered_per_s)
+            )
+        }),
+    }
+}
+
+/// An objective: `p99 ≤ 1 ms`.
+fn slo_name(slo_us: f64) -> String {
+    format!("p99 ≤ {}", micros_short(slo_us))
+}
+
+/// `1 ms`, `10 ms`, `500 µs`: a latency objective, without decimals.
+fn micros_short(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{} ms", us / 1000.0)
+    } else {
+        format!("{us} µs")
+    }
+}
+
+/// The glance line of the sweep: each mode's capacity at p99 ≤ 10 ms, under
+/// each load.
+fn glance_capacity(figures: &Figures) -> Option<String> {
+    let slo = SLOS_US[SLOS_US.len() - 1];
+    let mut modes: Vec<Mode> = figures.sweep.iter().map(|line| line.mode).collect();
+    modes.dedup();
+    let loads: Vec<Load> = [Load::KeepAlive, Load::NewConn]
+        .into_iter()
+        .filter(|&load| figures.sweep.iter().any(|line| line.load == load))
+        .collect();
+    if modes.is_empty() || loads.is_empty() {
+        return None;
+    }
+    let entries: Vec<String> = modes
+        .iter()
+        .map(|&mode| {
+            let per_load: Vec<String> = loads
+                .iter()
+                .map(|&load| {
+                    figures
+                        .sweep
+                        .iter()
+                        .find(|line| line.mode == mode && line.load == load)
+                        .map_or("–".to_owned(), |line| slo_capacity(line, slo))
+                })
+                .collect();
+            format!("`{mode}` {}", per_load.join(" / "))
+        })
+        .collect();
+    let loads: Vec<&str> = loads.iter().map(|&load| load_name(load)).collect();
+    Some(format!(
+        "**Capacity at {}** (the highest offered rate held without errors, open loop; {}): {}. \
+         {}",
+        slo_name(slo),
+        loads.join(" / "),
+        entries.join(", "),
+        section_link(SWEEP)
+    ))
+}
+
+/// Section 1b: latency against offered load.
+fn sweep(out: &mut String, figures: &Figures) {
+    w!(out, "## {SWEEP}");
+    w!(out);
+    w!(
+        out,
+        "Every mode at the same offered rates in an open loop ({} connections, `--rate`), with \
+         keep-alive and with a new connection per request, from light load to past the \
+         capacity of the slowest mode. Latency is counted from when each request was due \
+         (corrected for coordinated omission); the latency as sent (uncorrected) is beside it. \
+         A step is **held** when it achieved at least {:.0} % of the offered rate with no \
+         error; a mode's capacity at an objective is the highest offered rate up to which \
+         every step was held with its p99 within it. The rates, and how they were chosen \
+         from §1's runs, are in [README.md](README.md).",
+        one_of(&figures.sweep_connections),
+        HELD_SHARE * 100.0
+    );
+    w!(out);
+    rounds(out, figures, Section::Sweep);
+    if figures.sweep.is_empty() {
+        nothing(out, "sweep");
+        return;
+    }
+    w!(
+        out,
+        "![p99 against offered rate, per mode, keep-alive and a new connection per request]({LATENCY_RATE_SVG})"
+    );
+    w!(out);
+    let loads: Vec<Load> = [Load::KeepAlive, Load::NewConn, Load::OpenLoop]
+        .into_iter()
+        .filter(|&load| figures.sweep.iter().any(|line| line.load == load))
+        .collect();
+    let mut header = vec!["mode".to_owned()];
+    for &load in &loads {
+        for slo in SLOS_US {
+            header.push(format!("{}, {}", load_name(load), slo_name(slo)));
+        }
+    }
+    w!(out, "The highest offered rate held at each objective:");
+    w!(out);
+    w!(out, "| {} |", header.join(" | "));
+    w!(out, "|---|{}", "---:|".repeat(header.len() - 1));
+    let mut modes: Vec<Mode> = figures.sweep.iter().map(|line| line.mode).collect();
+    modes.dedup();
+    for &mode in &modes {
+        let mut cells = vec![format!("`{mode}`")];
+        for &load in &loads {
+            let line = figures
+                .sweep
+                .iter()
+                .find(|line| line.mode == mode && line.load == load);
+            for slo in SLOS_US {
+                cells.push(line.map_or("–".to_owned(), |line| slo_capacity(line, slo)));
+            }
+        }
+        w!(out, "| {} |", cells.join(" | "));
+    }
+    w!(out);
+    for &load in &loads {
+        w!(out, "**{}**, every step:", capitalised(load_name(load)));
+        w!(out);
+        w!(
+            out,
+            "| mode | offered/s | achieved/s | held | p50 | p99 | p99.9 | p50 as sent | p99 as sent | p99.9 as sent | errors |"
+        );
+        w!(
+            out,
+            "|---|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for line in figures.sweep.iter().filter(|line| line.load == load) {
+            for step in &line.steps {
+                w!(
+                    out,
+                    "| {} | {} | {} ({:.0} %) | {} | {} | {}{} | {} | {} | {} | {} | {} |",
+                    line.mode,
+                    rate(step.offered_per_s),
+                    rate(step.achieved_per_s),
+                    100.0 * step.achieved_per_s / step.offered_per_s.max(1e-9),
+                    if step.held() { "yes" } else { "no" },
+                    opt_micros(step.p50_us),
+                    opt_micros(step.p99_us),
+                    if step.waiting() { " ²" } else { "" },
+                    opt_micros(step.p99_9_us),
+                    opt_micros(step.p50_sent_us),
+                    opt_micros(step.p99_sent_us),
+                    opt_micros(step.p99_9_sent_us),
+                    errors(step.failed, step.requests),
+                );
+            }
+        }
+        w!(out);
+    }
+    let mut lessons = Vec::new();
+    if figures
+        .sweep
+        .iter()
+        .any(|line| line.waiting().next().is_some())
+    {
+        w!(
+            out,
+            "² The corrected p99 is {WAITING_RATIO:.0}× or more the p99 as sent: the load \
+             generator's requests were waiting to be sent."
+        );
+        w!(out);
+    }
+    for &load in &loads {
+        if let Some(text) = sweep_capacity_lesson(figures, load) {
+            lessons.push(text);
+        }
+    }
+    for line in &figures.sweep {
+        let waiting: Vec<_> = line.waiting().collect();
+        let Some(worst) = waiting.iter().max_by(|a, b| {
+            let ratio = |s: &&&super::figures::SweepStep| {
+                s.p99_us.unwrap_or(0.0) / s.p99_sent_us.unwrap_or(1.0).max(1.0)
+            };
+            ratio(a).total_cmp(&ratio(b))
+        }) else {
+            continue;
+        };
+        let rates: Vec<String> = waiting
+            .iter()
+            .map(|step| format!("{}/s", rate(step.offered_per_s)))
+            .collect();
+        lessons.push(format!(
+            "`{}` {}: at {} of its {} steps ({} offered) the corrected p99 was \
+             {WAITING_RATIO:.0}× or more the p99 as sent (at {}/s: {} against {}): the load \
+             generator's requests were waiting to be sent — the server fell behind the \
+             schedule, and the latency counted from the send hides it.",
+            line.mode,
+            load_name(line.load),
+            waiting.len(),
+            line.steps.len(),
+            and_list(&rates),
+            rate(worst.offered_per_s),
+            opt_micros(worst.p99_us),
+            opt_micros(worst.p99_sent_us),
+        ));
+    }
+    teach(out, &lessons);
+}
+
+/// What the sweep of `load` shows of the capacity at the loosest objective:
+/// its range over the modes, and the modes that missed it at the lightest
+/// step.
+fn sweep_capacity_lesson(figures: &Figures, load: Load) -> Option<String> {
+    let slo = SLOS_US[SLOS_US.len() - 1];
+    let lines: Vec<&SweepLine> = figures
+        .sweep
+        .iter()
+        .filter(|line| line.load == load)
+        .collect();
+    let named = |modes: &[Mode]| -> String {
+        let names: Vec<String> = modes.iter().map(|mode| format!("`{mode}`")).collect();
+        and_list(&names)
+    };
+    let mut held: Vec<(Mode, f64)> = Vec::new();
+    let mut missed: Vec<Mode> = Vec::new();
+    for line in &lines {
+        match line.capacity(slo) {
+            SloCapacity::Held(rate) | SloCapacity::NotReached(rate) => held.push((line.mode, rate)),
+            SloCapacity::None => missed.push(line.mode),
+        }
+    }
+    let lightest = lines
+        .iter()
+        .filter_map(|line| line.steps.first())
+        .map(|step| step.offered_per_s)
+        .fold(f64::INFINITY, f64::min);
+    let missed_text = if missed.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "{} missed it even at the lightest step, {}/s",
+            named(&missed),
+            rate(lightest)
+        )
+    };
+    let low = held.iter().min_by(|a, b| a.1.total_cmp(&b.1)).copied();
+    let high = held.iter().max_by(|a, b| a.1.total_cmp(&b.1)).copied();
+    let at = |value: f64| -> Vec<Mode> {
+        held.iter()
+            .filter(|(_, rate)| *rate == value)
+            .map(|(mode, _)| *mode)
+            .collect()
+    };
+    let text = match (low, high) {
+        (None, _) | (_, None) => format!(
+            "{}, no mode held p99 ≤ {} with no error even at the lightest step, {}/s.",
+            with_load(load),
+            micros_short(slo),
+            rate(lightest)
+        ),
+        (Some(low), Some(high)) if low.1 < high.1 => format!(
+            "{}, the capacity at {} ran from {}/s ({}) to {}/s ({}){}; the steps are a \
+             factor {:.1} apart, so modes one step apart may differ by less.",
+            with_load(load),
+            slo_name(slo),
+            rate(low.1),
+            named(&at(low.1)),
+            rate(high.1),
+            named(&at(high.1)),
+            if missed_text.is_empty() {
+                String::new()
+            } else {
+                format!("; {missed_text}")
+            },
+            step_factor(figures, load)
+        ),
+        (Some(low), Some(_)) if missed.is_empty() && held.len() > 1 => format!(
+            "{}, every mode had the same capacity at {}: {}/s.",
+            with_load(load),
+            slo_name(slo),
+            rate(low.1)
+        ),
+        (Some(low), Some(_)) => format!(
+            "{}, {} held {} up to {}/s{}.",
+            with_load(load),
+            named(&at(low.1)),
+            slo_name(slo),
+            rate(low.1),
+            if missed_text.is_empty() {
+                String::new()
+            } else {
+                format!("; {missed_text}")
+            }
+        ),
+    };
+    Some(text)
+}
+
+/// The median factor between consecutive offered rates of `load`'s sweep.
+fn step_factor(figures: &Figures, load: Load) -> f64 {
+    super::figures::median(
+        figures
+            .sweep
+            .iter()
+            .filter(|line| line.load == load)
+            .flat_map(|line| {
+                line.steps
+                    .windows(2)
+                    .map(|pair| pair[1].offered_per_s / pair[0].offered_per_s.max(1e-9))
+            }),
+    )
+    .unwrap_or(1.0)
+}
+
+/// `Keep-alive` of `keep-alive`.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or(String::new(), |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 fn errors(failed: u64, requests: u64) -> String {
@@ -1107,74 +1466,259 @@ fn fairness(out: &mut String, figures: &Figures) {
     w!(out);
     w!(
         out,
-        "How evenly the requests spread over the workers (Jain's index: 1 is even, 1/n all on \
-         one), with and without keep-alive and with busy work per request; p99 beside, so an \
-         unlucky worker shows in the tail."
+        "Who gets the connections when the workers accept (or are handed) them, with more \
+         workers than cores, so that the accept path and not only the CPU scheduler decides; \
+         and who waits when one worker stalls. Each way of sharing the port is measured, \
+         `handoff-listener` once per `--accept` strategy (drain: every waiting worker is woken \
+         and the first takes the queue; single: the same, one connection per wake-up; \
+         exclusive: EPOLLEXCLUSIVE, one waiter woken; blocking: a thread blocked in accept(2), \
+         the kernel's FIFO queue). Jain's index counts every worker, one that got nothing as 0: \
+         1 is even, 1/n is all on one."
     );
     w!(out);
     rounds(out, figures, Section::Fairness);
-    if figures.fairness.is_empty() {
+    if figures.fairness.is_empty() && figures.stalls.is_empty() && figures.mixes.is_empty() {
         nothing(out, "fairness");
         return;
     }
+    fairness_spread(out, figures);
+    fairness_stall(out, figures);
+    fairness_mix(out, figures);
+}
+
+/// A share over rounds: `12.5 %`, or `12.5 % (10.0 %–15.0 %)`.
+fn spread_percent(spread: Option<Spread>) -> String {
+    match spread {
+        None => "–".to_owned(),
+        Some(spread) if spread.count > 1 => format!(
+            "{:.1} % ({:.1}–{:.1} %)",
+            spread.median * 100.0,
+            spread.min * 100.0,
+            spread.max * 100.0
+        ),
+        Some(spread) => format!("{:.1} %", spread.median * 100.0),
+    }
+}
+
+/// A figure over rounds with `decimals`: `0.93`, or `0.93 (0.90–0.95)`.
+fn spread_plain(spread: Option<Spread>, decimals: usize) -> String {
+    match spread {
+        None => "–".to_owned(),
+        Some(spread) if spread.count > 1 => format!(
+            "{:.decimals$} ({:.decimals$}–{:.decimals$})",
+            spread.median, spread.min, spread.max
+        ),
+        Some(spread) => format!("{:.decimals$}", spread.median),
+    }
+}
+
+/// §4, the spread of connections and requests over the workers.
+fn fairness_spread(out: &mut String, figures: &Figures) {
+    if figures.fairness.is_empty() {
+        return;
+    }
+    w!(out, "### Who gets the connections");
+    w!(out);
     w!(
         out,
-        "![Each worker's share of the requests, per mode]({FAIRNESS_SVG})"
+        "A new connection per request in an open loop below saturation, and keep-alive \
+         connections opened in a burst (counted from the first, no warm-up)."
     );
     w!(out);
     w!(
         out,
-        "| mode | load | work per request | Jain's index | max/min | shares, largest first | p99 | errors |"
+        "![Each worker's share of the connections and requests, per way of sharing the port]({FAIRNESS_SVG})"
     );
-    w!(out, "|---|---|---:|---:|---:|---|---:|---:|");
+    w!(out);
+    w!(
+        out,
+        "_One group of bars per way of sharing the port, one bar per worker, largest first: \
+         at each rank the median over rounds of that rank's share (a worker that got nothing \
+         is a bar of 0); the dashed line is the even share, 100 % / workers._"
+    );
+    w!(out);
+    w!(
+        out,
+        "| way of sharing the port | workers | load | connection shares, largest first | smallest – largest share | Jain's index, connections | Jain's index, requests | errors |"
+    );
+    w!(out, "|---|---:|---|---|---|---:|---:|---:|");
     for row in &figures.fairness {
         let shares: Vec<String> = row
-            .shares
+            .connection_shares
             .iter()
-            .map(|share| format!("{:.1} %", share * 100.0))
+            .map(|share| format!("{:.0}", share * 100.0))
             .collect();
         w!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            row.mode,
+            "| `{}` | {} | {} | {} % | {} – {} | {} | {} | {} |",
+            row.variant,
+            row.workers,
             load_name(row.load),
-            if row.work_us == 0 {
-                "–".to_owned()
-            } else {
-                format!("{} µs", count(row.work_us))
-            },
-            row.jain.map_or("–".to_owned(), |jain| format!("{jain:.3}")),
-            row.max_min
-                .map_or("∞".to_owned(), |ratio| format!("{ratio:.2}")),
             shares.join(" / "),
-            opt_micros(row.p99_us),
+            spread_percent(row.least_share),
+            spread_percent(row.most_share),
+            spread_plain(row.connections_jain, 3),
+            spread_plain(row.requests_jain, 3),
             count(row.failed)
         );
     }
     w!(out);
     let mut lessons = Vec::new();
-    let least = figures
+    let mut groups: Vec<(usize, Load)> = figures
         .fairness
         .iter()
-        .filter(|row| row.jain.is_some())
-        .min_by(|a, b| a.jain.unwrap_or(1.0).total_cmp(&b.jain.unwrap_or(1.0)));
-    let most = figures
-        .fairness
-        .iter()
-        .filter(|row| row.jain.is_some())
-        .max_by(|a, b| a.jain.unwrap_or(0.0).total_cmp(&b.jain.unwrap_or(0.0)));
-    if let (Some(least), Some(most)) = (least, most) {
-        lessons.push(format!(
-            "The least even spread was `{}` with {} (Jain's index {:.3}, the busiest worker {:.1} % of the requests); the most even `{}` with {} ({:.3}).",
-            least.mode,
-            load_name(least.load),
-            least.jain.unwrap_or(0.0),
-            least.shares.first().copied().unwrap_or(0.0) * 100.0,
-            most.mode,
-            load_name(most.load),
-            most.jain.unwrap_or(0.0)
-        ));
+        .map(|row| (row.workers, row.load))
+        .collect();
+    groups.dedup();
+    for (workers, load) in groups {
+        let rows: Vec<(String, Spread, ())> = figures
+            .fairness
+            .iter()
+            .filter(|row| row.workers == workers && row.load == load)
+            .filter_map(|row| Some((format!("{}", row.variant), row.connections_jain?, ())))
+            .collect();
+        let what = format!(
+            "By Jain's index of the connections with {workers} workers and {}",
+            load_name(load)
+        );
+        if let Some(text) = ranking(&what, &rows, true, |jain| format!("{jain:.3}")) {
+            lessons.push(text);
+        }
+        // A strategy where one worker took everything in some round.
+        for row in figures
+            .fairness
+            .iter()
+            .filter(|row| row.workers == workers && row.load == load)
+        {
+            if let Some(most) = row.most_share
+                && most.max >= 0.999
+            {
+                lessons.push(format!(
+                    "With `{}` ({workers} workers, {}) one worker took every connection in at least one round.",
+                    row.variant,
+                    load_name(load)
+                ));
+            }
+        }
     }
+    teach(out, &lessons);
+}
+
+/// §4, a worker stopped twice during an open-loop run.
+fn fairness_stall(out: &mut String, figures: &Figures) {
+    if figures.stalls.is_empty() {
+        return;
+    }
+    let stall_ms = figures.stalls[0].stall_ms;
+    w!(out, "### A stalled worker");
+    w!(out);
+    w!(
+        out,
+        "The open loop again, with one worker stopped (SIGSTOP, `loadgen --stop`) twice for \
+         {stall_ms:.0} ms and continued (SIGCONT): the requests that waited behind it. A request \
+         that arrives in the middle of a stall waits only its rest, so few latencies reach the \
+         whole stall in any mode; the count of latencies of at least a tenth of it is the one \
+         that tells how many waited. The stalled worker is the cluster's first."
+    );
+    w!(out);
+    w!(
+        out,
+        "![p99 of every request, of the stalled worker and of the worst other worker, per way of sharing the port]({STALL_SVG})"
+    );
+    w!(out);
+    w!(
+        out,
+        "| way of sharing the port | workers | requests ≥ {stall_ms:.0} ms | requests ≥ {:.0} ms | p99 | max | stalled worker's p99 | the others' worst p99 | stalled worker's share of requests | errors |",
+        stall_ms / 10.0
+    );
+    w!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in &figures.stalls {
+        w!(
+            out,
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.variant,
+            row.workers,
+            spread_plain(row.waited_stall, 0),
+            spread_plain(row.waited_tenth, 0),
+            spread_micros(row.p99_us),
+            spread_micros(row.max_us),
+            spread_micros(row.stalled_p99_us),
+            spread_micros(row.others_p99_us),
+            spread_percent(row.stalled_share),
+            count(row.failed)
+        );
+    }
+    w!(out);
+    let mut lessons = Vec::new();
+    let waited: Vec<(String, Spread, ())> = figures
+        .stalls
+        .iter()
+        .filter_map(|row| Some((format!("{}", row.variant), row.waited_tenth?, ())))
+        .collect();
+    let what = format!(
+        "By the requests that waited at least {:.0} ms",
+        stall_ms / 10.0
+    );
+    if let Some(text) = ranking(&what, &waited, false, count_f64) {
+        lessons.push(text);
+    }
+    let p99: Vec<(String, Spread, ())> = figures
+        .stalls
+        .iter()
+        .filter_map(|row| Some((format!("{}", row.variant), row.p99_us?, ())))
+        .collect();
+    if let Some(text) = ranking("By p99 with a stalled worker", &p99, false, micros) {
+        lessons.push(text);
+    }
+    teach(out, &lessons);
+}
+
+/// §4, uneven work: `?work_us=` drawn from a heavy-tailed mix.
+fn fairness_mix(out: &mut String, figures: &Figures) {
+    if figures.mixes.is_empty() {
+        return;
+    }
+    w!(out, "### Uneven work");
+    w!(out);
+    w!(
+        out,
+        "The open loop with each request's work drawn from a mix ({}), so that a worker busy \
+         with a long request shows in its own p99: where the requests queue behind a busy \
+         worker, its p99 and the worst worker's rise.",
+        figures.mixes[0].mix
+    );
+    w!(out);
+    w!(
+        out,
+        "| way of sharing the port | workers | p99 | the best worker's p99 | the worst worker's p99 | errors |"
+    );
+    w!(out, "|---|---:|---:|---:|---:|---:|");
+    for row in &figures.mixes {
+        w!(
+            out,
+            "| `{}` | {} | {} | {} | {} | {} |",
+            row.variant,
+            row.workers,
+            spread_micros(row.p99_us),
+            spread_micros(row.best_worker_p99_us),
+            spread_micros(row.worst_worker_p99_us),
+            count(row.failed)
+        );
+    }
+    w!(out);
+    let worst: Vec<(String, Spread, ())> = figures
+        .mixes
+        .iter()
+        .filter_map(|row| Some((format!("{}", row.variant), row.worst_worker_p99_us?, ())))
+        .collect();
+    let lessons: Vec<String> = ranking(
+        "By the worst worker's p99 under uneven work",
+        &worst,
+        false,
+        micros,
+    )
+    .into_iter()
+    .collect();
     teach(out, &lessons);
 }
 
@@ -1728,6 +2272,94 @@ mod tests {
         );
         assert!(remote.contains("**Workers:** 2 per server"), "{remote}");
         assert!(remote.contains("a caveat, not a measurement"));
+    }
+
+    /// The sweep's section: the capacity at each objective per mode and load
+    /// from hand-made steps, every step's row with its held mark, the 10×
+    /// rule said where it applies, and the capacity at p99 ≤ 10 ms on the
+    /// first screen.
+    #[test]
+    fn sweep_section_and_its_glance_line() {
+        use crate::render::figures::tests::sweep_run;
+        let runs = vec![
+            sweep_run("proxy", "keepalive", 1_000, 1_000.0, (300, 290), 0),
+            sweep_run("proxy", "keepalive", 2_000, 2_000.0, (900, 850), 0),
+            sweep_run("proxy", "keepalive", 4_000, 3_990.0, (4_000, 900), 0),
+            sweep_run("proxy", "keepalive", 8_000, 6_000.0, (90_000, 2_000), 0),
+            sweep_run("handoff-socket", "keepalive", 1_000, 1_000.0, (200, 200), 0),
+            sweep_run("handoff-socket", "keepalive", 2_000, 2_000.0, (300, 300), 0),
+            sweep_run("handoff-socket", "keepalive", 4_000, 4_000.0, (400, 400), 0),
+            sweep_run("handoff-socket", "keepalive", 8_000, 8_000.0, (500, 500), 0),
+            sweep_run("proxy", "newconn", 500, 500.0, (2_000, 2_000), 0),
+            sweep_run("proxy", "newconn", 1_000, 999.0, (30_000, 2_900), 3),
+            // An error at the lightest step: no capacity at any objective.
+            sweep_run("direct", "keepalive", 1_000, 1_000.0, (200, 200), 1),
+            sweep_run("direct", "keepalive", 2_000, 2_000.0, (200, 200), 0),
+        ];
+        let text = render(&Figures::of(&runs));
+        let section = &text[text
+            .find("## 1b. Latency against offered load")
+            .expect("§1b")..];
+        let section = &section[..section.find("\n## 2.").expect("§2 follows")];
+        assert!(
+            section.contains("at least 95 % of the offered rate"),
+            "{section}"
+        );
+        assert!(section.contains("One run per figure"), "{section}");
+        assert!(section.contains("](latency-vs-rate.svg)"), "{section}");
+        assert!(
+            section.contains(
+                "| `proxy` | 2,000/s | 4,000/s | < 500/s (the lightest step missed) | 500/s |"
+            ),
+            "{section}"
+        );
+        assert!(
+            section.contains(
+                "| `handoff-socket` | ≥ 8,000/s (not reached) | ≥ 8,000/s (not reached) | – | – |"
+            ),
+            "{section}"
+        );
+        assert!(
+            section.contains("| proxy | 8,000 | 6,000 (75 %) | no | 100 µs | 90.00 ms ² |"),
+            "{section}"
+        );
+        assert!(
+            section.contains("| proxy | 1,000 | 999 (100 %) | no |"),
+            "{section}"
+        );
+        assert!(
+            section.contains(
+                "`proxy` keep-alive: at 1 of its 4 steps (8,000/s offered) the corrected \
+                 p99 was 10× or more the p99 as sent (at 8,000/s: 90.00 ms against 2.00 ms): \
+                 the load generator's requests were waiting to be sent"
+            ),
+            "{section}"
+        );
+        assert!(
+            section.contains("With keep-alive, the capacity at p99 ≤ 10 ms ran from 4,000/s (`proxy`) to 8,000/s (`handoff-socket`); `direct` missed it even at the lightest step, 1,000/s; the steps"),
+            "{section}"
+        );
+        // One mode in the new-connection sweep: nothing says "every mode".
+        assert!(
+            section.contains(
+                "With a new connection per request, `proxy` held p99 ≤ 10 ms up to 500/s."
+            ),
+            "{section}"
+        );
+        let lines = glance_lines(&text);
+        assert_eq!(
+            lines,
+            [
+                "- **Capacity at p99 ≤ 10 ms** (the highest offered rate held without errors, \
+              open loop; keep-alive / new connection per request): `proxy` 4,000/s / 500/s, \
+              `handoff-socket` ≥ 8,000/s (not reached) / –, `direct` < 1,000/s (the lightest \
+              step missed) / –. [§1b](#1b-latency-against-offered-load)"
+            ]
+        );
+        assert!(
+            text.contains("- **Rounds per figure:** 1 in [§1b](#1b-latency-against-offered-load)"),
+            "{text}"
+        );
     }
 
     /// Each section says its own round count; no section claims rounds it

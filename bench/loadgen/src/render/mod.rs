@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::report::labels::Load;
 use crate::report::{self, Report};
 
 pub(crate) mod charts;
@@ -51,11 +52,30 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             write(charts::LATENCY_SVG, charts::latency(*load, lines)?)?;
         }
     }
+    if !figures.sweep.is_empty() {
+        write(
+            charts::LATENCY_RATE_SVG,
+            charts::latency_vs_rate(&figures.sweep)?,
+        )?;
+    }
+    if figures
+        .throughput
+        .iter()
+        .any(|row| row.load != Load::OpenLoop && !row.every_round.is_empty())
+    {
+        write(
+            charts::ROUNDS_SVG,
+            charts::rounds(&figures.throughput, &figures.cost)?,
+        )?;
+    }
     if !figures.fd_bill.is_empty() {
         write(charts::FDS_SVG, charts::fds(&figures.fd_bill)?)?;
     }
     if !figures.fairness.is_empty() {
         write(charts::FAIRNESS_SVG, charts::fairness(&figures.fairness)?)?;
+    }
+    if !figures.stalls.is_empty() {
+        write(charts::STALL_SVG, charts::stall(&figures.stalls)?)?;
     }
     if !figures.cost.is_empty() {
         write(charts::COST_SVG, charts::cost(&figures.cost)?)?;

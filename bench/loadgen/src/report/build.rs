@@ -7,10 +7,11 @@ use std::time::Duration;
 use super::{
     Affinity, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, Labels, Latencies,
     LoadgenUsage, Machine, MeasuredFrom, Parameters, Phases, ProcessReport, Report, Requests,
-    SamplePoint, TargetShare, UseSummary, WatchReport, WatchedAffinity, WorkerShare, Workers,
+    SamplePoint, Stall, StallWaits, TargetShare, UseSummary, WatchReport, WatchedAffinity,
+    WorkerShare, Workers,
 };
 use crate::load::failure::Failure;
-use crate::load::recorder::Recorder;
+use crate::load::recorder::{Recorder, WorkerCount};
 use crate::load::usage::Readings;
 use crate::load::watch::{ProcessSeries, WatchedTree};
 use crate::report::format::rate;
@@ -44,6 +45,10 @@ pub struct Inputs<'a> {
     pub labels: Labels,
     /// The `--kill` sent, if any.
     pub fault: Option<Fault>,
+    /// The `--stop` stalls made during the run.
+    pub stalls: Vec<Stall>,
+    /// `--stop-for`, if `--stop` was given.
+    pub stop_for: Option<Duration>,
     /// loadgen's CPU time over the window and the placement.
     pub readings: Readings,
 }
@@ -85,8 +90,17 @@ impl Report {
         let mut by_pid: Vec<_> = recorder.workers.clone();
         by_pid.sort_by_key(|worker| worker.pid);
         let named: u64 = by_pid.iter().map(|worker| worker.requests).sum();
-        let request_counts: Vec<u64> = by_pid.iter().map(|worker| worker.requests).collect();
-        let connection_counts: Vec<u64> = by_pid.iter().map(|worker| worker.connections).collect();
+        // Fairness over every worker of the cluster when the run says how
+        // many it has (label `workers`): a worker that answered nothing counts
+        // as 0, so a run where one pid answered everything is not "even" (1.0).
+        let workers_known = inputs.labels.workers.map_or(0, |n| n as usize);
+        let padded = |count: fn(&WorkerCount) -> u64| {
+            let mut counts: Vec<u64> = by_pid.iter().map(count).collect();
+            counts.resize(counts.len().max(workers_known), 0);
+            counts
+        };
+        let request_counts = padded(|worker| worker.requests);
+        let connection_counts = padded(|worker| worker.connections);
         // The run's start: the window opens after the warm-up.
         let origin = recorder.window().start.checked_sub(inputs.warmup);
         let since_start =
@@ -101,6 +115,7 @@ impl Report {
                     connections: worker.connections,
                     first_ms: since_start(worker.first),
                     last_ms: since_start(worker.last),
+                    latency: HistogramSummary::of(&worker.latency),
                 })
                 .collect(),
             requests_without_pid: recorder.requests_without_pid,
@@ -190,6 +205,12 @@ impl Report {
             watch,
             labels: inputs.labels,
             fault: inputs.fault,
+            stalls: inputs.stalls,
+            stall_waits: inputs.stop_for.map(|stop_for| StallWaits {
+                stop_for_ms: millis(stop_for),
+                at_least_stall: at_least(&recorder.latency, stop_for),
+                at_least_tenth: at_least(&recorder.latency, stop_for / 10),
+            }),
             loadgen_usage,
             affinity,
             notes: Vec::new(),
@@ -263,6 +284,11 @@ fn notes(report: &Report) -> Vec<String> {
     }) = &report.fault
     {
         notes.push(format!("--kill {pid} was not sent: {err}"));
+    }
+    for stall in &report.stalls {
+        if let Some(err) = &stall.error {
+            notes.push(format!("--stop {}: {err}", stall.pid));
+        }
     }
     for watched in &report.watch {
         if let Some(at) = watched.gone_at_ms {
@@ -423,6 +449,16 @@ fn per_thousand(
     let span = span?;
     let requests_in_span = requests as f64 * span.as_secs_f64() / duration.as_secs_f64();
     (requests_in_span > 0.0).then(|| cpu_ms * 1000.0 / requests_in_span)
+}
+
+/// How many samples of `histogram` (µs) are at least `threshold`.
+fn at_least(histogram: &hdrhistogram::Histogram<u64>, threshold: Duration) -> u64 {
+    let threshold_us = u64::try_from(threshold.as_micros()).unwrap_or(u64::MAX);
+    histogram
+        .iter_recorded()
+        .filter(|value| value.value_iterated_to() >= threshold_us)
+        .map(|value| value.count_at_value())
+        .sum()
 }
 
 /// A duration in milliseconds, with µs precision.

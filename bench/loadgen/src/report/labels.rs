@@ -6,14 +6,17 @@
 //!
 //! | key | values | compare.sh gives it to |
 //! |---|---|---|
-//! | `section` | `throughput`, `fdbill`, `fdlimit`, `fairness`, `faults` | every run |
+//! | `section` | `throughput`, `sweep`, `fdbill`, `fdlimit`, `fairness`, `faults` | every run |
 //! | `mode` | `proxy`, `handoff-socket`, `handoff-listener`, `handoff-reuseport`, `direct`, `ceiling` (old runs only), `nginx`, `node-rr`, `node-none` | every run |
-//! | `load` | `keepalive`, `newconn`, `openloop` | throughput, fairness, faults |
+//! | `load` | `keepalive`, `newconn`, `openloop` (old runs only) | throughput, sweep, fairness, faults |
 //! | `round` | 1, 2, ...: the round of the interleaved matrix | throughput |
+//! | `rate` | the offered rate, requests/s, as `--rate` | sweep |
 //! | `connections` | the connections held, as `--connections` | fdbill, fdlimit |
 //! | `max_fds` | the master's `--max-fds` | fdlimit |
 //! | `work_us` | the busy work per request (`?work_us=`), µs | fairness |
 //! | `workers` | workers in the cluster (a worker that answered nothing counts as 0) | every run |
+//! | `accept` | `drain`, `single`, `exclusive`, `blocking`: `handoff --pass listener --accept` | fairness (handoff-listener) |
+//! | `stall_ms` | how long `--stop` stalled a worker each time, ms | fairness (the stalled-worker runs) |
 //!
 //! In the JSON, `labels` stays a map of strings (`"round": "1"`), so reports
 //! written before the labels were typed read as they are.
@@ -22,6 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 /// Defines a label's enum: its variants in the order every table and legend
@@ -75,6 +79,8 @@ label_enum! {
     Section, "section" {
         /// 1 (and 5, from the same runs): requests/s and latency per mode and load.
         Throughput = "throughput",
+        /// 1b: latency against offered load, an open-loop sweep of rates.
+        Sweep = "sweep",
         /// 2: the master's fds with N connections held open.
         FdBill = "fdbill",
         /// 3: the master under `--max-fds`, connections rising.
@@ -191,9 +197,35 @@ label_enum! {
         KeepAlive = "keepalive",
         /// A new connection for every request (`--new-conn`).
         NewConn = "newconn",
-        /// Keep-alive connections in an open loop at a fixed `--rate`.
+        /// Keep-alive connections in an open loop at a fixed `--rate`: the
+        /// single-rate runs of §1 written before the sweep replaced them
+        /// (the sweep labels its open-loop runs `keepalive` or `newconn`
+        /// with a `rate`).
         OpenLoop = "openloop",
     }
+}
+
+/// How the workers of `handoff --pass listener` accept (label `accept`):
+/// [`cluster::Accept`], named as `handoff --accept` names it (one vocabulary
+/// from the flag to the report).
+pub use cluster::Accept;
+
+/// The name of `accept`, as `--accept` and the label spell it.
+pub fn accept_name(accept: Accept) -> String {
+    clap::ValueEnum::to_possible_value(&accept)
+        .map(|value| value.get_name().to_owned())
+        .unwrap_or_default()
+}
+
+/// Parses an `--accept` name.
+fn parse_accept(text: &str) -> Result<Accept, String> {
+    <Accept as clap::ValueEnum>::from_str(text, false).map_err(|_| {
+        let names: Vec<String> = Accept::value_variants()
+            .iter()
+            .map(|&accept| accept_name(accept))
+            .collect();
+        format!("{text:?} is not an accept strategy ({})", names.join(", "))
+    })
 }
 
 /// A run's labels, each `None` if not given (see the module docs for who gets
@@ -212,6 +244,8 @@ pub struct Labels {
     pub load: Option<Load>,
     /// The round of the throughput matrix, from 1.
     pub round: Option<u32>,
+    /// The sweep: the offered (open-loop) rate of the step, requests/s.
+    pub rate: Option<u64>,
     /// The connections held, the N of an fd bill or fd limit step.
     pub connections: Option<u64>,
     /// The master's `--max-fds`.
@@ -221,6 +255,10 @@ pub struct Labels {
     /// Workers in the cluster: loadgen only sees the pids that answered, and
     /// fairness counts the others as zero.
     pub workers: Option<u64>,
+    /// `handoff --pass listener --accept`: how its workers accept.
+    pub accept: Option<Accept>,
+    /// How long `--stop` stalled a worker each time, ms.
+    pub stall_ms: Option<u64>,
 }
 
 /// One `--label KEY=VALUE`, parsed.
@@ -234,6 +272,8 @@ pub enum Label {
     Load(Load),
     /// `round=`.
     Round(u32),
+    /// `rate=`.
+    Rate(u64),
     /// `connections=`.
     Connections(u64),
     /// `max_fds=`.
@@ -242,18 +282,25 @@ pub enum Label {
     WorkUs(u64),
     /// `workers=`.
     Workers(u64),
+    /// `accept=`.
+    Accept(Accept),
+    /// `stall_ms=`.
+    StallMs(u64),
 }
 
 /// The keys, as [`Label`] parses them.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 11] = [
     "section",
     "mode",
     "load",
     "round",
+    "rate",
     "connections",
     "max_fds",
     "work_us",
     "workers",
+    "accept",
+    "stall_ms",
 ];
 
 impl Label {
@@ -273,10 +320,13 @@ impl Label {
                     .parse()
                     .map_err(|_| format!("round={value}: not a whole number"))?,
             ),
+            "rate" => Label::Rate(number(value)?),
             "connections" => Label::Connections(number(value)?),
             "max_fds" => Label::MaxFds(number(value)?),
             "work_us" => Label::WorkUs(number(value)?),
             "workers" => Label::Workers(number(value)?),
+            "accept" => Label::Accept(parse_accept(value)?),
+            "stall_ms" => Label::StallMs(number(value)?),
             _ => {
                 return Err(format!("{key:?} is not a label key ({})", KEYS.join(", ")));
             }
@@ -304,10 +354,13 @@ impl Labels {
             Label::Mode(mode) => self.mode = Some(mode),
             Label::Load(load) => self.load = Some(load),
             Label::Round(round) => self.round = Some(round),
+            Label::Rate(rate) => self.rate = Some(rate),
             Label::Connections(n) => self.connections = Some(n),
             Label::MaxFds(n) => self.max_fds = Some(n),
             Label::WorkUs(n) => self.work_us = Some(n),
             Label::Workers(n) => self.workers = Some(n),
+            Label::Accept(accept) => self.accept = Some(accept),
+            Label::StallMs(n) => self.stall_ms = Some(n),
         }
     }
 }
@@ -339,10 +392,13 @@ impl From<Labels> for BTreeMap<String, String> {
             labels.mode.map(|mode| mode.to_string()),
             labels.load.map(|load| load.to_string()),
             labels.round.map(|round| round.to_string()),
+            labels.rate.map(|rate| rate.to_string()),
             labels.connections.map(|n| n.to_string()),
             labels.max_fds.map(|n| n.to_string()),
             labels.work_us.map(|n| n.to_string()),
             labels.workers.map(|n| n.to_string()),
+            labels.accept.map(accept_name),
+            labels.stall_ms.map(|n| n.to_string()),
         ];
         KEYS.iter()
             .zip(texts)
@@ -363,10 +419,13 @@ mod tests {
             ("mode", "handoff-socket"),
             ("load", "keepalive"),
             ("round", "2"),
+            ("rate", "12000"),
             ("connections", "150"),
             ("max_fds", "256"),
             ("work_us", "200"),
             ("workers", "2"),
+            ("accept", "exclusive"),
+            ("stall_ms", "500"),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value.to_owned()))
@@ -377,6 +436,7 @@ mod tests {
             Some(Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Socket)))
         );
         assert_eq!(labels.connections, Some(150));
+        assert_eq!(labels.rate, Some(12_000));
         assert_eq!(BTreeMap::from(labels), map);
         let sorted = {
             let mut all = Mode::ALL;
@@ -395,6 +455,11 @@ mod tests {
         assert!(refused("mdoe=proxy").contains("section, mode, load"));
         assert!(refused("mode=haproxy").contains("proxy, handoff-socket"));
         assert!(refused("round=one").contains("not a whole number"));
+        assert!(refused("rate=5k").contains("not a whole number"));
+        assert_eq!(
+            "section=sweep".parse::<Label>(),
+            Ok(Label::Section(Section::Sweep))
+        );
         assert!(refused("novalue").contains("KEY=VALUE"));
         assert_eq!(
             "mode=node-rr".parse::<Label>(),

@@ -49,6 +49,36 @@ pub struct Fault {
     pub error: Option<String>,
 }
 
+/// One SIGSTOP … SIGCONT that `--stop` made during the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stall {
+    /// The process stopped.
+    pub pid: u32,
+    /// When SIGSTOP was sent, ms from the run's start; `null` if it was not
+    /// (see `error`).
+    pub stopped_at_ms: Option<f64>,
+    /// When SIGCONT was sent, ms from the run's start; `null` if it was not.
+    pub continued_at_ms: Option<f64>,
+    /// Why a signal was not sent (the process was gone, the run ended
+    /// first); `null` if both were.
+    pub error: Option<String>,
+}
+
+/// With `--stop`: how many requests waited behind the stalled process.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StallWaits {
+    /// `--stop-for`, ms.
+    pub stop_for_ms: f64,
+    /// Successful requests of the window whose latency was at least
+    /// `--stop-for`: those that waited a whole stall.
+    pub at_least_stall: u64,
+    /// Those whose latency was at least a tenth of `--stop-for`: a request
+    /// arriving in the middle of a stall waits only its rest, so this counts
+    /// every request that waited behind it for long (below saturation no
+    /// other request comes near it).
+    pub at_least_tenth: u64,
+}
+
 /// Everything a run measured, with its parameters and machine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -87,6 +117,14 @@ pub struct Report {
     /// `--kill PID --kill-after D`: the worker killed mid-run; `null` without.
     #[serde(default)]
     pub fault: Option<Fault>,
+    /// `--stop PID --stop-after T... --stop-for D`: one entry per
+    /// `--stop-after`. Empty without `--stop`, and in reports written before it.
+    #[serde(default)]
+    pub stalls: Vec<Stall>,
+    /// With `--stop`: the requests that waited behind the stalls; `null`
+    /// without, and in reports written before `--stop`.
+    #[serde(default)]
+    pub stall_waits: Option<StallWaits>,
     /// loadgen's own CPU time over the window; `null` if it could not be read,
     /// and in reports written before it was measured.
     #[serde(default)]
@@ -132,6 +170,23 @@ pub struct Parameters {
     pub watch: Vec<u32>,
     /// The command line, to run it again.
     pub command_line: Vec<String>,
+    /// `--mix PATH=WEIGHT`: the paths drawn per request, with their weights;
+    /// empty without `--mix` (every request goes to its target's path), and
+    /// in reports written before it.
+    #[serde(default)]
+    pub mix: Vec<MixEntry>,
+    /// `--seed`: the seed of the `--mix` draw; `null` without `--mix`.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+/// One path of `--mix` and its weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MixEntry {
+    /// The path and query sent, e.g. `/?work_us=5000`.
+    pub path: String,
+    /// Its weight: it is drawn with probability weight / the sum of weights.
+    pub weight: u32,
 }
 
 /// How the next request is timed (`parameters.loop`).
@@ -283,9 +338,11 @@ pub struct Workers {
     pub by_pid: Vec<WorkerShare>,
     /// Successful answers without a numeric `x-worker-pid`.
     pub requests_without_pid: u64,
-    /// How evenly requests spread over the pids seen; `null` without any.
+    /// How evenly requests spread over the pids seen, and over the workers
+    /// that answered nothing when the label `workers` says how many there
+    /// are (each counts 0); `null` without any.
     pub requests_fairness: Option<Fairness>,
-    /// How evenly connections spread over the pids seen; `null` without any.
+    /// How evenly connections spread, counted as `requests_fairness`.
     pub connections_fairness: Option<Fairness>,
 }
 
@@ -304,6 +361,12 @@ pub struct WorkerShare {
     pub first_ms: Option<f64>,
     /// Its last answer of the window, ms from the run's start.
     pub last_ms: Option<f64>,
+    /// The latency of the requests it answered, measured as `latency.request`;
+    /// its `count` is `requests`, and the counts of every pid plus
+    /// `requests_without_pid` make `latency.request.count`. `null` in reports
+    /// written before loadgen kept one per pid.
+    #[serde(default)]
+    pub latency: Option<HistogramSummary>,
 }
 
 /// How evenly a load spread over workers. Only pids that answered at least once

@@ -96,6 +96,19 @@ pub fn render(report: &Report) -> String {
             })
             .collect();
         let _ = writeln!(out, "  workers     {}", shares.join(", "));
+        // Each worker's own latency: a stalled or busy one shows in its tail.
+        for worker in &workers.by_pid {
+            if let Some(latency) = &worker.latency {
+                let _ = writeln!(
+                    out,
+                    "    pid {:<7} p50 {}  p99 {}  max {}",
+                    worker.pid,
+                    micros(latency.p50_us as f64),
+                    micros(latency.p99_us as f64),
+                    micros(latency.max_us as f64),
+                );
+            }
+        }
         if let Some(fairness) = &workers.requests_fairness {
             let _ = writeln!(out, "  fairness    requests: {}", fairness_line(fairness));
         }
@@ -134,6 +147,28 @@ pub fn render(report: &Report) -> String {
         }
     }
 
+    // `--stop`: when each stall was, as sent.
+    for stall in &report.stalls {
+        if let (Some(stopped), Some(continued)) = (stall.stopped_at_ms, stall.continued_at_ms) {
+            let _ = writeln!(
+                out,
+                "  stall       pid {} stopped at {:.0} ms for {:.0} ms",
+                stall.pid,
+                stopped,
+                continued - stopped
+            );
+        }
+    }
+
+    if let Some(waits) = &report.stall_waits {
+        let _ = writeln!(
+            out,
+            "              {} requests took ≥ the stall ({:.0} ms), {} ≥ a tenth of it",
+            count(waits.at_least_stall),
+            waits.stop_for_ms,
+            count(waits.at_least_tenth)
+        );
+    }
     let errors: Vec<String> = report
         .errors
         .by_kind
@@ -280,6 +315,16 @@ mod tests {
     /// which `answered` requests succeeded and `reconnects` found their
     /// connection closed while idle.
     fn open_loop_report(asked: f64, answered: u64, reconnects: u64) -> Report {
+        labelled_report(asked, answered, reconnects, Default::default())
+    }
+
+    /// [`open_loop_report`] with `labels`.
+    fn labelled_report(
+        asked: f64,
+        answered: u64,
+        reconnects: u64,
+        labels: crate::report::Labels,
+    ) -> Report {
         let start = Instant::now();
         let duration = Duration::from_secs(4);
         let window = Window {
@@ -318,6 +363,8 @@ mod tests {
                 sample_interval_ms: 100.0,
                 watch: Vec::new(),
                 command_line: Vec::new(),
+                mix: Vec::new(),
+                seed: None,
             },
             machine: Machine {
                 cpu_model: "cpu".to_owned(),
@@ -337,8 +384,10 @@ mod tests {
             recorder: &recorder,
             watched: &[],
             sample_interval: Duration::from_millis(100),
-            labels: Default::default(),
+            labels,
             fault: None,
+            stalls: Vec::new(),
+            stop_for: None,
             readings: Readings::default(),
         })
     }
@@ -409,5 +458,29 @@ mod tests {
         }
         assert_eq!(cpu_list(&[]), "none");
         assert_eq!(cpu_list(&[0, 2, 3, 4, 7, 8]), "0,2-4,7-8");
+    }
+
+    /// Regression (issue 13): with the label `workers`, a worker that
+    /// answered nothing counts as 0 in the fairness figures, so a run where
+    /// one pid of 4 answered everything has Jain's index 1/4, not 1.0; its
+    /// own latency histogram holds its requests.
+    #[test]
+    fn fairness_counts_the_workers_that_answered_nothing() {
+        let labels = [crate::report::labels::Label::Workers(4)]
+            .into_iter()
+            .collect();
+        let report = labelled_report(100.0, 40, 0, labels);
+        let fairness = report.workers.requests_fairness.expect("fairness");
+        assert!((fairness.jain_index - 0.25).abs() < 1e-9, "{fairness:?}");
+        assert_eq!(fairness.max_min_ratio, None);
+        let alone = open_loop_report(100.0, 40, 0);
+        let fairness = alone.workers.requests_fairness.expect("fairness");
+        assert_eq!(
+            fairness.jain_index, 1.0,
+            "without the label only pid 7 is known"
+        );
+        let worker = &report.workers.by_pid[0];
+        assert_eq!(worker.latency.as_ref().map(|l| l.count), Some(40));
+        assert!(render(&report).contains("    pid 7"));
     }
 }
