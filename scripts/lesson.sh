@@ -7,8 +7,9 @@
 #   scripts/lesson.sh [--quick] [--bin-dir DIR] N
 #
 # N              the lesson: 1 (two fds per connection), 2 (the fd limit),
-#                3 (watching a socket change hands, under strace), 5 (a worker
-#                dies); 4 and 6 are not written yet
+#                3 (watching a socket change hands, under strace), 4 (why one
+#                worker takes all the load), 5 (a worker dies), 6 (upgrading
+#                without dropping anyone)
 # --quick        fewer connections and shorter loads, the same verdicts (the
 #                test, bench/loadgen/tests/lessons.rs, runs every lesson so)
 # --bin-dir DIR  use the proxy, handoff and loadgen binaries already built in
@@ -17,8 +18,9 @@
 #
 # Exit codes: 0 when the verdict is `ok`, 1 when it `differs` (or a run
 # failed), 2 for a lesson that does not exist, bad usage or a missing tool.
-# Servers listen on 127.0.0.1 port 0 (scripts/lib.sh's start_server) and are
-# stopped by their pid, also when a lesson fails or is interrupted.
+# Servers listen on 127.0.0.1 port 0 (scripts/lib.sh's start_server; lesson
+# 6 restarts one on the port it was given) and are stopped by their pid, also
+# when a lesson fails or is interrupted.
 set -euo pipefail
 
 quick=0 bin_dir= lesson=
@@ -27,17 +29,15 @@ while (($#)); do
   case $1 in
     --quick) quick=1; shift ;;
     --bin-dir) bin_dir=${2:?--bin-dir needs a folder}; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) usage_error "unknown argument $1 (see --help)" ;;
     *) [[ -z $lesson ]] || usage_error "one lesson at a time (got $lesson and $1)"; lesson=$1; shift ;;
   esac
 done
-[[ -n $lesson ]] || usage_error "which lesson? scripts/lesson.sh N, N one of 1 2 3 5 (see LESSONS.md)"
+[[ -n $lesson ]] || usage_error "which lesson? scripts/lesson.sh N, N one of 1 2 3 4 5 6 (see LESSONS.md)"
 case $lesson in
-  1 | 2 | 3 | 5) ;;
-  4) usage_error "lesson 4 (why one worker takes all the load) is not written yet: it needs handoff --pass listener --accept (issue 13); see LESSONS.md" ;;
-  6) usage_error "lesson 6 (upgrading without dropping anyone) is not written yet: it needs --upgrade-socket and --takeover (issue 12); see LESSONS.md" ;;
-  *) usage_error "there is no lesson $lesson: the lessons are 1 2 3 5 (4 and 6 are not written yet; see LESSONS.md)" ;;
+  1 | 2 | 3 | 4 | 5 | 6) ;;
+  *) usage_error "there is no lesson $lesson: the lessons are 1 2 3 4 5 6 (see LESSONS.md)" ;;
 esac
 if [[ $lesson == 3 ]]; then
   command -v strace >/dev/null || usage_error "lesson 3 needs strace, which is not installed: apt-get install strace"
@@ -72,7 +72,18 @@ stop_server() {
   wait "$launched" 2>/dev/null || true
   running=0
 }
-cleanup() { stop_server; rm -rf "$tmp"; }
+# Lesson 6 has two more processes of its own: the master being replaced
+# ($previous, once a new one runs beside it) and a loadgen in the background.
+previous= background=
+stop_others() {
+  local pid
+  for pid in $background $previous; do
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  previous= background=
+}
+cleanup() { stop_server; stop_others; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -347,6 +358,64 @@ print(f"verdict: ok — each of the {k} sockets was accepted by the master, sent
 PY
 }
 
+# --- 4. Why one worker takes all the load -----------------------------------------
+lesson_4() {
+  local workers=4 duration=3s server
+  ((quick)) && duration=1500ms
+  local servers=(drain single exclusive blocking reuseport)
+  echo "lesson 4: why one worker takes all the load: $workers workers, one connection at a time (each closed before the next)"
+  echo "  loadgen --connections 1 --new-conn --duration $duration; handoff --pass listener --accept STRATEGY, and --pass reuseport"
+  for server in "${servers[@]}"; do
+    if [[ $server == reuseport ]]; then
+      serve handoff-reuseport
+    else
+      serve handoff-listener --accept "$server"
+    fi
+    echo "$server $worker_pids" >>"$tmp/servers"
+    load "$server" --target "http://127.0.0.1:$port/" --connections 1 --new-conn --duration "$duration" --warmup 300ms
+    stop_server
+  done
+  python3 - "$tmp" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+low, high = 0.15, 0.35  # blocking's bound, as handoff/tests/cluster.rs (issue 13) asserts it
+wrong, largest = [], {}
+print(f"  {'server':<26} {'connections per worker (ready-line order)':<42} {'largest share':<14} Jain's index")
+for line in open(f"{tmp}/servers"):
+    server, pids = line.split()
+    pids = [int(p) for p in pids.split(",")]
+    report = json.load(open(f"{tmp}/{server}.json"))
+    by_pid = {w["pid"]: w["connections"] for w in report["workers"]["by_pid"]}
+    counts = [by_pid.get(p, 0) for p in pids]
+    total = sum(counts)
+    name = "handoff-reuseport" if server == "reuseport" else f"--accept {server}"
+    if total == 0:
+        wrong.append(f"{name}: no connection answered")
+        continue
+    shares = [c / total for c in counts]
+    # Jain's fairness index: 1 when even, 1/n when one worker takes all.
+    jain = total ** 2 / (len(counts) * sum(c * c for c in counts))
+    largest[server] = max(shares)
+    print(f"  {name:<26} {' '.join(f'{c:>6}' for c in counts) + f'  of {total}':<42} "
+          f"{f'{max(shares):.0%}':<14} {jain:.2f}")
+    strays = set(by_pid) - set(pids)
+    if strays:
+        wrong.append(f"{name}: answers from pids {sorted(strays)} that are not its workers")
+    if report["requests"]["failed"]:
+        wrong.append(f"{name}: {report['requests']['failed']} requests failed")
+    if server == "blocking" and not all(low <= s <= high for s in shares):
+        wrong.append(f"--accept blocking gave shares {[f'{s:.0%}' for s in shares]}, expected each {low:.0%}..{high:.0%}")
+if "blocking" not in largest:
+    wrong.append("--accept blocking did not run")
+if wrong:
+    print("verdict: differs — " + "; ".join(wrong))
+    sys.exit(1)
+others = ", ".join(f"{k} {largest[k]:.0%}" for k in ("drain", "single", "exclusive", "reuseport") if k in largest)
+print(f"verdict: ok — --accept blocking turned the 4 workers in rotation (each {low:.0%}..{high:.0%} of the connections); "
+      f"the largest share elsewhere, printed and not checked (it depends on timing): {others}")
+PY
+}
+
 # --- 5. A worker dies ---------------------------------------------------------------
 lesson_5() {
   local c=8 duration=4s after=1500ms mode
@@ -397,6 +466,118 @@ if wrong:
     sys.exit(1)
 print(f"verdict: ok — in every mode at most the requests in flight on the killed worker failed "
       f"(≤ {c}, one per client), no client was refused or left waiting, and a successor served")
+PY
+}
+
+# --- 6. Upgrading without dropping anyone --------------------------------------------
+# load_in_background NAME LOADGEN-ARGS...: as `load`, without --watch (the
+# master changes under it), in the background: $background is its pid, and
+# load_wait waits for it.
+load_in_background() {
+  local name=$1; shift
+  "$bin/loadgen" --json "$tmp/$name.json" "$@" >"$tmp/$name.txt" 2>&1 &
+  background=$!
+  load_name=$name
+}
+load_wait() {
+  local status=0
+  wait "$background" || status=$?
+  background=
+  if ((status)); then
+    echo "lesson.sh: loadgen failed:" >&2
+    tail -3 "$tmp/$load_name.txt" >&2
+    exit 1
+  fi
+}
+
+lesson_6() {
+  local rate=1000 duration=4s at=1 mode status
+  ((quick)) && duration=3s
+  local upgrade=$tmp/upgrade.sock
+  mkdir "$tmp/new"
+  echo "lesson 6: upgrading without dropping anyone: $rate new connections a second (open loop), $workers workers;"
+  echo "  ${at}s into the run, the master is replaced by a new one whose workers take 200 ms to start (--init-delay 200ms):"
+  echo "  restart = SIGTERM, wait for its exit, start the new one on the same port; takeover = --takeover over --upgrade-socket"
+  for mode in "${modes[@]}"; do
+    # Restart: stop, then start again on the port the kernel gave the first.
+    serve "$mode"
+    echo "$mode restart $worker_pids" >>"$tmp/old"
+    load_in_background "$mode-restart" --target "http://127.0.0.1:$port/" --new-conn --rate "$rate" \
+      --connections 32 --duration "$duration" --warmup 200ms --timeout 2s
+    sleep "$at"  # the moment of the upgrade in the run, as lesson 5's --kill-after
+    stop_server
+    SERVER_LISTEN=127.0.0.1:$port serve "$mode" --init-delay 200ms
+    echo "$mode restart $worker_pids" >>"$tmp/new-workers"
+    load_wait
+    stop_server
+
+    # Takeover: the new master receives the listening socket(s) from the old.
+    serve "$mode" --upgrade-socket "$upgrade"
+    echo "$mode takeover $worker_pids $master" >>"$tmp/old"
+    load_in_background "$mode-takeover" --target "http://127.0.0.1:$port/" --new-conn --rate "$rate" \
+      --connections 32 --duration "$duration" --warmup 200ms --timeout 2s
+    sleep "$at"
+    previous=$master
+    start_server "$mode" "$workers" "$tmp/new" --takeover "$upgrade" --upgrade-socket "$upgrade" --init-delay 200ms
+    echo "$mode takeover $worker_pids" >>"$tmp/new-workers"
+    # The old master hands over, lets its workers finish and exits by itself.
+    status=0
+    wait "$previous" || status=$?
+    previous=
+    echo "$mode $status" >>"$tmp/old-exit"
+    cp "$tmp/ready" "$tmp/$mode-old.events"
+    cp "$tmp/new/ready" "$tmp/$mode-new.ready"
+    load_wait
+    stop_server
+  done
+  python3 - "$tmp" "$rate" <<'PY'
+import json, sys
+tmp, rate = sys.argv[1], int(sys.argv[2])
+def table(name):
+    rows = {}
+    for line in open(f"{tmp}/{name}"):
+        mode, how, pids, *rest = line.split()
+        rows[mode, how] = ([int(p) for p in pids.split(",")], rest)
+    return rows
+old, new = table("old"), table("new-workers")
+exits = dict(line.split() for line in open(f"{tmp}/old-exit"))
+wrong = []
+print(f"  {'mode':<18} {'upgrade':<9} {'ok':>6} {'failed':>7} {'refused':>8}  {'≈ port closed':<14} {'answered by':<22} longest request")
+for mode, how in old:
+    report = json.load(open(f"{tmp}/{mode}-{how}.json"))
+    kinds = {k: v for k, v in report["errors"]["by_kind"].items() if v}
+    failed, refused = report["requests"]["failed"], kinds.get("connect_refused", 0)
+    by_pid = {w["pid"]: w["requests"] for w in report["workers"]["by_pid"]}
+    old_pids, rest = old[mode, how]
+    new_pids, _ = new[mode, how]
+    answered_old = sum(by_pid.get(p, 0) for p in old_pids)
+    answered_new = sum(by_pid.get(p, 0) for p in new_pids)
+    longest = report["latency"]["request"]["max_us"] / 1000
+    closed = f"{refused / rate * 1000:.0f} ms" if refused else "never"
+    others = ", ".join(f"{k} {v}" for k, v in kinds.items() if k != "connect_refused")
+    print(f"  {mode:<18} {how:<9} {report['requests']['ok']:>6,} {failed:>7} {refused:>8}  {closed:<14} "
+          f"{f'old {answered_old}, new {answered_new}':<22} {longest:.0f} ms" + (f"  ({others})" if others else ""))
+    if not answered_old or not answered_new:
+        wrong.append(f"{mode} {how}: answers from the old workers {answered_old}, the new {answered_new}: the upgrade was not inside the run")
+    if how == "restart" and not refused:
+        wrong.append(f"{mode} restart: no connection refused")
+    if how == "takeover":
+        if failed:
+            wrong.append(f"{mode} takeover: {failed} requests failed ({kinds})")
+        if exits.get(mode) != "0":
+            wrong.append(f"{mode} takeover: the old master exited {exits.get(mode)}")
+        old_master = int(rest[0])
+        events = [json.loads(e) for e in open(f"{tmp}/{mode}-old.events") if e.strip()]
+        if not any(e.get("event") == "handover" for e in events):
+            wrong.append(f"{mode} takeover: the old master {old_master} printed no handover line")
+        ready = json.loads(open(f"{tmp}/{mode}-new.ready").readline())
+        if ready.get("takeover_from") != old_master:
+            wrong.append(f"{mode} takeover: the new master's ready line says takeover_from {ready.get('takeover_from')}, not {old_master}")
+if wrong:
+    print("verdict: differs — " + "; ".join(wrong))
+    sys.exit(1)
+print(f"verdict: ok — every restart refused connections while no socket listened on the port, "
+      f"every takeover failed none: the socket never stopped listening, and the old workers served until the new ones were ready")
 PY
 }
 
