@@ -471,6 +471,18 @@ impl Upgrade {
         Some((takeover.listen, takeover.sockets.take()?))
     }
 
+    /// The one listening socket of `proxy` and `handoff-socket`, whose master
+    /// accepts: the one taken over, or else bound at `listen`; non-blocking.
+    pub fn single_listener(&mut self, listen: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+        let socket = match self.taken_sockets() {
+            Some((_, mut sockets)) => sockets.pop().context("one listening socket taken over")?,
+            None => OwnedFd::from(crate::listen::bind(listen, false)?),
+        };
+        let listener = std::net::TcpListener::from(socket);
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    }
+
     /// Starts the upgrade task, which prints the `ready` line (after telling
     /// the old master, on a takeover) and then serves the upgrade socket,
     /// offering `sockets` (duplicated here) to a successor. Returns the

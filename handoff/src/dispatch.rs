@@ -36,12 +36,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
 use cluster::channel::{Channel, ChannelError, MAX_CONNECTIONS_PER_FRAME, Message};
 use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
 use cluster::upgrade::Upgrade;
-use cluster::{GRACE_PERIOD, Mode, Pass, accept, listen};
+use cluster::{GRACE_PERIOD, Mode, Pass, accept};
 use tokio::io::unix::AsyncFd;
 
 /// How many handed connections a worker may have not yet acknowledged.
@@ -344,13 +343,8 @@ pub async fn run(
     mut upgrade: Upgrade,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let socket = match upgrade.taken_sockets() {
-        Some((_, mut sockets)) => sockets.pop().context("one listening socket taken over")?,
-        None => OwnedFd::from(listen::bind(setup.args.listen, false)?),
-    };
-    let listener = std::net::TcpListener::from(socket);
+    let listener = upgrade.single_listener(setup.args.listen)?;
     let listen = listener.local_addr()?;
-    listener.set_nonblocking(true)?;
     let (mut handover, ready_line) = upgrade.start(listen, &[listener.try_clone()?.into()])?;
     // Registered for readiness only: accepted sockets go to workers untouched.
     // SAFETY: the AsyncFd owns the listener, which keeps its fd open and

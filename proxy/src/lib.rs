@@ -17,8 +17,7 @@ use anyhow::Context;
 use cluster::master::Setup;
 use cluster::supervisor::{Event, Supervisor};
 use cluster::upgrade::Upgrade;
-use cluster::{GRACE_PERIOD, Mode, accept, listen};
-use std::os::fd::OwnedFd;
+use cluster::{GRACE_PERIOD, Mode, accept};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,12 +127,7 @@ pub async fn run(
     relay_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let socket = match upgrade.taken_sockets() {
-        Some((_, mut sockets)) => sockets.pop().context("one listening socket taken over")?,
-        None => OwnedFd::from(listen::bind(setup.args.listen, false)?),
-    };
-    let listener = std::net::TcpListener::from(socket);
-    listener.set_nonblocking(true)?;
+    let listener = upgrade.single_listener(setup.args.listen)?;
     let listen = listener.local_addr()?;
     let (mut handover, ready_line) = upgrade.start(listen, &[listener.try_clone()?.into()])?;
     let listener = TcpListener::from_std(listener)?;
