@@ -910,7 +910,10 @@ pub fn latency_vs_rate(lines: &[SweepLine]) -> anyhow::Result<String> {
             &legend_area,
             &modes,
             &[
-                ("held: ≥ 95 % of the offered rate achieved, no error", false),
+                (
+                    "held: ≥ 95 % answered, on time (p50 < 10× as sent), no error",
+                    false,
+                ),
                 ("ringed: not held", true),
             ],
         )?;

@@ -126,8 +126,9 @@ pub struct ThroughputRow {
 /// are said to have waited to be sent: the server fell behind the schedule.
 pub const WAITING_RATIO: f64 = 10.0;
 
-/// A sweep step counts as held when it achieved at least this share of the
-/// offered rate (and had no error): below it the server did not keep up.
+/// A sweep step counts as held when at least this share of the requests due
+/// in it were answered (and none failed, and most were sent on time: see
+/// [`SweepStep::held`]): below it the server did not keep up.
 pub const HELD_SHARE: f64 = 0.95;
 
 /// The latency objectives of the sweep's headline, p99 in µs: 1 ms and 10 ms.
@@ -139,7 +140,9 @@ pub const SLOS_US: [f64; 2] = [1_000.0, 10_000.0];
 pub struct SweepStep {
     /// The offered rate, requests/s (the `rate` label, else `--rate`).
     pub offered_per_s: f64,
-    /// Successful requests per second of the window.
+    /// The requests due in the window that were answered, late ones
+    /// included (loadgen waits up to `--timeout` after the window), per
+    /// second of the window: not a throughput once the server falls behind.
     pub achieved_per_s: f64,
     /// p50, corrected for coordinated omission (from each request's
     /// intended start), µs.
@@ -163,10 +166,17 @@ pub struct SweepStep {
 }
 
 impl SweepStep {
-    /// Held: no error, and at least [`HELD_SHARE`] of the offered rate
-    /// achieved.
+    /// Held: no error, at least [`HELD_SHARE`] of the offered rate answered,
+    /// and the server kept up with the schedule: the corrected p50 below
+    /// [`WAITING_RATIO`] times the p50 as sent. The last condition matters
+    /// because a late answer still counts as answered: a server at half the
+    /// offered rate answers every request of a short step, a second late.
     pub fn held(&self) -> bool {
-        self.failed == 0 && self.achieved_per_s >= HELD_SHARE * self.offered_per_s
+        let on_time = match (self.p50_us, self.p50_sent_us) {
+            (Some(corrected), Some(sent)) => corrected < WAITING_RATIO * sent.max(1.0),
+            _ => true,
+        };
+        self.failed == 0 && self.achieved_per_s >= HELD_SHARE * self.offered_per_s && on_time
     }
 
     /// Held with a (corrected) p99 of at most `slo_us`.
@@ -2491,6 +2501,24 @@ pub(crate) mod tests {
             sweep_run("proxy", "newconn", 500, 500.0, (2_000, 2_000), 0),
             sweep_run("proxy", "newconn", 1_000, 999.0, (3_000, 2_900), 0),
         ];
+        // Every request answered, but late: p50 500 ms against 1 ms as sent
+        // (the server fell behind the schedule): not held, whatever p99.
+        let mut late = sweep_run(
+            "handoff-listener",
+            "keepalive",
+            1_000,
+            1_000.0,
+            (900, 900),
+            0,
+        );
+        if let Some(corrected) = late.latency.request.as_mut() {
+            corrected.p50_us = 500_000;
+        }
+        if let Some(sent) = late.latency.request_uncorrected.as_mut() {
+            sent.p50_us = 1_000;
+        }
+        let mut runs = runs;
+        runs.push(late);
         let figures = Figures::of(&runs);
         let line = |mode: Mode, load: Load| {
             figures
@@ -2499,6 +2527,15 @@ pub(crate) mod tests {
                 .find(|line| line.mode == mode && line.load == load)
                 .expect("a sweep line")
         };
+        let listener = line(
+            Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Listener)),
+            Load::KeepAlive,
+        );
+        assert!(
+            !listener.steps[0].held(),
+            "answered late: behind the schedule"
+        );
+        assert_eq!(listener.capacity(10_000.0), SloCapacity::None);
         let proxy = line(Mode::PROXY, Load::KeepAlive);
         let offered: Vec<f64> = proxy.steps.iter().map(|s| s.offered_per_s).collect();
         assert_eq!(
