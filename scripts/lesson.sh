@@ -19,8 +19,8 @@
 # Exit codes: 0 when the verdict is `ok`, 1 when it `differs` (or a run
 # failed), 2 for a lesson that does not exist, bad usage or a missing tool.
 # Servers listen on 127.0.0.1 port 0 (scripts/lib.sh's start_server; lesson
-# 6 restarts one on the port it was given) and are stopped by their pid, also
-# when a lesson fails or is interrupted.
+# 6's are scripts/upgrade.py's) and are stopped by their pid, also when a
+# lesson fails or is interrupted.
 set -euo pipefail
 
 quick=0 bin_dir= lesson=
@@ -72,18 +72,16 @@ stop_server() {
   wait "$launched" 2>/dev/null || true
   running=0
 }
-# Lesson 6 has two more processes of its own: the master being replaced
-# ($previous, once a new one runs beside it) and a loadgen in the background.
-previous= background=
-stop_others() {
-  local pid
-  for pid in $background $previous; do
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  previous= background=
+# Lesson 6 runs scripts/upgrade.py ($driver), which stops every master it
+# started, by its pid, when it ends or is sent SIGTERM.
+driver=
+stop_driver() {
+  [[ -n $driver ]] || return 0
+  kill -TERM "$driver" 2>/dev/null || true
+  wait "$driver" 2>/dev/null || true
+  driver=
 }
-cleanup() { stop_server; stop_others; rm -rf "$tmp"; }
+cleanup() { stop_server; stop_driver; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -470,109 +468,66 @@ PY
 }
 
 # --- 6. Upgrading without dropping anyone --------------------------------------------
-# load_in_background NAME LOADGEN-ARGS...: as `load`, without --watch (the
-# master changes under it), in the background: $background is its pid, and
-# load_wait waits for it.
-load_in_background() {
-  local name=$1; shift
-  "$bin/loadgen" --json "$tmp/$name.json" "$@" >"$tmp/$name.txt" 2>&1 &
-  background=$!
-  load_name=$name
-}
-load_wait() {
+# The upgrades are scripts/upgrade.py's (REPORT.md §8's driver): one per mode
+# and strategy, under its loadgen; this lesson reads the JSON it writes.
+lesson_6() {
+  local rate=1000 lead=1s every=3s
+  ((quick)) && every=2s
+  echo "lesson 6: upgrading without dropping anyone: $rate new connections a second (open loop), $workers workers;"
+  echo "  ${lead} into the run, the master is replaced by a new one whose workers take 200 ms to start (--init-delay 200ms):"
+  echo "  restart = SIGTERM, wait for its exit, start the new one on the same port; takeover = --takeover over --upgrade-socket"
+  echo "  scripts/upgrade.py --strategy restart --strategy takeover --upgrades 1 --rate $rate --lead $lead --every $every"
+  python3 "$root/scripts/upgrade.py" --bin-dir "$bin" --workers "$workers" --init-delay 200ms \
+    --strategy restart --strategy takeover --upgrades 1 --rate "$rate" --lead "$lead" --every "$every" \
+    --out "$tmp" --log "$tmp/log" "${modes[@]}" >"$tmp/upgrade.txt" 2>&1 &
+  driver=$!
   local status=0
-  wait "$background" || status=$?
-  background=
+  wait "$driver" || status=$?
+  driver=
   if ((status)); then
-    echo "lesson.sh: loadgen failed:" >&2
-    tail -3 "$tmp/$load_name.txt" >&2
+    echo "lesson.sh: scripts/upgrade.py failed (exit $status):" >&2
+    tail -3 "$tmp/upgrade.txt" >&2
     exit 1
   fi
-}
-
-lesson_6() {
-  local rate=1000 duration=4s at=1 mode status
-  ((quick)) && duration=3s
-  local upgrade=$tmp/upgrade.sock
-  mkdir "$tmp/new"
-  echo "lesson 6: upgrading without dropping anyone: $rate new connections a second (open loop), $workers workers;"
-  echo "  ${at}s into the run, the master is replaced by a new one whose workers take 200 ms to start (--init-delay 200ms):"
-  echo "  restart = SIGTERM, wait for its exit, start the new one on the same port; takeover = --takeover over --upgrade-socket"
-  for mode in "${modes[@]}"; do
-    # Restart: stop, then start again on the port the kernel gave the first.
-    serve "$mode"
-    echo "$mode restart $worker_pids" >>"$tmp/old"
-    load_in_background "$mode-restart" --target "http://127.0.0.1:$port/" --new-conn --rate "$rate" \
-      --connections 32 --duration "$duration" --warmup 200ms --timeout 2s
-    sleep "$at"  # the moment of the upgrade in the run, as lesson 5's --kill-after
-    stop_server
-    SERVER_LISTEN=127.0.0.1:$port serve "$mode" --init-delay 200ms
-    echo "$mode restart $worker_pids" >>"$tmp/new-workers"
-    load_wait
-    stop_server
-
-    # Takeover: the new master receives the listening socket(s) from the old.
-    serve "$mode" --upgrade-socket "$upgrade"
-    echo "$mode takeover $worker_pids $master" >>"$tmp/old"
-    load_in_background "$mode-takeover" --target "http://127.0.0.1:$port/" --new-conn --rate "$rate" \
-      --connections 32 --duration "$duration" --warmup 200ms --timeout 2s
-    sleep "$at"
-    previous=$master
-    start_server "$mode" "$workers" "$tmp/new" --takeover "$upgrade" --upgrade-socket "$upgrade" --init-delay 200ms
-    echo "$mode takeover $worker_pids" >>"$tmp/new-workers"
-    # The old master hands over, lets its workers finish and exits by itself.
-    status=0
-    wait "$previous" || status=$?
-    previous=
-    echo "$mode $status" >>"$tmp/old-exit"
-    cp "$tmp/ready" "$tmp/$mode-old.events"
-    cp "$tmp/new/ready" "$tmp/$mode-new.ready"
-    load_wait
-    stop_server
-  done
-  python3 - "$tmp" "$rate" <<'PY'
+  python3 - "$tmp" "$rate" "${modes[@]}" <<'PY'
 import json, sys
-tmp, rate = sys.argv[1], int(sys.argv[2])
-def table(name):
-    rows = {}
-    for line in open(f"{tmp}/{name}"):
-        mode, how, pids, *rest = line.split()
-        rows[mode, how] = ([int(p) for p in pids.split(",")], rest)
-    return rows
-old, new = table("old"), table("new-workers")
-exits = dict(line.split() for line in open(f"{tmp}/old-exit"))
+tmp, rate, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 wrong = []
 print(f"  {'mode':<18} {'upgrade':<9} {'ok':>6} {'failed':>7} {'refused':>8}  {'≈ port closed':<14} {'answered by':<22} longest request")
-for mode, how in old:
-    report = json.load(open(f"{tmp}/{mode}-{how}.json"))
-    kinds = {k: v for k, v in report["errors"]["by_kind"].items() if v}
-    failed, refused = report["requests"]["failed"], kinds.get("connect_refused", 0)
-    by_pid = {w["pid"]: w["requests"] for w in report["workers"]["by_pid"]}
-    old_pids, rest = old[mode, how]
-    new_pids, _ = new[mode, how]
-    answered_old = sum(by_pid.get(p, 0) for p in old_pids)
-    answered_new = sum(by_pid.get(p, 0) for p in new_pids)
-    longest = report["latency"]["request"]["max_us"] / 1000
-    closed = f"{refused / rate * 1000:.0f} ms" if refused else "never"
-    others = ", ".join(f"{k} {v}" for k, v in kinds.items() if k != "connect_refused")
-    print(f"  {mode:<18} {how:<9} {report['requests']['ok']:>6,} {failed:>7} {refused:>8}  {closed:<14} "
-          f"{f'old {answered_old}, new {answered_new}':<22} {longest:.0f} ms" + (f"  ({others})" if others else ""))
-    if not answered_old or not answered_new:
-        wrong.append(f"{mode} {how}: answers from the old workers {answered_old}, the new {answered_new}: the upgrade was not inside the run")
-    if how == "restart" and not refused:
-        wrong.append(f"{mode} restart: no connection refused")
-    if how == "takeover":
-        if failed:
-            wrong.append(f"{mode} takeover: {failed} requests failed ({kinds})")
-        if exits.get(mode) != "0":
-            wrong.append(f"{mode} takeover: the old master exited {exits.get(mode)}")
-        old_master = int(rest[0])
-        events = [json.loads(e) for e in open(f"{tmp}/{mode}-old.events") if e.strip()]
-        if not any(e.get("event") == "handover" for e in events):
-            wrong.append(f"{mode} takeover: the old master {old_master} printed no handover line")
-        ready = json.loads(open(f"{tmp}/{mode}-new.ready").readline())
-        if ready.get("takeover_from") != old_master:
-            wrong.append(f"{mode} takeover: the new master's ready line says takeover_from {ready.get('takeover_from')}, not {old_master}")
+for mode in modes:
+    for how in ("restart", "takeover"):
+        report = json.load(open(f"{tmp}/upgrade-{mode}-{how}.json"))
+        events = report["upgrades"]["events"]
+        if len(events) != 1:
+            wrong.append(f"{mode} {how}: {len(events)} upgrades recorded, expected 1")
+            continue
+        event = events[0]
+        kinds = {k: v for k, v in report["errors"]["by_kind"].items() if v}
+        failed, refused = report["requests"]["failed"], kinds.get("connect_refused", 0)
+        by_pid = {w["pid"]: w["requests"] for w in report["workers"]["by_pid"]}
+        answered_old = sum(by_pid.get(p, 0) for p in event["old_workers"])
+        answered_new = sum(by_pid.get(p, 0) for p in event["new_workers"])
+        longest = report["latency"]["request"]["max_us"] / 1000
+        closed = f"{refused / rate * 1000:.0f} ms" if refused else "never"
+        others = ", ".join(f"{k} {v}" for k, v in kinds.items() if k != "connect_refused")
+        print(f"  {mode:<18} {how:<9} {report['requests']['ok']:>6,} {failed:>7} {refused:>8}  {closed:<14} "
+              f"{f'old {answered_old}, new {answered_new}':<22} {longest:.0f} ms" + (f"  ({others})" if others else ""))
+        if not answered_old or not answered_new:
+            wrong.append(f"{mode} {how}: answers from the old workers {answered_old}, the new {answered_new}: the upgrade was not inside the run")
+        if how == "restart" and not refused:
+            wrong.append(f"{mode} restart: no connection refused")
+        if how == "takeover":
+            old_master, new_master = event["old_master"], event["new_master"]
+            if failed:
+                wrong.append(f"{mode} takeover: {failed} requests failed ({kinds})")
+            if event["old_exit_code"] != 0:
+                wrong.append(f"{mode} takeover: the old master exited {event['old_exit_code']}")
+            if event.get("old_handover_to") != new_master:
+                wrong.append(f"{mode} takeover: the old master {old_master} printed no handover line to {new_master} "
+                             f"(to_pid {event.get('old_handover_to')})")
+            if event.get("new_takeover_from") != old_master:
+                wrong.append(f"{mode} takeover: the new master's ready line says takeover_from "
+                             f"{event.get('new_takeover_from')}, not {old_master}")
 if wrong:
     print("verdict: differs — " + "; ".join(wrong))
     sys.exit(1)

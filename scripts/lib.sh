@@ -8,8 +8,7 @@
 #   nobody in between; wrk-modes.sh and vs-wrk.sh use it, while compare.sh's
 #   baseline `direct` loads every port of worker_ports), or the Node.js
 #   cluster peers node-rr and node-none.
-#   Starts it on 127.0.0.1 with a free port (--listen 127.0.0.1:0; or on
-#   SERVER_LISTEN if set, e.g. the port a stopped server had) in the
+#   Starts it on 127.0.0.1 with a free port (--listen 127.0.0.1:0) in the
 #   background, stdout to DIR/ready, stderr appended to DIR/log; FLAGS go to
 #   the binary. Waits for the ready line (ARCHITECTURE.md) for at most 10 s, then
 #   sets:
@@ -43,7 +42,7 @@ start_server() {
     node-*) cmd=(node "$root/scripts/peers/node-cluster.js" --sched "${mode#node-}") ;;
     *) echo "start_server: unknown mode $mode" >&2; exit 2 ;;
   esac
-  cmd+=(--listen "${SERVER_LISTEN:-127.0.0.1:0}" --workers "$workers" "$@")
+  cmd+=(--listen 127.0.0.1:0 --workers "$workers" "$@")
   [[ -n ${SERVER_CPUS:-} ]] && cmd=(taskset -c "$SERVER_CPUS" "${cmd[@]}")
   [[ -n ${SERVER_WRAP+set} ]] && cmd=("${SERVER_WRAP[@]}" "${cmd[@]}")
   [[ -n ${SERVER_COMMANDS:-} ]] && echo "${cmd[*]}" >>"$SERVER_COMMANDS"

@@ -77,6 +77,12 @@ fn restart_under_load_records_refused_connections() {
     let event = &upgrades.events[0];
     assert_ne!(event.old_master, event.new_master);
     assert_eq!(event.old_exit_code, Some(0), "{event:?}");
+    // A restart is no takeover: neither master names the other.
+    assert_eq!(
+        (event.old_handover_to, event.new_takeover_from),
+        (None, None),
+        "{event:?}"
+    );
     assert!(report.timeline.is_some(), "no timeline");
     let refused = report.errors.by_kind.get("connect_refused").copied();
     assert!(

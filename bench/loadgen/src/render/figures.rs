@@ -2796,6 +2796,8 @@ pub(crate) mod tests {
                 new_ready_ms: 300.0,
                 old_exit_ms: 30.0,
                 old_exit_code: Some(0),
+                old_handover_to: None,
+                new_takeover_from: None,
             }],
         });
         let figures = Figures::of(&[report]);

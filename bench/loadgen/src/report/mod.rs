@@ -206,6 +206,16 @@ pub struct UpgradeEvent {
     pub old_exit_ms: f64,
     /// Its exit code; `null` if a signal ended it.
     pub old_exit_code: Option<i32>,
+    /// The `to_pid` of the old master's `handover` line (a takeover: the new
+    /// master); `null` if it printed none, and in runs written before it was
+    /// recorded.
+    #[serde(default)]
+    pub old_handover_to: Option<u32>,
+    /// The `takeover_from` of the new master's `ready` line (a takeover: the
+    /// old master); `null` without one, and in runs written before it was
+    /// recorded.
+    #[serde(default)]
+    pub new_takeover_from: Option<u32>,
 }
 
 /// The run's parameters, as used (defaults filled in).
