@@ -150,15 +150,14 @@ pub async fn accept(listener: &TcpListener) -> TcpStream {
 /// description, shared by every process holding it, and all of them wait
 /// for readiness before they accept, so none minds.
 pub fn accept_queued(listener: BorrowedFd<'_>) -> Vec<OwnedFd> {
-    let listener = SockRef::from(&listener);
-    if let Err(err) = listener.set_nonblocking(true) {
+    if let Err(err) = SockRef::from(&listener).set_nonblocking(true) {
         tracing::warn!(cause = %err, "cannot take the accept queue");
         return Vec::new();
     }
     let mut queued = Vec::new();
     loop {
-        match listener.accept() {
-            Ok((socket, _)) => queued.push(OwnedFd::from(socket)),
+        match accept_nonblocking(listener) {
+            Ok(socket) => queued.push(socket),
             // The client reset it while it waited: the next one may be fine.
             Err(err) if err.raw_os_error() == Some(libc::ECONNABORTED) => {}
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
@@ -170,6 +169,20 @@ pub fn accept_queued(listener: BorrowedFd<'_>) -> Vec<OwnedFd> {
         }
     }
     queued
+}
+
+/// One `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)` on `listener`: the socket
+/// comes out non-blocking, as tokio needs it, so whoever serves it saves the
+/// `ioctl(FIONBIO)` per connection that std's `accept` (`SOCK_CLOEXEC` only)
+/// would cost. Every accept whose socket reaches
+/// [`crate::worker::tcp_stream`] goes through here.
+pub fn accept_nonblocking(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let flags =
+        nix::sys::socket::SockFlag::SOCK_NONBLOCK | nix::sys::socket::SockFlag::SOCK_CLOEXEC;
+    let fd = nix::sys::socket::accept4(listener.as_raw_fd(), flags).map_err(io::Error::from)?;
+    // SAFETY: accept4 returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Stops a listening socket at a master's stop and returns the clients that
@@ -220,8 +233,9 @@ pub async fn accept_to_pass(
         };
         let taken = ready.try_io(|listener| {
             while accepted.len() < max.max(1) {
-                let (stream, _) = listener.get_ref().accept()?;
-                accepted.push(OwnedFd::from(stream));
+                accepted.push(accept_nonblocking(std::os::fd::AsFd::as_fd(
+                    listener.get_ref(),
+                ))?);
             }
             Ok(())
         });

@@ -194,8 +194,8 @@ async fn exclusive(
         // wait it reports the listener again, and its fd stays readable).
         epoll.get_ref().0.wait(&mut events, 0u8)?;
         loop {
-            match listener.accept() {
-                Ok((stream, _)) => serving.serve_std(stream, false),
+            match accept::accept_nonblocking(listener.as_fd()) {
+                Ok(stream) => serving.serve_std(stream.into(), false),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     ready.clear_ready();
                     break;
@@ -278,11 +278,13 @@ fn accept_blocking(
 ) {
     let mut backoff = Backoff::default();
     while !stopping.load(Ordering::Acquire) {
-        match listener.accept() {
-            Ok((stream, _)) => {
+        // Blocks while the description is blocking: SOCK_NONBLOCK is the
+        // new socket's flag, not the listener's.
+        match accept::accept_nonblocking(listener.as_fd()) {
+            Ok(stream) => {
                 // Waits while the runtime has not taken the last one; an
                 // error means the runtime is gone (the worker is exiting).
-                if handover.blocking_send(stream).is_err() {
+                if handover.blocking_send(stream.into()).is_err() {
                     return;
                 }
             }

@@ -453,8 +453,11 @@ fn one_fd(fds: Vec<OwnedFd>) -> anyhow::Result<OwnedFd> {
 /// A connection accepted blocking (by the master, or from the queue at the
 /// stop), as a tokio stream; an error means this connection cannot be served.
 pub(crate) fn tcp_stream(fd: OwnedFd) -> std::io::Result<TcpStream> {
+    // Non-blocking already: every accept that leads here is
+    // `accept::accept_nonblocking` (O_NONBLOCK travels with the open file
+    // description, so a handed socket keeps it), which saves an ioctl per
+    // connection.
     let stream = std::net::TcpStream::from(fd);
-    stream.set_nonblocking(true)?;
     // Not fatal: the connection still works, only slower (as in `accept`).
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!(cause = %err, "TCP_NODELAY");
