@@ -359,6 +359,15 @@ load_overhead_ms=250 start_overhead_ms=300
 estimate_s() {
   echo $(((loads_ms + step * load_overhead_ms + starts * start_overhead_ms) / 1000))
 }
+# progress NAME: the line of step $step, NAME: on stdout in a dry run, and
+# then false (nothing is to run); else on stderr as [n/total] NAME (time
+# spent, ~time left at the pace so far).
+progress() {
+  if ((dry_run)); then echo "[$step/$total] $1"; return 1; fi
+  local spent=$((SECONDS - started_s)) left="?"
+  ((step == 1)) || left=$(duration_text $((spent * (total - step + 1) / (step - 1))))
+  echo "[$step/$total] $1 ($(duration_text "$spent"), ~$left left)" >&2
+}
 # load NAME LABELS -- LOADGEN-ARGS...: one loadgen run against $targets,
 # watching $watches, its JSON in runs/NAME.json with LABELS (k=v ...). The keys
 # and values are the contract with the renderer,
@@ -381,10 +390,7 @@ load() {
   done
   loads_ms=$((loads_ms + warmup_ms))
   [[ $name != sweep-* ]] || drain_ms=$((drain_ms + timeout_ms))
-  if ((dry_run)); then echo "[$step/$total] $name"; return 0; fi
-  local spent=$((SECONDS - started_s)) left="?"
-  ((step == 1)) || left=$(duration_text $((spent * (total - step + 1) / (step - 1))))
-  echo "[$step/$total] $name ($(duration_text "$spent"), ~$left left)" >&2
+  progress "$name" || return 0
   local cmd=("${loadgen_pin[@]}" "$bin/loadgen")
   for t in "${targets[@]}"; do cmd+=(--target "http://127.0.0.1:$t${path:-/}"); done
   for w in "${watches[@]}"; do cmd+=(--watch "$w"); done
@@ -559,9 +565,7 @@ for mode in "${cluster_modes[@]}"; do
   [[ $mode == handoff-reuseport ]] && strategies+=(overlap overlap-migrate)
   for strategy in "${strategies[@]}"; do
     step=$((step + 1)) loads_ms=$((loads_ms + upgrade_cell_ms))
-    if ((dry_run)); then echo "[$step/$total] upgrade-$mode-$strategy"; continue; fi
-    spent=$((SECONDS - started_s)) left=$(duration_text $((spent * (total - step + 1) / (step - 1))))
-    echo "[$step/$total] upgrade-$mode-$strategy ($(duration_text "$spent"), ~$left left)" >&2
+    progress "upgrade-$mode-$strategy" || continue
     cmd=(python3 "$root/scripts/upgrade.py" --bin-dir "$bin" --workers "$workers"
       --init-delay "$upgrade_init_delay" --strategy "$strategy" --rate "$upgrade_rate"
       "${upgrade_args[@]}" --out "$out/runs" --commands "$commands" --log "$tmp/log")
