@@ -486,6 +486,8 @@ mod tests {
             .expect("a runtime");
         let _guard = runtime.enter();
         let (socket, _peer) = std::os::unix::net::UnixStream::pair().expect("a socketpair");
+        // Non-blocking, as every accept that reaches tcp_stream leaves it.
+        socket.set_nonblocking(true).expect("O_NONBLOCK");
         let stream = tcp_stream(OwnedFd::from(socket));
         assert!(stream.is_ok(), "{stream:?}");
     }
