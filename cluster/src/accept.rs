@@ -175,7 +175,7 @@ pub fn accept_queued(listener: BorrowedFd<'_>) -> Vec<OwnedFd> {
 /// comes out non-blocking, as tokio needs it, so whoever serves it saves the
 /// `ioctl(FIONBIO)` per connection that std's `accept` (`SOCK_CLOEXEC` only)
 /// would cost. Every accept whose socket reaches
-/// [`crate::worker::tcp_stream`] goes through here.
+/// the worker's `tcp_stream` goes through here.
 pub fn accept_nonblocking(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let flags =
