@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
+use crate::episode::Episode;
+
 use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -31,12 +33,6 @@ use tokio::net::{TcpListener, TcpStream};
 /// that service resumes soon after fds free up, long enough that being stuck
 /// at the limit costs a few wake-ups per second, not a core.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Resource errors closer together than this are one episode, with one
-/// warning: at the limit they come every [`ACCEPT_BACKOFF`] (and between them
-/// some accepts succeed, as fds free up), so a warning per pause, or per
-/// success, would bury the log; a second without one ends the episode.
-pub const BACKOFF_EPISODE_GAP: Duration = Duration::from_secs(1);
 
 /// True for the errors that mean "out of a resource, retrying now will fail
 /// again", as opposed to a failure of the one connection being accepted.
@@ -49,44 +45,75 @@ pub fn is_resource_exhaustion(err: &io::Error) -> bool {
     )
 }
 
-/// The state of one accept loop's back-off: when its pause ends, and when it
-/// last ran out of a resource. It lives as long as the loop (the master's
+/// True for the errors of `accept4` that concern only the connection being
+/// accepted: the next one may be fine, so the loop goes on at once.
+/// ECONNABORTED (the client reset it while it waited in the queue), EINTR,
+/// EPERM (a firewall rule), and the network errors that accept(2) says
+/// Linux passes on from the new socket and that a caller should "treat like
+/// EAGAIN by retrying" (ENETDOWN, EPROTO, ENOPROTOOPT, EHOSTDOWN, ENONET,
+/// EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH).
+///
+/// Every other error is about the listener or the process (EMFILE, or EINVAL:
+/// the socket no longer listens because another holder shut it down) and
+/// would come straight back: it pauses the loop, so that nothing spins
+/// (issue 19: a master livelocked on EINVAL at 26,026 calls a second).
+pub fn concerns_one_connection(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EINTR
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::EPROTO
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+        )
+    )
+}
+
+/// The state of one accept loop's back-off: when its pause ends, and the
+/// episode of errors it is in. It lives as long as the loop (the master's
 /// dispatcher keeps one), so that a rebuilt accept future still waits for
 /// the same deadline and does not warn again.
 #[derive(Debug, Default)]
 pub struct Backoff {
     /// Accepting is paused until then.
     paused_until: Option<Instant>,
-    /// The last resource error: one within [`BACKOFF_EPISODE_GAP`] before
-    /// the next one makes them one episode.
-    last_exhausted: Option<Instant>,
+    /// The errors that paused it: one warning per episode.
+    episode: Episode,
 }
 
 impl Backoff {
-    /// Records an accept error at `now`: a resource exhaustion pauses
-    /// accepting for [`ACCEPT_BACKOFF`] (with a warning if it starts an
-    /// episode); an error that concerns only that connection (ECONNABORTED:
-    /// the client reset it while it waited in the queue) does not.
+    /// Records an accept error at `now`: an error that would come straight
+    /// back (out of fds or memory, a listener that no longer listens) pauses
+    /// accepting for [`ACCEPT_BACKOFF`], with a warning if it starts an
+    /// episode; an error that concerns only that connection
+    /// ([`concerns_one_connection`]) does not.
     pub fn failed(&mut self, err: &io::Error, now: Instant) {
-        if !is_resource_exhaustion(err) {
+        if concerns_one_connection(err) {
             tracing::debug!(cause = %err, "accept failed for one connection");
             return;
         }
         let backoff_ms = ACCEPT_BACKOFF.as_millis() as u64;
-        if self.starts_episode(now) {
-            tracing::warn!(cause = %err, backoff_ms, "accept paused");
+        if self.episode.starts(now) {
+            if err.raw_os_error() == Some(libc::EINVAL) {
+                tracing::error!(
+                    cause = %err,
+                    backoff_ms,
+                    "the listening socket does not listen (shut down by another process?); accept paused"
+                );
+            } else {
+                tracing::warn!(cause = %err, backoff_ms, "accept paused");
+            }
         } else {
             tracing::debug!(cause = %err, backoff_ms, "accept paused again");
         }
-        self.last_exhausted = Some(now);
         self.paused_until = Some(now + ACCEPT_BACKOFF);
-    }
-
-    /// Whether a resource error at `now` starts an episode (and warns): none
-    /// came in the [`BACKOFF_EPISODE_GAP`] before it.
-    fn starts_episode(&self, now: Instant) -> bool {
-        self.last_exhausted
-            .is_none_or(|last| now.saturating_duration_since(last) >= BACKOFF_EPISODE_GAP)
     }
 
     /// When the current pause ends; `None` when not paused.
@@ -275,23 +302,66 @@ mod tests {
         assert_eq!(backoff.paused_until(), Some(now + ACCEPT_BACKOFF));
     }
 
-    /// Errors less than BACKOFF_EPISODE_GAP apart are one episode, with one
-    /// warning, however long it lasts; a longer quiet starts a new one.
+    /// Issue 19: EINVAL (the socket no longer listens: another holder shut
+    /// it down) pauses the loop like EMFILE; only the errors of one
+    /// connection go on at once.
     #[test]
-    fn one_warning_per_episode() {
-        let start = Instant::now();
-        let mut backoff = Backoff::default();
-        let mut warnings = 0;
-        // Three seconds at the limit: an error after every pause.
-        for pause in 0..60 {
-            let now = start + ACCEPT_BACKOFF * pause;
-            warnings += usize::from(backoff.starts_episode(now));
-            backoff.failed(&emfile(), now);
+    fn a_listener_that_does_not_listen_pauses() {
+        let now = Instant::now();
+        for errno in [libc::EINVAL, libc::EBADF, libc::ENOTSOCK] {
+            let mut backoff = Backoff::default();
+            backoff.failed(&io::Error::from_raw_os_error(errno), now);
+            assert_eq!(
+                backoff.paused_until(),
+                Some(now + ACCEPT_BACKOFF),
+                "{errno}"
+            );
         }
-        assert_eq!(warnings, 1);
-        let last = start + ACCEPT_BACKOFF * 59;
-        assert!(!backoff.starts_episode(last + BACKOFF_EPISODE_GAP / 2));
-        assert!(backoff.starts_episode(last + BACKOFF_EPISODE_GAP));
+        for errno in [libc::ECONNABORTED, libc::EINTR, libc::EPROTO, libc::EPERM] {
+            let mut backoff = Backoff::default();
+            backoff.failed(&io::Error::from_raw_os_error(errno), now);
+            assert_eq!(backoff.paused_until(), None, "{errno}");
+        }
+    }
+
+    /// Regression (issue 19): on a listener shut down by another process
+    /// (`shutdown(SHUT_RD)`: readable for ever, every `accept4` EINVAL), the
+    /// handing master's accept spun without yielding, so that not even its
+    /// SIGTERM handler ran. Now it pauses: a timeout around it fires.
+    #[test]
+    fn accept_to_pass_does_not_spin_on_a_shut_down_listener() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("O_NONBLOCK");
+        SockRef::from(&listener)
+            .shutdown(std::net::Shutdown::Read)
+            .expect("shutdown(SHUT_RD)");
+        let (done, finished) = std::sync::mpsc::channel();
+        // A thread of its own, so that a spin shows as a missed deadline here
+        // rather than a test that never ends.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let timed_out = runtime.block_on(async {
+                // SAFETY: the AsyncFd owns the listener, which keeps its fd
+                // open and unchanged until the AsyncFd is dropped.
+                let listener = unsafe { AsyncFd::register(listener) }.expect("register");
+                let mut backoff = Backoff::default();
+                let accepting = accept_to_pass(&listener, &mut backoff, 4);
+                tokio::time::timeout(Duration::from_millis(300), accepting)
+                    .await
+                    .is_err()
+            });
+            let _ = done.send(timed_out);
+        });
+        let timed_out = finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("accept_to_pass spins: its timeout never fired");
+        assert!(
+            timed_out,
+            "accept_to_pass returned a connection from a shut-down listener"
+        );
     }
 
     /// One wake-up takes what the queue holds, up to `max`; the rest stays

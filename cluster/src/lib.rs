@@ -21,6 +21,7 @@
 //!   function per mode.
 //! - [`service`]: the worker's HTTP/1.1 answer (hyper).
 //! - [`accept`]: accepting with a back-off at the fd limit.
+//! - [`episode`]: one warning per episode of a failure that repeats.
 //! - [`shared_listener`]: how a worker accepts on the listener it shares
 //!   with the others, one function per `--accept` strategy.
 //! - [`announce`]: the JSON `ready` and `respawn` lines on stdout
@@ -37,6 +38,7 @@ pub mod accept;
 pub mod announce;
 pub mod channel;
 pub mod cli;
+pub mod episode;
 pub mod listen;
 pub mod master;
 pub mod procfs;
