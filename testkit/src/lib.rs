@@ -44,7 +44,8 @@ pub use http::{
 pub use impostor::Impostor;
 pub use nix::sys::signal::Signal;
 pub use proc::{
-    POLL_INTERVAL, cpu_time, exhaust_fds, exists, fd_count, is_alive, set_nofile_limit, wait_until,
+    POLL_INTERVAL, cpu_time, exhaust_fds, exists, fd_count, is_alive, is_stopped, set_nofile_limit,
+    wait_until,
 };
 pub use process::{Cluster, READY_TIMEOUT, Ready, ReadyWorker, Starting, run_expect_exit};
 

@@ -61,6 +61,33 @@ pub(crate) fn reading(pid: u32) -> Option<procfs::Reading> {
     procfs::read(pid).ok()
 }
 
+/// Whether every thread of process `pid` is stopped (state `T` in
+/// `/proc/<pid>/task/*/stat`). A SIGSTOP takes effect when each thread next
+/// runs, not when kill(2) returns: a thread woken at that moment for a
+/// connection can accept it first, and then stop holding it. The kit's
+/// signal functions wait for this after each SIGSTOP.
+pub fn is_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            return false;
+        };
+        // The state follows the command name, which is in parentheses and
+        // may itself contain ") ".
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if state != Some('T') {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
 /// The CPU time (user + system) process `pid` has used so far; `None` if it
 /// does not exist.
 pub fn cpu_time(pid: u32) -> Option<Duration> {

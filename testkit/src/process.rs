@@ -79,45 +79,7 @@ impl Cluster {
     /// The master's stderr is forwarded to this process's stderr, line by line, so
     /// the test harness shows the logs of a failing test.
     pub fn start(bin: &str, args: &[&str]) -> anyhow::Result<Cluster> {
-        let mut process = Process::spawn(bin, args)?;
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let mut pending = VecDeque::new();
-        let ready = loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let line = match process.lines.recv_timeout(remaining) {
-                Ok(line) => line,
-                Err(RecvTimeoutError::Timeout) => {
-                    bail!("{bin} printed no ready line within {READY_TIMEOUT:?}")
-                }
-                // The master closed its stdout: it has exited, or is about to.
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = process.wait(STDERR_DRAIN_TIMEOUT);
-                    process.drain_stderr();
-                    bail!(
-                        "{bin} closed its stdout before its ready line (exit status: {status:?}); stderr:\n{}",
-                        process.stderr()
-                    )
-                }
-            };
-            let event: Value = serde_json::from_str(&line)
-                .with_context(|| format!("{bin} printed a stdout line that is not JSON: {line}"))?;
-            if event["event"] == "ready" {
-                break serde_json::from_value::<Ready>(event)
-                    .with_context(|| format!("{bin} printed a malformed ready line: {line}"))?;
-            }
-            pending.push_back(line);
-        };
-        ensure!(
-            ready.master_pid == process.child.id(),
-            "the ready line names master {} but the process started is {}",
-            ready.master_pid,
-            process.child.id()
-        );
-        Ok(Cluster {
-            process,
-            ready,
-            pending,
-        })
+        Starting::spawn(bin, args)?.ready(READY_TIMEOUT)
     }
 
     /// The address the cluster serves on.
@@ -208,6 +170,8 @@ impl Cluster {
 /// its workers, never announced, die with it (`PR_SET_PDEATHSIG`).
 pub struct Starting {
     process: Process,
+    /// The binary, for the messages.
+    bin: String,
 }
 
 impl Starting {
@@ -216,6 +180,53 @@ impl Starting {
     pub fn spawn(bin: &str, args: &[&str]) -> anyhow::Result<Starting> {
         Ok(Starting {
             process: Process::spawn(bin, args)?,
+            bin: bin.to_owned(),
+        })
+    }
+
+    /// Waits up to `timeout` for the `ready` line; then the master is a
+    /// [`Cluster`]. An error if it exits first, says something that is not
+    /// JSON, or names another master.
+    pub fn ready(mut self, timeout: Duration) -> anyhow::Result<Cluster> {
+        let bin = &self.bin;
+        let process = &mut self.process;
+        let deadline = Instant::now() + timeout;
+        let mut pending = VecDeque::new();
+        let ready = loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let line = match process.lines.recv_timeout(remaining) {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Timeout) => {
+                    bail!("{bin} printed no ready line within {timeout:?}")
+                }
+                // The master closed its stdout: it has exited, or is about to.
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = process.wait(STDERR_DRAIN_TIMEOUT);
+                    process.drain_stderr();
+                    bail!(
+                        "{bin} closed its stdout before its ready line (exit status: {status:?}); stderr:\n{}",
+                        process.stderr()
+                    )
+                }
+            };
+            let event: Value = serde_json::from_str(&line)
+                .with_context(|| format!("{bin} printed a stdout line that is not JSON: {line}"))?;
+            if event["event"] == "ready" {
+                break serde_json::from_value::<Ready>(event)
+                    .with_context(|| format!("{bin} printed a malformed ready line: {line}"))?;
+            }
+            pending.push_back(line);
+        };
+        ensure!(
+            ready.master_pid == process.child.id(),
+            "the ready line names master {} but the process started is {}",
+            ready.master_pid,
+            process.child.id()
+        );
+        Ok(Cluster {
+            process: self.process,
+            ready,
+            pending,
         })
     }
 
@@ -227,6 +238,24 @@ impl Starting {
     /// What it wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.process.stderr()
+    }
+
+    /// Sends `signal` to the master, unless it has already exited and been
+    /// reaped (its pid could then belong to another process).
+    pub fn signal(&mut self, signal: Signal) -> anyhow::Result<()> {
+        if let Some(status) = self.process.child.try_wait()? {
+            bail!("the master has already exited ({status})");
+        }
+        // Our child, not reaped yet: the pid is still its own.
+        send_signal(self.pid(), signal)
+    }
+
+    /// Waits up to `timeout` for the master to exit and reaps it; then its
+    /// stderr is complete.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let status = self.process.wait(timeout)?;
+        self.process.drain_stderr();
+        Some(status)
     }
 
     /// SIGKILLs the master (our child, not yet reaped) and reaps it.
@@ -437,9 +466,22 @@ fn for_each_line(reader: impl Read, mut f: impl FnMut(String) -> bool) {
     }
 }
 
-/// kill(2), through nix: sends `signal` to `pid`.
+/// How long a SIGSTOPped process may take to be stopped (every thread).
+const STOPPED_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// kill(2), through nix: sends `signal` to `pid`. After a SIGSTOP it waits
+/// until every thread of `pid` is stopped ([`proc::is_stopped`]): kill(2)
+/// returns before, and a thread that runs meanwhile can still accept a
+/// connection, which the test then takes for one a stopped process never
+/// saw.
 fn send_signal(pid: u32, signal: Signal) -> anyhow::Result<()> {
-    let pid = Pid::from_raw(i32::try_from(pid).context("pid out of range")?);
-    kill(pid, signal).with_context(|| format!("kill({pid}, {signal})"))?;
+    let raw = Pid::from_raw(i32::try_from(pid).context("pid out of range")?);
+    kill(raw, signal).with_context(|| format!("kill({raw}, {signal})"))?;
+    if signal == Signal::SIGSTOP {
+        ensure!(
+            wait_until(STOPPED_TIMEOUT, || proc::is_stopped(pid)),
+            "{pid} not stopped {STOPPED_TIMEOUT:?} after SIGSTOP"
+        );
+    }
     Ok(())
 }
