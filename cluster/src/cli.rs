@@ -1,8 +1,13 @@
 //! What every binary of the suite shares on its command line: one duration
-//! syntax, one usage error and one mapping of errors to exit codes.
+//! syntax, one usage error and one mapping of errors to exit codes; and the
+//! flags every master takes ([`ClusterArgs`]).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+use crate::rlimit::NofileLimit;
 
 /// A mistake the user can fix by changing the command line: exit code 2,
 /// like clap's own usage errors.
@@ -43,6 +48,106 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
         d if d.is_zero() => Err(format!("{text:?}: must be more than zero")),
         d => Ok(d),
     }
+}
+
+/// The shortest `--worker-timeout`: 100 ms.
+///
+/// The master pings every quarter of the timeout and a worker answers from
+/// its event loop, so the timeout must exceed what a healthy worker can take
+/// to answer: a turn of its event loop (up to a 1 ms request, longer while it
+/// computes `?work_us`), plus the scheduler's delay for both processes on a
+/// loaded machine, which reaches tens of milliseconds. Issue 19 measured
+/// `--worker-timeout 1ms` killing 8 to 10 healthy, idle workers every 2 s.
+/// unicorn's `timeout` is in seconds; 100 ms is the floor, not a sane value.
+pub const MIN_WORKER_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// [`parse_duration`] for `--worker-timeout`: at least
+/// [`MIN_WORKER_TIMEOUT`].
+pub fn parse_worker_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d < MIN_WORKER_TIMEOUT => Err(format!(
+            "{text:?}: less than {}, which healthy workers cannot be relied on to answer within",
+            humantime::format_duration(MIN_WORKER_TIMEOUT)
+        )),
+        d => Ok(d),
+    }
+}
+
+/// The flags every mode takes (ARCHITECTURE.md).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// Address of the public port. Port 0 picks a free port; the `ready` line
+    /// on stdout says which. Loopback by default: a benchmark server should not
+    /// be reachable from the network unless asked.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Number of worker processes. One per CPU by default, as Node.js's cluster
+    /// examples and nginx's `worker_processes auto` do.
+    #[arg(long, default_value_t = default_workers(), value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: u16,
+
+    /// Set the master's RLIMIT_NOFILE (soft limit) to N, for the fd-limit
+    /// experiment. Workers keep the limit the master was started with.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(16..))]
+    pub max_fds: Option<u64>,
+
+    /// How long a client may take to send a request's headers (slowloris
+    /// defence); it also bounds a keep-alive connection's idle time between
+    /// requests. nginx's `client_header_timeout` and Node.js's `headersTimeout`
+    /// are 60 s; a benchmark's clients send at once, so 10 s is generous and
+    /// frees a stalled client's fd sooner. At most a day, like every duration
+    /// flag.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub header_timeout: Duration,
+
+    /// How long a worker may leave the master's ping unanswered before it is
+    /// killed (SIGKILL) and replaced: a worker that is alive but stuck (a
+    /// SIGSTOP, a deadlock, a request computing forever) would otherwise keep
+    /// its share of the clients waiting. The master pings each worker every
+    /// quarter of this (at most every second), and the worker's event loop
+    /// answers. unicorn's worker `timeout` is the same idea (60 s there, for
+    /// requests of a web application); 10 s is ten times the longest request
+    /// a worker of this suite computes (`?work_us=1000000`). At least 100 ms
+    /// (below, healthy workers are killed).
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_worker_timeout)]
+    pub worker_timeout: Duration,
+
+    /// Serve a Unix socket at PATH (mode 0600, removed at exit) on which a
+    /// new master of the same mode, started with `--takeover PATH`, takes
+    /// the listening sockets over (SCM_RIGHTS) for a zero-downtime upgrade.
+    /// A stale socket left by a dead master is replaced; one a live master
+    /// serves is never taken.
+    #[arg(long, value_name = "PATH")]
+    pub upgrade_socket: Option<PathBuf>,
+
+    /// Take the listening sockets over from the master serving
+    /// `--upgrade-socket PATH` (`--listen` is then ignored), start the
+    /// workers on them, and when every one serves tell the old master,
+    /// which stops accepting and exits once its workers are done. Give the
+    /// same `--upgrade-socket PATH` to be taken over in turn.
+    #[arg(long, value_name = "PATH")]
+    pub takeover: Option<PathBuf>,
+
+    /// How long each worker waits before it reports ready, standing in for
+    /// a real server's start-up (configuration, caches, JIT): it makes the
+    /// cost of a restart visible. It answers the master's pings meanwhile.
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
+    pub init_delay: Duration,
+}
+
+fn default_workers() -> u16 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(1024) as u16)
+}
+
+/// Everything a mode's `run` needs from the common set-up (besides its
+/// [`Upgrade`](crate::upgrade::Upgrade)).
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The flags as given.
+    pub args: ClusterArgs,
+    /// The RLIMIT_NOFILE the master was started with, for the workers.
+    pub worker_nofile: NofileLimit,
 }
 
 /// Parses the command line with clap. `--help` and `--version` print and
@@ -111,6 +216,19 @@ mod tests {
         assert!(bare.contains("time unit needed"), "{bare}");
         assert!(parse_positive_duration("0s").is_err());
         assert!(parse_duration("ten seconds").is_err());
+    }
+
+    /// Regression (issue 19): `--worker-timeout 1ms` was accepted and killed
+    /// healthy workers; below 100 ms is a usage error now.
+    #[test]
+    fn worker_timeout_has_a_floor() {
+        assert_eq!(parse_worker_timeout("100ms"), Ok(MIN_WORKER_TIMEOUT));
+        assert_eq!(parse_worker_timeout("10s"), Ok(Duration::from_secs(10)));
+        for text in ["99ms", "1ms", "1us", "1ns", "0s"] {
+            let err = parse_worker_timeout(text).unwrap_err();
+            assert!(err.contains("less than 100ms"), "{text}: {err}");
+        }
+        assert!(parse_worker_timeout("2d").is_err());
     }
 
     /// Regression (issue 10): an absurd duration is a usage error, not a

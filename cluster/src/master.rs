@@ -2,95 +2,17 @@
 //! the single-threaded runtime, the stop signals and the exit code.
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::Mode;
-use crate::cli::{self, UsageError};
+use crate::cli::{self, ClusterArgs, Setup, UsageError};
 use crate::listen::BindError;
 use crate::procfs;
-use crate::rlimit::{self, NofileLimit};
+use crate::rlimit;
 use crate::upgrade::Upgrade;
-
-/// The flags every mode takes (ARCHITECTURE.md).
-#[derive(Debug, Clone, clap::Args)]
-pub struct ClusterArgs {
-    /// Address of the public port. Port 0 picks a free port; the `ready` line
-    /// on stdout says which. Loopback by default: a benchmark server should not
-    /// be reachable from the network unless asked.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-
-    /// Number of worker processes. One per CPU by default, as Node.js's cluster
-    /// examples and nginx's `worker_processes auto` do.
-    #[arg(long, default_value_t = default_workers(), value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub workers: u16,
-
-    /// Set the master's RLIMIT_NOFILE (soft limit) to N, for the fd-limit
-    /// experiment. Workers keep the limit the master was started with.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(16..))]
-    pub max_fds: Option<u64>,
-
-    /// How long a client may take to send a request's headers (slowloris
-    /// defence); it also bounds a keep-alive connection's idle time between
-    /// requests. nginx's `client_header_timeout` and Node.js's `headersTimeout`
-    /// are 60 s; a benchmark's clients send at once, so 10 s is generous and
-    /// frees a stalled client's fd sooner. At most a day, like every duration
-    /// flag.
-    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = cli::parse_positive_duration)]
-    pub header_timeout: Duration,
-
-    /// How long a worker may leave the master's ping unanswered before it is
-    /// killed (SIGKILL) and replaced: a worker that is alive but stuck (a
-    /// SIGSTOP, a deadlock, a request computing forever) would otherwise keep
-    /// its share of the clients waiting. The master pings each worker every
-    /// quarter of this (at most every second), and the worker's event loop
-    /// answers. unicorn's worker `timeout` is the same idea (60 s there, for
-    /// requests of a web application); 10 s is ten times the longest request
-    /// a worker of this suite computes (`?work_us=1000000`).
-    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = cli::parse_positive_duration)]
-    pub worker_timeout: Duration,
-
-    /// Serve a Unix socket at PATH (mode 0600, removed at exit) on which a
-    /// new master of the same mode, started with `--takeover PATH`, takes
-    /// the listening sockets over (SCM_RIGHTS) for a zero-downtime upgrade.
-    /// A stale socket left by a dead master is replaced; one a live master
-    /// serves is never taken.
-    #[arg(long, value_name = "PATH")]
-    pub upgrade_socket: Option<PathBuf>,
-
-    /// Take the listening sockets over from the master serving
-    /// `--upgrade-socket PATH` (`--listen` is then ignored), start the
-    /// workers on them, and when every one serves tell the old master,
-    /// which stops accepting and exits once its workers are done. Give the
-    /// same `--upgrade-socket PATH` to be taken over in turn.
-    #[arg(long, value_name = "PATH")]
-    pub takeover: Option<PathBuf>,
-
-    /// How long each worker waits before it reports ready, standing in for
-    /// a real server's start-up (configuration, caches, JIT): it makes the
-    /// cost of a restart visible. It answers the master's pings meanwhile.
-    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = cli::parse_duration)]
-    pub init_delay: Duration,
-}
-
-fn default_workers() -> u16 {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(1024) as u16)
-}
-
-/// Everything a mode's `run` needs from the common set-up (besides its
-/// [`Upgrade`]).
-#[derive(Debug, Clone)]
-pub struct Setup {
-    /// The flags as given.
-    pub args: ClusterArgs,
-    /// The RLIMIT_NOFILE the master was started with, for the workers.
-    pub worker_nofile: NofileLimit,
-}
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {
@@ -112,10 +34,14 @@ pub fn init_logging() {
 /// The error is printed as one line on stderr.
 ///
 /// Before `run`, [`Upgrade::prepare`] binds `--upgrade-socket` and, with
-/// `--takeover`, takes the old master's sockets: `run` gets the result.
+/// `--takeover`, takes the old master's sockets: `run` gets the result, and
+/// the [`Shutdown`] to stop on. The stop signals are caught from before the
+/// takeover: a SIGTERM while the sockets arrive must not kill a master that
+/// holds them, and one before anything has started ends the master at once
+/// (exit 0: nothing to undo).
 pub fn main<F, Fut>(mode: Mode, args: ClusterArgs, run: F) -> ExitCode
 where
-    F: FnOnce(Setup, Upgrade) -> Fut,
+    F: FnOnce(Setup, Upgrade, Shutdown) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let result = (|| {
@@ -128,12 +54,16 @@ where
             .enable_all()
             .build()?;
         runtime.block_on(async {
-            let upgrade = Upgrade::prepare(&args, mode).await?;
+            let mut shutdown: Shutdown = Box::pin(shutdown_signal()?);
+            let upgrade = tokio::select! {
+                upgrade = Upgrade::prepare(&args, mode) => upgrade?,
+                () = &mut shutdown => return Ok(()),
+            };
             let setup = Setup {
                 args,
                 worker_nofile,
             };
-            run(setup, upgrade).await
+            run(setup, upgrade, shutdown).await
         })
     })();
     match result {
@@ -147,6 +77,10 @@ where
     }
 }
 
+/// The first SIGINT or SIGTERM, which asks a master for a graceful stop
+/// (`shutdown_signal`: a second one stops at once).
+pub type Shutdown = Pin<Box<dyn Future<Output = ()>>>;
+
 /// Resolves on the first SIGINT or SIGTERM, which asks for a graceful stop.
 /// The handlers are installed when this is called, not when the future is
 /// first polled, so a signal that arrives just after start-up is not lost.
@@ -157,7 +91,7 @@ where
 /// with 128 + the signal's number, 130 after SIGINT and 143 after SIGTERM,
 /// what a shell reports for a process that signal killed (see
 /// `stop_at_once`).
-pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     Ok(async move {

@@ -44,17 +44,16 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 use crate::announce::{self, WorkerInfo};
 use crate::channel::{self, Channel, ChannelError, Message};
-use crate::master::Setup;
+use crate::cli::Setup;
 use crate::rlimit::{self, NofileLimit};
 use crate::upgrade::ReadyLine;
 use crate::worker::CHANNEL_FD_ENV;
 use clap::ValueEnum;
 
-use crate::{Accept, GRACE_PERIOD, Mode, Pass};
+use crate::{Accept, Mode, Pass};
 
 /// The longest a crash-looping slot waits before its next respawn; a worker
 /// that ran for at least this long is replaced at once.
@@ -74,9 +73,15 @@ const EVENT_QUEUE_LEN: usize = 256;
 /// `--worker-timeout`, whatever its length.
 const MAX_PING_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The shortest time between two pings of one worker, for absurdly short
-/// timeouts (`--worker-timeout 1ns`).
-const MIN_PING_INTERVAL: Duration = Duration::from_millis(1);
+/// The shortest time between two pings of one worker: a quarter of the
+/// shortest `--worker-timeout` ([`crate::cli::MIN_WORKER_TIMEOUT`]).
+const MIN_PING_INTERVAL: Duration = Duration::from_millis(25);
+
+/// How long after the stop's deadline a worker still running is SIGKILLed:
+/// the worker's own grace ends at the deadline (its `Stop` says what is
+/// left), and it then needs a moment to close its connections and exit,
+/// more on a loaded machine.
+pub const KILL_AFTER_DEADLINE: Duration = Duration::from_millis(500);
 
 /// What happened to a worker, in the order it happened for that slot. These
 /// stay inside the master; what it tells the world on stdout is in
@@ -166,11 +171,13 @@ pub struct Supervisor {
     /// Where the `ready` line goes (the upgrade task prints it), until sent.
     ready_line: Option<ReadyLine>,
     events: mpsc::Receiver<Event>,
-    /// One per slot: the pid of a worker the master wants dead, which the
-    /// slot's task kills (a pid, so that a request meant for a worker that
-    /// has just died never kills its successor).
-    kills: Vec<watch::Sender<Option<u32>>>,
-    stop: CancellationToken,
+    /// One per slot: a worker the master wants dead, which the slot's task
+    /// kills (by pid, so that a request meant for a worker that has just
+    /// died never kills its successor).
+    kills: Vec<watch::Sender<Option<Kill>>>,
+    /// The cluster's stop: `None` while it serves, then the deadline by which
+    /// every worker must have finished (one for the whole stop).
+    stop: watch::Sender<Option<Instant>>,
     tasks: JoinSet<()>,
 }
 
@@ -188,7 +195,7 @@ impl Supervisor {
         accept: Option<Accept>,
     ) -> std::io::Result<Supervisor> {
         let (tx, events) = mpsc::channel(EVENT_QUEUE_LEN);
-        let stop = CancellationToken::new();
+        let (stop, _) = watch::channel(None);
         let header_timeout = humantime::format_duration(setup.args.header_timeout);
         let init_delay = humantime::format_duration(setup.args.init_delay);
         let mut args: Vec<String> = [
@@ -223,7 +230,7 @@ impl Supervisor {
                 spec.clone(),
                 tx.clone(),
                 killed,
-                stop.clone(),
+                stop.subscribe(),
             ));
         }
         Ok(Supervisor {
@@ -270,7 +277,10 @@ impl Supervisor {
         };
         state.condemned = true;
         tracing::error!(worker = pid, cause, "worker misbehaves; killing it");
-        self.kills[slot].send_replace(Some(pid));
+        self.kills[slot].send_replace(Some(Kill {
+            pid,
+            misbehaved: true,
+        }));
     }
 
     /// Keeps the slots' state and prints the stdout lines for `event`.
@@ -310,15 +320,67 @@ impl Supervisor {
         }
     }
 
-    /// Stops every worker: `Stop` over its channel (it finishes the requests in
-    /// flight), SIGKILL for one still alive after the grace period, and reaps
-    /// them all.
-    pub async fn shutdown(mut self) {
+    /// Kills the worker of `slot` now, for `cause` (logged), without
+    /// judging it: a master at its stop uses it on a worker that has held
+    /// handoffs unacknowledged too long, so that its connections go to
+    /// another worker (its exit event says when). Replaced like any dead
+    /// worker.
+    pub fn kill_stalled(&mut self, slot: usize, cause: &str) {
+        let Some(pid) = self.slots[slot].worker else {
+            return;
+        };
+        tracing::warn!(worker = pid, cause, "killing a stalled worker");
+        self.kills[slot].send_replace(Some(Kill {
+            pid,
+            misbehaved: false,
+        }));
+    }
+
+    /// Stops every worker: `Stop` over its channel with what is left of the
+    /// grace period until `deadline` (it finishes the requests in flight by
+    /// then), SIGKILL for one still alive [`KILL_AFTER_DEADLINE`] later, and
+    /// reaps them all. One deadline for the whole stop, so that a master's
+    /// stop takes the grace period however many steps it has (issue 19: a
+    /// stalled worker made a handover take 11 s, two grace periods).
+    pub async fn shutdown(mut self, deadline: Instant) {
         // Nobody reads the events any more: a slot task waiting for room in
         // the queue must not wait for ever.
         self.events.close();
-        self.stop.cancel();
+        self.stop.send_replace(Some(deadline));
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// The master's verdict on one worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Kill {
+    /// The worker to kill.
+    pid: u32,
+    /// It sent what it had no reason to send: what else it sent is not
+    /// heard. A stalled worker is not misbehaving: what it sent before its
+    /// death (an acknowledgement) still counts.
+    misbehaved: bool,
+}
+
+/// The cluster's stop as a slot task sees it: its deadline once the master
+/// has asked for it.
+struct Stopping(watch::Receiver<Option<Instant>>);
+
+impl Stopping {
+    /// The deadline, if the stop has begun.
+    fn deadline(&self) -> Option<Instant> {
+        *self.0.borrow()
+    }
+
+    /// Waits for the stop and returns its deadline. Cancel-safe.
+    async fn begun(&mut self) -> Instant {
+        // Copied out at once: the borrow holds the channel's lock.
+        let deadline = self.0.wait_for(Option::is_some).await.map(|d| *d);
+        match deadline {
+            Ok(deadline) => deadline.expect("waited for Some"),
+            // The supervisor is gone without a stop: nothing to wait for.
+            Err(_) => std::future::pending().await,
+        }
     }
 }
 
@@ -327,16 +389,19 @@ async fn keep_slot_filled(
     slot: usize,
     spec: Arc<Spec>,
     events: mpsc::Sender<Event>,
-    mut kills: watch::Receiver<Option<u32>>,
-    stop: CancellationToken,
+    mut kills: watch::Receiver<Option<Kill>>,
+    stop: watch::Receiver<Option<Instant>>,
 ) {
+    let mut stop = Stopping(stop);
     let mut delay = Duration::ZERO;
-    while !stop.is_cancelled() {
+    while stop.deadline().is_none() {
         let started = Instant::now();
         match spawn_worker(&spec) {
             Ok((child, channel)) => {
                 let watch = Watch::new(slot, &child, &spec);
-                watch.run(child, channel, &events, &mut kills, &stop).await;
+                watch
+                    .run(child, channel, &events, &mut kills, &mut stop)
+                    .await;
             }
             Err(err) => tracing::error!(slot, cause = %err, "cannot start a worker"),
         }
@@ -349,7 +414,7 @@ async fn keep_slot_filled(
         };
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = stop.cancelled() => {}
+            _ = stop.begun() => {}
         }
     }
 }
@@ -409,8 +474,8 @@ impl Watch {
         mut child: Child,
         channel: Arc<Channel>,
         events: &mpsc::Sender<Event>,
-        kills: &mut watch::Receiver<Option<u32>>,
-        stop: &CancellationToken,
+        kills: &mut watch::Receiver<Option<Kill>>,
+        stop: &mut Stopping,
     ) {
         let (slot, pid) = (self.slot, self.pid);
         let spawned = Event::Spawned {
@@ -424,8 +489,8 @@ impl Watch {
             // starve its own exit, its kill or its deadline.
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => {
-                    break stop_worker(pid, &mut child, &channel).await;
+                deadline = stop.begun() => {
+                    break stop_worker(pid, &mut child, &channel, deadline).await;
                 }
                 status = child.wait() => {
                     // What it sent before it exited is still queued (the
@@ -438,10 +503,11 @@ impl Watch {
                     break status;
                 }
                 Ok(()) = kills.changed() => {
-                    // The master's verdict, logged by `kill_misbehaving`; a
+                    // The master's verdict, logged where it was given; a
                     // verdict on this slot's previous worker is not for us.
-                    if *kills.borrow_and_update() == Some(pid) {
-                        self.kill(&mut child, true);
+                    let verdict = *kills.borrow_and_update();
+                    if let Some(kill) = verdict.filter(|kill| kill.pid == pid) {
+                        self.kill(&mut child, kill.misbehaved);
                     }
                 }
                 () = sleep_until(self.liveness.deadline()), if !self.killed => {
@@ -468,7 +534,7 @@ impl Watch {
             }
         };
         match status {
-            Ok(status) if stop.is_cancelled() => {
+            Ok(status) if stop.deadline().is_some() => {
                 tracing::debug!(worker = pid, %status, "worker stopped")
             }
             Ok(status) => tracing::warn!(worker = pid, %status, "worker died; respawning"),
@@ -573,7 +639,7 @@ impl Watch {
             Message::Connection { .. }
             | Message::Connections { .. }
             | Message::Listener
-            | Message::Stop
+            | Message::Stop { .. }
             | Message::Ping { .. } => Err("a message only the master sends"),
         }
     }
@@ -666,21 +732,26 @@ impl Liveness {
     }
 }
 
-/// Asks a worker to stop and waits for it; SIGKILL after the grace period.
+/// Asks a worker to stop by `deadline` and waits for it; SIGKILL
+/// [`KILL_AFTER_DEADLINE`] after it.
 async fn stop_worker(
     pid: u32,
     child: &mut Child,
     channel: &Channel,
+    deadline: Instant,
 ) -> std::io::Result<std::process::ExitStatus> {
-    if let Err(err) = channel.try_send(Message::Stop, None) {
+    let grace = deadline.saturating_duration_since(Instant::now());
+    let grace_ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
+    if let Err(err) = channel.try_send(Message::Stop { grace_ms }, None) {
         tracing::debug!(worker = pid, cause = %err, "cannot send Stop; sending SIGTERM");
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
             nix::sys::signal::Signal::SIGTERM,
         );
     }
-    // The worker has its own grace period; give it a moment beyond that.
-    match tokio::time::timeout(GRACE_PERIOD + Duration::from_secs(1), child.wait()).await {
+    // The worker's grace ends at the deadline; give it a moment beyond.
+    let kill_at = deadline + KILL_AFTER_DEADLINE;
+    match tokio::time::timeout_at(kill_at.into(), child.wait()).await {
         Ok(status) => status,
         Err(_) => {
             tracing::warn!(worker = pid, "worker did not stop in time; SIGKILL");

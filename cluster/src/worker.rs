@@ -143,8 +143,12 @@ enum Order {
         /// The last handoff to reject (`first` for a single connection).
         last: u64,
     },
-    /// `Stop` from the master, or SIGTERM.
-    Stop,
+    /// `Stop` from the master (with what is left of its grace period), or
+    /// SIGTERM (a whole [`GRACE_PERIOD`]).
+    Stop {
+        /// How long the requests in flight may still take.
+        grace: std::time::Duration,
+    },
 }
 
 impl Order {
@@ -154,7 +158,9 @@ impl Order {
         received: Result<(Message, Vec<OwnedFd>), ChannelError>,
     ) -> anyhow::Result<Order> {
         match received {
-            Ok((Message::Stop, _)) => Ok(Order::Stop),
+            Ok((Message::Stop { grace_ms }, _)) => Ok(Order::Stop {
+                grace: std::time::Duration::from_millis(grace_ms.into()),
+            }),
             Ok((message, fds)) => Ok(Order::Take(message, fds)),
             Err(ChannelError::ControlTruncated {
                 message: Some(message),
@@ -187,6 +193,9 @@ struct Worker {
     stop_accepting: CancellationToken,
     /// `--init-delay`: how long to wait before serving.
     init_delay: std::time::Duration,
+    /// How long the graceful stop lets requests in flight finish: what the
+    /// master's `Stop` said, or [`GRACE_PERIOD`] on SIGTERM.
+    grace: std::time::Duration,
 }
 
 impl Worker {
@@ -215,6 +224,7 @@ impl Worker {
             accept_loops: JoinSet::new(),
             stop_accepting: CancellationToken::new(),
             init_delay,
+            grace: GRACE_PERIOD,
         })
     }
 
@@ -228,7 +238,7 @@ impl Worker {
         tokio::select! {
             () = tokio::time::sleep(self.init_delay) => Ok(true),
             order = self.next_order() => match order? {
-                Order::Stop => Ok(false),
+                Order::Stop { .. } => Ok(false),
                 _ => bail!("unexpected message from the master while starting up"),
             },
         }
@@ -258,7 +268,7 @@ impl Worker {
                 }
                 self.accept_on(listener, self.accept);
             }
-            Order::Stop => return Ok(()),
+            Order::Stop { .. } => return Ok(()),
             _ => bail!("unexpected message from the master (expected Listener)"),
         }
         self.channel
@@ -308,7 +318,7 @@ impl Worker {
                             self.channel.send(Message::Reject { seq }, None).await?;
                         }
                     }
-                    Order::Stop => break true,
+                    Order::Stop { .. } => break true,
                 }
                 match self.try_next_order().await? {
                     Some(next) => order = next,
@@ -332,7 +342,7 @@ impl Worker {
     async fn serve_until_stop(&mut self) -> anyhow::Result<()> {
         loop {
             match self.next_order().await? {
-                Order::Stop => return Ok(()),
+                Order::Stop { .. } => return Ok(()),
                 Order::Take(Message::Connection { seq }, fds) => {
                     // Only a frame without exactly one fd is the master's fault.
                     self.serve_handed(seq, one_fd(fds)?, service::serve_at_stop);
@@ -367,7 +377,7 @@ impl Worker {
         loop {
             let received = tokio::select! {
                 received = self.channel.recv() => received,
-                _ = self.sigterm.recv() => return Ok(Order::Stop),
+                _ = self.sigterm.recv() => return Ok(Order::Stop { grace: GRACE_PERIOD }),
             };
             if let Some(order) = self.answer_ping(received).await? {
                 return Ok(order);
@@ -385,16 +395,21 @@ impl Worker {
         Ok(None)
     }
 
-    /// Answers a `Ping` with its `Pong`; anything else is an order.
+    /// Answers a `Ping` with its `Pong`; anything else is an order (a
+    /// `Stop` sets the grace period of the stop that follows).
     async fn answer_ping(
-        &self,
+        &mut self,
         received: Result<(Message, Vec<OwnedFd>), ChannelError>,
     ) -> anyhow::Result<Option<Order>> {
         if let Ok((Message::Ping { seq }, _)) = received {
             self.channel.send(Message::Pong { seq }, None).await?;
             return Ok(None);
         }
-        Order::from_channel(received).map(Some)
+        let order = Order::from_channel(received)?;
+        if let Order::Stop { grace } = order {
+            self.grace = grace;
+        }
+        Ok(Some(order))
     }
 
     /// Serves the connections of `listener` from now on, accepting as
@@ -409,12 +424,14 @@ impl Worker {
     }
 
     /// Graceful stop: no new connections (those already queued are taken),
-    /// then let the requests in flight end, for at most [`GRACE_PERIOD`].
+    /// then let the requests in flight end, for at most the grace period
+    /// (the master's `Stop` says what is left of it).
     async fn stop_gracefully(self) {
         let Worker {
             mut accept_loops,
             connections,
             stop_accepting,
+            grace,
             ..
         } = self;
         stop_accepting.cancel();
@@ -433,7 +450,7 @@ impl Worker {
         // and their tasks read the requests before the timer wakes this one.
         // From then on the graceful stop waits for their answers.
         tokio::time::sleep(STOP_SETTLE).await;
-        if tokio::time::timeout(GRACE_PERIOD, connections.shutdown())
+        if tokio::time::timeout(grace, connections.shutdown())
             .await
             .is_err()
         {

@@ -34,12 +34,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cluster::channel::{Channel, ChannelError, MAX_CONNECTIONS_PER_FRAME, Message};
-use cluster::master::Setup;
+use cluster::cli::Setup;
 use cluster::supervisor::{Event, Supervisor};
-use cluster::upgrade::Upgrade;
+use cluster::upgrade::{Step, Upgrade};
 use cluster::{GRACE_PERIOD, Mode, Pass, accept};
 use tokio::io::unix::AsyncFd;
 
@@ -51,6 +51,20 @@ use tokio::io::unix::AsyncFd;
 /// acknowledgements come late, its window fills, and the others get the
 /// connections.
 pub const MAX_UNACKED_HANDOFFS: usize = 8;
+
+/// At a stop, how long into the grace period a worker may leave handoffs
+/// unacknowledged before it is taken for stalled (stopped, stuck) and
+/// killed, so that the connections it never read go to another worker,
+/// which has the rest of the grace period to serve them. A worker
+/// acknowledges from its event loop within microseconds, and turns it
+/// between requests, even while computing `?work_us` (at most a second
+/// each): half the grace period is far beyond any healthy delay, and
+/// `--worker-timeout` (10 s by default) beyond the grace period itself.
+/// Issue 19: a stalled worker's handoffs waited out the grace period, and
+/// their clients were reset.
+fn stalled_at_stop() -> Duration {
+    GRACE_PERIOD / 2
+}
 
 /// One worker slot, as the dispatcher sees it.
 #[derive(Default)]
@@ -303,6 +317,24 @@ impl Dispatcher {
 }
 
 impl Dispatcher {
+    /// At a stop: kills every worker that still holds unacknowledged
+    /// handoffs (see [`stalled_at_stop`]); on its exit they go to the
+    /// others.
+    fn kill_stalled(&mut self, supervisor: &mut Supervisor) {
+        for (slot, state) in self.slots.iter_mut().enumerate() {
+            if state.unacked.is_empty() || state.channel.is_none() {
+                continue;
+            }
+            state.ready = false;
+            let cause = format!(
+                "{} handoffs unacknowledged {:?} into the stop",
+                state.unacked.len(),
+                stalled_at_stop()
+            );
+            supervisor.kill_stalled(slot, &cause);
+        }
+    }
+
     /// The worker of `slot` has exited: the connections it never
     /// acknowledged (whole batches or parts of them) go to other workers.
     fn exited(&mut self, slot: usize, pid: u32) {
@@ -334,10 +366,12 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// Runs the master of `handoff-socket`.
 ///
-/// After a takeover by a successor (`--upgrade-socket`) it stops accepting
-/// and closes its copy of the listener without shutting the socket down (the
-/// new master accepts on it, and its queue is the new master's), then lets
-/// the handoffs in flight be acknowledged and its workers finish.
+/// A master that does not own the listener alone at its stop (a successor
+/// has taken it over, or is taking it; or this master's own takeover has not
+/// committed) stops accepting and closes its copy without shutting the
+/// socket down (the other master accepts on it, and its queue is the other
+/// master's), then lets the handoffs in flight be acknowledged and its
+/// workers finish; the whole stop within one grace period.
 pub async fn run(
     setup: Setup,
     mut upgrade: Upgrade,
@@ -355,15 +389,12 @@ pub async fn run(
     let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), ready_line, None)?;
     let mut dispatcher = Dispatcher::new(workers);
     tokio::pin!(shutdown);
-    let handed_over = loop {
+    let end = loop {
         // Accept no more than the workers can be handed at once.
         let room = dispatcher.room();
         tokio::select! {
-            () = &mut shutdown => break false,
-            to_pid = handover.requested() => {
-                tracing::info!(new_master = to_pid, "handed over; stopping");
-                break true;
-            }
+            () = &mut shutdown => break None,
+            step = handover.next() => break Some(step),
             event = supervisor.next_event() => dispatcher.on_event(event, &mut supervisor),
             () = sleep_until(dispatcher.resume_at) => dispatcher.resume(),
             accepted = accept::accept_to_pass(&listener, &mut dispatcher.accept_backoff, room),
@@ -378,15 +409,14 @@ pub async fn run(
     // them, so that closing the listener does not reset them, then stop the
     // socket from taking more (`shutdown(SHUT_RD)`: refused from now on) and
     // hand them out with the rest (issue 10, as the listener modes do).
-    // After a handover, neither: the socket and its queue are the new
-    // master's, and a shutdown would stop it listening there too. The same
-    // if a takeover is under way when the signal comes: the new master has
-    // the socket already.
-    let shared = handover.close();
-    let queued = if handed_over || shared {
-        Vec::new()
-    } else {
+    // Only if the socket is ours alone: else its queue is the other
+    // master's, and a shutdown would stop it listening there too.
+    let stopped_at = Instant::now();
+    let deadline = stopped_at + GRACE_PERIOD;
+    let queued = if handover.close() {
         accept::stop_listening(listener.get_ref().as_fd())
+    } else {
+        Vec::new()
     };
     drop(listener);
     if !queued.is_empty() {
@@ -397,20 +427,31 @@ pub async fn run(
     }
     dispatcher.waiting.extend(queued);
     dispatcher.flush();
-    // Let the handoffs in flight be acknowledged (bounded).
+    // Let the handoffs in flight be acknowledged; a worker that has not
+    // acknowledged its own by `stalled_at_stop` is killed, and they go to
+    // the others.
+    let stalled_at = stopped_at + stalled_at_stop();
     let drained = async {
+        let mut stalled_killed = false;
         while !dispatcher.is_idle() {
             tokio::select! {
                 event = supervisor.next_event() => dispatcher.on_event(event, &mut supervisor),
                 () = sleep_until(dispatcher.resume_at) => dispatcher.resume(),
+                () = sleep_until(Some(stalled_at)), if !stalled_killed => {
+                    stalled_killed = true;
+                    dispatcher.kill_stalled(&mut supervisor);
+                }
             }
         }
     };
-    if tokio::time::timeout(GRACE_PERIOD, drained).await.is_err() {
+    if tokio::time::timeout_at(deadline.into(), drained)
+        .await
+        .is_err()
+    {
         tracing::warn!("handoffs not acknowledged within the grace period; closing them");
     }
-    supervisor.shutdown().await;
-    Ok(())
+    supervisor.shutdown(deadline).await;
+    end.map_or(Ok(()), Step::into_result)
 }
 
 #[cfg(test)]
@@ -582,7 +623,7 @@ mod tests {
         let runtime = runtime();
         let _context = runtime.enter();
         let (full, _full_end) = working_channel();
-        while full.try_send(Message::Stop, None).is_ok() {}
+        while full.try_send(Message::Stop { grace_ms: 0 }, None).is_ok() {}
         let (good, good_end) = working_channel();
         let mut dispatcher = Dispatcher::new(2);
         dispatcher.slots[0] = ready_slot(full);

@@ -23,7 +23,7 @@
 
 use std::future::Future;
 
-use cluster::master::Setup;
+use cluster::cli::Setup;
 use cluster::upgrade::Upgrade;
 
 pub mod dispatch;

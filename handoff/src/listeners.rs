@@ -27,21 +27,23 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
+use std::time::Instant;
 
 use cluster::channel::{Channel, Message};
-use cluster::master::Setup;
+use cluster::cli::Setup;
 use cluster::supervisor::{Event, Supervisor};
-use cluster::upgrade::Upgrade;
-use cluster::{Accept, Mode, accept, listen};
+use cluster::upgrade::{Step, Upgrade};
+use cluster::{Accept, GRACE_PERIOD, Mode, accept, listen};
 
 use crate::Pass;
 
 /// Runs the master of `handoff-listener` or `handoff-reuseport`.
 ///
-/// After a takeover by a successor (`--upgrade-socket`), the sockets are
-/// left listening (no `stop_listening`: they and their queues are the new
-/// master's too); the master closes its copies and its workers stop
-/// accepting, close theirs and finish what they hold.
+/// A master that does not own the sockets alone at its stop (a successor
+/// has taken them over, or is taking them; or this master's own takeover
+/// has not committed) leaves them listening (no `stop_listening`: they and
+/// their queues are the other master's too); it closes its copies and its
+/// workers stop accepting, close theirs and finish what they hold.
 ///
 /// `accept`, for `listener`, is how its workers accept (`--accept`).
 pub async fn run(
@@ -61,13 +63,10 @@ pub async fn run(
     // Each slot's worker channel, for the connections queued at the stop.
     let mut channels: Vec<Option<Arc<Channel>>> = vec![None; workers];
     tokio::pin!(shutdown);
-    let handed_over = loop {
+    let end = loop {
         tokio::select! {
-            () = &mut shutdown => break false,
-            to_pid = handover.requested() => {
-                tracing::info!(new_master = to_pid, "handed over; stopping");
-                break true;
-            }
+            () = &mut shutdown => break None,
+            step = handover.next() => break Some(step),
             event = supervisor.next_event() => match event {
                 // A new worker (first or successor) gets its slot's socket; it
                 // reports Ready once it accepts on it.
@@ -85,15 +84,13 @@ pub async fn run(
             },
         }
     };
-    // A takeover under way at a signal: the new master has the sockets
-    // already; leave them listening for it, as after a handover.
-    let shared = handover.close();
-    if !handed_over && !shared {
+    let deadline = Instant::now() + GRACE_PERIOD;
+    if handover.close() {
         stop_listening(&sockets, &channels);
     }
     drop(sockets);
-    supervisor.shutdown().await;
-    Ok(())
+    supervisor.shutdown(deadline).await;
+    end.map_or(Ok(()), Step::into_result)
 }
 
 /// The first step of the stop: every listening socket stops taking

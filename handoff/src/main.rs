@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cluster::Mode;
-use cluster::master::{self, ClusterArgs};
+use cluster::cli::ClusterArgs;
+use cluster::master;
 use cluster::worker::{self, Command};
 use handoff::{Accept, Pass};
 
@@ -54,8 +55,8 @@ fn main() -> ExitCode {
         None => master::main(
             Mode::Handoff(cli.pass),
             cli.cluster,
-            |setup, upgrade| async move {
-                handoff::run(setup, upgrade, cli.pass, accept, master::shutdown_signal()?).await
+            |setup, upgrade, shutdown| async move {
+                handoff::run(setup, upgrade, cli.pass, accept, shutdown).await
             },
         ),
     }

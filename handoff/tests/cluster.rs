@@ -144,10 +144,10 @@ macro_rules! pass_tests {
                 testkit::assert_second_signal_stops_at_once(&mut start(), Signal::SIGTERM, Signal::SIGTERM);
             }
 
-            /// Regression (issue 10): `--header-timeout 300000000000y` (and anything over a day) is bad usage, exit 2.
+            /// Regression (issues 10, 19): `--header-timeout 300000000000y` (anything over a day) and `--worker-timeout 1ms` (anything under 100 ms) are bad usage, exit 2.
             #[test]
-            fn huge_header_timeout_exits_2() {
-                testkit::assert_huge_durations_exit_2(HANDOFF, ARGS);
+            fn absurd_durations_exit_2() {
+                testkit::assert_absurd_durations_exit_2(HANDOFF, ARGS);
             }
 
             /// Regression (issue 10): a stopped worker (alive, answering nothing) is killed and replaced within `--worker-timeout` and a second.
@@ -225,6 +225,36 @@ macro_rules! pass_tests {
             fn bad_upgrade_input_exits_2() {
                 testkit::assert_bad_upgrade_input_exits_2(HANDOFF, ARGS, MODE);
             }
+
+            /// Issue 19: SIGTERM, then SIGINT, to a new master while its workers start: it exits 0 leaving the sockets listening; the old master serves on with no failed request, and a takeover after works.
+            #[test]
+            fn new_master_stopped_while_starting() {
+                testkit::assert_new_master_stopped_while_starting(HANDOFF, ARGS, MODE);
+            }
+
+            /// Issue 19: the old master stopped (SIGSTOP) while the new one says ready; the new one SIGTERMed, SIGKILLed, or giving up after 3 s: the old one, continued, prints handover_failed (never handover) and serves on.
+            #[test]
+            fn new_master_lost_after_its_ready() {
+                testkit::assert_new_master_lost_after_its_ready(HANDOFF, ARGS, MODE);
+            }
+
+            /// Issue 19: a new master silent (SIGSTOP) while its workers start is called off by the old one within seconds; continued, it exits 1 with one line.
+            #[test]
+            fn silent_new_master_is_called_off() {
+                testkit::assert_silent_new_master_is_called_off(HANDOFF, ARGS, MODE);
+            }
+
+            /// Issue 19: the old master SIGKILLed during a takeover: the new one owns the sockets, prints ready (takeover_from the dead one) and serves.
+            #[test]
+            fn old_master_killed_during_takeover() {
+                testkit::assert_old_master_killed_during_takeover(HANDOFF, ARGS, MODE);
+            }
+
+            /// Issue 19: a worker stalled at the handover: the old master still exits 0 within its grace period (plus 2 s), and no client of it is lost.
+            #[test]
+            fn stalled_worker_at_handover() {
+                testkit::assert_stalled_worker_at_handover(HANDOFF, ARGS, MODE);
+            }
         }
     )*};
 }
@@ -247,6 +277,30 @@ fn takeover_mode_mismatch_exits_2() {
     let listener = ["--pass", "listener"];
     let socket = ["--pass", "socket", "--workers", "2"];
     testkit::assert_mode_mismatch_exits_2(HANDOFF, &listener, "handoff-listener", HANDOFF, &socket);
+}
+
+/// Issue 19: `--takeover` of a socket served by a process of another uid (offering a listener of its own) is refused: one line naming the uid, exit 2.
+#[test]
+fn takeover_refuses_another_uid() {
+    testkit::assert_takeover_refuses_another_uid(HANDOFF, &["--pass", "listener"]);
+}
+
+/// Issue 19: a peer of our uid that offers a UDP socket, a file, a socket that does not listen, one bound elsewhere, or lies about its pid: one line, exit 2.
+#[test]
+fn takeover_checks_what_it_receives() {
+    testkit::assert_takeover_checks_what_it_receives(HANDOFF, &["--pass", "socket"]);
+}
+
+/// Issue 19: `--takeover` and `--upgrade-socket` of a master whose backlog is full exit 2 within seconds instead of hanging in connect(2).
+#[test]
+fn connect_to_a_stalled_master_is_bounded() {
+    testkit::assert_connect_to_a_stalled_master_is_bounded(HANDOFF, &["--pass", "socket"]);
+}
+
+/// Issue 19: 300 silent peers on the upgrade socket cost a few fds and log lines; a peer silent after its hello is dropped within seconds and does not hold the takeover.
+#[test]
+fn silent_peers_cost_nothing() {
+    testkit::assert_silent_peers_cost_nothing(HANDOFF, &["--pass", "socket"], "handoff-socket");
 }
 
 /// Issue 12: `--pass reuseport` with another `--workers` (one socket per slot) cannot take over: exit 2, one line, the old master untouched.

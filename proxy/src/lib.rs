@@ -14,12 +14,12 @@
 use std::future::Future;
 
 use anyhow::Context;
-use cluster::master::Setup;
+use cluster::cli::Setup;
 use cluster::supervisor::{Event, Supervisor};
-use cluster::upgrade::Upgrade;
+use cluster::upgrade::{Step, Upgrade};
 use cluster::{GRACE_PERIOD, Mode, accept};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -113,9 +113,9 @@ impl FdBudget {
 }
 
 /// Runs the `proxy` master until `shutdown` resolves, then stops accepting,
-/// stops the workers (they finish the requests in flight) and waits, at most
-/// [`GRACE_PERIOD`], for the relays to end. A relay with no byte moving
-/// either way for `relay_timeout` (`--relay-timeout`) is closed.
+/// stops the workers (they finish the requests in flight) and waits for the
+/// relays to end, all within one [`GRACE_PERIOD`]. A relay with no byte
+/// moving either way for `relay_timeout` (`--relay-timeout`) is closed.
 ///
 /// With `--takeover` the listener is the old master's; with
 /// `--upgrade-socket` a successor may take it over, and then this master
@@ -141,13 +141,10 @@ pub async fn run(
     let mut next = 0;
     let relays = TaskTracker::new();
     tokio::pin!(shutdown);
-    loop {
+    let end = loop {
         tokio::select! {
-            () = &mut shutdown => break,
-            to_pid = handover.requested() => {
-                tracing::info!(new_master = to_pid, "handed over; stopping");
-                break;
-            }
+            () = &mut shutdown => break None,
+            step = handover.next() => break Some(step),
             event = supervisor.next_event() => {
                 match event {
                     Event::Ready { slot, port, .. } => {
@@ -183,14 +180,15 @@ pub async fn run(
                 });
             }
         }
-    }
-    // Closing our copy is all a stop does to the listener, whether a new
-    // master holds it too or not.
-    let _shared = handover.close();
+    };
+    let deadline = Instant::now() + GRACE_PERIOD;
+    // Closing our copy is all a stop does to the listener, whether another
+    // master holds it too or not (a client in its queue is reset).
+    let _owns = handover.close();
     drop(listener);
-    supervisor.shutdown().await;
+    supervisor.shutdown(deadline).await;
     relays.close();
-    if tokio::time::timeout(GRACE_PERIOD, relays.wait())
+    if tokio::time::timeout_at(deadline.into(), relays.wait())
         .await
         .is_err()
     {
@@ -199,7 +197,7 @@ pub async fn run(
             "relays still open after the grace period; closing them"
         );
     }
-    Ok(())
+    end.map_or(Ok(()), Step::into_result)
 }
 
 #[cfg(test)]

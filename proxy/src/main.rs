@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use cluster::Mode;
-use cluster::master::{self, ClusterArgs};
+use cluster::cli::ClusterArgs;
+use cluster::master;
 use cluster::worker::{self, Command};
 
 /// Serve one port with N worker processes behind a relaying master (reverse
@@ -36,14 +37,12 @@ fn main() -> ExitCode {
     master::init_logging();
     match cli.command {
         Some(Command::Worker(args)) => worker::main(args),
-        None => master::main(Mode::Proxy, cli.cluster, |setup, upgrade| async move {
-            proxy::run(
-                setup,
-                upgrade,
-                cli.relay_timeout,
-                master::shutdown_signal()?,
-            )
-            .await
-        }),
+        None => master::main(
+            Mode::Proxy,
+            cli.cluster,
+            |setup, upgrade, shutdown| async move {
+                proxy::run(setup, upgrade, cli.relay_timeout, shutdown).await
+            },
+        ),
     }
 }

@@ -110,10 +110,10 @@ fn second_sigint_stops_at_once() {
     testkit::assert_second_signal_stops_at_once(&mut start(), Signal::SIGINT, Signal::SIGINT);
 }
 
-/// Regression (issue 10): `--header-timeout 300000000000y` (and anything over a day) is bad usage: exit 2, one line.
+/// Regression (issues 10, 19): `--header-timeout 300000000000y` (anything over a day) and `--worker-timeout 1ms` (anything under 100 ms) are bad usage: exit 2, one line.
 #[test]
-fn huge_header_timeout_exits_2() {
-    testkit::assert_huge_durations_exit_2(PROXY, &[]);
+fn absurd_durations_exit_2() {
+    testkit::assert_absurd_durations_exit_2(PROXY, &[]);
 }
 
 /// Regression (issue 10): a stopped worker (alive, answering nothing) is killed and replaced within `--worker-timeout` and a second.
@@ -191,6 +191,36 @@ fn takeover_mode_mismatch_exits_2() {
 #[test]
 fn init_delay_delays_ready() {
     testkit::assert_init_delay_delays_ready(PROXY, &[], "proxy");
+}
+
+/// Issue 19: SIGTERM, then SIGINT, to a new master while its workers start: it exits 0 leaving the socket listening; the old master serves on with no failed request.
+#[test]
+fn new_master_stopped_while_starting() {
+    testkit::assert_new_master_stopped_while_starting(PROXY, &[], "proxy");
+}
+
+/// Issue 19: the old master stopped while the new one says ready; the new one SIGTERMed, SIGKILLed, or giving up: the old one, continued, prints handover_failed and serves on.
+#[test]
+fn new_master_lost_after_its_ready() {
+    testkit::assert_new_master_lost_after_its_ready(PROXY, &[], "proxy");
+}
+
+/// Issue 19: a new master silent (SIGSTOP) while its workers start is called off by the old one; continued, it exits 1 with one line.
+#[test]
+fn silent_new_master_is_called_off() {
+    testkit::assert_silent_new_master_is_called_off(PROXY, &[], "proxy");
+}
+
+/// Issue 19: the old master SIGKILLed during a takeover: the new one owns the socket, prints ready and serves.
+#[test]
+fn old_master_killed_during_takeover() {
+    testkit::assert_old_master_killed_during_takeover(PROXY, &[], "proxy");
+}
+
+/// Issue 19: a worker stalled at the handover: the old master still exits 0 within its grace period (plus 2 s).
+#[test]
+fn stalled_worker_at_handover() {
+    testkit::assert_stalled_worker_at_handover(PROXY, &[], "proxy");
 }
 
 /// Issue 12: SIGTERM to the old master during a takeover does not shut the socket down: a client then is answered by the new workers.

@@ -1,7 +1,8 @@
 //! The wire format: every message is one fixed 16-byte frame.
 //!
 //! Little endian: `kind: u8, fd_count: u8, reserved: [0; 2], arg: u32, seq: u64`.
-//! `arg` is the port of [`Message::Ready`]; `seq` numbers connection handoffs so
+//! `arg` is the port of [`Message::Ready`] and the grace left, in
+//! milliseconds, of [`Message::Stop`]; `seq` numbers connection handoffs so
 //! that an acknowledgement names the one it answers, and pings so that a pong
 //! names the one it answers. `fd_count` repeats what the kind implies, so that
 //! the receiver can check it against the fds that came; for
@@ -46,8 +47,15 @@ pub enum Message {
     /// Master → worker, with one listening socket to accept on
     /// (`--pass listener` and `--pass reuseport`).
     Listener,
-    /// Master → worker: stop accepting, finish in-flight requests, exit 0.
-    Stop,
+    /// Master → worker: stop accepting, finish in-flight requests within
+    /// `grace_ms`, exit 0. The master's stop has one deadline for the whole
+    /// cluster; the worker's share is what is left of it when the frame goes
+    /// out, so that the worker closes what is left before the master's
+    /// SIGKILL would cut it.
+    Stop {
+        /// How long the requests in flight may still take, in milliseconds.
+        grace_ms: u32,
+    },
     /// Worker → master: the worker is serving. `port` is its own port in
     /// `proxy` mode, `None` when it serves sockets handed to it.
     Ready {
@@ -107,7 +115,7 @@ impl Message {
         match self {
             Message::Connection { .. } => 1,
             Message::Listener => 2,
-            Message::Stop => 3,
+            Message::Stop { .. } => 3,
             Message::Ready { .. } => 4,
             Message::Ack { .. } => 5,
             Message::Reject { .. } => 6,
@@ -121,13 +129,14 @@ impl Message {
     pub fn encode(&self) -> [u8; FRAME_LEN] {
         let (arg, seq) = match *self {
             Message::Ready { port } => (u32::from(port.unwrap_or(0)), 0),
+            Message::Stop { grace_ms } => (grace_ms, 0),
             Message::Connection { seq }
             | Message::Ack { seq }
             | Message::Reject { seq }
             | Message::Ping { seq }
             | Message::Pong { seq }
             | Message::Connections { seq, .. } => (0, seq),
-            Message::Listener | Message::Stop => (0, 0),
+            Message::Listener => (0, 0),
         };
         let mut frame = [0u8; FRAME_LEN];
         frame[0] = self.kind();
@@ -149,7 +158,7 @@ impl Message {
         let message = match frame[0] {
             1 => Message::Connection { seq },
             2 => Message::Listener,
-            3 => Message::Stop,
+            3 => Message::Stop { grace_ms: arg },
             4 => Message::Ready {
                 port: match u16::try_from(arg) {
                     Ok(0) => None,
@@ -197,7 +206,8 @@ mod tests {
                 count: MAX_CONNECTIONS_PER_FRAME as u8,
             },
             Message::Listener,
-            Message::Stop,
+            Message::Stop { grace_ms: 5000 },
+            Message::Stop { grace_ms: u32::MAX },
             Message::Ready { port: Some(8080) },
             Message::Ready { port: None },
             Message::Ack { seq: u64::MAX },
@@ -313,7 +323,7 @@ mod tests {
             let message = match kind {
                 0 => Message::Connection { seq },
                 1 => Message::Listener,
-                2 => Message::Stop,
+                2 => Message::Stop { grace_ms: port.into() },
                 3 => Message::Ready { port: (port != 0).then_some(port) },
                 4 => Message::Ack { seq },
                 5 => Message::Reject { seq },

@@ -358,7 +358,9 @@ mod tests {
         b.send(Message::Ack { seq: 1 }, None).await.unwrap();
         b.send(Message::Ack { seq: 2 }, None).await.unwrap();
         // Left unread in b's queue when b closes.
-        a.send(Message::Stop, None).await.unwrap();
+        a.send(Message::Stop { grace_ms: 5000 }, None)
+            .await
+            .unwrap();
         drop(b);
         assert_eq!(a.recv().await.unwrap().0, Message::Ack { seq: 1 });
         assert_eq!(a.try_recv().unwrap().unwrap().0, Message::Ack { seq: 2 });

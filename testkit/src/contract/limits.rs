@@ -225,17 +225,21 @@ pub fn assert_bad_usage_exits_2(bin: &str, args: &[&str]) {
     );
 }
 
-/// Regression (issue 10): a duration flag had no upper bound, so
-/// `--header-timeout 300000000000y` started and then every connection panicked
-/// its worker (`Instant` overflow). Each of these must be a usage error: exit
-/// 2, and one line on stderr naming the flag.
-///
-/// # Panics
-/// If the binary starts, or fails otherwise.
-pub fn assert_huge_durations_exit_2(bin: &str, args: &[&str]) {
-    for huge in ["300000000000y", "2days"] {
+/// Regression (issue 10): a duration over a day is bad usage (exit 2, one
+/// line naming the flag), not a panic on the first connection; and (issue
+/// 19) so is a `--worker-timeout` under 100 ms, which killed healthy
+/// workers.
+pub fn assert_absurd_durations_exit_2(bin: &str, args: &[&str]) {
+    let cases = [
+        ("--header-timeout", "300000000000y"),
+        ("--header-timeout", "2days"),
+        ("--worker-timeout", "1ms"),
+        ("--worker-timeout", "1ns"),
+        ("--worker-timeout", "99ms"),
+    ];
+    for (flag, absurd) in cases {
         let mut all_args = args.to_vec();
-        all_args.extend(["--workers", "1", "--header-timeout", huge]);
+        all_args.extend(["--workers", "1", flag, absurd]);
         let (status, stderr) = run_expect_exit(bin, &all_args, EXIT_TIMEOUT)
             .unwrap_or_else(|err| panic!("{bin} {all_args:?}: {err:#}"));
         assert_eq!(
@@ -249,7 +253,7 @@ pub fn assert_huge_durations_exit_2(bin: &str, args: &[&str]) {
             "not one stderr line with {all_args:?}:\n{stderr}"
         );
         assert!(
-            stderr.contains("--header-timeout"),
+            stderr.contains(flag),
             "the error does not name the flag:\n{stderr}"
         );
     }

@@ -28,12 +28,14 @@ mod serving;
 mod shutdown;
 mod supervision;
 mod upgrade;
+mod upgrade_edges;
 
 pub use limits::*;
 pub use serving::*;
 pub use shutdown::*;
 pub use supervision::*;
 pub use upgrade::*;
+pub use upgrade_edges::*;
 
 /// How long the master may take to replace a dead worker (ARCHITECTURE.md says within a
 /// second; the slack is for loaded machines).

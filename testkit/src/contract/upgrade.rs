@@ -49,7 +49,7 @@ impl Default for UpgradeDir {
     }
 }
 
-fn text(path: &Path) -> &str {
+pub(super) fn text(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")
 }
 
@@ -104,7 +104,11 @@ pub fn assert_handed_over(old: &mut Cluster, to_pid: u32) {
 
 /// The next stdout line whose `event` is `name`, skipping others, within
 /// `timeout`.
-fn next_event_named(cluster: &mut Cluster, name: &str, timeout: Duration) -> Option<Value> {
+pub(super) fn next_event_named(
+    cluster: &mut Cluster,
+    name: &str,
+    timeout: Duration,
+) -> Option<Value> {
     let deadline = Instant::now() + timeout;
     loop {
         let event = cluster.next_event(deadline.saturating_duration_since(Instant::now()))?;
@@ -223,6 +227,27 @@ impl Load {
             .filter(|(sent, _)| *sent >= since)
             .map(|(_, pid)| *pid)
             .collect()
+    }
+
+    /// Waits until 20 more requests have been answered: the port is
+    /// served, `after` what (for the message).
+    pub(super) fn assert_serves_on(&self, after: &str) {
+        let before = self.answered();
+        assert!(
+            wait_until(HTTP_TIMEOUT, || self.answered() >= before + 20),
+            "nothing served after {after}"
+        );
+    }
+
+    /// Stops the clients; none may have failed `around` what (for the
+    /// message).
+    pub(super) fn assert_none_failed(self, around: &str) {
+        let (failures, answered, reconnects) = self.stop();
+        assert!(
+            failures.is_empty(),
+            "{} of {answered} requests failed around {around} ({reconnects} reconnects): {failures:?}",
+            failures.len()
+        );
     }
 
     /// Stops the clients and returns the failures, the answers and the
@@ -347,17 +372,8 @@ pub fn assert_failed_takeover_changes_nothing(bin: &str, args: &[&str], mode: &s
     let event = next_event_named(&mut old, "handover_failed", TAKEOVER_TIMEOUT)
         .unwrap_or_else(|| panic!("no handover_failed line; stderr:\n{}", old.stderr()));
     assert_eq!(event["pid"], doomed_pid, "{event}");
-    let after = load.answered();
-    assert!(
-        wait_until(HTTP_TIMEOUT, || load.answered() >= after + 20),
-        "the old master does not serve after the failed takeover"
-    );
-    let (failures, answered, _) = load.stop();
-    assert!(
-        failures.is_empty(),
-        "{} of {answered} requests failed around the failed takeover: {failures:?}",
-        failures.len()
-    );
+    load.assert_serves_on("the failed takeover");
+    load.assert_none_failed("the failed takeover");
     assert_served_by(&old, &old.worker_pids());
     let new = take_over(bin, args, &path, &old, mode);
     assert_handed_over(&mut old, new.master_pid());
@@ -439,7 +455,7 @@ pub fn assert_upgrade_socket_is_private(bin: &str, args: &[&str], mode: &str) {
 
 /// Runs `bin` with `args`: it must exit 2 within [`EXIT_TIMEOUT`] with one
 /// stderr line containing `says`.
-fn assert_one_line_exit_2(bin: &str, args: &[&str], says: &str) {
+pub(super) fn assert_one_line_exit_2(bin: &str, args: &[&str], says: &str) {
     let (status, stderr) = run_expect_exit(bin, args, EXIT_TIMEOUT)
         .unwrap_or_else(|err| panic!("{bin} {args:?}: {err:#}"));
     assert_eq!(
