@@ -9,8 +9,13 @@
 //! |---|---|---|---|
 //! | `drain` | its event loop's `epoll_wait` (tokio) | every waiting worker | `accept4` until EAGAIN |
 //! | `single` | the same | every waiting worker | one `accept4`, then a 1 ns `nanosleep` and a turn of its event loop before the next (libuv's `UV_TCP_SINGLE_ACCEPT`) |
-//! | `exclusive` | its event loop, watching an epoll fd of its own that holds the listener with `EPOLLEXCLUSIVE` | one | `accept4` until EAGAIN |
-//! | `blocking` | a thread blocked in `accept(2)` | one: the thread that has waited longest (FIFO) | one |
+//! | `exclusive` | a thread blocked in `epoll_wait` on an epoll fd of its own that holds the listener with `EPOLLEXCLUSIVE` | one: the first waiting in the order the workers registered | one, handed to its runtime |
+//! | `blocking` | a thread blocked in `accept(2)` | one: the thread that has waited longest (FIFO) | one, handed to its runtime |
+//!
+//! The waiting must be done by a thread that sleeps on the wait queue
+//! itself: an `EPOLLEXCLUSIVE` epoll fd watched by the event loop (nested in
+//! tokio's epoll) wakes every worker, as `drain` does (`exclusive` says
+//! why, with the figures).
 //!
 //! `drain` is also how a worker accepts on a port of its own (`proxy`).
 //!
@@ -22,15 +27,15 @@
 //! workers' blocked threads take anyway.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hyper_util::server::graceful::GracefulShutdown;
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use socket2::SockRef;
-use tokio::io::unix::AsyncFd;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -47,10 +52,19 @@ use crate::{Accept, service};
 /// the listener down, which wakes the thread at once (EINVAL).
 const BLOCKING_STOP_POLL: Duration = Duration::from_millis(100);
 
-/// How many accepted connections the `blocking` thread may have handed to
-/// its runtime and not yet seen taken. One: a worker whose event loop is busy
-/// stops accepting after one more, and the other threads take the queue.
-const BLOCKING_HANDOVER_QUEUE: usize = 1;
+/// How many accepted connections the acceptor thread of `exclusive` or
+/// `blocking` may have handed to its runtime and not yet seen taken. One: a
+/// worker whose event loop is busy stops accepting after one more (its
+/// thread, blocked in the hand-over, is in no wait queue of the listener),
+/// and the other workers' threads take the queue.
+const HANDOVER_QUEUE: usize = 1;
+
+/// The `exclusive` thread's epoll data for the listener: a connection is
+/// queued (or the listener was shut down).
+const EXCLUSIVE_LISTENER: u64 = 0;
+
+/// The `exclusive` thread's epoll data for its eventfd: the worker stops.
+const EXCLUSIVE_STOP: u64 = 1;
 
 /// What an accept loop does with a connection: serve it with the worker's
 /// settings, counted by its graceful stop.
@@ -80,7 +94,7 @@ impl Serving {
     }
 
     /// Serves what is left in the accept queue of `listener` at a stop.
-    fn serve_queued(&self, listener: std::os::fd::BorrowedFd<'_>) {
+    fn serve_queued(&self, listener: BorrowedFd<'_>) {
         for fd in accept::accept_queued(listener) {
             self.serve_std(std::net::TcpStream::from(fd), true);
         }
@@ -144,81 +158,149 @@ async fn event_loop(
     Ok(())
 }
 
-/// An epoll fd of the worker's own, holding the listener with
-/// `EPOLLEXCLUSIVE`; tokio watches it like any fd (epoll nests).
-struct ExclusiveEpoll(Epoll);
-
-impl AsRawFd for ExclusiveEpoll {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.0.as_raw_fd()
-    }
-}
-
-/// `exclusive`: every worker registers the shared listener in an epoll fd of
-/// its own with `EPOLLEXCLUSIVE`, and its event loop watches that epoll fd.
-/// The kernel then wakes one of the waiting epoll fds per connection, not
-/// all. Nested that way it still does: a check on Linux 6.18 (4 processes,
-/// each an inner epoll with the listener `EPOLLEXCLUSIVE` inside an outer
-/// one, 200 sequential connections) counted 200 wake-ups in all, one per
-/// connection, spread 2/39/64/95; with each process blocked in `epoll_wait`
-/// on the inner epoll directly, the first one registered took all 200.
+/// `exclusive`: a thread of the worker waits in `epoll_wait` on an epoll fd
+/// of its own, which holds the shared listener with `EPOLLIN |
+/// EPOLLEXCLUSIVE` and an eventfd, the worker's stop. For each connection the
+/// kernel wakes one waiting thread, which takes one connection
+/// ([`accept_exclusive`]) and hands it to this runtime.
 ///
-/// A woken worker accepts until EAGAIN: tokio watches the epoll fd
-/// edge-triggered, and a connection left in the queue would wait for the next
-/// arrival to wake anyone.
+/// Why a thread, and not that epoll fd watched by the event loop (how this
+/// strategy first worked, issue 20): a new connection makes the listener
+/// walk its wait queue, one entry per epoll fd holding it, and call each
+/// entry's `ep_poll_callback` (`fs/eventpoll.c`); `__wake_up_common` stops
+/// the walk at the first exclusive entry whose callback returns 1. For an
+/// `EPOLLEXCLUSIVE` entry that callback returns 1 only when a task sleeps in
+/// `epoll_wait` on that very epoll fd (`waitqueue_active(&ep->wq)`). An
+/// epoll fd nested in tokio's has no such task: its one waiter is tokio's
+/// epoll, on its `poll_wait` queue, which the callback wakes too. So every
+/// callback returned 0, the walk went to the end, and every worker's event
+/// loop was woken, as with `drain`. Measured (release build, 4 workers,
+/// `loadgen --new-conn --connections 1 --duration 2s`, `strace -f -c -e
+/// trace=accept4,epoll_wait` on the workers, 3 interleaved runs each, 2
+/// shared cores, so an order of magnitude): nested, 2.55–3.25 `accept4`
+/// failing with EAGAIN per connection and 6.11–7.51 `epoll_wait`, against
+/// `drain`'s 2.78–3.10 and 2.80–3.11; with the thread, at most 0.004 EAGAIN
+/// (13 in 3,758 connections) and 2.10–2.76 `epoll_wait` per connection, of
+/// which the thread's own are one per connection.
+///
+/// Balance is another matter: the walk wakes the *first* waiting entry, and
+/// the entries are in the order the workers registered, so with one
+/// connection at a time the idle worker registered first takes nearly all of
+/// them (99.4–100 % in 5 rounds; README, "Who takes a connection"). The
+/// hand-over costs too: the server's CPU per request was 1.09–1.43 times
+/// `drain`'s in the same rounds.
+///
+/// The thread waits on the eventfd too, in the same epoll fd, so that the
+/// worker's stop wakes this thread at once and no other (no polling
+/// timeout as `blocking` needs: `accept(2)` waits on the listener alone).
+/// The master's stop shuts the listener down; `epoll_wait` then reports it
+/// (EPOLLIN | EPOLLHUP) and `accept4` fails with EINVAL, which ends the
+/// thread.
 async fn exclusive(
     listener: std::net::TcpListener,
     serving: &Serving,
     stop: &CancellationToken,
 ) -> io::Result<()> {
+    // The thread accepts only when epoll says a connection is queued, and
+    // another worker may take it first: accept4 must then fail, not block.
     listener.set_nonblocking(true)?;
+    let listener = Arc::new(listener);
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    let interest = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
-    epoll.add(&listener, EpollEvent::new(interest, 0))?;
-    let epoll = ExclusiveEpoll(epoll);
-    // SAFETY: the AsyncFd owns the Epoll, which owns its fd and closes it
-    // only when dropped, with the AsyncFd; `as_raw_fd` always returns it.
-    let epoll = unsafe { AsyncFd::register_with_interest(epoll, tokio::io::Interest::READABLE) }?;
-    let mut backoff = Backoff::default();
-    let mut events = [EpollEvent::empty()];
-    'serving: loop {
-        let mut ready = tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            ready = async {
-                backoff.wait().await;
-                epoll.readable().await
-            } => ready?,
-        };
-        // Take the inner epoll's report (level-triggered: while connections
-        // wait it reports the listener again, and its fd stays readable).
-        epoll.get_ref().0.wait(&mut events, 0u8)?;
-        loop {
-            match accept::accept_nonblocking(listener.as_fd()) {
-                Ok(stream) => serving.serve_std(stream.into(), false),
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    ready.clear_ready();
-                    break;
-                }
-                // The client reset it while it waited: the next one may be fine.
-                Err(err) if err.raw_os_error() == Some(libc::ECONNABORTED) => {}
-                // EINVAL: the master shut the listener down at its stop; it
-                // stays readable (HUP), so wait for our own stop.
-                Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
-                    stop.cancelled().await;
-                    break 'serving;
-                }
-                Err(err) => {
-                    backoff.failed(&err, Instant::now());
-                    break;
-                }
-            }
-            // A flood must not starve the connections already accepted.
-            tokio::task::consume_budget().await;
+    let exclusive = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+    epoll.add(&*listener, EpollEvent::new(exclusive, EXCLUSIVE_LISTENER))?;
+    let stopping = Arc::new(EventFd::from_flags(
+        EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK,
+    )?);
+    epoll.add(
+        &*stopping,
+        EpollEvent::new(EpollFlags::EPOLLIN, EXCLUSIVE_STOP),
+    )?;
+    let thread_listener = listener.clone();
+    let thread_stopping = stopping.clone();
+    let accept = move |handover| {
+        accept_exclusive(&thread_listener, &epoll, &thread_stopping, &handover);
+    };
+    let stop_thread = move || {
+        // Adds 1 to a counter that only this call writes: cannot overflow.
+        if let Err(err) = stopping.write(1) {
+            tracing::error!(cause = %err, "cannot wake the acceptor thread");
         }
-    }
+    };
+    serve_from_thread(serving, stop, accept, stop_thread).await?;
+    // A worker stopped alone takes what is still queued; after the master's
+    // stop nothing is (EINVAL).
     serving.serve_queued(listener.as_fd());
     Ok(())
+}
+
+/// The `exclusive` strategy's thread: `epoll_wait` on the worker's own epoll
+/// fd, then one `accept4`, handed over; until the worker stops (the eventfd
+/// `stopping`) or the listener is shut down.
+///
+/// One `accept4` per wake-up, not until EAGAIN: the listener is registered
+/// level-triggered, so while connections are queued the next `epoll_wait`
+/// returns at once and none waits for a later arrival; and the `accept4`
+/// that would find the queue empty, one per wake-up, is not made. Between
+/// two connections the thread is back in `epoll_wait`, i.e. in the kernel's
+/// choice for the next one, and a thread whose runtime has not taken the
+/// last stream is not ([`HANDOVER_QUEUE`]): a burst is shared by the
+/// workers whose threads wait, instead of drained by the first woken.
+fn accept_exclusive(
+    listener: &std::net::TcpListener,
+    epoll: &Epoll,
+    stopping: &EventFd,
+    handover: &mpsc::Sender<std::net::TcpStream>,
+) {
+    let mut backoff = Backoff::default();
+    // Room for both fds, so that the stop is seen when the listener is ready too.
+    let mut events = [EpollEvent::empty(); 2];
+    loop {
+        let ready = match epoll.wait(&mut events, EpollTimeout::NONE) {
+            Ok(ready) => &events[..ready],
+            // A signal to the worker (its SIGTERM) landed on this thread.
+            Err(nix::errno::Errno::EINTR) => continue,
+            // EBADF, EFAULT, EINVAL: not with our own fd and buffer.
+            Err(err) => {
+                tracing::error!(cause = %err, "epoll_wait failed; this worker accepts no more");
+                return;
+            }
+        };
+        if ready.iter().any(|event| event.data() == EXCLUSIVE_STOP) {
+            return;
+        }
+        // A connection is queued, or the listener was shut down (EPOLLHUP).
+        match accept::accept_nonblocking(listener.as_fd()) {
+            Ok(stream) => {
+                // Waits while the runtime has not taken the last one; an
+                // error means the runtime is gone (the worker is exiting).
+                if handover.blocking_send(stream.into()).is_err() {
+                    return;
+                }
+            }
+            // Another worker took it first: an arrival while this thread
+            // was away from epoll_wait (handing over) marked its epoll fd
+            // ready and woke another worker's thread, and both looked.
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            // The client reset it while it waited; or a signal.
+            Err(err) if matches!(err.raw_os_error(), Some(libc::ECONNABORTED | libc::EINTR)) => {}
+            // The master shut the listener down: nothing more will come, and
+            // epoll would report it again at once.
+            Err(err) if err.raw_os_error() == Some(libc::EINVAL) => return,
+            Err(err) => {
+                backoff.failed(&err, Instant::now());
+                if let Some(until) = backoff.paused_until() {
+                    // Not in epoll_wait: the listener still holds the
+                    // connection and would be reported at once. Only the
+                    // stop ends the pause early.
+                    let pause = until.saturating_duration_since(Instant::now());
+                    if wait_readable(stopping.as_fd(), pause) {
+                        return;
+                    }
+                    backoff.fds_freed();
+                }
+            }
+        }
+    }
 }
 
 /// `blocking`: a thread per worker blocked in `accept(2)`. The kernel keeps
@@ -245,12 +327,30 @@ async fn blocking(
 ) -> io::Result<()> {
     listener.set_nonblocking(false)?;
     SockRef::from(&listener).set_read_timeout(Some(BLOCKING_STOP_POLL))?;
-    let (handover, mut accepted) = mpsc::channel(BLOCKING_HANDOVER_QUEUE);
     let stopping = Arc::new(AtomicBool::new(false));
     let thread_stopping = stopping.clone();
+    let accept = move |handover| accept_blocking(&listener, &handover, &thread_stopping);
+    let stop_thread = move || stopping.store(true, Ordering::Release);
+    serve_from_thread(serving, stop, accept, stop_thread).await
+}
+
+/// What `exclusive` and `blocking` share: their waiting is done by a thread
+/// of the worker's own (`accept`, named "acceptor"), which hands each
+/// accepted stream to this runtime over a channel with room for
+/// [`HANDOVER_QUEUE`]. Serves what arrives until the worker's stop, then
+/// tells the thread (`stop_thread`) and serves, as at a stop, what it handed
+/// over until it has ended (dropped its end of the channel). A thread that
+/// ends by itself (the listener was shut down) ends the serving too.
+async fn serve_from_thread(
+    serving: &Serving,
+    stop: &CancellationToken,
+    accept: impl FnOnce(mpsc::Sender<std::net::TcpStream>) + Send + 'static,
+    stop_thread: impl FnOnce(),
+) -> io::Result<()> {
+    let (handover, mut accepted) = mpsc::channel(HANDOVER_QUEUE);
     std::thread::Builder::new()
         .name("acceptor".into())
-        .spawn(move || accept_blocking(&listener, &handover, &thread_stopping))?;
+        .spawn(move || accept(handover))?;
     loop {
         tokio::select! {
             biased;
@@ -262,7 +362,7 @@ async fn blocking(
             },
         }
     }
-    stopping.store(true, Ordering::Release);
+    stop_thread();
     while let Some(stream) = accepted.recv().await {
         serving.serve_std(stream, true);
     }
@@ -293,7 +393,7 @@ fn accept_blocking(
             // listener instead of spinning until it shuts the socket down.
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                 if is_nonblocking(listener) {
-                    wait_readable(listener, BLOCKING_STOP_POLL);
+                    wait_readable(listener.as_fd(), BLOCKING_STOP_POLL);
                 }
             }
             // The client reset it while it waited; or a signal.
@@ -319,12 +419,12 @@ fn is_nonblocking(listener: &std::net::TcpListener) -> bool {
     })
 }
 
-/// Waits until `listener` has a connection or is shut down (HUP), at most
-/// `timeout`.
-fn wait_readable(listener: &std::net::TcpListener, timeout: Duration) {
+/// Waits until `fd` is readable (a listener: a connection is queued, or it
+/// was shut down, HUP), at most `timeout`; whether it is.
+fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
     let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
-    // EINTR or another error: the caller's loop tries accept again.
-    let _ = nix::poll::poll(&mut fds, timeout);
+    // EINTR or another error: the caller's loop looks again.
+    nix::poll::poll(&mut fds, timeout).is_ok_and(|ready| ready > 0)
 }
