@@ -59,6 +59,7 @@ pub struct Cli {
     /// the answers, and count latency from each request's intended start
     /// (coordinated omission corrected, as wrk2 does). Without it: closed loop,
     /// each connection sends its next request when the previous answer is complete.
+    /// At most 1e9 (one a nanosecond).
     #[arg(long, value_name = "R", value_parser = parse_rate)]
     rate: Option<f64>,
 

@@ -318,7 +318,9 @@ pub struct Requests {
     /// Open loop: requests due in the window; `null` in closed loop.
     pub scheduled: Option<u64>,
     /// Requests of the window still unanswered when the run ended (`timeout`
-    /// after the window): neither samples nor failures.
+    /// after the window), sent and cut off or never sent (an open loop the
+    /// server fell behind): neither samples nor failures. In open loop,
+    /// `ok + failed + unanswered_at_end` is `scheduled`.
     pub unanswered_at_end: u64,
     /// Connections opened in the window (one per request under `--new-conn`).
     pub connections_opened: u64,
