@@ -1,12 +1,14 @@
 //! Regression tests of issue 19: what loadgen refuses before any load (a
-//! `--rate` its clock cannot space), one line on stderr and exit 2 before any
-//! connection, and what bounds a run's time whatever its rate. Each runs the
-//! real binary against a real socket on 127.0.0.1 port 0.
+//! `--rate` its clock cannot space, `--connections` it could never hold),
+//! each one line on stderr and exit 2 before any connection, and what bounds
+//! a run's time whatever its rate. Each runs the real binary against a real
+//! socket on 127.0.0.1 port 0.
 
 mod common;
 
 use std::io::Read;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -184,5 +186,65 @@ fn a_rate_above_one_request_a_nanosecond_is_refused() {
         assert_refused(&ended, rate, "--rate");
         assert!(ended.stderr.contains("1e9"), "{}", ended.stderr);
         assert!(!listener.was_connected(), "--rate {rate} connected first");
+    }
+}
+
+/// Sets, in the child before exec, RLIMIT_NOFILE to `fds` (soft and hard),
+/// RLIMIT_AS to 4 GB (so a run that allocates without bound aborts early
+/// rather than taking the machine's memory) and RLIMIT_CORE to 0.
+fn limited(command: &mut Command, fds: u64) {
+    // SAFETY: runs in the forked child before exec; setrlimit(2) is
+    // async-signal-safe and reads only local values.
+    unsafe {
+        command.pre_exec(move || {
+            for (resource, limit) in [
+                (libc::RLIMIT_NOFILE, fds),
+                (libc::RLIMIT_AS, 4_000_000 * 1024),
+                (libc::RLIMIT_CORE, 0),
+            ] {
+                let limit = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(resource, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Regression (issue 19, item 7): `--connections` whose fds alone exceed the
+/// fd limit (here 1,000, which loadgen cannot raise) are refused before any
+/// connection or allocation, with a line that names the limit and why.
+/// `--connections 1000000000` used to build its connections until it ran out
+/// of memory (under `ulimit -v 4000000`, as here, it aborted).
+#[test]
+fn connections_beyond_the_fd_limit_are_refused_before_any_connection() {
+    let listener = Listener::start();
+    let url = listener.url();
+    for (connections, open_loop, fds) in [
+        ("1000000000", false, "1000000000 fds"),
+        ("1001", false, "1001 fds (1 each)"),
+        ("501", true, "1002 fds (2 each in open loop"),
+    ] {
+        let mut args = vec!["--target", url.as_str(), "--connections", connections];
+        if open_loop {
+            args.extend(["--rate", "100"]);
+        }
+        let ended = run_until(&args, REFUSAL_LIMIT, |command| limited(command, 1000));
+        assert_refused(&ended, connections, fds);
+        assert!(
+            ended.stderr.contains("fd limit of 1000")
+                && ended.stderr.contains("RLIMIT_NOFILE")
+                && ended.stderr.contains("at most"),
+            "{}",
+            ended.stderr
+        );
+        assert!(
+            !listener.was_connected(),
+            "--connections {connections} connected first"
+        );
     }
 }

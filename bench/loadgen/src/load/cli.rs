@@ -43,7 +43,8 @@ pub struct Cli {
     #[arg(long, value_name = "URL", value_parser = Target::parse, required = true)]
     target: Vec<Target>,
 
-    /// Concurrent connections (`50`, `1k`).
+    /// Concurrent connections (`50`, `1k`); more than loadgen's fd limit or
+    /// its memory could hold are refused before the run.
     #[arg(long, default_value = "50", value_parser = parse_positive_integer)]
     connections: usize,
 

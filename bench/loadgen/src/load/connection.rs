@@ -31,6 +31,14 @@ use super::timer::PreciseTimer;
 /// is about 150 bytes); a body of any size streams through it.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
 
+/// About the memory one connection takes: its read buffer, and a page for
+/// the rest (the [`Connection`], its task and the futures of its loop, its
+/// socket's and timer's registrations with the reactor). Measured: 17.7 KiB
+/// (keep-alive) and 18.1 KiB (open loop) of RSS per connection, release
+/// build, 10,000 and 5,000 connections against 100. Checked against the
+/// memory left before any connection is built (`super::limits`).
+pub const MEMORY_PER_CONNECTION_BYTES: u64 = READ_BUFFER_BYTES as u64 + 4096;
+
 /// How long a closed-loop connection waits after a failed connect before trying
 /// again, so that a refused or exhausted target is not hammered in a busy loop
 /// that would only count errors faster.
