@@ -117,9 +117,9 @@ pub struct Cli {
 
     /// The stalled-worker experiment: send SIGSTOP to PID at each
     /// `--stop-after`, and SIGCONT `--stop-for` later (the pid must exist at
-    /// start). SIGCONT is sent even when the run fails or loadgen is
-    /// interrupted (SIGINT, SIGTERM, SIGHUP); only a SIGKILL of loadgen
-    /// leaves PID stopped.
+    /// start). SIGCONT is sent even when the run fails or a signal ends
+    /// loadgen (SIGINT, SIGTERM, SIGHUP, SIGUSR1, ...: every one a handler can
+    /// catch); only a SIGKILL of loadgen leaves PID stopped.
     #[arg(long, value_name = "PID", requires = "stop_after")]
     stop: Option<u32>,
 
