@@ -1,8 +1,8 @@
 //! Regression tests of issue 19: what loadgen refuses before any load (a
-//! `--rate` its clock cannot space, `--connections` it could never hold),
-//! each one line on stderr and exit 2 before any connection, and what bounds
-//! a run's time whatever its rate. Each runs the real binary against a real
-//! socket on 127.0.0.1 port 0.
+//! `--rate` its clock cannot space, `--connections` it could never hold, a
+//! `--json` path it cannot write), each one line on stderr and exit 2 before
+//! any connection, and what bounds a run's time whatever its rate. Each runs
+//! the real binary against a real socket on 127.0.0.1 port 0.
 
 mod common;
 
@@ -247,4 +247,107 @@ fn connections_beyond_the_fd_limit_are_refused_before_any_connection() {
             "--connections {connections} connected first"
         );
     }
+}
+
+/// Regression (issue 19, item 12): a `--json` path in a folder that does not
+/// exist is refused before the load (the server sees no request), where it
+/// used to be found only when the report was written, the whole run lost. A
+/// run that fails after the check leaves an existing report as it was, and
+/// one that succeeds replaces it whole, leaving nothing else in its folder.
+#[test]
+fn a_json_path_that_cannot_be_written_is_refused_before_the_load() {
+    let server = TestServer::start(Behaviour::Fast);
+    let url = server.url();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let missing = dir.path().join("missing").join("x.json");
+    let missing = missing.to_str().expect("a UTF-8 temp path");
+    let base = [
+        "--target",
+        url.as_str(),
+        "--duration",
+        "3s",
+        "--warmup",
+        "0",
+    ];
+    let args: Vec<&str> = base.iter().copied().chain(["--json", missing]).collect();
+    let ended = run_until(&args, REFUSAL_LIMIT, |_| {});
+    assert_refused(&ended, "a missing folder", "--json");
+    assert!(ended.stderr.contains("no folder"), "{}", ended.stderr);
+    assert!(
+        ended.took < Duration::from_secs(3),
+        "it loaded first: {:?}",
+        ended.took
+    );
+    assert!(server.arrivals().is_empty(), "the server was loaded first");
+
+    let existing = dir.path().join("x.json");
+    std::fs::write(&existing, "an earlier report").expect("write");
+    let existing_arg = existing.to_str().expect("a UTF-8 temp path");
+    // A target that refuses connections: the run fails after the check.
+    let closed = {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind");
+        socket
+    };
+    let closed_url = format!(
+        "http://{}/",
+        closed
+            .local_addr()
+            .expect("address")
+            .as_socket()
+            .expect("inet")
+    );
+    let ended = run_until(
+        &["--target", &closed_url, "--json", existing_arg],
+        REFUSAL_LIMIT,
+        |_| {},
+    );
+    assert_refused(&ended, "an unreachable target", "cannot reach");
+    assert_eq!(
+        std::fs::read_to_string(&existing).expect("read"),
+        "an earlier report"
+    );
+    let listed = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(listed(), ["x.json"]);
+
+    let short = [
+        "--target",
+        url.as_str(),
+        "--duration",
+        "200ms",
+        "--warmup",
+        "0",
+        "--connections",
+        "2",
+        "--json",
+        existing_arg,
+    ];
+    let ended = run_until(&short, REFUSAL_LIMIT, |_| {});
+    assert_eq!(
+        ended.status.and_then(|status| status.code()),
+        Some(0),
+        "{}",
+        ended.stderr
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&existing).expect("read"))
+            .expect("the new report is JSON");
+    common::schema::validate(&common::schema(), &report).expect("the new report fits the schema");
+    assert_eq!(listed(), ["x.json"]);
 }

@@ -96,6 +96,8 @@ pub struct Cli {
     timeline: bool,
 
     /// Write the whole report as JSON to FILE (schema: bench/loadgen/schema.json).
+    /// Checked before the load; an existing FILE is replaced only by a
+    /// complete report.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
