@@ -26,11 +26,18 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    // Before the load: a path that cannot be written is bad usage, not a run
+    // lost at its end.
+    let json = cli
+        .json
+        .as_deref()
+        .map(loadgen::report::json_file::JsonFile::create)
+        .transpose()?;
     let config = cli.config(std::env::args().collect());
     let report = loadgen::run(&config)?;
     print!("{}", loadgen::report::summary::render(&report));
-    if let Some(path) = &cli.json {
-        loadgen::report::write_json(&report, path)?;
+    if let Some(json) = json {
+        json.write(&report)?;
     }
     Ok(())
 }

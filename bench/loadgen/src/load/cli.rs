@@ -43,7 +43,8 @@ pub struct Cli {
     #[arg(long, value_name = "URL", value_parser = Target::parse, required = true)]
     target: Vec<Target>,
 
-    /// Concurrent connections (`50`, `1k`).
+    /// Concurrent connections (`50`, `1k`); more than loadgen's fd limit or
+    /// its memory could hold are refused before the run.
     #[arg(long, default_value = "50", value_parser = parse_positive_integer)]
     connections: usize,
 
@@ -59,6 +60,7 @@ pub struct Cli {
     /// the answers, and count latency from each request's intended start
     /// (coordinated omission corrected, as wrk2 does). Without it: closed loop,
     /// each connection sends its next request when the previous answer is complete.
+    /// At most 1e9 (one a nanosecond).
     #[arg(long, value_name = "R", value_parser = parse_rate)]
     rate: Option<f64>,
 
@@ -94,6 +96,8 @@ pub struct Cli {
     timeline: bool,
 
     /// Write the whole report as JSON to FILE (schema: bench/loadgen/schema.json).
+    /// Checked before the load; an existing FILE is replaced only by a
+    /// complete report.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
@@ -115,9 +119,9 @@ pub struct Cli {
 
     /// The stalled-worker experiment: send SIGSTOP to PID at each
     /// `--stop-after`, and SIGCONT `--stop-for` later (the pid must exist at
-    /// start). SIGCONT is sent even when the run fails or loadgen is
-    /// interrupted (SIGINT, SIGTERM, SIGHUP); only a SIGKILL of loadgen
-    /// leaves PID stopped.
+    /// start). SIGCONT is sent even when the run fails or a signal ends
+    /// loadgen (SIGINT, SIGTERM, SIGHUP, SIGUSR1, ...: every one a handler can
+    /// catch); only a SIGKILL of loadgen leaves PID stopped.
     #[arg(long, value_name = "PID", requires = "stop_after")]
     stop: Option<u32>,
 

@@ -1,9 +1,15 @@
-//! The load generator's own fd limit: each connection is one fd (two in open
-//! loop, with its timerfd), so it raises its soft `RLIMIT_NOFILE` to the hard
-//! limit before the run, warns when the run will not fit, and the report says
-//! what it got, so that running out is explained rather than mysterious.
+//! The load generator's own limits: fds and memory. Each connection is one fd
+//! (two in open loop, with its timerfd), so it raises its soft `RLIMIT_NOFILE`
+//! to the hard limit before the run, refuses connections that could never all
+//! be open ([`check_connections`]), warns when the run will not fit with the
+//! fds it needs besides, and the report says what it got, so that running out
+//! is explained rather than mysterious. Each connection also keeps a read
+//! buffer, so connections that could not fit in memory are refused too.
 
 use serde::{Deserialize, Serialize};
+
+use super::connection::MEMORY_PER_CONNECTION_BYTES;
+use crate::report::format;
 
 /// The load generator's `RLIMIT_NOFILE` during the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,11 +33,116 @@ pub fn fds_per_connection(open_loop: bool) -> u64 {
     if open_loop { 2 } else { 1 }
 }
 
+/// The fds `connections` connections hold when all are open.
+pub fn fds_of_connections(connections: usize, open_loop: bool) -> u64 {
+    (connections as u64).saturating_mul(fds_per_connection(open_loop))
+}
+
 /// About how many fds a run of `connections` connections needs, all told.
 pub fn fds_needed(connections: usize, open_loop: bool) -> u64 {
-    (connections as u64)
-        .saturating_mul(fds_per_connection(open_loop))
-        .saturating_add(FDS_BESIDES_CONNECTIONS)
+    fds_of_connections(connections, open_loop).saturating_add(FDS_BESIDES_CONNECTIONS)
+}
+
+/// The memory loadgen may still take, and which limit says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryRoom {
+    /// Bytes.
+    pub bytes: u64,
+    /// Where the figure comes from, for the error line.
+    pub source: &'static str,
+}
+
+/// The smaller of the machine's available memory (`MemAvailable` in
+/// /proc/meminfo: what can be allocated without swapping) and, under an
+/// `RLIMIT_AS` (`ulimit -v`), the address space left under it; `None` when
+/// neither can be read.
+pub fn memory_room() -> Option<MemoryRoom> {
+    let available = meminfo_kib("MemAvailable").map(|kib| MemoryRoom {
+        bytes: kib.saturating_mul(1024),
+        source: "MemAvailable in /proc/meminfo",
+    });
+    let address_space = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_AS)
+        .ok()
+        .map(|(soft, _hard)| soft)
+        .filter(|&soft| soft != nix::sys::resource::RLIM_INFINITY)
+        .and_then(|soft| {
+            let used = status_kib("VmSize")?.saturating_mul(1024);
+            Some(MemoryRoom {
+                bytes: soft.saturating_sub(used),
+                source: "RLIMIT_AS (ulimit -v) less the address space loadgen already uses",
+            })
+        });
+    [available, address_space]
+        .into_iter()
+        .flatten()
+        .min_by_key(|room| room.bytes)
+}
+
+/// A `NAME:  N kB` line of /proc/meminfo, in KiB.
+fn meminfo_kib(name: &str) -> Option<u64> {
+    kib_field(&std::fs::read_to_string("/proc/meminfo").ok()?, name)
+}
+
+/// A `NAME:  N kB` line of /proc/self/status, in KiB.
+fn status_kib(name: &str) -> Option<u64> {
+    kib_field(&std::fs::read_to_string("/proc/self/status").ok()?, name)
+}
+
+/// The value of the `NAME:  N kB` line of `text`, in KiB.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|value| value.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse().ok())
+}
+
+/// Refuses, before any connection is opened or allocated, `connections` that
+/// could never all be held: more fds than the fd limit (`fd_limit`, already
+/// raised to the hard limit, which only a privileged process can raise), or
+/// more memory than `memory` (when known). `Err` is the usage error's line.
+///
+/// Only what is certain is refused: the connections' own fds alone, not the
+/// [`FDS_BESIDES_CONNECTIONS`] spare, which is an estimate and only warned
+/// about ([`FdLimit::fits`]). `--connections 1000000000` used to build its
+/// connections until it ran out of memory and aborted.
+pub fn check_connections(
+    connections: usize,
+    open_loop: bool,
+    fd_limit: &FdLimit,
+    memory: Option<MemoryRoom>,
+) -> Result<(), String> {
+    let fds = fds_of_connections(connections, open_loop);
+    if fds > fd_limit.soft {
+        let each = match open_loop {
+            true => "2 each in open loop: the socket and its timerfd",
+            false => "1 each",
+        };
+        return Err(format!(
+            "--connections {connections} need {fds} fds ({each}), more than loadgen's fd \
+             limit of {} (RLIMIT_NOFILE; its hard limit is {}, which only a privileged \
+             process can raise): at most {} connections fit",
+            fd_limit.soft,
+            fd_limit.hard,
+            fd_limit.soft.saturating_sub(FDS_BESIDES_CONNECTIONS) / fds_per_connection(open_loop)
+        ));
+    }
+    let Some(memory) = memory else {
+        return Ok(());
+    };
+    let bytes = (connections as u64).saturating_mul(MEMORY_PER_CONNECTION_BYTES);
+    if bytes > memory.bytes {
+        return Err(format!(
+            "--connections {connections} would take about {} of memory ({} each: the read \
+             buffer and the task), more than the {} loadgen may still take ({}): at most \
+             {} connections fit",
+            format::bytes(bytes),
+            format::bytes(MEMORY_PER_CONNECTION_BYTES),
+            format::bytes(memory.bytes),
+            memory.source,
+            memory.bytes / MEMORY_PER_CONNECTION_BYTES
+        ));
+    }
+    Ok(())
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (setrlimit(2)).
@@ -71,5 +182,52 @@ mod tests {
         assert!(limit.fits(fds_needed(100, false)));
         assert!(!limit.fits(fds_needed(100, true)));
         assert!(!limit.fits(fds_needed(usize::MAX, true)));
+    }
+
+    /// Regression (issue 19, item 7): connections whose own fds exceed the fd
+    /// limit, or whose memory exceeds what is left, are refused with a line
+    /// that names the limit; the spare fds besides are only warned about.
+    #[test]
+    fn refuses_connections_that_cannot_all_be_held() {
+        let limit = FdLimit {
+            soft_at_start: 1024,
+            soft: 20_000,
+            hard: 20_000,
+        };
+        let plenty = Some(MemoryRoom {
+            bytes: u64::MAX,
+            source: "test",
+        });
+        assert_eq!(check_connections(20_000, false, &limit, plenty), Ok(()));
+        assert_eq!(check_connections(10_000, true, &limit, plenty), Ok(()));
+        assert_eq!(check_connections(20_000, false, &limit, None), Ok(()));
+        let refused =
+            check_connections(1_000_000_000, false, &limit, plenty).expect_err("a billion fds");
+        assert!(refused.contains("1000000000 fds"), "{refused}");
+        assert!(refused.contains("fd limit of 20000"), "{refused}");
+        assert!(refused.contains("at most 19936 connections"), "{refused}");
+        let refused = check_connections(10_001, true, &limit, plenty).expect_err("20002 fds");
+        assert!(refused.contains("20002 fds (2 each"), "{refused}");
+        assert!(check_connections(usize::MAX, true, &limit, plenty).is_err());
+
+        let little = Some(MemoryRoom {
+            bytes: 100 * MEMORY_PER_CONNECTION_BYTES,
+            source: "RLIMIT_AS",
+        });
+        assert_eq!(check_connections(100, false, &limit, little), Ok(()));
+        let refused = check_connections(101, false, &limit, little).expect_err("memory");
+        assert!(refused.contains("RLIMIT_AS"), "{refused}");
+        assert!(refused.contains("at most 100 connections"), "{refused}");
+    }
+
+    /// `NAME: N kB` lines of /proc are read as KiB; this process has some.
+    #[test]
+    fn reads_kib_fields() {
+        let text = "MemTotal:       24000000 kB\nMemAvailable:   23000000 kB\n";
+        assert_eq!(kib_field(text, "MemAvailable"), Some(23_000_000));
+        assert_eq!(kib_field(text, "Mem"), None);
+        assert_eq!(kib_field(text, "SwapTotal"), None);
+        assert!(status_kib("VmSize").is_some_and(|kib| kib > 0));
+        assert!(memory_room().is_some_and(|room| room.bytes > 0));
     }
 }

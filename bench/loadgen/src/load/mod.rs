@@ -119,7 +119,15 @@ pub struct Config {
 pub fn run(config: &Config) -> anyhow::Result<Report> {
     check_spans(config)?;
     let fd_limit = limits::raise_fd_limit().context("raise RLIMIT_NOFILE")?;
-    let fds_needed = limits::fds_needed(config.connections, config.rate.is_some());
+    let open_loop = config.rate.is_some();
+    limits::check_connections(
+        config.connections,
+        open_loop,
+        &fd_limit,
+        limits::memory_room(),
+    )
+    .map_err(UsageError)?;
+    let fds_needed = limits::fds_needed(config.connections, open_loop);
     if !fd_limit.fits(fds_needed) {
         eprintln!(
             "loadgen: warning: {} connections need about {fds_needed} fds, but the fd limit \

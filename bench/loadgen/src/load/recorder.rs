@@ -367,6 +367,14 @@ impl Recorder {
         self.unanswered_at_end += count;
     }
 
+    /// Counts `count` open-loop requests of the window that were due but never
+    /// sent, because the run's hard stop came first: each is scheduled and
+    /// unanswered, so that `scheduled` stays `ok + failed + unanswered_at_end`.
+    pub fn record_unsent(&mut self, count: u64) {
+        self.scheduled = self.scheduled.saturating_add(count);
+        self.unanswered_at_end = self.unanswered_at_end.saturating_add(count);
+    }
+
     /// Successful requests recorded.
     pub fn requests(&self) -> u64 {
         self.latency.len()

@@ -11,20 +11,24 @@
 //! - when the stall's time is up (the normal case);
 //! - when the run ends early (an error, a panic: [`Stopper`]'s `Drop` cancels
 //!   the thread, whose guard continues the process);
-//! - when loadgen is interrupted by SIGINT, SIGTERM or SIGHUP: a handler,
-//!   installed for the run, sends SIGCONT to the stopped pid (kill(2) is
-//!   async-signal-safe) and then dies of the signal as it would have.
+//! - when loadgen gets a signal that ends it (SIGINT, SIGTERM, SIGHUP,
+//!   SIGQUIT, SIGUSR1, SIGALRM, ...: every one that can be caught, see
+//!   [`FATAL_SIGNALS`]): a handler, installed for the run, sends SIGCONT to
+//!   the stopped pid (kill(2) is async-signal-safe) and then loadgen dies of
+//!   the signal as it would have.
 //!
 //! Only SIGKILL of loadgen itself leaves the process stopped; a cluster's
 //! master then SIGKILLs and replaces the silent worker after its
 //! `--worker-timeout`.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{self, SigHandler, Signal};
+use anyhow::Context;
+use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
 use crate::report::Stall;
@@ -84,7 +88,7 @@ impl Stopper {
     /// `measure_start + after`; times in the [`Stall`]s count from `origin`,
     /// the run's start.
     pub fn start(stop: Stop, origin: Instant, measure_start: Instant) -> anyhow::Result<Stopper> {
-        install_handler()?;
+        install_guard().context("install the --stop signal guard")?;
         let (cancel, cancelled) = mpsc::channel::<()>();
         let thread = thread::Builder::new()
             .name("loadgen-stop".to_owned())
@@ -207,38 +211,149 @@ impl Drop for Stopped {
     }
 }
 
-/// The signals that end loadgen early and must not leave a process stopped.
-const ENDING_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+/// The signals whose default action ends loadgen ("Term" or "Core" in
+/// signal(7)) and that a handler can catch: each would otherwise leave the
+/// stopped process stopped. That is every one but SIGKILL, and the real-time
+/// signals besides ([`guarded_signals`]). Left alone:
+///
+/// - SIGKILL and SIGSTOP: no handler can catch them;
+/// - SIGTSTP, SIGTTIN, SIGTTOU: they stop loadgen, not end it; its stall
+///   timer stops with it, and the SIGCONT goes out once loadgen runs again;
+/// - SIGCHLD, SIGCONT, SIGURG, SIGWINCH: ignored by default.
+///
+/// A signal loadgen already ignores is not guarded either ([`install_guard`]):
+/// it does not end loadgen, and a handler would make it. So SIGPIPE, which
+/// Rust's runtime ignores before `main` (a write to a closed socket is an
+/// EPIPE, counted as a reset), stays ignored, as do SIGHUP under `nohup` and
+/// SIGINT and SIGQUIT in a shell's background job.
+const FATAL_SIGNALS: [libc::c_int; 22] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGILL,
+    libc::SIGTRAP,
+    libc::SIGABRT,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGUSR1,
+    libc::SIGSEGV,
+    libc::SIGUSR2,
+    libc::SIGPIPE,
+    libc::SIGALRM,
+    libc::SIGTERM,
+    libc::SIGSTKFLT,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGIO,
+    libc::SIGPWR,
+    libc::SIGSYS,
+];
 
-/// Installs [`on_ending_signal`] for [`ENDING_SIGNALS`].
-fn install_handler() -> nix::Result<()> {
-    let action = signal::SigAction::new(
-        SigHandler::Handler(on_ending_signal),
-        // SA_RESETHAND: the handler runs once, then the default action is back
-        // for the re-raise below.
-        signal::SaFlags::SA_RESETHAND,
-        signal::SigSet::empty(),
-    );
-    for sig in ENDING_SIGNALS {
-        // SAFETY: the handler only calls async-signal-safe functions (kill(2),
-        // raise(3)) and reads an atomic; it replaces the default action, and
-        // no other code of loadgen installs a handler for these signals.
-        unsafe { signal::sigaction(sig, &action) }?;
+/// The signals that raise a fault where an instruction failed: on returning
+/// from the handler the instruction runs again and faults again, into the
+/// action restored meanwhile.
+const FAULT_SIGNALS: [libc::c_int; 4] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
+
+/// Signal numbers on Linux run from 1 to 64 (`_NSIG` − 1).
+const SIGNAL_SLOTS: usize = 65;
+
+/// The action each guarded signal had before the guard, indexed by signal:
+/// the default, except SIGSEGV and SIGBUS, which Rust's runtime handles (to
+/// report a stack overflow). The first guard installed in the process sets it.
+static PREVIOUS_ACTIONS: [OnceLock<libc::sigaction>; SIGNAL_SLOTS] =
+    [const { OnceLock::new() }; SIGNAL_SLOTS];
+
+/// Every signal the guard covers: [`FATAL_SIGNALS`], then the real-time
+/// signals glibc leaves to programs (SIGRTMIN to SIGRTMAX: their default
+/// action is "Term"; glibc keeps the two below SIGRTMIN for its threads).
+fn guarded_signals() -> impl Iterator<Item = libc::c_int> {
+    FATAL_SIGNALS
+        .into_iter()
+        .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
+}
+
+/// Installs [`on_fatal_signal`] for every [`guarded_signals`] that loadgen
+/// does not ignore, keeping the action each had in [`PREVIOUS_ACTIONS`].
+fn install_guard() -> std::io::Result<()> {
+    // SAFETY: an all-zero sigaction is a valid value (SIG_DFL, no flags, an
+    // empty mask); sigaction(2) below only reads `guard` and writes `previous`,
+    // both owned here. The handler only calls async-signal-safe functions
+    // (kill(2), sigaction(2), raise(3)), reads atomics and statics already set,
+    // and no other code of loadgen installs a handler for these signals.
+    unsafe {
+        let mut guard: libc::sigaction = std::mem::zeroed();
+        guard.sa_sigaction = on_fatal_signal as *const () as libc::sighandler_t;
+        // SA_SIGINFO: the handler tells a fault from a signal sent. SA_ONSTACK:
+        // a stack overflow's SIGSEGV needs the alternate stack that Rust's
+        // runtime gives each thread.
+        guard.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        libc::sigemptyset(&mut guard.sa_mask);
+        for signal in guarded_signals() {
+            let Some(slot) = PREVIOUS_ACTIONS.get(signal as usize) else {
+                continue;
+            };
+            let mut previous: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, std::ptr::null(), &mut previous) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if previous.sa_sigaction == libc::SIG_IGN {
+                continue;
+            }
+            // A second run in one process finds its own guard: the first
+            // previous action is the one to keep.
+            let _ = slot.set(previous);
+            if libc::sigaction(signal, &guard, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
     }
     Ok(())
 }
 
-/// Continues the stopped process, if any, then dies of `signal` as loadgen
-/// would have without the handler (SA_RESETHAND restored the default action).
-extern "C" fn on_ending_signal(signal: libc::c_int) {
+/// Continues the stopped process, if any, then lets `signal` end loadgen as
+/// it would have without the guard:
+///
+/// - a fault (SIGSEGV, SIGBUS, SIGILL, SIGFPE raised by the kernel for an
+///   instruction, `si_code` > 0): the action from before the guard is put
+///   back and the handler returns, so the instruction faults again into it
+///   (Rust's runtime then reports a stack overflow and aborts, or the default
+///   action ends loadgen);
+/// - any other (sent by kill(2), or SIGABRT from abort(3)): the default
+///   action is put back and the signal raised again; it is blocked while the
+///   handler runs, so it ends loadgen as the handler returns. A `kill -SEGV`
+///   too: Rust's handler would have ignored it once, but signal(7) says it
+///   ends the process, and the stopped process has just been continued.
+extern "C" fn on_fatal_signal(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    _context: *mut libc::c_void,
+) {
     let pid = STOPPED_PID.load(Ordering::SeqCst);
-    // SAFETY: kill(2) and raise(3) are async-signal-safe; `pid` is a process
-    // this loadgen stopped (or 0, skipped).
+    // SAFETY: kill(2), sigaction(2) and raise(3) are async-signal-safe; `pid`
+    // is a process this loadgen stopped (or 0, skipped); `info` is the
+    // kernel's siginfo for this delivery (SA_SIGINFO), read only if not null;
+    // the previous action was stored before this handler was installed.
     unsafe {
         if pid > 0 {
             libc::kill(pid, libc::SIGCONT);
         }
-        libc::raise(signal);
+        let fault = FAULT_SIGNALS.contains(&signal) && !info.is_null() && (*info).si_code > 0;
+        let previous = PREVIOUS_ACTIONS
+            .get(signal as usize)
+            .and_then(OnceLock::get);
+        match previous {
+            Some(previous) if fault => {
+                libc::sigaction(signal, previous, std::ptr::null_mut());
+            }
+            _ => {
+                let mut default: libc::sigaction = std::mem::zeroed();
+                default.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(signal, &default, std::ptr::null_mut());
+                libc::raise(signal);
+            }
+        }
     }
 }
 
@@ -282,5 +397,51 @@ mod tests {
                 .expect_err("no such pid")
                 .contains("--stop")
         );
+    }
+
+    /// The signals the guard leaves alone, each for its reason in
+    /// [`FATAL_SIGNALS`]'s doc.
+    const UNGUARDED_SIGNALS: [libc::c_int; 9] = [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+        libc::SIGCHLD,
+        libc::SIGCONT,
+        libc::SIGURG,
+        libc::SIGWINCH,
+    ];
+
+    /// Regression (issue 19, item 8): the guard covers every signal whose
+    /// default action ends loadgen; the ones it leaves alone are those no
+    /// handler can catch, that stop rather than end it, or that are ignored
+    /// by default. SIGUSR1, SIGUSR2 and SIGALRM used to leave the process
+    /// stopped.
+    #[test]
+    fn the_guard_covers_every_signal_that_ends_loadgen() {
+        let guarded: Vec<libc::c_int> = guarded_signals().collect();
+        for signal in 1..=libc::SIGRTMAX() {
+            // glibc's own, below SIGRTMIN: not for programs.
+            if (32..libc::SIGRTMIN()).contains(&signal) {
+                continue;
+            }
+            let covered = guarded.contains(&signal);
+            let left = UNGUARDED_SIGNALS.contains(&signal);
+            assert!(
+                covered != left,
+                "signal {signal}: guarded {covered}, left alone {left}"
+            );
+            assert!((signal as usize) < SIGNAL_SLOTS, "signal {signal}");
+        }
+        for signal in [
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGALRM,
+            libc::SIGRTMIN(),
+        ] {
+            assert!(guarded.contains(&signal), "{signal}");
+        }
+        assert!(FAULT_SIGNALS.iter().all(|signal| guarded.contains(signal)));
     }
 }

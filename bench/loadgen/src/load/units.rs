@@ -24,11 +24,24 @@ pub fn parse_count(text: &str) -> Result<f64, String> {
     Ok(value)
 }
 
-/// Parses a request rate per second (`--rate`): a count more than zero.
+/// The highest `--rate`, requests per second: one request a nanosecond. The
+/// open loop's schedule is a list of `Instant`s, which count nanoseconds, so a
+/// higher rate could not even be spaced; and no HTTP server answers within a
+/// thousandth of that. A rate above it (`1e12`) is a typo, not a load.
+pub const MAX_RATE_PER_S: f64 = 1e9;
+
+/// Parses a request rate per second (`--rate`): a count more than zero, at
+/// most [`MAX_RATE_PER_S`].
 pub fn parse_rate(text: &str) -> Result<f64, String> {
     let rate = parse_count(text)?;
     if rate <= 0.0 {
         return Err("must be more than zero".to_owned());
+    }
+    if rate > MAX_RATE_PER_S {
+        return Err(format!(
+            "more than {MAX_RATE_PER_S:e} requests/s, one a nanosecond, the resolution of \
+             the schedule's clock"
+        ));
     }
     Ok(rate)
 }
@@ -54,6 +67,10 @@ mod tests {
         assert_eq!(parse_count("20_000"), Ok(20_000.0));
         assert_eq!(parse_rate("0.5"), Ok(0.5));
         assert!(parse_rate("0").is_err());
+        assert_eq!(parse_rate("1e9"), Ok(MAX_RATE_PER_S));
+        assert_eq!(parse_rate("1000M"), Ok(MAX_RATE_PER_S));
+        assert!(parse_rate("1.000001e9").is_err());
+        assert!(parse_rate("1e12").is_err());
         assert!(parse_count("many").is_err());
         assert!(parse_count("-3").is_err());
         assert_eq!(parse_positive_integer("10k"), Ok(10_000));

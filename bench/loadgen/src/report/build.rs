@@ -280,7 +280,8 @@ fn notes(report: &Report) -> Vec<String> {
     if requests.unanswered_at_end > 0 {
         notes.push(format!(
             "{} requests of the window were still unanswered {:.1} s after it and were \
-             cut off: neither samples nor failures",
+             cut off, sent or not yet sent (the run's end came before their turn): \
+             neither samples nor failures",
             requests.unanswered_at_end, report.parameters.timeout_s
         ));
     }

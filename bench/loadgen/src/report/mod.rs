@@ -8,6 +8,8 @@
 //! - [`labels`]: what a run was (section, mode, load, round, ...), typed: the
 //!   contract between `scripts/compare.sh` and the renderer.
 //! - [`summary`]: the report as a short text; [`format`]: numbers for people.
+//! - [`json_file`]: `--json FILE`, checked before the load and replaced
+//!   whole at its end.
 //!
 //! Times in the JSON carry their unit in their name: `_us`, `_ms`, `_s`.
 
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 mod build;
 pub(crate) mod format;
+pub mod json_file;
 pub mod labels;
 pub mod summary;
 
@@ -318,7 +321,9 @@ pub struct Requests {
     /// Open loop: requests due in the window; `null` in closed loop.
     pub scheduled: Option<u64>,
     /// Requests of the window still unanswered when the run ended (`timeout`
-    /// after the window): neither samples nor failures.
+    /// after the window), sent and cut off or never sent (an open loop the
+    /// server fell behind): neither samples nor failures. In open loop,
+    /// `ok + failed + unanswered_at_end` is `scheduled`.
     pub unanswered_at_end: u64,
     /// Connections opened in the window (one per request under `--new-conn`).
     pub connections_opened: u64,
@@ -620,12 +625,6 @@ impl Report {
             .find(|process| process.role == Role::Watched)
             .or(tree.processes.first())
     }
-}
-
-/// Writes `report` as JSON to `path`.
-pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
-    let json = serde_json::to_vec_pretty(report).context("serialise the report")?;
-    std::fs::write(path, json).with_context(|| format!("write {}", path.display()))
 }
 
 /// Reads the JSON report at `path`.
