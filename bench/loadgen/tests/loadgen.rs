@@ -876,11 +876,6 @@ fn affinity_records_where_loadgen_and_the_watched_pids_may_run() {
     drop(victim);
 }
 
-/// Whether process `pid` is stopped (state `T` in /proc/PID/stat).
-fn is_stopped(pid: u32) -> bool {
-    cluster::procfs::stat(pid).is_ok_and(|stat| stat.state == 'T')
-}
-
 /// Sends SIGCONT to a pid when dropped: a test of `--stop` that fails never
 /// leaves the process it had loadgen stop stopped.
 struct ContinueOnDrop(u32);
@@ -924,7 +919,10 @@ fn stop_stalls_a_worker_twice_and_continues_it() {
         "300ms",
     ]);
     assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
-    assert!(!is_stopped(worker), "loadgen left worker {worker} stopped");
+    assert!(
+        !testkit::is_stopped(worker),
+        "loadgen left worker {worker} stopped"
+    );
     let report = run.report();
     let stalls = report["stalls"].as_array().expect("stalls");
     assert_eq!(stalls.len(), 2, "{stalls:?}");
@@ -989,7 +987,9 @@ fn an_interrupted_run_continues_the_stopped_process() {
                 .expect("start loadgen"),
         );
         assert!(
-            testkit::proc::wait_until(Duration::from_secs(10), || is_stopped(victim.pid())),
+            testkit::proc::wait_until(Duration::from_secs(10), || testkit::is_stopped(
+                victim.pid()
+            )),
             "loadgen never stopped {}",
             victim.pid()
         );
@@ -998,7 +998,9 @@ fn an_interrupted_run_continues_the_stopped_process() {
         let status = loadgen.0.wait().expect("wait for loadgen");
         assert_eq!(status.signal(), Some(signal as i32), "{status}");
         assert!(
-            testkit::proc::wait_until(Duration::from_secs(5), || !is_stopped(victim.pid())),
+            testkit::proc::wait_until(Duration::from_secs(5), || !testkit::is_stopped(
+                victim.pid()
+            )),
             "loadgen died of {signal} and left {} stopped",
             victim.pid()
         );
@@ -1072,7 +1074,9 @@ fn every_fatal_signal_continues_the_stopped_process() {
         }
         let mut loadgen = KillOnDrop(command.spawn().expect("start loadgen"));
         assert!(
-            testkit::proc::wait_until(Duration::from_secs(10), || is_stopped(victim.pid())),
+            testkit::proc::wait_until(Duration::from_secs(10), || testkit::is_stopped(
+                victim.pid()
+            )),
             "loadgen never stopped {}",
             victim.pid()
         );
@@ -1095,7 +1099,9 @@ fn every_fatal_signal_continues_the_stopped_process() {
         let status = status.expect("exited");
         assert_eq!(status.signal(), Some(signal), "signal {signal}: {status}");
         assert!(
-            testkit::proc::wait_until(Duration::from_secs(5), || !is_stopped(victim.pid())),
+            testkit::proc::wait_until(Duration::from_secs(5), || !testkit::is_stopped(
+                victim.pid()
+            )),
             "loadgen died of signal {signal} and left {} stopped",
             victim.pid()
         );
