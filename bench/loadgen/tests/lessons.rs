@@ -113,10 +113,12 @@ fn run_lesson(n: &str) -> String {
     stdout
 }
 
-/// Lesson 1: the proxy master holds two fds per connection, a handoff master none.
+/// Lesson 1: the proxy master holds two fds per connection, a handoff master
+/// none; the kernel says who holds each connection's server end.
 #[test]
 fn lesson_1_two_fds_per_connection() {
     let stdout = run_lesson("1");
+    assert!(stdout.contains("the kernel's view"), "{stdout}");
     for mode in [
         "proxy",
         "handoff-socket",
@@ -131,11 +133,32 @@ fn lesson_1_two_fds_per_connection() {
 }
 
 /// Lesson 2: at `--max-fds 256` the proxy serves what its formula says at
-/// once, every handoff mode serves every client.
+/// once, every handoff mode serves every client; the clients it does not
+/// serve are in the accept queue (`ss -ltn`'s Recv-Q).
 #[test]
 fn lesson_2_the_fd_limit() {
     let stdout = run_lesson("2");
     assert!(stdout.contains("the formula: "), "{stdout}");
+    assert!(stdout.contains("Recv-Q"), "{stdout}");
+}
+
+/// Issue 20: `--no-verdict` (for students) prints the figures and no
+/// verdict line, and exits 0.
+#[test]
+fn no_verdict_hides_the_verdict() {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let bin_dir = bin_dir().to_str().expect("a UTF-8 path");
+    let output = lesson_sh(
+        &["--quick", "--no-verdict", "--bin-dir", bin_dir, "2"],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("the formula: "), "{stdout}");
+    assert!(!stdout.contains("verdict:"), "{stdout}");
+    assert!(stdout.contains("--no-verdict"), "{stdout}");
 }
 
 /// Lesson 3: under `strace -f`, each socket is accepted, sent with
@@ -147,12 +170,16 @@ fn lesson_3_watching_a_socket_change_hands() {
     assert!(stdout.contains("SCM_RIGHTS"), "{stdout}");
 }
 
-/// Lesson 4: with 4 workers and one connection at a time, `--accept
-/// blocking` gives each worker 15–35 % of them; the other strategies and
-/// reuseport are printed.
+/// Lesson 4: with a worker stopped for 500 ms, `reuseport`'s requests wait
+/// in its queue and a shared queue's do not; with one connection at a time,
+/// `--accept blocking` gives each worker 15–35 % of them; the burst is
+/// printed.
 #[test]
-fn lesson_4_why_one_worker_takes_all_the_load() {
+fn lesson_4_balance_against_latency() {
     let stdout = run_lesson("4");
+    for part in ["a burst", "a stall of", "one at a time"] {
+        assert!(stdout.contains(part), "no {part:?}:\n{stdout}");
+    }
     for server in [
         "--accept drain",
         "--accept single",
@@ -167,12 +194,15 @@ fn lesson_4_why_one_worker_takes_all_the_load() {
     }
 }
 
-/// Lesson 5: a SIGKILLed worker costs at most the requests in flight on it,
-/// in every mode.
+/// Lesson 5: a worker stopped, then SIGKILLed: the proxy loses what it
+/// relayed to it, the `handoff-socket` master hands what it never
+/// acknowledged to another worker, and no mode loses more than its clients'
+/// requests in flight.
 #[test]
 fn lesson_5_a_worker_dies() {
     let stdout = run_lesson("5");
     assert!(stdout.contains("successor"), "{stdout}");
+    assert!(stdout.contains("rescued"), "{stdout}");
 }
 
 /// Lesson 6: under 1,000 new connections a second, a restart refuses
