@@ -91,8 +91,8 @@ pub enum Pass {
 /// worker take all the load?": epoll wakes waiters last in, first out, a
 /// blocking `accept(2)` first in, first out.)
 ///
-/// `drain` stays the default although it spreads connections least evenly
-/// (with `exclusive`): it is
+/// `drain` stays the default although it spreads connections unevenly (and
+/// `exclusive` more so, one connection at a time): it is
 /// what an event-loop server does out of the box (tokio, Node.js's
 /// `SCHED_NONE`), which is what the `handoff-listener` mode stands for in the
 /// comparison, and it costs least. Measured with 4 workers on 2 shared
@@ -118,8 +118,9 @@ pub enum Accept {
     Single,
     /// A thread per worker waits in `epoll_wait` on an epoll fd of its own,
     /// where the listener is registered with `EPOLLEXCLUSIVE`: the kernel
-    /// wakes one waiting thread per connection (not all), which calls
-    /// `accept4` until EAGAIN and hands the streams to its worker's runtime.
+    /// wakes one waiting thread per connection (not all), the first in the
+    /// order the workers registered, which takes one connection (`accept4`)
+    /// and hands it to its worker's runtime.
     Exclusive,
     /// A thread per worker blocked in `accept(2)` (the listener made
     /// blocking): the kernel keeps one FIFO queue of blocked acceptors and
