@@ -202,7 +202,7 @@ pub fn accept_queued(listener: BorrowedFd<'_>) -> Vec<OwnedFd> {
 /// comes out non-blocking, as tokio needs it, so whoever serves it saves the
 /// `ioctl(FIONBIO)` per connection that std's `accept` (`SOCK_CLOEXEC` only)
 /// would cost. Every accept whose socket reaches
-/// the worker's `tcp_stream` goes through here.
+/// `tcp_stream` goes through here.
 pub fn accept_nonblocking(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let flags =
@@ -210,6 +210,21 @@ pub fn accept_nonblocking(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let fd = nix::sys::socket::accept4(listener.as_raw_fd(), flags).map_err(io::Error::from)?;
     // SAFETY: accept4 returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A connection accepted blocking (by the master, or from the queue at the
+/// stop), as a tokio stream; an error means this connection cannot be served.
+pub(crate) fn tcp_stream(fd: OwnedFd) -> std::io::Result<TcpStream> {
+    // Non-blocking already: every accept that leads here is
+    // `accept::accept_nonblocking` (O_NONBLOCK travels with the open file
+    // description, so a handed socket keeps it), which saves an ioctl per
+    // connection.
+    let stream = std::net::TcpStream::from(fd);
+    // Not fatal: the connection still works, only slower (as in `accept`).
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(cause = %err, "TCP_NODELAY");
+    }
+    TcpStream::from_std(stream)
 }
 
 /// Stops a listening socket at a master's stop and returns the clients that
@@ -362,6 +377,23 @@ mod tests {
             timed_out,
             "accept_to_pass returned a connection from a shut-down listener"
         );
+    }
+
+    /// Issue 10: a handed socket on which TCP_NODELAY cannot be set (here a
+    /// Unix socket: EOPNOTSUPP) is still served; the failure ended the whole
+    /// worker, and every connection it held.
+    #[test]
+    fn nodelay_failure_does_not_refuse_the_connection() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let _guard = runtime.enter();
+        let (socket, _peer) = std::os::unix::net::UnixStream::pair().expect("a socketpair");
+        // Non-blocking, as every accept that reaches tcp_stream leaves it.
+        socket.set_nonblocking(true).expect("O_NONBLOCK");
+        let stream = tcp_stream(OwnedFd::from(socket));
+        assert!(stream.is_ok(), "{stream:?}");
     }
 
     /// One wake-up takes what the queue holds, up to `max`; the rest stays

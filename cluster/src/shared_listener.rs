@@ -84,7 +84,7 @@ impl Serving {
 
     /// Serves a connection accepted blocking (a std stream), `at_stop` or not.
     fn serve_std(&self, stream: std::net::TcpStream, at_stop: bool) {
-        match crate::worker::tcp_stream(OwnedFd::from(stream)) {
+        match accept::tcp_stream(OwnedFd::from(stream)) {
             Ok(stream) if at_stop => {
                 service::serve_at_stop(stream, self.connections.watcher(), self.config)
             }

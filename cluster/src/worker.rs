@@ -362,7 +362,7 @@ impl Worker {
     /// that cannot be set up concerns that one client: it is closed and
     /// logged, and the worker goes on.
     fn serve_handed(&self, seq: u64, fd: OwnedFd, serve: fn(TcpStream, Watcher, service::Config)) {
-        match tcp_stream(fd) {
+        match crate::accept::tcp_stream(fd) {
             Ok(stream) => serve(stream, self.connections.watcher(), self.config),
             Err(err) => {
                 tracing::warn!(seq, cause = %err, "cannot serve a handed connection; closed")
@@ -467,45 +467,8 @@ fn one_fd(fds: Vec<OwnedFd>) -> anyhow::Result<OwnedFd> {
     }
 }
 
-/// A connection accepted blocking (by the master, or from the queue at the
-/// stop), as a tokio stream; an error means this connection cannot be served.
-pub(crate) fn tcp_stream(fd: OwnedFd) -> std::io::Result<TcpStream> {
-    // Non-blocking already: every accept that leads here is
-    // `accept::accept_nonblocking` (O_NONBLOCK travels with the open file
-    // description, so a handed socket keeps it), which saves an ioctl per
-    // connection.
-    let stream = std::net::TcpStream::from(fd);
-    // Not fatal: the connection still works, only slower (as in `accept`).
-    if let Err(err) = stream.set_nodelay(true) {
-        tracing::debug!(cause = %err, "TCP_NODELAY");
-    }
-    TcpStream::from_std(stream)
-}
-
 /// The listening socket handed over; whether it blocks is the accept
 /// strategy's business (`shared_listener`).
 fn tcp_listener(fds: Vec<OwnedFd>) -> anyhow::Result<std::net::TcpListener> {
     Ok(std::net::TcpListener::from(one_fd(fds)?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Issue 10: a handed socket on which TCP_NODELAY cannot be set (here a
-    /// Unix socket: EOPNOTSUPP) is still served; the failure ended the whole
-    /// worker, and every connection it held.
-    #[test]
-    fn nodelay_failure_does_not_refuse_the_connection() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let _guard = runtime.enter();
-        let (socket, _peer) = std::os::unix::net::UnixStream::pair().expect("a socketpair");
-        // Non-blocking, as every accept that reaches tcp_stream leaves it.
-        socket.set_nonblocking(true).expect("O_NONBLOCK");
-        let stream = tcp_stream(OwnedFd::from(socket));
-        assert!(stream.is_ok(), "{stream:?}");
-    }
 }
