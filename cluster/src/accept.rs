@@ -138,19 +138,44 @@ impl Backoff {
     }
 }
 
+/// A listener a worker accepts connections from and serves them itself: a
+/// TCP socket, or the Unix socket a `proxy --upstream unix` worker listens on.
+pub trait Listener {
+    /// The connection accepted.
+    type Stream;
+
+    /// One `accept`, waiting for a connection.
+    fn accept_one(&self) -> impl std::future::Future<Output = io::Result<Self::Stream>>;
+}
+
+impl Listener for TcpListener {
+    type Stream = TcpStream;
+
+    /// Sets TCP_NODELAY, as every server here answers small requests.
+    async fn accept_one(&self) -> io::Result<TcpStream> {
+        let (stream, _) = self.accept().await?;
+        // Not fatal: the connection still works, only slower.
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(cause = %err, "TCP_NODELAY");
+        }
+        Ok(stream)
+    }
+}
+
+impl Listener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+
+    async fn accept_one(&self) -> io::Result<tokio::net::UnixStream> {
+        Ok(self.accept().await?.0)
+    }
+}
+
 /// Accepts the next connection to serve here, backing off at the fd limit.
-/// Sets TCP_NODELAY, as every server here answers small requests.
-pub async fn accept(listener: &TcpListener) -> TcpStream {
+pub async fn accept<L: Listener>(listener: &L) -> L::Stream {
     let mut backoff = Backoff::default();
     loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                // Not fatal: the connection still works, only slower.
-                if let Err(err) = stream.set_nodelay(true) {
-                    tracing::debug!(cause = %err, "TCP_NODELAY");
-                }
-                return stream;
-            }
+        match listener.accept_one().await {
+            Ok(stream) => return stream,
             // EINVAL: the socket no longer listens; another holder of it (the
             // master of a listener mode, at its stop) shut it down. Nothing
             // will be accepted again, and retrying would spin: wait for the

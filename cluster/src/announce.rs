@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -18,8 +19,12 @@ use crate::Mode;
 pub struct WorkerInfo {
     /// The worker's pid (the `x-worker-pid` of its answers).
     pub pid: u32,
-    /// Its own port in `proxy` mode; `null` in the handoff modes.
+    /// Its own port in `proxy` mode; `null` in the handoff modes and in
+    /// `proxy --upstream unix`.
     pub port: Option<u16>,
+    /// Its own Unix socket in `proxy --upstream unix`; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
 }
 
 /// One line on stdout.
@@ -41,6 +46,8 @@ enum Announcement {
         old_pid: u32,
         pid: u32,
         port: Option<u16>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<PathBuf>,
     },
     /// The old master of a takeover: the new master `to_pid` serves; this
     /// one stops accepting and exits when its workers are done.
@@ -77,8 +84,13 @@ pub fn handover_failed(pid: u32, reason: &str) {
 }
 
 /// Prints the `respawn` line: `pid` has replaced `old_pid` and is serving.
-pub fn respawn(old_pid: u32, pid: u32, port: Option<u16>) {
-    print(&Announcement::Respawn { old_pid, pid, port });
+pub fn respawn(old_pid: u32, pid: u32, port: Option<u16>, path: Option<PathBuf>) {
+    print(&Announcement::Respawn {
+        old_pid,
+        pid,
+        port,
+        path,
+    });
 }
 
 fn print(announcement: &Announcement) {

@@ -25,6 +25,14 @@ pub struct Episode {
 }
 
 impl Episode {
+    /// No occurrence yet (usable in a `static`).
+    pub const fn new() -> Episode {
+        Episode {
+            last: None,
+            count: 0,
+        }
+    }
+
     /// Records one occurrence at `now`; true if it starts an episode (none
     /// came in the [`EPISODE_GAP`] before it): the caller warns once.
     pub fn starts(&mut self, now: Instant) -> bool {

@@ -19,7 +19,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::Watcher;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The largest `work_us` accepted: one second of busy work per request is
 /// already far beyond any sensible experiment.
@@ -111,10 +111,16 @@ fn busy_work(duration: Duration) {
     }
 }
 
+/// A connection the worker serves: a TCP stream, or a Unix stream from a
+/// relaying master (`proxy --upstream unix`).
+pub trait Connection: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection for S {}
+
 /// Serves HTTP/1.1 on one connection until the client closes it, keep-alive
 /// ends, or a graceful shutdown (through `watcher`) finishes the request in
 /// flight and closes it.
-pub fn serve(stream: TcpStream, watcher: Watcher, config: Config) {
+pub fn serve<S: Connection>(stream: S, watcher: Watcher, config: Config) {
     spawn_connection(stream, watcher, config, false);
 }
 
@@ -127,13 +133,13 @@ pub fn serve(stream: TcpStream, watcher: Watcher, config: Config) {
 /// one's request is likely still in the socket, unread. `watcher` is only
 /// held, so that the stop still waits for this connection (bounded by
 /// `--header-timeout` and the grace period).
-pub fn serve_at_stop(stream: TcpStream, watcher: Watcher, config: Config) {
+pub fn serve_at_stop<S: Connection>(stream: S, watcher: Watcher, config: Config) {
     spawn_connection(stream, watcher, config, true);
 }
 
 /// Spawns the task serving [`Answer`]s on `stream`: see [`serve`] and
 /// [`serve_at_stop`].
-fn spawn_connection(stream: TcpStream, watcher: Watcher, config: Config, at_stop: bool) {
+fn spawn_connection<S: Connection>(stream: S, watcher: Watcher, config: Config, at_stop: bool) {
     thread_local! {
         static ANSWER: Answer = Answer::new();
     }

@@ -78,7 +78,7 @@ pub(crate) struct Serving {
 
 impl Serving {
     /// Serves a connection accepted while serving.
-    fn serve(&self, stream: tokio::net::TcpStream) {
+    fn serve<S: service::Connection>(&self, stream: S) {
         service::serve(stream, self.connections.watcher(), self.config);
     }
 
@@ -121,6 +121,42 @@ pub(crate) async fn accept_loop(
         // this worker cannot accept, and the others take its share.
         tracing::error!(?strategy, cause = %err, "cannot accept on the listener");
         stop.cancelled().await;
+    }
+}
+
+/// A `proxy --upstream unix` worker's own Unix socket, which only its master
+/// connects to: accepted as `drain` accepts, in the worker's event loop,
+/// until `stop`; then what is still queued is served (the master's relays
+/// that reached it).
+pub(crate) async fn unix_accept_loop(
+    listener: std::os::unix::net::UnixListener,
+    serving: Serving,
+    stop: CancellationToken,
+) {
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixListener::from_std(listener))
+    {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(cause = %err, "cannot accept on the upstream socket");
+            return stop.cancelled().await;
+        }
+    };
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            stream = accept::accept(&listener) => serving.serve(stream),
+        }
+    }
+    for fd in accept::accept_queued(listener.as_fd()) {
+        match tokio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(fd)) {
+            Ok(stream) => {
+                service::serve_at_stop(stream, serving.connections.watcher(), serving.config)
+            }
+            Err(err) => tracing::warn!(cause = %err, "cannot serve a queued relay; closed"),
+        }
     }
 }
 

@@ -99,7 +99,8 @@ pub enum Event {
         /// The master's end of the worker's channel.
         channel: Arc<Channel>,
     },
-    /// The worker in `slot` is serving; `port` is its own port (`proxy`).
+    /// The worker in `slot` is serving; `port` is its own port (`proxy`),
+    /// `path` its own Unix socket (`proxy --upstream unix`).
     Ready {
         /// Which worker slot.
         slot: usize,
@@ -107,6 +108,8 @@ pub enum Event {
         pid: u32,
         /// The worker's own port, if it has one.
         port: Option<u16>,
+        /// The worker's own Unix socket, if it has one.
+        path: Option<PathBuf>,
     },
     /// An `Ack` or a `Reject` from a `handoff-socket` worker. The supervisor
     /// has checked that the worker may send that kind; whether the `seq` is
@@ -128,6 +131,17 @@ pub enum Event {
     },
 }
 
+/// What the workers of one master are told besides their mode: the hidden
+/// flags of the `worker` subcommand that only some modes use.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerFlags {
+    /// `--accept`: how the workers of `handoff-listener` accept.
+    pub accept: Option<Accept>,
+    /// `--upstream-dir`: the folder where the workers of `proxy --upstream
+    /// unix` listen ([`crate::worker::upstream_path`]).
+    pub upstream_dir: Option<PathBuf>,
+}
+
 /// How every worker of this cluster is started.
 #[derive(Debug, Clone)]
 struct Spec {
@@ -143,6 +157,8 @@ struct Spec {
     /// Whether workers are handed connections (`handoff-socket`), and so may
     /// send `Ack` and `Reject`.
     takes_connections: bool,
+    /// `proxy --upstream unix`: the folder of the workers' Unix sockets.
+    upstream_dir: Option<PathBuf>,
     /// `--worker-timeout`: how long a worker may leave a ping unanswered.
     worker_timeout: Duration,
 }
@@ -183,16 +199,16 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Starts `--workers` workers for a master of `mode`; each worker is
-    /// told the mode (and `accept`, how to accept on a shared listener, when
-    /// the mode has one), and serves as it requires. Must be called from the
-    /// main thread, on a current-thread runtime. When every worker first
-    /// serves, their list goes to `ready_line`, whose task prints the
-    /// `ready` line (see [`crate::upgrade`]).
+    /// told the mode (and `flags`: how to accept on a shared listener, where
+    /// to listen as a proxy's upstream), and serves as it requires. Must be
+    /// called from the main thread, on a current-thread runtime. When every
+    /// worker first serves, their list goes to `ready_line`, whose task
+    /// prints the `ready` line (see [`crate::upgrade`]).
     pub fn start(
         setup: &Setup,
         mode: Mode,
         ready_line: ReadyLine,
-        accept: Option<Accept>,
+        flags: WorkerFlags,
     ) -> std::io::Result<Supervisor> {
         let (tx, events) = mpsc::channel(EVENT_QUEUE_LEN);
         let (stop, _) = watch::channel(None);
@@ -209,14 +225,18 @@ impl Supervisor {
         ]
         .map(String::from)
         .to_vec();
-        if let Some(accept) = accept.and_then(|accept| accept.to_possible_value()) {
+        if let Some(accept) = flags.accept.and_then(|accept| accept.to_possible_value()) {
             args.extend(["--accept".to_string(), accept.get_name().to_string()]);
+        }
+        if let Some(dir) = &flags.upstream_dir {
+            args.extend(["--upstream-dir".to_string(), dir.display().to_string()]);
         }
         let spec = Arc::new(Spec {
             exe: std::env::current_exe()?,
             args,
             nofile: setup.worker_nofile,
             takes_connections: mode == Mode::Handoff(Pass::Socket),
+            upstream_dir: flags.upstream_dir,
             worker_timeout: setup.args.worker_timeout,
         });
         let workers = usize::from(setup.args.workers);
@@ -291,11 +311,20 @@ impl Supervisor {
                 state.worker = Some(pid);
                 state.condemned = false;
             }
-            Event::Ready { slot, pid, port } => {
+            Event::Ready {
+                slot,
+                pid,
+                port,
+                ref path,
+            } => {
                 let state = &mut self.slots[slot];
-                state.serving = Some(WorkerInfo { pid, port });
+                state.serving = Some(WorkerInfo {
+                    pid,
+                    port,
+                    path: path.clone(),
+                });
                 if let Some(old_pid) = state.dead.take().filter(|_| self.announced) {
-                    announce::respawn(old_pid, pid, port);
+                    announce::respawn(old_pid, pid, port, path.clone());
                 } else if !self.announced && self.slots.iter().all(|s| s.serving.is_some()) {
                     self.announced = true;
                     let workers = self
@@ -442,6 +471,8 @@ struct Watch {
     starting: bool,
     /// It may acknowledge or reject connections (`handoff-socket`).
     takes_connections: bool,
+    /// Its own Unix socket, once it serves (`proxy --upstream unix`).
+    upstream_path: Option<PathBuf>,
     /// The ping.
     liveness: Liveness,
     /// The master's end is still open (no end of file yet).
@@ -454,10 +485,15 @@ struct Watch {
 
 impl Watch {
     fn new(slot: usize, child: &Child, spec: &Spec) -> Watch {
+        let pid = child.id().expect("a child not yet waited for has a pid");
         Watch {
             slot,
-            pid: child.id().expect("a child not yet waited for has a pid"),
+            pid,
             starting: true,
+            upstream_path: spec
+                .upstream_dir
+                .as_deref()
+                .map(|dir| crate::worker::upstream_path(dir, pid)),
             takes_connections: spec.takes_connections,
             liveness: Liveness::new(spec.worker_timeout),
             channel_open: true,
@@ -623,7 +659,13 @@ impl Watch {
         match message {
             Message::Ready { port } if self.starting => {
                 self.starting = false;
-                Ok(Some(Event::Ready { slot, pid, port }))
+                let path = self.upstream_path.clone();
+                Ok(Some(Event::Ready {
+                    slot,
+                    pid,
+                    port,
+                    path,
+                }))
             }
             Message::Ready { .. } => Err("a second Ready"),
             Message::Pong { seq } if self.liveness.answered(seq) => Ok(None),

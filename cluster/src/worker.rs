@@ -65,6 +65,18 @@ pub struct WorkerArgs {
     /// (`handoff-listener` only; the other modes ignore it).
     #[arg(long, value_enum, default_value_t = Accept::Drain)]
     pub accept: Accept,
+    /// `proxy --upstream unix`: listen on a Unix socket in this folder (the
+    /// master's own, mode 0700), named by [`upstream_path`], instead of a
+    /// TCP port of its own.
+    #[arg(long, value_name = "DIR")]
+    pub upstream_dir: Option<std::path::PathBuf>,
+}
+
+/// Where the worker `pid` of a `proxy --upstream unix` master listens: one
+/// name, used by the worker that binds it, the supervisor that announces it
+/// and the master that connects to it.
+pub fn upstream_path(dir: &std::path::Path, pid: u32) -> std::path::PathBuf {
+    dir.join(format!("worker-{pid}.sock"))
 }
 
 /// The hidden subcommand by which the master starts its workers; every
@@ -120,7 +132,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     };
     let mut worker = Worker::start(config, args.init_delay, args.accept)?;
     match args.mode {
-        Mode::Proxy => worker.serve_own_port().await?,
+        Mode::Proxy => worker.serve_own_port(args.upstream_dir.as_deref()).await?,
         Mode::Handoff(Pass::Socket) => worker.serve_handed_sockets().await?,
         Mode::Handoff(Pass::Listener | Pass::Reuseport) => worker.serve_handed_listener().await?,
     }
@@ -244,15 +256,38 @@ impl Worker {
         }
     }
 
-    /// `proxy`: bind a port of our own, report it, serve until told to stop.
-    async fn serve_own_port(&mut self) -> anyhow::Result<()> {
+    /// `proxy`: bind a port of our own (or, with `--upstream unix`, a Unix
+    /// socket in the master's folder), report it, serve until told to stop.
+    async fn serve_own_port(
+        &mut self,
+        upstream_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<()> {
         if !self.start_up().await? {
             return Ok(());
         }
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("bind own port")?;
-        let port = listener.local_addr()?.port();
-        self.accept_on(listener, Accept::Drain);
-        let ready = Message::Ready { port: Some(port) };
+        let ready = match upstream_dir {
+            Some(dir) => {
+                let path = upstream_path(dir, std::process::id());
+                let listener = std::os::unix::net::UnixListener::bind(&path)
+                    .with_context(|| format!("bind {}", path.display()))?;
+                let serving = self.serving();
+                let accepting = crate::shared_listener::unix_accept_loop(
+                    listener,
+                    serving,
+                    self.stop_accepting.clone(),
+                );
+                self.accept_loops.spawn(accepting);
+                // The master knows the path from our pid.
+                Message::Ready { port: None }
+            }
+            None => {
+                let listener =
+                    std::net::TcpListener::bind(("127.0.0.1", 0)).context("bind own port")?;
+                let port = listener.local_addr()?.port();
+                self.accept_on(listener, Accept::Drain);
+                Message::Ready { port: Some(port) }
+            }
+        };
         self.channel.send(ready, None).await?;
         self.serve_until_stop().await
     }
@@ -415,12 +450,17 @@ impl Worker {
     /// Serves the connections of `listener` from now on, accepting as
     /// `strategy` says, in a task of its own.
     fn accept_on(&mut self, listener: std::net::TcpListener, strategy: Accept) {
-        let serving = Serving {
-            connections: self.connections.clone(),
-            config: self.config,
-        };
+        let serving = self.serving();
         let accepting = accept_loop(strategy, listener, serving, self.stop_accepting.clone());
         self.accept_loops.spawn(accepting);
+    }
+
+    /// What an accept loop serves its connections with.
+    fn serving(&self) -> Serving {
+        Serving {
+            connections: self.connections.clone(),
+            config: self.config,
+        }
     }
 
     /// Graceful stop: no new connections (those already queued are taken),

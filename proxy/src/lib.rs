@@ -13,9 +13,8 @@
 
 use std::future::Future;
 
-use anyhow::Context;
-use cluster::cli::Setup;
-use cluster::supervisor::{Event, Supervisor};
+use cluster::cli::{Setup, UsageError};
+use cluster::supervisor::{Event, Supervisor, WorkerFlags};
 use cluster::upgrade::{Step, Upgrade};
 use cluster::{GRACE_PERIOD, Mode, accept};
 use std::sync::Arc;
@@ -25,9 +24,26 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use relay::RelayFds;
+use relay::{RelayFds, Target};
 
 pub mod relay;
+
+/// How the master reaches its workers: the `--upstream` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Upstream {
+    /// Each worker's own TCP port on 127.0.0.1, as nginx's `proxy_pass
+    /// http://127.0.0.1:PORT`: a TCP handshake, and a local ephemeral port
+    /// taken from `ip_local_port_range` (per worker address), per relay.
+    Tcp,
+    /// Each worker's own Unix stream socket, in a folder of the master's
+    /// (mode 0700), as nginx's `proxy_pass http://unix:/path`: no
+    /// handshake, no ephemeral port; the same relay and the same two fds
+    /// per connection.
+    Unix,
+}
+
+/// The longest path of a Unix socket (`sun_path`, with its final NUL).
+const MAX_UNIX_PATH: usize = 107;
 
 /// fds kept free besides the relays and what the master holds when it
 /// measures: a respawning worker's channel pair, the pipe of its spawn, the
@@ -125,8 +141,16 @@ pub async fn run(
     setup: Setup,
     mut upgrade: Upgrade,
     relay_timeout: Duration,
+    upstream: Upstream,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // The workers' Unix sockets live in a folder only this user can enter,
+    // removed with everything in it when the master exits (a SIGKILLed
+    // master leaves it in the temporary folder).
+    let upstream_dir = match upstream {
+        Upstream::Tcp => None,
+        Upstream::Unix => Some(upstream_dir()?),
+    };
     let listener = upgrade.single_listener(setup.args.listen)?;
     let listen = listener.local_addr()?;
     let (mut handover, ready_line) = upgrade.start(listen, &[listener.try_clone()?.into()])?;
@@ -134,9 +158,13 @@ pub async fn run(
     let workers = usize::from(setup.args.workers);
     let relay_fds = RelayFds::default();
     let mut fd_budget = FdBudget::new(relay_fds.clone())?;
-    let mut supervisor = Supervisor::start(&setup, Mode::Proxy, ready_line, None)?;
-    // The own port of the worker serving each slot; None while it (re)starts.
-    let mut ports: Vec<Option<u16>> = vec![None; workers];
+    let flags = WorkerFlags {
+        upstream_dir: upstream_dir.as_ref().map(|dir| dir.path().to_owned()),
+        ..WorkerFlags::default()
+    };
+    let mut supervisor = Supervisor::start(&setup, Mode::Proxy, ready_line, flags)?;
+    // Where the worker serving each slot listens; None while it (re)starts.
+    let mut targets: Vec<Option<Target>> = vec![None; workers];
     // Round robin: the slot to try first for the next connection.
     let mut next = 0;
     let relays = TaskTracker::new();
@@ -147,10 +175,19 @@ pub async fn run(
             step = handover.next() => break Some(step),
             event = supervisor.next_event() => {
                 match event {
-                    Event::Ready { slot, port, .. } => {
-                        ports[slot] = Some(port.context("a proxy worker reports its own port")?);
+                    Event::Ready { slot, port, path, .. } => {
+                        targets[slot] = match (port, path) {
+                            (_, Some(path)) => Some(Target::Path(path.into())),
+                            (Some(port), None) => Some(Target::Port(port)),
+                            (None, None) => anyhow::bail!("a proxy worker reported no address"),
+                        };
                     }
-                    Event::Exited { slot, .. } => ports[slot] = None,
+                    Event::Exited { slot, .. } => {
+                        // A dead worker's socket file: nobody listens there.
+                        if let Some(Target::Path(path)) = targets[slot].take() {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
                     _ => {}
                 }
                 // A worker spawned, ready or gone changes the fds the master
@@ -164,11 +201,11 @@ pub async fn run(
             (permit, client) = async {
                 let permit = fd_budget.permits.clone().acquire_owned().await.expect("never closed");
                 (permit, accept::accept(&listener).await)
-            }, if ports.iter().any(Option::is_some) => {
+            }, if targets.iter().any(Option::is_some) => {
                 // This slot's worker first, then the others in order, in case
                 // it died a moment ago.
-                let targets: Vec<u16> = (0..workers)
-                    .filter_map(|i| ports[(next + i) % workers])
+                let targets: Vec<Target> = (0..workers)
+                    .filter_map(|i| targets[(next + i) % workers].clone())
                     .collect();
                 next = (next + 1) % workers;
                 // Counted now, in the same turn as the accept.
@@ -198,6 +235,29 @@ pub async fn run(
         );
     }
     end.map_or(Ok(()), Step::into_result)
+}
+
+/// A new folder for the workers' Unix sockets, mode 0700, in the
+/// temporary folder (`TMPDIR`, else /tmp). A path too long for a Unix socket
+/// is a usage error, before any worker starts.
+fn upstream_dir() -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("proxy-upstream-")
+        .tempdir()
+        .map_err(|err| {
+            UsageError(format!(
+                "--upstream unix: cannot make a folder for the workers' sockets: {err}"
+            ))
+        })?;
+    let longest = cluster::worker::upstream_path(dir.path(), u32::MAX);
+    if longest.as_os_str().len() > MAX_UNIX_PATH {
+        return Err(UsageError(format!(
+            "--upstream unix: {} is too long a path for a Unix socket (at most {MAX_UNIX_PATH} bytes); set TMPDIR to a shorter folder",
+            longest.display()
+        ))
+        .into());
+    }
+    Ok(dir)
 }
 
 #[cfg(test)]

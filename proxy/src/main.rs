@@ -9,6 +9,7 @@ use cluster::Mode;
 use cluster::cli::ClusterArgs;
 use cluster::master;
 use cluster::worker::{self, Command};
+use proxy::Upstream;
 
 /// Serve one port with N worker processes behind a relaying master (reverse
 /// proxy). Prints one JSON line on stdout when ready; logs on stderr (RUST_LOG).
@@ -25,6 +26,13 @@ struct Cli {
     /// the worker's silence, or this if shorter.
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = cluster::cli::parse_positive_duration)]
     relay_timeout: Duration,
+    /// How the master reaches each worker: its own TCP port on 127.0.0.1
+    /// (`tcp`, the default: one local ephemeral port per relay, as nginx's
+    /// `proxy_pass http://127.0.0.1:PORT`) or its own Unix stream socket in
+    /// a private folder (`unix`: no ephemeral port, no handshake, as
+    /// `proxy_pass http://unix:/path`). The fd bill is the same: 2 per client.
+    #[arg(long, value_enum, default_value_t = Upstream::Tcp)]
+    upstream: Upstream,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -41,7 +49,7 @@ fn main() -> ExitCode {
             Mode::Proxy,
             cli.cluster,
             |setup, upgrade, shutdown| async move {
-                proxy::run(setup, upgrade, cli.relay_timeout, shutdown).await
+                proxy::run(setup, upgrade, cli.relay_timeout, cli.upstream, shutdown).await
             },
         ),
     }

@@ -15,15 +15,17 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream, UnixStream};
 use tokio::time::Instant;
 
 use cluster::GRACE_PERIOD;
+use cluster::episode::Episode;
 
 /// Once the client has sent its end-of-file, how long the worker may stay
 /// silent before the relay is closed. A client that half-closes may still
@@ -66,7 +68,32 @@ impl Drop for HeldFd {
     }
 }
 
-/// Connects to the first worker port of `targets` that accepts, then copies
+/// Where one worker listens for the master's relays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Its own TCP port on 127.0.0.1 (`--upstream tcp`).
+    Port(u16),
+    /// Its own Unix stream socket (`--upstream unix`); shared, so that each
+    /// relay's list of targets costs no copy of the path.
+    Path(Arc<Path>),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Port(port) => write!(f, "127.0.0.1:{port}"),
+            Target::Path(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// The master's connection to a worker, either kind.
+enum Upstream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// Connects to the first worker of `targets` that accepts, then copies
 /// bytes both ways until the worker is done, within the bounds in the module
 /// doc. `_client_fd` counts the client's socket, and is dropped with it.
 ///
@@ -78,13 +105,12 @@ impl Drop for HeldFd {
 pub async fn relay(
     mut client: TcpStream,
     _client_fd: HeldFd,
-    targets: Vec<u16>,
+    targets: Vec<Target>,
     relay_timeout: Duration,
     fds: RelayFds,
 ) {
-    let activity = Activity::new();
     let connected = tokio::time::timeout(relay_timeout, connect(&targets, &fds)).await;
-    let Ok(Some((mut worker, _worker_fd))) = connected else {
+    let Ok(Some((worker, _worker_fd))) = connected else {
         if connected.is_err() {
             tracing::debug!(?relay_timeout, "no worker accepted in time; client closed");
         }
@@ -92,8 +118,48 @@ pub async fn relay(
         // an answer, as with any server that cannot serve.
         return;
     };
-    let (mut from_client, mut to_client) = client.split();
-    let (mut from_worker, mut to_worker) = worker.split();
+    let (from_client, to_client) = client.split();
+    match worker {
+        Upstream::Tcp(mut worker) => {
+            let (from_worker, to_worker) = worker.split();
+            copy_both_ways(
+                from_client,
+                to_client,
+                from_worker,
+                to_worker,
+                relay_timeout,
+            )
+            .await;
+        }
+        Upstream::Unix(mut worker) => {
+            let (from_worker, to_worker) = worker.split();
+            copy_both_ways(
+                from_client,
+                to_client,
+                from_worker,
+                to_worker,
+                relay_timeout,
+            )
+            .await;
+        }
+    }
+}
+
+/// The relay proper, whatever the worker's socket: the two directions, and
+/// when to stop waiting for either (the module doc's table).
+async fn copy_both_ways<CR, CW, WR, WW>(
+    mut from_client: CR,
+    mut to_client: CW,
+    mut from_worker: WR,
+    mut to_worker: WW,
+    relay_timeout: Duration,
+) where
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+    WR: AsyncRead + Unpin,
+    WW: AsyncWrite + Unpin,
+{
+    let activity = Activity::new();
     let upstream = async {
         pump(&mut from_client, &mut to_worker, &activity).await?;
         to_worker.shutdown().await.map_err(PumpError::Write)
@@ -226,38 +292,71 @@ impl Activity {
     }
 }
 
+/// Failures to reach any worker: one warning per episode (a master out of
+/// fds, or of ephemeral ports, fails every client for a while, and a line
+/// each would bury the log).
+static UNREACHABLE: Mutex<Episode> = Mutex::new(Episode::new());
+
+/// Logs that a client was closed because no worker could be reached,
+/// `why`: a warning when it starts an episode, else at debug level.
+fn unreachable(why: &str, cause: &io::Error) {
+    let mut episode = UNREACHABLE.lock().unwrap_or_else(PoisonError::into_inner);
+    if episode.starts(std::time::Instant::now()) {
+        tracing::warn!(cause = %cause, "{why}; client closed (one warning per episode)");
+    } else {
+        tracing::debug!(cause = %cause, closed = episode.count(), "{why}; client closed");
+    }
+}
+
 /// The first connection a worker accepts, trying `targets` in order, with
-/// its socket counted in `fds`.
-async fn connect(targets: &[u16], fds: &RelayFds) -> Option<(TcpStream, HeldFd)> {
-    for &port in targets {
-        let socket = match TcpSocket::new_v4() {
-            Ok(socket) => socket,
-            // The master is out of fds between accept and connect: nothing
-            // another port would change. Drop the client; go on serving.
-            Err(err) if cluster::accept::is_resource_exhaustion(&err) => {
-                tracing::warn!(cause = %err, "no fd to reach a worker; client closed");
-                return None;
-            }
+/// its socket counted in `fds`. A worker that refuses (it died a moment ago:
+/// ECONNREFUSED, or its Unix socket is gone: ENOENT) is skipped; one this
+/// master cannot open a socket for (EMFILE: out of fds) or cannot connect
+/// to from any local port (EADDRNOTAVAIL: out of ephemeral ports for that
+/// worker's address) is skipped too, as the next may still work; when none
+/// does, the client is closed, as any server that cannot serve closes it.
+async fn connect(targets: &[Target], fds: &RelayFds) -> Option<(Upstream, HeldFd)> {
+    let mut last = None;
+    for target in targets {
+        match connect_one(target, fds).await {
+            Ok(connected) => return Some(connected),
             Err(err) => {
-                tracing::warn!(cause = %err, "cannot open a socket to a worker; client closed");
-                return None;
+                tracing::debug!(%target, cause = %err, "worker unreachable");
+                last = Some(err);
             }
-        };
-        // Counted from here: the fd exists, connected or not.
-        let held = fds.hold();
-        match socket
-            .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-            .await
-        {
-            Ok(stream) => {
-                // Not fatal: only slower.
-                let _ = stream.set_nodelay(true);
-                return Some((stream, held));
-            }
-            // ECONNREFUSED: that worker died a moment ago; try the next one.
-            Err(err) => tracing::debug!(port, cause = %err, "worker unreachable"),
         }
     }
-    tracing::warn!("no worker reachable; client closed");
+    let err = last.unwrap_or_else(|| io::Error::other("no worker serves"));
+    let why = if cluster::accept::is_resource_exhaustion(&err) {
+        "no fd to reach a worker"
+    } else if err.kind() == io::ErrorKind::AddrNotAvailable {
+        "no local port left to reach a worker"
+    } else {
+        "no worker reachable"
+    };
+    unreachable(why, &err);
     None
+}
+
+/// One connection to `target`, with its fd counted in `fds` from the moment
+/// it exists.
+async fn connect_one(target: &Target, fds: &RelayFds) -> io::Result<(Upstream, HeldFd)> {
+    match target {
+        Target::Port(port) => {
+            let socket = TcpSocket::new_v4()?;
+            let held = fds.hold();
+            let stream = socket
+                .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, *port)))
+                .await?;
+            // Not fatal: only slower.
+            let _ = stream.set_nodelay(true);
+            Ok((Upstream::Tcp(stream), held))
+        }
+        Target::Path(path) => {
+            let socket = tokio::net::UnixSocket::new_stream()?;
+            let held = fds.hold();
+            let stream = socket.connect(path).await?;
+            Ok((Upstream::Unix(stream), held))
+        }
+    }
 }

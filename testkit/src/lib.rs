@@ -20,6 +20,8 @@
 //!   built in the profile of the running test or bench
 //! - [`impostor`]: [`Impostor`], the test speaking to the master on a stopped
 //!   worker's channel, taken over with `pidfd_getfd`
+//! - [`netns`]: [`in_new_netns`], a test body run in a network namespace of
+//!   its own (its own loopback and sysctls)
 //! - [`contract`]: the shared test bodies, [`start_two_workers`] and the
 //!   `assert_*` functions, with the deadlines they allow
 //!
@@ -30,6 +32,7 @@ pub mod build;
 pub mod contract;
 pub mod http;
 pub mod impostor;
+pub mod netns;
 pub mod proc;
 pub mod process;
 
@@ -42,6 +45,7 @@ pub use http::{
     send_raw,
 };
 pub use impostor::Impostor;
+pub use netns::in_new_netns;
 pub use nix::sys::signal::Signal;
 pub use proc::{
     POLL_INTERVAL, cpu_time, exhaust_fds, exists, fd_count, is_alive, is_stopped, set_nofile_limit,

@@ -68,8 +68,13 @@ pub struct Ready {
 pub struct ReadyWorker {
     /// The worker's pid.
     pub pid: u32,
-    /// The worker's own port in `proxy` mode; `None` (JSON `null`) in the handoff modes.
+    /// The worker's own port in `proxy` mode; `None` (JSON `null`) in the
+    /// handoff modes and in `proxy --upstream unix`.
     pub port: Option<u16>,
+    /// The worker's own Unix socket in `proxy --upstream unix`; absent
+    /// otherwise.
+    #[serde(default)]
+    pub path: Option<std::path::PathBuf>,
 }
 
 impl Cluster {

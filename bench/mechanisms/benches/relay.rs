@@ -138,7 +138,8 @@ fn relay_one(listener: TcpListener, worker_port: u16) {
         let fds = proxy::relay::RelayFds::default();
         let client_fd = fds.hold();
         let relay_timeout = std::time::Duration::from_secs(60);
-        proxy::relay::relay(client, client_fd, vec![worker_port], relay_timeout, fds).await;
+        let target = proxy::relay::Target::Port(worker_port);
+        proxy::relay::relay(client, client_fd, vec![target], relay_timeout, fds).await;
     });
 }
 

@@ -51,8 +51,9 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts `bin` with `--workers 2`, `args` and `--listen 127.0.0.1:0`, and checks
-/// its ready line: mode `mode`, two workers, and each worker's `port` a number in
-/// `proxy` mode and `null` in the handoff modes.
+/// its ready line: mode `mode`, two workers, and each worker's address: in
+/// `proxy` mode its `port` a number, or with `--upstream unix` a `path`
+/// (and `port` null); in the handoff modes neither.
 ///
 /// # Panics
 /// If the binary does not start, or its ready line is not as above.
@@ -68,14 +69,23 @@ pub fn start_two_workers(bin: &str, args: &[&str], mode: &str) -> Cluster {
         2,
         "workers of the ready line {ready:?}"
     );
-    let has_ports = mode == "proxy";
+    let unix = args.windows(2).any(|pair| pair == ["--upstream", "unix"]);
+    let (port, path) = match mode {
+        "proxy" if unix => (false, true),
+        "proxy" => (true, false),
+        _ => (false, false),
+    };
     assert!(
         ready
             .workers
             .iter()
-            .all(|worker| worker.port.is_some() == has_ports),
-        "in {mode} mode each worker's port should be {}: {ready:?}",
-        if has_ports { "a number" } else { "null" }
+            .all(|worker| worker.port.is_some() == port && worker.path.is_some() == path),
+        "in {mode} mode each worker should have {}: {ready:?}",
+        match (port, path) {
+            (true, _) => "a port",
+            (_, true) => "a path and no port",
+            _ => "no port and no path",
+        }
     );
     cluster
 }

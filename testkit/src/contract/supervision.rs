@@ -48,13 +48,16 @@ pub fn assert_respawns_killed_worker(cluster: &mut Cluster) {
         wait_until(Duration::from_secs(1), || !exists(killed)),
         "the killed worker {killed} was not reaped (zombie)"
     );
-    let has_port = cluster.mode() == "proxy";
+    // The successor's address, as its ready-line peers had theirs.
+    let unix = cluster.ready().workers.iter().any(|w| w.path.is_some());
+    let has_port = cluster.mode() == "proxy" && !unix;
     assert_eq!(
         respawn["port"].is_u64(),
         has_port,
         "port of {respawn} in {} mode",
         cluster.mode()
     );
+    assert_eq!(respawn["path"].is_string(), unix, "path of {respawn}");
 
     let serving: Vec<u32> = workers
         .iter()
