@@ -73,6 +73,22 @@ pub fn parse_worker_timeout(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// The longest `--grace`: ten minutes, a stop an operator still waits for
+/// (long requests, slow clients); beyond, a stop looks like a hang.
+pub const MAX_GRACE: Duration = Duration::from_secs(10 * 60);
+
+/// [`parse_duration`] for `--grace`: at most [`MAX_GRACE`] (zero is allowed:
+/// close at once what is in flight).
+pub fn parse_grace(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d > MAX_GRACE => Err(format!(
+            "{text:?}: more than {}, the longest grace a stop takes",
+            humantime::format_duration(MAX_GRACE)
+        )),
+        d => Ok(d),
+    }
+}
+
 /// The flags every mode takes (ARCHITECTURE.md).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClusterArgs {
@@ -134,6 +150,16 @@ pub struct ClusterArgs {
     /// cost of a restart visible. It answers the master's pings meanwhile.
     #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
     pub init_delay: Duration,
+
+    /// How long a stop (SIGTERM or SIGINT, a handover to a successor) lets
+    /// the requests in flight finish before what is left is closed: the
+    /// whole stop, every worker included, takes at most this (and half a
+    /// second). HAProxy's `hard-stop-after`, nginx's
+    /// `worker_shutdown_timeout` and Envoy's `--drain-time-s` let the
+    /// operator choose too; 5 s is five times the longest request a worker
+    /// of this suite computes. At most 10 minutes.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_grace)]
+    pub grace: Duration,
 }
 
 fn default_workers() -> u16 {
@@ -229,6 +255,15 @@ mod tests {
             assert!(err.contains("less than 100ms"), "{text}: {err}");
         }
         assert!(parse_worker_timeout("2d").is_err());
+    }
+
+    /// Issue 26: `--grace` takes zero to ten minutes.
+    #[test]
+    fn grace_is_bounded() {
+        assert_eq!(parse_grace("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_grace("10m"), Ok(MAX_GRACE));
+        let err = parse_grace("10m 1s").unwrap_err();
+        assert!(err.contains("longest grace"), "{err}");
     }
 
     /// Regression (issue 10): an absurd duration is a usage error, not a

@@ -50,7 +50,7 @@ pub mod upgrade;
 pub mod worker;
 
 /// How long a graceful stop lets requests in flight finish before closing
-/// what is left. ARCHITECTURE.md: "at most 5 s".
+/// what is left, unless `--grace` says otherwise (its default).
 pub const GRACE_PERIOD: Duration = Duration::from_secs(5);
 
 /// How the master shares its port: the one name of a mode.

@@ -214,6 +214,7 @@ impl Supervisor {
         let (stop, _) = watch::channel(None);
         let header_timeout = humantime::format_duration(setup.args.header_timeout);
         let init_delay = humantime::format_duration(setup.args.init_delay);
+        let grace = humantime::format_duration(setup.args.grace);
         let mut args: Vec<String> = [
             "worker",
             "--mode",
@@ -222,6 +223,8 @@ impl Supervisor {
             &header_timeout.to_string(),
             "--init-delay",
             &init_delay.to_string(),
+            "--grace",
+            &grace.to_string(),
         ]
         .map(String::from)
         .to_vec();

@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, ChannelError, Message};
 use crate::shared_listener::{Serving, accept_loop};
-use crate::{Accept, GRACE_PERIOD, Mode, Pass, service};
+use crate::{Accept, Mode, Pass, service};
 
 /// The environment variable that tells a worker the number of its channel fd.
 pub const CHANNEL_FD_ENV: &str = "CLUSTER_CHANNEL_FD";
@@ -61,6 +61,11 @@ pub struct WorkerArgs {
     /// The master's `--init-delay`: wait this long before serving.
     #[arg(long, value_parser = crate::cli::parse_duration, default_value = "0s")]
     pub init_delay: std::time::Duration,
+    /// The master's `--grace`: how long a stop by SIGTERM to this worker
+    /// alone lets its requests finish (a `Stop` from the master says what
+    /// is left of the master's own).
+    #[arg(long, value_parser = crate::cli::parse_grace, default_value = "5s")]
+    pub grace: std::time::Duration,
     /// The master's `--accept`: how to accept on a shared listener
     /// (`handoff-listener` only; the other modes ignore it).
     #[arg(long, value_enum, default_value_t = Accept::Drain)]
@@ -130,7 +135,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let config = service::Config {
         header_timeout: args.header_timeout,
     };
-    let mut worker = Worker::start(config, args.init_delay, args.accept)?;
+    let mut worker = Worker::start(config, args.init_delay, args.accept, args.grace)?;
     match args.mode {
         Mode::Proxy => worker.serve_own_port(args.upstream_dir.as_deref()).await?,
         Mode::Handoff(Pass::Socket) => worker.serve_handed_sockets().await?,
@@ -156,7 +161,7 @@ enum Order {
         last: u64,
     },
     /// `Stop` from the master (with what is left of its grace period), or
-    /// SIGTERM (a whole [`GRACE_PERIOD`]).
+    /// SIGTERM (a whole `--grace`).
     Stop {
         /// How long the requests in flight may still take.
         grace: std::time::Duration,
@@ -206,8 +211,10 @@ struct Worker {
     /// `--init-delay`: how long to wait before serving.
     init_delay: std::time::Duration,
     /// How long the graceful stop lets requests in flight finish: what the
-    /// master's `Stop` said, or [`GRACE_PERIOD`] on SIGTERM.
+    /// master's `Stop` said, or `--grace` on SIGTERM.
     grace: std::time::Duration,
+    /// `--grace`: the grace of a stop by SIGTERM to this worker alone.
+    sigterm_grace: std::time::Duration,
 }
 
 impl Worker {
@@ -216,6 +223,7 @@ impl Worker {
         config: service::Config,
         init_delay: std::time::Duration,
         accept: Accept,
+        grace: std::time::Duration,
     ) -> anyhow::Result<Worker> {
         // Ctrl-C in a terminal signals the whole foreground process group; the
         // master coordinates the stop, so a worker must not die of SIGINT first.
@@ -236,7 +244,8 @@ impl Worker {
             accept_loops: JoinSet::new(),
             stop_accepting: CancellationToken::new(),
             init_delay,
-            grace: GRACE_PERIOD,
+            grace,
+            sigterm_grace: grace,
         })
     }
 
@@ -412,7 +421,7 @@ impl Worker {
         loop {
             let received = tokio::select! {
                 received = self.channel.recv() => received,
-                _ = self.sigterm.recv() => return Ok(Order::Stop { grace: GRACE_PERIOD }),
+                _ = self.sigterm.recv() => return Ok(Order::Stop { grace: self.sigterm_grace }),
             };
             if let Some(order) = self.answer_ping(received).await? {
                 return Ok(order);

@@ -38,9 +38,9 @@ use std::time::{Duration, Instant};
 
 use cluster::channel::{Channel, ChannelError, MAX_CONNECTIONS_PER_FRAME, Message};
 use cluster::cli::Setup;
-use cluster::supervisor::{Event, Supervisor};
+use cluster::supervisor::{Event, Supervisor, WorkerFlags};
 use cluster::upgrade::{Step, Upgrade};
-use cluster::{GRACE_PERIOD, Mode, Pass, accept};
+use cluster::{Mode, Pass, accept};
 use tokio::io::unix::AsyncFd;
 
 /// How many handed connections a worker may have not yet acknowledged.
@@ -52,18 +52,18 @@ use tokio::io::unix::AsyncFd;
 /// connections.
 pub const MAX_UNACKED_HANDOFFS: usize = 8;
 
-/// At a stop, how long into the grace period a worker may leave handoffs
-/// unacknowledged before it is taken for stalled (stopped, stuck) and
-/// killed, so that the connections it never read go to another worker,
+/// At a stop, how long into the grace period (`grace`) a worker may leave
+/// handoffs unacknowledged before it is taken for stalled (stopped, stuck)
+/// and killed, so that the connections it never read go to another worker,
 /// which has the rest of the grace period to serve them. A worker
 /// acknowledges from its event loop within microseconds, and turns it
 /// between requests, even while computing `?work_us` (at most a second
-/// each): half the grace period is far beyond any healthy delay, and
-/// `--worker-timeout` (10 s by default) beyond the grace period itself.
+/// each): half the default grace period is far beyond any healthy delay,
+/// and `--worker-timeout` (10 s by default) beyond the grace period itself.
 /// Issue 19: a stalled worker's handoffs waited out the grace period, and
 /// their clients were reset.
-fn stalled_at_stop() -> Duration {
-    GRACE_PERIOD / 2
+fn stalled_at_stop(grace: Duration) -> Duration {
+    grace / 2
 }
 
 /// One worker slot, as the dispatcher sees it.
@@ -320,16 +320,15 @@ impl Dispatcher {
     /// At a stop: kills every worker that still holds unacknowledged
     /// handoffs (see [`stalled_at_stop`]); on its exit they go to the
     /// others.
-    fn kill_stalled(&mut self, supervisor: &mut Supervisor) {
+    fn kill_stalled(&mut self, supervisor: &mut Supervisor, after: Duration) {
         for (slot, state) in self.slots.iter_mut().enumerate() {
             if state.unacked.is_empty() || state.channel.is_none() {
                 continue;
             }
             state.ready = false;
             let cause = format!(
-                "{} handoffs unacknowledged {:?} into the stop",
+                "{} handoffs unacknowledged {after:?} into the stop",
                 state.unacked.len(),
-                stalled_at_stop()
             );
             supervisor.kill_stalled(slot, &cause);
         }
@@ -386,7 +385,12 @@ pub async fn run(
     let listener =
         unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }?;
     let workers = usize::from(setup.args.workers);
-    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), ready_line, None)?;
+    let mut supervisor = Supervisor::start(
+        &setup,
+        Mode::Handoff(Pass::Socket),
+        ready_line,
+        WorkerFlags::default(),
+    )?;
     let mut dispatcher = Dispatcher::new(workers);
     tokio::pin!(shutdown);
     let end = loop {
@@ -412,7 +416,8 @@ pub async fn run(
     // Only if the socket is ours alone: else its queue is the other
     // master's, and a shutdown would stop it listening there too.
     let stopped_at = Instant::now();
-    let deadline = stopped_at + GRACE_PERIOD;
+    let grace = setup.args.grace;
+    let deadline = stopped_at + grace;
     let queued = if handover.close() {
         accept::stop_listening(listener.get_ref().as_fd())
     } else {
@@ -430,7 +435,7 @@ pub async fn run(
     // Let the handoffs in flight be acknowledged; a worker that has not
     // acknowledged its own by `stalled_at_stop` is killed, and they go to
     // the others.
-    let stalled_at = stopped_at + stalled_at_stop();
+    let stalled_at = stopped_at + stalled_at_stop(grace);
     let drained = async {
         let mut stalled_killed = false;
         while !dispatcher.is_idle() {
@@ -439,7 +444,7 @@ pub async fn run(
                 () = sleep_until(dispatcher.resume_at) => dispatcher.resume(),
                 () = sleep_until(Some(stalled_at)), if !stalled_killed => {
                     stalled_killed = true;
-                    dispatcher.kill_stalled(&mut supervisor);
+                    dispatcher.kill_stalled(&mut supervisor, stalled_at_stop(grace));
                 }
             }
         }

@@ -31,9 +31,9 @@ use std::time::Instant;
 
 use cluster::channel::{Channel, Message};
 use cluster::cli::Setup;
-use cluster::supervisor::{Event, Supervisor};
+use cluster::supervisor::{Event, Supervisor, WorkerFlags};
 use cluster::upgrade::{Step, Upgrade};
-use cluster::{Accept, GRACE_PERIOD, Mode, accept, listen};
+use cluster::{Accept, Mode, accept, listen};
 
 use crate::Pass;
 
@@ -59,7 +59,15 @@ pub async fn run(
         None => bind(setup.args.listen, pass, workers)?,
     };
     let (mut handover, ready_line) = upgrade.start(listen, &sockets)?;
-    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(pass), ready_line, accept)?;
+    let mut supervisor = Supervisor::start(
+        &setup,
+        Mode::Handoff(pass),
+        ready_line,
+        WorkerFlags {
+            accept,
+            ..WorkerFlags::default()
+        },
+    )?;
     // Each slot's worker channel, for the connections queued at the stop.
     let mut channels: Vec<Option<Arc<Channel>>> = vec![None; workers];
     tokio::pin!(shutdown);
@@ -84,7 +92,7 @@ pub async fn run(
             },
         }
     };
-    let deadline = Instant::now() + GRACE_PERIOD;
+    let deadline = Instant::now() + setup.args.grace;
     if handover.close() {
         stop_listening(&sockets, &channels);
     }

@@ -226,6 +226,12 @@ macro_rules! pass_tests {
                 testkit::assert_bad_upgrade_input_exits_2(HANDOFF, ARGS, MODE);
             }
 
+            /// Issue 26: `--grace 1s` bounds the whole stop (SIGTERM, and the old master's after a handover) with a request in flight: about a second, not 5.
+            #[test]
+            fn grace_bounds_the_stop() {
+                testkit::assert_grace_bounds_the_stop(HANDOFF, ARGS, MODE);
+            }
+
             /// Issue 19: SIGTERM, then SIGINT, to a new master while its workers start: it exits 0 leaving the sockets listening; the old master serves on with no failed request, and a takeover after works.
             #[test]
             fn new_master_stopped_while_starting() {

@@ -16,7 +16,7 @@ use std::future::Future;
 use cluster::cli::{Setup, UsageError};
 use cluster::supervisor::{Event, Supervisor, WorkerFlags};
 use cluster::upgrade::{Step, Upgrade};
-use cluster::{GRACE_PERIOD, Mode, accept};
+use cluster::{Mode, accept};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -130,7 +130,7 @@ impl FdBudget {
 
 /// Runs the `proxy` master until `shutdown` resolves, then stops accepting,
 /// stops the workers (they finish the requests in flight) and waits for the
-/// relays to end, all within one [`GRACE_PERIOD`]. A relay with no byte
+/// relays to end, all within one grace period (`--grace`). A relay with no byte
 /// moving either way for `relay_timeout` (`--relay-timeout`) is closed.
 ///
 /// With `--takeover` the listener is the old master's; with
@@ -218,7 +218,7 @@ pub async fn run(
             }
         }
     };
-    let deadline = Instant::now() + GRACE_PERIOD;
+    let deadline = Instant::now() + setup.args.grace;
     // Closing our copy is all a stop does to the listener, whether another
     // master holds it too or not (a client in its queue is reset).
     let _owns = handover.close();

@@ -206,6 +206,12 @@ macro_rules! upstream_tests {
                 testkit::assert_init_delay_delays_ready(PROXY, ARGS, "proxy");
             }
 
+            /// Issue 26: `--grace 1s` bounds the whole stop (SIGTERM, and the old master's after a handover) with a request in flight: about a second, not 5.
+            #[test]
+            fn grace_bounds_the_stop() {
+                testkit::assert_grace_bounds_the_stop(PROXY, ARGS, "proxy");
+            }
+
             /// Issue 19: SIGTERM, then SIGINT, to a new master while its workers start: it exits 0 leaving the socket listening; the old master serves on with no failed request.
             #[test]
             fn new_master_stopped_while_starting() {

@@ -88,6 +88,43 @@ pub fn is_stopped(pid: u32) -> bool {
     any
 }
 
+/// How many connections wait in the accept queues of the sockets that
+/// listen on TCP `port` (state `0A`, LISTEN, in `/proc/net/tcp` and
+/// `/proc/net/tcp6`; for a listening socket the `rx_queue` column is its
+/// accept queue's length), summed over them (`SO_REUSEPORT` has several);
+/// `None` if no socket listens there.
+pub fn accept_queue(port: u16) -> Option<usize> {
+    let mut listening = false;
+    let mut queued = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(queues)) =
+                (fields.get(1), fields.get(3), fields.get(4))
+            else {
+                continue;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            if *state != "0A" || local_port != Some(port) {
+                continue;
+            }
+            listening = true;
+            let rx = queues
+                .split(':')
+                .nth(1)
+                .and_then(|hex| usize::from_str_radix(hex, 16).ok());
+            queued += rx.unwrap_or(0);
+        }
+    }
+    listening.then_some(queued)
+}
+
 /// The CPU time (user + system) process `pid` has used so far; `None` if it
 /// does not exist.
 pub fn cpu_time(pid: u32) -> Option<Duration> {

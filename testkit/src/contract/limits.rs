@@ -228,7 +228,7 @@ pub fn assert_bad_usage_exits_2(bin: &str, args: &[&str]) {
 /// Regression (issue 10): a duration over a day is bad usage (exit 2, one
 /// line naming the flag), not a panic on the first connection; and (issue
 /// 19) so is a `--worker-timeout` under 100 ms, which killed healthy
-/// workers.
+/// workers, and (issue 26) a `--grace` over ten minutes.
 pub fn assert_absurd_durations_exit_2(bin: &str, args: &[&str]) {
     let cases = [
         ("--header-timeout", "300000000000y"),
@@ -236,6 +236,8 @@ pub fn assert_absurd_durations_exit_2(bin: &str, args: &[&str]) {
         ("--worker-timeout", "1ms"),
         ("--worker-timeout", "1ns"),
         ("--worker-timeout", "99ms"),
+        ("--grace", "11m"),
+        ("--grace", "10"),
     ];
     for (flag, absurd) in cases {
         let mut all_args = args.to_vec();
