@@ -40,6 +40,9 @@ enum Announcement {
         /// The old master whose sockets this one took over (`--takeover`).
         #[serde(skip_serializing_if = "Option::is_none")]
         takeover_from: Option<u32>,
+        /// The sockets came from a service manager (`LISTEN_FDS`).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        socket_activated: bool,
     },
     /// A successor is serving in place of a worker that died.
     Respawn {
@@ -58,8 +61,15 @@ enum Announcement {
 }
 
 /// Prints the `ready` line: every worker is serving; `takeover_from` is the
-/// old master after a takeover.
-pub fn ready(mode: Mode, listen: SocketAddr, workers: Vec<WorkerInfo>, takeover_from: Option<u32>) {
+/// old master after a takeover; `socket_activated` says the sockets came
+/// from a service manager.
+pub fn ready(
+    mode: Mode,
+    listen: SocketAddr,
+    workers: Vec<WorkerInfo>,
+    takeover_from: Option<u32>,
+    socket_activated: bool,
+) {
     let master_pid = std::process::id();
     print(&Announcement::Ready {
         mode,
@@ -67,6 +77,7 @@ pub fn ready(mode: Mode, listen: SocketAddr, workers: Vec<WorkerInfo>, takeover_
         master_pid,
         workers,
         takeover_from,
+        socket_activated,
     });
 }
 

@@ -28,6 +28,8 @@
 //!   (`Announcement`s; not to be confused with the supervisor's
 //!   [`supervisor::Event`]s, which stay inside the master).
 //! - [`procfs`]: fds, RSS and CPU time of a process and its children.
+//! - [`activation`]: socket activation (`LISTEN_FDS`, `sd_listen_fds(3)`):
+//!   the listening sockets from a service manager.
 //! - [`upgrade`]: `--upgrade-socket` and `--takeover`, a new master taking
 //!   the listening sockets over SCM_RIGHTS (zero-downtime upgrade).
 #![deny(missing_docs)]
@@ -35,6 +37,7 @@
 use std::time::Duration;
 
 pub mod accept;
+pub mod activation;
 pub mod announce;
 pub mod channel;
 pub mod cli;

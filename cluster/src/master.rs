@@ -45,6 +45,8 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let result = (|| {
+        // Before any thread: it changes the environment.
+        let activated = crate::activation::take(mode, args.workers)?;
         let worker_nofile = rlimit::get()?;
         if let Some(max_fds) = args.max_fds {
             rlimit::set_soft(max_fds)
@@ -56,7 +58,7 @@ where
         runtime.block_on(async {
             let mut shutdown: Shutdown = Box::pin(shutdown_signal()?);
             let upgrade = tokio::select! {
-                upgrade = Upgrade::prepare(&args, mode) => upgrade?,
+                upgrade = Upgrade::prepare(&args, mode, activated) => upgrade?,
                 () = &mut shutdown => return Ok(()),
             };
             let setup = Setup {

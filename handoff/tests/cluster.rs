@@ -226,6 +226,12 @@ macro_rules! pass_tests {
                 testkit::assert_bad_upgrade_input_exits_2(HANDOFF, ARGS, MODE);
             }
 
+            /// Issue 26: socket activation: the master serves the service manager's socket, says so, and leaves it listening at its stop.
+            #[test]
+            fn socket_activation_leaves_the_socket() {
+                testkit::assert_socket_activation_serves_and_leaves_the_socket(HANDOFF, ARGS, MODE);
+            }
+
             /// Issue 26: `--grace 1s` bounds the whole stop (SIGTERM, and the old master's after a handover) with a request in flight: about a second, not 5.
             #[test]
             fn grace_bounds_the_stop() {
@@ -283,6 +289,18 @@ fn takeover_mode_mismatch_exits_2() {
     let listener = ["--pass", "listener"];
     let socket = ["--pass", "socket", "--workers", "2"];
     testkit::assert_mode_mismatch_exits_2(HANDOFF, &listener, "handoff-listener", HANDOFF, &socket);
+}
+
+/// Issue 26: a service manager passing a UDP socket, a socket that does not listen, or two sockets where the mode takes one: one line, exit 2.
+#[test]
+fn bad_activation_exits_2() {
+    testkit::assert_bad_activation_exits_2(HANDOFF, &["--pass", "socket"]);
+}
+
+/// Issue 26: under systemd-socket-activate, the first client (the one that starts the master) is served.
+#[test]
+fn systemd_socket_activate_serves() {
+    testkit::assert_systemd_socket_activate_serves(HANDOFF, &["--pass", "socket"]);
 }
 
 /// Issue 19: `--takeover` of a socket served by a process of another uid (offering a listener of its own) is refused: one line naming the uid, exit 2.

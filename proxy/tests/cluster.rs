@@ -206,6 +206,12 @@ macro_rules! upstream_tests {
                 testkit::assert_init_delay_delays_ready(PROXY, ARGS, "proxy");
             }
 
+            /// Issue 26: socket activation: the master serves the service manager's socket, says so, and leaves it listening at its stop.
+            #[test]
+            fn socket_activation_leaves_the_socket() {
+                testkit::assert_socket_activation_serves_and_leaves_the_socket(PROXY, ARGS, "proxy");
+            }
+
             /// Issue 26: `--grace 1s` bounds the whole stop (SIGTERM, and the old master's after a handover) with a request in flight: about a second, not 5.
             #[test]
             fn grace_bounds_the_stop() {

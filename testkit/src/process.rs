@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -61,6 +62,9 @@ pub struct Ready {
     /// The old master whose sockets this one took over (`--takeover`).
     #[serde(default)]
     pub takeover_from: Option<u32>,
+    /// The sockets came from a service manager (`LISTEN_FDS`).
+    #[serde(default)]
+    pub socket_activated: bool,
 }
 
 /// One worker of the `ready` line.
@@ -185,6 +189,64 @@ impl Starting {
     pub fn spawn(bin: &str, args: &[&str]) -> anyhow::Result<Starting> {
         Ok(Starting {
             process: Process::spawn(bin, args)?,
+            bin: bin.to_owned(),
+        })
+    }
+
+    /// Starts `command` as it is (no `--listen` added): a binary of the suite
+    /// behind a wrapper such as `systemd-socket-activate`, named `name` in
+    /// messages. The wrapper must exec the binary, so that the pid is the
+    /// master's.
+    pub fn spawn_command(command: Command, name: &str) -> anyhow::Result<Starting> {
+        Ok(Starting {
+            process: Process::spawn_command(command, name)?,
+            bin: name.to_owned(),
+        })
+    }
+
+    /// Starts `bin` with `args` as a service manager starts a socket-activated
+    /// service (`sd_listen_fds(3)`): `sockets` as fds 3, 4, …, `LISTEN_FDS`
+    /// their count and `LISTEN_PID` the binary's own pid (set by a shell that
+    /// then execs it, as systemd sets it between fork and exec). The test
+    /// keeps its copies of `sockets`, as the service manager does.
+    pub fn spawn_activated(
+        bin: &str,
+        args: &[&str],
+        sockets: &[OwnedFd],
+    ) -> anyhow::Result<Starting> {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", "LISTEN_PID=$$ exec \"$0\" \"$@\"", bin])
+            .args(args)
+            .env("LISTEN_FDS", sockets.len().to_string());
+        let raw: Vec<RawFd> = sockets.iter().map(AsRawFd::as_raw_fd).collect();
+        // SAFETY: between fork and exec the closure calls only dup2 and
+        // fcntl, async-signal-safe, on fds this process owns (`sockets`,
+        // which outlive the spawn); it allocates nothing. Each socket is
+        // first moved above every target fd, so that placing one at 3 + i
+        // never closes another still to be placed.
+        unsafe {
+            command.pre_exec(move || {
+                let high = 1000;
+                for (i, fd) in raw.iter().enumerate() {
+                    if libc::dup2(*fd, high + i as RawFd) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                for i in 0..raw.len() {
+                    let target = 3 + i as RawFd;
+                    // dup2 clears close-on-exec on the new fd.
+                    if libc::dup2(high + i as RawFd, target) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::close(high + i as RawFd);
+                }
+                Ok(())
+            });
+        }
+        Ok(Starting {
+            process: Process::spawn_command(command, bin)?,
             bin: bin.to_owned(),
         })
     }
@@ -317,6 +379,12 @@ impl Process {
         if !has_listen {
             command.args(["--listen", "127.0.0.1:0"]);
         }
+        Process::spawn_command(command, bin)
+    }
+
+    /// Spawns `command` (a binary of the suite, named `bin` in messages) as
+    /// [`Process::spawn`] does.
+    fn spawn_command(mut command: Command, bin: &str) -> anyhow::Result<Process> {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

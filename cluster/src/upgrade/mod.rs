@@ -152,6 +152,10 @@ enum Stage {
 /// What the upgrade task and the master share.
 struct Shared {
     stage: Mutex<Stage>,
+    /// The sockets are lent by a service manager (socket activation), to
+    /// this master or to one it took them over from: whoever owns them among
+    /// the masters, none may shut them down.
+    lent: bool,
     /// Copies of the listening sockets, to offer; closed at the stop.
     sockets: Mutex<Option<Vec<OwnedFd>>>,
 }
@@ -211,6 +215,15 @@ pub struct Upgrade {
     /// when it is the path of `--takeover` (bound beside it meanwhile).
     publish_at: Option<PathBuf>,
     takeover: Option<Takeover>,
+    /// The sockets a service manager passed (socket activation), and their
+    /// address, until the mode takes them.
+    activated: Option<(SocketAddr, Vec<OwnedFd>)>,
+    /// Whether the sockets came from a service manager to this master (the
+    /// `ready` line says so).
+    socket_activated: bool,
+    /// The sockets are a service manager's, lent to this master or to the
+    /// one it took them over from.
+    lent: bool,
     /// `--init-delay`, which the new workers may take on top of
     /// [`TAKEOVER_READY_TIMEOUT`].
     init_delay: Duration,
@@ -218,9 +231,21 @@ pub struct Upgrade {
 
 impl Upgrade {
     /// Binds `--upgrade-socket` and, with `--takeover`, takes the old
-    /// master's sockets. Before anything else starts: every failure is one
-    /// line and exit 2.
-    pub async fn prepare(args: &ClusterArgs, mode: Mode) -> anyhow::Result<Upgrade> {
+    /// master's sockets; `activated` are the sockets a service manager
+    /// passed ([`crate::activation::take`]), if any. Before anything else
+    /// starts: every failure is one line and exit 2.
+    pub async fn prepare(
+        args: &ClusterArgs,
+        mode: Mode,
+        activated: Option<(SocketAddr, Vec<OwnedFd>)>,
+    ) -> anyhow::Result<Upgrade> {
+        if activated.is_some() && args.takeover.is_some() {
+            return Err(crate::cli::UsageError(
+                "--takeover with socket activation (LISTEN_FDS): the sockets come from one or the other"
+                    .into(),
+            )
+            .into());
+        }
         let publish_at = match (&args.upgrade_socket, &args.takeover) {
             (Some(path), Some(old)) if same_path(path, old) => Some(path.clone()),
             _ => None,
@@ -234,19 +259,27 @@ impl Upgrade {
             Some(path) => Some(Takeover::connect(path, mode, args.workers).await?),
             None => None,
         };
+        let socket_activated = activated.is_some();
+        let lent = socket_activated || takeover.as_ref().is_some_and(|t| t.lent);
         Ok(Upgrade {
             mode,
             workers: args.workers,
             endpoint,
             publish_at,
             takeover,
+            activated,
+            socket_activated,
+            lent,
             init_delay: args.init_delay,
         })
     }
 
-    /// The listening sockets taken over, and their address; `None` without
-    /// `--takeover` (the mode binds its own).
+    /// The listening sockets taken over, or passed by a service manager, and
+    /// their address; `None` otherwise (the mode binds its own).
     pub fn taken_sockets(&mut self) -> Option<(SocketAddr, Vec<OwnedFd>)> {
+        if let Some(activated) = self.activated.take() {
+            return Some(activated);
+        }
         let takeover = self.takeover.as_mut()?;
         Some((takeover.listen, takeover.sockets.take()?))
     }
@@ -288,6 +321,7 @@ impl Upgrade {
         };
         let shared = Arc::new(Shared {
             stage: Mutex::new(stage),
+            lent: self.lent,
             sockets: Mutex::new(Some(copies)),
         });
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -296,6 +330,7 @@ impl Upgrade {
             mode: self.mode,
             workers: self.workers,
             listen,
+            socket_activated: self.socket_activated,
             shared: shared.clone(),
         };
         let wait = TAKEOVER_READY_TIMEOUT + self.init_delay;
@@ -397,12 +432,13 @@ impl Handover {
     /// copies of the sockets now: a master stopping must leave no copy
     /// listening. Returns true if this master owns the sockets alone, so
     /// that its stop may shut them down; false before a takeover's commit
-    /// (the old master serves on), during one (the new master has them) and
-    /// after a handover.
+    /// (the old master serves on), during one (the new master has them),
+    /// after a handover, and when a service manager lent them (socket
+    /// activation: they stay its, listening).
     pub fn close(self) -> bool {
         self.task.abort();
         self.shared.drop_sockets();
-        self.shared.stage() == Stage::Owner
+        self.shared.stage() == Stage::Owner && !self.shared.lent
     }
 }
 
@@ -447,7 +483,13 @@ async fn run(
             );
         }
     }
-    announce::ready(offerer.mode, offerer.listen, workers, takeover_from);
+    announce::ready(
+        offerer.mode,
+        offerer.listen,
+        workers,
+        takeover_from,
+        offerer.socket_activated,
+    );
     let Some(endpoint) = endpoint else {
         return;
     };

@@ -19,6 +19,9 @@ pub(super) struct Offerer {
     pub workers: u16,
     /// The address of the sockets offered.
     pub listen: SocketAddr,
+    /// The sockets came from a service manager to this master (its `ready`
+    /// line says so).
+    pub socket_activated: bool,
     pub shared: Arc<Shared>,
 }
 
@@ -126,6 +129,7 @@ impl Offerer {
             pid: std::process::id(),
             listen: self.listen,
             sockets: sockets.len(),
+            lent: self.shared.lent,
         };
         if let Err(err) = conn.send(&offer, None).await {
             return failed(format!("offer: {err}"));

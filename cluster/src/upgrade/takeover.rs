@@ -10,7 +10,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use nix::errno::Errno;
-use socket2::{Domain, Protocol, SockRef, Type};
 use tokio::sync::oneshot;
 
 use super::wire::{self, Conn, Datagram, Silence};
@@ -28,6 +27,8 @@ pub(super) struct Takeover {
     pub listen: SocketAddr,
     /// The sockets, until the mode takes them.
     pub sockets: Option<Vec<OwnedFd>>,
+    /// They are a service manager's (the old master's socket activation).
+    pub lent: bool,
 }
 
 impl Takeover {
@@ -74,15 +75,16 @@ impl Takeover {
         conn.send(&hello, None)
             .await
             .map_err(|err| not_a_master(err.to_string()))?;
-        let (offered_pid, listen, count) = match conn.recv_within(ANSWER_TIMEOUT).await {
+        let (offered_pid, listen, count, lent) = match conn.recv_within(ANSWER_TIMEOUT).await {
             Ok(Some((
                 Datagram::Offer {
                     pid,
                     listen,
                     sockets,
+                    lent,
                 },
                 _,
-            ))) => (pid, listen, sockets),
+            ))) => (pid, listen, sockets, lent),
             Ok(Some((Datagram::Refused { reason }, _))) => {
                 return Err(usage(format!("takeover refused: {reason}")).into());
             }
@@ -129,7 +131,7 @@ impl Takeover {
                 }
             };
             let reuseport = mode == Mode::Handoff(Pass::Reuseport);
-            check_socket(&socket, listen, reuseport, &sockets)
+            crate::listen::check_listening(&socket, Some(listen), reuseport, &sockets)
                 .map_err(|what| usage(format!("socket {index} of the offer is {what}; refused")))?;
             sockets.push(socket);
         }
@@ -139,6 +141,7 @@ impl Takeover {
             conn,
             listen,
             sockets: Some(sockets),
+            lent,
         })
     }
 
@@ -273,121 +276,5 @@ fn expected_sockets(mode: Mode, workers: u16) -> usize {
     match mode {
         Mode::Handoff(Pass::Reuseport) => usize::from(workers),
         _ => 1,
-    }
-}
-
-/// Checks that a received fd is what a master of this suite offers: a TCP
-/// socket (`SO_TYPE`, `SO_DOMAIN`, `SO_PROTOCOL`) that listens
-/// (`SO_ACCEPTCONN`) at the offered address (`getsockname`), with
-/// `SO_REUSEPORT` exactly when the mode binds with it, and not one received
-/// already. Else what it is instead. A peer of our own uid could send
-/// anything: a regular file, a UDP socket, a socket bound elsewhere; without
-/// these checks the `ready` line would announce an address the workers
-/// cannot serve (issue 19).
-fn check_socket(
-    fd: &OwnedFd,
-    listen: SocketAddr,
-    reuseport: bool,
-    earlier: &[OwnedFd],
-) -> Result<(), String> {
-    let socket = SockRef::from(fd);
-    match socket.r#type() {
-        Ok(Type::STREAM) => {}
-        Ok(other) => return Err(format!("not a stream socket ({other:?})")),
-        Err(err) => return Err(format!("not a socket ({err})")),
-    }
-    match socket.domain() {
-        Ok(Domain::IPV4 | Domain::IPV6) => {}
-        Ok(other) => return Err(format!("not an IP socket ({other:?})")),
-        Err(err) => return Err(format!("of no known domain ({err})")),
-    }
-    match socket.protocol() {
-        Ok(Some(Protocol::TCP)) => {}
-        other => return Err(format!("not TCP ({other:?})")),
-    }
-    if !socket.is_listener().unwrap_or(false) {
-        return Err("not listening".into());
-    }
-    let bound = socket.local_addr().ok().and_then(|addr| addr.as_socket());
-    if bound != Some(listen) {
-        return Err(format!("bound to {bound:?}, not to the offered {listen}"));
-    }
-    if socket.reuse_port().unwrap_or(!reuseport) != reuseport {
-        return Err(if reuseport {
-            "without SO_REUSEPORT".into()
-        } else {
-            "with SO_REUSEPORT (another process could join its group)".into()
-        });
-    }
-    let inode = |fd: &OwnedFd| {
-        nix::sys::stat::fstat(fd)
-            .map(|st| (st.st_dev, st.st_ino))
-            .ok()
-    };
-    if earlier.iter().any(|other| inode(other) == inode(fd)) {
-        return Err("a socket offered twice".into());
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn listener(reuseport: bool) -> (OwnedFd, SocketAddr) {
-        let socket = crate::listen::bind("127.0.0.1:0".parse().expect("an address"), reuseport)
-            .expect("bind");
-        let addr = socket.local_addr().expect("an address");
-        (OwnedFd::from(socket), addr)
-    }
-
-    /// Issue 19: what a master offers passes; a UDP socket, a regular file,
-    /// a socket that does not listen, one bound elsewhere, one with the
-    /// wrong SO_REUSEPORT, and one offered twice are each refused, saying
-    /// why.
-    #[test]
-    fn only_listening_tcp_sockets_at_the_offered_address_pass() {
-        let (good, addr) = listener(false);
-        assert_eq!(check_socket(&good, addr, false, &[]), Ok(()));
-        let (grouped, grouped_addr) = listener(true);
-        assert_eq!(check_socket(&grouped, grouped_addr, true, &[]), Ok(()));
-        let refused = |fd: &OwnedFd, addr, reuseport, earlier: &[OwnedFd], says: &str| {
-            let err = check_socket(fd, addr, reuseport, earlier).expect_err(says);
-            assert!(err.contains(says), "{err:?} does not say {says:?}");
-        };
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
-        let udp_addr = udp.local_addr().expect("an address");
-        refused(
-            &OwnedFd::from(udp),
-            udp_addr,
-            false,
-            &[],
-            "not a stream socket",
-        );
-        let file = OwnedFd::from(std::fs::File::open("/dev/null").expect("/dev/null"));
-        refused(&file, addr, false, &[], "not a socket");
-        let unix = OwnedFd::from(std::os::unix::net::UnixStream::pair().expect("a pair").0);
-        refused(&unix, addr, false, &[], "not an IP socket");
-        let client = std::net::TcpStream::connect(addr).expect("connect");
-        let client_addr = client.local_addr().expect("an address");
-        refused(
-            &OwnedFd::from(client),
-            client_addr,
-            false,
-            &[],
-            "not listening",
-        );
-        let (elsewhere, _) = listener(false);
-        refused(&elsewhere, addr, false, &[], "not to the offered");
-        refused(&grouped, grouped_addr, false, &[], "with SO_REUSEPORT");
-        refused(&good, addr, true, &[], "without SO_REUSEPORT");
-        let again = good.try_clone().expect("dup");
-        refused(
-            &again,
-            addr,
-            false,
-            std::slice::from_ref(&good),
-            "offered twice",
-        );
     }
 }

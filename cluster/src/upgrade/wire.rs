@@ -39,11 +39,15 @@ pub(super) enum Datagram {
     },
     /// Old → new: no takeover, and why.
     Refused { reason: String },
-    /// Old → new: `sockets` datagrams follow, each with one listening socket.
+    /// Old → new: `sockets` datagrams follow, each with one listening
+    /// socket; `lent`: they are a service manager's (socket activation), and
+    /// no master may shut them down.
     Offer {
         pid: u32,
         listen: SocketAddr,
         sockets: usize,
+        #[serde(default)]
+        lent: bool,
     },
     /// Old → new: socket `index` (with its fd).
     Socket { index: usize },

@@ -23,6 +23,7 @@ use crate::lock;
 use crate::proc::{cpu_time, exists, fd_count, is_alive, wait_until};
 use crate::process::{Cluster, run_expect_exit};
 
+mod activation;
 mod limits;
 mod serving;
 mod shutdown;
@@ -30,6 +31,7 @@ mod supervision;
 mod upgrade;
 mod upgrade_edges;
 
+pub use activation::*;
 pub use limits::*;
 pub use serving::*;
 pub use shutdown::*;
