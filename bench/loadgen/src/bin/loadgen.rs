@@ -31,11 +31,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let json = cli
         .json
         .as_deref()
-        .map(loadgen::report::json_file::JsonFile::create)
+        .map(loadgen::json_file::JsonFile::create)
         .transpose()?;
     let config = cli.config(std::env::args().collect());
     let report = loadgen::run(&config)?;
-    print!("{}", loadgen::report::summary::render(&report));
+    print!("{}", loadgen::summary::render(&report));
     if let Some(json) = json {
         json.write(&report)?;
     }

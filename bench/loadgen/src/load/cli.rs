@@ -5,8 +5,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-
 use cluster::cli::{parse_duration, parse_positive_duration};
+use runs::MixEntry;
+use runs::labels::Label;
 
 use super::Config;
 use super::kill::Kill;
@@ -14,8 +15,6 @@ use super::mix;
 use super::stall::Stop;
 use super::target::Target;
 use super::units::{parse_positive_integer, parse_rate};
-use crate::report::MixEntry;
-use crate::report::labels::Label;
 
 /// Load an HTTP/1.1 server and measure what it costs: latency (HdrHistogram),
 /// the spread over worker pids (`x-worker-pid`), errors by kind, and with
@@ -247,12 +246,7 @@ mod tests {
         ])
         .expect("valid");
         let config = cli.config(Vec::new());
-        assert_eq!(
-            config.labels.mode,
-            Some(crate::report::labels::Mode::Cluster(
-                cluster::Mode::Handoff(cluster::Pass::Socket)
-            ))
-        );
+        assert_eq!(config.labels.mode, Some(runs::labels::Mode::HandoffSocket));
         assert_eq!(config.labels.work_us, Some(200));
         assert_eq!(
             config.kill,
@@ -329,6 +323,34 @@ mod tests {
         );
         assert!(parse(&["report"]).is_err());
         assert!(parse(&["--connections", "5", "report", "x"]).is_err());
+    }
+
+    /// The labels spell the modes and the accept strategies as `cluster`
+    /// does (`Mode::name`, `handoff --accept`), in the same order: one
+    /// vocabulary from the flags to the report, checked here because the run
+    /// model does not link `cluster`.
+    #[test]
+    fn labels_spell_modes_and_strategies_as_cluster_does() {
+        let modes: Vec<&str> = cluster::Mode::ALL.iter().map(|mode| mode.name()).collect();
+        let labels: Vec<&str> = runs::labels::Mode::CLUSTER
+            .iter()
+            .map(|mode| mode.name())
+            .collect();
+        assert_eq!(labels, modes);
+        let accepts: Vec<String> = <cluster::Accept as clap::ValueEnum>::value_variants()
+            .iter()
+            .map(|accept| {
+                clap::ValueEnum::to_possible_value(accept)
+                    .expect("every strategy has a name")
+                    .get_name()
+                    .to_owned()
+            })
+            .collect();
+        let labels: Vec<&str> = runs::labels::Accept::ALL
+            .iter()
+            .map(|accept| accept.name())
+            .collect();
+        assert_eq!(labels, accepts);
     }
 
     /// Bad values are usage errors.

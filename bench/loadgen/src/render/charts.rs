@@ -13,7 +13,7 @@ use super::figures::{
     CostRow, FairnessRow, FdBillRow, FdSeries, SLOS_US, SpectrumLine, Spread, StallRow, SweepLine,
     ThroughputRow, UpgradeRow, UpgradeTimeline, Variant, nines,
 };
-use crate::report::labels::{Load, Mode, Strategy, accept_name};
+use runs::labels::{Load, Mode, Strategy};
 
 /// The charts' file names, as REPORT.md links them.
 pub const LATENCY_SVG: &str = "latency.svg";
@@ -564,7 +564,7 @@ fn variant_label(variant: Variant) -> String {
     let mode = variant.mode.name();
     let mode = mode.strip_prefix("handoff-").unwrap_or(mode);
     match variant.accept {
-        Some(accept) => format!("{mode} {}", accept_name(accept)),
+        Some(accept) => format!("{mode} {}", accept.name()),
         None => mode.to_owned(),
     }
 }

@@ -1,5 +1,5 @@
 //! The measurement side of `loadgen report`: groups the runs of a results folder
-//! by their typed [`Labels`](crate::report::Labels) (section, mode, load,
+//! by their typed [`Labels`](runs::Labels) (section, mode, load,
 //! connections, work_us, round) and computes the figures each section of
 //! REPORT.md shows — medians over rounds, min–max, slopes, fd limits, recovery
 //! times — with no formatting. The [`super::markdown`] and [`super::charts`]
@@ -8,10 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::labels::{Accept, Load, Mode, Peer, Section, Strategy, accept_name};
-use crate::report::{
-    Fairness, HistogramSummary, Machine, ProcessReport, Report, Role, WorkerShare,
-};
+use runs::labels::{Accept, Load, Mode, Section, Strategy};
+use runs::{Fairness, HistogramSummary, Machine, ProcessReport, Report, Role, WorkerShare};
 
 /// The percentile spectrum is drawn from the median up to this many nines
 /// (99.999 %) at most, and no further than the samples resolve.
@@ -368,7 +366,7 @@ impl std::fmt::Display for Variant {
     /// `handoff-listener --accept single`, or the mode's name alone.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.accept {
-            Some(accept) => write!(f, "{} --accept {}", self.mode, accept_name(accept)),
+            Some(accept) => write!(f, "{} --accept {}", self.mode, accept.name()),
             None => write!(f, "{}", self.mode),
         }
     }
@@ -1047,7 +1045,7 @@ fn workers_sum(run: &Report, figure: impl Fn(&ProcessReport) -> f64) -> Option<f
 }
 
 /// The sum over every watch entry of a tree figure; `None` without any.
-fn tree_sum(run: &Report, figure: impl Fn(&crate::report::UseSummary) -> f64) -> Option<f64> {
+fn tree_sum(run: &Report, figure: impl Fn(&runs::UseSummary) -> f64) -> Option<f64> {
     (!run.watch.is_empty()).then(|| run.watch.iter().map(|tree| figure(&tree.summary)).sum())
 }
 
@@ -1185,7 +1183,7 @@ pub fn capacity(mode: Mode, max_fds: Option<u64>, tried: &[Tried]) -> Option<Cap
         .collect();
     let spread = Spread::of(served)?;
     let connections = spread.median.round() as u64;
-    let relays = mode == Mode::PROXY || mode == Mode::Peer(Peer::Nginx);
+    let relays = mode.relays();
     let open_and_spare = match (relays, max_fds) {
         (true, Some(limit)) => {
             let most = median(failing.iter().filter_map(|tried| tried.master_fds))?.round() as u64;
@@ -1341,7 +1339,7 @@ fn stalls(runs: &[&Report]) -> Vec<StallRow> {
     group(&stall_runs, key)
         .into_iter()
         .map(|((workers, variant), runs)| {
-            let waits = |figure: fn(&crate::report::StallWaits) -> u64| {
+            let waits = |figure: fn(&runs::StallWaits) -> u64| {
                 Spread::of(
                     runs.iter()
                         .filter_map(|run| run.stall_waits.as_ref().map(|w| figure(w) as f64)),
@@ -1466,8 +1464,7 @@ fn cost(runs: &[&Report]) -> Vec<CostRow> {
                 workers_us: Spread::of(costs.iter().filter_map(|cost| cost.workers_us)),
                 tree_us: Spread::of(costs.iter().filter_map(|cost| cost.tree_us)),
                 loadgen_us: Spread::of(costs.iter().filter_map(|cost| cost.loadgen_us)),
-                nginx_alone: mode == Mode::Peer(Peer::Nginx)
-                    && runs.iter().any(|run| run.watch.len() < 2),
+                nginx_alone: mode == Mode::Nginx && runs.iter().any(|run| run.watch.len() < 2),
                 every_round_tree_us: costs.iter().filter_map(|cost| cost.tree_us).collect(),
             }
         })
@@ -1611,10 +1608,10 @@ pub struct UpgradeTimeline {
 /// The timeline intervals (index, slot) whose span overlaps `[from, to)`,
 /// Unix ms.
 fn intervals_within(
-    timeline: &crate::report::Timeline,
+    timeline: &runs::Timeline,
     from: f64,
     to: f64,
-) -> impl Iterator<Item = (usize, &crate::report::TimelineInterval)> {
+) -> impl Iterator<Item = (usize, &runs::TimelineInterval)> {
     let width = timeline.interval_ms.max(f64::MIN_POSITIVE);
     timeline
         .intervals
@@ -1628,7 +1625,7 @@ fn intervals_within(
 
 /// The span of `event` that counts as around it, Unix ms, ended at `next`
 /// (the next upgrade's start) at the latest.
-fn around(event: &crate::report::UpgradeEvent, next: Option<f64>) -> (f64, f64) {
+fn around(event: &runs::UpgradeEvent, next: Option<f64>) -> (f64, f64) {
     let settled = event.new_ready_ms.max(event.old_exit_ms) + AROUND_AFTER_MS;
     let to = event.at_unix_ms + settled;
     (
@@ -1723,7 +1720,7 @@ fn upgrade_timelines(runs: &[&Report]) -> Vec<UpgradeTimeline> {
                 && run.labels.strategy.is_some()
         })
         .collect();
-    let reuseport = Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Reuseport));
+    let reuseport = Mode::HandoffReuseport;
     let Some(mode) = usable
         .iter()
         .filter_map(|run| run.labels.mode)
@@ -1780,8 +1777,8 @@ fn upgrade_timelines(runs: &[&Report]) -> Vec<UpgradeTimeline> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::report::labels::Label;
-    use crate::report::{Fairness, Fault, SpectrumPoint, WorkerShare};
+    use runs::labels::Label;
+    use runs::{Fairness, Fault, SpectrumPoint, WorkerShare};
 
     /// A small synthetic report read from JSON-like figures, labelled.
     pub(crate) fn run(labels: &[(&str, &str)], per_s: f64, p99_us: u64) -> Report {
@@ -1900,12 +1897,9 @@ pub(crate) mod tests {
         assert_eq!(
             rows,
             [
-                (Mode::PROXY, Load::KeepAlive),
-                (Mode::PROXY, Load::NewConn),
-                (
-                    Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Socket)),
-                    Load::KeepAlive
-                )
+                (Mode::Proxy, Load::KeepAlive),
+                (Mode::Proxy, Load::NewConn),
+                (Mode::HandoffSocket, Load::KeepAlive)
             ]
         );
         let proxy = &figures.throughput[0];
@@ -1921,7 +1915,7 @@ pub(crate) mod tests {
         assert_eq!(load, Load::KeepAlive);
         assert_eq!(lines.len(), 2);
         let proxy_line = &lines[0];
-        assert_eq!(proxy_line.mode, Mode::PROXY);
+        assert_eq!(proxy_line.mode, Mode::Proxy);
         // At p50 every round says 100 µs; at p99 (2 nines) the median round's 800.
         let at = |nines_wanted: f64| {
             proxy_line
@@ -1959,7 +1953,7 @@ pub(crate) mod tests {
         }
         let figures = Figures::of(&runs);
         assert_eq!(figures.fd_bill.len(), 6);
-        assert_eq!(figures.fd_bill[0].mode, Mode::PROXY);
+        assert_eq!(figures.fd_bill[0].mode, Mode::Proxy);
         assert_eq!(figures.fd_bill[0].master_fds, Some(212.0));
         let slopes: Vec<(Mode, f64, f64)> = figures
             .fd_slopes
@@ -2036,11 +2030,7 @@ pub(crate) mod tests {
         let row = &figures.fairness[0];
         assert_eq!(
             (row.variant.mode, row.load, row.workers),
-            (
-                Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Listener)),
-                Load::KeepAlive,
-                2
-            )
+            (Mode::HandoffListener, Load::KeepAlive, 2)
         );
         let shares = &row.request_shares;
         assert_eq!(shares.len(), 2);
@@ -2187,7 +2177,7 @@ pub(crate) mod tests {
                 process(12, 10, 3.0, 1, 1),
             ],
         );
-        proxy.loadgen_usage = Some(crate::report::LoadgenUsage {
+        proxy.loadgen_usage = Some(runs::LoadgenUsage {
             cpu_user_ms: 1.0,
             cpu_system_ms: 1.0,
             cpu_ms_per_1000_requests: Some(6.5),
@@ -2264,9 +2254,9 @@ pub(crate) mod tests {
         assert_eq!(
             rows,
             [
-                (Mode::PROXY, Some(12.0), Some(19.0)),
+                (Mode::Proxy, Some(12.0), Some(19.0)),
                 (Mode::Direct, None, Some(8.0)),
-                (Mode::Peer(Peer::Nginx), Some(1.0), Some(16.0)),
+                (Mode::Nginx, Some(1.0), Some(16.0)),
             ]
         );
         let proxy_row = &figures.cost[0];
@@ -2283,7 +2273,7 @@ pub(crate) mod tests {
             throughput_run("proxy", "newconn", "1"),
         ]);
         let drawn: Vec<Mode> = newconn.master_fds.iter().map(|s| s.mode).collect();
-        assert_eq!(drawn, [Mode::PROXY]);
+        assert_eq!(drawn, [Mode::Proxy]);
     }
 
     /// nginx watched alone (old runs) is flagged: its row is not a whole tree.
@@ -2293,7 +2283,7 @@ pub(crate) mod tests {
         let figures = Figures::of(&[nginx]);
         assert!(figures.cost[0].nginx_alone);
         assert_eq!(figures.master_fds.len(), 1);
-        assert_eq!(figures.peers, vec![Mode::Peer(Peer::Nginx)]);
+        assert_eq!(figures.peers, vec![Mode::Nginx]);
     }
 
     /// The fd bill of the whole tree: the proxy's master holds 2 fds per
@@ -2333,7 +2323,7 @@ pub(crate) mod tests {
         let proxy_2000 = figures
             .fd_bill
             .iter()
-            .find(|row| row.mode == Mode::PROXY && row.connections == 2000)
+            .find(|row| row.mode == Mode::Proxy && row.connections == 2000)
             .expect("a row");
         assert_eq!(proxy_2000.master_fds, Some(4016.0));
         assert_eq!(proxy_2000.workers_fds, Some(2020.0));
@@ -2347,11 +2337,9 @@ pub(crate) mod tests {
                 .expect("a slope");
             (slope.fds_per_connection, slope.tree.expect("a tree").0)
         };
-        let (master, tree) = slope(Mode::PROXY);
+        let (master, tree) = slope(Mode::Proxy);
         assert!((master - 2.0).abs() < 1e-9 && (tree - 3.0).abs() < 1e-9);
-        let (master, tree) = slope(Mode::Cluster(cluster::Mode::Handoff(
-            cluster::Pass::Listener,
-        )));
+        let (master, tree) = slope(Mode::HandoffListener);
         assert!(master.abs() < 1e-9 && (tree - 1.0).abs() < 1e-9);
         // Under the usual soft limit of 1,024 fds, a master with 16 and 2 per
         // connection serves 504 connections; one with none, any number.
@@ -2527,16 +2515,13 @@ pub(crate) mod tests {
                 .find(|line| line.mode == mode && line.load == load)
                 .expect("a sweep line")
         };
-        let listener = line(
-            Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Listener)),
-            Load::KeepAlive,
-        );
+        let listener = line(Mode::HandoffListener, Load::KeepAlive);
         assert!(
             !listener.steps[0].held(),
             "answered late: behind the schedule"
         );
         assert_eq!(listener.capacity(10_000.0), SloCapacity::None);
-        let proxy = line(Mode::PROXY, Load::KeepAlive);
+        let proxy = line(Mode::Proxy, Load::KeepAlive);
         let offered: Vec<f64> = proxy.steps.iter().map(|s| s.offered_per_s).collect();
         assert_eq!(
             offered,
@@ -2547,15 +2532,12 @@ pub(crate) mod tests {
         assert!(!proxy.steps[3].held());
         assert_eq!(proxy.capacity(1_000.0), SloCapacity::Held(2_000.0));
         assert_eq!(proxy.capacity(10_000.0), SloCapacity::Held(4_000.0));
-        let socket = line(
-            Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Socket)),
-            Load::KeepAlive,
-        );
+        let socket = line(Mode::HandoffSocket, Load::KeepAlive);
         assert!(!socket.steps[1].held(), "94 % of the offered rate");
         assert_eq!(socket.capacity(1_000.0), SloCapacity::Held(1_000.0));
         let direct = line(Mode::Direct, Load::KeepAlive);
         assert_eq!(direct.capacity(10_000.0), SloCapacity::None);
-        let newconn = line(Mode::PROXY, Load::NewConn);
+        let newconn = line(Mode::Proxy, Load::NewConn);
         assert_eq!(newconn.capacity(10_000.0), SloCapacity::NotReached(1_000.0));
         assert_eq!(newconn.capacity(1_000.0), SloCapacity::None);
         assert_eq!(figures.rounds.get(&Section::Sweep), Some(&(1, 1)));
@@ -2678,13 +2660,13 @@ pub(crate) mod tests {
                 worker(12, 150, 0.3, 1_200),
                 worker(13, 150, 0.3, 700),
             ];
-            stall.stalls = vec![crate::report::Stall {
+            stall.stalls = vec![runs::Stall {
                 pid: 10,
                 stopped_at_ms: Some(800.0),
                 continued_at_ms: Some(1300.0),
                 error: None,
             }];
-            stall.stall_waits = Some(crate::report::StallWaits {
+            stall.stall_waits = Some(runs::StallWaits {
                 stop_for_ms: 500.0,
                 at_least_stall: 1,
                 at_least_tenth: 40,
@@ -2693,11 +2675,11 @@ pub(crate) mod tests {
             // Mix: uneven work.
             let mut mix = run(&labels("drain", round), 1.0, 5_000);
             mix.parameters.mix = vec![
-                crate::report::MixEntry {
+                runs::MixEntry {
                     path: "/".to_owned(),
                     weight: 95,
                 },
-                crate::report::MixEntry {
+                runs::MixEntry {
                     path: "/?work_us=5000".to_owned(),
                     weight: 5,
                 },
@@ -2746,7 +2728,7 @@ pub(crate) mod tests {
     /// generation.
     #[test]
     fn upgrade_figures_attribute_intervals_to_their_upgrade() {
-        use crate::report::{Timeline, TimelineInterval, UpgradeEvent, Upgrades};
+        use runs::{Timeline, TimelineInterval, UpgradeEvent, Upgrades};
         let mut report = run(
             &[
                 ("section", "upgrade"),

@@ -12,8 +12,8 @@ use super::figures::{
     AROUND_AFTER_MS, AROUND_BEFORE_MS, CostRow, FdLimitRow, Figures, HELD_SHARE, Order, SLOS_US,
     SloCapacity, Spread, SweepLine, ThroughputRow, UpgradeRow, WAITING_RATIO, connections_at_limit,
 };
-use crate::report::format::{bytes, count, count_f64, micros, rate};
-use crate::report::labels::{Load, Mode, Peer, Section, Strategy};
+use runs::format::{bytes, count, count_f64, micros, rate};
+use runs::labels::{Load, Mode, Section, Strategy};
 
 /// The usual soft limit of open fds per process (`ulimit -n`).
 pub const USUAL_SOFT_LIMIT: f64 = 1024.0;
@@ -141,11 +141,6 @@ fn decimal_range(values: &[f64]) -> String {
     }
 }
 
-/// Whether `mode` hands sockets over (the three `handoff-*` modes).
-fn is_handoff(mode: Mode) -> bool {
-    matches!(mode, Mode::Cluster(cluster::Mode::Handoff(_)))
-}
-
 /// The glance line of the fd bill: fds per connection of the master and the
 /// whole tree, `proxy` against the handoff modes.
 fn glance_fds(figures: &Figures) -> Option<String> {
@@ -171,12 +166,12 @@ fn glance_fds(figures: &Figures) -> Option<String> {
     let proxy: Vec<_> = figures
         .fd_slopes
         .iter()
-        .filter(|s| s.mode == Mode::PROXY)
+        .filter(|s| s.mode == Mode::Proxy)
         .collect();
     let handoff: Vec<_> = figures
         .fd_slopes
         .iter()
-        .filter(|s| is_handoff(s.mode))
+        .filter(|s| s.mode.is_handoff())
         .collect();
     let mut parts = Vec::new();
     if let Some(text) = per(&proxy) {
@@ -1978,9 +1973,8 @@ fn peers(out: &mut String, figures: &Figures) {
              that ran them.",
             names.join(", ")
         );
-        let missing: Vec<&str> = Peer::ALL
-            .iter()
-            .map(|&peer| Mode::Peer(peer))
+        let missing: Vec<&str> = Mode::PEERS
+            .into_iter()
             .filter(|mode| !figures.peers.contains(mode))
             .map(Mode::name)
             .collect();
@@ -2196,7 +2190,7 @@ fn upgrade_lessons(rows: &[UpgradeRow]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::render::figures::tests::run;
-    use crate::report::{Affinity, Report, Role, WatchedAffinity};
+    use runs::{Affinity, Report, Role, WatchedAffinity};
 
     /// The throughput section names the connections the runs had, not a
     /// number fixed in advance.
@@ -2221,17 +2215,9 @@ mod tests {
     #[test]
     fn ranks_only_what_does_not_overlap() {
         let rows = [
-            (Mode::PROXY, spread(&[64e3, 71e3, 72e3]), ()),
-            (
-                Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Socket)),
-                spread(&[114e3, 131e3, 146e3]),
-                (),
-            ),
-            (
-                Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Listener)),
-                spread(&[126e3, 192e3, 215e3]),
-                (),
-            ),
+            (Mode::Proxy, spread(&[64e3, 71e3, 72e3]), ()),
+            (Mode::HandoffSocket, spread(&[114e3, 131e3, 146e3]), ()),
+            (Mode::HandoffListener, spread(&[126e3, 192e3, 215e3]), ()),
         ];
         let text =
             ranking("With keep-alive", &rows, true, |v| format!("{v:.0}/s")).expect("a ranking");
@@ -2242,7 +2228,7 @@ mod tests {
              (the rounds' ranges overlap)."
         );
         let single = [
-            (Mode::PROXY, spread(&[1.0]), ()),
+            (Mode::Proxy, spread(&[1.0]), ()),
             (Mode::Direct, spread(&[2.0]), ()),
         ];
         assert!(

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::report::labels::Load;
-use crate::report::{self, Report};
+use runs::labels::Load;
 
 pub(crate) mod charts;
 pub(crate) mod figures;
@@ -17,23 +16,10 @@ pub(crate) mod markdown;
 
 use figures::Figures;
 
-/// Reads `dir/runs/*.json`, in file-name order.
-pub fn read_runs(dir: &Path) -> anyhow::Result<Vec<Report>> {
-    let runs_dir = dir.join("runs");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&runs_dir)
-        .with_context(|| format!("read {}", runs_dir.display()))?
-        .map(|entry| entry.map(|entry| entry.path()))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("list {}", runs_dir.display()))?;
-    paths.retain(|path| path.extension().is_some_and(|ext| ext == "json"));
-    paths.sort();
-    paths.iter().map(|path| report::read_json(path)).collect()
-}
-
 /// Renders `dir`: writes REPORT.md and the charts that have data; returns the
 /// paths written.
 pub fn render_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let runs = read_runs(dir)?;
+    let runs = runs::read_runs(dir)?;
     anyhow::ensure!(
         !runs.is_empty(),
         "no runs in {}: expected loadgen --json reports there",

@@ -1,14 +1,13 @@
 //! Helpers of the loadgen end-to-end tests: run the real `loadgen` binary with a
-//! deadline and read its JSON report (checked against `bench/loadgen/schema.json` every
+//! deadline and read its JSON report (checked against `bench/runs/schema.json` every
 //! time), find the real `proxy` binary, and a small test server ([`server`]).
 
 #![allow(dead_code)] // each test binary uses a part
 
-pub mod schema;
 pub mod server;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,13 +25,6 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How often to look whether the child has exited.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
-
-/// The committed schema of the JSON report.
-pub fn schema() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.json");
-    let text = std::fs::read_to_string(&path).expect("read bench/loadgen/schema.json");
-    serde_json::from_str(&text).expect("bench/loadgen/schema.json is JSON")
-}
 
 /// A finished loadgen run.
 pub struct Run {
@@ -152,8 +144,8 @@ pub fn loadgen_with(args: &[&str], configure: impl FnOnce(&mut Command)) -> Run 
     let stderr = err.join().expect("stderr reader");
     let report = std::fs::read_to_string(&json.0).ok().map(|text| {
         let report: Value = serde_json::from_str(&text).expect("the report is JSON");
-        if let Err(err) = schema::validate(&schema(), &report) {
-            panic!("the report does not match bench/loadgen/schema.json: {err}\n{text}");
+        if let Err(err) = runs::schema::validate(&runs::schema::schema(), &report) {
+            panic!("the report does not match bench/runs/schema.json: {err}\n{text}");
         }
         report
     });
