@@ -19,10 +19,8 @@ use super::units::{parse_positive_integer, parse_rate};
 /// Load an HTTP/1.1 server and measure what it costs: latency (HdrHistogram),
 /// the spread over worker pids (`x-worker-pid`), errors by kind, and with
 /// `--watch` the server's fds, memory and CPU. A summary goes to stdout;
-/// `--json FILE` writes every figure (schema: bench/loadgen/schema.json).
-///
-/// `loadgen report DIR` renders the JSON reports in DIR/runs/ into DIR/REPORT.md
-/// with SVG charts.
+/// `--json FILE` writes every figure (schema: bench/runs/schema.json); the
+/// `report` binary renders a folder of them into REPORT.md and SVG charts.
 #[derive(Debug, Parser)]
 #[command(
     name = "loadgen",
@@ -31,7 +29,7 @@ use super::units::{parse_positive_integer, parse_rate};
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
-    /// Instead of a load: `report DIR`.
+    /// `report DIR`, which is refused: the report has its own binary.
     #[command(subcommand)]
     pub command: Option<Command>,
 
@@ -94,14 +92,14 @@ pub struct Cli {
     #[arg(long)]
     timeline: bool,
 
-    /// Write the whole report as JSON to FILE (schema: bench/loadgen/schema.json).
+    /// Write the whole report as JSON to FILE (schema: bench/runs/schema.json).
     /// Checked before the load; an existing FILE is replaced only by a
     /// complete report.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
     /// Tag the JSON report with KEY=VALUE (`labels`), e.g. `--label mode=proxy`,
-    /// for `loadgen report`; repeatable (a repeated key keeps its last value).
+    /// for the report; repeatable (a repeated key keeps its last value).
     /// Keys: section, mode, load, round, rate, connections, max_fds, work_us,
     /// workers, accept, stall_ms, strategy.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = Label::from_str)]
@@ -146,11 +144,12 @@ pub struct Cli {
     seed: u64,
 }
 
-/// What `loadgen` does instead of a load.
+/// What `loadgen` was asked instead of a load.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Render the JSON reports in DIR/runs/*.json (each with `--label`s: section,
-    /// mode, load, round, ...) into DIR/REPORT.md and SVG charts in DIR.
+    /// The command that rendered reports before the renderer had its own
+    /// binary: kept only to name that binary (`report DIR`) and exit 2.
+    #[command(hide = true)]
     Report {
         /// The results folder (as `scripts/compare.sh` writes it).
         #[arg(value_name = "DIR")]
@@ -314,7 +313,8 @@ mod tests {
         assert!(parse(&["--target", "http://127.0.0.1:8081/", "--target", "x"]).is_err());
     }
 
-    /// `report DIR` is a subcommand; it takes no load flags.
+    /// `report DIR` still parses (so that the binary can name the renderer's
+    /// own command instead); it takes no load flags.
     #[test]
     fn parses_the_report_subcommand() {
         let cli = parse(&["report", "results/x"]).expect("valid");

@@ -1,6 +1,7 @@
 //! Helpers of the loadgen end-to-end tests: run the real `loadgen` binary with a
 //! deadline and read its JSON report (checked against `bench/runs/schema.json` every
-//! time), find the real `proxy` binary, and a small test server ([`server`]).
+//! time), find the real `proxy` and `report` binaries, and a small test server
+//! ([`server`]).
 
 #![allow(dead_code)] // each test binary uses a part
 
@@ -163,9 +164,21 @@ pub fn loadgen_with(args: &[&str], configure: impl FnOnce(&mut Command)) -> Run 
 /// up to date, and never stale).
 pub fn proxy_bin() -> &'static str {
     static PROXY: OnceLock<String> = OnceLock::new();
-    PROXY.get_or_init(|| {
-        let proxy = testkit::workspace_bin("proxy").unwrap_or_else(|err| panic!("{err:#}"));
-        proxy.to_string_lossy().into_owned()
+    built("proxy", &PROXY)
+}
+
+/// The `report` binary, the renderer, found as [`proxy_bin`] finds `proxy`:
+/// loadgen does not link it.
+pub fn report_bin() -> &'static str {
+    static REPORT: OnceLock<String> = OnceLock::new();
+    built("report", &REPORT)
+}
+
+/// The path of `package`'s binary, built the first time it is asked for.
+fn built(package: &str, path: &'static OnceLock<String>) -> &'static str {
+    path.get_or_init(|| {
+        let bin = testkit::workspace_bin(package).unwrap_or_else(|err| panic!("{err:#}"));
+        bin.to_string_lossy().into_owned()
     })
 }
 
