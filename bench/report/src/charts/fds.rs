@@ -1,20 +1,19 @@
 //! Master fds (solid) and the whole tree's (dashed) against held
-//! connections, per mode with markers; a line at the usual soft limit of
-//! 1,024 fds and the 2-per-connection slope, both labelled.
+//! connections, per mode with markers; a line at the usual soft limit
+//! ([`USUAL_SOFT_LIMIT`]) and the slope of a relaying master
+//! ([`RELAY_FDS_PER_CONNECTION`]), both labelled.
 //! (§2, `fds.svg`.)
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use runs::format::count;
 
 use super::Chart;
-use crate::sections::fd_bill::FdBillRow;
+use crate::sections::fd_bill::{FdBillRow, RELAY_FDS_PER_CONNECTION, USUAL_SOFT_LIMIT};
 use crate::style::{FONT, SIZE, colour, drawing, legend, legend_entry, markers, modes_of, svg};
 
 /// The file REPORT.md links.
 pub const FILE: &str = "fds.svg";
-
-/// The usual soft limit of open fds per process, drawn on the fd bill.
-const SOFT_LIMIT: f64 = 1024.0;
 
 /// The chart: what it draws from.
 pub struct FdsChart<'a> {
@@ -39,7 +38,7 @@ impl Chart for FdsChart<'_> {
             .iter()
             .flat_map(|row| [row.master_fds, row.tree_fds])
             .flatten()
-            .fold(SOFT_LIMIT * 1.1, f64::max);
+            .fold(USUAL_SOFT_LIMIT * 1.1, f64::max);
         svg(SIZE, |root| {
             let mut chart = ChartBuilder::on(root)
                 .caption(
@@ -65,7 +64,7 @@ impl Chart for FdsChart<'_> {
             let grey = RGBColor(90, 90, 90);
             chart
                 .draw_series(DashedLineSeries::new(
-                    [(0.0, SOFT_LIMIT), (x_max * 1.05, SOFT_LIMIT)],
+                    [(0.0, USUAL_SOFT_LIMIT), (x_max * 1.05, USUAL_SOFT_LIMIT)],
                     8,
                     4,
                     grey.stroke_width(1),
@@ -84,23 +83,27 @@ impl Chart for FdsChart<'_> {
                 .map_err(drawing)
             };
             text(
-                "1,024: the usual soft limit (ulimit -n) of one process".to_owned(),
-                chart.backend_coord(&(x_max * 1.03, SOFT_LIMIT + y_max * 0.01)),
+                format!(
+                    "{}: the usual soft limit (ulimit -n) of one process",
+                    count(USUAL_SOFT_LIMIT as u64)
+                ),
+                chart.backend_coord(&(x_max * 1.03, USUAL_SOFT_LIMIT + y_max * 0.01)),
                 HPos::Right,
             )?;
-            // The slope of a relaying master: 2 fds per connection, from the origin.
-            let slope_end = (x_max * 1.05).min(y_max * 1.05 / 2.0);
+            // The slope of a relaying master, from the origin.
+            let relay = RELAY_FDS_PER_CONNECTION as f64;
+            let slope_end = (x_max * 1.05).min(y_max * 1.05 / relay);
             chart
                 .draw_series(DashedLineSeries::new(
-                    [(0.0, 0.0), (slope_end, 2.0 * slope_end)],
+                    [(0.0, 0.0), (slope_end, relay * slope_end)],
                     2,
                     4,
                     grey.stroke_width(1),
                 ))
                 .map_err(drawing)?;
-            let (px, py) = chart.backend_coord(&(slope_end, 2.0 * slope_end));
+            let (px, py) = chart.backend_coord(&(slope_end, relay * slope_end));
             text(
-                "dotted: 2 fds per connection".to_owned(),
+                format!("dotted: {RELAY_FDS_PER_CONNECTION} fds per connection"),
                 (px - 6, py - 6),
                 HPos::Right,
             )?;

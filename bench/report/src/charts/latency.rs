@@ -77,14 +77,7 @@ impl Chart for LatencyChart<'_> {
                 .draw()
                 .map_err(drawing)?;
             // Percentile ticks: a light vertical line and a label at each.
-            for (percentile, label) in [
-                (50.0, "p50"),
-                (90.0, "p90"),
-                (99.0, "p99"),
-                (99.9, "p99.9"),
-                (99.99, "p99.99"),
-                (99.999, "p99.999"),
-            ] {
+            for percentile in [50.0, 90.0, 99.0, 99.9, 99.99, 99.999] {
                 let x = nines(percentile);
                 if x > x_max + 0.05 {
                     break;
@@ -97,7 +90,7 @@ impl Chart for LatencyChart<'_> {
                     .map_err(drawing)?;
                 let (px, py) = chart.backend_coord(&(x, y_min * 0.8));
                 root.draw(&Text::new(
-                    label,
+                    format!("p{percentile}"),
                     (px, py + 6),
                     (FONT, 14)
                         .into_font()

@@ -1,7 +1,7 @@
 //! p99 (corrected) against the offered rate, one panel per load side by
 //! side, both on one log-scale latency axis; a line per mode (colour, dash
 //! and marker), a ring round the markers of the steps not held; dashed lines
-//! at the objectives (1 ms, 10 ms).
+//! at the objectives ([`SLOS_US`]).
 //! (§1b, `latency-vs-rate.svg`.)
 
 use plotters::prelude::*;
@@ -9,7 +9,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use runs::labels::{Load, Mode};
 
 use super::Chart;
-use crate::sections::sweep::{SLOS_US, SweepLine};
+use crate::sections::sweep::{HELD_SHARE, SLOS_US, SweepLine, WAITING_RATIO};
 use crate::style::{
     FONT, colour, dash_of, drawing, legend_strip, markers, micros_label, modes_of, rate_label, svg,
 };
@@ -62,16 +62,14 @@ impl Chart for LatencyVsRateChart<'_> {
                 )
                 .map_err(drawing)?;
             let (legend_area, panels_area) = titled.split_vertically(12 + 22 * legend_rows);
+            let held = format!(
+                "held: ≥ {:.0} % answered, on time (p50 < {WAITING_RATIO:.0}× as sent), no error",
+                HELD_SHARE * 100.0
+            );
             legend_strip(
                 &legend_area,
                 &modes,
-                &[
-                    (
-                        "held: ≥ 95 % answered, on time (p50 < 10× as sent), no error",
-                        false,
-                    ),
-                    ("ringed: not held", true),
-                ],
+                &[(held.as_str(), false), ("ringed: not held", true)],
             )?;
             let areas = panels_area.split_evenly((1, loads.len().max(1)));
             for (load, area) in loads.iter().zip(areas.iter()) {

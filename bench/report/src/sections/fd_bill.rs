@@ -22,6 +22,18 @@ pub const HEADING: &str = "2. The fd bill";
 /// The usual soft limit of open fds per process (`ulimit -n`).
 pub const USUAL_SOFT_LIMIT: f64 = 1024.0;
 
+/// The fds a relaying master holds per client connection: the client's
+/// socket and its own connection to the worker (`proxy`, and nginx in front
+/// of the workers). The fd bill draws this slope; the fd limit's capacity
+/// divides the fds left by it.
+pub const RELAY_FDS_PER_CONNECTION: u64 = 2;
+
+/// The least slope of fds per connection that counts as a cost: a master
+/// below it holds no fd per connection (the text prints a slope to one
+/// decimal, where this reads as 0.0), so its own fds do not limit its
+/// connections.
+pub const LEAST_FDS_PER_CONNECTION: f64 = 0.05;
+
 /// Section 2: master fds and RSS with N held connections.
 #[derive(Debug, Clone)]
 pub struct FdBillRow {
@@ -62,7 +74,8 @@ pub struct FdSlope {
 /// Connections that fit under an fd limit with `base` fds and `per_connection`
 /// fds each: `None` if a connection costs nothing.
 pub fn connections_at_limit(limit: f64, base: f64, per_connection: f64) -> Option<f64> {
-    (per_connection > 0.05).then(|| ((limit - base) / per_connection).max(0.0).floor())
+    (per_connection > LEAST_FDS_PER_CONNECTION)
+        .then(|| ((limit - base) / per_connection).max(0.0).floor())
 }
 
 /// §2's figures.

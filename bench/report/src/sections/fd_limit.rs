@@ -9,11 +9,16 @@ use runs::format::{count, micros};
 use runs::labels::{Mode, Section};
 
 use super::Figures;
+use super::fd_bill::RELAY_FDS_PER_CONNECTION;
 use crate::stats::{Spread, connections, failed, group, kinds, latency_median, median, mode};
 use crate::text::{and_list, nothing, opt_micros, rounds, section_link, teach, w};
 
 /// The heading, as links to it are written.
 pub const HEADING: &str = "3. The fd limit";
+
+/// How far N − failed may vary over the steps with errors for the capacity
+/// to be called the same at every step: one connection.
+pub const STEADY_WITHIN_CONNECTIONS: f64 = 1.0;
 
 /// Section 3: one mode under `--max-fds`.
 #[derive(Debug, Clone)]
@@ -38,14 +43,16 @@ pub struct Capacity {
     /// Connections served at once: N − failed, the median over the steps with
     /// errors (each connection beyond it failed once).
     pub connections: u64,
-    /// Whether N − failed was the same (±1) at every step with errors.
+    /// Whether N − failed was the same (within [`STEADY_WITHIN_CONNECTIONS`])
+    /// at every step with errors.
     pub steady: bool,
     /// Whether every failure was a timeout: the clients beyond waited
     /// unanswered until their timeout.
     pub timeouts_only: bool,
-    /// Relaying modes (2 fds per connection) with `max_fds`: the fds the
-    /// master held besides its relays (its most − 2 × capacity) and the fds it
-    /// kept free (limit − its most), so capacity = (limit − open − spare) / 2.
+    /// Relaying modes ([`RELAY_FDS_PER_CONNECTION`] fds per connection) with
+    /// `max_fds`: the fds the master held besides its relays (its most −
+    /// relay fds × capacity) and the fds it kept free (limit − its most), so
+    /// capacity = (limit − open − spare) / relay fds.
     pub open_and_spare: Option<(u64, u64)>,
 }
 
@@ -132,14 +139,14 @@ pub fn capacity(mode: Mode, max_fds: Option<u64>, tried: &[Tried]) -> Option<Cap
     let open_and_spare = match (relays, max_fds) {
         (true, Some(limit)) => {
             let most = median(failing.iter().filter_map(|tried| tried.master_fds))?.round() as u64;
-            (most >= 2 * connections && limit >= most)
-                .then(|| (most - 2 * connections, limit - most))
+            let relayed = RELAY_FDS_PER_CONNECTION * connections;
+            (most >= relayed && limit >= most).then(|| (most - relayed, limit - most))
         }
         _ => None,
     };
     Some(Capacity {
         connections,
-        steady: spread.max - spread.min <= 1.0,
+        steady: spread.max - spread.min <= STEADY_WITHIN_CONNECTIONS,
         timeouts_only: failing
             .iter()
             .all(|tried| tried.kinds.iter().all(|(kind, _)| kind == "timeout")),
@@ -308,8 +315,9 @@ pub fn markdown(out: &mut String, figures: &Figures) {
                         (capacity.open_and_spare, row.max_fds)
                     {
                         text.push_str(&format!(
-                            " That is (limit − open − spare) / 2 = ({} − {} − {}) / 2, the \
-                             open fds and the spare read from its most fds at those steps.",
+                            " That is (limit − open − spare) / {RELAY_FDS_PER_CONNECTION} = ({} − \
+                             {} − {}) / {RELAY_FDS_PER_CONNECTION}, the open fds and the spare \
+                             read from its most fds at those steps.",
                             count(limit),
                             count(open),
                             count(spare)

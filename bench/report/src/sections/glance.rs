@@ -5,6 +5,7 @@
 
 use runs::labels::Mode;
 
+use super::fd_bill::RELAY_FDS_PER_CONNECTION;
 use super::{Figures, fd_bill, fd_limit, master_cost, sweep};
 use crate::text::{section_link, w};
 
@@ -39,8 +40,8 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     w!(out, "|---|---|---|");
     w!(
         out,
-        "| `proxy` | 2: the client's socket and its own connection to the worker | 1: the \
-         master's connection |"
+        "| `proxy` | {RELAY_FDS_PER_CONNECTION}: the client's socket and its own connection to \
+         the worker | 1: the master's connection |"
     );
     w!(
         out,

@@ -24,6 +24,15 @@ use crate::text::{
 /// The heading, as links to it are written.
 pub const HEADING: &str = "5. Master cost";
 
+/// Below this CPU per request (µs) in every round, a master is said to have
+/// used no measurable CPU: the text prints µs to one decimal
+/// ([`cpu_micros`]), where less reads as 0.0.
+pub const UNMEASURED_CPU_US: f64 = 0.05;
+
+/// The least rise of a master's fds over the window that the text explains
+/// as what it holds in flight: one fd (fds are whole; less is no rise).
+pub const LEAST_FDS_SWING: f64 = 1.0;
+
 /// One run's CPU per successful request, µs (= ms per 1,000 requests).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct RunCost {
@@ -370,7 +379,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         }
         let idle: Vec<String> = rows
             .iter()
-            .filter(|row| row.master_us.is_some_and(|m| m.max < 0.05))
+            .filter(|row| row.master_us.is_some_and(|m| m.max < UNMEASURED_CPU_US))
             .map(|row| format!("`{}`", row.mode))
             .collect();
         let busy = rows
@@ -429,7 +438,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
                 ranges.join(", ")
             );
             if let Some((mode, swing)) = swing {
-                if swing >= 1.0 {
+                if swing >= LEAST_FDS_SWING {
                     text.push_str(&format!(
                         " The rise above the fewest is what a master holds in flight — two \
                          fds per open relay for a relaying master, the sockets not yet \

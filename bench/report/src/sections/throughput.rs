@@ -6,7 +6,7 @@
 
 use runs::format::{count_f64, rate};
 use runs::labels::{Load, Mode, Section};
-use runs::{HistogramSummary, Report};
+use runs::{HistogramSummary, KEPT_UP_RATIO, Report};
 
 use super::Figures;
 use super::sweep::{self, WAITING_RATIO};
@@ -346,7 +346,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     for row in &open {
         if let Some(asked) = row.asked_per_s {
             let achieved = row.per_s.median / asked.median.max(1e-9);
-            if achieved < 0.97 {
+            if achieved < KEPT_UP_RATIO {
                 lessons.push(format!(
                     "`{}` achieved only {:.0} % of the asked {}/s.",
                     row.mode,

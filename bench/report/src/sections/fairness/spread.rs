@@ -13,6 +13,11 @@ use crate::sections::Figures;
 use crate::stats::{Spread, failed, group, median};
 use crate::text::{image, load_name, ranking, teach, w};
 
+/// The share of a round's connections from which one worker is said to have
+/// taken every connection: all but a thousandth, so that a stray connection
+/// among thousands does not hide a worker that took them all.
+pub const ALL_ON_ONE_SHARE: f64 = 0.999;
+
 /// Section 4, the spread: one variant, cluster size and load, over its rounds.
 #[derive(Debug, Clone)]
 pub struct FairnessRow {
@@ -193,7 +198,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             .filter(|row| row.workers == workers && row.load == load)
         {
             if let Some(most) = row.most_share
-                && most.max >= 0.999
+                && most.max >= ALL_ON_ONE_SHARE
             {
                 lessons.push(format!(
                     "With `{}` ({workers} workers, {}) one worker took every connection in at least one round.",

@@ -133,7 +133,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     w!(
         out,
         "| way of sharing the port | workers | requests ≥ {stall_ms:.0} ms | requests ≥ {:.0} ms | p99 | max | stalled worker's p99 | the others' worst p99 | stalled worker's share of requests | errors |",
-        stall_ms / 10.0
+        stall_ms / f64::from(StallWaits::TENTH_DIVISOR)
     );
     w!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in table {
@@ -160,7 +160,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         .collect();
     let what = format!(
         "By the requests that waited at least {:.0} ms",
-        stall_ms / 10.0
+        stall_ms / f64::from(StallWaits::TENTH_DIVISOR)
     );
     if let Some(text) = ranking(&what, &waited, false, count_f64) {
         lessons.push(text);
