@@ -177,8 +177,48 @@ fn rounds(runs: &[Report]) -> BTreeMap<Section, (usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::glance_runs;
+    use crate::fixtures::{glance_runs, run, sweep_run, throughput_run};
     use crate::text::anchor;
+
+    /// The text links exactly the charts that are written, whichever
+    /// sections have runs: the SVGs REPORT.md links are the files of
+    /// `charts()`, each once.
+    #[test]
+    fn the_text_links_exactly_the_charts_written() {
+        let sets = [
+            Vec::new(),
+            glance_runs(),
+            vec![
+                throughput_run("proxy", "keepalive", "1"),
+                throughput_run("proxy", "newconn", "1"),
+                sweep_run("proxy", "keepalive", 1_000, 1_000.0, (300, 290), 0),
+            ],
+            vec![run(
+                &[
+                    ("section", "fairness"),
+                    ("mode", "proxy"),
+                    ("load", "newconn"),
+                ],
+                1.0,
+                1,
+            )],
+        ];
+        for runs in sets {
+            let figures = Figures::of(&runs);
+            let text = figures.markdown();
+            let mut linked: Vec<&str> = text
+                .match_indices("](")
+                .map(|(at, _)| &text[at + 2..at + 2 + text[at + 2..].find(')').expect("closed")])
+                .filter(|target| target.ends_with(".svg"))
+                .collect();
+            linked.sort_unstable();
+            let mut written: Vec<&str> =
+                figures.charts().iter().map(|chart| chart.file()).collect();
+            written.sort_unstable();
+            assert_eq!(linked, written, "{} runs", runs.len());
+            assert_eq!(written.is_empty(), runs.is_empty(), "{written:?}");
+        }
+    }
 
     /// Every `(#anchor)` the report links to is the anchor of one of its
     /// headings.
