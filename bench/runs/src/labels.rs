@@ -1,8 +1,9 @@
 //! What a run was: the `--label KEY=VALUE`s that `scripts/compare.sh` gives
-//! every loadgen run and that the renderer (`report DIR`) groups the runs by. This module
-//! is the contract between the two: compare.sh passes these keys with these
-//! values and no others, and loadgen refuses any other (a misspelt key or mode
-//! is a usage error at the run, not a row missing from the report).
+//! every loadgen run and that the renderer (`report DIR`) groups the runs
+//! by. This module is the contract between the two: compare.sh passes these
+//! keys with these values and no others, and loadgen refuses any other (a
+//! misspelt key or mode is a usage error at the run, not a row missing from
+//! the report).
 //!
 //! | key | values | compare.sh gives it to |
 //! |---|---|---|
