@@ -199,7 +199,7 @@ else
   # this run writes anything.
   git_status=$(git -C "$root" status --porcelain 2>/dev/null || echo "?? (not a git checkout)")
   echo "building (cargo build --release)" >&2
-  cargo build --release --quiet -p proxy -p handoff -p loadgen --bin proxy --bin handoff --bin loadgen
+  cargo build --release --quiet -p proxy -p handoff -p loadgen -p report --bin proxy --bin handoff --bin loadgen --bin report
   out=${out:-$root/results/$(date -u +%Y-%m-%d)-$(hostname -s)}
   mkdir -p "$out/runs"
   rm -f "$out"/runs/*.json "$out/commands.sh"
@@ -631,8 +631,8 @@ done
   echo
   echo "[commands.log](commands.log) is a log of every command as it ran, in order,"
   echo "with this run's pids and ports; to run it again, use the command above. Every"
-  echo "loadgen report is in [runs/](runs/). Render again with \`target/release/loadgen report ${out#"$root"/}\`."
+  echo "loadgen report is in [runs/](runs/). Render again with \`target/release/report ${out#"$root"/}\`."
 } >"$out/README.md"
-echo "$bin/loadgen report $out" >>"$commands"
-"$bin/loadgen" report "$out"
+echo "$bin/report $out" >>"$commands"
+"$bin/report" "$out"
 echo "report: $out/REPORT.md" >&2

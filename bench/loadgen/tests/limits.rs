@@ -348,6 +348,7 @@ fn a_json_path_that_cannot_be_written_is_refused_before_the_load() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&existing).expect("read"))
             .expect("the new report is JSON");
-    common::schema::validate(&common::schema(), &report).expect("the new report fits the schema");
+    runs::schema::validate(&runs::schema::schema(), &report)
+        .expect("the new report fits the schema");
     assert_eq!(listed(), ["x.json"]);
 }

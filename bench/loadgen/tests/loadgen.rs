@@ -1,7 +1,7 @@
 //! End-to-end tests of `loadgen`: the real binary against a real cluster
 //! (`proxy --workers 2 --listen 127.0.0.1:0`) or against a small test server of
 //! known behaviour ([`common::server`]), all on loopback. Every run's JSON report
-//! is checked against `bench/loadgen/schema.json` (in [`common::loadgen`]). Each load
+//! is checked against `bench/runs/schema.json` (in [`common::loadgen`]). Each load
 //! lasts 1 to 3 s.
 
 mod common;
@@ -288,7 +288,7 @@ fn watch_shows_the_proxy_master_fds_rising() {
 
 /// The JSON report of a run that fills every optional part (open loop, new
 /// connections, --watch, --label, --kill) matches the committed schema, reads
-/// back into `loadgen::Report`, and the validator rejects a report that breaks it.
+/// back into `runs::Report`, and the validator rejects a report that breaks it.
 #[test]
 fn json_matches_the_committed_schema() {
     let server = TestServer::start(Behaviour::Fast);
@@ -386,8 +386,8 @@ fn json_matches_the_committed_schema() {
             && last <= f64_at(report, &["phases", "run_end_ms"]),
         "first {first} last {last} ms"
     );
-    let typed: loadgen::Report =
-        serde_json::from_value(report.clone()).expect("the JSON reads back into loadgen::Report");
+    let typed: runs::Report =
+        serde_json::from_value(report.clone()).expect("the JSON reads back into runs::Report");
     assert_eq!(typed.requests.ok, u64_at(report, &["requests", "ok"]));
     assert_eq!(
         by_pid(report),
@@ -398,7 +398,7 @@ fn json_matches_the_committed_schema() {
         )]
     );
 
-    let schema = common::schema();
+    let schema = runs::schema::schema();
     // A report written before issue 11's fields still validates and reads.
     let mut old = report.clone();
     for field in ["targets", "loadgen_usage", "affinity"] {
@@ -408,23 +408,23 @@ fn json_matches_the_committed_schema() {
         .as_object_mut()
         .expect("object")
         .remove("targets");
-    common::schema::validate(&schema, &old).expect("an older report validates");
-    let typed: loadgen::Report = serde_json::from_value(old).expect("an older report reads");
+    runs::schema::validate(&schema, &old).expect("an older report validates");
+    let typed: runs::Report = serde_json::from_value(old).expect("an older report reads");
     assert!(typed.targets.is_empty() && typed.parameters.targets.is_empty());
     assert!(typed.loadgen_usage.is_none() && typed.affinity.is_none());
 
     let mut broken = report.clone();
     broken["requests"]["ok"] = Value::from("many");
-    assert!(common::schema::validate(&schema, &broken).is_err());
+    assert!(runs::schema::validate(&schema, &broken).is_err());
     let mut broken = report.clone();
     broken["latency"]["request"]["p42_us"] = Value::from(1);
-    assert!(common::schema::validate(&schema, &broken).is_err());
+    assert!(runs::schema::validate(&schema, &broken).is_err());
     let mut broken = report.clone();
     broken["errors"]["by_kind"]
         .as_object_mut()
         .expect("object")
         .remove("reset");
-    assert!(common::schema::validate(&schema, &broken).is_err());
+    assert!(runs::schema::validate(&schema, &broken).is_err());
 }
 
 /// A child process to `--kill`: `sleep`, reaped on drop.

@@ -70,8 +70,8 @@ fn restart_under_load_records_refused_connections() {
     // It still matches the schema and reads as a loadgen report, with its
     // upgrades and timeline.
     let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-    common::schema::validate(&common::schema(), &value).expect("the committed schema");
-    let report: loadgen::report::Report = serde_json::from_str(&text).expect("a loadgen report");
+    runs::schema::validate(&runs::schema::schema(), &value).expect("the committed schema");
+    let report: runs::Report = serde_json::from_str(&text).expect("a loadgen report");
     let upgrades = report.upgrades.as_ref().expect("the upgrades block");
     assert_eq!(upgrades.events.len(), 1, "{upgrades:?}");
     let event = &upgrades.events[0];

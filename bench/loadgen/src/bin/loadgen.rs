@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use cluster::cli::UsageError;
 use loadgen::cli::{Cli, Command};
 
 fn main() -> ExitCode {
@@ -17,25 +18,25 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the load, prints the summary, writes the JSON; or renders a report.
+/// Runs the load, prints the summary, writes the JSON.
 fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Some(Command::Report { dir }) = &cli.command {
-        let written = loadgen::render::render_dir(dir)?;
-        for path in written {
-            println!("wrote {}", path.display());
-        }
-        return Ok(());
+        return Err(UsageError(format!(
+            "the report has its own binary now: run `report {}` (cargo build --release -p report)",
+            dir.display()
+        ))
+        .into());
     }
     // Before the load: a path that cannot be written is bad usage, not a run
     // lost at its end.
     let json = cli
         .json
         .as_deref()
-        .map(loadgen::report::json_file::JsonFile::create)
+        .map(loadgen::json_file::JsonFile::create)
         .transpose()?;
     let config = cli.config(std::env::args().collect());
     let report = loadgen::run(&config)?;
-    print!("{}", loadgen::report::summary::render(&report));
+    print!("{}", loadgen::summary::render(&report));
     if let Some(json) = json {
         json.write(&report)?;
     }

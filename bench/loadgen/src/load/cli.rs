@@ -5,8 +5,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-
 use cluster::cli::{parse_duration, parse_positive_duration};
+use runs::MixEntry;
+use runs::labels::Label;
 
 use super::Config;
 use super::kill::Kill;
@@ -14,16 +15,12 @@ use super::mix;
 use super::stall::Stop;
 use super::target::Target;
 use super::units::{parse_positive_integer, parse_rate};
-use crate::report::MixEntry;
-use crate::report::labels::Label;
 
 /// Load an HTTP/1.1 server and measure what it costs: latency (HdrHistogram),
 /// the spread over worker pids (`x-worker-pid`), errors by kind, and with
 /// `--watch` the server's fds, memory and CPU. A summary goes to stdout;
-/// `--json FILE` writes every figure (schema: bench/loadgen/schema.json).
-///
-/// `loadgen report DIR` renders the JSON reports in DIR/runs/ into DIR/REPORT.md
-/// with SVG charts.
+/// `--json FILE` writes every figure (schema: bench/runs/schema.json); the
+/// `report` binary renders a folder of them into REPORT.md and SVG charts.
 #[derive(Debug, Parser)]
 #[command(
     name = "loadgen",
@@ -32,7 +29,7 @@ use crate::report::labels::Label;
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
-    /// Instead of a load: `report DIR`.
+    /// `report DIR`, which is refused: the report has its own binary.
     #[command(subcommand)]
     pub command: Option<Command>,
 
@@ -95,14 +92,14 @@ pub struct Cli {
     #[arg(long)]
     timeline: bool,
 
-    /// Write the whole report as JSON to FILE (schema: bench/loadgen/schema.json).
+    /// Write the whole report as JSON to FILE (schema: bench/runs/schema.json).
     /// Checked before the load; an existing FILE is replaced only by a
     /// complete report.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
     /// Tag the JSON report with KEY=VALUE (`labels`), e.g. `--label mode=proxy`,
-    /// for `loadgen report`; repeatable (a repeated key keeps its last value).
+    /// for the report; repeatable (a repeated key keeps its last value).
     /// Keys: section, mode, load, round, rate, connections, max_fds, work_us,
     /// workers, accept, stall_ms, strategy.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = Label::from_str)]
@@ -147,11 +144,12 @@ pub struct Cli {
     seed: u64,
 }
 
-/// What `loadgen` does instead of a load.
+/// What `loadgen` was asked instead of a load.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Render the JSON reports in DIR/runs/*.json (each with `--label`s: section,
-    /// mode, load, round, ...) into DIR/REPORT.md and SVG charts in DIR.
+    /// The command that rendered reports before the renderer had its own
+    /// binary: kept only to name that binary (`report DIR`) and exit 2.
+    #[command(hide = true)]
     Report {
         /// The results folder (as `scripts/compare.sh` writes it).
         #[arg(value_name = "DIR")]
@@ -247,12 +245,7 @@ mod tests {
         ])
         .expect("valid");
         let config = cli.config(Vec::new());
-        assert_eq!(
-            config.labels.mode,
-            Some(crate::report::labels::Mode::Cluster(
-                cluster::Mode::Handoff(cluster::Pass::Socket)
-            ))
-        );
+        assert_eq!(config.labels.mode, Some(runs::labels::Mode::HandoffSocket));
         assert_eq!(config.labels.work_us, Some(200));
         assert_eq!(
             config.kill,
@@ -320,7 +313,8 @@ mod tests {
         assert!(parse(&["--target", "http://127.0.0.1:8081/", "--target", "x"]).is_err());
     }
 
-    /// `report DIR` is a subcommand; it takes no load flags.
+    /// `report DIR` still parses (so that the binary can name the renderer's
+    /// own command instead); it takes no load flags.
     #[test]
     fn parses_the_report_subcommand() {
         let cli = parse(&["report", "results/x"]).expect("valid");
@@ -329,6 +323,34 @@ mod tests {
         );
         assert!(parse(&["report"]).is_err());
         assert!(parse(&["--connections", "5", "report", "x"]).is_err());
+    }
+
+    /// The labels spell the modes and the accept strategies as `cluster`
+    /// does (`Mode::name`, `handoff --accept`), in the same order: one
+    /// vocabulary from the flags to the report, checked here because the run
+    /// model does not link `cluster`.
+    #[test]
+    fn labels_spell_modes_and_strategies_as_cluster_does() {
+        let modes: Vec<&str> = cluster::Mode::ALL.iter().map(|mode| mode.name()).collect();
+        let labels: Vec<&str> = runs::labels::Mode::CLUSTER
+            .iter()
+            .map(|mode| mode.name())
+            .collect();
+        assert_eq!(labels, modes);
+        let accepts: Vec<String> = <cluster::Accept as clap::ValueEnum>::value_variants()
+            .iter()
+            .map(|accept| {
+                clap::ValueEnum::to_possible_value(accept)
+                    .expect("every strategy has a name")
+                    .get_name()
+                    .to_owned()
+            })
+            .collect();
+        let labels: Vec<&str> = runs::labels::Accept::ALL
+            .iter()
+            .map(|accept| accept.name())
+            .collect();
+        assert_eq!(labels, accepts);
     }
 
     /// Bad values are usage errors.

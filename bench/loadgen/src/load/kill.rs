@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
-
-use crate::report::Fault;
+use runs::Fault;
 
 /// What to kill, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

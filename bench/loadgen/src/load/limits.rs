@@ -6,21 +6,9 @@
 //! is explained rather than mysterious. Each connection also keeps a read
 //! buffer, so connections that could not fit in memory are refused too.
 
-use serde::{Deserialize, Serialize};
+use runs::{FdLimit, format};
 
 use super::connection::MEMORY_PER_CONNECTION_BYTES;
-use crate::report::format;
-
-/// The load generator's `RLIMIT_NOFILE` during the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FdLimit {
-    /// The soft limit it was started with.
-    pub soft_at_start: u64,
-    /// The soft limit during the run (the hard limit, unless raising failed).
-    pub soft: u64,
-    /// The hard limit, which only a privileged process may raise.
-    pub hard: u64,
-}
 
 /// The fds the load generator needs besides its connections: stdio, the
 /// runtimes' epoll and event fds, `/proc` readings, the JSON file.
@@ -155,13 +143,6 @@ pub fn raise_fd_limit() -> std::io::Result<FdLimit> {
         soft: now.soft,
         hard: now.hard,
     })
-}
-
-impl FdLimit {
-    /// Whether `needed` fds (`fds_needed`) fit under the soft limit.
-    pub fn fits(&self, needed: u64) -> bool {
-        needed <= self.soft
-    }
 }
 
 #[cfg(test)]

@@ -1,46 +1,29 @@
-//! The machine a run was measured on, for the JSON report: a figure is only
-//! comparable with figures from the same CPU, core count and kernel.
+//! The machine a run was measured on ([`Machine`] in the report), read from
+//! `/proc` and `sysconf`.
 
 use std::fs;
 
-use serde::{Deserialize, Serialize};
+use runs::Machine;
 
-/// What the report says about the machine.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Machine {
-    /// The CPU model (`model name` of `/proc/cpuinfo`), or `unknown`.
-    pub cpu_model: String,
-    /// The machine's online CPUs (`sysconf(_SC_NPROCESSORS_ONLN)`), whatever
-    /// this process may use: a run pinned to one CPU still ran on a machine of
-    /// this many, and where it ran is the JSON's `affinity`.
-    pub cores: usize,
-    /// The kernel release (`/proc/sys/kernel/osrelease`), or `unknown`.
-    pub kernel: String,
-    /// The operating system, as Rust names it (`linux`).
-    pub os: String,
-}
-
-impl Machine {
-    /// Reads the figures of this machine.
-    pub fn current() -> Machine {
-        let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find_map(|line| {
-                let (key, value) = line.split_once(':')?;
-                // `model name` on x86; some ARM kernels only have `Hardware`.
-                matches!(key.trim(), "model name" | "Hardware").then(|| value.trim().to_owned())
-            })
-            .unwrap_or_else(|| "unknown".to_owned());
-        let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|release| release.trim().to_owned())
-            .unwrap_or_else(|_| "unknown".to_owned());
-        Machine {
-            cpu_model,
-            cores: online_cpus(),
-            kernel,
-            os: std::env::consts::OS.to_owned(),
-        }
+/// Reads the figures of this machine.
+pub fn current() -> Machine {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            // `model name` on x86; some ARM kernels only have `Hardware`.
+            matches!(key.trim(), "model name" | "Hardware").then(|| value.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|release| release.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned());
+    Machine {
+        cpu_model,
+        cores: online_cpus(),
+        kernel,
+        os: std::env::consts::OS.to_owned(),
     }
 }
 
@@ -60,7 +43,7 @@ mod tests {
     /// On Linux every figure is there.
     #[test]
     fn reads_this_machine() {
-        let machine = Machine::current();
+        let machine = current();
         assert!(machine.cores >= 1);
         // Never fewer than the CPUs this process may run on.
         let allowed = std::thread::available_parallelism().map_or(1, |cores| cores.get());

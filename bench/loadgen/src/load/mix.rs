@@ -7,8 +7,7 @@
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-
-use crate::report::MixEntry;
+use runs::MixEntry;
 
 /// The seed when `--seed` is not given: runs are reproducible by default.
 pub const DEFAULT_SEED: u64 = 0;

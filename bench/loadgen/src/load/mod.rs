@@ -3,7 +3,7 @@
 //! per `--threads`, each a single-threaded tokio runtime driving its share of
 //! the connections (as wrk runs one event loop per thread). Connections take
 //! raw timings; each thread's recorder fills its histograms; the recorders are
-//! merged into a [`Report`].
+//! merged into a [`Report`] (`build`).
 //!
 //! - [`cli`]: the flags (clap) and the [`Config`] they give; `units`: humane
 //!   values (`5k`).
@@ -14,6 +14,8 @@
 //! - `timer`: the open loop's precise sleep (a `timerfd`).
 //! - `failure`: the kinds of failed request.
 //! - `recorder`: the per-thread histograms and counts.
+//! - `build`: the [`Report`] of the run, from the merged recorder and the
+//!   `--watch` series: the one way from the load to the run model.
 //! - `watch`: `--watch`: the /proc sampler thread and its time series.
 //! - `usage`: loadgen's own CPU time over the window, and where it and the
 //!   watched processes may run (their affinity).
@@ -37,6 +39,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, anyhow};
 use cluster::cli::UsageError;
 
+pub(crate) mod build;
 pub mod cli;
 pub(crate) mod connection;
 pub(crate) mod failure;
@@ -54,8 +57,8 @@ pub(crate) mod units;
 pub(crate) mod usage;
 pub(crate) mod watch;
 
-use crate::report::labels::Labels;
-use crate::report::{self, LoadLoop, Report};
+use runs::{Labels, LoadLoop, MixEntry, Parameters, Report};
+
 use connection::{Connection, Endpoint, Plan};
 use recorder::{Recorder, Window};
 use target::Target;
@@ -108,7 +111,7 @@ pub struct Config {
     pub(crate) stop: Option<stall::Stop>,
     /// `--mix PATH=WEIGHT`s: each request's path drawn from them; empty: the
     /// target's path.
-    pub(crate) mix: Vec<report::MixEntry>,
+    pub(crate) mix: Vec<MixEntry>,
     /// `--seed`: the seed of the `--mix` draw.
     pub(crate) seed: u64,
 }
@@ -173,7 +176,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         stop.check(config.duration).map_err(UsageError)?;
     }
 
-    let machine = machine::Machine::current();
+    let machine = machine::current();
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let start = Instant::now();
     let start_unix = SystemTime::now();
@@ -276,8 +279,8 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     let fault = killer.map(kill::Killer::stop);
     let stalls = stopper.map(stall::Stopper::stop).unwrap_or_default();
 
-    Ok(Report::build(report::Inputs {
-        parameters: report::Parameters {
+    Ok(build::report(build::Inputs {
+        parameters: Parameters {
             target: config.targets[0].url.clone(),
             targets: config
                 .targets

@@ -30,8 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
-
-use crate::report::Stall;
+use runs::Stall;
 
 /// The pid loadgen has stopped and not yet continued, 0 for none: what the
 /// signal handler continues. Written by the stopper thread only.

@@ -8,7 +8,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cluster::procfs::{self, ProcError, Reading};
-use serde::{Deserialize, Serialize};
+use runs::Role;
 
 /// One sample of one process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,26 +23,6 @@ pub struct ProcessSample {
     pub cpu_user: Duration,
     /// Kernel-mode CPU time since the process started.
     pub cpu_system: Duration,
-}
-
-/// Whether a process of a tree is the watched one or one of its children
-/// (`role` in the JSON: `watched` or `child`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// The process named by `--watch`.
-    Watched,
-    /// A child of it (a worker), found at some sample.
-    Child,
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Role::Watched => "watched",
-            Role::Child => "child",
-        })
-    }
 }
 
 /// The samples of one process (one pid and start time) of a watched tree.

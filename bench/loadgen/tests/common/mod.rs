@@ -1,14 +1,14 @@
 //! Helpers of the loadgen end-to-end tests: run the real `loadgen` binary with a
-//! deadline and read its JSON report (checked against `bench/loadgen/schema.json` every
-//! time), find the real `proxy` binary, and a small test server ([`server`]).
+//! deadline and read its JSON report (checked against `bench/runs/schema.json` every
+//! time), find the real `proxy` and `report` binaries, and a small test server
+//! ([`server`]).
 
 #![allow(dead_code)] // each test binary uses a part
 
-pub mod schema;
 pub mod server;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,13 +26,6 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How often to look whether the child has exited.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
-
-/// The committed schema of the JSON report.
-pub fn schema() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.json");
-    let text = std::fs::read_to_string(&path).expect("read bench/loadgen/schema.json");
-    serde_json::from_str(&text).expect("bench/loadgen/schema.json is JSON")
-}
 
 /// A finished loadgen run.
 pub struct Run {
@@ -152,8 +145,8 @@ pub fn loadgen_with(args: &[&str], configure: impl FnOnce(&mut Command)) -> Run 
     let stderr = err.join().expect("stderr reader");
     let report = std::fs::read_to_string(&json.0).ok().map(|text| {
         let report: Value = serde_json::from_str(&text).expect("the report is JSON");
-        if let Err(err) = schema::validate(&schema(), &report) {
-            panic!("the report does not match bench/loadgen/schema.json: {err}\n{text}");
+        if let Err(err) = runs::schema::validate(&runs::schema::schema(), &report) {
+            panic!("the report does not match bench/runs/schema.json: {err}\n{text}");
         }
         report
     });
@@ -171,9 +164,21 @@ pub fn loadgen_with(args: &[&str], configure: impl FnOnce(&mut Command)) -> Run 
 /// up to date, and never stale).
 pub fn proxy_bin() -> &'static str {
     static PROXY: OnceLock<String> = OnceLock::new();
-    PROXY.get_or_init(|| {
-        let proxy = testkit::workspace_bin("proxy").unwrap_or_else(|err| panic!("{err:#}"));
-        proxy.to_string_lossy().into_owned()
+    built("proxy", &PROXY)
+}
+
+/// The `report` binary, the renderer, found as [`proxy_bin`] finds `proxy`:
+/// loadgen does not link it.
+pub fn report_bin() -> &'static str {
+    static REPORT: OnceLock<String> = OnceLock::new();
+    built("report", &REPORT)
+}
+
+/// The path of `package`'s binary, built the first time it is asked for.
+fn built(package: &str, path: &'static OnceLock<String>) -> &'static str {
+    path.get_or_init(|| {
+        let bin = testkit::workspace_bin(package).unwrap_or_else(|err| panic!("{err:#}"));
+        bin.to_string_lossy().into_owned()
     })
 }
 

@@ -1,12 +1,22 @@
-//! A small JSON Schema validator for `bench/loadgen/schema.json`: the keywords that
-//! schema uses (`type`, `enum`, `const`, `properties`, `required`,
-//! `additionalProperties`, `items`, `minItems`, `minimum`, `maximum`, `anyOf`,
-//! local `$ref`), each with its draft 2020-12 meaning. Any other keyword is an
-//! error rather than silently ignored, so the schema cannot use a keyword that is
-//! not checked. (Written by hand because the `jsonschema` crate brings a regex
-//! engine, an HTTP client and a few dozen crates for what is a hundred lines here.)
+//! The committed JSON Schema of a run (`bench/runs/schema.json`), and a small
+//! validator for it: the keywords that schema uses (`type`, `enum`, `const`,
+//! `properties`, `required`, `additionalProperties`, `items`, `minItems`,
+//! `minimum`, `maximum`, `anyOf`, local `$ref`), each with its draft 2020-12
+//! meaning. Any other keyword is an error rather than silently ignored, so the
+//! schema cannot use a keyword that is not checked. (Written by hand because
+//! the `jsonschema` crate brings a regex engine, an HTTP client and a few
+//! dozen crates for what is a hundred lines here.) The tests check every
+//! report loadgen writes, and every committed run, against it.
 
 use serde_json::Value;
+
+/// `schema.json`, as committed.
+pub const SCHEMA_JSON: &str = include_str!("../schema.json");
+
+/// The committed schema, parsed.
+pub fn schema() -> Value {
+    serde_json::from_str(SCHEMA_JSON).expect("bench/runs/schema.json is JSON (checked by a test)")
+}
 
 /// Keywords that only document.
 const ANNOTATIONS: [&str; 5] = ["$schema", "$id", "title", "description", "$defs"];
@@ -169,4 +179,19 @@ fn resolve<'a>(root: &'a Value, reference: &Value) -> Result<&'a Value, String> 
         .ok_or_else(|| format!("only local $refs are supported, not {reference}"))?;
     root.pointer(pointer)
         .ok_or_else(|| format!("$ref {reference} points nowhere"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed schema parses, names its format, and requires the
+    /// fields of a run.
+    #[test]
+    fn the_committed_schema_parses() {
+        let schema = schema();
+        assert_eq!(schema["$id"], "loadgen-report/1");
+        let err = validate(&schema, &serde_json::json!({})).expect_err("fields are required");
+        assert!(err.contains("required field"), "{err}");
+    }
 }

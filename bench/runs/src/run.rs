@@ -1,44 +1,20 @@
-//! The report of one run: the types that are serialised as they are for
-//! `--json` (the shape is `bench/loadgen/schema.json`) and read back by
-//! `loadgen report`, and the statistics over a histogram or a set of counts,
-//! computed here, once.
-//!
-//! - [`build`](Report::build): every figure, from the merged recorder and the
-//!   `--watch` series, and nothing else.
-//! - [`labels`]: what a run was (section, mode, load, round, ...), typed: the
-//!   contract between `scripts/compare.sh` and the renderer.
-//! - [`summary`]: the report as a short text; [`format`]: numbers for people.
-//! - [`json_file`]: `--json FILE`, checked before the load and replaced
-//!   whole at its end.
-//!
-//! Times in the JSON carry their unit in their name: `_us`, `_ms`, `_s`.
+//! The report of one run: the types that `loadgen --json` serialises as they
+//! are (the shape is `bench/runs/schema.json`) and the renderer reads back,
+//! and the statistics over a set of counts, computed here, once.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use anyhow::Context;
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-mod build;
-pub(crate) mod format;
-pub mod json_file;
-pub mod labels;
-pub mod summary;
-
-pub use crate::load::limits::FdLimit;
-pub use crate::load::machine::Machine;
-pub use crate::load::watch::Role;
-pub(crate) use build::Inputs;
-pub use labels::Labels;
+use crate::labels::Labels;
 
 /// The `format` of the JSON report; bumped when a field changes meaning or goes.
 pub const FORMAT: &str = "loadgen-report/1";
 
-/// How densely the percentile spectrum is drawn: points per halving of the
-/// distance to 100 % (HdrHistogram's `ticks_per_half_distance`; 5 gives about
-/// a hundred points for a million samples).
-const SPECTRUM_TICKS_PER_HALF_DISTANCE: u32 = 5;
+/// Below this share of the asked rate (`requests.achieved_ratio`), the target
+/// of an open loop did not keep up: loadgen's note says so, and so does the
+/// report's sentence under §1.
+pub const KEPT_UP_RATIO: f64 = 0.97;
 
 /// The SIGKILL that `--kill` sent during the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +56,12 @@ pub struct StallWaits {
     /// every request that waited behind it for long (below saturation no
     /// other request comes near it).
     pub at_least_tenth: u64,
+}
+
+impl StallWaits {
+    /// `at_least_tenth` counts the latencies of at least `--stop-for` over
+    /// this: a tenth of the stall.
+    pub const TENTH_DIVISOR: u32 = 10;
 }
 
 /// Everything a run measured, with its parameters and machine.
@@ -146,6 +128,42 @@ pub struct Report {
     pub upgrades: Option<Upgrades>,
     /// Sentences for a person: what went wrong or deserves a look.
     pub notes: Vec<String>,
+}
+
+/// The machine a run was measured on: a figure is only comparable with
+/// figures from the same CPU, core count and kernel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    /// The CPU model (`model name` of `/proc/cpuinfo`), or `unknown`.
+    pub cpu_model: String,
+    /// The machine's online CPUs (`sysconf(_SC_NPROCESSORS_ONLN)`), whatever
+    /// loadgen could use: a run pinned to one CPU still ran on a machine of
+    /// this many, and where it ran is the JSON's `affinity`.
+    pub cores: usize,
+    /// The kernel release (`/proc/sys/kernel/osrelease`), or `unknown`.
+    pub kernel: String,
+    /// The operating system, as Rust names it (`linux`).
+    pub os: String,
+}
+
+/// The load generator's `RLIMIT_NOFILE` during the run: each connection is
+/// an fd (two in open loop), so running out is explained by this rather than
+/// mysterious.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdLimit {
+    /// The soft limit it was started with.
+    pub soft_at_start: u64,
+    /// The soft limit during the run (the hard limit, unless raising failed).
+    pub soft: u64,
+    /// The hard limit, which only a privileged process may raise.
+    pub hard: u64,
+}
+
+impl FdLimit {
+    /// Whether `needed` fds fit under the soft limit.
+    pub fn fits(&self, needed: u64) -> bool {
+        needed <= self.soft
+    }
 }
 
 /// `--timeline`: the window cut into `--sample-interval`s; each request is
@@ -388,35 +406,6 @@ pub struct SpectrumPoint {
     pub value_us: u64,
 }
 
-impl HistogramSummary {
-    /// Summarises `histogram`; `None` if it is empty.
-    pub fn of(histogram: &Histogram<u64>) -> Option<HistogramSummary> {
-        if histogram.is_empty() {
-            return None;
-        }
-        let spectrum = histogram
-            .iter_quantiles(SPECTRUM_TICKS_PER_HALF_DISTANCE)
-            .map(|step| SpectrumPoint {
-                percentile: step.quantile_iterated_to() * 100.0,
-                value_us: histogram.highest_equivalent(step.value_iterated_to()),
-            })
-            .collect();
-        Some(HistogramSummary {
-            count: histogram.len(),
-            min_us: histogram.min(),
-            max_us: histogram.max(),
-            mean_us: histogram.mean(),
-            stdev_us: histogram.stdev(),
-            p50_us: histogram.value_at_quantile(0.5),
-            p90_us: histogram.value_at_quantile(0.9),
-            p99_us: histogram.value_at_quantile(0.99),
-            p99_9_us: histogram.value_at_quantile(0.999),
-            p99_99_us: histogram.value_at_quantile(0.9999),
-            spectrum,
-        })
-    }
-}
-
 /// The answers per worker pid.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Workers {
@@ -576,6 +565,26 @@ pub struct ProcessReport {
     pub samples: Vec<SamplePoint>,
 }
 
+/// Whether a process of a watched tree is the one `--watch` named or one of
+/// its children (`role` in the JSON: `watched` or `child`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The process named by `--watch`.
+    Watched,
+    /// A child of it (a worker), found at some sample.
+    Child,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Watched => "watched",
+            Role::Child => "child",
+        })
+    }
+}
+
 /// One sample of one process.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct SamplePoint {
@@ -627,17 +636,9 @@ impl Report {
     }
 }
 
-/// Reads the JSON report at `path`.
-pub fn read_json(path: &Path) -> anyhow::Result<Report> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a loadgen report", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::recorder::{HISTOGRAM_MIN_MAX_US, new_histogram};
 
     /// Fairness: even counts are perfectly fair, all on one is the worst.
     #[test]
@@ -659,33 +660,5 @@ mod tests {
 
         assert_eq!(Fairness::of(&[]), None);
         assert_eq!(Fairness::of(&[0, 0]), None);
-    }
-
-    /// The summary's percentiles, mean and spectrum come from the histogram.
-    #[test]
-    fn histogram_summary() {
-        assert_eq!(
-            HistogramSummary::of(&new_histogram(HISTOGRAM_MIN_MAX_US)),
-            None
-        );
-        let mut histogram = new_histogram(HISTOGRAM_MIN_MAX_US);
-        for value in 1..=1000 {
-            histogram.record(value).expect("in range");
-        }
-        let summary = HistogramSummary::of(&histogram).expect("samples");
-        assert_eq!(summary.count, 1000);
-        assert_eq!((summary.min_us, summary.max_us), (1, 1000));
-        assert_eq!(summary.p50_us, 500);
-        assert_eq!(summary.p99_us, 990);
-        assert!((summary.mean_us - 500.5).abs() < 0.5);
-        let last = summary.spectrum.last().expect("points");
-        assert_eq!((last.percentile, last.value_us), (100.0, 1000));
-        assert!(
-            summary
-                .spectrum
-                .windows(2)
-                .all(|pair| pair[0].percentile <= pair[1].percentile
-                    && pair[0].value_us <= pair[1].value_us)
-        );
     }
 }

@@ -10,9 +10,9 @@
 //! create files in it. And an existing FILE is untouched until the new report
 //! is whole: a run that fails (a usage error found later, a load thread that
 //! fails) leaves it as it was, where opening FILE early with `O_TRUNC` would
-//! have emptied it, and a reader of FILE (`loadgen report`, a script) never
-//! sees half a report. The hidden file does not end in `.json`, so `loadgen
-//! report` never reads it; it is removed when loadgen fails, and only a signal
+//! have emptied it, and a reader of FILE (the renderer, a script) never
+//! sees half a report. The hidden file does not end in `.json`, so the
+//! renderer never reads it; it is removed when loadgen fails, and only a signal
 //! that ends loadgen leaves it behind.
 //!
 //! A FILE that is a symbolic link is written through: the file it points to is
@@ -27,9 +27,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use cluster::cli::UsageError;
 use nix::unistd::AccessFlags;
+use runs::Report;
 use tempfile::NamedTempFile;
-
-use super::Report;
 
 /// The `--json FILE` of a run, checked and ready to be written.
 #[derive(Debug)]
@@ -134,7 +133,7 @@ impl JsonFile {
 
     /// Writes `report` as JSON and puts it in place.
     pub fn write(self, report: &Report) -> anyhow::Result<()> {
-        let json = serde_json::to_vec_pretty(report).context("serialise the report")?;
+        let json = runs::to_json(report).context("serialise the report")?;
         self.write_bytes(&json)
     }
 

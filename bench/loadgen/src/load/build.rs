@@ -1,23 +1,29 @@
-//! [`Report::build`]: every figure of a run, from the merged [`Recorder`] and the
-//! `--watch` series; and the notes a person should read.
+//! [`report`]: the [`Report`] of a run, every figure computed from the merged
+//! [`Recorder`] and the `--watch` series, and the notes a person should read.
+//! This is the one way from the load to the run model: `runs` knows nothing
+//! of the recorder.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{
-    Affinity, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, Labels, Latencies,
-    LoadgenUsage, Machine, MeasuredFrom, Parameters, Phases, ProcessReport, Report, Requests,
-    SamplePoint, Stall, StallWaits, TargetShare, Timeline, TimelineInterval, UseSummary,
-    WatchReport, WatchedAffinity, WorkerShare, Workers,
+use hdrhistogram::Histogram;
+use runs::format::rate;
+use runs::{
+    Affinity, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, KEPT_UP_RATIO, Labels,
+    Latencies, LoadgenUsage, Machine, MeasuredFrom, Parameters, Phases, ProcessReport, Report,
+    Requests, SamplePoint, SpectrumPoint, Stall, StallWaits, TargetShare, Timeline,
+    TimelineInterval, UseSummary, WatchReport, WatchedAffinity, WorkerShare, Workers,
 };
-use crate::load::failure::Failure;
-use crate::load::recorder::{Recorder, WorkerCount};
-use crate::load::usage::Readings;
-use crate::load::watch::{ProcessSeries, WatchedTree};
-use crate::report::format::rate;
 
-/// Below this share of the asked rate the summary says the target could not keep up.
-const KEPT_UP_RATIO: f64 = 0.97;
+use super::failure::Failure;
+use super::recorder::{Recorder, WorkerCount};
+use super::usage::Readings;
+use super::watch::{ProcessSeries, WatchedTree};
+
+/// How densely the percentile spectrum is drawn: points per halving of the
+/// distance to 100 % (HdrHistogram's `ticks_per_half_distance`; 5 gives about
+/// a hundred points for a million samples).
+const SPECTRUM_TICKS_PER_HALF_DISTANCE: u32 = 5;
 
 /// The pieces a report is built from.
 pub struct Inputs<'a> {
@@ -55,182 +61,207 @@ pub struct Inputs<'a> {
     pub window_start_unix_ms: f64,
 }
 
-impl Report {
-    /// Computes every figure of the report.
-    pub fn build(inputs: Inputs<'_>) -> Report {
-        let recorder = inputs.recorder;
-        let open_loop = inputs.parameters.rate_per_s.is_some();
-        let ok = recorder.requests();
-        let per_s = ok as f64 / inputs.duration.as_secs_f64();
-        let asked = inputs.parameters.rate_per_s;
-        let requests = Requests {
-            ok,
-            failed: recorder.failed(),
-            per_s,
-            asked_per_s: asked,
-            achieved_ratio: asked.map(|asked| per_s / asked),
-            scheduled: open_loop.then_some(recorder.scheduled),
-            unanswered_at_end: recorder.unanswered_at_end,
-            connections_opened: recorder.connect.len(),
-            reconnects: recorder.reconnects,
-        };
-        let latency = Latencies {
-            measured_from: if open_loop {
-                MeasuredFrom::IntendedStart
-            } else {
-                MeasuredFrom::Send
-            },
-            request: HistogramSummary::of(&recorder.latency),
-            request_uncorrected: if open_loop {
-                HistogramSummary::of(&recorder.latency_uncorrected)
-            } else {
-                None
-            },
-            connect: HistogramSummary::of(&recorder.connect),
-        };
+/// Computes every figure of the report.
+pub fn report(inputs: Inputs<'_>) -> Report {
+    let recorder = inputs.recorder;
+    let open_loop = inputs.parameters.rate_per_s.is_some();
+    let ok = recorder.requests();
+    let per_s = ok as f64 / inputs.duration.as_secs_f64();
+    let asked = inputs.parameters.rate_per_s;
+    let requests = Requests {
+        ok,
+        failed: recorder.failed(),
+        per_s,
+        asked_per_s: asked,
+        achieved_ratio: asked.map(|asked| per_s / asked),
+        scheduled: open_loop.then_some(recorder.scheduled),
+        unanswered_at_end: recorder.unanswered_at_end,
+        connections_opened: recorder.connect.len(),
+        reconnects: recorder.reconnects,
+    };
+    let latency = Latencies {
+        measured_from: if open_loop {
+            MeasuredFrom::IntendedStart
+        } else {
+            MeasuredFrom::Send
+        },
+        request: summary(&recorder.latency),
+        request_uncorrected: if open_loop {
+            summary(&recorder.latency_uncorrected)
+        } else {
+            None
+        },
+        connect: summary(&recorder.connect),
+    };
 
-        let mut by_pid: Vec<_> = recorder.workers.clone();
-        by_pid.sort_by_key(|worker| worker.pid);
-        let named: u64 = by_pid.iter().map(|worker| worker.requests).sum();
-        // Fairness over every worker of the cluster when the run says how
-        // many it has (label `workers`): a worker that answered nothing counts
-        // as 0, so a run where one pid answered everything is not "even" (1.0).
-        let workers_known = inputs.labels.workers.map_or(0, |n| n as usize);
-        let padded = |count: fn(&WorkerCount) -> u64| {
-            let mut counts: Vec<u64> = by_pid.iter().map(count).collect();
-            counts.resize(counts.len().max(workers_known), 0);
-            counts
-        };
-        let request_counts = padded(|worker| worker.requests);
-        let connection_counts = padded(|worker| worker.connections);
-        // The run's start: the window opens after the warm-up.
-        let origin = recorder.window().start.checked_sub(inputs.warmup);
-        let since_start =
-            |at: Option<std::time::Instant>| Some(millis(at?.saturating_duration_since(origin?)));
-        let workers = Workers {
-            by_pid: by_pid
-                .iter()
-                .map(|worker| WorkerShare {
-                    pid: worker.pid,
-                    requests: worker.requests,
-                    requests_share: worker.requests as f64 / named.max(1) as f64,
-                    connections: worker.connections,
-                    first_ms: since_start(worker.first),
-                    last_ms: since_start(worker.last),
-                    latency: HistogramSummary::of(&worker.latency),
-                })
-                .collect(),
-            requests_without_pid: recorder.requests_without_pid,
-            requests_fairness: Fairness::of(&request_counts),
-            connections_fairness: Fairness::of(&connection_counts),
-        };
-
-        let errors = Errors {
-            total: recorder.failed(),
-            by_kind: Failure::ALL
-                .iter()
-                .map(|kind| (kind.name().to_owned(), recorder.failures[kind.index()]))
-                .collect(),
-            statuses: recorder
-                .statuses
-                .iter()
-                .map(|&(status, count)| (status.to_string(), count))
-                .collect(),
-        };
-
-        let targets = inputs
-            .parameters
-            .targets
+    let mut by_pid: Vec<_> = recorder.workers.clone();
+    by_pid.sort_by_key(|worker| worker.pid);
+    let named: u64 = by_pid.iter().map(|worker| worker.requests).sum();
+    // Fairness over every worker of the cluster when the run says how
+    // many it has (label `workers`): a worker that answered nothing counts
+    // as 0, so a run where one pid answered everything is not "even" (1.0).
+    let workers_known = inputs.labels.workers.map_or(0, |n| n as usize);
+    let padded = |count: fn(&WorkerCount) -> u64| {
+        let mut counts: Vec<u64> = by_pid.iter().map(count).collect();
+        counts.resize(counts.len().max(workers_known), 0);
+        counts
+    };
+    let request_counts = padded(|worker| worker.requests);
+    let connection_counts = padded(|worker| worker.connections);
+    // The run's start: the window opens after the warm-up.
+    let origin = recorder.window().start.checked_sub(inputs.warmup);
+    let since_start =
+        |at: Option<std::time::Instant>| Some(millis(at?.saturating_duration_since(origin?)));
+    let workers = Workers {
+        by_pid: by_pid
             .iter()
-            .enumerate()
-            .map(|(index, url)| {
-                let counts = recorder.targets.get(index).copied().unwrap_or_default();
-                TargetShare {
-                    url: url.clone(),
-                    connections: counts.connections,
-                    requests: counts.requests,
-                }
+            .map(|worker| WorkerShare {
+                pid: worker.pid,
+                requests: worker.requests,
+                requests_share: worker.requests as f64 / named.max(1) as f64,
+                connections: worker.connections,
+                first_ms: since_start(worker.first),
+                last_ms: since_start(worker.last),
+                latency: summary(&worker.latency),
             })
-            .collect();
-        let readings = inputs.readings;
-        let loadgen_usage = readings.cpu.map(|(cpu, span)| {
-            let cpu_user_ms = millis(cpu.user);
-            let cpu_system_ms = millis(cpu.system);
-            LoadgenUsage {
-                cpu_user_ms,
-                cpu_system_ms,
-                cpu_ms_per_1000_requests: per_thousand(
-                    cpu_user_ms + cpu_system_ms,
-                    Some(span),
-                    ok,
-                    inputs.duration,
-                ),
-            }
-        });
-        let affinity = readings.placement.map(|placement| Affinity {
-            loadgen: placement.loadgen,
-            watched: placement
-                .watched
-                .into_iter()
-                .map(|watched| WatchedAffinity {
-                    pid: watched.pid,
-                    cpus: watched.cpus,
-                })
-                .collect(),
-        });
+            .collect(),
+        requests_without_pid: recorder.requests_without_pid,
+        requests_fairness: Fairness::of(&request_counts),
+        connections_fairness: Fairness::of(&connection_counts),
+    };
 
-        let window = (inputs.warmup, inputs.warmup + inputs.duration);
-        let slack = inputs.sample_interval / 2;
-        let watch = inputs
-            .watched
+    let errors = Errors {
+        total: recorder.failed(),
+        by_kind: Failure::ALL
             .iter()
-            .map(|tree| watch_report(tree, window, slack, ok, inputs.duration))
-            .collect();
+            .map(|kind| (kind.name().to_owned(), recorder.failures[kind.index()]))
+            .collect(),
+        statuses: recorder
+            .statuses
+            .iter()
+            .map(|&(status, count)| (status.to_string(), count))
+            .collect(),
+    };
 
-        let mut report = Report {
-            format: FORMAT.to_owned(),
-            loadgen_version: env!("CARGO_PKG_VERSION").to_owned(),
-            started_at: inputs.started_at,
-            parameters: inputs.parameters,
-            machine: inputs.machine,
-            fd_limit: inputs.fd_limit,
-            phases: Phases {
-                measure_start_ms: millis(window.0),
-                measure_end_ms: millis(window.1),
-                run_end_ms: millis(inputs.run_time),
-            },
-            requests,
-            latency,
-            workers,
-            targets,
-            errors,
-            watch,
-            labels: inputs.labels,
-            fault: inputs.fault,
-            stalls: inputs.stalls,
-            stall_waits: inputs.stop_for.map(|stop_for| StallWaits {
-                stop_for_ms: millis(stop_for),
-                at_least_stall: at_least(&recorder.latency, stop_for),
-                at_least_tenth: at_least(&recorder.latency, stop_for / 10),
-            }),
-            loadgen_usage,
-            affinity,
-            timeline: recorder
-                .timeline
-                .as_ref()
-                .map(|timeline| timeline_report(timeline, inputs.window_start_unix_ms)),
-            upgrades: None,
-            notes: Vec::new(),
-        };
-        report.notes = notes(&report);
-        report.notes.extend(readings.errors);
-        report
+    let targets = inputs
+        .parameters
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(index, url)| {
+            let counts = recorder.targets.get(index).copied().unwrap_or_default();
+            TargetShare {
+                url: url.clone(),
+                connections: counts.connections,
+                requests: counts.requests,
+            }
+        })
+        .collect();
+    let readings = inputs.readings;
+    let loadgen_usage = readings.cpu.map(|(cpu, span)| {
+        let cpu_user_ms = millis(cpu.user);
+        let cpu_system_ms = millis(cpu.system);
+        LoadgenUsage {
+            cpu_user_ms,
+            cpu_system_ms,
+            cpu_ms_per_1000_requests: per_thousand(
+                cpu_user_ms + cpu_system_ms,
+                Some(span),
+                ok,
+                inputs.duration,
+            ),
+        }
+    });
+    let affinity = readings.placement.map(|placement| Affinity {
+        loadgen: placement.loadgen,
+        watched: placement
+            .watched
+            .into_iter()
+            .map(|watched| WatchedAffinity {
+                pid: watched.pid,
+                cpus: watched.cpus,
+            })
+            .collect(),
+    });
+
+    let window = (inputs.warmup, inputs.warmup + inputs.duration);
+    let slack = inputs.sample_interval / 2;
+    let watch = inputs
+        .watched
+        .iter()
+        .map(|tree| watch_report(tree, window, slack, ok, inputs.duration))
+        .collect();
+
+    let mut report = Report {
+        format: FORMAT.to_owned(),
+        loadgen_version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_at: inputs.started_at,
+        parameters: inputs.parameters,
+        machine: inputs.machine,
+        fd_limit: inputs.fd_limit,
+        phases: Phases {
+            measure_start_ms: millis(window.0),
+            measure_end_ms: millis(window.1),
+            run_end_ms: millis(inputs.run_time),
+        },
+        requests,
+        latency,
+        workers,
+        targets,
+        errors,
+        watch,
+        labels: inputs.labels,
+        fault: inputs.fault,
+        stalls: inputs.stalls,
+        stall_waits: inputs.stop_for.map(|stop_for| StallWaits {
+            stop_for_ms: millis(stop_for),
+            at_least_stall: at_least(&recorder.latency, stop_for),
+            at_least_tenth: at_least(&recorder.latency, stop_for / 10),
+        }),
+        loadgen_usage,
+        affinity,
+        timeline: recorder
+            .timeline
+            .as_ref()
+            .map(|timeline| timeline_report(timeline, inputs.window_start_unix_ms)),
+        upgrades: None,
+        notes: Vec::new(),
+    };
+    report.notes = notes(&report);
+    report.notes.extend(readings.errors);
+    report
+}
+
+/// Summarises `histogram` (µs); `None` if it is empty.
+fn summary(histogram: &Histogram<u64>) -> Option<HistogramSummary> {
+    if histogram.is_empty() {
+        return None;
     }
+    let spectrum = histogram
+        .iter_quantiles(SPECTRUM_TICKS_PER_HALF_DISTANCE)
+        .map(|step| SpectrumPoint {
+            percentile: step.quantile_iterated_to() * 100.0,
+            value_us: histogram.highest_equivalent(step.value_iterated_to()),
+        })
+        .collect();
+    Some(HistogramSummary {
+        count: histogram.len(),
+        min_us: histogram.min(),
+        max_us: histogram.max(),
+        mean_us: histogram.mean(),
+        stdev_us: histogram.stdev(),
+        p50_us: histogram.value_at_quantile(0.5),
+        p90_us: histogram.value_at_quantile(0.9),
+        p99_us: histogram.value_at_quantile(0.99),
+        p99_9_us: histogram.value_at_quantile(0.999),
+        p99_99_us: histogram.value_at_quantile(0.9999),
+        spectrum,
+    })
 }
 
 /// `--timeline` as the JSON has it: failures by kind name, only the kinds
 /// that occurred; pids in order.
-fn timeline_report(timeline: &crate::load::recorder::Timeline, start_unix_ms: f64) -> Timeline {
+fn timeline_report(timeline: &super::recorder::Timeline, start_unix_ms: f64) -> Timeline {
     Timeline {
         interval_ms: millis(timeline.interval),
         start_unix_ms,
@@ -483,7 +514,7 @@ fn per_thousand(
 }
 
 /// How many samples of `histogram` (µs) are at least `threshold`.
-fn at_least(histogram: &hdrhistogram::Histogram<u64>, threshold: Duration) -> u64 {
+fn at_least(histogram: &Histogram<u64>, threshold: Duration) -> u64 {
     let threshold_us = u64::try_from(threshold.as_micros()).unwrap_or(u64::MAX);
     histogram
         .iter_recorded()
@@ -500,7 +531,34 @@ fn millis(duration: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::watch::{ProcessSample, Role};
+    use crate::load::recorder::{HISTOGRAM_MIN_MAX_US, new_histogram};
+    use crate::load::watch::ProcessSample;
+    use runs::Role;
+
+    /// The summary's percentiles, mean and spectrum come from the histogram.
+    #[test]
+    fn histogram_summary() {
+        assert_eq!(summary(&new_histogram(HISTOGRAM_MIN_MAX_US)), None);
+        let mut histogram = new_histogram(HISTOGRAM_MIN_MAX_US);
+        for value in 1..=1000 {
+            histogram.record(value).expect("in range");
+        }
+        let summary = summary(&histogram).expect("samples");
+        assert_eq!(summary.count, 1000);
+        assert_eq!((summary.min_us, summary.max_us), (1, 1000));
+        assert_eq!(summary.p50_us, 500);
+        assert_eq!(summary.p99_us, 990);
+        assert!((summary.mean_us - 500.5).abs() < 0.5);
+        let last = summary.spectrum.last().expect("points");
+        assert_eq!((last.percentile, last.value_us), (100.0, 1000));
+        assert!(
+            summary
+                .spectrum
+                .windows(2)
+                .all(|pair| pair[0].percentile <= pair[1].percentile
+                    && pair[0].value_us <= pair[1].value_us)
+        );
+    }
 
     /// Per-process use counts only the window's samples; CPU per 1,000 requests
     /// scales the requests to the sampled span.

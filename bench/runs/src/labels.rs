@@ -1,8 +1,9 @@
 //! What a run was: the `--label KEY=VALUE`s that `scripts/compare.sh` gives
-//! every loadgen run and that `loadgen report` groups the runs by. This module
-//! is the contract between the two: compare.sh passes these keys with these
-//! values and no others, and loadgen refuses any other (a misspelt key or mode
-//! is a usage error at the run, not a row missing from the report).
+//! every loadgen run and that the renderer (`report DIR`) groups the runs
+//! by. This module is the contract between the two: compare.sh passes these
+//! keys with these values and no others, and loadgen refuses any other (a
+//! misspelt key or mode is a usage error at the run, not a row missing from
+//! the report).
 //!
 //! | key | values | compare.sh gives it to |
 //! |---|---|---|
@@ -21,12 +22,17 @@
 //!
 //! In the JSON, `labels` stays a map of strings (`"round": "1"`), so reports
 //! written before the labels were typed read as they are.
+//!
+//! The modes and accept strategies are spelt as `cluster` spells them (its
+//! `Mode::name`, `handoff --accept`): one vocabulary from the flags to the
+//! report. This crate does not link `cluster` (a server, with its runtime);
+//! loadgen, which links both, checks that the two lists agree
+//! (`labels_spell_modes_and_strategies_as_cluster_does`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 /// Defines a label's enum: its variants in the order every table and legend
@@ -68,7 +74,7 @@ macro_rules! label_enum {
                     .find(|value| value.name() == text)
                     .ok_or_else(|| {
                         let names: Vec<&str> = $name::ALL.iter().map(|value| value.name()).collect();
-                        format!("{text:?} is not a {} ({})", $what, names.join(", "))
+                        format!("{text:?} is not {} ({})", $what, names.join(", "))
                     })
             }
         }
@@ -77,7 +83,7 @@ macro_rules! label_enum {
 
 label_enum! {
     /// The section of REPORT.md a run belongs to.
-    Section, "section" {
+    Section, "a section" {
         /// 1 (and 5, from the same runs): requests/s and latency per mode and load.
         Throughput = "throughput",
         /// 1b: latency against offered load, an open-loop sweep of rates.
@@ -97,7 +103,7 @@ label_enum! {
 
 label_enum! {
     /// How a master was replaced by a new one (section 8, `scripts/upgrade.py`).
-    Strategy, "strategy" {
+    Strategy, "a strategy" {
         /// The new master takes the listening sockets over SCM_RIGHTS
         /// (`--takeover`).
         Takeover = "takeover",
@@ -113,68 +119,68 @@ label_enum! {
     }
 }
 
-/// The server a run loaded (label `mode`): one of the suite's four modes,
-/// named as [`cluster::Mode`] names them in the `ready` line (one vocabulary
-/// from the flags to the report), the `direct` baseline (the old `ceiling`), or
-/// a peer measured beside them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Mode {
-    /// `proxy`, `handoff-socket`, `handoff-listener` or `handoff-reuseport`.
-    Cluster(cluster::Mode),
-    /// `direct`: the baseline. The clients connect straight to every worker's
-    /// own port (one `--target` per worker, connections dealt round robin):
-    /// no master in the path, no sharing — what a perfect port-sharing
-    /// mechanism would cost.
-    Direct,
-    /// `ceiling`: one worker's own port, no master in between. Runs written
-    /// before `direct` replaced it still read; compare.sh no longer makes it.
-    Ceiling,
-    /// Another program doing the same job (`compare.sh --peers`).
-    Peer(Peer),
-}
-
 label_enum! {
-    /// Other software measured beside the suite's modes.
-    Peer, "peer" {
-        /// nginx's stream proxy in front of the proxy cluster's workers.
+    /// The server a run loaded (label `mode`): one of the suite's four modes,
+    /// the `direct` baseline (the old `ceiling`), or a peer measured beside
+    /// them. Ordered as every table and legend lists them.
+    Mode, "a mode" {
+        /// The master relays every connection to a worker's own port.
+        Proxy = "proxy",
+        /// The master hands every accepted connection to a worker
+        /// (`handoff --pass socket`).
+        HandoffSocket = "handoff-socket",
+        /// The workers accept on the one listening socket the master handed
+        /// them (`handoff --pass listener`).
+        HandoffListener = "handoff-listener",
+        /// Each worker accepts on its own `SO_REUSEPORT` listener
+        /// (`handoff --pass reuseport`).
+        HandoffReuseport = "handoff-reuseport",
+        /// The baseline. The clients connect straight to every worker's own
+        /// port (one `--target` per worker, connections dealt round robin):
+        /// no master in the path, no sharing — what a perfect port-sharing
+        /// mechanism would cost.
+        Direct = "direct",
+        /// One worker's own port, no master in between. Runs written before
+        /// `direct` replaced it still read; compare.sh no longer makes it.
+        Ceiling = "ceiling",
+        /// Peer: nginx's stream proxy in front of the proxy cluster's workers.
         Nginx = "nginx",
-        /// Node.js cluster, round-robin scheduling.
+        /// Peer: Node.js cluster, round-robin scheduling.
         NodeRr = "node-rr",
-        /// Node.js cluster, SCHED_NONE (the workers accept).
+        /// Peer: Node.js cluster, SCHED_NONE (the workers accept).
         NodeNone = "node-none",
     }
 }
 
 impl Mode {
-    /// Every value, in the order every table and legend lists them.
-    pub const ALL: [Mode; 9] = [
-        Mode::Cluster(cluster::Mode::ALL[0]),
-        Mode::Cluster(cluster::Mode::ALL[1]),
-        Mode::Cluster(cluster::Mode::ALL[2]),
-        Mode::Cluster(cluster::Mode::ALL[3]),
-        Mode::Direct,
-        Mode::Ceiling,
-        Mode::Peer(Peer::Nginx),
-        Mode::Peer(Peer::NodeRr),
-        Mode::Peer(Peer::NodeNone),
+    /// The suite's own modes, as `cluster::Mode::ALL` lists them.
+    pub const CLUSTER: [Mode; 4] = [
+        Mode::Proxy,
+        Mode::HandoffSocket,
+        Mode::HandoffListener,
+        Mode::HandoffReuseport,
     ];
 
-    /// `proxy`: the mode nginx is compared with.
-    pub const PROXY: Mode = Mode::Cluster(cluster::Mode::Proxy);
-
-    /// The name on the command line and in the JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Cluster(mode) => mode.name(),
-            Mode::Direct => "direct",
-            Mode::Ceiling => "ceiling",
-            Mode::Peer(peer) => peer.name(),
-        }
-    }
+    /// The peers: other software doing the same job (`compare.sh --peers`).
+    pub const PEERS: [Mode; 3] = [Mode::Nginx, Mode::NodeRr, Mode::NodeNone];
 
     /// Whether this is a peer, not one of the suite's modes.
     pub fn is_peer(self) -> bool {
-        matches!(self, Mode::Peer(_))
+        Mode::PEERS.contains(&self)
+    }
+
+    /// Whether the master hands sockets over (the three `handoff-*` modes).
+    pub fn is_handoff(self) -> bool {
+        matches!(
+            self,
+            Mode::HandoffSocket | Mode::HandoffListener | Mode::HandoffReuseport
+        )
+    }
+
+    /// Whether the master relays every byte, holding two fds per
+    /// connection: `proxy`, and nginx in front of its workers.
+    pub fn relays(self) -> bool {
+        matches!(self, Mode::Proxy | Mode::Nginx)
     }
 
     /// Whether this is the baseline every mode is compared with: `direct`, or
@@ -191,29 +197,9 @@ impl Mode {
     }
 }
 
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Mode {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Mode, String> {
-        Mode::ALL
-            .into_iter()
-            .find(|mode| mode.name() == text)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Mode::ALL.iter().map(|mode| mode.name()).collect();
-                format!("{text:?} is not a mode ({})", names.join(", "))
-            })
-    }
-}
-
 label_enum! {
     /// The load a run put on the server.
-    Load, "load" {
+    Load, "a load" {
         /// Keep-alive connections in a closed loop.
         KeepAlive = "keepalive",
         /// A new connection for every request (`--new-conn`).
@@ -226,27 +212,19 @@ label_enum! {
     }
 }
 
-/// How the workers of `handoff --pass listener` accept (label `accept`):
-/// [`cluster::Accept`], named as `handoff --accept` names it (one vocabulary
-/// from the flag to the report).
-pub use cluster::Accept;
-
-/// The name of `accept`, as `--accept` and the label spell it.
-pub fn accept_name(accept: Accept) -> String {
-    clap::ValueEnum::to_possible_value(&accept)
-        .map(|value| value.get_name().to_owned())
-        .unwrap_or_default()
-}
-
-/// Parses an `--accept` name.
-fn parse_accept(text: &str) -> Result<Accept, String> {
-    <Accept as clap::ValueEnum>::from_str(text, false).map_err(|_| {
-        let names: Vec<String> = Accept::value_variants()
-            .iter()
-            .map(|&accept| accept_name(accept))
-            .collect();
-        format!("{text:?} is not an accept strategy ({})", names.join(", "))
-    })
+label_enum! {
+    /// How the workers of `handoff --pass listener` accept (label `accept`),
+    /// named as `handoff --accept` names it.
+    Accept, "an accept strategy" {
+        /// Every waiting worker's event loop is woken; the first takes the queue.
+        Drain = "drain",
+        /// The same, one connection per wake-up.
+        Single = "single",
+        /// `EPOLLEXCLUSIVE`: one waiting thread woken per connection.
+        Exclusive = "exclusive",
+        /// A thread blocked in accept(2): the kernel's FIFO queue.
+        Blocking = "blocking",
+    }
 }
 
 /// A run's labels, each `None` if not given (see the module docs for who gets
@@ -351,7 +329,7 @@ impl Label {
             "max_fds" => Label::MaxFds(number(value)?),
             "work_us" => Label::WorkUs(number(value)?),
             "workers" => Label::Workers(number(value)?),
-            "accept" => Label::Accept(parse_accept(value)?),
+            "accept" => Label::Accept(value.parse()?),
             "stall_ms" => Label::StallMs(number(value)?),
             "strategy" => Label::Strategy(value.parse()?),
             _ => {
@@ -425,7 +403,7 @@ impl From<Labels> for BTreeMap<String, String> {
             labels.max_fds.map(|n| n.to_string()),
             labels.work_us.map(|n| n.to_string()),
             labels.workers.map(|n| n.to_string()),
-            labels.accept.map(accept_name),
+            labels.accept.map(|accept| accept.to_string()),
             labels.stall_ms.map(|n| n.to_string()),
             labels.strategy.map(|strategy| strategy.to_string()),
         ];
@@ -461,15 +439,12 @@ mod tests {
         .map(|(key, value)| (key.to_owned(), value.to_owned()))
         .collect();
         let labels = Labels::try_from(map.clone()).expect("valid labels");
-        assert_eq!(
-            labels.mode,
-            Some(Mode::Cluster(cluster::Mode::Handoff(cluster::Pass::Socket)))
-        );
+        assert_eq!(labels.mode, Some(Mode::HandoffSocket));
         assert_eq!(labels.connections, Some(150));
         assert_eq!(labels.rate, Some(12_000));
         assert_eq!(BTreeMap::from(labels), map);
         let sorted = {
-            let mut all = Mode::ALL;
+            let mut all = Mode::ALL.to_vec();
             all.sort();
             all
         };
@@ -493,7 +468,7 @@ mod tests {
         assert!(refused("novalue").contains("KEY=VALUE"));
         assert_eq!(
             "mode=node-rr".parse::<Label>(),
-            Ok(Label::Mode(Mode::Peer(Peer::NodeRr)))
+            Ok(Label::Mode(Mode::NodeRr))
         );
     }
 
@@ -509,6 +484,6 @@ mod tests {
             Ok(Label::Mode(Mode::Ceiling))
         );
         assert!(Mode::Direct.is_baseline() && !Mode::Direct.master_in_path());
-        assert!(Mode::PROXY.master_in_path() && Mode::Peer(Peer::Nginx).master_in_path());
+        assert!(Mode::Proxy.master_in_path() && Mode::Nginx.master_in_path());
     }
 }

@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
-use super::format::{bytes, count, micros, rate};
-use super::{Fairness, HistogramSummary, Report, UseSummary};
+use runs::format::{bytes, count, micros, rate};
+use runs::{Fairness, HistogramSummary, Report, UseSummary};
 
 /// Renders `report` as a dozen lines of text.
 pub fn render(report: &Report) -> String {
@@ -307,9 +307,10 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::load::build::{Inputs, report};
     use crate::load::recorder::{Answer, Recorder, Sample, Window};
     use crate::load::usage::Readings;
-    use crate::report::{FdLimit, Inputs, LoadLoop, Machine, Parameters};
+    use runs::{FdLimit, LoadLoop, Machine, Parameters};
 
     /// The report of an open loop asked for `asked` requests/s over 4 s, in
     /// which `answered` requests succeeded and `reconnects` found their
@@ -319,12 +320,7 @@ mod tests {
     }
 
     /// [`open_loop_report`] with `labels`.
-    fn labelled_report(
-        asked: f64,
-        answered: u64,
-        reconnects: u64,
-        labels: crate::report::Labels,
-    ) -> Report {
+    fn labelled_report(asked: f64, answered: u64, reconnects: u64, labels: runs::Labels) -> Report {
         let start = Instant::now();
         let duration = Duration::from_secs(4);
         let window = Window {
@@ -348,7 +344,7 @@ mod tests {
         for _ in 0..reconnects {
             recorder.record_reconnect(start);
         }
-        Report::build(Inputs {
+        report(Inputs {
             parameters: Parameters {
                 target: "http://127.0.0.1:1/".to_owned(),
                 targets: vec!["http://127.0.0.1:1/".to_owned()],
@@ -420,7 +416,7 @@ mod tests {
     /// allowed are shown in the kernel's list form.
     #[test]
     fn shows_each_target_and_loadgens_own_cost() {
-        use crate::report::{Affinity, LoadgenUsage, TargetShare, WatchedAffinity};
+        use runs::{Affinity, LoadgenUsage, TargetShare, WatchedAffinity};
         let mut report = open_loop_report(1000.0, 4, 0);
         let one = render(&report);
         assert!(!one.contains("  target "), "{one}");
@@ -467,9 +463,7 @@ mod tests {
     /// own latency histogram holds its requests.
     #[test]
     fn fairness_counts_the_workers_that_answered_nothing() {
-        let labels = [crate::report::labels::Label::Workers(4)]
-            .into_iter()
-            .collect();
+        let labels = [runs::labels::Label::Workers(4)].into_iter().collect();
         let report = labelled_report(100.0, 40, 0, labels);
         let fairness = report.workers.requests_fairness.expect("fairness");
         assert!((fairness.jain_index - 0.25).abs() < 1e-9, "{fairness:?}");

@@ -1,0 +1,752 @@
+//! §1b, latency against offered load: every mode at the same offered rates
+//! in an open loop, a step per rate; which steps were held, and each mode's
+//! capacity at each latency objective (the highest offered rate up to which
+//! every step was held within it). Its chart: `latency-vs-rate.svg`; its
+//! headline on the first screen: the capacity at the loosest objective.
+
+use runs::format::rate;
+use runs::labels::{Load, Mode, Section};
+use runs::{HistogramSummary, Report};
+
+use super::Figures;
+use crate::charts::latency_vs_rate::LatencyVsRateChart;
+use crate::charts::{Chart, boxed};
+use crate::stats::{failed, group, latency_median, median, mode_load};
+use crate::text::{
+    and_list, errors, image, load_name, nothing, one_of, opt_micros, rounds, section_link, teach,
+    w, with_load,
+};
+
+/// The heading, as links to it are written.
+pub const HEADING: &str = "1b. Latency against offered load";
+
+/// Corrected over uncorrected p99 from which the load generator's requests
+/// are said to have waited to be sent: the server fell behind the schedule.
+pub const WAITING_RATIO: f64 = 10.0;
+
+/// A sweep step counts as held when at least this share of the requests due
+/// in it were answered (and none failed, and most were sent on time: see
+/// [`SweepStep::held`]): below it the server did not keep up.
+pub const HELD_SHARE: f64 = 0.95;
+
+/// The latency objectives of the sweep's headline, p99 in µs: 1 ms and 10 ms.
+pub const SLOS_US: [f64; 2] = [1_000.0, 10_000.0];
+
+/// 1b: one step of the open-loop sweep (one offered rate) of one mode and
+/// load; latencies are the median over the step's runs (normally one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepStep {
+    /// The offered rate, requests/s (the `rate` label, else `--rate`).
+    pub offered_per_s: f64,
+    /// The requests due in the window that were answered, late ones
+    /// included (loadgen waits up to `--timeout` after the window), per
+    /// second of the window: not a throughput once the server falls behind.
+    pub achieved_per_s: f64,
+    /// p50, corrected for coordinated omission (from each request's
+    /// intended start), µs.
+    pub p50_us: Option<f64>,
+    /// p99, corrected, µs.
+    pub p99_us: Option<f64>,
+    /// p99.9, corrected, µs.
+    pub p99_9_us: Option<f64>,
+    /// p50 as sent (uncorrected), µs.
+    pub p50_sent_us: Option<f64>,
+    /// p99 as sent, µs.
+    pub p99_sent_us: Option<f64>,
+    /// p99.9 as sent, µs.
+    pub p99_9_sent_us: Option<f64>,
+    /// Failed requests, all the step's runs.
+    pub failed: u64,
+    /// Requests of the window (successful and failed), all runs.
+    pub requests: u64,
+    /// Runs behind the step.
+    pub runs: usize,
+}
+
+impl SweepStep {
+    /// Held: no error, at least [`HELD_SHARE`] of the offered rate answered,
+    /// and the server kept up with the schedule: the corrected p50 below
+    /// [`WAITING_RATIO`] times the p50 as sent. The last condition matters
+    /// because a late answer still counts as answered: a server at half the
+    /// offered rate answers every request of a short step, a second late.
+    pub fn held(&self) -> bool {
+        let on_time = match (self.p50_us, self.p50_sent_us) {
+            (Some(corrected), Some(sent)) => corrected < WAITING_RATIO * sent.max(1.0),
+            _ => true,
+        };
+        self.failed == 0 && self.achieved_per_s >= HELD_SHARE * self.offered_per_s && on_time
+    }
+
+    /// Held with a (corrected) p99 of at most `slo_us`.
+    pub fn meets(&self, slo_us: f64) -> bool {
+        self.held() && self.p99_us.is_some_and(|p99| p99 <= slo_us)
+    }
+
+    /// The corrected p99 is at least [`WAITING_RATIO`] times the p99 as
+    /// sent: the load generator's requests waited to be sent, the server
+    /// having fallen behind the schedule.
+    pub fn waiting(&self) -> bool {
+        match (self.p99_us, self.p99_sent_us) {
+            (Some(corrected), Some(sent)) => corrected >= WAITING_RATIO * sent.max(1.0),
+            _ => false,
+        }
+    }
+}
+
+/// 1b: the sweep of one mode under one load, its steps by offered rate.
+#[derive(Debug, Clone)]
+pub struct SweepLine {
+    /// The mode.
+    pub mode: Mode,
+    /// `keepalive` or `newconn`.
+    pub load: Load,
+    /// The steps, lowest offered rate first.
+    pub steps: Vec<SweepStep>,
+}
+
+/// The capacity of a sweep at a latency objective.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SloCapacity {
+    /// The lightest step already missed it.
+    None,
+    /// The highest offered rate up to which every step met it, and the next
+    /// step did not.
+    Held(f64),
+    /// Every step met it, the highest too: the capacity is at least that.
+    NotReached(f64),
+}
+
+impl SweepLine {
+    /// The highest offered rate up to which every step was held with p99 ≤
+    /// `slo_us` (see [`SweepStep::meets`]): a step that misses ends the
+    /// count, even if a higher one met it by chance.
+    pub fn capacity(&self, slo_us: f64) -> SloCapacity {
+        let met = self
+            .steps
+            .iter()
+            .take_while(|step| step.meets(slo_us))
+            .count();
+        match (met, self.steps.get(met.wrapping_sub(1))) {
+            (0, _) | (_, None) => SloCapacity::None,
+            (n, Some(step)) if n == self.steps.len() => SloCapacity::NotReached(step.offered_per_s),
+            (_, Some(step)) => SloCapacity::Held(step.offered_per_s),
+        }
+    }
+
+    /// The steps whose requests waited to be sent (see
+    /// [`SweepStep::waiting`]).
+    pub fn waiting(&self) -> impl Iterator<Item = &SweepStep> {
+        self.steps.iter().filter(|step| step.waiting())
+    }
+}
+
+/// §1b's figures.
+#[derive(Debug, Clone, Default)]
+pub struct Sweep {
+    /// One line per mode and load, its steps by offered rate.
+    pub lines: Vec<SweepLine>,
+    /// The connections of the sweep's runs, each once, fewest first.
+    pub connections: Vec<usize>,
+}
+
+impl Sweep {
+    /// The figures of the sweep's runs.
+    pub fn of(runs: &[&Report]) -> Sweep {
+        let mut connections: Vec<usize> =
+            runs.iter().map(|run| run.parameters.connections).collect();
+        connections.sort();
+        connections.dedup();
+        Sweep {
+            lines: sweep(runs),
+            connections,
+        }
+    }
+}
+
+/// The offered rate of a sweep run: its `rate` label, else its `--rate`.
+fn offered(run: &Report) -> Option<u64> {
+    run.labels
+        .rate
+        .or_else(|| Some(run.parameters.rate_per_s?.round() as u64))
+}
+
+fn sweep(runs: &[&Report]) -> Vec<SweepLine> {
+    group(runs, mode_load)
+        .into_iter()
+        .map(|((mode, load), runs)| {
+            let steps = group(&runs, offered)
+                .into_iter()
+                .map(|(offered_per_s, runs)| {
+                    let corrected =
+                        |figure: fn(&HistogramSummary) -> u64| latency_median(&runs, figure);
+                    let sent = |figure: fn(&HistogramSummary) -> u64| {
+                        median(runs.iter().filter_map(|run| {
+                            Some(figure(run.latency.request_uncorrected.as_ref()?) as f64)
+                        }))
+                    };
+                    SweepStep {
+                        offered_per_s: offered_per_s as f64,
+                        achieved_per_s: median(runs.iter().map(|run| run.requests.per_s))
+                            .unwrap_or(0.0),
+                        p50_us: corrected(|s| s.p50_us),
+                        p99_us: corrected(|s| s.p99_us),
+                        p99_9_us: corrected(|s| s.p99_9_us),
+                        p50_sent_us: sent(|s| s.p50_us),
+                        p99_sent_us: sent(|s| s.p99_us),
+                        p99_9_sent_us: sent(|s| s.p99_9_us),
+                        failed: failed(&runs),
+                        requests: runs
+                            .iter()
+                            .map(|run| run.requests.ok + run.requests.failed)
+                            .sum(),
+                        runs: runs.len(),
+                    }
+                })
+                .collect();
+            SweepLine { mode, load, steps }
+        })
+        .collect()
+}
+
+/// The chart of p99 against the offered rate, if there is a sweep.
+fn latency_vs_rate_chart(figures: &Figures) -> Option<LatencyVsRateChart<'_>> {
+    let lines = &figures.sweep.lines;
+    (!lines.is_empty()).then_some(LatencyVsRateChart { lines })
+}
+
+/// §1b's chart.
+pub fn charts(figures: &Figures) -> Vec<Box<dyn Chart + '_>> {
+    latency_vs_rate_chart(figures)
+        .into_iter()
+        .map(boxed)
+        .collect()
+}
+
+/// A sweep's capacity at an objective: `12,000/s`, `≥ 40,000/s (not
+/// reached)`, `< 1,000/s (the lightest step missed)`, or `–` without steps.
+fn slo_capacity(line: &SweepLine, slo_us: f64) -> String {
+    match line.capacity(slo_us) {
+        SloCapacity::Held(rate_per_s) => format!("{}/s", rate(rate_per_s)),
+        SloCapacity::NotReached(rate_per_s) => {
+            format!("≥ {}/s (not reached)", rate(rate_per_s))
+        }
+        SloCapacity::None => line.steps.first().map_or("–".to_owned(), |step| {
+            format!(
+                "< {}/s (the lightest step missed)",
+                rate(step.offered_per_s)
+            )
+        }),
+    }
+}
+
+/// An objective: `p99 ≤ 1 ms`.
+fn slo_name(slo_us: f64) -> String {
+    format!("p99 ≤ {}", micros_short(slo_us))
+}
+
+/// `1 ms`, `10 ms`, `500 µs`: a latency objective, without decimals.
+fn micros_short(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{} ms", us / 1000.0)
+    } else {
+        format!("{us} µs")
+    }
+}
+
+/// The glance line of the sweep: each mode's capacity at the loosest
+/// objective, under each load.
+pub fn glance(figures: &Figures) -> Option<String> {
+    let slo = SLOS_US[SLOS_US.len() - 1];
+    let mut modes: Vec<Mode> = figures.sweep.lines.iter().map(|line| line.mode).collect();
+    modes.dedup();
+    let loads: Vec<Load> = [Load::KeepAlive, Load::NewConn]
+        .into_iter()
+        .filter(|&load| figures.sweep.lines.iter().any(|line| line.load == load))
+        .collect();
+    if modes.is_empty() || loads.is_empty() {
+        return None;
+    }
+    let entries: Vec<String> = modes
+        .iter()
+        .map(|&mode| {
+            let per_load: Vec<String> = loads
+                .iter()
+                .map(|&load| {
+                    figures
+                        .sweep
+                        .lines
+                        .iter()
+                        .find(|line| line.mode == mode && line.load == load)
+                        .map_or("–".to_owned(), |line| slo_capacity(line, slo))
+                })
+                .collect();
+            format!("`{mode}` {}", per_load.join(" / "))
+        })
+        .collect();
+    let loads: Vec<&str> = loads.iter().map(|&load| load_name(load)).collect();
+    Some(format!(
+        "**Capacity at {}** (the highest offered rate held without errors, open loop; {}): {}. \
+         {}",
+        slo_name(slo),
+        loads.join(" / "),
+        entries.join(", "),
+        section_link(HEADING)
+    ))
+}
+
+/// Section 1b: latency against offered load.
+pub fn markdown(out: &mut String, figures: &Figures) {
+    w!(out, "## {HEADING}");
+    w!(out);
+    w!(
+        out,
+        "Every mode at the same offered rates in an open loop ({} connections, `--rate`), with \
+         keep-alive and with a new connection per request, from light load to past the \
+         capacity of the slowest mode. Latency is counted from when each request was due \
+         (corrected for coordinated omission); the latency as sent (uncorrected) is beside it. \
+         A step is **held** when at least {:.0} % of its requests were answered, none \
+         failed, and most were sent on time (the p50 less than {:.0}× the p50 as sent): \
+         *answered/s* counts late answers too, so a server that fell behind the schedule \
+         can show 100 % with a p50 of a second. A mode's capacity at an objective is the \
+         highest offered rate up to which every step was held with its p99 within it. The rates, and how they were chosen \
+         from §1's runs, are in [README.md](README.md).",
+        one_of(&figures.sweep.connections),
+        HELD_SHARE * 100.0,
+        WAITING_RATIO
+    );
+    w!(out);
+    rounds(out, figures.rounds.get(&Section::Sweep));
+    if figures.sweep.lines.is_empty() {
+        nothing(out, "sweep");
+        return;
+    }
+    for chart in charts(figures) {
+        image(out, chart.as_ref());
+    }
+    let loads: Vec<Load> = [Load::KeepAlive, Load::NewConn, Load::OpenLoop]
+        .into_iter()
+        .filter(|&load| figures.sweep.lines.iter().any(|line| line.load == load))
+        .collect();
+    let mut header = vec!["mode".to_owned()];
+    for &load in &loads {
+        for slo in SLOS_US {
+            header.push(format!("{}, {}", load_name(load), slo_name(slo)));
+        }
+    }
+    w!(out, "The highest offered rate held at each objective:");
+    w!(out);
+    w!(out, "| {} |", header.join(" | "));
+    w!(out, "|---|{}", "---:|".repeat(header.len() - 1));
+    let mut modes: Vec<Mode> = figures.sweep.lines.iter().map(|line| line.mode).collect();
+    modes.dedup();
+    for &mode in &modes {
+        let mut cells = vec![format!("`{mode}`")];
+        for &load in &loads {
+            let line = figures
+                .sweep
+                .lines
+                .iter()
+                .find(|line| line.mode == mode && line.load == load);
+            for slo in SLOS_US {
+                cells.push(line.map_or("–".to_owned(), |line| slo_capacity(line, slo)));
+            }
+        }
+        w!(out, "| {} |", cells.join(" | "));
+    }
+    w!(out);
+    for &load in &loads {
+        w!(out, "**{}**, every step:", capitalised(load_name(load)));
+        w!(out);
+        w!(
+            out,
+            "| mode | offered/s | answered/s | held | p50 | p99 | p99.9 | p50 as sent | p99 as sent | p99.9 as sent | errors |"
+        );
+        w!(
+            out,
+            "|---|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for line in figures.sweep.lines.iter().filter(|line| line.load == load) {
+            for step in &line.steps {
+                w!(
+                    out,
+                    "| {} | {} | {} ({:.0} %) | {} | {} | {}{} | {} | {} | {} | {} | {} |",
+                    line.mode,
+                    rate(step.offered_per_s),
+                    rate(step.achieved_per_s),
+                    100.0 * step.achieved_per_s / step.offered_per_s.max(1e-9),
+                    if step.held() { "yes" } else { "no" },
+                    opt_micros(step.p50_us),
+                    opt_micros(step.p99_us),
+                    if step.waiting() { " ²" } else { "" },
+                    opt_micros(step.p99_9_us),
+                    opt_micros(step.p50_sent_us),
+                    opt_micros(step.p99_sent_us),
+                    opt_micros(step.p99_9_sent_us),
+                    errors(step.failed, step.requests),
+                );
+            }
+        }
+        w!(out);
+    }
+    let mut lessons = Vec::new();
+    if figures
+        .sweep
+        .lines
+        .iter()
+        .any(|line| line.waiting().next().is_some())
+    {
+        w!(
+            out,
+            "² The corrected p99 is {WAITING_RATIO:.0}× or more the p99 as sent: the load \
+             generator's requests were waiting to be sent."
+        );
+        w!(out);
+    }
+    for &load in &loads {
+        if let Some(text) = sweep_capacity_lesson(figures, load) {
+            lessons.push(text);
+        }
+    }
+    for line in &figures.sweep.lines {
+        let waiting: Vec<_> = line.waiting().collect();
+        let Some(worst) = waiting.iter().max_by(|a, b| {
+            let ratio =
+                |s: &&&SweepStep| s.p99_us.unwrap_or(0.0) / s.p99_sent_us.unwrap_or(1.0).max(1.0);
+            ratio(a).total_cmp(&ratio(b))
+        }) else {
+            continue;
+        };
+        let rates: Vec<String> = waiting
+            .iter()
+            .map(|step| format!("{}/s", rate(step.offered_per_s)))
+            .collect();
+        lessons.push(format!(
+            "`{}` {}: at {} of its {} steps ({} offered) the corrected p99 was \
+             {WAITING_RATIO:.0}× or more the p99 as sent (at {}/s: {} against {}): the load \
+             generator's requests were waiting to be sent — the server fell behind the \
+             schedule, and the latency counted from the send hides it.",
+            line.mode,
+            load_name(line.load),
+            waiting.len(),
+            line.steps.len(),
+            and_list(&rates),
+            rate(worst.offered_per_s),
+            opt_micros(worst.p99_us),
+            opt_micros(worst.p99_sent_us),
+        ));
+    }
+    teach(out, &lessons);
+}
+
+/// What the sweep of `load` shows of the capacity at the loosest objective:
+/// its range over the modes, and the modes that missed it at the lightest
+/// step.
+fn sweep_capacity_lesson(figures: &Figures, load: Load) -> Option<String> {
+    let slo = SLOS_US[SLOS_US.len() - 1];
+    let lines: Vec<&SweepLine> = figures
+        .sweep
+        .lines
+        .iter()
+        .filter(|line| line.load == load)
+        .collect();
+    let named = |modes: &[Mode]| -> String {
+        let names: Vec<String> = modes.iter().map(|mode| format!("`{mode}`")).collect();
+        and_list(&names)
+    };
+    let mut held: Vec<(Mode, f64)> = Vec::new();
+    let mut missed: Vec<Mode> = Vec::new();
+    for line in &lines {
+        match line.capacity(slo) {
+            SloCapacity::Held(rate) | SloCapacity::NotReached(rate) => held.push((line.mode, rate)),
+            SloCapacity::None => missed.push(line.mode),
+        }
+    }
+    let lightest = lines
+        .iter()
+        .filter_map(|line| line.steps.first())
+        .map(|step| step.offered_per_s)
+        .fold(f64::INFINITY, f64::min);
+    let missed_text = if missed.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "{} missed it even at the lightest step, {}/s",
+            named(&missed),
+            rate(lightest)
+        )
+    };
+    let low = held.iter().min_by(|a, b| a.1.total_cmp(&b.1)).copied();
+    let high = held.iter().max_by(|a, b| a.1.total_cmp(&b.1)).copied();
+    let at = |value: f64| -> Vec<Mode> {
+        held.iter()
+            .filter(|(_, rate)| *rate == value)
+            .map(|(mode, _)| *mode)
+            .collect()
+    };
+    let text = match (low, high) {
+        (None, _) | (_, None) => format!(
+            "{}, no mode held p99 ≤ {} with no error even at the lightest step, {}/s.",
+            with_load(load),
+            micros_short(slo),
+            rate(lightest)
+        ),
+        (Some(low), Some(high)) if low.1 < high.1 => format!(
+            "{}, the capacity at {} ran from {}/s ({}) to {}/s ({}){}; the steps are a \
+             factor {:.1} apart, so modes one step apart may differ by less.",
+            with_load(load),
+            slo_name(slo),
+            rate(low.1),
+            named(&at(low.1)),
+            rate(high.1),
+            named(&at(high.1)),
+            if missed_text.is_empty() {
+                String::new()
+            } else {
+                format!("; {missed_text}")
+            },
+            step_factor(figures, load)
+        ),
+        (Some(low), Some(_)) if missed.is_empty() && held.len() > 1 => format!(
+            "{}, every mode had the same capacity at {}: {}/s.",
+            with_load(load),
+            slo_name(slo),
+            rate(low.1)
+        ),
+        (Some(low), Some(_)) => format!(
+            "{}, {} held {} up to {}/s{}.",
+            with_load(load),
+            named(&at(low.1)),
+            slo_name(slo),
+            rate(low.1),
+            if missed_text.is_empty() {
+                String::new()
+            } else {
+                format!("; {missed_text}")
+            }
+        ),
+    };
+    Some(text)
+}
+
+/// The median factor between consecutive offered rates of `load`'s sweep.
+fn step_factor(figures: &Figures, load: Load) -> f64 {
+    median(
+        figures
+            .sweep
+            .lines
+            .iter()
+            .filter(|line| line.load == load)
+            .flat_map(|line| {
+                line.steps
+                    .windows(2)
+                    .map(|pair| pair[1].offered_per_s / pair[0].offered_per_s.max(1e-9))
+            }),
+    )
+    .unwrap_or(1.0)
+}
+
+/// `Keep-alive` of `keep-alive`.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or(String::new(), |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{glance_lines, sweep_run};
+    use crate::sections::Figures;
+
+    /// The sweep: steps by offered rate; a step is held with ≥ 95 % of the
+    /// offered rate achieved and no error; the capacity at an SLO is the
+    /// highest rate up to which every step was held within it, "not
+    /// reached" when the top step was, none when the lightest missed.
+    #[test]
+    fn sweep_capacity_at_an_slo() {
+        let runs = vec![
+            // proxy: 1 ms up to 2,000/s, 10 ms up to 4,000/s, then behind.
+            sweep_run("proxy", "keepalive", 4_000, 3_990.0, (4_000, 900), 0),
+            sweep_run("proxy", "keepalive", 1_000, 1_000.0, (300, 290), 0),
+            sweep_run("proxy", "keepalive", 2_000, 2_000.0, (900, 850), 0),
+            sweep_run("proxy", "keepalive", 8_000, 6_000.0, (90_000, 2_000), 0),
+            // A step at p99 ≤ 1 ms but 94 % achieved is not held.
+            sweep_run("handoff-socket", "keepalive", 1_000, 1_000.0, (200, 200), 0),
+            sweep_run("handoff-socket", "keepalive", 2_000, 1_880.0, (500, 500), 0),
+            sweep_run("handoff-socket", "keepalive", 4_000, 4_000.0, (500, 500), 0),
+            // Errors fail a step whatever its latency; then a lucky step
+            // above does not count.
+            sweep_run("direct", "keepalive", 1_000, 1_000.0, (200, 200), 1),
+            sweep_run("direct", "keepalive", 2_000, 2_000.0, (200, 200), 0),
+            // Every step within 10 ms: not reached.
+            sweep_run("proxy", "newconn", 500, 500.0, (2_000, 2_000), 0),
+            sweep_run("proxy", "newconn", 1_000, 999.0, (3_000, 2_900), 0),
+        ];
+        // Every request answered, but late: p50 500 ms against 1 ms as sent
+        // (the server fell behind the schedule): not held, whatever p99.
+        let mut late = sweep_run(
+            "handoff-listener",
+            "keepalive",
+            1_000,
+            1_000.0,
+            (900, 900),
+            0,
+        );
+        if let Some(corrected) = late.latency.request.as_mut() {
+            corrected.p50_us = 500_000;
+        }
+        if let Some(sent) = late.latency.request_uncorrected.as_mut() {
+            sent.p50_us = 1_000;
+        }
+        let mut runs = runs;
+        runs.push(late);
+        let figures = Figures::of(&runs);
+        let line = |mode: Mode, load: Load| {
+            figures
+                .sweep
+                .lines
+                .iter()
+                .find(|line| line.mode == mode && line.load == load)
+                .expect("a sweep line")
+        };
+        let listener = line(Mode::HandoffListener, Load::KeepAlive);
+        assert!(
+            !listener.steps[0].held(),
+            "answered late: behind the schedule"
+        );
+        assert_eq!(listener.capacity(10_000.0), SloCapacity::None);
+        let proxy = line(Mode::Proxy, Load::KeepAlive);
+        let offered: Vec<f64> = proxy.steps.iter().map(|s| s.offered_per_s).collect();
+        assert_eq!(
+            offered,
+            [1_000.0, 2_000.0, 4_000.0, 8_000.0],
+            "sorted by rate"
+        );
+        assert_eq!(proxy.steps[3].achieved_per_s, 6_000.0);
+        assert!(!proxy.steps[3].held());
+        assert_eq!(proxy.capacity(1_000.0), SloCapacity::Held(2_000.0));
+        assert_eq!(proxy.capacity(10_000.0), SloCapacity::Held(4_000.0));
+        let socket = line(Mode::HandoffSocket, Load::KeepAlive);
+        assert!(!socket.steps[1].held(), "94 % of the offered rate");
+        assert_eq!(socket.capacity(1_000.0), SloCapacity::Held(1_000.0));
+        let direct = line(Mode::Direct, Load::KeepAlive);
+        assert_eq!(direct.capacity(10_000.0), SloCapacity::None);
+        let newconn = line(Mode::Proxy, Load::NewConn);
+        assert_eq!(newconn.capacity(10_000.0), SloCapacity::NotReached(1_000.0));
+        assert_eq!(newconn.capacity(1_000.0), SloCapacity::None);
+        assert_eq!(figures.rounds.get(&Section::Sweep), Some(&(1, 1)));
+        assert!(
+            figures.throughput.rows.is_empty(),
+            "sweep runs are not §1's"
+        );
+    }
+
+    /// The 10× rule: a step whose corrected p99 is at least 10 times its p99
+    /// as sent had requests waiting to be sent; 9× does not count.
+    #[test]
+    fn sweep_waiting_steps_by_the_ten_times_rule() {
+        let runs = vec![
+            sweep_run("node-rr", "keepalive", 1_000, 1_000.0, (900, 100), 0),
+            sweep_run("node-rr", "keepalive", 2_000, 1_990.0, (1_000, 100), 0),
+            sweep_run("node-rr", "keepalive", 4_000, 3_000.0, (104_000, 3_000), 0),
+        ];
+        let figures = Figures::of(&runs);
+        let line = &figures.sweep.lines[0];
+        let waiting: Vec<f64> = line.waiting().map(|step| step.offered_per_s).collect();
+        assert_eq!(waiting, [2_000.0, 4_000.0]);
+        assert_eq!(line.steps[2].p99_sent_us, Some(3_000.0));
+        // Without the uncorrected histogram (a closed loop), no claim.
+        let mut closed = line.steps[2].clone();
+        closed.p99_sent_us = None;
+        assert!(!closed.waiting());
+    }
+
+    /// The sweep's section: the capacity at each objective per mode and load
+    /// from hand-made steps, every step's row with its held mark, the 10×
+    /// rule said where it applies, and the capacity at p99 ≤ 10 ms on the
+    /// first screen.
+    #[test]
+    fn sweep_section_and_its_glance_line() {
+        use crate::fixtures::sweep_run;
+        let runs = vec![
+            sweep_run("proxy", "keepalive", 1_000, 1_000.0, (300, 290), 0),
+            sweep_run("proxy", "keepalive", 2_000, 2_000.0, (900, 850), 0),
+            sweep_run("proxy", "keepalive", 4_000, 3_990.0, (4_000, 900), 0),
+            sweep_run("proxy", "keepalive", 8_000, 6_000.0, (90_000, 2_000), 0),
+            sweep_run("handoff-socket", "keepalive", 1_000, 1_000.0, (200, 200), 0),
+            sweep_run("handoff-socket", "keepalive", 2_000, 2_000.0, (300, 300), 0),
+            sweep_run("handoff-socket", "keepalive", 4_000, 4_000.0, (400, 400), 0),
+            sweep_run("handoff-socket", "keepalive", 8_000, 8_000.0, (500, 500), 0),
+            sweep_run("proxy", "newconn", 500, 500.0, (2_000, 2_000), 0),
+            sweep_run("proxy", "newconn", 1_000, 999.0, (30_000, 2_900), 3),
+            // An error at the lightest step: no capacity at any objective.
+            sweep_run("direct", "keepalive", 1_000, 1_000.0, (200, 200), 1),
+            sweep_run("direct", "keepalive", 2_000, 2_000.0, (200, 200), 0),
+        ];
+        let text = Figures::of(&runs).markdown();
+        let section = &text[text
+            .find("## 1b. Latency against offered load")
+            .expect("§1b")..];
+        let section = &section[..section.find("\n## 2.").expect("§2 follows")];
+        assert!(
+            section.contains("at least 95 % of its requests were answered"),
+            "{section}"
+        );
+        assert!(section.contains("One run per figure"), "{section}");
+        assert!(section.contains("](latency-vs-rate.svg)"), "{section}");
+        assert!(
+            section.contains(
+                "| `proxy` | 2,000/s | 4,000/s | < 500/s (the lightest step missed) | 500/s |"
+            ),
+            "{section}"
+        );
+        assert!(
+            section.contains(
+                "| `handoff-socket` | ≥ 8,000/s (not reached) | ≥ 8,000/s (not reached) | – | – |"
+            ),
+            "{section}"
+        );
+        assert!(
+            section.contains("| proxy | 8,000 | 6,000 (75 %) | no | 100 µs | 90.00 ms ² |"),
+            "{section}"
+        );
+        assert!(
+            section.contains("| proxy | 1,000 | 999 (100 %) | no |"),
+            "{section}"
+        );
+        assert!(
+            section.contains(
+                "`proxy` keep-alive: at 1 of its 4 steps (8,000/s offered) the corrected \
+                 p99 was 10× or more the p99 as sent (at 8,000/s: 90.00 ms against 2.00 ms): \
+                 the load generator's requests were waiting to be sent"
+            ),
+            "{section}"
+        );
+        assert!(
+            section.contains("With keep-alive, the capacity at p99 ≤ 10 ms ran from 4,000/s (`proxy`) to 8,000/s (`handoff-socket`); `direct` missed it even at the lightest step, 1,000/s; the steps"),
+            "{section}"
+        );
+        // One mode in the new-connection sweep: nothing says "every mode".
+        assert!(
+            section.contains(
+                "With a new connection per request, `proxy` held p99 ≤ 10 ms up to 500/s."
+            ),
+            "{section}"
+        );
+        let lines = glance_lines(&text);
+        assert_eq!(
+            lines,
+            [
+                "- **Capacity at p99 ≤ 10 ms** (the highest offered rate held without errors, \
+              open loop; keep-alive / new connection per request): `proxy` 4,000/s / 500/s, \
+              `handoff-socket` ≥ 8,000/s (not reached) / –, `direct` < 1,000/s (the lightest \
+              step missed) / –. [§1b](#1b-latency-against-offered-load)"
+            ]
+        );
+        assert!(
+            text.contains("- **Rounds per figure:** 1 in [§1b](#1b-latency-against-offered-load)"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,536 @@
+//! §1, throughput and latency: every mode under one load, over its rounds
+//! (requests/s, latency percentiles, errors), the percentile spectrum of each
+//! mode, and what they teach: a ranking only where the rounds do not overlap,
+//! and each mode against the baseline. Its charts: `latency.svg` and
+//! `rounds.svg` (with §5's CPU per request of the same runs).
+
+use runs::format::{count_f64, rate};
+use runs::labels::{Load, Mode, Section};
+use runs::{HistogramSummary, KEPT_UP_RATIO, Report};
+
+use super::Figures;
+use super::sweep::{self, WAITING_RATIO};
+use crate::charts::latency::LatencyChart;
+use crate::charts::rounds::RoundsChart;
+use crate::charts::{Chart, boxed};
+use crate::stats::{
+    Order, Spread, by_round, failed, group, latency_median, median, mode, mode_load,
+};
+use crate::text::{
+    baseline_name, errors, image, load_name, nothing, one_of, opt_micros, ranking, rounds,
+    section_link, spread_micros, spread_rate, teach, w, with_load,
+};
+
+/// The heading, as links to it are written.
+pub const HEADING: &str = "1. Throughput and latency";
+
+/// The percentile spectrum is drawn from the median up to this many nines
+/// (99.999 %) at most, and no further than the samples resolve.
+const MAX_NINES: f64 = 5.0;
+
+/// Steps of the spectrum's grid, in nines.
+const NINES_STEP: f64 = 0.05;
+
+/// Section 1: one mode under one load, over its rounds.
+#[derive(Debug, Clone)]
+pub struct ThroughputRow {
+    /// The mode.
+    pub mode: Mode,
+    /// `keepalive`, `newconn` or `openloop`.
+    pub load: Load,
+    /// Successful requests per second.
+    pub per_s: Spread,
+    /// Median over rounds of each round's p50, µs (openloop: corrected).
+    pub p50_us: Option<f64>,
+    /// Median of p99, µs.
+    pub p99_us: Option<f64>,
+    /// p99 over rounds, µs, with its min–max.
+    pub p99: Option<Spread>,
+    /// Median of p99.9, µs.
+    pub p99_9_us: Option<f64>,
+    /// Open loop: the median over rounds of p99 as sent (not corrected for
+    /// coordinated omission), µs.
+    pub p99_uncorrected_us: Option<f64>,
+    /// Open loop: the rounds whose corrected p99 is at least
+    /// [`WAITING_RATIO`] times the uncorrected one (requests waited to be sent).
+    pub waiting_rounds: usize,
+    /// Failed requests, all rounds.
+    pub failed: u64,
+    /// Requests (successful and failed), all rounds.
+    pub requests: u64,
+    /// Open loop: the asked rate over rounds.
+    pub asked_per_s: Option<Spread>,
+    /// Every round's requests/s, in round order (the strip chart's dots).
+    pub every_round: Vec<f64>,
+}
+
+/// One line of the latency chart: a mode's percentile spectrum, the median over
+/// rounds at each point.
+#[derive(Debug, Clone)]
+pub struct SpectrumLine {
+    /// The mode.
+    pub mode: Mode,
+    /// (nines, latency µs): nines = -log10(1 - percentile/100), so 1 is p90, 2 p99.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// §1's figures.
+#[derive(Debug, Clone, Default)]
+pub struct Throughput {
+    /// One row per mode and load, over its rounds.
+    pub rows: Vec<ThroughputRow>,
+    /// The chart's load, and a line per mode.
+    pub spectra: Option<(Load, Vec<SpectrumLine>)>,
+    /// The connections of the runs (`--connections`), each once, fewest first.
+    pub connections: Vec<usize>,
+}
+
+impl Throughput {
+    /// The figures of §1's runs.
+    pub fn of(runs: &[&Report]) -> Throughput {
+        let mut connections: Vec<usize> =
+            runs.iter().map(|run| run.parameters.connections).collect();
+        connections.sort();
+        connections.dedup();
+        Throughput {
+            rows: throughput(runs),
+            spectra: spectra(runs),
+            connections,
+        }
+    }
+}
+
+fn throughput(runs: &[&Report]) -> Vec<ThroughputRow> {
+    group(runs, mode_load)
+        .into_iter()
+        .filter_map(|((mode, load), runs)| {
+            let p99s = |run: &&Report| {
+                let corrected = run.latency.request.as_ref()?.p99_us as f64;
+                let uncorrected = run.latency.request_uncorrected.as_ref()?.p99_us as f64;
+                Some((corrected, uncorrected))
+            };
+            Some(ThroughputRow {
+                mode,
+                load,
+                per_s: Spread::of(runs.iter().map(|run| run.requests.per_s))?,
+                p50_us: latency_median(&runs, |summary| summary.p50_us),
+                p99_us: latency_median(&runs, |summary| summary.p99_us),
+                p99: Spread::of(
+                    runs.iter()
+                        .filter_map(|run| Some(run.latency.request.as_ref()?.p99_us as f64)),
+                ),
+                p99_9_us: latency_median(&runs, |summary| summary.p99_9_us),
+                p99_uncorrected_us: median(runs.iter().filter_map(|run| {
+                    Some(run.latency.request_uncorrected.as_ref()?.p99_us as f64)
+                })),
+                waiting_rounds: runs
+                    .iter()
+                    .filter_map(p99s)
+                    .filter(|(corrected, uncorrected)| {
+                        *corrected >= WAITING_RATIO * uncorrected.max(1.0)
+                    })
+                    .count(),
+                failed: failed(&runs),
+                requests: runs
+                    .iter()
+                    .map(|run| run.requests.ok + run.requests.failed)
+                    .sum(),
+                asked_per_s: Spread::of(runs.iter().filter_map(|run| run.requests.asked_per_s)),
+                every_round: by_round(&runs)
+                    .iter()
+                    .map(|run| run.requests.per_s)
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// `percentile` (0 to 100) as nines: 90 → 1, 99 → 2, 99.9 → 3.
+pub fn nines(percentile: f64) -> f64 {
+    -(1.0 - percentile / 100.0).max(1e-12).log10()
+}
+
+/// The latency at `percentile` of a spectrum: the first point at or past it.
+fn value_at(summary: &HistogramSummary, percentile: f64) -> f64 {
+    summary
+        .spectrum
+        .iter()
+        .find(|point| point.percentile + 1e-6 >= percentile)
+        .map_or(summary.max_us, |point| point.value_us) as f64
+}
+
+/// Section 1's chart: the spectrum of each mode under the open-loop load (equal
+/// load for all), or keep-alive if there is none.
+fn spectra(runs: &[&Report]) -> Option<(Load, Vec<SpectrumLine>)> {
+    let load = [Load::OpenLoop, Load::KeepAlive, Load::NewConn]
+        .into_iter()
+        .find(|&load| runs.iter().any(|run| run.labels.load == Some(load)))?;
+    let chosen: Vec<&Report> = runs
+        .iter()
+        .copied()
+        .filter(|run| run.labels.load == Some(load))
+        .collect();
+    let lines = group(&chosen, mode)
+        .into_iter()
+        .filter_map(|(mode, runs)| {
+            let summaries: Vec<&HistogramSummary> = runs
+                .iter()
+                .filter_map(|run| run.latency.request.as_ref())
+                .collect();
+            let fewest = summaries.iter().map(|summary| summary.count).min()?;
+            // Beyond log10(samples) nines every round's spectrum is its maximum.
+            let top = (fewest as f64).log10().clamp(nines(50.0), MAX_NINES);
+            // p50, then every step from the next multiple of it, so that p90, p99
+            // ... fall on the grid.
+            let grid = std::iter::once(nines(50.0)).chain(
+                (((nines(50.0) / NINES_STEP).floor() as u32 + 1)..)
+                    .map(|step| f64::from(step) * NINES_STEP)
+                    .take_while(|&at| at <= top + 1e-9),
+            );
+            let mut points = Vec::new();
+            for at in grid {
+                let percentile = 100.0 * (1.0 - 10f64.powf(-at));
+                let value = median(
+                    summaries
+                        .iter()
+                        .map(|summary| value_at(summary, percentile)),
+                )?;
+                points.push((at, value.max(1.0)));
+            }
+            Some(SpectrumLine { mode, points })
+        })
+        .collect();
+    Some((load, lines))
+}
+
+/// The latency chart, if a mode has a spectrum to draw.
+fn latency_chart(figures: &Figures) -> Option<LatencyChart<'_>> {
+    let (load, lines) = figures.throughput.spectra.as_ref()?;
+    (!lines.is_empty()).then_some(LatencyChart { load: *load, lines })
+}
+
+/// The strip chart of every round, if a closed-loop row has rounds.
+fn rounds_chart(figures: &Figures) -> Option<RoundsChart<'_>> {
+    figures
+        .throughput
+        .rows
+        .iter()
+        .any(|row| row.load != Load::OpenLoop && !row.every_round.is_empty())
+        .then_some(RoundsChart {
+            throughput: &figures.throughput.rows,
+            cost: &figures.master_cost.rows,
+        })
+}
+
+/// §1's charts, in the order its text links them.
+pub fn charts(figures: &Figures) -> Vec<Box<dyn Chart + '_>> {
+    [
+        rounds_chart(figures).map(boxed),
+        latency_chart(figures).map(boxed),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// §1: the table, its charts and what they teach.
+pub fn markdown(out: &mut String, figures: &Figures) {
+    let rows = &figures.throughput.rows;
+    w!(out, "## {HEADING}");
+    w!(out);
+    let open_loop = if rows.iter().any(|row| row.load == Load::OpenLoop) {
+        "; and an open loop at one asked rate for all, so that latencies compare at equal load \
+         (corrected for coordinated omission: counted from when each request was due)"
+            .to_owned()
+    } else {
+        format!(
+            "; each until it is saturated, so its latency is that of a saturated server: {} \
+             compares the latencies at equal loads",
+            section_link(sweep::HEADING)
+        )
+    };
+    w!(
+        out,
+        "Requests per second and latency of every mode: {} keep-alive connections in a closed \
+         loop; a new connection for every request (the case in which the modes differ \
+         most){open_loop}.",
+        one_of(&figures.throughput.connections)
+    );
+    w!(out);
+    rounds(out, figures.rounds.get(&Section::Throughput));
+    if rows.is_empty() {
+        nothing(out, "throughput");
+        return;
+    }
+    w!(
+        out,
+        "| mode | load | requests/s median (min–max) | p50 | p99 median (min–max) | p99.9 | errors |"
+    );
+    w!(out, "|---|---|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let (load, per_s) = match row.asked_per_s {
+            Some(asked) => (
+                format!("{}, asked {}/s", load_name(row.load), rate(asked.median)),
+                format!(
+                    "achieved {}, {:.0} % of asked",
+                    spread_rate(&row.per_s),
+                    100.0 * row.per_s.median / asked.median.max(1e-9)
+                ),
+            ),
+            None => (load_name(row.load).to_owned(), spread_rate(&row.per_s)),
+        };
+        w!(
+            out,
+            "| {} | {load} | {per_s} | {} | {} | {} | {} |",
+            row.mode,
+            opt_micros(row.p50_us),
+            spread_micros(row.p99),
+            opt_micros(row.p99_9_us),
+            errors(row.failed, row.requests),
+        );
+    }
+    w!(out);
+    for chart in charts(figures) {
+        image(out, chart.as_ref());
+    }
+    let mut lessons = Vec::new();
+    for load in [Load::KeepAlive, Load::NewConn] {
+        let rows: Vec<&ThroughputRow> = rows.iter().filter(|row| row.load == load).collect();
+        let ranked: Vec<(Mode, Spread, ())> = rows
+            .iter()
+            .filter(|row| !row.mode.is_baseline())
+            .map(|row| (row.mode, row.per_s, ()))
+            .collect();
+        if let Some(text) = ranking(with_load(load), &ranked, true, |per_s| {
+            format!("{}/s", count_f64(per_s))
+        }) {
+            lessons.push(text);
+        }
+        let baseline = rows
+            .iter()
+            .find(|row| row.mode == Mode::Direct)
+            .or_else(|| rows.iter().find(|row| row.mode == Mode::Ceiling));
+        if let Some(baseline) = baseline {
+            let against: Vec<String> = rows
+                .iter()
+                .filter(|row| !row.mode.is_baseline())
+                .map(|row| {
+                    let mark = match Order::of(&row.per_s, &baseline.per_s) {
+                        Order::Above => ", clearly above",
+                        Order::Below => ", clearly below",
+                        Order::Overlap => ", no clear difference",
+                        Order::OneRound => "",
+                    };
+                    format!(
+                        "`{}` {:.0} %{mark}",
+                        row.mode,
+                        100.0 * row.per_s.median / baseline.per_s.median.max(1e-9)
+                    )
+                })
+                .collect();
+            if !against.is_empty() {
+                lessons.push(format!(
+                    "{}, against the baseline {} at {}/s: {}.",
+                    with_load(load),
+                    baseline_name(baseline.mode),
+                    count_f64(baseline.per_s.median),
+                    against.join("; ")
+                ));
+            }
+        }
+    }
+    let open: Vec<&ThroughputRow> = rows
+        .iter()
+        .filter(|row| row.load == Load::OpenLoop && row.p99_us.is_some())
+        .collect();
+    for row in &open {
+        if let Some(asked) = row.asked_per_s {
+            let achieved = row.per_s.median / asked.median.max(1e-9);
+            if achieved < KEPT_UP_RATIO {
+                lessons.push(format!(
+                    "`{}` achieved only {:.0} % of the asked {}/s.",
+                    row.mode,
+                    100.0 * achieved,
+                    rate(asked.median)
+                ));
+            }
+        }
+        if row.waiting_rounds > 0 {
+            lessons.push(format!(
+                "In the open loop, `{}`'s corrected p99 was {:.0}× or more its p99 as sent in \
+                 {} of {} rounds ({} against {}, medians): the load generator's requests were \
+                 waiting to be sent — the server fell behind the schedule, and the latency \
+                 counted from the send hides it.",
+                row.mode,
+                WAITING_RATIO,
+                row.waiting_rounds,
+                row.per_s.count,
+                opt_micros(row.p99_us),
+                opt_micros(row.p99_uncorrected_us)
+            ));
+        }
+    }
+    if let (Some(low), Some(high)) = (
+        open.iter()
+            .min_by(|a, b| a.p99_us.unwrap_or(0.0).total_cmp(&b.p99_us.unwrap_or(0.0))),
+        open.iter()
+            .max_by(|a, b| a.p99_us.unwrap_or(0.0).total_cmp(&b.p99_us.unwrap_or(0.0))),
+    ) {
+        if low.mode != high.mode {
+            lessons.push(format!(
+                "At the same asked open-loop rate{}, the median p99 ran from {} (`{}`) to {} (`{}`).",
+                low.asked_per_s
+                    .map_or(String::new(), |asked| format!(" of {}/s", rate(asked.median))),
+                opt_micros(low.p99_us),
+                low.mode,
+                opt_micros(high.p99_us),
+                high.mode
+            ));
+        }
+    }
+    teach(out, &lessons);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{run, throughput_run};
+    use crate::sections::Figures;
+
+    /// Throughput groups by mode and load in the suite's order; requests/s is the
+    /// median over rounds with its min–max, latencies the median of each round's.
+    #[test]
+    fn throughput_groups_by_mode_and_load() {
+        let label = |mode, load, round| {
+            vec![
+                ("section", "throughput"),
+                ("mode", mode),
+                ("load", load),
+                ("round", round),
+            ]
+        };
+        let runs = vec![
+            run(&label("handoff-socket", "keepalive", "1"), 900.0, 300),
+            run(&label("proxy", "keepalive", "1"), 100.0, 900),
+            run(&label("proxy", "keepalive", "2"), 300.0, 700),
+            run(&label("proxy", "keepalive", "3"), 200.0, 800),
+            run(&label("proxy", "newconn", "1"), 50.0, 2000),
+            run(&[("section", "fdbill"), ("mode", "proxy")], 1.0, 1),
+        ];
+        let figures = Figures::of(&runs);
+        let rows: Vec<(Mode, Load)> = figures
+            .throughput
+            .rows
+            .iter()
+            .map(|row| (row.mode, row.load))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (Mode::Proxy, Load::KeepAlive),
+                (Mode::Proxy, Load::NewConn),
+                (Mode::HandoffSocket, Load::KeepAlive)
+            ]
+        );
+        let proxy = &figures.throughput.rows[0];
+        assert_eq!(
+            (proxy.per_s.median, proxy.per_s.min, proxy.per_s.max),
+            (200.0, 100.0, 300.0)
+        );
+        assert_eq!(proxy.p99_us, Some(800.0));
+        assert_eq!(figures.header.runs, 6);
+        assert_eq!(figures.header.machines.len(), 1);
+        // No openloop: the chart falls back to keep-alive, one line per mode.
+        let (load, lines) = figures.throughput.spectra.expect("a chart");
+        assert_eq!(load, Load::KeepAlive);
+        assert_eq!(lines.len(), 2);
+        let proxy_line = &lines[0];
+        assert_eq!(proxy_line.mode, Mode::Proxy);
+        // At p50 every round says 100 µs; at p99 (2 nines) the median round's 800.
+        let at = |nines_wanted: f64| {
+            proxy_line
+                .points
+                .iter()
+                .find(|(x, _)| (x - nines_wanted).abs() < 0.026)
+                .expect("a point")
+                .1
+        };
+        assert_eq!(at(nines(50.0)), 100.0);
+        assert_eq!(at(2.0), 800.0);
+        // 1000 samples resolve 3 nines, no more.
+        assert!(proxy_line.points.last().expect("points").0 <= 3.0 + 1e-9);
+    }
+
+    /// The strip chart's dots: every round's requests/s and tree µs per
+    /// request, in round order.
+    #[test]
+    fn every_round_in_round_order() {
+        let runs: Vec<Report> = [("2", 300.0), ("1", 100.0), ("3", 200.0)]
+            .into_iter()
+            .map(|(round, per_s)| {
+                let mut run = throughput_run("proxy", "keepalive", round);
+                run.requests.per_s = per_s;
+                run.watch[0].processes[0].summary.cpu_ms_per_1000_requests = Some(per_s / 10.0);
+                run
+            })
+            .collect();
+        let figures = Figures::of(&runs);
+        assert_eq!(
+            figures.throughput.rows[0].every_round,
+            [100.0, 300.0, 200.0]
+        );
+        assert_eq!(
+            figures.master_cost.rows[0].every_round_tree_us,
+            [10.0, 30.0, 20.0]
+        );
+    }
+
+    /// Open loop: the asked rate is kept apart from the achieved, and the
+    /// rounds whose corrected p99 is ≥ 10× the uncorrected are counted.
+    #[test]
+    fn open_loop_keeps_asked_apart_and_counts_waiting_rounds() {
+        let runs: Vec<Report> = [(104_255u64, 4_375u64), (122_000, 4_000), (3_600, 3_000)]
+            .into_iter()
+            .enumerate()
+            .map(|(round, (corrected, uncorrected))| {
+                let round = (round + 1).to_string();
+                let mut run = throughput_run("node-rr", "openloop", &round);
+                run.requests.asked_per_s = Some(27_345.0);
+                run.requests.per_s = 27_000.0;
+                let summary = run.latency.request.clone().expect("a histogram");
+                run.latency.request.as_mut().expect("a histogram").p99_us = corrected;
+                let mut as_sent = summary;
+                as_sent.p99_us = uncorrected;
+                run.latency.request_uncorrected = Some(as_sent);
+                run
+            })
+            .collect();
+        let figures = Figures::of(&runs);
+        let row = &figures.throughput.rows[0];
+        assert_eq!(row.asked_per_s.map(|s| s.median), Some(27_345.0));
+        assert_eq!(row.per_s.median, 27_000.0);
+        assert_eq!(row.waiting_rounds, 2);
+        assert_eq!(row.p99.map(|s| (s.min, s.max)), Some((3_600.0, 122_000.0)));
+    }
+
+    /// The throughput section names the connections the runs had, not a
+    /// number fixed in advance.
+    #[test]
+    fn names_the_connections_of_the_runs() {
+        assert_eq!(one_of(&[]), "N");
+        assert_eq!(one_of(&[50]), "50");
+        assert_eq!(one_of(&[16, 50, 1000]), "16, 50 or 1,000");
+        let figures = Figures {
+            throughput: Throughput {
+                connections: vec![16],
+                ..Throughput::default()
+            },
+            ..Figures::default()
+        };
+        assert!(
+            figures
+                .markdown()
+                .contains(": 16 keep-alive connections in a closed loop")
+        );
+    }
+}
