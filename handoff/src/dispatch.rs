@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use cluster::channel::{Channel, ChannelError, MAX_CONNECTIONS_PER_FRAME, Message};
 use cluster::cli::Setup;
-use cluster::supervisor::{Event, Supervisor};
+use cluster::supervisor::{Event, Supervisor, WorkerFlags};
 use cluster::upgrade::{Step, Upgrade};
 use cluster::{GRACE_PERIOD, Mode, Pass, accept};
 use tokio::io::unix::AsyncFd;
@@ -386,7 +386,8 @@ pub async fn run(
     let listener =
         unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }?;
     let workers = usize::from(setup.args.workers);
-    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), ready_line, None)?;
+    let flags = WorkerFlags::default();
+    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), ready_line, flags)?;
     let mut dispatcher = Dispatcher::new(workers);
     tokio::pin!(shutdown);
     let end = loop {

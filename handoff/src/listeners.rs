@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use cluster::channel::{Channel, Message};
 use cluster::cli::Setup;
-use cluster::supervisor::{Event, Supervisor};
+use cluster::supervisor::{Event, Supervisor, WorkerFlags};
 use cluster::upgrade::{Step, Upgrade};
 use cluster::{Accept, GRACE_PERIOD, Mode, accept, listen};
 
@@ -59,7 +59,11 @@ pub async fn run(
         None => bind(setup.args.listen, pass, workers)?,
     };
     let (mut handover, ready_line) = upgrade.start(listen, &sockets)?;
-    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(pass), ready_line, accept)?;
+    let flags = WorkerFlags {
+        accept,
+        ..WorkerFlags::default()
+    };
+    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(pass), ready_line, flags)?;
     // Each slot's worker channel, for the connections queued at the stop.
     let mut channels: Vec<Option<Arc<Channel>>> = vec![None; workers];
     tokio::pin!(shutdown);
