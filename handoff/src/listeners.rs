@@ -56,7 +56,7 @@ pub async fn run(
     let workers = usize::from(setup.args.workers);
     let (listen, sockets) = match upgrade.taken_sockets() {
         Some(taken) => taken,
-        None => bind(setup.args.listen, pass, workers)?,
+        None => bind(setup.args.listen, pass, workers, setup.args.backlog)?,
     };
     let (mut handover, ready_line) = upgrade.start(listen, &sockets)?;
     let flags = WorkerFlags {
@@ -164,19 +164,20 @@ fn hand_over(seq: u64, conn: &OwnedFd, channels: &[Option<Arc<Channel>>]) -> boo
 
 /// The sockets to hand out: one shared listener, or one SO_REUSEPORT listener
 /// per slot, all on the same port (the first bind picks it when the address
-/// asks for port 0).
+/// asks for port 0), each with an accept queue of `backlog` (`--backlog`).
 fn bind(
     addr: SocketAddr,
     pass: Pass,
     workers: usize,
+    backlog: u16,
 ) -> anyhow::Result<(SocketAddr, Vec<OwnedFd>)> {
     let reuseport = pass == Pass::Reuseport;
-    let first = listen::bind(addr, reuseport)?;
+    let first = listen::bind(addr, reuseport, backlog)?;
     let listen = first.local_addr()?;
     let mut sockets = vec![OwnedFd::from(first)];
     if reuseport {
         for _ in 1..workers {
-            sockets.push(OwnedFd::from(listen::bind(listen, true)?));
+            sockets.push(OwnedFd::from(listen::bind(listen, true, backlog)?));
         }
     }
     Ok((listen, sockets))

@@ -335,8 +335,9 @@ mod tests {
     use super::*;
 
     fn listener(reuseport: bool) -> (OwnedFd, SocketAddr) {
-        let socket = crate::listen::bind("127.0.0.1:0".parse().expect("an address"), reuseport)
-            .expect("bind");
+        let addr = "127.0.0.1:0".parse().expect("an address");
+        let socket =
+            crate::listen::bind(addr, reuseport, crate::listen::DEFAULT_BACKLOG).expect("bind");
         let addr = socket.local_addr().expect("an address");
         (OwnedFd::from(socket), addr)
     }
