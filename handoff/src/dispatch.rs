@@ -303,6 +303,8 @@ impl Dispatcher {
                 tracing::warn!(slot, ?message, "unexpected message from a worker");
             }
             Event::Exited { slot, pid } => self.exited(slot, pid),
+            // Only with `--steer health`, which `--pass socket` refuses.
+            Event::Late { .. } | Event::Answered { .. } => {}
         }
         // Acknowledged copies were closed: the next accept has the fds it
         // lacked, so end the pause now rather than at its deadline. Without

@@ -84,7 +84,10 @@ pub async fn run(
                     channels[slot] = Some(channel);
                 }
                 Event::Exited { slot, .. } => channels[slot] = None,
-                Event::Ready { .. } | Event::Message { .. } => {}
+                Event::Ready { .. }
+                | Event::Message { .. }
+                | Event::Late { .. }
+                | Event::Answered { .. } => {}
             },
         }
     };
