@@ -120,6 +120,9 @@ pub enum SteerError {
         /// What the kernel said.
         source: io::Error,
     },
+    /// The sockets could not be put in the map.
+    #[error("put the listening sockets in the REUSEPORT_SOCKARRAY: {0}")]
+    Fill(#[from] FillError),
     /// Any other failure of a step.
     #[error("{step}: {source}")]
     Failed {
@@ -151,6 +154,19 @@ impl SteerError {
             _ => SteerError::Failed { step, source },
         }
     }
+}
+
+/// Why [`Program::fill`] could not put the sockets in the map.
+#[derive(Debug, thiserror::Error)]
+pub enum FillError {
+    /// A socket is still in another `REUSEPORT_SOCKARRAY` (EBUSY): the old
+    /// master's, during a takeover, until it lets go. Try again later.
+    #[error("a socket is still in another master's map")]
+    InAnotherMap,
+    /// Anything else, such as EINVAL for a socket that does not listen or
+    /// is not in a `SO_REUSEPORT` group.
+    #[error("{0}")]
+    Failed(io::Error),
 }
 
 /// The program and its two maps, loaded for a group of `slots` sockets.
@@ -195,18 +211,26 @@ impl Program {
         })
     }
 
-    /// Puts each socket of the group in the `sockets` map at its slot.
-    ///
-    /// # Errors
-    /// EBUSY when a socket is still in another master's map (a takeover
-    /// before the old master has let go, see the module doc): try again
-    /// later. EINVAL for a socket that does not listen or is not in a
-    /// `SO_REUSEPORT` group.
-    pub fn fill(&self, sockets: &[OwnedFd]) -> io::Result<()> {
+    /// Puts each socket of the group in the `sockets` map at its slot: all
+    /// of them, or (on an error) none, so that it can be tried again (the
+    /// kernel refuses a socket already in this very map, EBUSY too).
+    pub fn fill(&self, sockets: &[OwnedFd]) -> Result<(), FillError> {
         for (slot, socket) in (0..self.slots).zip(sockets) {
             // The value is the socket's fd; the kernel stores the socket.
-            let fd = u64::try_from(socket.as_raw_fd()).map_err(|_| io::ErrorKind::InvalidInput)?;
-            map_update(self.sockets.as_fd(), &slot.to_ne_bytes(), &fd.to_ne_bytes())?;
+            let fd = u64::try_from(socket.as_raw_fd()).map_err(|_| io::ErrorKind::InvalidInput);
+            let put = fd.map_err(io::Error::from).and_then(|fd| {
+                map_update(self.sockets.as_fd(), &slot.to_ne_bytes(), &fd.to_ne_bytes())
+            });
+            if let Err(err) = put {
+                // Best effort: what cannot be taken out makes the next try
+                // fail the same way, and is reported then.
+                let _ = self.release();
+                return Err(match err.raw_os_error() {
+                    // The socket's `sk_user_data` points into another map.
+                    Some(libc::EBUSY) => FillError::InAnotherMap,
+                    _ => FillError::Failed(err),
+                });
+            }
         }
         Ok(())
     }
@@ -752,11 +776,31 @@ mod tests {
         };
         first.fill(&sockets).expect("fill the first map");
         let busy = second.fill(&sockets).expect_err("a second map");
-        assert_eq!(busy.raw_os_error(), Some(libc::EBUSY), "{busy}");
+        assert!(matches!(busy, FillError::InAnotherMap), "{busy}");
         first.release().expect("release");
         second
             .fill(&sockets)
             .expect("fill the second map once released");
+    }
+
+    /// A fill that fails half-way takes back what it put: once the other
+    /// map lets go, the same fill succeeds (a socket already in this map
+    /// would be EBUSY too).
+    #[test]
+    fn a_failed_fill_puts_nothing() {
+        let sockets = group(2);
+        let (Some(other), Some(program)) = (load_or_skip(1), load_or_skip(2)) else {
+            return;
+        };
+        other
+            .fill(std::slice::from_ref(&sockets[1]))
+            .expect("the other map takes socket 1");
+        let busy = program
+            .fill(&sockets)
+            .expect_err("socket 1 is in the other map");
+        assert!(matches!(busy, FillError::InAnotherMap), "{busy}");
+        other.release().expect("release");
+        program.fill(&sockets).expect("fill once released");
     }
 
     /// A live slot whose socket stops listening (`shutdown(SHUT_RD)`, as
