@@ -98,6 +98,19 @@ pub struct ClusterArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// The accept queue length asked of listen(2) for every socket of the
+    /// public port: how many clients that completed their handshake may
+    /// wait for a worker (or the master) to accept them; beyond, the kernel
+    /// drops their SYNs and they retry. The kernel silently caps it at
+    /// `net.core.somaxconn` (4096 by default; the master warns when it
+    /// does). 1 to 65535: 0 would still queue one connection (the kernel
+    /// refuses only when more than the backlog wait), and older kernels
+    /// kept the length in 16 bits. A master that takes the sockets over
+    /// (`--takeover`) keeps the backlog they were given, as it keeps their
+    /// address.
+    #[arg(long, value_name = "N", default_value_t = crate::listen::DEFAULT_BACKLOG, value_parser = clap::value_parser!(u16).range(1..))]
+    pub backlog: u16,
+
     /// Number of worker processes. One per CPU by default, as Node.js's cluster
     /// examples and nginx's `worker_processes auto` do.
     #[arg(long, default_value_t = default_workers(), value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -264,6 +277,27 @@ mod tests {
         assert_eq!(parse_grace("10m"), Ok(MAX_GRACE));
         let err = parse_grace("10m 1s").unwrap_err();
         assert!(err.contains("longest grace"), "{err}");
+    }
+
+    /// `--backlog` (issue 24): 4096 unless given, 1 to 65535, anything else
+    /// a usage error.
+    #[test]
+    fn backlog_is_bounded() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            cluster: ClusterArgs,
+        }
+        let backlog = |args: &[&str]| {
+            let argv = std::iter::once("master").chain(args.iter().copied());
+            <Flags as clap::Parser>::try_parse_from(argv).map(|flags| flags.cluster.backlog)
+        };
+        assert_eq!(backlog(&[]).unwrap(), 4096);
+        assert_eq!(backlog(&["--backlog", "1"]).unwrap(), 1);
+        assert_eq!(backlog(&["--backlog", "65535"]).unwrap(), 65535);
+        for bad in ["0", "65536", "-1", "many"] {
+            assert!(backlog(&["--backlog", bad]).is_err(), "--backlog {bad}");
+        }
     }
 
     /// Regression (issue 10): an absurd duration is a usage error, not a

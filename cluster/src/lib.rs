@@ -24,6 +24,9 @@
 //! - [`episode`]: one warning per episode of a failure that repeats.
 //! - [`shared_listener`]: how a worker accepts on the listener it shares
 //!   with the others, one function per `--accept` strategy.
+//! - [`steer`]: `--steer health`, a BPF program that steers an
+//!   `SO_REUSEPORT` group's new connections away from workers that do not
+//!   answer their pings.
 //! - [`announce`]: the JSON `ready` and `respawn` lines on stdout
 //!   (`Announcement`s; not to be confused with the supervisor's
 //!   [`supervisor::Event`]s, which stay inside the master).
@@ -48,6 +51,7 @@ pub mod procfs;
 pub mod rlimit;
 pub mod service;
 pub mod shared_listener;
+pub mod steer;
 pub mod supervisor;
 pub mod upgrade;
 pub mod worker;

@@ -2,15 +2,21 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Once;
 
 use std::os::fd::OwnedFd;
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-/// The accept queue length asked of `listen(2)`. Node.js and nginx ask 511;
-/// a new-connection-per-request benchmark fills a queue fast, so we ask more.
-/// The kernel caps it at `net.core.somaxconn` (4096 by default since 5.4).
-pub const BACKLOG: i32 = 4096;
+/// The accept queue length asked of `listen(2)` unless `--backlog` says
+/// otherwise. Node.js and nginx ask 511; a new-connection-per-request
+/// benchmark fills a queue fast, so we ask more. The kernel caps it at
+/// `net.core.somaxconn` (4096 by default since 5.4).
+pub const DEFAULT_BACKLOG: u16 = 4096;
+
+/// Where the kernel's cap on every backlog is, in the reader's network
+/// namespace.
+const SOMAXCONN_PATH: &str = "/proc/sys/net/core/somaxconn";
 
 /// Binding failed; `is_usage()` tells whether the user can fix it by choosing
 /// another address (exit code 2) rather than a failure of the machine.
@@ -34,11 +40,16 @@ impl BindError {
 }
 
 /// A listening TCP socket on `addr` (close-on-exec, blocking until the
-/// caller says otherwise). `SO_REUSEADDR` lets a restarted server bind while
-/// old connections sit in TIME_WAIT; `reuseport` adds `SO_REUSEPORT`, so that
-/// several sockets of this user can listen on one port and the kernel spreads
-/// connections among them.
-pub fn bind(addr: SocketAddr, reuseport: bool) -> Result<std::net::TcpListener, BindError> {
+/// caller says otherwise) whose accept queue holds `backlog` connections
+/// (`--backlog`). `SO_REUSEADDR` lets a restarted server bind while old
+/// connections sit in TIME_WAIT; `reuseport` adds `SO_REUSEPORT`, so that
+/// several sockets of this user can listen on one port and the kernel
+/// spreads connections among them.
+pub fn bind(
+    addr: SocketAddr,
+    reuseport: bool,
+    backlog: u16,
+) -> Result<std::net::TcpListener, BindError> {
     let error = |source| BindError { addr, source };
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(error)?;
     socket.set_reuse_address(true).map_err(error)?;
@@ -46,8 +57,28 @@ pub fn bind(addr: SocketAddr, reuseport: bool) -> Result<std::net::TcpListener, 
         socket.set_reuse_port(true).map_err(error)?;
     }
     socket.bind(&addr.into()).map_err(error)?;
-    socket.listen(BACKLOG).map_err(error)?;
+    socket.listen(i32::from(backlog)).map_err(error)?;
+    warn_if_capped(backlog);
     Ok(socket.into())
+}
+
+/// Says once per process when the kernel has silently cut `backlog` to
+/// `net.core.somaxconn`: `ss -ltn` would show the smaller figure, and a
+/// run that asked for more should not pass for one that had it.
+fn warn_if_capped(backlog: u16) {
+    static CHECKED: Once = Once::new();
+    CHECKED.call_once(|| {
+        let somaxconn = std::fs::read_to_string(SOMAXCONN_PATH)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok());
+        if let Some(somaxconn) = somaxconn.filter(|&cap| u32::from(backlog) > cap) {
+            tracing::warn!(
+                backlog,
+                somaxconn,
+                "--backlog is above net.core.somaxconn; the kernel caps every accept queue there"
+            );
+        }
+    });
 }
 
 /// Checks that `fd`, which another process handed over (a master's
@@ -113,7 +144,12 @@ mod tests {
     use super::*;
 
     fn listener(reuseport: bool) -> (OwnedFd, SocketAddr) {
-        let socket = bind("127.0.0.1:0".parse().expect("an address"), reuseport).expect("bind");
+        let socket = bind(
+            "127.0.0.1:0".parse().expect("an address"),
+            reuseport,
+            DEFAULT_BACKLOG,
+        )
+        .expect("bind");
         let addr = socket.local_addr().expect("an address");
         (OwnedFd::from(socket), addr)
     }

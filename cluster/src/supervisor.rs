@@ -14,6 +14,14 @@
 //! deadlocked, computing forever) and is killed with SIGKILL, then replaced
 //! like any dead worker (unicorn's worker `timeout`).
 //!
+//! A master that steers new connections by health (`handoff --pass reuseport
+//! --steer health`) asks for more ([`WorkerFlags::eject_after`]): the slot
+//! task then pings at that pace, and reports a worker whose pong is that
+//! late ([`Event::Late`]) and the pong that ends it ([`Event::Answered`]),
+//! in order with the slot's other events. Killing stays as it was: after
+//! `--worker-timeout` without an answer, counted from the same first
+//! unanswered ping.
+//!
 //! Every frame a worker sends answers something: `Ready` once, a `Pong` per
 //! ping, an `Ack` or a `Reject` per connection handed to it. A worker that
 //! sends anything else (a kind it has no reason to send, a second `Ready`, a
@@ -121,6 +129,23 @@ pub enum Event {
         /// What the worker said.
         message: Message,
     },
+    /// The worker in `slot` has left a ping unanswered for longer than
+    /// [`WorkerFlags::eject_after`] (sent only when it is set): it may be
+    /// stopped or busy; new connections should go elsewhere. Once per spell:
+    /// [`Event::Answered`] ends it, unless the worker exits first.
+    Late {
+        /// Which worker slot.
+        slot: usize,
+        /// The worker's pid.
+        pid: u32,
+    },
+    /// The worker in `slot`, reported [`Event::Late`], has answered.
+    Answered {
+        /// Which worker slot.
+        slot: usize,
+        /// The worker's pid.
+        pid: u32,
+    },
     /// The worker in `slot` exited (a successor is being started unless the
     /// cluster is stopping).
     Exited {
@@ -131,8 +156,9 @@ pub enum Event {
     },
 }
 
-/// What the workers of one master are told besides their mode: the hidden
-/// flags of the `worker` subcommand that only some modes use.
+/// What one master asks of its workers besides their mode: the hidden flags
+/// of the `worker` subcommand that only some modes use, and how closely
+/// the master watches them.
 #[derive(Debug, Clone, Default)]
 pub struct WorkerFlags {
     /// `--accept`: how the workers of `handoff-listener` accept.
@@ -140,6 +166,10 @@ pub struct WorkerFlags {
     /// `--upstream-dir`: the folder where the workers of `proxy --upstream
     /// unix` listen ([`crate::worker::upstream_path`]).
     pub upstream_dir: Option<PathBuf>,
+    /// `--eject-after` (`handoff --steer health`): ping each worker at this
+    /// pace (when it is shorter than the usual one) and report a pong this
+    /// late as [`Event::Late`]. `None`: no such events, the usual pace.
+    pub eject_after: Option<Duration>,
 }
 
 /// How every worker of this cluster is started.
@@ -161,6 +191,8 @@ struct Spec {
     upstream_dir: Option<PathBuf>,
     /// `--worker-timeout`: how long a worker may leave a ping unanswered.
     worker_timeout: Duration,
+    /// `--eject-after`: how late a pong makes a worker [`Event::Late`].
+    eject_after: Option<Duration>,
 }
 
 /// What the supervisor knows of one slot, for the `ready`/`respawn` lines.
@@ -241,6 +273,7 @@ impl Supervisor {
             takes_connections: mode == Mode::Handoff(Pass::Socket),
             upstream_dir: flags.upstream_dir,
             worker_timeout: setup.args.worker_timeout,
+            eject_after: flags.eject_after,
         });
         let workers = usize::from(setup.args.workers);
         let mut tasks = JoinSet::new();
@@ -348,7 +381,7 @@ impl Supervisor {
                 state.worker = None;
                 state.condemned = false;
             }
-            Event::Message { .. } => {}
+            Event::Message { .. } | Event::Late { .. } | Event::Answered { .. } => {}
         }
     }
 
@@ -482,6 +515,8 @@ struct Watch {
     channel_open: bool,
     /// SIGKILL sent (stuck or misbehaving): no more pings, no deadline.
     killed: bool,
+    /// Reported [`Event::Late`], and not heard from since.
+    late: bool,
     /// It has not misbehaved: what it says still counts.
     trusted: bool,
 }
@@ -498,9 +533,10 @@ impl Watch {
                 .as_deref()
                 .map(|dir| crate::worker::upstream_path(dir, pid)),
             takes_connections: spec.takes_connections,
-            liveness: Liveness::new(spec.worker_timeout),
+            liveness: Liveness::new(spec.worker_timeout, spec.eject_after),
             channel_open: true,
             killed: false,
+            late: false,
             trusted: true,
         }
     }
@@ -562,6 +598,15 @@ impl Watch {
                             "worker did not answer a ping within --worker-timeout; killing it"
                         );
                         self.kill(&mut child, false);
+                    }
+                }
+                () = sleep_until(self.liveness.late_at()), if !self.killed && !self.late => {
+                    // Read what is queued first, as before a kill.
+                    self.read_queued(&channel, &mut child, events).await;
+                    if !self.killed && !self.late && self.liveness.is_late() {
+                        self.late = true;
+                        tracing::debug!(worker = pid, "worker's pong is late; reported");
+                        report(events, Event::Late { slot, pid }).await;
                     }
                 }
                 () = sleep_until(self.liveness.next_ping()), if !self.killed && self.channel_open => {
@@ -671,7 +716,10 @@ impl Watch {
                 }))
             }
             Message::Ready { .. } => Err("a second Ready"),
-            Message::Pong { seq } if self.liveness.answered(seq) => Ok(None),
+            Message::Pong { seq } if self.liveness.answered(seq) => {
+                let late = std::mem::take(&mut self.late);
+                Ok(late.then_some(Event::Answered { slot, pid }))
+            }
             Message::Pong { .. } => Err("a pong of no outstanding ping"),
             Message::Ack { .. } | Message::Reject { .. }
                 if self.takes_connections && !self.starting =>
@@ -701,8 +749,12 @@ impl Watch {
 struct Liveness {
     /// `--worker-timeout`.
     timeout: Duration,
+    /// `--eject-after`: how long a ping may stay unanswered before the
+    /// worker counts as late (not dead); none without `--steer health`.
+    late_after: Option<Duration>,
     /// Between two pings: a quarter of the timeout, within
-    /// [`MIN_PING_INTERVAL`]..=[`MAX_PING_INTERVAL`].
+    /// [`MIN_PING_INTERVAL`]..=[`MAX_PING_INTERVAL`], or `late_after` if
+    /// that is shorter (a stall must be seen within about twice it).
     interval: Duration,
     /// The `seq` of the last ping sent.
     seq: u64,
@@ -716,11 +768,13 @@ struct Liveness {
 }
 
 impl Liveness {
-    fn new(timeout: Duration) -> Liveness {
+    fn new(timeout: Duration, late_after: Option<Duration>) -> Liveness {
         let now = Instant::now();
-        let interval = (timeout / 4).clamp(MIN_PING_INTERVAL, MAX_PING_INTERVAL);
+        let usual = (timeout / 4).clamp(MIN_PING_INTERVAL, MAX_PING_INTERVAL);
+        let interval = late_after.map_or(usual, |late_after| usual.min(late_after));
         Liveness {
             timeout,
+            late_after,
             interval,
             seq: 0,
             outstanding: None,
@@ -740,6 +794,18 @@ impl Liveness {
     fn overdue(&self) -> bool {
         self.deadline()
             .is_some_and(|deadline| deadline <= Instant::now())
+    }
+
+    /// When the worker counts as late: `late_after` after the first ping
+    /// it left unanswered; never without `late_after` or while nothing is
+    /// asked.
+    fn late_at(&self) -> Option<Instant> {
+        self.asked_at?.checked_add(self.late_after?)
+    }
+
+    /// Whether it is late now.
+    fn is_late(&self) -> bool {
+        self.late_at().is_some_and(|at| at <= Instant::now())
     }
 
     /// When to send the next ping; none while one is unanswered.

@@ -303,6 +303,8 @@ impl Dispatcher {
                 tracing::warn!(slot, ?message, "unexpected message from a worker");
             }
             Event::Exited { slot, pid } => self.exited(slot, pid),
+            // Only with `--steer health`, which `--pass socket` refuses.
+            Event::Late { .. } | Event::Answered { .. } => {}
         }
         // Acknowledged copies were closed: the next accept has the fds it
         // lacked, so end the pause now rather than at its deadline. Without
@@ -385,12 +387,8 @@ pub async fn run(
     let listener =
         unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) }?;
     let workers = usize::from(setup.args.workers);
-    let mut supervisor = Supervisor::start(
-        &setup,
-        Mode::Handoff(Pass::Socket),
-        ready_line,
-        WorkerFlags::default(),
-    )?;
+    let flags = WorkerFlags::default();
+    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(Pass::Socket), ready_line, flags)?;
     let mut dispatcher = Dispatcher::new(workers);
     tokio::pin!(shutdown);
     let end = loop {

@@ -19,6 +19,10 @@
 //! (`stop_listening`): new clients are refused, and those already in an
 //! accept queue are served.
 //!
+//! With `reuseport --steer health`, a BPF program attached to the group
+//! keeps new connections away from the sockets of workers that do not
+//! answer their pings ([`crate::steering`]).
+//!
 //! Caveat of `reuseport`: any other process of the same user that binds this
 //! port with SO_REUSEPORT joins the group and silently gets a share of the
 //! connections.
@@ -27,15 +31,19 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 
 use cluster::channel::{Channel, Message};
-use cluster::cli::Setup;
+use cluster::cli::{Setup, UsageError};
+use cluster::steer::Steer;
 use cluster::supervisor::{Event, Supervisor, WorkerFlags};
 use cluster::upgrade::{Step, Upgrade};
 use cluster::{Accept, Mode, accept, listen};
 
 use crate::Pass;
+use crate::steering::Steering;
 
 /// Runs the master of `handoff-listener` or `handoff-reuseport`.
 ///
@@ -45,29 +53,42 @@ use crate::Pass;
 /// their queues are the other master's too); it closes its copies and its
 /// workers stop accepting, close theirs and finish what they hold.
 ///
-/// `accept`, for `listener`, is how its workers accept (`--accept`).
+/// `accept`, for `listener`, is how its workers accept (`--accept`);
+/// `steer`, for `reuseport`, how the kernel picks a socket (`--steer`), and
+/// `eject_after` how late a worker's pong takes it out of the group
+/// (`--eject-after`, with `--steer health`).
 pub async fn run(
     setup: Setup,
     mut upgrade: Upgrade,
     pass: Pass,
     accept: Option<Accept>,
+    steer: Steer,
+    eject_after: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let workers = usize::from(setup.args.workers);
-    let (listen, sockets) = match upgrade.taken_sockets() {
-        Some(taken) => taken,
-        None => bind(setup.args.listen, pass, workers)?,
+    let (listen, sockets, took_over) = match upgrade.taken_sockets() {
+        Some((listen, sockets)) => (listen, sockets, true),
+        None => {
+            let (listen, sockets) = bind(setup.args.listen, pass, workers, setup.args.backlog)?;
+            (listen, sockets, false)
+        }
+    };
+    // Before any worker starts: where BPF is not permitted, the master
+    // exits 2 here, with one line.
+    let took_over_group = took_over && pass == Pass::Reuseport;
+    let mut steering = match Steering::start(steer, &sockets, took_over_group) {
+        Ok(steering) => steering,
+        Err(err) if err.is_usage() => return Err(UsageError(err.to_string()).into()),
+        Err(err) => return Err(err).context("--steer health"),
     };
     let (mut handover, ready_line) = upgrade.start(listen, &sockets)?;
-    let mut supervisor = Supervisor::start(
-        &setup,
-        Mode::Handoff(pass),
-        ready_line,
-        WorkerFlags {
-            accept,
-            ..WorkerFlags::default()
-        },
-    )?;
+    let flags = WorkerFlags {
+        accept,
+        eject_after: (steer == Steer::Health).then_some(eject_after),
+        ..WorkerFlags::default()
+    };
+    let mut supervisor = Supervisor::start(&setup, Mode::Handoff(pass), ready_line, flags)?;
     // Each slot's worker channel, for the connections queued at the stop.
     let mut channels: Vec<Option<Arc<Channel>>> = vec![None; workers];
     tokio::pin!(shutdown);
@@ -75,7 +96,7 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => break None,
             step = handover.next() => break Some(step),
-            event = supervisor.next_event() => match event {
+            event = supervisor.next_event() => match steering.note(event, &sockets) {
                 // A new worker (first or successor) gets its slot's socket; it
                 // reports Ready once it accepts on it.
                 Event::Spawned { slot, pid, channel } => {
@@ -88,13 +109,18 @@ pub async fn run(
                     channels[slot] = Some(channel);
                 }
                 Event::Exited { slot, .. } => channels[slot] = None,
-                Event::Ready { .. } | Event::Message { .. } => {}
+                Event::Ready { .. }
+                | Event::Message { .. }
+                | Event::Late { .. }
+                | Event::Answered { .. } => {}
             },
         }
     };
     let deadline = Instant::now() + setup.args.grace;
     if handover.close() {
         stop_listening(&sockets, &channels);
+    } else {
+        steering.stop(&sockets);
     }
     drop(sockets);
     supervisor.shutdown(deadline).await;
@@ -168,19 +194,20 @@ fn hand_over(seq: u64, conn: &OwnedFd, channels: &[Option<Arc<Channel>>]) -> boo
 
 /// The sockets to hand out: one shared listener, or one SO_REUSEPORT listener
 /// per slot, all on the same port (the first bind picks it when the address
-/// asks for port 0).
+/// asks for port 0), each with an accept queue of `backlog` (`--backlog`).
 fn bind(
     addr: SocketAddr,
     pass: Pass,
     workers: usize,
+    backlog: u16,
 ) -> anyhow::Result<(SocketAddr, Vec<OwnedFd>)> {
     let reuseport = pass == Pass::Reuseport;
-    let first = listen::bind(addr, reuseport)?;
+    let first = listen::bind(addr, reuseport, backlog)?;
     let listen = first.local_addr()?;
     let mut sockets = vec![OwnedFd::from(first)];
     if reuseport {
         for _ in 1..workers {
-            sockets.push(OwnedFd::from(listen::bind(listen, true)?));
+            sockets.push(OwnedFd::from(listen::bind(listen, true, backlog)?));
         }
     }
     Ok((listen, sockets))

@@ -8,7 +8,8 @@ use cluster::Mode;
 use cluster::cli::ClusterArgs;
 use cluster::master;
 use cluster::worker::{self, Command};
-use handoff::{Accept, Pass};
+use handoff::steering::{DEFAULT_EJECT_AFTER, parse_eject_after};
+use handoff::{Accept, Pass, Steer};
 
 /// Serve one port with N worker processes, handing them sockets over Unix
 /// socketpairs (SCM_RIGHTS). Prints one JSON line on stdout when ready; logs on
@@ -35,6 +36,21 @@ struct Cli {
     /// the one that waited longest: a FIFO queue).
     #[arg(long, value_enum, value_name = "STRATEGY")]
     accept: Option<Accept>,
+    /// With `--pass reuseport` only: how the kernel picks the socket (and
+    /// so the worker) of a new connection. `hash` (default): by a hash of
+    /// its addresses, whatever the worker is doing. `health`: a BPF program
+    /// of the master's (SK_REUSEPORT) spreads the same hash over the workers
+    /// that answer their pings, leaving out one whose pong is later than
+    /// `--eject-after` until it answers or its successor serves. Needs
+    /// CAP_BPF and CAP_NET_ADMIN (root): without, exit 2.
+    #[arg(long, value_enum, value_name = "HOW")]
+    steer: Option<Steer>,
+    /// With `--steer health` only: ping every worker at this pace, and
+    /// leave one out of the group when its pong is this late (default
+    /// 50ms; at least 10ms, and shorter than `--worker-timeout`, which
+    /// still kills and replaces a worker that does not answer at all).
+    #[arg(long, value_name = "DURATION", value_parser = parse_eject_after)]
+    eject_after: Option<std::time::Duration>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -48,6 +64,25 @@ fn main() -> ExitCode {
         eprintln!("handoff: error: --accept needs --pass listener (the workers accept only there)");
         return ExitCode::from(2);
     }
+    if cli.steer.is_some() && cli.pass != Pass::Reuseport {
+        eprintln!(
+            "handoff: error: --steer needs --pass reuseport (only there has each worker a socket of its own)"
+        );
+        return ExitCode::from(2);
+    }
+    let steer = cli.steer.unwrap_or(Steer::Hash);
+    if cli.eject_after.is_some() && steer != Steer::Health {
+        eprintln!("handoff: error: --eject-after needs --steer health");
+        return ExitCode::from(2);
+    }
+    let eject_after = cli.eject_after.unwrap_or(DEFAULT_EJECT_AFTER);
+    if steer == Steer::Health && eject_after >= cli.cluster.worker_timeout {
+        eprintln!(
+            "handoff: error: --eject-after {eject_after:?} is not shorter than --worker-timeout {:?}: the worker would be killed before it is left out",
+            cli.cluster.worker_timeout
+        );
+        return ExitCode::from(2);
+    }
     let accept = cli.accept.unwrap_or(Accept::Drain);
     master::init_logging();
     match cli.command {
@@ -56,7 +91,16 @@ fn main() -> ExitCode {
             Mode::Handoff(cli.pass),
             cli.cluster,
             |setup, upgrade, shutdown| async move {
-                handoff::run(setup, upgrade, cli.pass, accept, shutdown).await
+                handoff::run(
+                    setup,
+                    upgrade,
+                    cli.pass,
+                    accept,
+                    steer,
+                    eject_after,
+                    shutdown,
+                )
+                .await
             },
         ),
     }

@@ -22,6 +22,9 @@
 //!   worker's channel, taken over with `pidfd_getfd`
 //! - [`netns`]: [`in_new_netns`], a test body run in a network namespace of
 //!   its own (its own loopback and sysctls)
+//! - [`loadgen`]: [`run_loadgen`], a load run whose JSON the test reads
+//! - [`child`]: [`wait_or_kill`], a child of the test's own waited for with
+//!   a deadline
 //! - [`contract`]: the shared test bodies, [`start_two_workers`] and the
 //!   `assert_*` functions, with the deadlines they allow
 //!
@@ -29,9 +32,11 @@
 #![deny(missing_docs)]
 
 pub mod build;
+pub mod child;
 pub mod contract;
 pub mod http;
 pub mod impostor;
+pub mod loadgen;
 pub mod netns;
 pub mod proc;
 pub mod process;
@@ -39,12 +44,14 @@ pub mod process;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 pub use build::workspace_bin;
+pub use child::wait_or_kill;
 pub use contract::*;
 pub use http::{
     Clients, HTTP_TIMEOUT, KeepAlive, RawClient, Response, get, pipelined_gets, read_answer,
     send_raw,
 };
 pub use impostor::Impostor;
+pub use loadgen::run_loadgen;
 pub use netns::in_new_netns;
 pub use nix::sys::signal::Signal;
 pub use proc::{

@@ -227,6 +227,8 @@ pub struct Upgrade {
     /// `--init-delay`, which the new workers may take on top of
     /// [`TAKEOVER_READY_TIMEOUT`].
     init_delay: Duration,
+    /// `--backlog`, for the listening socket this master binds itself.
+    backlog: u16,
 }
 
 impl Upgrade {
@@ -271,6 +273,7 @@ impl Upgrade {
             socket_activated,
             lent,
             init_delay: args.init_delay,
+            backlog: args.backlog,
         })
     }
 
@@ -289,7 +292,7 @@ impl Upgrade {
     pub fn single_listener(&mut self, listen: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
         let socket = match self.taken_sockets() {
             Some((_, mut sockets)) => sockets.pop().context("one listening socket taken over")?,
-            None => OwnedFd::from(crate::listen::bind(listen, false)?),
+            None => OwnedFd::from(crate::listen::bind(listen, false, self.backlog)?),
         };
         let listener = std::net::TcpListener::from(socket);
         listener.set_nonblocking(true)?;

@@ -16,13 +16,17 @@ use crate::process::Starting;
 /// free loopback port.
 fn service_manager_sockets(mode: &str) -> (std::net::SocketAddr, Vec<OwnedFd>) {
     let reuseport = mode == "handoff-reuseport";
-    let first =
-        cluster::listen::bind("127.0.0.1:0".parse().expect("an address"), reuseport).expect("bind");
+    let first = cluster::listen::bind(
+        "127.0.0.1:0".parse().expect("an address"),
+        reuseport,
+        cluster::listen::DEFAULT_BACKLOG,
+    )
+    .expect("bind");
     let addr = first.local_addr().expect("an address");
     let mut sockets = vec![OwnedFd::from(first)];
     if reuseport {
         sockets.push(OwnedFd::from(
-            cluster::listen::bind(addr, true).expect("bind"),
+            cluster::listen::bind(addr, true, cluster::listen::DEFAULT_BACKLOG).expect("bind"),
         ));
     }
     (addr, sockets)
