@@ -53,6 +53,27 @@ pub fn is_alive(pid: u32) -> bool {
     reading(pid).is_some()
 }
 
+/// The children of process `pid` (every thread's, from
+/// `/proc/<pid>/task/*/children`); empty if it does not exist.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut children: Vec<u32> = tasks
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|text| {
+            let pids: Vec<u32> = text
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            pids
+        })
+        .collect();
+    children.sort_unstable();
+    children
+}
+
 /// The reading of process `pid` if it is running, in the one sense of
 /// [`cluster::procfs::read`]: a process that does not exist, or is a zombie (a
 /// dead process not yet reaped by its parent, e.g. an orphan whose new parent

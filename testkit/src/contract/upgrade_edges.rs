@@ -15,6 +15,7 @@ use super::upgrade::{
     next_event_named, start_upgradable, take_over, text,
 };
 use super::*;
+use crate::proc;
 use crate::process::Starting;
 
 /// How long the old master waits for a silent new master, and the reverse
@@ -134,6 +135,7 @@ pub fn assert_new_master_lost_after_its_ready(bin: &str, args: &[&str], mode: &s
                 new.stderr()
             );
         }
+        let new_workers = proc::children(new.pid());
         match lost {
             Lost::Sigterm => {
                 new.signal(Signal::SIGTERM).expect("SIGTERM the new master");
@@ -151,6 +153,16 @@ pub fn assert_new_master_lost_after_its_ready(bin: &str, args: &[&str], mode: &s
                 );
             }
         }
+        // A SIGKILLed master's workers die after it (`PR_SET_PDEATHSIG`,
+        // their channel's end): until they have, a shared-listener worker
+        // can still take a client from the common queue, and lose it as it
+        // dies (the contract's price of a SIGKILL).
+        assert!(
+            wait_until(STOP_TIMEOUT, || new_workers
+                .iter()
+                .all(|&pid| !proc::is_alive(pid))),
+            "{lost:?}: the lost master's workers {new_workers:?} outlived it"
+        );
         old.signal(Signal::SIGCONT).expect("SIGCONT the old master");
         let reason = assert_handover_failed(&mut old, new.pid());
         eprintln!("{lost:?}: handover_failed: {reason}");
