@@ -1,7 +1,7 @@
 //! The statistics every section shares: a figure over rounds (its median and
-//! range), how two such figures compare (only ranges that do not overlap
-//! rank), least squares, and the grouping of runs by their labels. No
-//! formatting here: the sections write the figures.
+//! range), how two modes compare (paired by round: [`Paired`]), least
+//! squares, and the grouping of runs by their labels.
+//! No formatting here: the sections write the figures.
 
 use std::collections::BTreeMap;
 
@@ -44,30 +44,103 @@ impl Spread {
     }
 }
 
-/// How two figures over rounds compare: only ranges that do not overlap rank.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    /// Every round of the first is above every round of the second.
-    Above,
-    /// Every round of the first is below every round of the second.
-    Below,
-    /// The ranges overlap: no clear difference.
-    Overlap,
-    /// One of them has a single round: an order of magnitude, not a ranking.
-    OneRound,
+/// A figure of each round: the run's `round` label and its value, in round
+/// order. Runs without a round have no place here: they pair with nothing.
+pub type PerRound = Vec<(u32, f64)>;
+
+/// `figure` of each of `runs` that has a round and a finite value, in round
+/// order; a round given twice keeps the median of its values.
+pub fn per_round(runs: &[&Report], figure: impl Fn(&Report) -> Option<f64>) -> PerRound {
+    let mut by_round: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
+    for run in runs {
+        if let (Some(round), Some(value)) = (run.labels.round, figure(run)) {
+            if value.is_finite() {
+                by_round.entry(round).or_default().push(value);
+            }
+        }
+    }
+    by_round
+        .into_iter()
+        .filter_map(|(round, values)| Some((round, median(values)?)))
+        .collect()
 }
 
-impl Order {
-    /// Compares `a` with `b` by their min–max over rounds.
-    pub fn of(a: &Spread, b: &Spread) -> Order {
-        if a.count < 2 || b.count < 2 {
-            Order::OneRound
-        } else if a.min > b.max {
-            Order::Above
-        } else if a.max < b.min {
-            Order::Below
+/// What the paired ratios of A against B say (see [`Paired`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every paired ratio is above 1.
+    Above,
+    /// Every paired ratio is below 1.
+    Below,
+    /// The ratios lie on both sides of 1 (or on it).
+    NoClearDifference,
+    /// A single pair: an order of magnitude, no verdict.
+    OnePair,
+}
+
+impl Verdict {
+    /// The verdict as the report words it.
+    pub fn text(self) -> &'static str {
+        match self {
+            Verdict::Above => "clearly above 1",
+            Verdict::Below => "clearly below 1",
+            Verdict::NoClearDifference => "no clear difference",
+            Verdict::OnePair => "one round only, no verdict",
+        }
+    }
+}
+
+/// A against B, paired by round: the ratio A / B within each round in which
+/// both ran (the two runs adjacent in time, so that what disturbed one
+/// disturbed the other), then the median of those ratios, their range and
+/// their number. A round that only one of them has is skipped, and so is a
+/// round where B is 0. Unpaired ranges hide a steady difference (A 10 %
+/// below B in every round, both ranges wide with the rounds' noise), and one
+/// disturbed round decides them; paired ratios do neither.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Paired {
+    /// The median of the paired ratios.
+    pub median: f64,
+    /// The smallest paired ratio.
+    pub min: f64,
+    /// The largest paired ratio.
+    pub max: f64,
+    /// How many rounds paired.
+    pub pairs: usize,
+}
+
+impl Paired {
+    /// The ratios of `a` against `b`, round by round; `None` without a
+    /// round in common.
+    pub fn of(a: &[(u32, f64)], b: &[(u32, f64)]) -> Option<Paired> {
+        let ratios: Vec<f64> = a
+            .iter()
+            .filter_map(|&(round, a)| {
+                let &(_, b) = b.iter().find(|(other, _)| *other == round)?;
+                (b != 0.0).then(|| a / b)
+            })
+            .filter(|ratio| ratio.is_finite())
+            .collect();
+        let spread = Spread::of(ratios)?;
+        Some(Paired {
+            median: spread.median,
+            min: spread.min,
+            max: spread.max,
+            pairs: spread.count,
+        })
+    }
+
+    /// "Clearly above 1" or "clearly below 1" only when every paired ratio
+    /// is on that side of 1; a single pair gives no verdict.
+    pub fn verdict(&self) -> Verdict {
+        if self.pairs < 2 {
+            Verdict::OnePair
+        } else if self.min > 1.0 {
+            Verdict::Above
+        } else if self.max < 1.0 {
+            Verdict::Below
         } else {
-            Order::Overlap
+            Verdict::NoClearDifference
         }
     }
 }
@@ -198,17 +271,79 @@ mod tests {
         assert_eq!(Spread::of([]), None);
     }
 
-    /// Two modes rank only when their ranges over rounds do not overlap; a
-    /// single round does not rank.
+    fn paired(a: &[(u32, f64)], b: &[(u32, f64)]) -> Paired {
+        Paired::of(a, b).expect("rounds in common")
+    }
+
+    /// Paired by round: every ratio above 1 is clearly above, every one
+    /// below clearly below, ratios on both sides no clear difference; the
+    /// median and range are of the ratios, not of the values.
     #[test]
-    fn ranking_needs_ranges_that_do_not_overlap() {
-        let spread = |values: &[f64]| Spread::of(values.iter().copied()).expect("values");
-        let listener = spread(&[126_000.0, 191_000.0, 215_000.0]);
-        let socket = spread(&[114_000.0, 131_000.0, 146_000.0]);
-        let proxy = spread(&[64_000.0, 71_000.0, 72_000.0]);
-        assert_eq!(Order::of(&listener, &socket), Order::Overlap);
-        assert_eq!(Order::of(&listener, &proxy), Order::Above);
-        assert_eq!(Order::of(&proxy, &socket), Order::Below);
-        assert_eq!(Order::of(&spread(&[1.0]), &proxy), Order::OneRound);
+    fn pairing_rule_above_below_straddling() {
+        // B is noisy (round 2 disturbed), A 10 % below B in every round:
+        // the unpaired ranges overlap, the pairs do not.
+        let b = [(1, 100.0), (2, 60.0), (3, 110.0)];
+        let a = [(1, 90.0), (2, 54.0), (3, 99.0)];
+        let below = paired(&a, &b);
+        assert_eq!(below.pairs, 3);
+        assert!((below.median - 0.9).abs() < 1e-12);
+        assert!((below.min - 0.9).abs() < 1e-12 && (below.max - 0.9).abs() < 1e-12);
+        assert_eq!(below.verdict(), Verdict::Below);
+        assert_eq!(below.verdict().text(), "clearly below 1");
+        let above = paired(&b, &a);
+        assert_eq!(above.verdict(), Verdict::Above);
+        assert_eq!(above.verdict().text(), "clearly above 1");
+        let straddling = paired(
+            &[(1, 1.1), (2, 0.9), (3, 1.2)],
+            &[(1, 1.0), (2, 1.0), (3, 1.0)],
+        );
+        assert_eq!(straddling.verdict(), Verdict::NoClearDifference);
+        assert_eq!(
+            (straddling.min, straddling.median, straddling.max),
+            (0.9, 1.1, 1.2)
+        );
+        // A ratio of exactly 1 is not above.
+        let touching = paired(&[(1, 2.0), (2, 1.0)], &[(1, 1.0), (2, 1.0)]);
+        assert_eq!(touching.verdict(), Verdict::NoClearDifference);
+    }
+
+    /// A round that only one side has is skipped (and a B of 0); one pair
+    /// gives a ratio but no verdict; no round in common gives nothing.
+    #[test]
+    fn pairing_rule_skips_missing_rounds_and_one_pair_decides_nothing() {
+        let pairs = paired(
+            &[(1, 2.0), (2, 3.0), (4, 9.0)],
+            &[(1, 1.0), (2, 1.0), (3, 5.0), (4, 0.0)],
+        );
+        assert_eq!(pairs.pairs, 2);
+        assert_eq!((pairs.min, pairs.max), (2.0, 3.0));
+        assert_eq!(pairs.verdict(), Verdict::Above);
+        let one = paired(&[(1, 2.0)], &[(1, 1.0), (2, 1.0)]);
+        assert_eq!((one.pairs, one.median), (1, 2.0));
+        assert_eq!(one.verdict(), Verdict::OnePair);
+        assert_eq!(Paired::of(&[(1, 2.0)], &[(2, 1.0)]), None);
+        assert_eq!(Paired::of(&[], &[(2, 1.0)]), None);
+    }
+
+    /// The figure of each round, in round order; runs without a round are
+    /// left out, a round given twice is their median.
+    #[test]
+    fn per_round_values() {
+        let with = |round: Option<u32>, per_s: f64| {
+            let mut run = crate::fixtures::run(&[], per_s, 1);
+            run.labels.round = round;
+            run
+        };
+        let runs = [
+            with(Some(2), 20.0),
+            with(None, 99.0),
+            with(Some(1), 10.0),
+            with(Some(2), 40.0),
+        ];
+        let refs: Vec<&Report> = runs.iter().collect();
+        assert_eq!(
+            per_round(&refs, |run| Some(run.requests.per_s)),
+            [(1, 10.0), (2, 30.0)]
+        );
     }
 }

@@ -15,10 +15,10 @@ use super::Figures;
 use crate::charts::cost::CostChart;
 use crate::charts::master_fds::MasterFdsChart;
 use crate::charts::{Chart, boxed};
-use crate::stats::{Spread, by_round, group, mode, mode_load};
+use crate::stats::{Paired, PerRound, Spread, by_round, group, mode, mode_load, per_round};
 use crate::text::{
-    and_list, baseline_name, image, load_name, nothing, ranking, rounds, section_link, teach, w,
-    with_load,
+    Ranked, and_list, baseline_name, image, load_name, nothing, paired_ratio, ranking, rounds,
+    section_link, teach, w, with_load,
 };
 
 /// The heading, as links to it are written.
@@ -110,6 +110,8 @@ pub struct CostRow {
     /// Every round's whole-tree µs per request, in round order (the strip
     /// chart's dots).
     pub every_round_tree_us: Vec<f64>,
+    /// The whole tree's µs per request of each labelled round, to pair.
+    pub tree_per_round: PerRound,
 }
 
 /// Section 5's chart: the master's fds over one newconn run.
@@ -173,6 +175,7 @@ fn cost(runs: &[&Report]) -> Vec<CostRow> {
                 loadgen_us: Spread::of(costs.iter().filter_map(|cost| cost.loadgen_us)),
                 nginx_alone: mode == Mode::Nginx && runs.iter().any(|run| run.watch.len() < 2),
                 every_round_tree_us: costs.iter().filter_map(|cost| cost.tree_us).collect(),
+                tree_per_round: per_round(&runs, |run| run_cost(run).tree_us),
             }
         })
         .filter(|row| row.tree_us.is_some() || row.loadgen_us.is_some())
@@ -364,10 +367,16 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     let mut lessons = Vec::new();
     for load in [Load::KeepAlive, Load::NewConn, Load::OpenLoop] {
         let rows: Vec<&CostRow> = table.iter().filter(|row| row.load == load).collect();
-        let trees: Vec<(Mode, Spread, ())> = rows
+        let trees: Vec<Ranked<Mode>> = rows
             .iter()
             .filter(|row| !row.nginx_alone)
-            .filter_map(|row| Some((row.mode, row.tree_us?, ())))
+            .filter_map(|row| {
+                Some(Ranked {
+                    name: row.mode,
+                    spread: row.tree_us?,
+                    rounds: row.tree_per_round.clone(),
+                })
+            })
             .collect();
         if let Some(text) = ranking(
             &format!("{}, of the whole trees per request", with_load(load)),
@@ -376,6 +385,29 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             |us| format!("{} µs", cpu_micros(us)),
         ) {
             lessons.push(text);
+        }
+        let baseline = rows
+            .iter()
+            .find(|row| row.mode == Mode::Direct)
+            .or_else(|| rows.iter().find(|row| row.mode == Mode::Ceiling));
+        if let Some(baseline) = baseline {
+            let against: Vec<String> = rows
+                .iter()
+                .filter(|row| !row.mode.is_baseline() && !row.nginx_alone)
+                .filter_map(|row| {
+                    let paired = Paired::of(&row.tree_per_round, &baseline.tree_per_round)?;
+                    Some(format!("`{}` {}", row.mode, paired_ratio(&paired)))
+                })
+                .collect();
+            if !against.is_empty() {
+                lessons.push(format!(
+                    "{}, the whole tree's CPU per request against the baseline {}'s, as the \
+                     ratio of the two runs of each round: {}.",
+                    with_load(load),
+                    baseline_name(baseline.mode),
+                    against.join("; ")
+                ));
+            }
         }
         let idle: Vec<String> = rows
             .iter()

@@ -8,8 +8,8 @@ use runs::format::{count, micros};
 
 use super::{Variant, cluster_size};
 use crate::sections::Figures;
-use crate::stats::{Spread, failed, group, latency_spread};
-use crate::text::{ranking, spread_micros, teach, w};
+use crate::stats::{PerRound, Spread, failed, group, latency_spread, per_round};
+use crate::text::{Ranked, ranking, spread_micros, teach, w};
 
 /// Section 4, uneven work (`--mix`): one variant, over its rounds.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct MixRow {
     pub worst_worker_p99_us: Option<Spread>,
     /// Failed requests, all rounds.
     pub failed: u64,
+    /// The worst worker's p99 of each labelled round, µs, to pair.
+    pub worst_worker_p99_per_round: PerRound,
 }
 
 /// The rows of the uneven-work runs.
@@ -75,6 +77,9 @@ pub fn rows(runs: &[&Report]) -> Vec<MixRow> {
                         .filter_map(|run| worker_p99(run).into_iter().max_by(f64::total_cmp)),
                 ),
                 failed: failed(&runs),
+                worst_worker_p99_per_round: per_round(&runs, |run| {
+                    worker_p99(&run).into_iter().max_by(f64::total_cmp)
+                }),
             }
         })
         .collect()
@@ -114,9 +119,15 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         );
     }
     w!(out);
-    let worst: Vec<(String, Spread, ())> = table
+    let worst: Vec<Ranked<String>> = table
         .iter()
-        .filter_map(|row| Some((format!("{}", row.variant), row.worst_worker_p99_us?, ())))
+        .filter_map(|row| {
+            Some(Ranked {
+                name: row.variant.to_string(),
+                spread: row.worst_worker_p99_us?,
+                rounds: row.worst_worker_p99_per_round.clone(),
+            })
+        })
         .collect();
     let lessons: Vec<String> = ranking(
         "By the worst worker's p99 under uneven work",

@@ -10,8 +10,8 @@ use runs::labels::Load;
 use super::{Variant, cluster_size, per_worker, spread_percent, spread_plain};
 use crate::charts::fairness::FairnessChart;
 use crate::sections::Figures;
-use crate::stats::{Spread, failed, group, median};
-use crate::text::{image, load_name, ranking, teach, w};
+use crate::stats::{PerRound, Spread, failed, group, median, per_round};
+use crate::text::{Ranked, image, load_name, ranking, teach, w};
 
 /// The share of a round's connections from which one worker is said to have
 /// taken every connection: all but a thousandth, so that a stray connection
@@ -41,6 +41,8 @@ pub struct FairnessRow {
     pub connections_jain: Option<Spread>,
     /// Jain's index of the requests per worker, per round.
     pub requests_jain: Option<Spread>,
+    /// Jain's index of the connections of each labelled round, to pair.
+    pub connections_jain_per_round: PerRound,
     /// Failed requests, all rounds.
     pub failed: u64,
 }
@@ -114,6 +116,10 @@ pub fn rows(runs: &[&Report]) -> Vec<FairnessRow> {
                 ),
                 connections_jain: jain(&connections),
                 requests_jain: jain(&requests),
+                connections_jain_per_round: per_round(&runs, |run| {
+                    runs::Fairness::of(&per_worker(run, |w| w.connections))
+                        .map(|fairness| fairness.jain_index)
+                }),
                 failed: failed(&runs),
             }
         })
@@ -180,10 +186,16 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     let mut groups: Vec<(usize, Load)> = table.iter().map(|row| (row.workers, row.load)).collect();
     groups.dedup();
     for (workers, load) in groups {
-        let rows: Vec<(String, Spread, ())> = table
+        let rows: Vec<Ranked<String>> = table
             .iter()
             .filter(|row| row.workers == workers && row.load == load)
-            .filter_map(|row| Some((format!("{}", row.variant), row.connections_jain?, ())))
+            .filter_map(|row| {
+                Some(Ranked {
+                    name: row.variant.to_string(),
+                    spread: row.connections_jain?,
+                    rounds: row.connections_jain_per_round.clone(),
+                })
+            })
             .collect();
         let what = format!(
             "By Jain's index of the connections with {workers} workers and {}",

@@ -9,8 +9,8 @@ use runs::{Report, StallWaits, WorkerShare};
 use super::{Variant, cluster_size, spread_percent, spread_plain};
 use crate::charts::stall::StallChart;
 use crate::sections::Figures;
-use crate::stats::{Spread, failed, group, latency_spread, median};
-use crate::text::{image, ranking, spread_micros, teach, w};
+use crate::stats::{PerRound, Spread, failed, group, latency_spread, median, per_round};
+use crate::text::{Ranked, image, ranking, spread_micros, teach, w};
 
 /// Section 4, the stalled worker: one variant (loadgen `--stop`), over its rounds.
 #[derive(Debug, Clone)]
@@ -37,6 +37,11 @@ pub struct StallRow {
     pub stalled_share: Option<Spread>,
     /// Failed requests, all rounds.
     pub failed: u64,
+    /// The requests that waited a tenth of the stall, of each labelled
+    /// round, to pair.
+    pub waited_tenth_per_round: PerRound,
+    /// p99 of each labelled round, µs, to pair.
+    pub p99_per_round: PerRound,
 }
 
 /// The rows of the stalled-worker runs.
@@ -98,6 +103,12 @@ pub fn rows(runs: &[&Report]) -> Vec<StallRow> {
                 others_p99_us: Spread::of(others_p99),
                 stalled_share: Spread::of(stalled_share),
                 failed: failed(&runs),
+                waited_tenth_per_round: per_round(&runs, |run| {
+                    Some(run.stall_waits.as_ref()?.at_least_tenth as f64)
+                }),
+                p99_per_round: per_round(&runs, |run| {
+                    Some(run.latency.request.as_ref()?.p99_us as f64)
+                }),
             }
         })
         .collect()
@@ -154,9 +165,15 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     }
     w!(out);
     let mut lessons = Vec::new();
-    let waited: Vec<(String, Spread, ())> = table
+    let waited: Vec<Ranked<String>> = table
         .iter()
-        .filter_map(|row| Some((format!("{}", row.variant), row.waited_tenth?, ())))
+        .filter_map(|row| {
+            Some(Ranked {
+                name: row.variant.to_string(),
+                spread: row.waited_tenth?,
+                rounds: row.waited_tenth_per_round.clone(),
+            })
+        })
         .collect();
     let what = format!(
         "By the requests that waited at least {:.0} ms",
@@ -165,9 +182,15 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     if let Some(text) = ranking(&what, &waited, false, count_f64) {
         lessons.push(text);
     }
-    let p99: Vec<(String, Spread, ())> = table
+    let p99: Vec<Ranked<String>> = table
         .iter()
-        .filter_map(|row| Some((format!("{}", row.variant), row.p99_us?, ())))
+        .filter_map(|row| {
+            Some(Ranked {
+                name: row.variant.to_string(),
+                spread: row.p99_us?,
+                rounds: row.p99_per_round.clone(),
+            })
+        })
         .collect();
     if let Some(text) = ranking("By p99 with a stalled worker", &p99, false, micros) {
         lessons.push(text);
