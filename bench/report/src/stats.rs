@@ -1,6 +1,6 @@
 //! The statistics every section shares: a figure over rounds (its median and
-//! range), how two modes compare (paired by round: [`Paired`]), least
-//! squares, and the grouping of runs by their labels.
+//! range), how two modes compare (paired by round: [`Paired`]), what
+//! counts as not served ([`Failures`]), least squares, and the grouping of runs by their labels.
 //! No formatting here: the sections write the figures.
 
 use std::collections::BTreeMap;
@@ -226,6 +226,48 @@ pub fn failed(runs: &[&Report]) -> u64 {
     runs.iter().map(|run| run.requests.failed).sum()
 }
 
+/// The failure kind of a request due in the window and never answered
+/// (`requests.unanswered_at_end`): neither a latency sample nor one of
+/// loadgen's error kinds, yet a request the server did not serve. "0
+/// errors" beside 18 % unanswered would be a wrong figure.
+pub const UNANSWERED: &str = "unanswered";
+
+/// The requests of some runs that were not served: failed (loadgen's error
+/// kinds) and unanswered (see [`UNANSWERED`]), and all the requests due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Failures {
+    /// Requests that failed, every kind loadgen counts.
+    pub failed: u64,
+    /// Requests due in the window and never answered.
+    pub unanswered: u64,
+    /// Every request of the window: answered, failed and unanswered.
+    pub due: u64,
+}
+
+impl Failures {
+    /// The failures of `runs`, summed.
+    pub fn of(runs: &[&Report]) -> Failures {
+        runs.iter().fold(Failures::default(), |sum, run| {
+            let requests = &run.requests;
+            Failures {
+                failed: sum.failed + requests.failed,
+                unanswered: sum.unanswered + requests.unanswered_at_end,
+                due: sum.due + requests.ok + requests.failed + requests.unanswered_at_end,
+            }
+        })
+    }
+
+    /// Requests not served, of either kind.
+    pub fn total(&self) -> u64 {
+        self.failed + self.unanswered
+    }
+
+    /// Whether every request due was served.
+    pub fn none(&self) -> bool {
+        self.total() == 0
+    }
+}
+
 /// The master's children (its workers) in the first `--watch` tree.
 pub fn workers_of(run: &Report) -> Vec<&ProcessReport> {
     let Some(master) = run.master() else {
@@ -242,13 +284,15 @@ pub fn workers_of(run: &Report) -> Vec<&ProcessReport> {
         .unwrap_or_default()
 }
 
-/// Failures by kind, summed over `runs`, the non-zero ones, most first.
+/// Failures by kind, summed over `runs`, the non-zero ones, most first;
+/// the requests never answered as the kind [`UNANSWERED`].
 pub fn kinds(runs: &[&Report]) -> Vec<(String, u64)> {
     let mut sums: BTreeMap<String, u64> = BTreeMap::new();
     for run in runs {
         for (kind, count) in &run.errors.by_kind {
             *sums.entry(kind.clone()).or_default() += count;
         }
+        *sums.entry(UNANSWERED.to_owned()).or_default() += run.requests.unanswered_at_end;
     }
     let mut kinds: Vec<(String, u64)> = sums.into_iter().filter(|(_, n)| *n > 0).collect();
     kinds.sort_by_key(|kind| std::cmp::Reverse(kind.1));
@@ -323,6 +367,36 @@ mod tests {
         assert_eq!(one.verdict(), Verdict::OnePair);
         assert_eq!(Paired::of(&[(1, 2.0)], &[(2, 1.0)]), None);
         assert_eq!(Paired::of(&[], &[(2, 1.0)]), None);
+    }
+
+    /// Failures count the unanswered requests as a kind of their own, beside
+    /// loadgen's, and the requests due include them.
+    #[test]
+    fn unanswered_is_a_failure_kind() {
+        let mut run = crate::fixtures::run(&[], 1.0, 1);
+        run.requests.ok = 700;
+        run.requests.failed = 3;
+        run.requests.unanswered_at_end = 297;
+        run.errors.by_kind.insert("timeout".to_owned(), 3);
+        let failures = Failures::of(&[&run]);
+        assert_eq!(
+            failures,
+            Failures {
+                failed: 3,
+                unanswered: 297,
+                due: 1_000
+            }
+        );
+        assert_eq!(failures.total(), 300);
+        assert_eq!(
+            kinds(&[&run]),
+            [(UNANSWERED.to_owned(), 297), ("timeout".to_owned(), 3)]
+        );
+        run.requests.unanswered_at_end = 0;
+        run.requests.failed = 0;
+        run.errors.by_kind.clear();
+        assert!(Failures::of(&[&run]).none());
+        assert!(kinds(&[&run]).is_empty());
     }
 
     /// The figure of each round, in round order; runs without a round are

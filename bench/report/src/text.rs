@@ -1,13 +1,13 @@
 //! The Markdown helpers every section shares: writing a line, a heading's
 //! anchor and a link to it, a chart's image link, lists and ranges of
-//! values, the figures over rounds, paired ratios, and the sentence that
-//! ranks modes only where every round paired says so.
+//! values, the figures over rounds, paired ratios, failures, and the sentence that ranks modes only where every round
+//! paired says so.
 
 use runs::format::{count, count_f64, micros};
 use runs::labels::{Load, Mode};
 
 use crate::charts::Chart;
-use crate::stats::{Paired, PerRound, Spread, Verdict};
+use crate::stats::{Failures, Paired, PerRound, Spread, Verdict};
 
 /// `w!(out, ...)`: writeln! into a String, which cannot fail.
 macro_rules! w {
@@ -241,16 +241,42 @@ pub fn spread_rate(spread: &Spread) -> String {
     }
 }
 
-/// Failed requests, and their share of `requests` when there are any.
-pub fn errors(failed: u64, requests: u64) -> String {
-    if failed == 0 {
-        "0".to_owned()
-    } else {
-        format!(
-            "{} ({:.2} %)",
+/// The requests not served, each kind with its share of those due:
+/// `0`, `3 failed (0.01 %)`, `131,854 unanswered (67.62 %)`, or both.
+pub fn failures(failures: &Failures) -> String {
+    if failures.none() {
+        return "0".to_owned();
+    }
+    let share = |n: u64| 100.0 * n as f64 / failures.due.max(1) as f64;
+    let mut parts = Vec::new();
+    if failures.failed > 0 {
+        parts.push(format!(
+            "{} failed ({:.2} %)",
+            count(failures.failed),
+            share(failures.failed)
+        ));
+    }
+    if failures.unanswered > 0 {
+        parts.push(format!(
+            "{} unanswered ({:.2} %)",
+            count(failures.unanswered),
+            share(failures.unanswered)
+        ));
+    }
+    parts.join(", ")
+}
+
+/// The requests not served, counts only: `0`, `39`, `5 unanswered`, `39
+/// failed + 5 unanswered`.
+pub fn failures_count(failures: &Failures) -> String {
+    match (failures.failed, failures.unanswered) {
+        (failed, 0) => count(failed),
+        (0, unanswered) => format!("{} unanswered", count(unanswered)),
+        (failed, unanswered) => format!(
+            "{} failed + {} unanswered",
             count(failed),
-            100.0 * failed as f64 / requests.max(1) as f64
-        )
+            count(unanswered)
+        ),
     }
 }
 
@@ -325,7 +351,7 @@ mod tests {
         );
     }
 
-    /// A paired ratio as the report writes it.
+    /// Paired ratios and failures as the report writes them.
     #[test]
     fn ratios_and_quotes() {
         let paired = Paired {
@@ -337,6 +363,23 @@ mod tests {
         assert_eq!(
             paired_ratio(&paired),
             "0.90× (0.85–0.92, 5 rounds, clearly below 1)"
+        );
+        assert_eq!(
+            failures(&Failures {
+                failed: 3,
+                unanswered: 297,
+                due: 1_000
+            }),
+            "3 failed (0.30 %), 297 unanswered (29.70 %)"
+        );
+        assert_eq!(failures(&Failures::default()), "0");
+        assert_eq!(
+            failures_count(&Failures {
+                failed: 0,
+                unanswered: 5,
+                due: 9
+            }),
+            "5 unanswered"
         );
     }
 }

@@ -13,8 +13,8 @@ use runs::{ProcessReport, Report, UseSummary};
 use super::Figures;
 use crate::charts::fds::FdsChart;
 use crate::charts::{Chart, boxed};
-use crate::stats::{connections, failed, group, least_squares, median, mode, workers_of};
-use crate::text::{and_list, image, nothing, rounds, section_link, teach, w};
+use crate::stats::{Failures, connections, group, least_squares, median, mode, workers_of};
+use crate::text::{and_list, failures_count, image, nothing, rounds, section_link, teach, w};
 
 /// The heading, as links to it are written.
 pub const HEADING: &str = "2. The fd bill";
@@ -54,8 +54,8 @@ pub struct FdBillRow {
     pub tree_fds: Option<f64>,
     /// The whole tree's RSS, bytes.
     pub tree_rss_bytes: Option<f64>,
-    /// Failed requests, all rounds.
-    pub failed: u64,
+    /// Requests failed or never answered, all rounds.
+    pub failures: Failures,
 }
 
 /// Section 2: how many fds a mode's master holds per connection.
@@ -139,7 +139,7 @@ fn fd_bill(runs: &[&Report]) -> Vec<FdBillRow> {
                 runs.iter()
                     .filter_map(|run| tree_sum(run, |summary| summary.rss_max_bytes as f64)),
             ),
-            failed: failed(&runs),
+            failures: Failures::of(&runs),
         })
         .collect()
 }
@@ -273,7 +273,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     }
     w!(
         out,
-        "| mode | connections | master fds | workers fds | tree fds | master RSS | workers RSS | tree RSS | errors |"
+        "| mode | connections | master fds | workers fds | tree fds | master RSS | workers RSS | tree RSS | failed / unanswered |"
     );
     w!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let fds = |value: Option<f64>| value.map_or("–".to_owned(), |fds| count(fds.round() as u64));
@@ -290,7 +290,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             rss(row.master_rss_bytes),
             rss(row.workers_rss_bytes),
             rss(row.tree_rss_bytes),
-            count(row.failed)
+            failures_count(&row.failures)
         );
     }
     w!(out);

@@ -6,14 +6,14 @@
 
 use runs::format::rate;
 use runs::labels::{Load, Mode, Section};
-use runs::{HistogramSummary, Report};
+use runs::{HistogramSummary, KEPT_UP_RATIO, Report};
 
 use super::Figures;
 use crate::charts::latency_vs_rate::LatencyVsRateChart;
 use crate::charts::{Chart, boxed};
-use crate::stats::{failed, group, latency_median, median, mode_load};
+use crate::stats::{Failures, group, latency_median, median, mode_load};
 use crate::text::{
-    and_list, errors, image, load_name, nothing, one_of, opt_micros, rounds, section_link, teach,
+    and_list, failures, image, load_name, nothing, one_of, opt_micros, rounds, section_link, teach,
     w, with_load,
 };
 
@@ -23,11 +23,6 @@ pub const HEADING: &str = "1b. Latency against offered load";
 /// Corrected over uncorrected p99 from which the load generator's requests
 /// are said to have waited to be sent: the server fell behind the schedule.
 pub const WAITING_RATIO: f64 = 10.0;
-
-/// A sweep step counts as held when at least this share of the requests due
-/// in it were answered (and none failed, and most were sent on time: see
-/// [`SweepStep::held`]): below it the server did not keep up.
-pub const HELD_SHARE: f64 = 0.95;
 
 /// The latency objectives of the sweep's headline, p99 in µs: 1 ms and 10 ms.
 pub const SLOS_US: [f64; 2] = [1_000.0, 10_000.0];
@@ -55,26 +50,28 @@ pub struct SweepStep {
     pub p99_sent_us: Option<f64>,
     /// p99.9 as sent, µs.
     pub p99_9_sent_us: Option<f64>,
-    /// Failed requests, all the step's runs.
-    pub failed: u64,
-    /// Requests of the window (successful and failed), all runs.
-    pub requests: u64,
+    /// Requests failed or never answered, all the step's runs.
+    pub failures: Failures,
     /// Runs behind the step.
     pub runs: usize,
 }
 
 impl SweepStep {
-    /// Held: no error, at least [`HELD_SHARE`] of the offered rate answered,
-    /// and the server kept up with the schedule: the corrected p50 below
-    /// [`WAITING_RATIO`] times the p50 as sent. The last condition matters
-    /// because a late answer still counts as answered: a server at half the
-    /// offered rate answers every request of a short step, a second late.
+    /// Held: no request failed or left unanswered, at least
+    /// [`KEPT_UP_RATIO`] of the offered rate answered (loadgen's own
+    /// judgement of an open loop), and the server kept up with the
+    /// schedule: the corrected p50 below [`WAITING_RATIO`] times the p50 as
+    /// sent. The last condition matters because a late answer still counts
+    /// as answered: a server at half the offered rate answers every request
+    /// of a short step, a second late. A step not held shows a lower bound
+    /// of its latency, not a value: the chart draws it hollow and joins it
+    /// to nothing.
     pub fn held(&self) -> bool {
         let on_time = match (self.p50_us, self.p50_sent_us) {
             (Some(corrected), Some(sent)) => corrected < WAITING_RATIO * sent.max(1.0),
             _ => true,
         };
-        self.failed == 0 && self.achieved_per_s >= HELD_SHARE * self.offered_per_s && on_time
+        self.failures.none() && self.achieved_per_s >= KEPT_UP_RATIO * self.offered_per_s && on_time
     }
 
     /// Held with a (corrected) p99 of at most `slo_us`.
@@ -194,11 +191,7 @@ fn sweep(runs: &[&Report]) -> Vec<SweepLine> {
                         p50_sent_us: sent(|s| s.p50_us),
                         p99_sent_us: sent(|s| s.p99_us),
                         p99_9_sent_us: sent(|s| s.p99_9_us),
-                        failed: failed(&runs),
-                        requests: runs
-                            .iter()
-                            .map(|run| run.requests.ok + run.requests.failed)
-                            .sum(),
+                        failures: Failures::of(&runs),
                         runs: runs.len(),
                     }
                 })
@@ -285,7 +278,7 @@ pub fn glance(figures: &Figures) -> Option<String> {
         .collect();
     let loads: Vec<&str> = loads.iter().map(|&load| load_name(load)).collect();
     Some(format!(
-        "**Capacity at {}** (the highest offered rate held without errors, open loop; {}): {}. \
+        "**Capacity at {}** (the highest offered rate held with every request answered, open loop; {}): {}. \
          {}",
         slo_name(slo),
         loads.join(" / "),
@@ -305,13 +298,13 @@ pub fn markdown(out: &mut String, figures: &Figures) {
          capacity of the slowest mode. Latency is counted from when each request was due \
          (corrected for coordinated omission); the latency as sent (uncorrected) is beside it. \
          A step is **held** when at least {:.0} % of its requests were answered, none \
-         failed, and most were sent on time (the p50 less than {:.0}× the p50 as sent): \
+         failed or was left unanswered, and most were sent on time (the p50 less than {:.0}× the p50 as sent): \
          *answered/s* counts late answers too, so a server that fell behind the schedule \
          can show 100 % with a p50 of a second. A mode's capacity at an objective is the \
          highest offered rate up to which every step was held with its p99 within it. The rates, and how they were chosen \
          from §1's runs, are in [README.md](README.md).",
         one_of(&figures.sweep.connections),
-        HELD_SHARE * 100.0,
+        KEPT_UP_RATIO * 100.0,
         WAITING_RATIO
     );
     w!(out);
@@ -359,7 +352,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         w!(out);
         w!(
             out,
-            "| mode | offered/s | answered/s | held | p50 | p99 | p99.9 | p50 as sent | p99 as sent | p99.9 as sent | errors |"
+            "| mode | offered/s | answered/s | held | p50 | p99 | p99.9 | p50 as sent | p99 as sent | p99.9 as sent | failed / unanswered |"
         );
         w!(
             out,
@@ -382,7 +375,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
                     opt_micros(step.p50_sent_us),
                     opt_micros(step.p99_sent_us),
                     opt_micros(step.p99_9_sent_us),
-                    errors(step.failed, step.requests),
+                    failures(&step.failures),
                 );
             }
         }
@@ -559,7 +552,7 @@ mod tests {
     use crate::fixtures::{glance_lines, sweep_run};
     use crate::sections::Figures;
 
-    /// The sweep: steps by offered rate; a step is held with ≥ 95 % of the
+    /// The sweep: steps by offered rate; a step is held with ≥ 97 % of the
     /// offered rate achieved and no error; the capacity at an SLO is the
     /// highest rate up to which every step was held within it, "not
     /// reached" when the top step was, none when the lightest missed.
@@ -642,6 +635,46 @@ mod tests {
         );
     }
 
+    /// Nothing unanswered is 0 errors: a step whose requests were all
+    /// answered on time but some left unanswered at the end is not held,
+    /// and its row counts them as their own kind; the chart joins only
+    /// consecutive held steps, so a step not held breaks the line.
+    #[test]
+    fn unanswered_steps_are_not_held_nor_joined() {
+        let mut cut = sweep_run("proxy", "keepalive", 4_000, 4_000.0, (400, 400), 0);
+        cut.requests.ok = 5_400;
+        cut.requests.unanswered_at_end = 600;
+        let runs = vec![
+            sweep_run("proxy", "keepalive", 1_000, 1_000.0, (300, 300), 0),
+            sweep_run("proxy", "keepalive", 2_000, 2_000.0, (300, 300), 0),
+            cut,
+            sweep_run("proxy", "keepalive", 8_000, 8_000.0, (400, 400), 0),
+            sweep_run("proxy", "keepalive", 16_000, 16_000.0, (400, 400), 0),
+            sweep_run("proxy", "keepalive", 32_000, 32_000.0, (400, 400), 0),
+            // 96 % answered: below loadgen's kept-up ratio.
+            sweep_run("proxy", "keepalive", 64_000, 61_440.0, (400, 400), 0),
+        ];
+        let figures = Figures::of(&runs);
+        let line = &figures.sweep.lines[0];
+        let held: Vec<bool> = line.steps.iter().map(SweepStep::held).collect();
+        assert_eq!(held, [true, true, false, true, true, true, false]);
+        assert_eq!(line.steps[2].failures.unanswered, 600);
+        let segments: Vec<Vec<f64>> = crate::charts::latency_vs_rate::held_segments(&line.steps)
+            .iter()
+            .map(|segment| segment.iter().map(|step| step.offered_per_s).collect())
+            .collect();
+        assert_eq!(
+            segments,
+            [vec![1_000.0, 2_000.0], vec![8_000.0, 16_000.0, 32_000.0]]
+        );
+        let text = figures.markdown();
+        assert!(
+            text.contains("| proxy | 4,000 | 4,000 (100 %) | no |"),
+            "{text}"
+        );
+        assert!(text.contains("| 600 unanswered (10.00 %) |"), "{text}");
+    }
+
     /// The 10× rule: a step whose corrected p99 is at least 10 times its p99
     /// as sent had requests waiting to be sent; 9× does not count.
     #[test]
@@ -690,7 +723,7 @@ mod tests {
             .expect("§1b")..];
         let section = &section[..section.find("\n## 2.").expect("§2 follows")];
         assert!(
-            section.contains("at least 95 % of its requests were answered"),
+            section.contains("at least 97 % of its requests were answered"),
             "{section}"
         );
         assert!(section.contains("One run per figure"), "{section}");
@@ -738,7 +771,7 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "- **Capacity at p99 ≤ 10 ms** (the highest offered rate held without errors, \
+                "- **Capacity at p99 ≤ 10 ms** (the highest offered rate held with every request answered, \
               open loop; keep-alive / new connection per request): `proxy` 4,000/s / 500/s, \
               `handoff-socket` ≥ 8,000/s (not reached) / –, `direct` < 1,000/s (the lightest \
               step missed) / –. [§1b](#1b-latency-against-offered-load)"

@@ -14,11 +14,11 @@ use crate::charts::latency::LatencyChart;
 use crate::charts::rounds::RoundsChart;
 use crate::charts::{Chart, boxed};
 use crate::stats::{
-    Paired, PerRound, Spread, by_round, failed, group, latency_median, median, mode, mode_load,
+    Failures, Paired, PerRound, Spread, by_round, group, latency_median, median, mode, mode_load,
     per_round,
 };
 use crate::text::{
-    Ranked, baseline_name, errors, image, load_name, nothing, one_of, opt_micros, paired_ratio,
+    Ranked, baseline_name, failures, image, load_name, nothing, one_of, opt_micros, paired_ratio,
     ranking, rounds, section_link, spread_micros, spread_rate, teach, w, with_load,
 };
 
@@ -55,10 +55,8 @@ pub struct ThroughputRow {
     /// Open loop: the rounds whose corrected p99 is at least
     /// [`WAITING_RATIO`] times the uncorrected one (requests waited to be sent).
     pub waiting_rounds: usize,
-    /// Failed requests, all rounds.
-    pub failed: u64,
-    /// Requests (successful and failed), all rounds.
-    pub requests: u64,
+    /// Requests failed or never answered, all rounds.
+    pub failures: Failures,
     /// Open loop: the asked rate over rounds.
     pub asked_per_s: Option<Spread>,
     /// Every round's requests/s, in round order (the strip chart's dots).
@@ -133,11 +131,7 @@ fn throughput(runs: &[&Report]) -> Vec<ThroughputRow> {
                         *corrected >= WAITING_RATIO * uncorrected.max(1.0)
                     })
                     .count(),
-                failed: failed(&runs),
-                requests: runs
-                    .iter()
-                    .map(|run| run.requests.ok + run.requests.failed)
-                    .sum(),
+                failures: Failures::of(&runs),
                 asked_per_s: Spread::of(runs.iter().filter_map(|run| run.requests.asked_per_s)),
                 every_round: by_round(&runs)
                     .iter()
@@ -268,7 +262,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     }
     w!(
         out,
-        "| mode | load | requests/s median (min–max) | p50 | p99 median (min–max) | p99.9 | errors |"
+        "| mode | load | requests/s median (min–max) | p50 | p99 median (min–max) | p99.9 | failed / unanswered |"
     );
     w!(out, "|---|---|---:|---:|---:|---:|---:|");
     for row in rows {
@@ -290,7 +284,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             opt_micros(row.p50_us),
             spread_micros(row.p99),
             opt_micros(row.p99_9_us),
-            errors(row.failed, row.requests),
+            failures(&row.failures),
         );
     }
     w!(out);
@@ -563,6 +557,18 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    /// §1's table counts the requests never answered as a failure of their
+    /// own kind, not as 0 errors.
+    #[test]
+    fn unanswered_requests_are_shown() {
+        let mut run = throughput_run("proxy", "keepalive", "1");
+        run.requests.ok = 820;
+        run.requests.unanswered_at_end = 180;
+        let text = Figures::of(&[run]).markdown();
+        assert!(text.contains("| 180 unanswered (18.00 %) |"), "{text}");
+        assert!(text.contains("| failed / unanswered |"), "{text}");
     }
 
     /// The throughput section names the connections the runs had, not a

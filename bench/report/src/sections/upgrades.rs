@@ -14,7 +14,7 @@ use super::Figures;
 use crate::charts::upgrade_failures::UpgradeFailuresChart;
 use crate::charts::upgrade_timeline::UpgradeTimelineChart;
 use crate::charts::{Chart, boxed};
-use crate::stats::{Spread, group};
+use crate::stats::{Failures, Spread, group};
 use crate::text::{and_list, image, nothing, one_of, teach, w};
 
 /// The heading, as links to it are written.
@@ -41,7 +41,7 @@ pub struct UpgradeRow {
     pub upgrades: usize,
     /// The open-loop rate, requests/s (of the first run).
     pub rate_per_s: Option<f64>,
-    /// Failed requests, all runs.
+    /// Requests failed or never answered, all runs.
     pub failed: u64,
     /// Failures by kind, all runs, the kinds that occurred.
     pub kinds: Vec<(String, u64)>,
@@ -158,10 +158,8 @@ fn upgrades(runs: &[&Report]) -> Vec<UpgradeRow> {
                 let (Some(upgrades), Some(timeline)) = (&run.upgrades, &run.timeline) else {
                     continue;
                 };
-                for (kind, count) in &run.errors.by_kind {
-                    if *count > 0 {
-                        *kinds.entry(kind.clone()).or_default() += count;
-                    }
+                for (kind, count) in crate::stats::kinds(&[run]) {
+                    *kinds.entry(kind).or_default() += count;
                 }
                 let mut inside = vec![false; timeline.intervals.len()];
                 for (index, event) in upgrades.events.iter().enumerate() {
@@ -193,7 +191,7 @@ fn upgrades(runs: &[&Report]) -> Vec<UpgradeRow> {
                 strategy,
                 upgrades: ready.len(),
                 rate_per_s: runs[0].parameters.rate_per_s,
-                failed: runs.iter().map(|run| run.requests.failed).sum(),
+                failed: Failures::of(&runs).total(),
                 kinds: kinds.into_iter().collect(),
                 failed_per_upgrade: Spread::of(failed_around),
                 longest_ms: Spread::of(longest),

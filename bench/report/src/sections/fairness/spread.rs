@@ -4,14 +4,13 @@
 //! Its chart: `fairness.svg`.
 
 use runs::Report;
-use runs::format::count;
 use runs::labels::Load;
 
 use super::{Variant, cluster_size, per_worker, spread_percent, spread_plain};
 use crate::charts::fairness::FairnessChart;
 use crate::sections::Figures;
-use crate::stats::{PerRound, Spread, failed, group, median, per_round};
-use crate::text::{Ranked, image, load_name, ranking, teach, w};
+use crate::stats::{Failures, PerRound, Spread, group, median, per_round};
+use crate::text::{Ranked, failures_count, image, load_name, ranking, teach, w};
 
 /// The share of a round's connections from which one worker is said to have
 /// taken every connection: all but a thousandth, so that a stray connection
@@ -43,8 +42,8 @@ pub struct FairnessRow {
     pub requests_jain: Option<Spread>,
     /// Jain's index of the connections of each labelled round, to pair.
     pub connections_jain_per_round: PerRound,
-    /// Failed requests, all rounds.
-    pub failed: u64,
+    /// Requests failed or never answered, all rounds.
+    pub failures: Failures,
 }
 
 /// Shares of `counts`, largest first.
@@ -120,7 +119,7 @@ pub fn rows(runs: &[&Report]) -> Vec<FairnessRow> {
                     runs::Fairness::of(&per_worker(run, |w| w.connections))
                         .map(|fairness| fairness.jain_index)
                 }),
-                failed: failed(&runs),
+                failures: Failures::of(&runs),
             }
         })
         .collect()
@@ -158,7 +157,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     w!(out);
     w!(
         out,
-        "| way of sharing the port | workers | load | connection shares, largest first | smallest – largest share | Jain's index, connections | Jain's index, requests | errors |"
+        "| way of sharing the port | workers | load | connection shares, largest first | smallest – largest share | Jain's index, connections | Jain's index, requests | failed / unanswered |"
     );
     w!(out, "|---|---:|---|---|---|---:|---:|---:|");
     for row in table {
@@ -178,7 +177,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             spread_percent(row.most_share),
             spread_plain(row.connections_jain, 3),
             spread_plain(row.requests_jain, 3),
-            count(row.failed)
+            failures_count(&row.failures)
         );
     }
     w!(out);
