@@ -15,6 +15,7 @@ pub fn run(labels: &[(&str, &str)], per_s: f64, p99_us: u64) -> Report {
     report.requests.per_s = per_s;
     let summary = report.latency.request.as_mut().expect("a histogram");
     summary.p99_us = p99_us;
+    summary.max_us = p99_us * 2;
     summary.spectrum = vec![
         SpectrumPoint {
             percentile: 50.0,

@@ -1,6 +1,7 @@
 //! The statistics every section shares: a figure over rounds (its median and
-//! range), how two modes compare (paired by round: [`Paired`]), what
-//! counts as not served ([`Failures`]), least squares, and the grouping of runs by their labels.
+//! range), how two modes compare (paired by round: [`Paired`]), which
+//! percentiles a sample supports ([`Quote`]), what counts as not served
+//! ([`Failures`]), least squares, and the grouping of runs by their labels.
 //! No formatting here: the sections write the figures.
 
 use std::collections::BTreeMap;
@@ -141,6 +142,72 @@ impl Paired {
             Verdict::Below
         } else {
             Verdict::NoClearDifference
+        }
+    }
+}
+
+/// Samples that must lie above a percentile for the report to quote it:
+/// the p99 of 600 requests is their 6th largest, one unlucky request from
+/// another figure, so a p99 needs 1,000 samples and a p99.9 10,000.
+pub const SAMPLES_ABOVE_A_PERCENTILE: f64 = 10.0;
+
+/// The fewest samples for which `percentile` (0 to 100) may be quoted: 1,000
+/// for p99 (see [`SAMPLES_ABOVE_A_PERCENTILE`]).
+pub fn samples_for(percentile: f64) -> u64 {
+    let above = (1.0 - percentile / 100.0).max(1e-12);
+    // Less a hair, so that 10 / 0.01 is 1,000 and not 1,001 from rounding.
+    (SAMPLES_ABOVE_A_PERCENTILE / above - 1e-6).ceil() as u64
+}
+
+/// What the report may say of a percentile of a histogram.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Quote {
+    /// The percentile, µs, and the samples it rests on.
+    Percentile {
+        /// The value, µs.
+        us: f64,
+        /// The histogram's samples.
+        samples: u64,
+    },
+    /// Too few samples for it: the largest of them, µs, and how many.
+    MaxOf {
+        /// The largest sample, µs.
+        us: f64,
+        /// The histogram's samples.
+        samples: u64,
+    },
+}
+
+impl Quote {
+    /// The quotable figure of `summary` at `percentile`, whose value is
+    /// `value_us`: the value when at least [`SAMPLES_ABOVE_A_PERCENTILE`]
+    /// samples lie above it, else the maximum of the samples.
+    pub fn of(summary: &HistogramSummary, percentile: f64, value_us: u64) -> Quote {
+        if summary.count >= samples_for(percentile) {
+            Quote::Percentile {
+                us: value_us as f64,
+                samples: summary.count,
+            }
+        } else {
+            Quote::MaxOf {
+                us: summary.max_us as f64,
+                samples: summary.count,
+            }
+        }
+    }
+
+    /// The samples it rests on.
+    pub fn samples(self) -> u64 {
+        match self {
+            Quote::Percentile { samples, .. } | Quote::MaxOf { samples, .. } => samples,
+        }
+    }
+
+    /// The figure, µs: the percentile, or the maximum standing in for it (an
+    /// upper bound of it).
+    pub fn us(self) -> f64 {
+        match self {
+            Quote::Percentile { us, .. } | Quote::MaxOf { us, .. } => us,
         }
     }
 }
@@ -367,6 +434,45 @@ mod tests {
         assert_eq!(one.verdict(), Verdict::OnePair);
         assert_eq!(Paired::of(&[(1, 2.0)], &[(2, 1.0)]), None);
         assert_eq!(Paired::of(&[], &[(2, 1.0)]), None);
+    }
+
+    /// A percentile is quoted when 10 samples lie above it: p99 from 1,000
+    /// samples, p99.9 from 10,000, p50 from 20; below that the maximum,
+    /// said to be one, and how many samples.
+    #[test]
+    fn percentiles_need_ten_samples_above_them() {
+        assert_eq!(samples_for(99.0), 1_000);
+        assert_eq!(samples_for(99.9), 10_000);
+        assert_eq!(samples_for(50.0), 20);
+        assert_eq!(samples_for(90.0), 100);
+        let mut summary = crate::fixtures::run(&[], 1.0, 1)
+            .latency
+            .request
+            .expect("a histogram");
+        summary.max_us = 9_000;
+        summary.p99_us = 2_000;
+        summary.count = 600;
+        assert_eq!(
+            Quote::of(&summary, 99.0, summary.p99_us),
+            Quote::MaxOf {
+                us: 9_000.0,
+                samples: 600
+            }
+        );
+        summary.count = 1_000;
+        let quote = Quote::of(&summary, 99.0, summary.p99_us);
+        assert_eq!(
+            quote,
+            Quote::Percentile {
+                us: 2_000.0,
+                samples: 1_000
+            }
+        );
+        assert_eq!(quote.us(), 2_000.0);
+        assert!(matches!(
+            Quote::of(&summary, 99.9, summary.p99_9_us),
+            Quote::MaxOf { .. }
+        ));
     }
 
     /// Failures count the unanswered requests as a kind of their own, beside

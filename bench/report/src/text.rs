@@ -1,13 +1,14 @@
 //! The Markdown helpers every section shares: writing a line, a heading's
 //! anchor and a link to it, a chart's image link, lists and ranges of
-//! values, the figures over rounds, paired ratios, failures, and the sentence that ranks modes only where every round
+//! values, the figures over rounds, paired ratios and quoted percentiles,
+//! failures, and the sentence that ranks modes only where every round
 //! paired says so.
 
 use runs::format::{count, count_f64, micros};
 use runs::labels::{Load, Mode};
 
 use crate::charts::Chart;
-use crate::stats::{Failures, Paired, PerRound, Spread, Verdict};
+use crate::stats::{Failures, Paired, PerRound, Quote, Spread, Verdict};
 
 /// `w!(out, ...)`: writeln! into a String, which cannot fail.
 macro_rules! w {
@@ -208,6 +209,25 @@ pub fn paired_ratio(paired: &Paired) -> String {
     )
 }
 
+/// A quoted percentile: `1.23 ms (n = 5,000)`, or `max of 600: 3.40 ms`
+/// when the samples do not support it (see [`Quote`]).
+pub fn quote(quote: Quote) -> String {
+    match quote {
+        Quote::Percentile { us, samples } => format!("{} (n = {})", micros(us), count(samples)),
+        Quote::MaxOf { us, samples } => format!("max of {}: {}", count(samples), micros(us)),
+    }
+}
+
+/// A quoted percentile in a table, whose samples have a column of their
+/// own: `1.23 ms`, `max of 600: 3.40 ms`, or `–` without one.
+pub fn opt_quote(quoted: Option<Quote>) -> String {
+    match quoted {
+        None => "–".to_owned(),
+        Some(Quote::Percentile { us, .. }) => micros(us),
+        Some(quoted) => quote(quoted),
+    }
+}
+
 /// A latency over rounds: `1.97 ms (1.66 ms–2.23 ms)`, or `–` without one.
 pub fn spread_micros(spread: Option<Spread>) -> String {
     match spread {
@@ -351,7 +371,7 @@ mod tests {
         );
     }
 
-    /// Paired ratios and failures as the report writes them.
+    /// Paired ratios and quoted percentiles as the report writes them.
     #[test]
     fn ratios_and_quotes() {
         let paired = Paired {
@@ -363,6 +383,13 @@ mod tests {
         assert_eq!(
             paired_ratio(&paired),
             "0.90× (0.85–0.92, 5 rounds, clearly below 1)"
+        );
+        assert_eq!(
+            quote(Quote::MaxOf {
+                us: 3_400.0,
+                samples: 600
+            }),
+            "max of 600: 3.40 ms"
         );
         assert_eq!(
             failures(&Failures {
