@@ -146,6 +146,17 @@ impl Paired {
     }
 }
 
+/// A run's latency counted from each request's intended start (open loop;
+/// in closed loop, from its send).
+pub fn corrected_of(run: &Report) -> Option<&HistogramSummary> {
+    run.latency.request.as_ref()
+}
+
+/// A run's latency as sent: `None` in closed loop, where it is the same.
+pub fn sent_of(run: &Report) -> Option<&HistogramSummary> {
+    run.latency.request_uncorrected.as_ref()
+}
+
 /// Samples that must lie above a percentile for the report to quote it:
 /// the p99 of 600 requests is their 6th largest, one unlucky request from
 /// another figure, so a p99 needs 1,000 samples and a p99.9 10,000.
@@ -194,6 +205,34 @@ impl Quote {
                 samples: summary.count,
             }
         }
+    }
+
+    /// The quote of a percentile over `runs`' histograms (`which`): the
+    /// median of the percentile when every run has the samples for it, else
+    /// the median of their maxima, said to be one; the samples are the
+    /// fewest of a run.
+    pub fn over(
+        runs: &[&Report],
+        which: fn(&Report) -> Option<&HistogramSummary>,
+        percentile: f64,
+        value: impl Fn(&HistogramSummary) -> u64,
+    ) -> Option<Quote> {
+        let summaries: Vec<&HistogramSummary> = runs.iter().filter_map(|run| which(run)).collect();
+        let samples = summaries.iter().map(|summary| summary.count).min()?;
+        let supported = summaries
+            .iter()
+            .all(|summary| summary.count >= samples_for(percentile));
+        Some(if supported {
+            Quote::Percentile {
+                us: median(summaries.iter().map(|summary| value(summary) as f64))?,
+                samples,
+            }
+        } else {
+            Quote::MaxOf {
+                us: median(summaries.iter().map(|summary| summary.max_us as f64))?,
+                samples,
+            }
+        })
     }
 
     /// The samples it rests on.

@@ -11,7 +11,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use runs::KEPT_UP_RATIO;
 use runs::labels::{Load, Mode};
 
-use super::Chart;
+use super::{Chart, held_runs};
 use crate::sections::sweep::{SLOS_US, SweepLine, SweepStep, WAITING_RATIO};
 use crate::style::{
     FONT, colour, dash_of, drawing, hollow_markers, legend_strip, markers, micros_label, modes_of,
@@ -202,12 +202,7 @@ impl Chart for LatencyVsRateChart<'_> {
     }
 }
 
-/// The runs of consecutive held steps, each of two steps or more: the
-/// pieces of a line the chart draws. A step not held is in none, so the line
-/// stops before it and starts again after it.
+/// The runs of consecutive held steps (see [`held_runs`]).
 pub fn held_segments(steps: &[SweepStep]) -> Vec<&[SweepStep]> {
-    steps
-        .split(|step| !step.held())
-        .filter(|segment| segment.len() >= 2)
-        .collect()
+    held_runs(steps, SweepStep::held)
 }

@@ -6,7 +6,7 @@
 use runs::labels::Mode;
 
 use super::fd_bill::RELAY_FDS_PER_CONNECTION;
-use super::{Figures, fd_bill, fd_limit, master_cost, sweep};
+use super::{Figures, cost, fd_bill, fd_limit, master_cost, sweep};
 use crate::text::{section_link, w};
 
 /// The first screen: the headline figures, each linked to its section, and
@@ -14,15 +14,17 @@ use crate::text::{section_link, w};
 pub fn markdown(out: &mut String, figures: &Figures) {
     w!(out, "## At a glance");
     w!(out);
-    let lines: Vec<String> = [
-        fd_bill::glance(figures),
-        fd_limit::glance(figures),
-        master_cost::glance(figures),
-        sweep::glance(figures),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let lines: Vec<String> = cost::glance(figures)
+        .into_iter()
+        .map(Some)
+        .chain([
+            fd_bill::glance(figures),
+            fd_limit::glance(figures),
+            master_cost::glance(figures),
+            sweep::glance(figures),
+        ])
+        .flatten()
+        .collect();
     for line in &lines {
         w!(out, "- {line}");
     }

@@ -6,7 +6,7 @@
 use runs::Report;
 use runs::labels::Section;
 
-use super::{Figures, fairness, faults, fd_bill, fd_limit, master_cost, sweep, throughput};
+use super::{Figures, cost, fairness, faults, fd_bill, fd_limit, master_cost, sweep, throughput};
 use crate::text::{and_list, one_of, section_link, w};
 
 /// The heading, as links to it are written.
@@ -231,6 +231,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         );
     }
     let sections = [
+        (Section::Cost, cost::HEADING),
         (Section::Throughput, throughput::HEADING),
         (Section::Sweep, sweep::HEADING),
         (Section::FdBill, fd_bill::HEADING),

@@ -238,7 +238,7 @@ pub fn charts(figures: &Figures) -> Vec<Box<dyn Chart + '_>> {
 }
 
 /// CPU µs: one decimal below 100 µs, none above.
-fn cpu_micros(us: f64) -> String {
+pub fn cpu_micros(us: f64) -> String {
     if us < 100.0 {
         format!("{us:.1}")
     } else {
@@ -247,7 +247,7 @@ fn cpu_micros(us: f64) -> String {
 }
 
 /// CPU µs per request over rounds: `10.2 (9.8–11.0)`, or `–` without one.
-fn spread_cpu(spread: Option<Spread>) -> String {
+pub fn spread_cpu(spread: Option<Spread>) -> String {
     match spread {
         None => "–".to_owned(),
         Some(spread) if spread.count > 1 => format!(

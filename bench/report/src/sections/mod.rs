@@ -8,6 +8,8 @@
 //! - [`header`]: the title, the machines, the modes.
 //! - [`glance`]: "At a glance": each section's headline, and who holds which
 //!   fd in each mode.
+//! - [`cost`]: §0, the headline: CPU per request and latency of every mode
+//!   at the same offered rates, paired against the baseline.
 //! - [`throughput`]: §1, requests/s and latency per mode and load.
 //! - [`sweep`]: §1b, latency against offered load (the open-loop sweep).
 //! - [`fd_bill`]: §2, the fds of the master, the workers and the tree.
@@ -30,6 +32,7 @@ use runs::labels::{Mode, Section};
 
 use crate::charts::Chart;
 
+pub mod cost;
 pub mod fairness;
 pub mod faults;
 pub mod fd_bill;
@@ -48,6 +51,8 @@ pub mod upgrades;
 pub struct Figures {
     /// The machines and the number of runs.
     pub header: header::Header,
+    /// §0.
+    pub cost: cost::Cost,
     /// §1.
     pub throughput: throughput::Throughput,
     /// §1b.
@@ -85,6 +90,7 @@ impl Figures {
         let fairness_runs = section(Section::Fairness);
         Figures {
             header: header::Header::of(runs),
+            cost: cost::Cost::of(&section(Section::Cost)),
             throughput: throughput::Throughput::of(&throughput_runs),
             sweep: sweep::Sweep::of(&section(Section::Sweep)),
             fd_bill: fd_bill::FdBill::of(&section(Section::FdBill)),
@@ -104,6 +110,7 @@ impl Figures {
         let mut out = String::new();
         header::markdown(&mut out, self);
         glance::markdown(&mut out, self);
+        cost::markdown(&mut out, self);
         throughput::markdown(&mut out, self);
         sweep::markdown(&mut out, self);
         fd_bill::markdown(&mut out, self);
@@ -120,6 +127,7 @@ impl Figures {
     /// Every chart with data to draw, in the order REPORT.md links them.
     pub fn charts(&self) -> Vec<Box<dyn Chart + '_>> {
         [
+            cost::charts(self),
             throughput::charts(self),
             sweep::charts(self),
             fd_bill::charts(self),
@@ -132,9 +140,10 @@ impl Figures {
         .collect()
     }
 
-    /// Whether any throughput or fd bill figure is of `mode`.
+    /// Whether any cost, throughput or fd bill figure is of `mode`.
     pub fn has_mode(&self, mode: Mode) -> bool {
-        self.throughput.rows.iter().any(|row| row.mode == mode)
+        self.cost.steps.iter().any(|step| step.mode == mode)
+            || self.throughput.rows.iter().any(|row| row.mode == mode)
             || self.fd_bill.rows.iter().any(|row| row.mode == mode)
     }
 }
@@ -177,7 +186,7 @@ fn rounds(runs: &[Report]) -> BTreeMap<Section, (usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{glance_runs, run, sweep_run, throughput_run};
+    use crate::fixtures::{cost_run, glance_runs, run, sweep_run, throughput_run};
     use crate::text::anchor;
 
     /// The text links exactly the charts that are written, whichever
@@ -192,6 +201,10 @@ mod tests {
                 throughput_run("proxy", "keepalive", "1"),
                 throughput_run("proxy", "newconn", "1"),
                 sweep_run("proxy", "keepalive", 1_000, 1_000.0, (300, 290), 0),
+            ],
+            vec![
+                cost_run("proxy", "newconn", 1_000, 1, (50.0, 40.0)),
+                cost_run("direct", "newconn", 1_000, 1, (1.0, 40.0)),
             ],
             vec![run(
                 &[

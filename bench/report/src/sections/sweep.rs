@@ -12,8 +12,8 @@ use super::Figures;
 use crate::charts::latency_vs_rate::LatencyVsRateChart;
 use crate::charts::{Chart, boxed};
 use crate::stats::{
-    Failures, Quote, SAMPLES_ABOVE_A_PERCENTILE, by_round, group, latency_median, median,
-    mode_load, samples_for,
+    Failures, Quote, SAMPLES_ABOVE_A_PERCENTILE, by_round, corrected_of, group, latency_median,
+    median, mode_load, samples_for, sent_of,
 };
 use crate::text::{
     and_list, failures, image, load_name, nothing, one_of, opt_micros, opt_quote, rounds,
@@ -96,8 +96,9 @@ pub struct SweepStep {
     pub p99_9_sent_quote: Option<Quote>,
 }
 
-/// Whether one sweep run was held (see [`SweepStep::held`]).
-fn run_held(run: &Report, offered_per_s: f64) -> bool {
+/// Whether one open-loop run was held (see [`SweepStep::held`]): the
+/// sweep's steps and the cost section's are judged by this one rule.
+pub fn run_held(run: &Report, offered_per_s: f64) -> bool {
     let on_time = match (&run.latency.request, &run.latency.request_uncorrected) {
         (Some(corrected), Some(sent)) => {
             (corrected.p50_us as f64) < WAITING_RATIO * (sent.p50_us as f64).max(1.0)
@@ -105,43 +106,6 @@ fn run_held(run: &Report, offered_per_s: f64) -> bool {
         _ => true,
     };
     Failures::of(&[run]).none() && run.requests.per_s >= KEPT_UP_RATIO * offered_per_s && on_time
-}
-
-/// A run's corrected latency.
-fn corrected_of(run: &Report) -> Option<&HistogramSummary> {
-    run.latency.request.as_ref()
-}
-
-/// A run's latency as sent.
-fn sent_of(run: &Report) -> Option<&HistogramSummary> {
-    run.latency.request_uncorrected.as_ref()
-}
-
-/// The quote of a percentile over `runs`' histograms (`which`): the median
-/// of the percentile when every run has the samples for it, else the median
-/// of their maxima, said to be one; the samples are the fewest of a run.
-fn quote_over(
-    runs: &[&Report],
-    which: fn(&Report) -> Option<&HistogramSummary>,
-    percentile: f64,
-    value: impl Fn(&HistogramSummary) -> u64,
-) -> Option<Quote> {
-    let summaries: Vec<&HistogramSummary> = runs.iter().filter_map(|run| which(run)).collect();
-    let samples = summaries.iter().map(|summary| summary.count).min()?;
-    let supported = summaries
-        .iter()
-        .all(|summary| matches!(Quote::of(summary, percentile, 0), Quote::Percentile { .. }));
-    Some(if supported {
-        Quote::Percentile {
-            us: median(summaries.iter().map(|summary| value(summary) as f64))?,
-            samples,
-        }
-    } else {
-        Quote::MaxOf {
-            us: median(summaries.iter().map(|summary| summary.max_us as f64))?,
-            samples,
-        }
-    })
 }
 
 impl SweepStep {
@@ -341,10 +305,10 @@ fn sweep(runs: &[&Report]) -> Vec<SweepLine> {
                                     .map(|summary| Quote::of(summary, 99.0, summary.p99_us)),
                             })
                             .collect(),
-                        p99_quote: quote_over(&runs, corrected_of, 99.0, |s| s.p99_us),
-                        p99_9_quote: quote_over(&runs, corrected_of, 99.9, |s| s.p99_9_us),
-                        p99_sent_quote: quote_over(&runs, sent_of, 99.0, |s| s.p99_us),
-                        p99_9_sent_quote: quote_over(&runs, sent_of, 99.9, |s| s.p99_9_us),
+                        p99_quote: Quote::over(&runs, corrected_of, 99.0, |s| s.p99_us),
+                        p99_9_quote: Quote::over(&runs, corrected_of, 99.9, |s| s.p99_9_us),
+                        p99_sent_quote: Quote::over(&runs, sent_of, 99.0, |s| s.p99_us),
+                        p99_9_sent_quote: Quote::over(&runs, sent_of, 99.9, |s| s.p99_9_us),
                     }
                 })
                 .collect();
