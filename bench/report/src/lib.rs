@@ -11,8 +11,9 @@
 //!   charts; `Figures` holds them all.
 //! - `charts`: the ten SVG charts, one file each behind one trait, `Chart`.
 //! - `stats`: the statistics the sections share: a figure over rounds (its
-//!   median and range), the order of two such figures, least squares, the
-//!   grouping of runs by their labels.
+//!   median and range), two modes compared in pairs by round, when a
+//!   percentile may be quoted, failures (failed and unanswered), least
+//!   squares, the grouping of runs by their labels.
 //! - `text`: the Markdown helpers: a heading's anchor and link, a chart's
 //!   image link, lists and ranges of values, the sentence that ranks modes.
 //! - `style`: the one drawing style of every chart: palette, markers and

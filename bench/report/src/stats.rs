@@ -374,6 +374,16 @@ impl Failures {
     }
 }
 
+/// loadgen's share of the machine's CPU over a run's window: its own CPU
+/// (`loadgen_usage`) over the window's wall time times the machine's cores;
+/// `None` in runs that did not record it.
+pub fn loadgen_share(run: &Report) -> Option<f64> {
+    let usage = run.loadgen_usage?;
+    let window_ms = run.phases.measure_end_ms - run.phases.measure_start_ms;
+    let capacity_ms = window_ms * run.machine.cores.max(1) as f64;
+    (capacity_ms > 0.0).then(|| (usage.cpu_user_ms + usage.cpu_system_ms) / capacity_ms)
+}
+
 /// The master's children (its workers) in the first `--watch` tree.
 pub fn workers_of(run: &Report) -> Vec<&ProcessReport> {
     let Some(master) = run.master() else {

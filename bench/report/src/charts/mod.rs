@@ -4,7 +4,6 @@
 //! | file | section | module | what it shows |
 //! |---|---|---|---|
 //! | `cost-vs-rate.svg` | §0 | [`cost_vs_rate`] | the whole tree's CPU per request against the offered rate, per mode, whiskers over the rounds, steps not held hollow and not joined |
-//! | `latency.svg` | §1 | [`latency`] | latency against percentile (log–log: nines against µs), a line per mode |
 //! | `rounds.svg` | §1 | [`rounds`] | every round of §1 per mode, a dot a round: requests/s and the whole tree's CPU per request |
 //! | `latency-vs-rate.svg` | §1b | [`latency_vs_rate`] | p99 against the offered rate, per mode, keep-alive and a new connection per request on one latency scale |
 //! | `fds.svg` | §2 | [`fds`] | the master's and the whole tree's fds against held connections |
@@ -24,7 +23,6 @@ pub mod cost;
 pub mod cost_vs_rate;
 pub mod fairness;
 pub mod fds;
-pub mod latency;
 pub mod latency_vs_rate;
 pub mod master_fds;
 pub mod rounds;

@@ -27,7 +27,7 @@ use crate::stats::{
 };
 use crate::text::{
     Ranked, and_list, baseline_name, failures, image, load_name, one_of, opt_micros, opt_quote,
-    ranking, rounds, teach, w, with_load,
+    paired_ratio, ranking, rounds, teach, w, with_load,
 };
 
 /// The heading, as links to it are written.
@@ -227,6 +227,39 @@ fn held_cell(step: &CostStep) -> String {
     } else {
         held.to_owned()
     }
+}
+
+/// One sentence per load for §5: the whole tree's CPU per request at the
+/// named rate, per mode, with its ratio to the baseline's paired by round.
+pub fn at_named_rates(figures: &Figures) -> Vec<String> {
+    let cost = &figures.cost;
+    cost.loads()
+        .into_iter()
+        .filter_map(|load| {
+            let rate_per_s = cost.named_rate(load)?;
+            let entries: Vec<String> = cost
+                .of_load(load)
+                .filter(|step| step.offered_per_s == rate_per_s && !step.nginx_alone)
+                .filter_map(|step| {
+                    let tree = cpu_micros(step.tree_us?.median);
+                    Some(match cost.against_baseline(step) {
+                        Some(paired) => {
+                            format!("`{}` {tree} µs, {}", step.mode, paired_ratio(&paired))
+                        }
+                        None => format!("`{}` {tree} µs", step.mode),
+                    })
+                })
+                .collect();
+            (!entries.is_empty()).then(|| {
+                format!(
+                    "{} at {}/s: {}.",
+                    with_load(load),
+                    rate(rate_per_s),
+                    entries.join("; ")
+                )
+            })
+        })
+        .collect()
 }
 
 /// The glance line of each load: the whole tree's CPU per request at the

@@ -298,8 +298,9 @@ pub fn glance(figures: &Figures) -> Option<String> {
             )
         });
     Some(format!(
-        "**Server CPU per request, a new connection per request** (the whole tree, median): \
-         {}{baseline}{peers}. {}",
+        "**Server CPU per request at saturation, a new connection per request** (the whole \
+         tree, median; cost at equal load was not measured in these runs, and at saturation \
+         each mode ran at its own rate): {}{baseline}{peers}. {}",
         modes.join(", "),
         section_link(HEADING)
     ))
@@ -312,12 +313,37 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     w!(
         out,
         "CPU time per successful request, in µs (the same number as ms per 1,000 requests), \
-         from /proc over the measured window of the throughput runs: the master (the first \
-         watched process), the workers (every other watched process, summed), the whole \
-         server tree, and loadgen itself. With a new connection per request every request is \
-         one connection: the figure is also the cost per connection. The baseline has no \
-         master in the path (–): its tree is the workers. Peers are watched as whole trees \
-         (nginx and the workers behind it), so every row compares the same thing."
+         from /proc over the measured window: the master (the first watched process), the \
+         workers (every other watched process, summed), the whole server tree, and loadgen \
+         itself. With a new connection per request every request is one connection: the \
+         figure is also the cost per connection. The baseline has no master in the path (–): \
+         its tree is the workers. Peers are watched as whole trees (nginx and the workers \
+         behind it), so every row compares the same thing."
+    );
+    w!(out);
+    let equal = super::cost::at_named_rates(figures);
+    if equal.is_empty() {
+        w!(
+            out,
+            "_Cost at equal load was not measured in these runs: the figures below are at \
+             saturation only._"
+        );
+    } else {
+        w!(
+            out,
+            "**At equal offered rates** ({}, each mode doing the same work), the whole tree's \
+             CPU per request and its ratio to the baseline's, paired by round: {}",
+            section_link(super::cost::HEADING),
+            equal.join(" ")
+        );
+    }
+    w!(out);
+    w!(
+        out,
+        "**At saturation**, from the closed-loop runs of {}: each mode at its own rate, \
+         batching as its load allows, loadgen on the same cores; the figures below are of \
+         that, and compare less well than those at equal rates.",
+        section_link(super::throughput::HEADING)
     );
     w!(out);
     let table = &figures.master_cost.rows;

@@ -1,21 +1,22 @@
-//! §1, throughput and latency: every mode under one load, over its rounds
-//! (requests/s, latency percentiles, errors), the percentile spectrum of each
-//! mode, and what they teach: a ranking only where the rounds do not overlap,
-//! and each mode against the baseline. Its charts: `latency.svg` and
-//! `rounds.svg` (with §5's CPU per request of the same runs).
+//! §1, throughput and latency at saturation: every mode under one load,
+//! over its rounds (requests/s with loadgen's share of the CPU beside it,
+//! latency percentiles, failures), and what they teach: a ranking only where
+//! every round paired says so, each mode against the baseline paired by
+//! round, and that a closed loop's latency follows from its throughput
+//! (Little's law). Its chart: `rounds.svg` (with §5's CPU per request of the
+//! same runs).
 
-use runs::format::{count_f64, rate};
+use runs::format::{count, count_f64, micros, rate};
 use runs::labels::{Load, Mode, Section};
-use runs::{HistogramSummary, KEPT_UP_RATIO, Report};
+use runs::{KEPT_UP_RATIO, Report};
 
-use super::Figures;
 use super::sweep::{self, WAITING_RATIO};
-use crate::charts::latency::LatencyChart;
+use super::{Figures, cost};
 use crate::charts::rounds::RoundsChart;
 use crate::charts::{Chart, boxed};
 use crate::stats::{
-    Failures, Paired, PerRound, Spread, by_round, group, latency_median, median, mode, mode_load,
-    per_round,
+    Failures, Paired, PerRound, Spread, by_round, group, latency_median, loadgen_share, median,
+    mode_load, per_round,
 };
 use crate::text::{
     Ranked, baseline_name, failures, image, load_name, nothing, one_of, opt_micros, paired_ratio,
@@ -24,13 +25,6 @@ use crate::text::{
 
 /// The heading, as links to it are written.
 pub const HEADING: &str = "1. Throughput and latency";
-
-/// The percentile spectrum is drawn from the median up to this many nines
-/// (99.999 %) at most, and no further than the samples resolve.
-const MAX_NINES: f64 = 5.0;
-
-/// Steps of the spectrum's grid, in nines.
-const NINES_STEP: f64 = 0.05;
 
 /// Section 1: one mode under one load, over its rounds.
 #[derive(Debug, Clone)]
@@ -63,16 +57,13 @@ pub struct ThroughputRow {
     pub every_round: Vec<f64>,
     /// Requests/s of each labelled round, to pair with another mode's.
     pub per_round: PerRound,
-}
-
-/// One line of the latency chart: a mode's percentile spectrum, the median over
-/// rounds at each point.
-#[derive(Debug, Clone)]
-pub struct SpectrumLine {
-    /// The mode.
-    pub mode: Mode,
-    /// (nines, latency µs): nines = -log10(1 - percentile/100), so 1 is p90, 2 p99.
-    pub points: Vec<(f64, f64)>,
+    /// loadgen's share of the machine's CPU over the window, per round: on
+    /// shared cores, what the requests/s measure besides the server.
+    pub loadgen_share: Option<Spread>,
+    /// The connections held (`--connections`), the median over rounds.
+    pub connections: f64,
+    /// The mean latency, µs, the median over rounds.
+    pub mean_us: Option<f64>,
 }
 
 /// §1's figures.
@@ -80,8 +71,6 @@ pub struct SpectrumLine {
 pub struct Throughput {
     /// One row per mode and load, over its rounds.
     pub rows: Vec<ThroughputRow>,
-    /// The chart's load, and a line per mode.
-    pub spectra: Option<(Load, Vec<SpectrumLine>)>,
     /// The connections of the runs (`--connections`), each once, fewest first.
     pub connections: Vec<usize>,
 }
@@ -95,7 +84,6 @@ impl Throughput {
         connections.dedup();
         Throughput {
             rows: throughput(runs),
-            spectra: spectra(runs),
             connections,
         }
     }
@@ -138,73 +126,16 @@ fn throughput(runs: &[&Report]) -> Vec<ThroughputRow> {
                     .map(|run| run.requests.per_s)
                     .collect(),
                 per_round: per_round(&runs, |run| Some(run.requests.per_s)),
+                loadgen_share: Spread::of(runs.iter().filter_map(|run| loadgen_share(run))),
+                connections: median(runs.iter().map(|run| run.parameters.connections as f64))
+                    .unwrap_or(0.0),
+                mean_us: median(
+                    runs.iter()
+                        .filter_map(|run| Some(run.latency.request.as_ref()?.mean_us)),
+                ),
             })
         })
         .collect()
-}
-
-/// `percentile` (0 to 100) as nines: 90 → 1, 99 → 2, 99.9 → 3.
-pub fn nines(percentile: f64) -> f64 {
-    -(1.0 - percentile / 100.0).max(1e-12).log10()
-}
-
-/// The latency at `percentile` of a spectrum: the first point at or past it.
-fn value_at(summary: &HistogramSummary, percentile: f64) -> f64 {
-    summary
-        .spectrum
-        .iter()
-        .find(|point| point.percentile + 1e-6 >= percentile)
-        .map_or(summary.max_us, |point| point.value_us) as f64
-}
-
-/// Section 1's chart: the spectrum of each mode under the open-loop load (equal
-/// load for all), or keep-alive if there is none.
-fn spectra(runs: &[&Report]) -> Option<(Load, Vec<SpectrumLine>)> {
-    let load = [Load::OpenLoop, Load::KeepAlive, Load::NewConn]
-        .into_iter()
-        .find(|&load| runs.iter().any(|run| run.labels.load == Some(load)))?;
-    let chosen: Vec<&Report> = runs
-        .iter()
-        .copied()
-        .filter(|run| run.labels.load == Some(load))
-        .collect();
-    let lines = group(&chosen, mode)
-        .into_iter()
-        .filter_map(|(mode, runs)| {
-            let summaries: Vec<&HistogramSummary> = runs
-                .iter()
-                .filter_map(|run| run.latency.request.as_ref())
-                .collect();
-            let fewest = summaries.iter().map(|summary| summary.count).min()?;
-            // Beyond log10(samples) nines every round's spectrum is its maximum.
-            let top = (fewest as f64).log10().clamp(nines(50.0), MAX_NINES);
-            // p50, then every step from the next multiple of it, so that p90, p99
-            // ... fall on the grid.
-            let grid = std::iter::once(nines(50.0)).chain(
-                (((nines(50.0) / NINES_STEP).floor() as u32 + 1)..)
-                    .map(|step| f64::from(step) * NINES_STEP)
-                    .take_while(|&at| at <= top + 1e-9),
-            );
-            let mut points = Vec::new();
-            for at in grid {
-                let percentile = 100.0 * (1.0 - 10f64.powf(-at));
-                let value = median(
-                    summaries
-                        .iter()
-                        .map(|summary| value_at(summary, percentile)),
-                )?;
-                points.push((at, value.max(1.0)));
-            }
-            Some(SpectrumLine { mode, points })
-        })
-        .collect();
-    Some((load, lines))
-}
-
-/// The latency chart, if a mode has a spectrum to draw.
-fn latency_chart(figures: &Figures) -> Option<LatencyChart<'_>> {
-    let (load, lines) = figures.throughput.spectra.as_ref()?;
-    (!lines.is_empty()).then_some(LatencyChart { load: *load, lines })
 }
 
 /// The strip chart of every round, if a closed-loop row has rounds.
@@ -222,13 +153,88 @@ fn rounds_chart(figures: &Figures) -> Option<RoundsChart<'_>> {
 
 /// §1's charts, in the order its text links them.
 pub fn charts(figures: &Figures) -> Vec<Box<dyn Chart + '_>> {
-    [
-        rounds_chart(figures).map(boxed),
-        latency_chart(figures).map(boxed),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
+    rounds_chart(figures).into_iter().map(boxed).collect()
+}
+
+/// The one sentence of the first screen that says what this machine cannot
+/// show, when loadgen shared the servers' cores: a ranking by requests/s,
+/// with loadgen's share of the CPU at saturation from §1's rows.
+pub fn glance_limit(figures: &Figures) -> Option<String> {
+    if figures.setup.shared == 0 {
+        return None;
+    }
+    let shares: Vec<f64> = figures
+        .throughput
+        .rows
+        .iter()
+        .filter(|row| row.load != Load::OpenLoop)
+        .filter_map(|row| row.loadgen_share.map(|share| share.median))
+        .collect();
+    let took = match Spread::of(shares) {
+        Some(spread) if spread.count > 1 => format!(
+            " and took {:.0}–{:.0} % of the machine's CPU at saturation",
+            spread.min * 100.0,
+            spread.max * 100.0
+        ),
+        Some(spread) => format!(
+            " and took {:.0} % of the machine's CPU at saturation",
+            spread.median * 100.0
+        ),
+        None => String::new(),
+    };
+    Some(format!(
+        "**What this machine cannot show:** a ranking of the modes by requests/s, since \
+         loadgen ran on the same cores as the servers{took} ({}).",
+        section_link(HEADING)
+    ))
+}
+
+/// A share over rounds: `47 %`, or `47 % (45–60 %)`; `–` without one.
+fn share_percent(spread: Option<Spread>) -> String {
+    match spread {
+        None => "–".to_owned(),
+        Some(spread) if spread.count > 1 => format!(
+            "{:.0} % ({:.0}–{:.0} %)",
+            spread.median * 100.0,
+            spread.min * 100.0,
+            spread.max * 100.0
+        ),
+        Some(spread) => format!("{:.0} %", spread.median * 100.0),
+    }
+}
+
+/// The sentence that says where a closed loop's latency comes from: every
+/// connection always has a request in flight, so the mean latency is the
+/// connections over the requests/s (Little's law); shown on the first
+/// closed-loop row, with the range of measured over predicted of all.
+fn littles_law(rows: &[ThroughputRow]) -> Option<String> {
+    let closed: Vec<(&ThroughputRow, f64, f64)> = rows
+        .iter()
+        .filter(|row| row.load != Load::OpenLoop && row.connections > 0.0)
+        .filter_map(|row| {
+            let predicted_us = row.connections / row.per_s.median.max(1e-9) * 1e6;
+            Some((row, predicted_us, row.mean_us?))
+        })
+        .collect();
+    let (row, predicted_us, mean_us) = *closed.first()?;
+    let ratios = Spread::of(closed.iter().map(|(_, predicted, mean)| mean / predicted))?;
+    Some(format!(
+        "In a closed loop every connection always has a request in flight, so the latency \
+         follows from the throughput (Little's law: mean latency = connections / \
+         requests/s): `{}` {}, {} / {}/s = {}, its mean latency {}; over every closed-loop row \
+         the measured mean is {:.2}–{:.2}× that. Its p50 and p99 describe a saturated \
+         server's queue, not how fast it answers at a given load: {} and {} do.",
+        row.mode,
+        load_name(row.load),
+        count(row.connections.round() as u64),
+        count_f64(row.per_s.median),
+        micros(predicted_us),
+        micros(mean_us),
+        ratios.min,
+        ratios.max,
+        section_link(cost::HEADING),
+        section_link(sweep::HEADING)
+    ))
 }
 
 /// §1: the table, its charts and what they teach.
@@ -242,17 +248,21 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             .to_owned()
     } else {
         format!(
-            "; each until it is saturated, so its latency is that of a saturated server: {} \
-             compares the latencies at equal loads",
+            "; each until it is saturated, so its latency is that of a saturated server ({} \
+             compares the latencies at equal loads)",
             section_link(sweep::HEADING)
         )
     };
     w!(
         out,
-        "Requests per second and latency of every mode: {} keep-alive connections in a closed \
-         loop; a new connection for every request (the case in which the modes differ \
-         most){open_loop}.",
-        one_of(&figures.throughput.connections)
+        "Requests per second and latency of every mode at saturation: {} keep-alive \
+         connections in a closed loop; a new connection for every request (the case in which \
+         the modes differ most){open_loop}. Where loadgen runs on the same cores as the \
+         server, requests/s at saturation measure the CPU per request of both: loadgen's \
+         share of the machine's CPU stands beside every figure, and these figures rank \
+         nothing by themselves ({} compares the costs at equal load).",
+        one_of(&figures.throughput.connections),
+        section_link(cost::HEADING)
     );
     w!(out);
     rounds(out, figures.rounds.get(&Section::Throughput));
@@ -262,9 +272,9 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     }
     w!(
         out,
-        "| mode | load | requests/s median (min–max) | p50 | p99 median (min–max) | p99.9 | failed / unanswered |"
+        "| mode | load | requests/s median (min–max) | loadgen's share of the CPU | p50 | p99 median (min–max) | p99.9 | failed / unanswered |"
     );
-    w!(out, "|---|---|---:|---:|---:|---:|---:|");
+    w!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         let (load, per_s) = match row.asked_per_s {
             Some(asked) => (
@@ -279,8 +289,9 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         };
         w!(
             out,
-            "| {} | {load} | {per_s} | {} | {} | {} | {} |",
+            "| {} | {load} | {per_s} | {} | {} | {} | {} | {} |",
             row.mode,
+            share_percent(row.loadgen_share),
             opt_micros(row.p50_us),
             spread_micros(row.p99),
             opt_micros(row.p99_9_us),
@@ -292,6 +303,9 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         image(out, chart.as_ref());
     }
     let mut lessons = Vec::new();
+    if let Some(text) = littles_law(rows) {
+        lessons.push(text);
+    }
     for load in [Load::KeepAlive, Load::NewConn] {
         let rows: Vec<&ThroughputRow> = rows.iter().filter(|row| row.load == load).collect();
         let baseline = rows
@@ -444,25 +458,43 @@ mod tests {
         assert_eq!(proxy.p99_us, Some(800.0));
         assert_eq!(figures.header.runs, 6);
         assert_eq!(figures.header.machines.len(), 1);
-        // No openloop: the chart falls back to keep-alive, one line per mode.
-        let (load, lines) = figures.throughput.spectra.expect("a chart");
-        assert_eq!(load, Load::KeepAlive);
-        assert_eq!(lines.len(), 2);
-        let proxy_line = &lines[0];
-        assert_eq!(proxy_line.mode, Mode::Proxy);
-        // At p50 every round says 100 µs; at p99 (2 nines) the median round's 800.
-        let at = |nines_wanted: f64| {
-            proxy_line
-                .points
-                .iter()
-                .find(|(x, _)| (x - nines_wanted).abs() < 0.026)
-                .expect("a point")
-                .1
-        };
-        assert_eq!(at(nines(50.0)), 100.0);
-        assert_eq!(at(2.0), 800.0);
-        // 1000 samples resolve 3 nines, no more.
-        assert!(proxy_line.points.last().expect("points").0 <= 3.0 + 1e-9);
+        // No chart of latency by percentile: a median per percentile over
+        // rounds is a curve no run produced.
+        assert_eq!(charts(&figures).len(), 1);
+    }
+
+    /// A closed loop's latency follows from its throughput: the sentence
+    /// gives connections / requests/s beside the measured mean.
+    #[test]
+    fn closed_loop_latency_is_littles_law() {
+        let mut run = throughput_run("proxy", "keepalive", "1");
+        run.parameters.connections = 50;
+        run.requests.per_s = 41_996.0;
+        run.latency.request.as_mut().expect("a histogram").mean_us = 1_180.0;
+        run.loadgen_usage = Some(runs::LoadgenUsage {
+            cpu_user_ms: 100.0,
+            cpu_system_ms: 840.0,
+            cpu_ms_per_1000_requests: None,
+        });
+        let figures = Figures::of(&[run]);
+        assert!(
+            (figures.throughput.rows[0]
+                .loadgen_share
+                .expect("a share")
+                .median
+                - 0.47)
+                .abs()
+                < 1e-9
+        );
+        let text = figures.markdown();
+        assert!(
+            text.contains(
+                "`proxy` keep-alive, 50 / 41,996/s = 1.19 ms, its mean latency 1.18 ms; over \
+                 every closed-loop row the measured mean is 0.99–0.99× that."
+            ),
+            "{text}"
+        );
+        assert!(text.contains("| 41,996 | 47 % |"), "{text}");
     }
 
     /// The strip chart's dots: every round's requests/s and tree µs per
