@@ -1,8 +1,9 @@
 //! The statistics every section shares: a figure over rounds (its median and
 //! range), how two modes compare (paired by round: [`Paired`]), which
 //! percentiles a sample supports ([`Quote`]), what counts as not served
-//! ([`Failures`]), least squares, and the grouping of runs by their labels.
-//! No formatting here: the sections write the figures.
+//! ([`Failures`]), which rounds were disturbed ([`disturbance`]), least
+//! squares, and the grouping of runs by their labels. No formatting here:
+//! the sections write the figures.
 
 use std::collections::BTreeMap;
 
@@ -384,6 +385,71 @@ pub fn loadgen_share(run: &Report) -> Option<f64> {
     (capacity_ms > 0.0).then(|| (usage.cpu_user_ms + usage.cpu_system_ms) / capacity_ms)
 }
 
+/// Steal time, as a share of the window's CPU (`window_s × cores`), above
+/// which a round is marked disturbed: the hypervisor ran another guest on
+/// this machine's CPUs for more than a twentieth of the time.
+pub const DISTURBED_STEAL_SHARE: f64 = 0.05;
+
+/// Busy CPU that was neither the server tree's nor loadgen's, as a share of
+/// the window's CPU, above which a round is marked disturbed: other
+/// processes (another build, another benchmark) took more than a tenth of
+/// the machine.
+pub const DISTURBED_OTHERS_SHARE: f64 = 0.10;
+
+/// What took the machine from the server and loadgen in one run, as shares
+/// of the window's CPU (see [`disturbance`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Disturbance {
+    /// Steal time: CPU the hypervisor gave to others.
+    pub steal: f64,
+    /// Busy CPU of other processes: busy − the server tree's − loadgen's;
+    /// `None` when the run did not record loadgen's own CPU.
+    pub others: Option<f64>,
+}
+
+/// A disturbed round: one in which the server tree and loadgen got clearly
+/// less CPU than the machine had, from the run's `machine_usage`
+/// (`/proc/stat` over the window): steal above
+/// [`DISTURBED_STEAL_SHARE`] of the window's CPU (`window_s × cores`), or
+/// other processes' busy time (busy − the watched trees' CPU − loadgen's)
+/// above [`DISTURBED_OTHERS_SHARE`] of it. Such a round is marked in the
+/// tables and the strip chart, never dropped: its figures stay in every
+/// median and range, and the reader sees which they are. `None` when the
+/// round was not disturbed, or when the run did not record the machine's
+/// CPU (runs written before `machine_usage`).
+pub fn disturbance(run: &Report) -> Option<Disturbance> {
+    let machine = run.machine_usage?;
+    let capacity_s = machine.capacity_s();
+    if capacity_s <= 0.0 {
+        return None;
+    }
+    let tree_s: f64 = run
+        .watch
+        .iter()
+        .map(|tree| (tree.summary.cpu_user_ms + tree.summary.cpu_system_ms) / 1000.0)
+        .sum();
+    let others = run.loadgen_usage.map(|usage| {
+        let loadgen_s = (usage.cpu_user_ms + usage.cpu_system_ms) / 1000.0;
+        ((machine.busy_s - tree_s - loadgen_s) / capacity_s).max(0.0)
+    });
+    let disturbance = Disturbance {
+        steal: machine.steal_s / capacity_s,
+        others,
+    };
+    (disturbance.steal > DISTURBED_STEAL_SHARE
+        || others.is_some_and(|others| others > DISTURBED_OTHERS_SHARE))
+    .then_some(disturbance)
+}
+
+/// The disturbed rounds of `runs` (see [`disturbance`]), in round order: the
+/// run's round (`None` without a label) and what disturbed it.
+pub fn disturbed_rounds(runs: &[&Report]) -> Vec<(Option<u32>, Disturbance)> {
+    by_round(runs)
+        .into_iter()
+        .filter_map(|run| Some((run.labels.round, disturbance(run)?)))
+        .collect()
+}
+
 /// The master's children (its workers) in the first `--watch` tree.
 pub fn workers_of(run: &Report) -> Vec<&ProcessReport> {
     let Some(master) = run.master() else {
@@ -552,6 +618,45 @@ mod tests {
         run.errors.by_kind.clear();
         assert!(Failures::of(&[&run]).none());
         assert!(kinds(&[&run]).is_empty());
+    }
+
+    /// A round is disturbed when steal passes 5 % of the window's CPU or
+    /// other processes' busy time 10 %; a round with the machine to the
+    /// server and loadgen, or without a record of it, is not.
+    #[test]
+    fn disturbed_rounds_by_steal_or_other_processes() {
+        use runs::MachineUsage;
+        // 1 s on 2 cores: 2 s of CPU. The skeleton's tree uses 2 ms.
+        let machine = |busy_s: f64, steal_s: f64| MachineUsage {
+            window_s: 1.0,
+            cores: 2,
+            busy_s,
+            idle_s: 2.0 - busy_s - steal_s,
+            iowait_s: 0.0,
+            steal_s,
+        };
+        let mut run = crate::fixtures::run(&[("round", "2")], 1.0, 1);
+        assert_eq!(disturbance(&run), None, "not recorded");
+        run.loadgen_usage = Some(runs::LoadgenUsage {
+            cpu_user_ms: 200.0,
+            cpu_system_ms: 800.0,
+            cpu_ms_per_1000_requests: None,
+        });
+        // Busy 1.1 s: the tree's 0.002 and loadgen's 1.0, others 0.098 s (4.9 %).
+        run.machine_usage = Some(machine(1.1, 0.05));
+        assert_eq!(disturbance(&run), None);
+        // Steal 0.2 s of 2: 10 %.
+        run.machine_usage = Some(machine(1.1, 0.2));
+        let stolen = disturbance(&run).expect("disturbed by steal");
+        assert!((stolen.steal - 0.1).abs() < 1e-9);
+        // Others 0.498 s of 2: 24.9 %.
+        run.machine_usage = Some(machine(1.5, 0.0));
+        let others = disturbance(&run).expect("disturbed by others");
+        assert!((others.others.expect("others") - 0.249).abs() < 1e-9);
+        assert_eq!(disturbed_rounds(&[&run]), [(Some(2), others)]);
+        // Without loadgen's own CPU, only steal can tell.
+        run.loadgen_usage = None;
+        assert_eq!(disturbance(&run), None);
     }
 
     /// The figure of each round, in round order; runs without a round are

@@ -8,7 +8,10 @@ use runs::format::{count, count_f64, micros};
 use runs::labels::{Load, Mode};
 
 use crate::charts::Chart;
-use crate::stats::{Failures, Paired, PerRound, Quote, Spread, Verdict};
+use crate::stats::{
+    DISTURBED_OTHERS_SHARE, DISTURBED_STEAL_SHARE, Disturbance, Failures, Paired, PerRound, Quote,
+    Spread, Verdict,
+};
 
 /// `w!(out, ...)`: writeln! into a String, which cannot fail.
 macro_rules! w {
@@ -298,6 +301,59 @@ pub fn failures_count(failures: &Failures) -> String {
             count(unanswered)
         ),
     }
+}
+
+/// The mark of a table row one of whose rounds was disturbed (see
+/// [`crate::stats::disturbance`]).
+pub const DISTURBED_MARK: &str = " †";
+
+/// The mark of a row if any of its rounds was disturbed, else nothing.
+pub fn disturbed_mark(disturbed: &[(Option<u32>, Disturbance)]) -> &'static str {
+    if disturbed.is_empty() {
+        ""
+    } else {
+        DISTURBED_MARK
+    }
+}
+
+/// A row that may carry [`DISTURBED_MARK`]: how the footnote names it, and
+/// its disturbed rounds.
+pub type Marked<'a> = (String, &'a [(Option<u32>, Disturbance)]);
+
+/// The footnote of [`DISTURBED_MARK`]: the rule, then each marked row's
+/// disturbed rounds and what took the machine; nothing if no row has one.
+pub fn disturbed_note(out: &mut String, rows: &[Marked<'_>]) {
+    let listed: Vec<String> = rows
+        .iter()
+        .filter(|(_, disturbed)| !disturbed.is_empty())
+        .map(|(name, disturbed)| {
+            let rounds: Vec<String> = disturbed
+                .iter()
+                .map(|(round, disturbance)| {
+                    let round = round.map_or("a run".to_owned(), |round| format!("round {round}"));
+                    let others = disturbance.others.map_or(String::new(), |others| {
+                        format!(", others {:.0} %", others * 100.0)
+                    });
+                    format!("{round} (steal {:.0} %{others})", disturbance.steal * 100.0)
+                })
+                .collect();
+            format!("{name} {}", and_list(&rounds))
+        })
+        .collect();
+    if listed.is_empty() {
+        return;
+    }
+    w!(
+        out,
+        "{} A disturbed round: the server and loadgen got clearly less CPU than the machine \
+         had (steal above {:.0} % of the window's CPU, or other processes' busy time above \
+         {:.0} %); marked, kept in every median and range: {}.",
+        DISTURBED_MARK.trim(),
+        DISTURBED_STEAL_SHARE * 100.0,
+        DISTURBED_OTHERS_SHARE * 100.0,
+        listed.join("; ")
+    );
+    w!(out);
 }
 
 /// How a table names `load`.

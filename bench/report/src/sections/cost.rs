@@ -22,12 +22,12 @@ use super::sweep::{self, WAITING_RATIO, run_held};
 use crate::charts::cost_vs_rate::CostVsRateChart;
 use crate::charts::{Chart, boxed};
 use crate::stats::{
-    Failures, Paired, PerRound, Quote, SAMPLES_ABOVE_A_PERCENTILE, Spread, Verdict, by_round,
-    corrected_of, group, per_round, samples_for,
+    Disturbance, Failures, Paired, PerRound, Quote, SAMPLES_ABOVE_A_PERCENTILE, Spread, Verdict,
+    by_round, corrected_of, disturbed_rounds, group, per_round, samples_for,
 };
 use crate::text::{
-    Ranked, and_list, baseline_name, failures, image, load_name, one_of, opt_micros, opt_quote,
-    paired_ratio, ranking, rounds, teach, w, with_load,
+    Marked, Ranked, and_list, baseline_name, disturbed_mark, disturbed_note, failures, image,
+    load_name, one_of, opt_micros, opt_quote, paired_ratio, ranking, rounds, teach, w, with_load,
 };
 
 /// The heading, as links to it are written.
@@ -66,6 +66,8 @@ pub struct CostStep {
     pub p99: Option<Quote>,
     /// nginx watched alone (its tree is not the whole tree).
     pub nginx_alone: bool,
+    /// The disturbed rounds, and what disturbed them.
+    pub disturbed: Vec<(Option<u32>, Disturbance)>,
 }
 
 impl CostStep {
@@ -124,6 +126,7 @@ impl Cost {
                     p50: Quote::over(&runs, corrected_of, 50.0, |s| s.p50_us),
                     p99: Quote::over(&runs, corrected_of, 99.0, |s| s.p99_us),
                     nginx_alone: mode == Mode::Nginx && runs.iter().any(|run| run.watch.len() < 2),
+                    disturbed: disturbed_rounds(&runs),
                 }
             })
             .collect();
@@ -387,9 +390,10 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             for step in cost.of_load(load).filter(|step| step.mode == mode) {
                 w!(
                     out,
-                    "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {}{}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     step.mode,
                     if step.nginx_alone { " ¹" } else { "" },
+                    disturbed_mark(&step.disturbed),
                     rate(step.offered_per_s),
                     spread_cpu(step.tree_us),
                     spread_cpu(step.master_us),
@@ -405,6 +409,16 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             }
         }
         w!(out);
+        let marked: Vec<Marked<'_>> = cost
+            .of_load(load)
+            .map(|step| {
+                (
+                    format!("`{}` at {}/s", step.mode, rate(step.offered_per_s)),
+                    step.disturbed.as_slice(),
+                )
+            })
+            .collect();
+        disturbed_note(out, &marked);
         let rates = cost.rates(load);
         let compared: Vec<Mode> = modes
             .iter()

@@ -15,10 +15,13 @@ use super::Figures;
 use crate::charts::cost::CostChart;
 use crate::charts::master_fds::MasterFdsChart;
 use crate::charts::{Chart, boxed};
-use crate::stats::{Paired, PerRound, Spread, by_round, group, mode, mode_load, per_round};
+use crate::stats::{
+    Disturbance, Paired, PerRound, Spread, by_round, disturbance, disturbed_rounds, group, mode,
+    mode_load, per_round,
+};
 use crate::text::{
-    Ranked, and_list, baseline_name, image, load_name, nothing, paired_ratio, ranking, rounds,
-    section_link, teach, w, with_load,
+    Marked, Ranked, and_list, baseline_name, disturbed_mark, disturbed_note, image, load_name,
+    nothing, paired_ratio, ranking, rounds, section_link, teach, w, with_load,
 };
 
 /// The heading, as links to it are written.
@@ -112,6 +115,10 @@ pub struct CostRow {
     pub every_round_tree_us: Vec<f64>,
     /// The whole tree's µs per request of each labelled round, to pair.
     pub tree_per_round: PerRound,
+    /// Whether each of `every_round_tree_us` was disturbed (a different dot).
+    pub every_round_disturbed: Vec<bool>,
+    /// The disturbed rounds, and what disturbed them.
+    pub disturbed: Vec<(Option<u32>, Disturbance)>,
 }
 
 /// Section 5's chart: the master's fds over one newconn run.
@@ -164,7 +171,8 @@ fn cost(runs: &[&Report]) -> Vec<CostRow> {
     group(runs, mode_load)
         .into_iter()
         .map(|((mode, load), runs)| {
-            let costs: Vec<RunCost> = by_round(&runs).iter().map(|run| run_cost(run)).collect();
+            let ordered = by_round(&runs);
+            let costs: Vec<RunCost> = ordered.iter().map(|run| run_cost(run)).collect();
             CostRow {
                 mode,
                 load,
@@ -176,6 +184,13 @@ fn cost(runs: &[&Report]) -> Vec<CostRow> {
                 nginx_alone: mode == Mode::Nginx && runs.iter().any(|run| run.watch.len() < 2),
                 every_round_tree_us: costs.iter().filter_map(|cost| cost.tree_us).collect(),
                 tree_per_round: per_round(&runs, |run| run_cost(run).tree_us),
+                every_round_disturbed: ordered
+                    .iter()
+                    .zip(&costs)
+                    .filter(|(_, cost)| cost.tree_us.is_some())
+                    .map(|(run, _)| disturbance(run).is_some())
+                    .collect(),
+                disturbed: disturbed_rounds(&runs),
             }
         })
         .filter(|row| row.tree_us.is_some() || row.loadgen_us.is_some())
@@ -360,9 +375,10 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     for row in table {
         w!(
             out,
-            "| {}{} | {} | {} | {} | {} | {} | {} |",
+            "| {}{}{} | {} | {} | {} | {} | {} | {} |",
             row.mode,
             if row.nginx_alone { " ¹" } else { "" },
+            disturbed_mark(&row.disturbed),
             load_name(row.load),
             row.rounds,
             spread_cpu(row.master_us),
@@ -380,6 +396,16 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         );
         w!(out);
     }
+    let marked: Vec<Marked<'_>> = table
+        .iter()
+        .map(|row| {
+            (
+                format!("`{}` {}", row.mode, load_name(row.load)),
+                row.disturbed.as_slice(),
+            )
+        })
+        .collect();
+    disturbed_note(out, &marked);
     if table.iter().all(|row| row.loadgen_us.is_none()) {
         w!(
             out,

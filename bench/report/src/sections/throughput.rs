@@ -15,12 +15,13 @@ use super::{Figures, cost};
 use crate::charts::rounds::RoundsChart;
 use crate::charts::{Chart, boxed};
 use crate::stats::{
-    Failures, Paired, PerRound, Spread, by_round, group, latency_median, loadgen_share, median,
-    mode_load, per_round,
+    Disturbance, Failures, Paired, PerRound, Spread, by_round, disturbance, disturbed_rounds,
+    group, latency_median, loadgen_share, median, mode_load, per_round,
 };
 use crate::text::{
-    Ranked, baseline_name, failures, image, load_name, nothing, one_of, opt_micros, paired_ratio,
-    ranking, rounds, section_link, spread_micros, spread_rate, teach, w, with_load,
+    Marked, Ranked, baseline_name, disturbed_mark, disturbed_note, failures, image, load_name,
+    nothing, one_of, opt_micros, paired_ratio, ranking, rounds, section_link, spread_micros,
+    spread_rate, teach, w, with_load,
 };
 
 /// The heading, as links to it are written.
@@ -55,6 +56,10 @@ pub struct ThroughputRow {
     pub asked_per_s: Option<Spread>,
     /// Every round's requests/s, in round order (the strip chart's dots).
     pub every_round: Vec<f64>,
+    /// Whether each of `every_round` was disturbed (a different dot).
+    pub every_round_disturbed: Vec<bool>,
+    /// The disturbed rounds, and what disturbed them.
+    pub disturbed: Vec<(Option<u32>, Disturbance)>,
     /// Requests/s of each labelled round, to pair with another mode's.
     pub per_round: PerRound,
     /// loadgen's share of the machine's CPU over the window, per round: on
@@ -125,6 +130,11 @@ fn throughput(runs: &[&Report]) -> Vec<ThroughputRow> {
                     .iter()
                     .map(|run| run.requests.per_s)
                     .collect(),
+                every_round_disturbed: by_round(&runs)
+                    .iter()
+                    .map(|run| disturbance(run).is_some())
+                    .collect(),
+                disturbed: disturbed_rounds(&runs),
                 per_round: per_round(&runs, |run| Some(run.requests.per_s)),
                 loadgen_share: Spread::of(runs.iter().filter_map(|run| loadgen_share(run))),
                 connections: median(runs.iter().map(|run| run.parameters.connections as f64))
@@ -289,8 +299,9 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         };
         w!(
             out,
-            "| {} | {load} | {per_s} | {} | {} | {} | {} | {} |",
+            "| {}{} | {load} | {per_s} | {} | {} | {} | {} | {} |",
             row.mode,
+            disturbed_mark(&row.disturbed),
             share_percent(row.loadgen_share),
             opt_micros(row.p50_us),
             spread_micros(row.p99),
@@ -299,6 +310,16 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         );
     }
     w!(out);
+    let marked: Vec<Marked<'_>> = rows
+        .iter()
+        .map(|row| {
+            (
+                format!("`{}` {}", row.mode, load_name(row.load)),
+                row.disturbed.as_slice(),
+            )
+        })
+        .collect();
+    disturbed_note(out, &marked);
     for chart in charts(figures) {
         image(out, chart.as_ref());
     }
@@ -589,6 +610,43 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    /// A disturbed round is marked on its row, named in a footnote with
+    /// what took the machine, and drawn hollow in the strip chart; it
+    /// stays in the median.
+    #[test]
+    fn disturbed_rounds_are_marked_not_dropped() {
+        let runs: Vec<Report> = [("1", 100.0, 0.0), ("2", 60.0, 0.3), ("3", 110.0, 0.0)]
+            .into_iter()
+            .map(|(round, per_s, steal_s)| {
+                let mut run = throughput_run("proxy", "keepalive", round);
+                run.requests.per_s = per_s;
+                run.machine_usage = Some(runs::MachineUsage {
+                    window_s: 1.0,
+                    cores: 2,
+                    busy_s: 0.5,
+                    idle_s: 1.5 - steal_s,
+                    iowait_s: 0.0,
+                    steal_s,
+                });
+                run
+            })
+            .collect();
+        let figures = Figures::of(&runs);
+        let row = &figures.throughput.rows[0];
+        assert_eq!(row.every_round_disturbed, [false, true, false]);
+        assert_eq!(row.per_s.median, 100.0, "kept in the median");
+        let text = figures.markdown();
+        assert!(text.contains("| proxy † | keep-alive |"), "{text}");
+        assert!(
+            text.contains(
+                "marked, kept in every median and range: `proxy` keep-alive round 2 (steal 15 %)."
+            ),
+            "{text}"
+        );
+        let chart = charts(&figures).remove(0).draw().expect("drawn");
+        assert!(chart.contains("hollow: a disturbed round"), "{chart}");
     }
 
     /// §1's table counts the requests never answered as a failure of their
