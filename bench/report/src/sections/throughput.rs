@@ -10,6 +10,7 @@ use runs::format::{count, count_f64, micros, rate};
 use runs::labels::{Load, Mode, Section};
 use runs::{KEPT_UP_RATIO, Report};
 
+use super::fairness::per_worker;
 use super::sweep::{self, WAITING_RATIO};
 use super::{Figures, cost};
 use crate::charts::rounds::RoundsChart;
@@ -19,9 +20,9 @@ use crate::stats::{
     group, latency_median, loadgen_share, median, mode_load, per_round,
 };
 use crate::text::{
-    Marked, Ranked, baseline_name, disturbed_mark, disturbed_note, failures, image, load_name,
-    nothing, one_of, opt_micros, paired_ratio, ranking, rounds, section_link, spread_micros,
-    spread_rate, teach, w, with_load,
+    Marked, Ranked, and_list, baseline_name, disturbed_mark, disturbed_note, failures, image,
+    load_name, nothing, one_of, opt_micros, paired_ratio, ranking, rounds, section_link,
+    spread_micros, spread_rate, teach, w, with_load,
 };
 
 /// The heading, as links to it are written.
@@ -60,6 +61,11 @@ pub struct ThroughputRow {
     pub every_round_disturbed: Vec<bool>,
     /// The disturbed rounds, and what disturbed them.
     pub disturbed: Vec<(Option<u32>, Disturbance)>,
+    /// Keep-alive runs of a mode whose workers share one listener: per
+    /// round (in round order) how its connections split over the workers,
+    /// most first, a worker that got none as 0, and its requests/s. Empty
+    /// otherwise.
+    pub splits: Vec<Split>,
     /// Requests/s of each labelled round, to pair with another mode's.
     pub per_round: PerRound,
     /// loadgen's share of the machine's CPU over the window, per round: on
@@ -69,6 +75,52 @@ pub struct ThroughputRow {
     pub connections: f64,
     /// The mean latency, µs, the median over rounds.
     pub mean_us: Option<f64>,
+}
+
+/// How one keep-alive run's connections split over the workers, where the
+/// kernel decides (a shared listener).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Split {
+    /// The run's round.
+    pub round: Option<u32>,
+    /// Connections per worker, most first.
+    pub connections: Vec<u64>,
+    /// The run's requests/s.
+    pub per_s: f64,
+}
+
+impl Split {
+    /// `25/25`, `36/14`, `50/0`.
+    pub fn text(&self) -> String {
+        let counts: Vec<String> = self.connections.iter().map(u64::to_string).collect();
+        counts.join("/")
+    }
+
+    /// Every worker within one connection of the others.
+    pub fn even(&self) -> bool {
+        let most = self.connections.iter().max().copied().unwrap_or(0);
+        let least = self.connections.iter().min().copied().unwrap_or(0);
+        most - least <= 1
+    }
+}
+
+/// The splits of `runs` (see [`ThroughputRow::splits`]).
+fn splits(mode: Mode, load: Load, runs: &[&Report]) -> Vec<Split> {
+    if !(mode.shares_listener() && load == Load::KeepAlive) {
+        return Vec::new();
+    }
+    by_round(runs)
+        .into_iter()
+        .map(|run| {
+            let mut connections = per_worker(run, |worker| worker.connections);
+            connections.sort_unstable_by(|a, b| b.cmp(a));
+            Split {
+                round: run.labels.round,
+                connections,
+                per_s: run.requests.per_s,
+            }
+        })
+        .collect()
 }
 
 /// §1's figures.
@@ -135,6 +187,7 @@ fn throughput(runs: &[&Report]) -> Vec<ThroughputRow> {
                     .map(|run| disturbance(run).is_some())
                     .collect(),
                 disturbed: disturbed_rounds(&runs),
+                splits: splits(mode, load, &runs),
                 per_round: per_round(&runs, |run| Some(run.requests.per_s)),
                 loadgen_share: Spread::of(runs.iter().filter_map(|run| loadgen_share(run))),
                 connections: median(runs.iter().map(|run| run.parameters.connections as f64))
@@ -196,6 +249,47 @@ pub fn glance_limit(figures: &Figures) -> Option<String> {
         "**What this machine cannot show:** a ranking of the modes by requests/s, since \
          loadgen ran on the same cores as the servers{took} ({}).",
         section_link(HEADING)
+    ))
+}
+
+/// What a row's splits show when the rounds that split evenly were every
+/// one faster than those that did not: the two groups' requests/s, so that
+/// the median is not read as the mode's cost.
+fn split_lesson(row: &ThroughputRow) -> Option<String> {
+    let (even, uneven): (Vec<&Split>, Vec<&Split>) =
+        row.splits.iter().partition(|split| split.even());
+    // Only a split that decides the rate: every even round faster than
+    // every uneven one.
+    let slowest_even = even
+        .iter()
+        .map(|split| split.per_s)
+        .fold(f64::INFINITY, f64::min);
+    let fastest_uneven = uneven.iter().map(|split| split.per_s).fold(0.0, f64::max);
+    if even.is_empty() || uneven.is_empty() || slowest_even <= fastest_uneven {
+        return None;
+    }
+    let describe = |splits: &[&Split]| -> String {
+        let rates =
+            Spread::of(splits.iter().map(|split| split.per_s)).map_or(String::new(), |spread| {
+                if spread.count > 1 {
+                    format!("{}–{}/s", count_f64(spread.min), count_f64(spread.max))
+                } else {
+                    format!("{}/s", count_f64(spread.median))
+                }
+            });
+        let texts: Vec<String> = splits.iter().map(|split| split.text()).collect();
+        format!("{} ({rates})", and_list(&texts))
+    };
+    Some(format!(
+        "`{}` {}: the kernel split the connections evenly in {} of {} rounds, {}, each faster \
+         than every round it split unevenly, {}: its median reports how the connections \
+         happened to split, not what the mode costs.",
+        row.mode,
+        load_name(row.load),
+        even.len(),
+        row.splits.len(),
+        describe(&even),
+        describe(&uneven)
     ))
 }
 
@@ -280,11 +374,18 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         nothing(out, "throughput");
         return;
     }
+    // The split column only where a row has one: the shared-listener modes.
+    let with_splits = rows.iter().any(|row| !row.splits.is_empty());
+    let (split_head, split_rule) = if with_splits {
+        (" connections per worker, each round ¹ |", "---|")
+    } else {
+        ("", "")
+    };
     w!(
         out,
-        "| mode | load | requests/s median (min–max) | loadgen's share of the CPU | p50 | p99 median (min–max) | p99.9 | failed / unanswered |"
+        "| mode | load | requests/s median (min–max) | loadgen's share of the CPU |{split_head} p50 | p99 median (min–max) | p99.9 | failed / unanswered |"
     );
-    w!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+    w!(out, "|---|---|---:|---:|{split_rule}---:|---:|---:|---:|");
     for row in rows {
         let (load, per_s) = match row.asked_per_s {
             Some(asked) => (
@@ -297,9 +398,21 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             ),
             None => (load_name(row.load).to_owned(), spread_rate(&row.per_s)),
         };
+        let split = match (with_splits, row.splits.is_empty()) {
+            (false, _) => String::new(),
+            (true, true) => " – |".to_owned(),
+            (true, false) => {
+                let splits: Vec<String> = row
+                    .splits
+                    .iter()
+                    .map(|split| format!("{} ({}/s)", split.text(), count_f64(split.per_s)))
+                    .collect();
+                format!(" {} |", splits.join(", "))
+            }
+        };
         w!(
             out,
-            "| {}{} | {load} | {per_s} | {} | {} | {} | {} | {} |",
+            "| {}{} | {load} | {per_s} | {} |{split} {} | {} | {} | {} |",
             row.mode,
             disturbed_mark(&row.disturbed),
             share_percent(row.loadgen_share),
@@ -310,6 +423,16 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         );
     }
     w!(out);
+    if with_splits {
+        w!(
+            out,
+            "¹ Keep-alive runs of the modes whose workers share one listener \
+             (`handoff-listener`, `node-none`): the kernel decides which worker accepts each \
+             connection, so a round's requests/s follow the split it chose; each round's \
+             split, most first, with its requests/s, in round order."
+        );
+        w!(out);
+    }
     let marked: Vec<Marked<'_>> = rows
         .iter()
         .map(|row| {
@@ -327,6 +450,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     if let Some(text) = littles_law(rows) {
         lessons.push(text);
     }
+    lessons.extend(rows.iter().filter_map(split_lesson));
     for load in [Load::KeepAlive, Load::NewConn] {
         let rows: Vec<&ThroughputRow> = rows.iter().filter(|row| row.load == load).collect();
         let baseline = rows
@@ -609,6 +733,64 @@ mod tests {
                  `proxy`"
             ),
             "{text}"
+        );
+    }
+
+    /// A shared-listener mode's keep-alive row lists each round's split of
+    /// the connections beside its requests/s, and says when some rounds
+    /// split evenly and others not: the median hides a bimodal split.
+    #[test]
+    fn the_listener_split_is_listed_per_round() {
+        let runs: Vec<Report> = [
+            ("1", 108_765.0, 25, 25),
+            ("2", 85_356.0, 36, 14),
+            ("3", 85_965.0, 45, 5),
+            ("4", 106_849.0, 25, 25),
+            ("5", 83_898.0, 50, 0),
+        ]
+        .into_iter()
+        .map(|(round, per_s, first, second)| {
+            let mut run = throughput_run("handoff-listener", "keepalive", round);
+            run.labels.workers = Some(2);
+            run.requests.per_s = per_s;
+            let mut shares = vec![crate::fixtures::worker(1, first * 100, 0.5, 1)];
+            shares[0].connections = first;
+            if second > 0 {
+                let mut other = crate::fixtures::worker(2, second * 100, 0.5, 1);
+                other.connections = second;
+                shares.push(other);
+            }
+            run.workers.by_pid = shares;
+            run
+        })
+        .chain([throughput_run("proxy", "keepalive", "1")])
+        .collect();
+        let figures = Figures::of(&runs);
+        let text = figures.markdown();
+        assert!(
+            text.contains(
+                "| 25/25 (108,765/s), 36/14 (85,356/s), 45/5 (85,965/s), 25/25 (106,849/s), \
+                 50/0 (83,898/s) |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("| proxy | keep-alive | 1.0 | – | – |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "`handoff-listener` keep-alive: the kernel split the connections evenly in 2 of \
+                 5 rounds, 25/25 and 25/25 (106,849–108,765/s), each faster than every round \
+                 it split unevenly, 36/14, 45/5 and 50/0 (83,898–85,965/s)"
+            ),
+            "{text}"
+        );
+        // Without a shared-listener mode, no split column.
+        let plain = Figures::of(&[throughput_run("proxy", "keepalive", "1")]).markdown();
+        assert!(
+            !plain.contains("connections per worker, each round"),
+            "{plain}"
         );
     }
 
