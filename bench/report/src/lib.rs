@@ -1,6 +1,7 @@
 //! The renderer of the suite's comparison reports: `report DIR` reads every
 //! `DIR/runs/*.json` (loadgen runs with their `--label`s, read through the
-//! run model, `runs`) and writes `DIR/REPORT.md` and its SVG charts. Every
+//! run model, `runs`), and `DIR/peers.json` and `DIR/answers.json` when the
+//! harness kept them, and writes `DIR/REPORT.md` and its SVG charts. Every
 //! figure and count it prints is computed from the runs. It never links the
 //! load generator: the two tools meet only in the run model.
 //!
@@ -43,7 +44,16 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         "no runs in {}: expected loadgen --json reports there",
         dir.join("runs").display()
     );
-    let figures = Figures::of(&runs);
+    let ran = runs::folder::read_peers(dir)?;
+    // A config peers.json names but the folder lacks is said to be missing.
+    let missing_configs = ran
+        .iter()
+        .flat_map(|file| file.peers.iter())
+        .filter_map(|peer| peer.config.clone())
+        .filter(|config| !dir.join(config).is_file())
+        .collect();
+    let answers = runs::folder::read_answers(dir)?;
+    let figures = Figures::of(&runs).with_folder(ran, missing_configs, answers);
     let mut written = Vec::new();
     let mut write = |name: &str, text: String| -> anyhow::Result<()> {
         let path = dir.join(name);

@@ -51,7 +51,8 @@ fn bad_usage_is_one_line_and_exit_2() {
 /// The newest reference folder (`results/*/runs`, the latest name: they
 /// are named by date) still renders, into a copy: every section's heading,
 /// every chart it links written, and the cost at equal load either measured
-/// or said not to be (reports written before the cost section).
+/// or said not to be (reports written before the cost section); a
+/// `peers.json` and an `answers.json` beside the runs are read.
 #[test]
 fn the_newest_reference_folder_renders() {
     let results = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../results");
@@ -68,6 +69,20 @@ fn the_newest_reference_folder_renders() {
         let name = path.file_name().expect("a file name");
         std::fs::copy(&path, dir.0.join("runs").join(name)).expect("copy a run");
     }
+    // What the harness keeps beside the runs, read from the folder.
+    std::fs::write(
+        dir.0.join("peers.json"),
+        r#"{"peers": [{"name": "nginx", "version": "1.24.0", "processes": 1, "workers": 2,
+            "settings": ["master_process off"], "config": "peers/nginx.conf"}]}"#,
+    )
+    .expect("write peers.json");
+    std::fs::write(
+        dir.0.join("answers.json"),
+        r#"{"answers": [{"name": "direct", "status_line": "HTTP/1.1 200 OK",
+            "headers": {"content_type": "text/plain", "content_length": 29,
+              "connection": null, "x_worker_pid": 999}, "body_len": 29}]}"#,
+    )
+    .expect("write answers.json");
     let rendered = Command::new(REPORT).arg(&dir.0).output().expect("run");
     assert!(
         rendered.status.success(),
@@ -105,6 +120,15 @@ fn the_newest_reference_folder_renders() {
         !has_cost_runs,
         "{}",
         newest.display()
+    );
+    assert!(
+        text.contains("`master_process off`")
+            && text.contains("`peers/nginx.conf` (not in the folder)"),
+        "peers.json not read"
+    );
+    assert!(
+        text.contains("| `direct` | `HTTP/1.1 200 OK` |"),
+        "answers.json not read"
     );
     for (at, _) in text.match_indices("](") {
         let target = &text[at + 2..at + 2 + text[at + 2..].find(')').expect("closed")];

@@ -18,7 +18,8 @@
 //!   worker, uneven work.
 //! - [`master_cost`]: §5, CPU per request, and the master's fds over a run.
 //! - [`faults`]: §6, a worker killed mid-run.
-//! - [`peers`]: §7, the other software measured.
+//! - [`peers`]: §7, the other software measured, how each ran and whether
+//!   every server answered the same.
 //! - [`upgrades`]: §8, masters replaced under load.
 //! - [`limitations`]: what the setup cannot show.
 //!
@@ -103,6 +104,21 @@ impl Figures {
             setup: limitations::Setup::of(runs),
             rounds: rounds(runs),
         }
+    }
+
+    /// Adds what the results folder holds beside its runs: how each peer
+    /// ran (`peers.json`, and which of the configs it names are missing)
+    /// and each server's answer (`answers.json`).
+    pub fn with_folder(
+        mut self,
+        ran: Option<runs::folder::PeersFile>,
+        missing_configs: Vec<String>,
+        answers: Option<runs::folder::AnswersFile>,
+    ) -> Figures {
+        self.peers.ran = ran;
+        self.peers.missing_configs = missing_configs;
+        self.peers.answers = answers;
+        self
     }
 
     /// REPORT.md, section by section.
