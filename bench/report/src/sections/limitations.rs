@@ -268,8 +268,8 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         w!(
             out,
             "- **Rounds per figure:** {}. A figure from one run is an order of magnitude, \
-             not a ranking; with few rounds a difference inside the min–max ranges is no \
-             difference.",
+             not a ranking; with few rounds, two modes differ only where the ratio of their \
+             runs is on one side of 1 in every round paired.",
             rounds.join(", ")
         );
     }
