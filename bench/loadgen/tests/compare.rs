@@ -151,7 +151,6 @@ fn quick_comparison_writes_every_section() {
         })
         .unwrap_or_default();
     let charts: Vec<bool> = [
-        "latency.svg",
         "latency-vs-rate.svg",
         "rounds.svg",
         "fds.svg",

@@ -313,7 +313,6 @@ fn renders_every_section_from_real_runs() {
     assert!(report.contains("| proxy | 400 | "), "{report}");
     assert!(report.contains("**Capacity at p99 ≤ 10 ms**"), "{report}");
     for chart in [
-        "latency.svg",
         "latency-vs-rate.svg",
         "rounds.svg",
         "fds.svg",

@@ -15,6 +15,7 @@ pub fn run(labels: &[(&str, &str)], per_s: f64, p99_us: u64) -> Report {
     report.requests.per_s = per_s;
     let summary = report.latency.request.as_mut().expect("a histogram");
     summary.p99_us = p99_us;
+    summary.max_us = p99_us * 2;
     summary.spectrum = vec![
         SpectrumPoint {
             percentile: 50.0,
@@ -171,6 +172,57 @@ pub fn sweep_run(
     let mut as_sent = run.latency.request.clone().expect("a histogram");
     as_sent.p99_us = sent_us;
     run.latency.request_uncorrected = Some(as_sent);
+    run
+}
+
+/// A cost run (§0) of `mode` under `load` at `rate`/s in `round`, held:
+/// every request answered, on time; its master spends `master_us` and its
+/// two workers `workers_us` CPU per request between them (the baseline's
+/// master is not in the path, so its tree is the workers), loadgen 5 µs.
+pub fn cost_run(
+    mode: &str,
+    load: &str,
+    rate: u64,
+    round: u32,
+    (master_us, workers_us): (f64, f64),
+) -> Report {
+    let (rate_label, round_label) = (rate.to_string(), round.to_string());
+    let mut run = run(
+        &[
+            ("section", "cost"),
+            ("mode", mode),
+            ("load", load),
+            ("rate", &rate_label),
+            ("round", &round_label),
+            ("workers", "2"),
+        ],
+        rate as f64,
+        400,
+    );
+    run.parameters.load_loop = runs::LoadLoop::Open;
+    run.parameters.rate_per_s = Some(rate as f64);
+    run.requests.asked_per_s = Some(rate as f64);
+    run.requests.achieved_ratio = Some(1.0);
+    run.requests.ok = rate * 3;
+    run.requests.scheduled = Some(rate * 3);
+    run.latency.measured_from = runs::MeasuredFrom::IntendedStart;
+    let summary = run.latency.request.as_mut().expect("a histogram");
+    summary.count = rate * 3;
+    run.latency.request_uncorrected = run.latency.request.clone();
+    watch_tree(
+        &mut run,
+        0,
+        vec![
+            process(10, 0, master_us, 10, 1000),
+            process(11, 10, workers_us / 2.0, 10, 1000),
+            process(12, 10, workers_us / 2.0, 10, 1000),
+        ],
+    );
+    run.loadgen_usage = Some(runs::LoadgenUsage {
+        cpu_user_ms: 1.0,
+        cpu_system_ms: 4.0,
+        cpu_ms_per_1000_requests: Some(5.0),
+    });
     run
 }
 

@@ -86,6 +86,70 @@ where
     .map_err(drawing)
 }
 
+/// The outline of series `index`'s marker (see [`markers`]), in pixels
+/// about its centre, closed: a ring of points for the triangle, square and
+/// cross; `None` for the circle, drawn as a ring.
+fn marker_outline(index: usize) -> Option<Vec<(i32, i32)>> {
+    let points = match index % 4 {
+        0 => return None,
+        1 => vec![(0, -7), (6, 4), (-6, 4)],
+        2 => vec![(-4, -4), (4, -4), (4, 4), (-4, 4)],
+        // An × of arms about 3 px wide, 7 px from the centre.
+        _ => vec![
+            (-7, -5),
+            (-5, -7),
+            (0, -2),
+            (5, -7),
+            (7, -5),
+            (2, 0),
+            (7, 5),
+            (5, 7),
+            (0, 2),
+            (-5, 7),
+            (-7, 5),
+            (-2, 0),
+        ],
+    };
+    let mut closed = points.clone();
+    closed.push(points[0]);
+    Some(closed)
+}
+
+/// Draws series `index`'s marker hollow at each of `points`: its outline in
+/// `colour` over white, so that it reads as "not a value" beside the filled
+/// markers of [`markers`] (plotters fills its triangles whatever the style,
+/// and a cross has no inside, hence the outlines drawn here).
+pub fn hollow_markers<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    index: usize,
+    points: &[(f64, f64)],
+    colour: RGBColor,
+) -> anyhow::Result<()>
+where
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    // The ×'s outline is thin, so that its inside shows.
+    let stroke = colour.stroke_width(if index % 4 == 3 { 1 } else { 2 });
+    match marker_outline(index) {
+        None => chart
+            .draw_series(points.iter().map(|&p| {
+                EmptyElement::at(p)
+                    + Circle::new((0, 0), 5, WHITE.filled())
+                    + Circle::new((0, 0), 5, stroke)
+            }))
+            .map(|_| ()),
+        Some(outline) => chart
+            .draw_series(points.iter().map(|&p| {
+                EmptyElement::at(p)
+                    + Polygon::new(outline.clone(), WHITE.filled())
+                    + PathElement::new(outline.clone(), stroke)
+            }))
+            .map(|_| ()),
+    }
+    .map_err(drawing)
+}
+
 /// A legend entry: a line (`dashed` or solid) in `line` and series `index`'s
 /// marker (see [`markers`]) in `mark`.
 pub fn legend_entry<'a>(
@@ -138,7 +202,7 @@ pub fn rate_label(per_s: f64) -> String {
 
 /// A legend strip above the panels, never over data: per mode its colour,
 /// dash and marker (as [`mode_line`] and [`markers`] draw them) and its name;
-/// then each `extra` entry, a grey marker (ringed if its flag is set) and a
+/// then each `extra` entry, a grey marker (hollow if its flag is set) and a
 /// text.
 pub fn legend_strip(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
@@ -182,15 +246,16 @@ pub fn legend_strip(
         .map_err(drawing)?;
     }
     let rows = modes.len().div_ceil(per_row) as i32;
-    for (index, (text, ringed)) in extra.iter().enumerate() {
-        let (x, y) = (20 + index as i32 * 420, 14 + rows * 22);
+    for (index, (text, hollow)) in extra.iter().enumerate() {
+        let (x, y) = (20 + index as i32 * 520, 14 + rows * 22);
         let grey = RGBColor(90, 90, 90);
-        area.draw(&Circle::new((x + 17, y), 5, grey.filled()))
+        let style = if *hollow {
+            grey.stroke_width(2)
+        } else {
+            grey.filled()
+        };
+        area.draw(&Circle::new((x + 17, y), 5, style))
             .map_err(drawing)?;
-        if *ringed {
-            area.draw(&Circle::new((x + 17, y), 10, BLACK.stroke_width(1)))
-                .map_err(drawing)?;
-        }
         area.draw(&Text::new(
             (*text).to_owned(),
             (x + 42, y),

@@ -7,11 +7,11 @@
 //!
 //! | key | values | compare.sh gives it to |
 //! |---|---|---|
-//! | `section` | `throughput`, `sweep`, `fdbill`, `fdlimit`, `fairness`, `faults`, `upgrade` | every run |
+//! | `section` | `cost`, `throughput`, `sweep`, `fdbill`, `fdlimit`, `fairness`, `faults`, `upgrade` | every run |
 //! | `mode` | `proxy`, `handoff-socket`, `handoff-listener`, `handoff-reuseport`, `direct`, `ceiling` (old runs only), `nginx`, `node-rr`, `node-none` | every run |
-//! | `load` | `keepalive`, `newconn`, `openloop` (old runs only) | throughput, sweep, fairness, faults |
-//! | `round` | 1, 2, ...: the round of the interleaved matrix | throughput |
-//! | `rate` | the offered rate, requests/s, as `--rate` | sweep |
+//! | `load` | `keepalive`, `newconn`, `openloop` (old runs only) | cost, throughput, sweep, fairness, faults |
+//! | `round` | 1, 2, ...: the round of the interleaved matrix (of the shuffled order in which every step of cost and sweep is repeated) | cost, throughput, sweep, fairness |
+//! | `rate` | the offered rate, requests/s, as `--rate` | cost, sweep |
 //! | `connections` | the connections held, as `--connections` | fdbill, fdlimit |
 //! | `max_fds` | the master's `--max-fds` | fdlimit |
 //! | `work_us` | the busy work per request (`?work_us=`), µs | fairness |
@@ -64,6 +64,21 @@ macro_rules! label_enum {
             }
         }
 
+        /// As its name, the string `--label` takes.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.name())
+            }
+        }
+
+        /// From its name; another string is an error naming the values.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<$name, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
         impl FromStr for $name {
             type Err = String;
 
@@ -84,6 +99,10 @@ macro_rules! label_enum {
 label_enum! {
     /// The section of REPORT.md a run belongs to.
     Section, "a section" {
+        /// 0, the headline: open-loop runs at the same absolute `--rate` for
+        /// every mode and peer, each step repeated in shuffled rounds, the
+        /// server tree watched: CPU per request and latency at equal load.
+        Cost = "cost",
         /// 1 (and 5, from the same runs): requests/s and latency per mode and load.
         Throughput = "throughput",
         /// 1b: latency against offered load, an open-loop sweep of rates.
@@ -177,6 +196,13 @@ impl Mode {
         )
     }
 
+    /// Whether the workers accept on one shared listening socket, so that
+    /// the kernel decides how the connections split over them:
+    /// `handoff-listener` and Node.js's SCHED_NONE.
+    pub fn shares_listener(self) -> bool {
+        matches!(self, Mode::HandoffListener | Mode::NodeNone)
+    }
+
     /// Whether the master relays every byte, holding two fds per
     /// connection: `proxy`, and nginx in front of its workers.
     pub fn relays(self) -> bool {
@@ -241,9 +267,11 @@ pub struct Labels {
     pub mode: Option<Mode>,
     /// The load.
     pub load: Option<Load>,
-    /// The round of the throughput matrix, from 1.
+    /// The round of the interleaved matrix (throughput, cost, sweep,
+    /// fairness), from 1: runs of one round ran adjacent in time, so two
+    /// modes compare within it.
     pub round: Option<u32>,
-    /// The sweep: the offered (open-loop) rate of the step, requests/s.
+    /// Cost and sweep: the offered (open-loop) rate of the step, requests/s.
     pub rate: Option<u64>,
     /// The connections held, the N of an fd bill or fd limit step.
     pub connections: Option<u64>,
@@ -470,6 +498,23 @@ mod tests {
             "mode=node-rr".parse::<Label>(),
             Ok(Label::Mode(Mode::NodeRr))
         );
+    }
+
+    /// The cost section reads as the first of the report, and the modes
+    /// whose workers share one listener are the two the kernel splits.
+    #[test]
+    fn cost_section_and_shared_listeners() {
+        assert_eq!(
+            "section=cost".parse::<Label>(),
+            Ok(Label::Section(Section::Cost))
+        );
+        assert_eq!(Section::ALL[0], Section::Cost);
+        let shared: Vec<Mode> = Mode::ALL
+            .iter()
+            .copied()
+            .filter(|mode| mode.shares_listener())
+            .collect();
+        assert_eq!(shared, [Mode::HandoffListener, Mode::NodeNone]);
     }
 
     /// `direct` is the baseline, and `ceiling` of old runs still reads as one.

@@ -13,6 +13,9 @@
 //!   contract between `scripts/compare.sh` and the renderer.
 //! - [`files`]: reading one run, a results folder's `runs/*.json`, and the
 //!   bytes a run is written as.
+//! - [`folder`]: what a results folder holds beside its runs, written by the
+//!   harness: how each peer ran (`peers.json`) and what each server answered
+//!   (`answers.json`).
 //! - [`schema`]: the committed `schema.json`, and the small validator the
 //!   tests check every report against.
 //! - [`format`](mod@format): numbers for people: `1,000`, `412 µs`, `3.2 MiB`.
@@ -21,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod files;
+pub mod folder;
 pub mod format;
 pub mod labels;
 pub mod run;

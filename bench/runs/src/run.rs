@@ -114,6 +114,11 @@ pub struct Report {
     /// and in reports written before it was measured.
     #[serde(default)]
     pub loadgen_usage: Option<LoadgenUsage>,
+    /// The whole machine's CPU over the window (`/proc/stat`): what the
+    /// server and loadgen could have had, and what others took; `null` if
+    /// it could not be read, and in reports written before it was recorded.
+    #[serde(default)]
+    pub machine_usage: Option<MachineUsage>,
     /// Where loadgen and the watched processes could run; `null` if it could
     /// not be read, and in reports written before it was recorded.
     #[serde(default)]
@@ -500,6 +505,37 @@ pub struct LoadgenUsage {
     /// CPU (user + system) per 1,000 successful requests, ms; `null` without
     /// requests.
     pub cpu_ms_per_1000_requests: Option<f64>,
+}
+
+/// The whole machine's CPU over the measured window, from `/proc/stat` read
+/// at the window's start and end: each figure is seconds of CPU summed over
+/// every core, so `busy_s + idle_s + iowait_s + steal_s` is about
+/// `window_s × cores`. Beside the server tree's and loadgen's own CPU it says
+/// whether they had the machine to themselves: steal is CPU the hypervisor
+/// gave to another guest, and busy time that is neither theirs was another
+/// process's (another build, another benchmark).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MachineUsage {
+    /// Wall time between the two readings, s.
+    pub window_s: f64,
+    /// The CPUs counted (the `cpuN` lines of `/proc/stat`).
+    pub cores: usize,
+    /// user + nice + system + irq + softirq, s (guest time is inside user).
+    pub busy_s: f64,
+    /// idle, s.
+    pub idle_s: f64,
+    /// iowait, s: idle with I/O outstanding.
+    pub iowait_s: f64,
+    /// steal, s: the hypervisor ran something else while this guest's CPUs
+    /// wanted to run.
+    pub steal_s: f64,
+}
+
+impl MachineUsage {
+    /// The CPU the window held: `window_s × cores`, s.
+    pub fn capacity_s(&self) -> f64 {
+        self.window_s * self.cores as f64
+    }
 }
 
 /// The CPUs loadgen and the watched processes were allowed to run on, read

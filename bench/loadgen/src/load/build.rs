@@ -219,6 +219,8 @@ pub fn report(inputs: Inputs<'_>) -> Report {
             at_least_tenth: at_least(&recorder.latency, stop_for / 10),
         }),
         loadgen_usage,
+        // /proc/stat over the window: not read here yet.
+        machine_usage: None,
         affinity,
         timeline: recorder
             .timeline

@@ -1,17 +1,21 @@
 //! p99 (corrected) against the offered rate, one panel per load side by
 //! side, both on one log-scale latency axis; a line per mode (colour, dash
-//! and marker), a ring round the markers of the steps not held; dashed lines
-//! at the objectives ([`SLOS_US`]).
+//! and marker) joining only the steps held, the steps not held drawn hollow
+//! and joined to nothing (their latency is a lower bound: requests were
+//! left unanswered or answered late); dashed lines at the objectives
+//! ([`SLOS_US`]).
 //! (§1b, `latency-vs-rate.svg`.)
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use runs::KEPT_UP_RATIO;
 use runs::labels::{Load, Mode};
 
-use super::Chart;
-use crate::sections::sweep::{HELD_SHARE, SLOS_US, SweepLine, WAITING_RATIO};
+use super::{Chart, held_runs};
+use crate::sections::sweep::{SLOS_US, SweepLine, SweepStep, WAITING_RATIO};
 use crate::style::{
-    FONT, colour, dash_of, drawing, legend_strip, markers, micros_label, modes_of, rate_label, svg,
+    FONT, colour, dash_of, drawing, hollow_markers, legend_strip, markers, micros_label, modes_of,
+    rate_label, svg,
 };
 
 /// The file REPORT.md links.
@@ -63,13 +67,16 @@ impl Chart for LatencyVsRateChart<'_> {
                 .map_err(drawing)?;
             let (legend_area, panels_area) = titled.split_vertically(12 + 22 * legend_rows);
             let held = format!(
-                "held: ≥ {:.0} % answered, on time (p50 < {WAITING_RATIO:.0}× as sent), no error",
-                HELD_SHARE * 100.0
+                "held, joined: ≥ {:.0} % answered, none failed or unanswered, p50 < {WAITING_RATIO:.0}× as sent",
+                KEPT_UP_RATIO * 100.0
             );
             legend_strip(
                 &legend_area,
                 &modes,
-                &[(held.as_str(), false), ("ringed: not held", true)],
+                &[
+                    (held.as_str(), false),
+                    ("hollow, not joined: not held (a lower bound)", true),
+                ],
             )?;
             let areas = panels_area.split_evenly((1, loads.len().max(1)));
             for (load, area) in loads.iter().zip(areas.iter()) {
@@ -161,47 +168,41 @@ impl Chart for LatencyVsRateChart<'_> {
                 }
                 for line in panel {
                     let index = modes.iter().position(|m| *m == line.mode).unwrap_or(0);
-                    let points: Vec<(f64, f64)> = line
-                        .steps
-                        .iter()
-                        .filter_map(|step| Some((step.offered_per_s, step.p99_us?.max(1.0))))
-                        .collect();
+                    let point =
+                        |step: &SweepStep| Some((step.offered_per_s, step.p99_us?.max(1.0)));
                     let style = colour(index).stroke_width(2);
-                    match dash_of(index) {
-                        None => chart.draw_series(LineSeries::new(points.iter().copied(), style)),
-                        Some((size, gap)) => chart.draw_series(DashedLineSeries::new(
-                            points.iter().copied(),
-                            size,
-                            gap,
-                            style,
-                        )),
+                    for segment in held_segments(&line.steps) {
+                        let points: Vec<(f64, f64)> = segment.iter().filter_map(point).collect();
+                        match dash_of(index) {
+                            None => chart.draw_series(LineSeries::new(points, style)),
+                            Some((size, gap)) => {
+                                chart.draw_series(DashedLineSeries::new(points, size, gap, style))
+                            }
+                        }
+                        .map_err(drawing)?;
                     }
-                    .map_err(drawing)?;
                     let held: Vec<(f64, f64)> = line
                         .steps
                         .iter()
                         .filter(|step| step.held())
-                        .filter_map(|step| Some((step.offered_per_s, step.p99_us?.max(1.0))))
+                        .filter_map(point)
                         .collect();
                     let missed: Vec<(f64, f64)> = line
                         .steps
                         .iter()
                         .filter(|step| !step.held())
-                        .filter_map(|step| Some((step.offered_per_s, step.p99_us?.max(1.0))))
+                        .filter_map(point)
                         .collect();
                     markers(&mut chart, index, &held, colour(index).filled())?;
-                    markers(&mut chart, index, &missed, colour(index).filled())?;
-                    // A ring round the steps not held, whatever the marker's shape.
-                    chart
-                        .draw_series(
-                            missed
-                                .iter()
-                                .map(|&p| Circle::new(p, 10, BLACK.stroke_width(1))),
-                        )
-                        .map_err(drawing)?;
+                    hollow_markers(&mut chart, index, &missed, colour(index))?;
                 }
             }
             Ok(())
         })
     }
+}
+
+/// The runs of consecutive held steps (see [`held_runs`]).
+pub fn held_segments(steps: &[SweepStep]) -> Vec<&[SweepStep]> {
+    held_runs(steps, SweepStep::held)
 }

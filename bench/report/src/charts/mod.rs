@@ -3,7 +3,7 @@
 //!
 //! | file | section | module | what it shows |
 //! |---|---|---|---|
-//! | `latency.svg` | §1 | [`latency`] | latency against percentile (log–log: nines against µs), a line per mode |
+//! | `cost-vs-rate.svg` | §0 | [`cost_vs_rate`] | the whole tree's CPU per request against the offered rate, per mode, whiskers over the rounds, steps not held hollow and not joined |
 //! | `rounds.svg` | §1 | [`rounds`] | every round of §1 per mode, a dot a round: requests/s and the whole tree's CPU per request |
 //! | `latency-vs-rate.svg` | §1b | [`latency_vs_rate`] | p99 against the offered rate, per mode, keep-alive and a new connection per request on one latency scale |
 //! | `fds.svg` | §2 | [`fds`] | the master's and the whole tree's fds against held connections |
@@ -20,9 +20,9 @@
 //! exactly the charts that are written.
 
 pub mod cost;
+pub mod cost_vs_rate;
 pub mod fairness;
 pub mod fds;
-pub mod latency;
 pub mod latency_vs_rate;
 pub mod master_fds;
 pub mod rounds;
@@ -39,6 +39,17 @@ pub trait Chart {
     fn alt(&self) -> String;
     /// The SVG text.
     fn draw(&self) -> anyhow::Result<String>;
+}
+
+/// The runs of consecutive held `items` (`held`), each of two or more: the
+/// pieces of a line a chart draws. An item not held is in none, so the line
+/// stops before it and starts again after it: a step not held shows a lower
+/// bound or a server behind the schedule, not a value to join.
+pub fn held_runs<T>(items: &[T], held: impl Fn(&T) -> bool) -> Vec<&[T]> {
+    items
+        .split(|item| !held(item))
+        .filter(|segment| segment.len() >= 2)
+        .collect()
 }
 
 /// `chart` boxed, to stand in a section's list beside charts of other types.

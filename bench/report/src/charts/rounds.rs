@@ -1,6 +1,7 @@
-//! Every round of §1 per mode, one dot a round (colour and marker per mode)
-//! and a black bar at the median: requests/s, and the whole tree's CPU per
-//! request, for keep-alive and a new connection per request, one panel each.
+//! Every round of §1 per mode, one dot a round (colour and marker per mode;
+//! hollow for a disturbed round, see `stats::disturbance`) and a black bar
+//! at the median: requests/s, and the whole tree's CPU per request, for
+//! keep-alive and a new connection per request, one panel each.
 //! (§1, `rounds.svg`.)
 
 use plotters::prelude::*;
@@ -10,8 +11,10 @@ use runs::labels::{Load, Mode};
 use super::Chart;
 use crate::sections::master_cost::CostRow;
 use crate::sections::throughput::ThroughputRow;
-use crate::stats::median;
-use crate::style::{FONT, SIZE, colour, drawing, load_title, markers, modes_of, svg, trim};
+use crate::stats::{DISTURBED_OTHERS_SHARE, DISTURBED_STEAL_SHARE, median};
+use crate::style::{
+    FONT, SIZE, colour, drawing, hollow_markers, load_title, markers, modes_of, svg, trim,
+};
 
 /// The file REPORT.md links.
 pub const FILE: &str = "rounds.svg";
@@ -46,14 +49,21 @@ impl Chart for RoundsChart<'_> {
             modes.sort();
             modes
         };
-        // (title, unit, per mode and load: every round's values)
-        type Panel = (String, &'static str, Vec<(Mode, Vec<f64>)>);
+        // (title, unit, per mode and load: every round's values, and whether
+        // each round was disturbed)
+        type Panel = (String, &'static str, Vec<(Mode, Vec<f64>, Vec<bool>)>);
         let mut panels: Vec<Panel> = Vec::new();
         for load in loads {
-            let values: Vec<(Mode, Vec<f64>)> = throughput
+            let values: Vec<(Mode, Vec<f64>, Vec<bool>)> = throughput
                 .iter()
                 .filter(|row| row.load == load)
-                .map(|row| (row.mode, row.every_round.clone()))
+                .map(|row| {
+                    (
+                        row.mode,
+                        row.every_round.clone(),
+                        row.every_round_disturbed.clone(),
+                    )
+                })
                 .collect();
             if !values.is_empty() {
                 panels.push((
@@ -64,12 +74,18 @@ impl Chart for RoundsChart<'_> {
             }
         }
         for load in loads {
-            let values: Vec<(Mode, Vec<f64>)> = cost
+            let values: Vec<(Mode, Vec<f64>, Vec<bool>)> = cost
                 .iter()
                 .filter(|row| row.load == load && !row.nginx_alone)
-                .map(|row| (row.mode, row.every_round_tree_us.clone()))
+                .map(|row| {
+                    (
+                        row.mode,
+                        row.every_round_tree_us.clone(),
+                        row.every_round_disturbed.clone(),
+                    )
+                })
                 .collect();
-            if values.iter().any(|(_, v)| !v.is_empty()) {
+            if values.iter().any(|(_, v, _)| !v.is_empty()) {
                 panels.push((
                     format!("the whole tree's CPU per request, {}", load_title(load)),
                     "CPU µs per request",
@@ -77,6 +93,9 @@ impl Chart for RoundsChart<'_> {
                 ));
             }
         }
+        let any_disturbed = panels
+            .iter()
+            .any(|(_, _, values)| values.iter().any(|(_, _, d)| d.contains(&true)));
         let height = 60 + 260 * panels.len().max(1) as u32;
         svg((SIZE.0 + 100, height), |root| {
             let titled = root
@@ -85,11 +104,30 @@ impl Chart for RoundsChart<'_> {
                     (FONT, 20),
                 )
                 .map_err(drawing)?;
+            let titled = if any_disturbed {
+                let (note, rest) = titled.split_vertically(24);
+                note.draw(&Text::new(
+                    format!(
+                        "hollow: a disturbed round (steal > {:.0} % or other processes > {:.0} % of the machine's CPU), kept",
+                        DISTURBED_STEAL_SHARE * 100.0,
+                        DISTURBED_OTHERS_SHARE * 100.0
+                    ),
+                    ((SIZE.0 + 100) as i32 / 2, 4),
+                    (FONT, 14)
+                        .into_font()
+                        .into_text_style(&note)
+                        .pos(Pos::new(HPos::Center, VPos::Top)),
+                ))
+                .map_err(drawing)?;
+                rest
+            } else {
+                titled
+            };
             let areas = titled.split_evenly((panels.len().max(1), 1));
             for ((title, unit, values), area) in panels.iter().zip(areas.iter()) {
                 let y_max = values
                     .iter()
-                    .flat_map(|(_, v)| v.iter().copied())
+                    .flat_map(|(_, v, _)| v.iter().copied())
                     .fold(1.0, f64::max)
                     * 1.15;
                 let mut chart = ChartBuilder::on(area)
@@ -131,17 +169,32 @@ impl Chart for RoundsChart<'_> {
                             .pos(Pos::new(HPos::Center, VPos::Top)),
                     ))
                     .map_err(drawing)?;
-                    let Some((_, rounds)) = values.iter().find(|(m, _)| m == mode) else {
+                    let Some((_, rounds, disturbed)) = values.iter().find(|(m, _, _)| m == mode)
+                    else {
                         continue;
                     };
                     // Side by side within the mode's column, in round order.
                     let n = rounds.len().max(1) as f64;
-                    let points: Vec<(f64, f64)> = rounds
+                    let points: Vec<(f64, f64, bool)> = rounds
                         .iter()
                         .enumerate()
-                        .map(|(round, &value)| (x + (round as f64 - (n - 1.0) / 2.0) * 0.06, value))
+                        .map(|(round, &value)| {
+                            (
+                                x + (round as f64 - (n - 1.0) / 2.0) * 0.06,
+                                value,
+                                disturbed.get(round).copied().unwrap_or(false),
+                            )
+                        })
                         .collect();
-                    markers(&mut chart, index, &points, colour(index).filled())?;
+                    let of = |wanted: bool| -> Vec<(f64, f64)> {
+                        points
+                            .iter()
+                            .filter(|p| p.2 == wanted)
+                            .map(|p| (p.0, p.1))
+                            .collect()
+                    };
+                    markers(&mut chart, index, &of(false), colour(index).filled())?;
+                    hollow_markers(&mut chart, index, &of(true), colour(index))?;
                     if let Some(median) = median(rounds.iter().copied()) {
                         chart
                             .draw_series([PathElement::new(

@@ -7,7 +7,7 @@ use runs::format::count;
 use runs::labels::{Mode, Section};
 
 use super::Figures;
-use crate::stats::{Spread, group, kinds, mode};
+use crate::stats::{Failures, Spread, group, kinds, mode};
 use crate::text::{nothing, rounds, teach, w};
 
 /// The heading, as links to it are written.
@@ -20,7 +20,7 @@ pub struct FaultRow {
     pub mode: Mode,
     /// Rounds with a kill sent.
     pub rounds: usize,
-    /// Failed requests per round.
+    /// Requests failed or never answered, per round.
     pub failed: Spread,
     /// Failures by kind, all rounds.
     pub kinds: Vec<(String, u64)>,
@@ -67,7 +67,7 @@ fn faults(runs: &[&Report]) -> Vec<FaultRow> {
             let recoveries: Vec<f64> = killed.iter().filter_map(|run| recovery_ms(run)).collect();
             Some(FaultRow {
                 rounds: killed.len(),
-                failed: Spread::of(killed.iter().map(|run| run.requests.failed as f64))?,
+                failed: Spread::of(killed.iter().map(|run| Failures::of(&[run]).total() as f64))?,
                 kinds: kinds(&killed),
                 recovery_ms: Spread::of(recoveries),
                 mode,
@@ -93,7 +93,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     }
     w!(
         out,
-        "| mode | rounds | failed requests median (min–max) | failures by kind | kill → successor's first answer |"
+        "| mode | rounds | failed or unanswered requests, median (min–max) | failures by kind | kill → successor's first answer |"
     );
     w!(out, "|---|---:|---:|---|---:|");
     let mut lessons = Vec::new();

@@ -10,11 +10,11 @@ use runs::format::{bytes, count};
 use runs::labels::{Mode, Section};
 use runs::{ProcessReport, Report, UseSummary};
 
-use super::Figures;
+use super::{Figures, fd_limit};
 use crate::charts::fds::FdsChart;
 use crate::charts::{Chart, boxed};
-use crate::stats::{connections, failed, group, least_squares, median, mode, workers_of};
-use crate::text::{and_list, image, nothing, rounds, section_link, teach, w};
+use crate::stats::{Failures, connections, group, least_squares, median, mode, workers_of};
+use crate::text::{and_list, failures_count, image, nothing, rounds, section_link, teach, w};
 
 /// The heading, as links to it are written.
 pub const HEADING: &str = "2. The fd bill";
@@ -54,8 +54,8 @@ pub struct FdBillRow {
     pub tree_fds: Option<f64>,
     /// The whole tree's RSS, bytes.
     pub tree_rss_bytes: Option<f64>,
-    /// Failed requests, all rounds.
-    pub failed: u64,
+    /// Requests failed or never answered, all rounds.
+    pub failures: Failures,
 }
 
 /// Section 2: how many fds a mode's master holds per connection.
@@ -139,7 +139,7 @@ fn fd_bill(runs: &[&Report]) -> Vec<FdBillRow> {
                 runs.iter()
                     .filter_map(|run| tree_sum(run, |summary| summary.rss_max_bytes as f64)),
             ),
-            failed: failed(&runs),
+            failures: Failures::of(&runs),
         })
         .collect()
 }
@@ -273,7 +273,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     }
     w!(
         out,
-        "| mode | connections | master fds | workers fds | tree fds | master RSS | workers RSS | tree RSS | errors |"
+        "| mode | connections | master fds | workers fds | tree fds | master RSS | workers RSS | tree RSS | failed / unanswered |"
     );
     w!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let fds = |value: Option<f64>| value.map_or("–".to_owned(), |fds| count(fds.round() as u64));
@@ -290,7 +290,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             rss(row.master_rss_bytes),
             rss(row.workers_rss_bytes),
             rss(row.tree_rss_bytes),
-            count(row.failed)
+            failures_count(&row.failures)
         );
     }
     w!(out);
@@ -306,17 +306,46 @@ pub fn markdown(out: &mut String, figures: &Figures) {
                     base
                 )
             });
-            let at_limit = match connections_at_limit(
-                USUAL_SOFT_LIMIT,
-                slope.base_fds,
-                slope.fds_per_connection,
+            // §3 measured, at the master's own limit, the fds it held besides
+            // its relays and those it kept free: the estimate counts both.
+            let measured = figures
+                .fd_limit
+                .rows
+                .iter()
+                .filter(|row| row.mode == slope.mode)
+                .find_map(|row| row.capacity?.open_and_spare);
+            let at_limit = match (
+                connections_at_limit(USUAL_SOFT_LIMIT, slope.base_fds, slope.fds_per_connection),
+                measured,
             ) {
-                Some(n) => format!(
-                    ": under the usual soft limit of {} fds it can hold about {} connections",
+                (None, _) => ": its own fds do not limit the connections".to_owned(),
+                (Some(_), Some((open, spare))) => {
+                    let n = connections_at_limit(
+                        USUAL_SOFT_LIMIT,
+                        (open + spare) as f64,
+                        slope.fds_per_connection,
+                    )
+                    .unwrap_or(0.0);
+                    format!(
+                        ": under the usual soft limit of {} fds it can hold about {} \
+                         connections, ({} − {} open − {} kept free) / {:.1}, the open and free \
+                         fds {} measured at its limit",
+                        count(USUAL_SOFT_LIMIT as u64),
+                        count(n as u64),
+                        count(USUAL_SOFT_LIMIT as u64),
+                        count(open),
+                        count(spare),
+                        slope.fds_per_connection,
+                        section_link(fd_limit::HEADING)
+                    )
+                }
+                (Some(n), None) => format!(
+                    ": under the usual soft limit of {} fds it can hold at most about {} \
+                     connections, fewer by the fds it keeps free ({} did not measure them)",
                     count(USUAL_SOFT_LIMIT as u64),
-                    count(n as u64)
+                    count(n as u64),
+                    section_link(fd_limit::HEADING)
                 ),
-                None => ": its own fds do not limit the connections".to_owned(),
             };
             format!(
                 "The `{}` master held {:.1} fds per connection (on a base of {:.0}){tree}{at_limit}.",
@@ -391,6 +420,41 @@ mod tests {
         assert_eq!(slopes.len(), 2);
         assert!((slopes[0].1 - 2.0).abs() < 1e-9 && (slopes[0].2 - 12.0).abs() < 1e-6);
         assert!(slopes[1].1.abs() < 1e-9 && (slopes[1].2 - 9.0).abs() < 1e-6);
+        // Without §3's figures the estimate under 1,024 fds is an upper bound.
+        let text = figures.markdown();
+        assert!(
+            text.contains(
+                "can hold at most about 506 connections, fewer by the fds it keeps free \
+                 ([§3](#3-the-fd-limit) did not measure them)"
+            ),
+            "{text}"
+        );
+        // With them, (1,024 − open − kept free) / 2: §3's proxy held 240 fds
+        // at its limit of 256 with 112 served, 16 open besides, 16 free.
+        for (n, failed) in [(100u64, 0u64), (150, 38), (200, 88)] {
+            let n_label = n.to_string();
+            let mut limited = run(
+                &[
+                    ("section", "fdlimit"),
+                    ("mode", "proxy"),
+                    ("connections", &n_label),
+                    ("max_fds", "256"),
+                ],
+                1.0,
+                1,
+            );
+            limited.requests.failed = failed;
+            set_master_fds(&mut limited, if failed > 0 { 240 } else { 216 });
+            runs.push(limited);
+        }
+        let text = Figures::of(&runs).markdown();
+        assert!(
+            text.contains(
+                "can hold about 496 connections, (1,024 − 16 open − 16 kept free) / 2.0, the \
+                 open and free fds [§3](#3-the-fd-limit) measured at its limit"
+            ),
+            "{text}"
+        );
     }
 
     /// The fd bill of the whole tree: the proxy's master holds 2 fds per

@@ -10,8 +10,10 @@ use runs::labels::{Mode, Section};
 
 use super::Figures;
 use super::fd_bill::RELAY_FDS_PER_CONNECTION;
-use crate::stats::{Spread, connections, failed, group, kinds, latency_median, median, mode};
-use crate::text::{and_list, nothing, opt_micros, rounds, section_link, teach, w};
+use crate::stats::{
+    Failures, Spread, connections, failed, group, kinds, latency_median, median, mode,
+};
+use crate::text::{and_list, failures_count, nothing, opt_micros, rounds, section_link, teach, w};
 
 /// The heading, as links to it are written.
 pub const HEADING: &str = "3. The fd limit";
@@ -29,9 +31,11 @@ pub struct FdLimitRow {
     pub max_fds: Option<u64>,
     /// Every N tried, fewest first.
     pub tried: Vec<Tried>,
-    /// The most connections served without an error (`None` if every N failed).
+    /// The most connections served without a failed or unanswered request
+    /// (`None` if every N had one).
     pub most_without_errors: Option<u64>,
-    /// The fewest connections with errors (`None` if none failed).
+    /// The fewest connections with a failed or unanswered request (`None`
+    /// if none had one).
     pub first_with_errors: Option<u64>,
     /// From the steps with errors: how many connections were served at once.
     pub capacity: Option<Capacity>,
@@ -61,8 +65,11 @@ pub struct Capacity {
 pub struct Tried {
     /// Connections held.
     pub connections: u64,
-    /// Failed requests, all rounds.
+    /// Failed requests, all rounds: the clients beyond the capacity, each
+    /// failed once (the capacity is N − failed).
     pub failed: u64,
+    /// Requests failed or never answered, all rounds.
+    pub failures: Failures,
     /// The kinds of failure, most first.
     pub kinds: Vec<(String, u64)>,
     /// Median p99, µs.
@@ -97,6 +104,7 @@ fn fd_limit(runs: &[&Report]) -> Vec<FdLimitRow> {
                 .map(|(&connections, runs)| Tried {
                     connections,
                     failed: failed(runs),
+                    failures: Failures::of(runs),
                     kinds: kinds(runs),
                     p99_us: latency_median(runs, |summary| summary.p99_us),
                     master_fds: median(
@@ -111,12 +119,12 @@ fn fd_limit(runs: &[&Report]) -> Vec<FdLimitRow> {
                 max_fds,
                 most_without_errors: tried
                     .iter()
-                    .filter(|tried| tried.failed == 0)
+                    .filter(|tried| tried.failures.none())
                     .map(|tried| tried.connections)
                     .max(),
                 first_with_errors: tried
                     .iter()
-                    .filter(|tried| tried.failed > 0)
+                    .filter(|tried| !tried.failures.none())
                     .map(|tried| tried.connections)
                     .min(),
                 mode,
@@ -226,7 +234,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     }
     w!(
         out,
-        "| mode | master --max-fds | most connections without errors | first with errors | connections tried: failed requests |"
+        "| mode | master --max-fds | most connections without errors | first with errors | connections tried: failed / unanswered requests, p99 |"
     );
     w!(out, "|---|---:|---:|---|---|");
     let mut lessons = Vec::new();
@@ -238,7 +246,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
                 format!(
                     "{}: {}, {}",
                     count(tried.connections),
-                    count(tried.failed),
+                    failures_count(&tried.failures),
                     opt_micros(tried.p99_us)
                 )
             })

@@ -89,7 +89,9 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     w!(
         out,
         "A figure over rounds is their median with the smallest and largest round beside it; \
-         each section says how many rounds (runs per figure) it has. Modes: `proxy` (the \
+         two modes compare by the ratio of their two runs within each round (its median and \
+         range, \"clearly\" above or below 1 only when every round's ratio is); each section \
+         says how many rounds (runs per figure) it has. Modes: `proxy` (the \
          master relays every byte), `handoff-socket` / `handoff-listener` / \
          `handoff-reuseport` (the master hands sockets to workers with SCM_RIGHTS){baseline}."
     );

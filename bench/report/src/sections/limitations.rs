@@ -6,8 +6,8 @@
 use runs::Report;
 use runs::labels::Section;
 
-use super::{Figures, fairness, faults, fd_bill, fd_limit, master_cost, sweep, throughput};
-use crate::text::{and_list, one_of, section_link, w};
+use super::{Figures, cost, fairness, faults, fd_bill, fd_limit, master_cost, sweep, throughput};
+use crate::text::{DISTURBED_MARK, and_list, one_of, section_link, w};
 
 /// The heading, as links to it are written.
 pub const HEADING: &str = "Limitations";
@@ -31,13 +31,21 @@ pub struct Setup {
     pub hosts: Vec<String>,
     /// The `workers` labels, each once, fewest first.
     pub workers: Vec<u64>,
+    /// Runs that recorded the machine's CPU (`machine_usage`).
+    pub machine_usage: usize,
+    /// Runs read.
+    pub runs: usize,
 }
 
 impl Setup {
     /// Reads the setup of `runs`.
     pub fn of(runs: &[Report]) -> Setup {
-        let mut setup = Setup::default();
+        let mut setup = Setup {
+            runs: runs.len(),
+            ..Setup::default()
+        };
         for run in runs {
+            setup.machine_usage += usize::from(run.machine_usage.is_some());
             match &run.affinity {
                 Some(affinity) if !affinity.watched.is_empty() => {
                     let mut server: Vec<usize> = affinity
@@ -231,6 +239,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         );
     }
     let sections = [
+        (Section::Cost, cost::HEADING),
         (Section::Throughput, throughput::HEADING),
         (Section::Sweep, sweep::HEADING),
         (Section::FdBill, fd_bill::HEADING),
@@ -259,17 +268,31 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         w!(
             out,
             "- **Rounds per figure:** {}. A figure from one run is an order of magnitude, \
-             not a ranking; with few rounds a difference inside the min–max ranges is no \
-             difference.",
+             not a ranking; with few rounds, two modes differ only where the ratio of their \
+             runs is on one side of 1 in every round paired.",
             rounds.join(", ")
         );
     }
-    w!(
-        out,
-        "- **The machine:** a virtual machine or a machine shared with other work adds noise \
-         no figure here measures (stolen CPU time, neighbours, frequency changes): a caveat, \
-         not a measurement."
-    );
+    if setup.machine_usage == 0 {
+        w!(
+            out,
+            "- **The machine:** a virtual machine or a machine shared with other work adds \
+             noise no figure here measures (stolen CPU time, neighbours, frequency changes): a \
+             caveat, not a measurement."
+        );
+    } else {
+        w!(
+            out,
+            "- **The machine:** {} of {} runs recorded the machine's CPU over their window \
+             (`/proc/stat`): a round in which steal or other processes took more than the \
+             report's thresholds is marked{} where its figures stand; what they do not record \
+             (neighbours' cache and memory traffic, frequency changes) is a caveat, not a \
+             measurement.",
+            setup.machine_usage,
+            setup.runs,
+            DISTURBED_MARK
+        );
+    }
     w!(out);
 }
 

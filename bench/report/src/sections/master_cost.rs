@@ -15,10 +15,13 @@ use super::Figures;
 use crate::charts::cost::CostChart;
 use crate::charts::master_fds::MasterFdsChart;
 use crate::charts::{Chart, boxed};
-use crate::stats::{Spread, by_round, group, mode, mode_load};
+use crate::stats::{
+    Disturbance, Paired, PerRound, Spread, by_round, disturbance, disturbed_rounds, group, mode,
+    mode_load, per_round,
+};
 use crate::text::{
-    and_list, baseline_name, image, load_name, nothing, ranking, rounds, section_link, teach, w,
-    with_load,
+    Marked, Ranked, and_list, baseline_name, disturbed_mark, disturbed_note, image, load_name,
+    nothing, paired_ratio, ranking, rounds, section_link, teach, w, with_load,
 };
 
 /// The heading, as links to it are written.
@@ -110,6 +113,12 @@ pub struct CostRow {
     /// Every round's whole-tree µs per request, in round order (the strip
     /// chart's dots).
     pub every_round_tree_us: Vec<f64>,
+    /// The whole tree's µs per request of each labelled round, to pair.
+    pub tree_per_round: PerRound,
+    /// Whether each of `every_round_tree_us` was disturbed (a different dot).
+    pub every_round_disturbed: Vec<bool>,
+    /// The disturbed rounds, and what disturbed them.
+    pub disturbed: Vec<(Option<u32>, Disturbance)>,
 }
 
 /// Section 5's chart: the master's fds over one newconn run.
@@ -162,7 +171,8 @@ fn cost(runs: &[&Report]) -> Vec<CostRow> {
     group(runs, mode_load)
         .into_iter()
         .map(|((mode, load), runs)| {
-            let costs: Vec<RunCost> = by_round(&runs).iter().map(|run| run_cost(run)).collect();
+            let ordered = by_round(&runs);
+            let costs: Vec<RunCost> = ordered.iter().map(|run| run_cost(run)).collect();
             CostRow {
                 mode,
                 load,
@@ -173,6 +183,14 @@ fn cost(runs: &[&Report]) -> Vec<CostRow> {
                 loadgen_us: Spread::of(costs.iter().filter_map(|cost| cost.loadgen_us)),
                 nginx_alone: mode == Mode::Nginx && runs.iter().any(|run| run.watch.len() < 2),
                 every_round_tree_us: costs.iter().filter_map(|cost| cost.tree_us).collect(),
+                tree_per_round: per_round(&runs, |run| run_cost(run).tree_us),
+                every_round_disturbed: ordered
+                    .iter()
+                    .zip(&costs)
+                    .filter(|(_, cost)| cost.tree_us.is_some())
+                    .map(|(run, _)| disturbance(run).is_some())
+                    .collect(),
+                disturbed: disturbed_rounds(&runs),
             }
         })
         .filter(|row| row.tree_us.is_some() || row.loadgen_us.is_some())
@@ -235,7 +253,7 @@ pub fn charts(figures: &Figures) -> Vec<Box<dyn Chart + '_>> {
 }
 
 /// CPU µs: one decimal below 100 µs, none above.
-fn cpu_micros(us: f64) -> String {
+pub fn cpu_micros(us: f64) -> String {
     if us < 100.0 {
         format!("{us:.1}")
     } else {
@@ -244,7 +262,7 @@ fn cpu_micros(us: f64) -> String {
 }
 
 /// CPU µs per request over rounds: `10.2 (9.8–11.0)`, or `–` without one.
-fn spread_cpu(spread: Option<Spread>) -> String {
+pub fn spread_cpu(spread: Option<Spread>) -> String {
     match spread {
         None => "–".to_owned(),
         Some(spread) if spread.count > 1 => format!(
@@ -295,8 +313,9 @@ pub fn glance(figures: &Figures) -> Option<String> {
             )
         });
     Some(format!(
-        "**Server CPU per request, a new connection per request** (the whole tree, median): \
-         {}{baseline}{peers}. {}",
+        "**Server CPU per request at saturation, a new connection per request** (the whole \
+         tree, median; cost at equal load was not measured in these runs, and at saturation \
+         each mode ran at its own rate): {}{baseline}{peers}. {}",
         modes.join(", "),
         section_link(HEADING)
     ))
@@ -309,12 +328,37 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     w!(
         out,
         "CPU time per successful request, in µs (the same number as ms per 1,000 requests), \
-         from /proc over the measured window of the throughput runs: the master (the first \
-         watched process), the workers (every other watched process, summed), the whole \
-         server tree, and loadgen itself. With a new connection per request every request is \
-         one connection: the figure is also the cost per connection. The baseline has no \
-         master in the path (–): its tree is the workers. Peers are watched as whole trees \
-         (nginx and the workers behind it), so every row compares the same thing."
+         from /proc over the measured window: the master (the first watched process), the \
+         workers (every other watched process, summed), the whole server tree, and loadgen \
+         itself. With a new connection per request every request is one connection: the \
+         figure is also the cost per connection. The baseline has no master in the path (–): \
+         its tree is the workers. Peers are watched as whole trees (nginx and the workers \
+         behind it), so every row compares the same thing."
+    );
+    w!(out);
+    let equal = super::cost::at_named_rates(figures);
+    if equal.is_empty() {
+        w!(
+            out,
+            "_Cost at equal load was not measured in these runs: the figures below are at \
+             saturation only._"
+        );
+    } else {
+        w!(
+            out,
+            "**At equal offered rates** ({}, each mode doing the same work), the whole tree's \
+             CPU per request and its ratio to the baseline's, paired by round: {}",
+            section_link(super::cost::HEADING),
+            equal.join(" ")
+        );
+    }
+    w!(out);
+    w!(
+        out,
+        "**At saturation**, from the closed-loop runs of {}: each mode at its own rate, \
+         batching as its load allows, loadgen on the same cores; the figures below are of \
+         that, and compare less well than those at equal rates.",
+        section_link(super::throughput::HEADING)
     );
     w!(out);
     let table = &figures.master_cost.rows;
@@ -331,9 +375,10 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     for row in table {
         w!(
             out,
-            "| {}{} | {} | {} | {} | {} | {} | {} |",
+            "| {}{}{} | {} | {} | {} | {} | {} | {} |",
             row.mode,
             if row.nginx_alone { " ¹" } else { "" },
+            disturbed_mark(&row.disturbed),
             load_name(row.load),
             row.rounds,
             spread_cpu(row.master_us),
@@ -351,6 +396,16 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         );
         w!(out);
     }
+    let marked: Vec<Marked<'_>> = table
+        .iter()
+        .map(|row| {
+            (
+                format!("`{}` {}", row.mode, load_name(row.load)),
+                row.disturbed.as_slice(),
+            )
+        })
+        .collect();
+    disturbed_note(out, &marked);
     if table.iter().all(|row| row.loadgen_us.is_none()) {
         w!(
             out,
@@ -364,10 +419,16 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     let mut lessons = Vec::new();
     for load in [Load::KeepAlive, Load::NewConn, Load::OpenLoop] {
         let rows: Vec<&CostRow> = table.iter().filter(|row| row.load == load).collect();
-        let trees: Vec<(Mode, Spread, ())> = rows
+        let trees: Vec<Ranked<Mode>> = rows
             .iter()
             .filter(|row| !row.nginx_alone)
-            .filter_map(|row| Some((row.mode, row.tree_us?, ())))
+            .filter_map(|row| {
+                Some(Ranked {
+                    name: row.mode,
+                    spread: row.tree_us?,
+                    rounds: row.tree_per_round.clone(),
+                })
+            })
             .collect();
         if let Some(text) = ranking(
             &format!("{}, of the whole trees per request", with_load(load)),
@@ -376,6 +437,29 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             |us| format!("{} µs", cpu_micros(us)),
         ) {
             lessons.push(text);
+        }
+        let baseline = rows
+            .iter()
+            .find(|row| row.mode == Mode::Direct)
+            .or_else(|| rows.iter().find(|row| row.mode == Mode::Ceiling));
+        if let Some(baseline) = baseline {
+            let against: Vec<String> = rows
+                .iter()
+                .filter(|row| !row.mode.is_baseline() && !row.nginx_alone)
+                .filter_map(|row| {
+                    let paired = Paired::of(&row.tree_per_round, &baseline.tree_per_round)?;
+                    Some(format!("`{}` {}", row.mode, paired_ratio(&paired)))
+                })
+                .collect();
+            if !against.is_empty() {
+                lessons.push(format!(
+                    "{}, the whole tree's CPU per request against the baseline {}'s, as the \
+                     ratio of the two runs of each round: {}.",
+                    with_load(load),
+                    baseline_name(baseline.mode),
+                    against.join("; ")
+                ));
+            }
         }
         let idle: Vec<String> = rows
             .iter()

@@ -8,6 +8,8 @@
 //! - [`header`]: the title, the machines, the modes.
 //! - [`glance`]: "At a glance": each section's headline, and who holds which
 //!   fd in each mode.
+//! - [`cost`]: §0, the headline: CPU per request and latency of every mode
+//!   at the same offered rates, paired against the baseline.
 //! - [`throughput`]: §1, requests/s and latency per mode and load.
 //! - [`sweep`]: §1b, latency against offered load (the open-loop sweep).
 //! - [`fd_bill`]: §2, the fds of the master, the workers and the tree.
@@ -16,7 +18,8 @@
 //!   worker, uneven work.
 //! - [`master_cost`]: §5, CPU per request, and the master's fds over a run.
 //! - [`faults`]: §6, a worker killed mid-run.
-//! - [`peers`]: §7, the other software measured.
+//! - [`peers`]: §7, the other software measured, how each ran and whether
+//!   every server answered the same.
 //! - [`upgrades`]: §8, masters replaced under load.
 //! - [`limitations`]: what the setup cannot show.
 //!
@@ -30,6 +33,7 @@ use runs::labels::{Mode, Section};
 
 use crate::charts::Chart;
 
+pub mod cost;
 pub mod fairness;
 pub mod faults;
 pub mod fd_bill;
@@ -48,6 +52,8 @@ pub mod upgrades;
 pub struct Figures {
     /// The machines and the number of runs.
     pub header: header::Header,
+    /// §0.
+    pub cost: cost::Cost,
     /// §1.
     pub throughput: throughput::Throughput,
     /// §1b.
@@ -85,6 +91,7 @@ impl Figures {
         let fairness_runs = section(Section::Fairness);
         Figures {
             header: header::Header::of(runs),
+            cost: cost::Cost::of(&section(Section::Cost)),
             throughput: throughput::Throughput::of(&throughput_runs),
             sweep: sweep::Sweep::of(&section(Section::Sweep)),
             fd_bill: fd_bill::FdBill::of(&section(Section::FdBill)),
@@ -99,11 +106,27 @@ impl Figures {
         }
     }
 
+    /// Adds what the results folder holds beside its runs: how each peer
+    /// ran (`peers.json`, and which of the configs it names are missing)
+    /// and each server's answer (`answers.json`).
+    pub fn with_folder(
+        mut self,
+        ran: Option<runs::folder::PeersFile>,
+        missing_configs: Vec<String>,
+        answers: Option<runs::folder::AnswersFile>,
+    ) -> Figures {
+        self.peers.ran = ran;
+        self.peers.missing_configs = missing_configs;
+        self.peers.answers = answers;
+        self
+    }
+
     /// REPORT.md, section by section.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         header::markdown(&mut out, self);
         glance::markdown(&mut out, self);
+        cost::markdown(&mut out, self);
         throughput::markdown(&mut out, self);
         sweep::markdown(&mut out, self);
         fd_bill::markdown(&mut out, self);
@@ -120,6 +143,7 @@ impl Figures {
     /// Every chart with data to draw, in the order REPORT.md links them.
     pub fn charts(&self) -> Vec<Box<dyn Chart + '_>> {
         [
+            cost::charts(self),
             throughput::charts(self),
             sweep::charts(self),
             fd_bill::charts(self),
@@ -132,9 +156,10 @@ impl Figures {
         .collect()
     }
 
-    /// Whether any throughput or fd bill figure is of `mode`.
+    /// Whether any cost, throughput or fd bill figure is of `mode`.
     pub fn has_mode(&self, mode: Mode) -> bool {
-        self.throughput.rows.iter().any(|row| row.mode == mode)
+        self.cost.steps.iter().any(|step| step.mode == mode)
+            || self.throughput.rows.iter().any(|row| row.mode == mode)
             || self.fd_bill.rows.iter().any(|row| row.mode == mode)
     }
 }
@@ -177,7 +202,7 @@ fn rounds(runs: &[Report]) -> BTreeMap<Section, (usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{glance_runs, run, sweep_run, throughput_run};
+    use crate::fixtures::{cost_run, glance_runs, run, sweep_run, throughput_run};
     use crate::text::anchor;
 
     /// The text links exactly the charts that are written, whichever
@@ -192,6 +217,10 @@ mod tests {
                 throughput_run("proxy", "keepalive", "1"),
                 throughput_run("proxy", "newconn", "1"),
                 sweep_run("proxy", "keepalive", 1_000, 1_000.0, (300, 290), 0),
+            ],
+            vec![
+                cost_run("proxy", "newconn", 1_000, 1, (50.0, 40.0)),
+                cost_run("direct", "newconn", 1_000, 1, (1.0, 40.0)),
             ],
             vec![run(
                 &[

@@ -4,17 +4,20 @@
 //! every step was held within it). Its chart: `latency-vs-rate.svg`; its
 //! headline on the first screen: the capacity at the loosest objective.
 
-use runs::format::rate;
+use runs::format::{count, rate};
 use runs::labels::{Load, Mode, Section};
-use runs::{HistogramSummary, Report};
+use runs::{HistogramSummary, KEPT_UP_RATIO, Report};
 
 use super::Figures;
 use crate::charts::latency_vs_rate::LatencyVsRateChart;
 use crate::charts::{Chart, boxed};
-use crate::stats::{failed, group, latency_median, median, mode_load};
+use crate::stats::{
+    Failures, Quote, SAMPLES_ABOVE_A_PERCENTILE, by_round, corrected_of, group, latency_median,
+    median, mode_load, samples_for, sent_of,
+};
 use crate::text::{
-    and_list, errors, image, load_name, nothing, one_of, opt_micros, rounds, section_link, teach,
-    w, with_load,
+    and_list, failures, image, load_name, nothing, one_of, opt_micros, opt_quote, rounds,
+    section_link, teach, w, with_load,
 };
 
 /// The heading, as links to it are written.
@@ -24,16 +27,37 @@ pub const HEADING: &str = "1b. Latency against offered load";
 /// are said to have waited to be sent: the server fell behind the schedule.
 pub const WAITING_RATIO: f64 = 10.0;
 
-/// A sweep step counts as held when at least this share of the requests due
-/// in it were answered (and none failed, and most were sent on time: see
-/// [`SweepStep::held`]): below it the server did not keep up.
-pub const HELD_SHARE: f64 = 0.95;
-
 /// The latency objectives of the sweep's headline, p99 in µs: 1 ms and 10 ms.
 pub const SLOS_US: [f64; 2] = [1_000.0, 10_000.0];
 
+/// One run of a sweep step: the step may be repeated in several rounds
+/// (label `round`), and each repeat is held or not on its own.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Repeat {
+    /// Its round; `None` in runs written before the steps were repeated.
+    pub round: Option<u32>,
+    /// Held (see [`SweepStep::held`]), judged on this run alone.
+    pub held: bool,
+    /// Its corrected p99 as the report may quote it: the p99, or the
+    /// largest sample when too few lie above the p99 (an upper bound of it).
+    pub p99: Option<Quote>,
+}
+
+impl Repeat {
+    /// Held with its p99 (or the maximum standing in for it) at most `slo_us`.
+    pub fn meets(&self, slo_us: f64) -> bool {
+        self.held && self.p99.is_some_and(|p99| p99.us() <= slo_us)
+    }
+}
+
+/// Whether most of `repeats` (more than half) satisfy `test`.
+fn most(repeats: &[Repeat], test: impl Fn(&Repeat) -> bool) -> bool {
+    let yes = repeats.iter().filter(|repeat| test(repeat)).count();
+    2 * yes > repeats.len()
+}
+
 /// 1b: one step of the open-loop sweep (one offered rate) of one mode and
-/// load; latencies are the median over the step's runs (normally one).
+/// load, over its repeats; latencies are the median over them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepStep {
     /// The offered rate, requests/s (the `rate` label, else `--rate`).
@@ -55,31 +79,55 @@ pub struct SweepStep {
     pub p99_sent_us: Option<f64>,
     /// p99.9 as sent, µs.
     pub p99_9_sent_us: Option<f64>,
-    /// Failed requests, all the step's runs.
-    pub failed: u64,
-    /// Requests of the window (successful and failed), all runs.
-    pub requests: u64,
+    /// Requests failed or never answered, all the step's runs.
+    pub failures: Failures,
     /// Runs behind the step.
     pub runs: usize,
+    /// Each run of the step, in round order.
+    pub repeats: Vec<Repeat>,
+    /// The corrected p99 as the report may quote it (the median over the
+    /// repeats; the maximum when a repeat has too few samples).
+    pub p99_quote: Option<Quote>,
+    /// The same of p99.9.
+    pub p99_9_quote: Option<Quote>,
+    /// The same of the p99 as sent.
+    pub p99_sent_quote: Option<Quote>,
+    /// The same of the p99.9 as sent.
+    pub p99_9_sent_quote: Option<Quote>,
+}
+
+/// Whether one open-loop run was held (see [`SweepStep::held`]): the
+/// sweep's steps and the cost section's are judged by this one rule.
+pub fn run_held(run: &Report, offered_per_s: f64) -> bool {
+    let on_time = match (&run.latency.request, &run.latency.request_uncorrected) {
+        (Some(corrected), Some(sent)) => {
+            (corrected.p50_us as f64) < WAITING_RATIO * (sent.p50_us as f64).max(1.0)
+        }
+        _ => true,
+    };
+    Failures::of(&[run]).none() && run.requests.per_s >= KEPT_UP_RATIO * offered_per_s && on_time
 }
 
 impl SweepStep {
-    /// Held: no error, at least [`HELD_SHARE`] of the offered rate answered,
-    /// and the server kept up with the schedule: the corrected p50 below
-    /// [`WAITING_RATIO`] times the p50 as sent. The last condition matters
-    /// because a late answer still counts as answered: a server at half the
-    /// offered rate answers every request of a short step, a second late.
+    /// Held: no request failed or left unanswered, at least
+    /// [`KEPT_UP_RATIO`] of the offered rate answered (loadgen's own
+    /// judgement of an open loop), and the server kept up with the
+    /// schedule: the corrected p50 below [`WAITING_RATIO`] times the p50 as
+    /// sent. The last condition matters because a late answer still counts
+    /// as answered: a server at half the offered rate answers every request
+    /// of a short step, a second late. Each repeat is judged on its own,
+    /// and a step repeated in rounds is held when most of its repeats were:
+    /// one stall in one round does not decide it. A step not held shows a
+    /// lower bound of its latency, not a value: the chart draws it hollow
+    /// and joins it to nothing.
     pub fn held(&self) -> bool {
-        let on_time = match (self.p50_us, self.p50_sent_us) {
-            (Some(corrected), Some(sent)) => corrected < WAITING_RATIO * sent.max(1.0),
-            _ => true,
-        };
-        self.failed == 0 && self.achieved_per_s >= HELD_SHARE * self.offered_per_s && on_time
+        most(&self.repeats, |repeat| repeat.held)
     }
 
-    /// Held with a (corrected) p99 of at most `slo_us`.
+    /// Most repeats held with a (corrected) p99 of at most `slo_us`; a p99
+    /// the samples do not support counts as their maximum (see [`Quote`]).
     pub fn meets(&self, slo_us: f64) -> bool {
-        self.held() && self.p99_us.is_some_and(|p99| p99 <= slo_us)
+        most(&self.repeats, |repeat| repeat.meets(slo_us))
     }
 
     /// The corrected p99 is at least [`WAITING_RATIO`] times the p99 as
@@ -116,21 +164,68 @@ pub enum SloCapacity {
     NotReached(f64),
 }
 
-impl SweepLine {
-    /// The highest offered rate up to which every step was held with p99 ≤
-    /// `slo_us` (see [`SweepStep::meets`]): a step that misses ends the
-    /// count, even if a higher one met it by chance.
-    pub fn capacity(&self, slo_us: f64) -> SloCapacity {
-        let met = self
-            .steps
-            .iter()
-            .take_while(|step| step.meets(slo_us))
-            .count();
-        match (met, self.steps.get(met.wrapping_sub(1))) {
+impl SloCapacity {
+    /// The highest offered rate of `steps` up to which every step `met`
+    /// (lowest first): a step that misses ends the count, even if a higher
+    /// one met it by chance.
+    fn of(steps: &[SweepStep], met: impl Fn(&SweepStep) -> bool) -> SloCapacity {
+        let met = steps.iter().take_while(|step| met(step)).count();
+        match (met, steps.get(met.wrapping_sub(1))) {
             (0, _) | (_, None) => SloCapacity::None,
-            (n, Some(step)) if n == self.steps.len() => SloCapacity::NotReached(step.offered_per_s),
+            (n, Some(step)) if n == steps.len() => SloCapacity::NotReached(step.offered_per_s),
             (_, Some(step)) => SloCapacity::Held(step.offered_per_s),
         }
+    }
+
+    /// The rate, for ordering: 0 for none.
+    fn rate(self) -> f64 {
+        match self {
+            SloCapacity::None => 0.0,
+            SloCapacity::Held(rate) | SloCapacity::NotReached(rate) => rate,
+        }
+    }
+}
+
+impl SweepLine {
+    /// The highest offered rate up to which every step was held with p99 ≤
+    /// `slo_us` in most of its repeats (see [`SweepStep::meets`]).
+    pub fn capacity(&self, slo_us: f64) -> SloCapacity {
+        SloCapacity::of(&self.steps, |step| step.meets(slo_us))
+    }
+
+    /// The capacity of each round alone (its own repeat of every step), the
+    /// lowest and the highest; `None` unless the steps were repeated in two
+    /// rounds or more.
+    pub fn capacity_range(&self, slo_us: f64) -> Option<(SloCapacity, SloCapacity)> {
+        let mut rounds: Vec<u32> = self
+            .steps
+            .iter()
+            .flat_map(|step| step.repeats.iter().filter_map(|repeat| repeat.round))
+            .collect();
+        rounds.sort_unstable();
+        rounds.dedup();
+        if rounds.len() < 2 {
+            return None;
+        }
+        let per_round: Vec<SloCapacity> = rounds
+            .iter()
+            .map(|&round| {
+                SloCapacity::of(&self.steps, |step| {
+                    step.repeats
+                        .iter()
+                        .any(|repeat| repeat.round == Some(round) && repeat.meets(slo_us))
+                })
+            })
+            .collect();
+        let low = per_round
+            .iter()
+            .copied()
+            .min_by(|a, b| a.rate().total_cmp(&b.rate()))?;
+        let high = per_round
+            .iter()
+            .copied()
+            .max_by(|a, b| a.rate().total_cmp(&b.rate()))?;
+        Some((low, high))
     }
 
     /// The steps whose requests waited to be sent (see
@@ -177,6 +272,8 @@ fn sweep(runs: &[&Report]) -> Vec<SweepLine> {
             let steps = group(&runs, offered)
                 .into_iter()
                 .map(|(offered_per_s, runs)| {
+                    let offered_per_s = offered_per_s as f64;
+                    let runs = by_round(&runs);
                     let corrected =
                         |figure: fn(&HistogramSummary) -> u64| latency_median(&runs, figure);
                     let sent = |figure: fn(&HistogramSummary) -> u64| {
@@ -185,7 +282,7 @@ fn sweep(runs: &[&Report]) -> Vec<SweepLine> {
                         }))
                     };
                     SweepStep {
-                        offered_per_s: offered_per_s as f64,
+                        offered_per_s,
                         achieved_per_s: median(runs.iter().map(|run| run.requests.per_s))
                             .unwrap_or(0.0),
                         p50_us: corrected(|s| s.p50_us),
@@ -194,12 +291,24 @@ fn sweep(runs: &[&Report]) -> Vec<SweepLine> {
                         p50_sent_us: sent(|s| s.p50_us),
                         p99_sent_us: sent(|s| s.p99_us),
                         p99_9_sent_us: sent(|s| s.p99_9_us),
-                        failed: failed(&runs),
-                        requests: runs
-                            .iter()
-                            .map(|run| run.requests.ok + run.requests.failed)
-                            .sum(),
+                        failures: Failures::of(&runs),
                         runs: runs.len(),
+                        repeats: runs
+                            .iter()
+                            .map(|run| Repeat {
+                                round: run.labels.round,
+                                held: run_held(run, offered_per_s),
+                                p99: run
+                                    .latency
+                                    .request
+                                    .as_ref()
+                                    .map(|summary| Quote::of(summary, 99.0, summary.p99_us)),
+                            })
+                            .collect(),
+                        p99_quote: Quote::over(&runs, corrected_of, 99.0, |s| s.p99_us),
+                        p99_9_quote: Quote::over(&runs, corrected_of, 99.9, |s| s.p99_9_us),
+                        p99_sent_quote: Quote::over(&runs, sent_of, 99.0, |s| s.p99_us),
+                        p99_9_sent_quote: Quote::over(&runs, sent_of, 99.9, |s| s.p99_9_us),
                     }
                 })
                 .collect();
@@ -222,10 +331,10 @@ pub fn charts(figures: &Figures) -> Vec<Box<dyn Chart + '_>> {
         .collect()
 }
 
-/// A sweep's capacity at an objective: `12,000/s`, `≥ 40,000/s (not
-/// reached)`, `< 1,000/s (the lightest step missed)`, or `–` without steps.
-fn slo_capacity(line: &SweepLine, slo_us: f64) -> String {
-    match line.capacity(slo_us) {
+/// A capacity: `12,000/s`, `≥ 40,000/s (not reached)`, `< 1,000/s (the
+/// lightest step missed)`, or `–` without steps.
+fn capacity_text(capacity: SloCapacity, line: &SweepLine) -> String {
+    match capacity {
         SloCapacity::Held(rate_per_s) => format!("{}/s", rate(rate_per_s)),
         SloCapacity::NotReached(rate_per_s) => {
             format!("≥ {}/s (not reached)", rate(rate_per_s))
@@ -236,6 +345,31 @@ fn slo_capacity(line: &SweepLine, slo_us: f64) -> String {
                 rate(step.offered_per_s)
             )
         }),
+    }
+}
+
+/// A capacity in a range: `12,000/s`, `≥ 40,000`, `none`.
+fn capacity_short(capacity: SloCapacity) -> String {
+    match capacity {
+        SloCapacity::Held(rate_per_s) => rate(rate_per_s),
+        SloCapacity::NotReached(rate_per_s) => format!("≥ {}", rate(rate_per_s)),
+        SloCapacity::None => "none".to_owned(),
+    }
+}
+
+/// A sweep's capacity at an objective (see [`capacity_text`]), and when
+/// its steps were repeated the range of each round's own: `12,000/s (each
+/// round alone: 5,600–25,000/s)`.
+fn slo_capacity(line: &SweepLine, slo_us: f64) -> String {
+    let text = capacity_text(line.capacity(slo_us), line);
+    match line.capacity_range(slo_us) {
+        Some((low, high)) if low == high => format!("{text} (every round alike)"),
+        Some((low, high)) => format!(
+            "{text} (each round alone: {}–{}/s)",
+            capacity_short(low),
+            capacity_short(high)
+        ),
+        None => text,
     }
 }
 
@@ -285,7 +419,7 @@ pub fn glance(figures: &Figures) -> Option<String> {
         .collect();
     let loads: Vec<&str> = loads.iter().map(|&load| load_name(load)).collect();
     Some(format!(
-        "**Capacity at {}** (the highest offered rate held without errors, open loop; {}): {}. \
+        "**Capacity at {}** (the highest offered rate held with every request answered, open loop; {}): {}. \
          {}",
         slo_name(slo),
         loads.join(" / "),
@@ -305,14 +439,22 @@ pub fn markdown(out: &mut String, figures: &Figures) {
          capacity of the slowest mode. Latency is counted from when each request was due \
          (corrected for coordinated omission); the latency as sent (uncorrected) is beside it. \
          A step is **held** when at least {:.0} % of its requests were answered, none \
-         failed, and most were sent on time (the p50 less than {:.0}× the p50 as sent): \
+         failed or was left unanswered, and most were sent on time (the p50 less than {:.0}× the p50 as sent): \
          *answered/s* counts late answers too, so a server that fell behind the schedule \
-         can show 100 % with a p50 of a second. A mode's capacity at an objective is the \
-         highest offered rate up to which every step was held with its p99 within it. The rates, and how they were chosen \
-         from §1's runs, are in [README.md](README.md).",
+         can show 100 % with a p50 of a second. A step repeated in rounds is held when most \
+         of its repeats were. A mode's capacity at an objective is the highest offered rate \
+         up to which every step was held with its p99 within it (in most repeats; beside it, \
+         the range of each round's own). A percentile is quoted only when at least {:.0} \
+         samples lie above it (a p99 needs {} samples, a p99.9 {}); otherwise the cell gives \
+         the largest sample, *max of N*, which also stands for the p99 against an objective; \
+         *samples* is the fewest of a run of the step. The rates, and how they were chosen, \
+         are in [README.md](README.md).",
         one_of(&figures.sweep.connections),
-        HELD_SHARE * 100.0,
-        WAITING_RATIO
+        KEPT_UP_RATIO * 100.0,
+        WAITING_RATIO,
+        SAMPLES_ABOVE_A_PERCENTILE,
+        count(samples_for(99.0)),
+        count(samples_for(99.9)),
     );
     w!(out);
     rounds(out, figures.rounds.get(&Section::Sweep));
@@ -322,6 +464,12 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     }
     for chart in charts(figures) {
         image(out, chart.as_ref());
+        w!(
+            out,
+            "_The chart draws each step's p99 as measured (the median over its repeats), also \
+             where the table gives the maximum for want of samples._"
+        );
+        w!(out);
     }
     let loads: Vec<Load> = [Load::KeepAlive, Load::NewConn, Load::OpenLoop]
         .into_iter()
@@ -359,30 +507,42 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         w!(out);
         w!(
             out,
-            "| mode | offered/s | answered/s | held | p50 | p99 | p99.9 | p50 as sent | p99 as sent | p99.9 as sent | errors |"
+            "| mode | offered/s | answered/s | held | p50 | p99 | p99.9 | p50 as sent | p99 as sent | p99.9 as sent | samples | failed / unanswered |"
         );
         w!(
             out,
-            "|---|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for line in figures.sweep.lines.iter().filter(|line| line.load == load) {
             for step in &line.steps {
+                let held = if step.held() { "yes" } else { "no" };
+                let held = if step.repeats.len() > 1 {
+                    format!(
+                        "{held} ({} of {})",
+                        step.repeats.iter().filter(|repeat| repeat.held).count(),
+                        step.repeats.len()
+                    )
+                } else {
+                    held.to_owned()
+                };
+                let samples = step
+                    .p99_quote
+                    .map_or("–".to_owned(), |quote| count(quote.samples()));
                 w!(
                     out,
-                    "| {} | {} | {} ({:.0} %) | {} | {} | {}{} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} ({:.0} %) | {held} | {} | {}{} | {} | {} | {} | {} | {samples} | {} |",
                     line.mode,
                     rate(step.offered_per_s),
                     rate(step.achieved_per_s),
                     100.0 * step.achieved_per_s / step.offered_per_s.max(1e-9),
-                    if step.held() { "yes" } else { "no" },
                     opt_micros(step.p50_us),
-                    opt_micros(step.p99_us),
+                    opt_quote(step.p99_quote),
                     if step.waiting() { " ²" } else { "" },
-                    opt_micros(step.p99_9_us),
+                    opt_quote(step.p99_9_quote),
                     opt_micros(step.p50_sent_us),
-                    opt_micros(step.p99_sent_us),
-                    opt_micros(step.p99_9_sent_us),
-                    errors(step.failed, step.requests),
+                    opt_quote(step.p99_sent_quote),
+                    opt_quote(step.p99_9_sent_quote),
+                    failures(&step.failures),
                 );
             }
         }
@@ -559,7 +719,7 @@ mod tests {
     use crate::fixtures::{glance_lines, sweep_run};
     use crate::sections::Figures;
 
-    /// The sweep: steps by offered rate; a step is held with ≥ 95 % of the
+    /// The sweep: steps by offered rate; a step is held with ≥ 97 % of the
     /// offered rate achieved and no error; the capacity at an SLO is the
     /// highest rate up to which every step was held within it, "not
     /// reached" when the top step was, none when the lightest missed.
@@ -642,6 +802,121 @@ mod tests {
         );
     }
 
+    /// Nothing unanswered is 0 errors: a step whose requests were all
+    /// answered on time but some left unanswered at the end is not held,
+    /// and its row counts them as their own kind; the chart joins only
+    /// consecutive held steps, so a step not held breaks the line.
+    #[test]
+    fn unanswered_steps_are_not_held_nor_joined() {
+        let mut cut = sweep_run("proxy", "keepalive", 4_000, 4_000.0, (400, 400), 0);
+        cut.requests.ok = 5_400;
+        cut.requests.unanswered_at_end = 600;
+        let runs = vec![
+            sweep_run("proxy", "keepalive", 1_000, 1_000.0, (300, 300), 0),
+            sweep_run("proxy", "keepalive", 2_000, 2_000.0, (300, 300), 0),
+            cut,
+            sweep_run("proxy", "keepalive", 8_000, 8_000.0, (400, 400), 0),
+            sweep_run("proxy", "keepalive", 16_000, 16_000.0, (400, 400), 0),
+            sweep_run("proxy", "keepalive", 32_000, 32_000.0, (400, 400), 0),
+            // 96 % answered: below loadgen's kept-up ratio.
+            sweep_run("proxy", "keepalive", 64_000, 61_440.0, (400, 400), 0),
+        ];
+        let figures = Figures::of(&runs);
+        let line = &figures.sweep.lines[0];
+        let held: Vec<bool> = line.steps.iter().map(SweepStep::held).collect();
+        assert_eq!(held, [true, true, false, true, true, true, false]);
+        assert_eq!(line.steps[2].failures.unanswered, 600);
+        let segments: Vec<Vec<f64>> = crate::charts::latency_vs_rate::held_segments(&line.steps)
+            .iter()
+            .map(|segment| segment.iter().map(|step| step.offered_per_s).collect())
+            .collect();
+        assert_eq!(
+            segments,
+            [vec![1_000.0, 2_000.0], vec![8_000.0, 16_000.0, 32_000.0]]
+        );
+        let text = figures.markdown();
+        assert!(
+            text.contains("| proxy | 4,000 | 4,000 (100 %) | no |"),
+            "{text}"
+        );
+        assert!(text.contains("| 600 unanswered (10.00 %) |"), "{text}");
+    }
+
+    /// Repeated steps: a step is held when most of its repeats were, and
+    /// the capacity counts a step only if most repeats met the objective;
+    /// beside it the range of each round's own capacity. A p99 of fewer
+    /// than 1,000 samples is not quoted: the table gives the maximum, and so
+    /// does the objective's test.
+    #[test]
+    fn repeated_steps_hold_by_majority_and_show_their_range() {
+        let step = |rate: u64, round: &str, p99_us: u64, achieved: f64| {
+            let mut run = sweep_run("proxy", "keepalive", rate, achieved, (p99_us, p99_us), 0);
+            run.labels.round = Some(round.parse().expect("a round"));
+            run
+        };
+        let mut runs = Vec::new();
+        for round in ["1", "2", "3"] {
+            runs.push(step(1_000, round, 300, 1_000.0));
+            runs.push(step(2_000, round, 400, 2_000.0));
+        }
+        // 4,000/s: one round stalled (p99 40 ms): held, within 10 ms in 2 of 3.
+        runs.push(step(4_000, "1", 2_000, 4_000.0));
+        runs.push(step(4_000, "2", 40_000, 4_000.0));
+        runs.push(step(4_000, "3", 3_000, 4_000.0));
+        // 8,000/s: held in round 3 only: not held.
+        runs.push(step(8_000, "1", 2_000, 5_000.0));
+        runs.push(step(8_000, "2", 2_000, 5_000.0));
+        runs.push(step(8_000, "3", 2_000, 8_000.0));
+        let figures = Figures::of(&runs);
+        let line = &figures.sweep.lines[0];
+        let held: Vec<(bool, usize)> = line
+            .steps
+            .iter()
+            .map(|step| (step.held(), step.repeats.len()))
+            .collect();
+        assert_eq!(held, [(true, 3), (true, 3), (true, 3), (false, 3)]);
+        assert_eq!(line.capacity(10_000.0), SloCapacity::Held(4_000.0));
+        assert_eq!(
+            line.capacity_range(10_000.0),
+            Some((SloCapacity::Held(2_000.0), SloCapacity::NotReached(8_000.0)))
+        );
+        let text = figures.markdown();
+        assert!(
+            text.contains("4,000/s (each round alone: 2,000–≥ 8,000/s)"),
+            "{text}"
+        );
+        assert!(text.contains("| yes (3 of 3) |"), "{text}");
+        assert!(text.contains("| no (1 of 3) |"), "{text}");
+        assert!(text.contains("Each figure comes from 3 rounds"), "{text}");
+
+        // 600 samples: the p99 is the 6th largest; the maximum stands in.
+        let mut few = sweep_run("direct", "newconn", 500, 500.0, (900, 900), 0);
+        for summary in [
+            few.latency.request.as_mut(),
+            few.latency.request_uncorrected.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            summary.count = 600;
+            summary.max_us = 12_000;
+        }
+        let figures = Figures::of(&[few]);
+        let line = &figures.sweep.lines[0];
+        assert!(line.steps[0].held());
+        assert_eq!(
+            line.capacity(10_000.0),
+            SloCapacity::None,
+            "max 12 ms > 10 ms"
+        );
+        let text = figures.markdown();
+        assert!(
+            text.contains("| max of 600: 12.00 ms | max of 600: 12.00 ms |"),
+            "{text}"
+        );
+        assert!(text.contains("| 600 | 0 |"), "{text}");
+    }
+
     /// The 10× rule: a step whose corrected p99 is at least 10 times its p99
     /// as sent had requests waiting to be sent; 9× does not count.
     #[test]
@@ -690,7 +965,7 @@ mod tests {
             .expect("§1b")..];
         let section = &section[..section.find("\n## 2.").expect("§2 follows")];
         assert!(
-            section.contains("at least 95 % of its requests were answered"),
+            section.contains("at least 97 % of its requests were answered"),
             "{section}"
         );
         assert!(section.contains("One run per figure"), "{section}");
@@ -738,7 +1013,7 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "- **Capacity at p99 ≤ 10 ms** (the highest offered rate held without errors, \
+                "- **Capacity at p99 ≤ 10 ms** (the highest offered rate held with every request answered, \
               open loop; keep-alive / new connection per request): `proxy` 4,000/s / 500/s, \
               `handoff-socket` ≥ 8,000/s (not reached) / –, `direct` < 1,000/s (the lightest \
               step missed) / –. [§1b](#1b-latency-against-offered-load)"

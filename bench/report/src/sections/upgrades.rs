@@ -14,7 +14,7 @@ use super::Figures;
 use crate::charts::upgrade_failures::UpgradeFailuresChart;
 use crate::charts::upgrade_timeline::UpgradeTimelineChart;
 use crate::charts::{Chart, boxed};
-use crate::stats::{Spread, group};
+use crate::stats::{Failures, Spread, group};
 use crate::text::{and_list, image, nothing, one_of, teach, w};
 
 /// The heading, as links to it are written.
@@ -41,7 +41,7 @@ pub struct UpgradeRow {
     pub upgrades: usize,
     /// The open-loop rate, requests/s (of the first run).
     pub rate_per_s: Option<f64>,
-    /// Failed requests, all runs.
+    /// Requests failed or never answered, all runs.
     pub failed: u64,
     /// Failures by kind, all runs, the kinds that occurred.
     pub kinds: Vec<(String, u64)>,
@@ -54,8 +54,13 @@ pub struct UpgradeRow {
     pub away_ms: Option<f64>,
     /// From the new master's start to its `ready`, ms.
     pub ready_ms: Option<Spread>,
-    /// From the upgrade's start to the old master's exit, ms.
+    /// From the upgrade's start to the old master's exit, ms (for
+    /// `restart`: from the SIGTERM).
     pub old_exit_ms: Option<Spread>,
+    /// From the old master's exit to the script's start of the new master
+    /// (before its exec and bind), ms: for `restart` the wait between them;
+    /// negative where the new one started first (every other strategy).
+    pub exit_to_start_ms: Option<Spread>,
     /// Old masters whose exit was not 0 (a signal, or a failure).
     pub old_exit_not_zero: usize,
     /// Workers' `--init-delay`, ms (of the first run).
@@ -152,16 +157,15 @@ fn upgrades(runs: &[&Report]) -> Vec<UpgradeRow> {
             let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
             let (mut failed_around, mut longest, mut ready, mut exits) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut exit_to_start = Vec::new();
             let mut away: Option<u64> = None;
             let mut not_zero = 0;
             for run in &runs {
                 let (Some(upgrades), Some(timeline)) = (&run.upgrades, &run.timeline) else {
                     continue;
                 };
-                for (kind, count) in &run.errors.by_kind {
-                    if *count > 0 {
-                        *kinds.entry(kind.clone()).or_default() += count;
-                    }
+                for (kind, count) in crate::stats::kinds(&[run]) {
+                    *kinds.entry(kind).or_default() += count;
                 }
                 let mut inside = vec![false; timeline.intervals.len()];
                 for (index, event) in upgrades.events.iter().enumerate() {
@@ -180,6 +184,7 @@ fn upgrades(runs: &[&Report]) -> Vec<UpgradeRow> {
                     }
                     ready.push(event.new_ready_ms - event.new_start_ms);
                     exits.push(event.old_exit_ms);
+                    exit_to_start.push(event.new_start_ms - event.old_exit_ms);
                     not_zero += usize::from(event.old_exit_code != Some(0));
                 }
                 for (slot, inside) in timeline.intervals.iter().zip(inside) {
@@ -193,13 +198,14 @@ fn upgrades(runs: &[&Report]) -> Vec<UpgradeRow> {
                 strategy,
                 upgrades: ready.len(),
                 rate_per_s: runs[0].parameters.rate_per_s,
-                failed: runs.iter().map(|run| run.requests.failed).sum(),
+                failed: Failures::of(&runs).total(),
                 kinds: kinds.into_iter().collect(),
                 failed_per_upgrade: Spread::of(failed_around),
                 longest_ms: Spread::of(longest),
                 away_ms: away.map(|us| us as f64 / 1000.0),
                 ready_ms: Spread::of(ready),
                 old_exit_ms: Spread::of(exits),
+                exit_to_start_ms: Spread::of(exit_to_start),
                 old_exit_not_zero: not_zero,
                 init_delay_ms: first.init_delay_ms,
                 tcp_migrate_req: first.tcp_migrate_req,
@@ -440,7 +446,118 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     for chart in charts(figures) {
         image(out, chart.as_ref());
     }
-    teach(out, &upgrade_lessons(rows));
+    let mut lessons = upgrade_lessons(rows);
+    lessons.extend(restart_lesson(rows));
+    lessons.extend(migrate_lesson(rows));
+    teach(out, &lessons);
+}
+
+/// `low–high` of a figure over rows, or one value when they agree.
+fn range_of(values: impl Iterator<Item = f64>, decimals: usize) -> Option<String> {
+    let spread = Spread::of(values)?;
+    let (low, high) = (
+        format!("{:.decimals$}", spread.min),
+        format!("{:.decimals$}", spread.max),
+    );
+    Some(if low == high {
+        low
+    } else {
+        format!("{low}–{high}")
+    })
+}
+
+/// What a restart's refusals line up with, from its rows: the requests
+/// refused per upgrade as milliseconds of arrivals at the rate, beside the
+/// time from the SIGTERM to the old master's exit (`old_exit_ms`) and from
+/// that exit to the script's start of the new master (`new_start_ms`, taken
+/// before its exec: its bind comes later and is not recorded). Figures side
+/// by side, not a cause measured.
+fn restart_lesson(rows: &[UpgradeRow]) -> Option<String> {
+    let restarts: Vec<&UpgradeRow> = rows
+        .iter()
+        .filter(|row| row.strategy == Strategy::Restart)
+        .collect();
+    let rate_per_s = restarts.first()?.rate_per_s?;
+    let per_upgrade: Vec<f64> = restarts
+        .iter()
+        .filter_map(|row| Some(row.failed_per_upgrade?.median))
+        .collect();
+    let refused = range_of(per_upgrade.iter().copied(), 0)?;
+    let arrivals = range_of(
+        per_upgrade
+            .iter()
+            .map(|n| n / rate_per_s.max(1e-9) * 1000.0),
+        0,
+    )?;
+    let exit = range_of(
+        restarts
+            .iter()
+            .filter_map(|row| Some(row.old_exit_ms?.median)),
+        0,
+    )?;
+    let gaps: Vec<f64> = restarts
+        .iter()
+        .filter_map(|row| Some(row.exit_to_start_ms?.median))
+        .collect();
+    let gap = range_of(gaps.into_iter(), 0)?;
+    Some(format!(
+        "A `restart` failed {refused} requests per upgrade (the median per mode), {arrivals} ms \
+         of arrivals at {}/s. From the SIGTERM (the upgrade's start) to the old master's exit \
+         took {exit} ms, and the script started the new master {gap} ms after that exit \
+         (medians per mode); when the new master bound the port after its start is not \
+         recorded.",
+        rate(rate_per_s)
+    ))
+}
+
+/// Whether the runs credit `net.ipv4.tcp_migrate_req`: `overlap` (as the
+/// host has it) against `overlap-migrate` (set to 1), per mode, by their
+/// failures per upgrade: a difference only when every upgrade of one failed
+/// more than every upgrade of the other, as two modes compare by rounds.
+fn migrate_lesson(rows: &[UpgradeRow]) -> Vec<String> {
+    rows.iter()
+        .filter(|row| row.strategy == Strategy::Overlap)
+        .filter_map(|overlap| {
+            let migrate = rows
+                .iter()
+                .find(|row| row.mode == overlap.mode && row.strategy == Strategy::OverlapMigrate)?;
+            let (a, b) = (overlap.failed_per_upgrade?, migrate.failed_per_upgrade?);
+            let setting = |row: &UpgradeRow| {
+                row.tcp_migrate_req
+                    .map_or("unknown".to_owned(), |value| value.to_string())
+            };
+            let verdict = if a.min > b.max {
+                format!(
+                    "every upgrade with it at {} failed more than every upgrade with it at {}",
+                    setting(overlap),
+                    setting(migrate)
+                )
+            } else if b.min > a.max {
+                format!(
+                    "every upgrade with it at {} failed more than every upgrade with it at {}",
+                    setting(migrate),
+                    setting(overlap)
+                )
+            } else {
+                format!(
+                    "the failures per upgrade overlap ({:.0}–{:.0} against {:.0}–{:.0}), so \
+                     these runs do not credit `net.ipv4.tcp_migrate_req` with a difference",
+                    a.min, a.max, b.min, b.max
+                )
+            };
+            Some(format!(
+                "`{}` with `net.ipv4.tcp_migrate_req = {}` (`overlap`) failed {} request(s) in \
+                 {} upgrade(s), with it at {} (`overlap-migrate`) {} in {}: {verdict}.",
+                overlap.mode,
+                setting(overlap),
+                count(overlap.failed),
+                overlap.upgrades,
+                setting(migrate),
+                count(migrate.failed),
+                migrate.upgrades
+            ))
+        })
+        .collect()
 }
 
 /// What section 8 shows, strategy by strategy, from its rows.
@@ -578,5 +695,71 @@ mod tests {
         assert_eq!(at(&line.old, 0.05), Some(100.0));
         assert_eq!(at(&line.new, 0.05), Some(200.0));
         assert_eq!(at(&line.failed, 0.05), Some(50.0));
+    }
+
+    fn row(mode: Mode, strategy: Strategy, per_upgrade: &[f64]) -> UpgradeRow {
+        UpgradeRow {
+            mode,
+            strategy,
+            upgrades: per_upgrade.len(),
+            rate_per_s: Some(500.0),
+            failed: per_upgrade.iter().sum::<f64>() as u64,
+            kinds: Vec::new(),
+            failed_per_upgrade: Spread::of(per_upgrade.iter().copied()),
+            longest_ms: None,
+            away_ms: None,
+            ready_ms: None,
+            old_exit_ms: Spread::of([32.0]),
+            exit_to_start_ms: Spread::of([0.0]),
+            old_exit_not_zero: 0,
+            init_delay_ms: 200.0,
+            tcp_migrate_req: Some(u8::from(strategy == Strategy::OverlapMigrate)),
+            netns: strategy == Strategy::OverlapMigrate,
+            kernel: "6".to_owned(),
+        }
+    }
+
+    /// A restart's refusals are set beside the SIGTERM-to-exit time, and
+    /// tcp_migrate_req is credited only when every upgrade of one setting
+    /// failed more than every upgrade of the other: 1 failure against 0 in
+    /// 5 upgrades each credits nothing.
+    #[test]
+    fn restart_and_migrate_lessons_say_only_what_the_data_shows() {
+        let rows = [
+            row(Mode::Proxy, Strategy::Restart, &[17.0, 18.0, 17.0]),
+            row(
+                Mode::HandoffReuseport,
+                Strategy::Overlap,
+                &[0.0, 0.0, 1.0, 0.0, 0.0],
+            ),
+            row(Mode::HandoffReuseport, Strategy::OverlapMigrate, &[0.0; 5]),
+        ];
+        assert_eq!(
+            restart_lesson(&rows).expect("a restart"),
+            "A `restart` failed 17 requests per upgrade (the median per mode), 34 ms of \
+             arrivals at 500/s. From the SIGTERM (the upgrade's start) to the old master's \
+             exit took 32 ms, and the script started the new master 0 ms after that exit \
+             (medians per mode); when the new master bound the port after its start is not \
+             recorded."
+        );
+        let migrate = migrate_lesson(&rows);
+        assert_eq!(migrate.len(), 1);
+        assert!(
+            migrate[0].contains(
+                "failed 1 request(s) in 5 upgrade(s), with it at 1 (`overlap-migrate`) 0 in 5: \
+                 the failures per upgrade overlap (0–1 against 0–0), so these runs do not \
+                 credit `net.ipv4.tcp_migrate_req` with a difference"
+            ),
+            "{}",
+            migrate[0]
+        );
+        let clear = [
+            row(Mode::HandoffReuseport, Strategy::Overlap, &[3.0, 4.0, 2.0]),
+            row(Mode::HandoffReuseport, Strategy::OverlapMigrate, &[0.0; 3]),
+        ];
+        assert!(
+            migrate_lesson(&clear)[0]
+                .contains("every upgrade with it at 0 failed more than every upgrade with it at 1")
+        );
     }
 }

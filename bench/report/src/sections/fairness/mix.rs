@@ -4,12 +4,12 @@
 //! worker's.
 
 use runs::Report;
-use runs::format::{count, micros};
+use runs::format::micros;
 
 use super::{Variant, cluster_size};
 use crate::sections::Figures;
-use crate::stats::{Spread, failed, group, latency_spread};
-use crate::text::{ranking, spread_micros, teach, w};
+use crate::stats::{Failures, PerRound, Spread, group, latency_spread, per_round};
+use crate::text::{Ranked, failures_count, ranking, spread_micros, teach, w};
 
 /// Section 4, uneven work (`--mix`): one variant, over its rounds.
 #[derive(Debug, Clone)]
@@ -26,8 +26,10 @@ pub struct MixRow {
     pub best_worker_p99_us: Option<Spread>,
     /// The worst worker's p99, µs, per round.
     pub worst_worker_p99_us: Option<Spread>,
-    /// Failed requests, all rounds.
-    pub failed: u64,
+    /// Requests failed or never answered, all rounds.
+    pub failures: Failures,
+    /// The worst worker's p99 of each labelled round, µs, to pair.
+    pub worst_worker_p99_per_round: PerRound,
 }
 
 /// The rows of the uneven-work runs.
@@ -74,7 +76,10 @@ pub fn rows(runs: &[&Report]) -> Vec<MixRow> {
                     runs.iter()
                         .filter_map(|run| worker_p99(run).into_iter().max_by(f64::total_cmp)),
                 ),
-                failed: failed(&runs),
+                failures: Failures::of(&runs),
+                worst_worker_p99_per_round: per_round(&runs, |run| {
+                    worker_p99(&run).into_iter().max_by(f64::total_cmp)
+                }),
             }
         })
         .collect()
@@ -98,7 +103,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     w!(out);
     w!(
         out,
-        "| way of sharing the port | workers | p99 | the best worker's p99 | the worst worker's p99 | errors |"
+        "| way of sharing the port | workers | p99 | the best worker's p99 | the worst worker's p99 | failed / unanswered |"
     );
     w!(out, "|---|---:|---:|---:|---:|---:|");
     for row in table {
@@ -110,13 +115,19 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             spread_micros(row.p99_us),
             spread_micros(row.best_worker_p99_us),
             spread_micros(row.worst_worker_p99_us),
-            count(row.failed)
+            failures_count(&row.failures)
         );
     }
     w!(out);
-    let worst: Vec<(String, Spread, ())> = table
+    let worst: Vec<Ranked<String>> = table
         .iter()
-        .filter_map(|row| Some((format!("{}", row.variant), row.worst_worker_p99_us?, ())))
+        .filter_map(|row| {
+            Some(Ranked {
+                name: row.variant.to_string(),
+                spread: row.worst_worker_p99_us?,
+                rounds: row.worst_worker_p99_per_round.clone(),
+            })
+        })
         .collect();
     let lessons: Vec<String> = ranking(
         "By the worst worker's p99 under uneven work",

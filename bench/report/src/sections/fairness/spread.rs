@@ -4,14 +4,13 @@
 //! Its chart: `fairness.svg`.
 
 use runs::Report;
-use runs::format::count;
 use runs::labels::Load;
 
 use super::{Variant, cluster_size, per_worker, spread_percent, spread_plain};
 use crate::charts::fairness::FairnessChart;
 use crate::sections::Figures;
-use crate::stats::{Spread, failed, group, median};
-use crate::text::{image, load_name, ranking, teach, w};
+use crate::stats::{Failures, PerRound, Spread, group, median, per_round};
+use crate::text::{Ranked, failures_count, image, load_name, ranking, teach, w};
 
 /// The share of a round's connections from which one worker is said to have
 /// taken every connection: all but a thousandth, so that a stray connection
@@ -41,8 +40,10 @@ pub struct FairnessRow {
     pub connections_jain: Option<Spread>,
     /// Jain's index of the requests per worker, per round.
     pub requests_jain: Option<Spread>,
-    /// Failed requests, all rounds.
-    pub failed: u64,
+    /// Jain's index of the connections of each labelled round, to pair.
+    pub connections_jain_per_round: PerRound,
+    /// Requests failed or never answered, all rounds.
+    pub failures: Failures,
 }
 
 /// Shares of `counts`, largest first.
@@ -114,7 +115,11 @@ pub fn rows(runs: &[&Report]) -> Vec<FairnessRow> {
                 ),
                 connections_jain: jain(&connections),
                 requests_jain: jain(&requests),
-                failed: failed(&runs),
+                connections_jain_per_round: per_round(&runs, |run| {
+                    runs::Fairness::of(&per_worker(run, |w| w.connections))
+                        .map(|fairness| fairness.jain_index)
+                }),
+                failures: Failures::of(&runs),
             }
         })
         .collect()
@@ -152,7 +157,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     w!(out);
     w!(
         out,
-        "| way of sharing the port | workers | load | connection shares, largest first | smallest – largest share | Jain's index, connections | Jain's index, requests | errors |"
+        "| way of sharing the port | workers | load | connection shares, largest first | smallest – largest share | Jain's index, connections | Jain's index, requests | failed / unanswered |"
     );
     w!(out, "|---|---:|---|---|---|---:|---:|---:|");
     for row in table {
@@ -172,7 +177,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             spread_percent(row.most_share),
             spread_plain(row.connections_jain, 3),
             spread_plain(row.requests_jain, 3),
-            count(row.failed)
+            failures_count(&row.failures)
         );
     }
     w!(out);
@@ -180,10 +185,16 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     let mut groups: Vec<(usize, Load)> = table.iter().map(|row| (row.workers, row.load)).collect();
     groups.dedup();
     for (workers, load) in groups {
-        let rows: Vec<(String, Spread, ())> = table
+        let rows: Vec<Ranked<String>> = table
             .iter()
             .filter(|row| row.workers == workers && row.load == load)
-            .filter_map(|row| Some((format!("{}", row.variant), row.connections_jain?, ())))
+            .filter_map(|row| {
+                Some(Ranked {
+                    name: row.variant.to_string(),
+                    spread: row.connections_jain?,
+                    rounds: row.connections_jain_per_round.clone(),
+                })
+            })
             .collect();
         let what = format!(
             "By Jain's index of the connections with {workers} workers and {}",

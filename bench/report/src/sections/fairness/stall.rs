@@ -3,14 +3,14 @@
 //! it, the p99 of every request, of the stalled worker and of the worst
 //! other worker. Its chart: `stall.svg`.
 
-use runs::format::{count, count_f64, micros};
+use runs::format::{count_f64, micros};
 use runs::{Report, StallWaits, WorkerShare};
 
 use super::{Variant, cluster_size, spread_percent, spread_plain};
 use crate::charts::stall::StallChart;
 use crate::sections::Figures;
-use crate::stats::{Spread, failed, group, latency_spread, median};
-use crate::text::{image, ranking, spread_micros, teach, w};
+use crate::stats::{Failures, PerRound, Spread, group, latency_spread, median, per_round};
+use crate::text::{Ranked, failures_count, image, ranking, spread_micros, teach, w};
 
 /// Section 4, the stalled worker: one variant (loadgen `--stop`), over its rounds.
 #[derive(Debug, Clone)]
@@ -35,8 +35,13 @@ pub struct StallRow {
     pub others_p99_us: Option<Spread>,
     /// The stalled worker's share of the requests, per round.
     pub stalled_share: Option<Spread>,
-    /// Failed requests, all rounds.
-    pub failed: u64,
+    /// Requests failed or never answered, all rounds.
+    pub failures: Failures,
+    /// The requests that waited a tenth of the stall, of each labelled
+    /// round, to pair.
+    pub waited_tenth_per_round: PerRound,
+    /// p99 of each labelled round, µs, to pair.
+    pub p99_per_round: PerRound,
 }
 
 /// The rows of the stalled-worker runs.
@@ -97,7 +102,13 @@ pub fn rows(runs: &[&Report]) -> Vec<StallRow> {
                 stalled_p99_us: Spread::of(stalled_p99),
                 others_p99_us: Spread::of(others_p99),
                 stalled_share: Spread::of(stalled_share),
-                failed: failed(&runs),
+                failures: Failures::of(&runs),
+                waited_tenth_per_round: per_round(&runs, |run| {
+                    Some(run.stall_waits.as_ref()?.at_least_tenth as f64)
+                }),
+                p99_per_round: per_round(&runs, |run| {
+                    Some(run.latency.request.as_ref()?.p99_us as f64)
+                }),
             }
         })
         .collect()
@@ -132,7 +143,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     }
     w!(
         out,
-        "| way of sharing the port | workers | requests ≥ {stall_ms:.0} ms | requests ≥ {:.0} ms | p99 | max | stalled worker's p99 | the others' worst p99 | stalled worker's share of requests | errors |",
+        "| way of sharing the port | workers | requests ≥ {stall_ms:.0} ms | requests ≥ {:.0} ms | p99 | max | stalled worker's p99 | the others' worst p99 | stalled worker's share of requests | failed / unanswered |",
         stall_ms / f64::from(StallWaits::TENTH_DIVISOR)
     );
     w!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -149,14 +160,20 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             spread_micros(row.stalled_p99_us),
             spread_micros(row.others_p99_us),
             spread_percent(row.stalled_share),
-            count(row.failed)
+            failures_count(&row.failures)
         );
     }
     w!(out);
     let mut lessons = Vec::new();
-    let waited: Vec<(String, Spread, ())> = table
+    let waited: Vec<Ranked<String>> = table
         .iter()
-        .filter_map(|row| Some((format!("{}", row.variant), row.waited_tenth?, ())))
+        .filter_map(|row| {
+            Some(Ranked {
+                name: row.variant.to_string(),
+                spread: row.waited_tenth?,
+                rounds: row.waited_tenth_per_round.clone(),
+            })
+        })
         .collect();
     let what = format!(
         "By the requests that waited at least {:.0} ms",
@@ -165,9 +182,15 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     if let Some(text) = ranking(&what, &waited, false, count_f64) {
         lessons.push(text);
     }
-    let p99: Vec<(String, Spread, ())> = table
+    let p99: Vec<Ranked<String>> = table
         .iter()
-        .filter_map(|row| Some((format!("{}", row.variant), row.p99_us?, ())))
+        .filter_map(|row| {
+            Some(Ranked {
+                name: row.variant.to_string(),
+                spread: row.p99_us?,
+                rounds: row.p99_per_round.clone(),
+            })
+        })
         .collect();
     if let Some(text) = ranking("By p99 with a stalled worker", &p99, false, micros) {
         lessons.push(text);
