@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::server::{Behaviour, TestServer};
-use common::{LOADGEN, loadgen, u64_at};
+use common::{LOADGEN, file_names, loadgen, u64_at};
 
 /// A run refused up front must end well within this, even on a loaded
 /// machine; one that loads must not be refused before it.
@@ -310,20 +310,7 @@ fn a_json_path_that_cannot_be_written_is_refused_before_the_load() {
         std::fs::read_to_string(&existing).expect("read"),
         "an earlier report"
     );
-    let listed = || -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir.path())
-            .expect("list")
-            .map(|entry| {
-                entry
-                    .expect("entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        names.sort();
-        names
-    };
+    let listed = || file_names(dir.path());
     assert_eq!(listed(), ["x.json"]);
 
     let short = [

@@ -4,8 +4,11 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use cluster::cli::UsageError;
 use loadgen::cli::{Cli, Command};
+use loadgen::hgrm::HgrmFiles;
+use loadgen::output_file::OutputFile;
 
 fn main() -> ExitCode {
     let cli: Cli = match cluster::cli::parse("loadgen") {
@@ -18,7 +21,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the load, prints the summary, writes the JSON.
+/// Runs the load, prints the summary, writes the JSON and the `--hgrm` files.
 fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Some(Command::Report { dir }) = &cli.command {
         return Err(UsageError(format!(
@@ -32,13 +35,22 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let json = cli
         .json
         .as_deref()
-        .map(loadgen::json_file::JsonFile::create)
+        .map(|path| OutputFile::create("--json", path))
+        .transpose()?;
+    let hgrm = cli
+        .hgrm
+        .as_deref()
+        .map(|path| HgrmFiles::create(path, cli.json.as_deref()))
         .transpose()?;
     let config = cli.config(std::env::args().collect());
-    let report = loadgen::run(&config)?;
-    print!("{}", loadgen::summary::render(&report));
+    let measured = loadgen::run(&config)?;
+    let report = &measured.report;
+    print!("{}", loadgen::summary::render(report));
     if let Some(json) = json {
-        json.write(&report)?;
+        json.write(&runs::to_json(report).context("serialise the report")?)?;
+    }
+    if let Some(hgrm) = hgrm {
+        hgrm.write(&measured)?;
     }
     Ok(())
 }

@@ -142,6 +142,16 @@ pub struct Cli {
     /// generator, seeded with it and the connection's index).
     #[arg(long, value_name = "N", default_value_t = mix::DEFAULT_SEED, requires = "mix")]
     seed: u64,
+
+    /// Write the latency histograms as HdrHistogram percentile distributions
+    /// (`.hgrm`, values in ms, as wrk2 `--latency` prints them; read by
+    /// HdrHistogram's plotter): `latency.request` (open loop: coordinated
+    /// omission corrected) to PATH, the uncorrected one (from each send;
+    /// closed loop: the same) beside it with `.uncorrected` before the
+    /// extension (`run.hgrm`, `run.uncorrected.hgrm`). Checked before the
+    /// load, replaced whole at the end, as `--json`.
+    #[arg(long, value_name = "PATH")]
+    pub hgrm: Option<PathBuf>,
 }
 
 /// What `loadgen` was asked instead of a load.
@@ -290,6 +300,14 @@ mod tests {
         let paths: Vec<&str> = config.mix.iter().map(|entry| entry.path.as_str()).collect();
         assert_eq!(paths, ["/", "/?work_us=5000"]);
         assert_eq!(config.seed, 9);
+    }
+
+    /// `--hgrm PATH` parses.
+    #[test]
+    fn parses_hgrm() {
+        let cli =
+            parse(&["--target", "http://127.0.0.1:8080/", "--hgrm", "run.hgrm"]).expect("valid");
+        assert_eq!(cli.hgrm.as_deref(), Some(std::path::Path::new("run.hgrm")));
     }
 
     /// `--target` is repeatable; the targets keep their order, the first is

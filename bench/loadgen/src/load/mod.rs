@@ -57,6 +57,7 @@ pub(crate) mod units;
 pub(crate) mod usage;
 pub(crate) mod watch;
 
+use hdrhistogram::Histogram;
 use runs::{Labels, LoadLoop, MixEntry, Parameters, Report};
 
 use connection::{Connection, Endpoint, Plan};
@@ -116,10 +117,25 @@ pub struct Config {
     pub(crate) seed: u64,
 }
 
-/// Runs the load that `config` describes and returns its report. Blocks for the
-/// warm-up, the duration, and the drain of the requests in flight at the end (at
-/// most `config.timeout`).
-pub fn run(config: &Config) -> anyhow::Result<Report> {
+/// A finished run: its report, and the two latency histograms whose
+/// summaries it holds, for what needs them whole (`--hgrm` writes their
+/// percentile distributions).
+pub struct Measured {
+    /// The report of the run.
+    pub report: Report,
+    /// The latency of the successful requests of the window, µs, as
+    /// `latency.request`: from each request's intended start in open loop
+    /// (coordinated omission corrected), from its send in closed loop.
+    pub latency: Histogram<u64>,
+    /// The same requests' latency from their send, µs: in closed loop, the
+    /// same histogram as `latency` (there is no schedule to correct against).
+    pub latency_uncorrected: Histogram<u64>,
+}
+
+/// Runs the load that `config` describes and returns its report with its
+/// histograms. Blocks for the warm-up, the duration, and the drain of the
+/// requests in flight at the end (at most `config.timeout`).
+pub fn run(config: &Config) -> anyhow::Result<Measured> {
     check_spans(config)?;
     let fd_limit = limits::raise_fd_limit().context("raise RLIMIT_NOFILE")?;
     let open_loop = config.rate.is_some();
@@ -279,7 +295,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     let fault = killer.map(kill::Killer::stop);
     let stalls = stopper.map(stall::Stopper::stop).unwrap_or_default();
 
-    Ok(build::report(build::Inputs {
+    let report = build::report(build::Inputs {
         parameters: Parameters {
             target: config.targets[0].url.clone(),
             targets: config
@@ -320,7 +336,17 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         stop_for: config.stop.as_ref().map(|stop| stop.stop_for),
         readings,
         window_start_unix_ms: unix_ms(start_unix + config.warmup),
-    }))
+    });
+    // The report is built: the histograms move out of the recorder whole.
+    let latency_uncorrected = match open_loop {
+        true => recorder.latency_uncorrected,
+        false => recorder.latency.clone(),
+    };
+    Ok(Measured {
+        report,
+        latency: recorder.latency,
+        latency_uncorrected,
+    })
 }
 
 /// `at` in ms since the Unix epoch (0 for a clock set before it).

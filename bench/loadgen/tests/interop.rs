@@ -1,0 +1,214 @@
+//! End-to-end tests of what users of the tools beside loadgen expect (issue
+//! 26): HdrHistogram's percentile distribution (`--hgrm`, as wrk2
+//! `--latency` and vegeta's `hdrplot`). The real
+//! binary against a real `handoff` cluster or the small test server, on
+//! 127.0.0.1 port 0; each load lasts 1 to 2 s.
+
+mod common;
+
+use std::path::Path;
+
+use serde_json::Value;
+use testkit::Cluster;
+
+use common::{file_names, handoff_bin, loadgen, u64_at};
+
+/// Starts `handoff --workers 2 --listen 127.0.0.1:0`, killed when dropped.
+fn handoff_cluster() -> Cluster {
+    Cluster::start(handoff_bin(), &["--workers", "2"])
+        .unwrap_or_else(|err| panic!("start the handoff cluster: {err:#}"))
+}
+
+/// One row of a percentile distribution: `Value Percentile TotalCount`.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    /// The value, µs (the file's ms × 1000, rounded: it prints µs exactly).
+    value_us: u64,
+    /// The percentile, 0 to 1.
+    percentile: f64,
+    /// Samples at or below the value.
+    total_count: u64,
+}
+
+/// A `.hgrm` file read back: its rows, and its footer's total count and max.
+#[derive(Debug)]
+struct Distribution {
+    rows: Vec<Row>,
+    total_count: u64,
+    max_us: u64,
+}
+
+/// Parses the percentile distribution at `path`, checking on the way that
+/// HdrHistogram's plotter reads it: it plots every line not starting with
+/// `#` that splits into 4 fields and whose first and fourth parse as
+/// numbers (value against 1/(1-percentile)), which must be most rows, in
+/// increasing order of both.
+fn read_hgrm(path: &Path) -> Distribution {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"],
+        "{text}"
+    );
+    let ms_to_us =
+        |field: &str| (field.parse::<f64>().expect("a value in ms") * 1000.0).round() as u64;
+    let mut rows = Vec::new();
+    let mut plotted: Vec<(f64, f64)> = Vec::new();
+    let mut total_count = None;
+    let mut max_us = None;
+    for line in &lines[1..] {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let Some(footer) = line.strip_prefix("#[") {
+            // `#[Max     =   12.345, Total count    =   3000]`
+            let pairs: Vec<(&str, &str)> = footer
+                .trim_end_matches(']')
+                .split(',')
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(key, value)| (key.trim(), value.trim()))
+                .collect();
+            for (key, value) in pairs {
+                match key {
+                    "Total count" => total_count = value.parse().ok(),
+                    "Max" => max_us = Some(ms_to_us(value)),
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        if fields.is_empty() {
+            continue;
+        }
+        assert!(
+            fields.len() == 4 || fields.len() == 3,
+            "a row of 3 or 4 fields: {line:?}"
+        );
+        rows.push(Row {
+            value_us: ms_to_us(fields[0]),
+            percentile: fields[1].parse().expect("a percentile"),
+            total_count: fields[2].parse().expect("a count"),
+        });
+        if fields.len() == 4 {
+            if let (Ok(y), Ok(x)) = (fields[0].parse::<f64>(), fields[3].parse::<f64>()) {
+                plotted.push((x, y));
+            }
+        }
+    }
+    assert!(
+        plotted.len() + 1 == rows.len() && plotted.len() >= 10,
+        "the plotter would draw {} of {} rows",
+        plotted.len(),
+        rows.len()
+    );
+    assert!(
+        plotted
+            .windows(2)
+            .all(|pair| pair[0].0 < pair[1].0 && pair[0].1 <= pair[1].1),
+        "points out of order: {plotted:?}"
+    );
+    Distribution {
+        rows,
+        total_count: total_count.expect("a Total count in the footer"),
+        max_us: max_us.expect("a Max in the footer"),
+    }
+}
+
+/// Asserts that the distribution at `path` is `summary` (a histogram of the
+/// JSON): the same count (footer and last row) and max, p50 on the row at
+/// 50 % exactly, and p99, which falls between two rows (98.906 % and
+/// 99.063 %), between their values.
+fn assert_agrees(path: &Path, summary: &Value) {
+    let what = path.display();
+    let distribution = read_hgrm(path);
+    let count = u64_at(summary, &["count"]);
+    assert_eq!(distribution.total_count, count, "{what}: total count");
+    let last = distribution.rows.last().expect("rows");
+    assert_eq!((last.percentile, last.total_count), (1.0, count), "{what}");
+    assert_eq!(
+        distribution.max_us,
+        u64_at(summary, &["max_us"]),
+        "{what}: max"
+    );
+    for (quantile, key) in [(0.5, "p50_us"), (0.99, "p99_us")] {
+        let json_us = u64_at(summary, &[key]);
+        let below = distribution
+            .rows
+            .iter()
+            .rev()
+            .find(|row| row.percentile <= quantile)
+            .expect("a row at or below");
+        let above = distribution
+            .rows
+            .iter()
+            .find(|row| row.percentile >= quantile)
+            .expect("a row at or above");
+        assert!(
+            below.value_us <= json_us && json_us <= above.value_us,
+            "{what}: {key} {json_us} µs is not between the rows {below:?} and {above:?}"
+        );
+        if quantile == 0.5 {
+            assert_eq!(below.value_us, json_us, "{what}: the 50 % row is p50");
+        }
+    }
+}
+
+/// `--hgrm`: an open loop writes PATH, the corrected latency, and beside it
+/// `.uncorrected` before the extension, each agreeing with its histogram in
+/// the JSON (`latency.request`, `latency.request_uncorrected`) on count,
+/// max, p50 and p99, each readable by HdrHistogram's plotter, and nothing
+/// else is left in the folder. A closed loop writes both too, the same
+/// histogram (latency from the send).
+#[test]
+fn hgrm_files_agree_with_the_json() {
+    let cluster = handoff_cluster();
+    let url = format!("http://{}/", cluster.addr());
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let hgrm = dir.path().join("run.hgrm");
+    let uncorrected = dir.path().join("run.uncorrected.hgrm");
+    let hgrm_arg = hgrm.to_str().expect("a UTF-8 temp path");
+    let run = loadgen(&[
+        "--target",
+        &url,
+        "--rate",
+        "2000",
+        "--connections",
+        "4",
+        "--duration",
+        "1500ms",
+        "--warmup",
+        "200ms",
+        "--hgrm",
+        hgrm_arg,
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let latency = &run.report()["latency"];
+    assert!(
+        u64_at(&latency["request"], &["count"]) > 1000,
+        "{}",
+        run.stdout
+    );
+    assert_agrees(&hgrm, &latency["request"]);
+    assert_agrees(&uncorrected, &latency["request_uncorrected"]);
+    assert_eq!(file_names(dir.path()), ["run.hgrm", "run.uncorrected.hgrm"]);
+
+    let run = loadgen(&[
+        "--target",
+        &url,
+        "--connections",
+        "2",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--hgrm",
+        hgrm_arg,
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    assert_agrees(&hgrm, &run.report()["latency"]["request"]);
+    assert_eq!(
+        std::fs::read_to_string(&hgrm).expect("read"),
+        std::fs::read_to_string(&uncorrected).expect("read"),
+        "closed loop: the two files hold the same histogram"
+    );
+}
