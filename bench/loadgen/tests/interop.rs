@@ -1,6 +1,7 @@
 //! End-to-end tests of what users of the tools beside loadgen expect (issue
 //! 26): HdrHistogram's percentile distribution (`--hgrm`, as wrk2
-//! `--latency` and vegeta's `hdrplot`). The real
+//! `--latency` and vegeta's `hdrplot`), and thresholds that set the exit code
+//! (`--slo`, as k6's). The real
 //! binary against a real `handoff` cluster or the small test server, on
 //! 127.0.0.1 port 0; each load lasts 1 to 2 s.
 
@@ -11,7 +12,7 @@ use std::path::Path;
 use serde_json::Value;
 use testkit::Cluster;
 
-use common::{file_names, handoff_bin, loadgen, u64_at};
+use common::{f64_at, file_names, handoff_bin, loadgen, u64_at};
 
 /// Starts `handoff --workers 2 --listen 127.0.0.1:0`, killed when dropped.
 fn handoff_cluster() -> Cluster {
@@ -210,5 +211,108 @@ fn hgrm_files_agree_with_the_json() {
         std::fs::read_to_string(&hgrm).expect("read"),
         std::fs::read_to_string(&uncorrected).expect("read"),
         "closed loop: the two files hold the same histogram"
+    );
+}
+
+/// `--slo`: against a real handoff cluster, `p99<=1us` cannot hold (a
+/// loopback answer takes tens of µs at least): loadgen exits 99, its summary
+/// says FAIL for that threshold with the p99 it measured and pass for the
+/// others, stderr names the failed one, and the JSON's `slo` holds each
+/// verdict with its value (the p99 of `latency.request`). The same run with
+/// thresholds that hold exits 0.
+#[test]
+fn a_failed_threshold_exits_99_and_names_it() {
+    let cluster = handoff_cluster();
+    let url = format!("http://{}/", cluster.addr());
+    let load = [
+        "--target",
+        url.as_str(),
+        "--connections",
+        "4",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+    ];
+    let args: Vec<&str> = load
+        .iter()
+        .copied()
+        .chain([
+            "--slo",
+            "p99<=1us",
+            "--slo",
+            "errors=0",
+            "--slo",
+            "answered>=0.9",
+        ])
+        .collect();
+    let run = loadgen(&args);
+    assert_eq!(
+        run.status.code(),
+        Some(99),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.stdout
+            .contains("  slo         FAIL p99<=1us: measured "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("  slo         pass errors=0: measured 0"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("  slo         pass answered>=0.9: measured 100.00 %"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("1 of 3 --slo thresholds failed: p99<=1us"),
+        "{}",
+        run.stderr
+    );
+    let report = run.report();
+    let slo = report["slo"].as_array().expect("slo is an array");
+    let verdicts: Vec<(&str, bool)> = slo
+        .iter()
+        .map(|result| {
+            (
+                result["expr"].as_str().expect("expr"),
+                result["pass"].as_bool().expect("pass"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("p99<=1us", false),
+            ("errors=0", true),
+            ("answered>=0.9", true)
+        ]
+    );
+    assert_eq!(
+        f64_at(&slo[0], &["value"]),
+        u64_at(report, &["latency", "request", "p99_us"]) as f64
+    );
+    assert_eq!(f64_at(&slo[2], &["value"]), 1.0);
+
+    let args: Vec<&str> = load
+        .iter()
+        .copied()
+        .chain(["--slo", "p99<=1h", "--slo", "rps>=1"])
+        .collect();
+    let run = loadgen(&args);
+    assert_eq!(run.status.code(), Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("  slo         pass p99<=1h"),
+        "{}",
+        run.stdout
     );
 }

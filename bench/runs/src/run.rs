@@ -126,6 +126,11 @@ pub struct Report {
     /// to the JSON loadgen wrote; `null` otherwise (loadgen never writes it).
     #[serde(default)]
     pub upgrades: Option<Upgrades>,
+    /// `--slo EXPR`: each threshold, in the order given, with what the run
+    /// measured and whether it held. Empty without `--slo`, and absent in
+    /// reports written before it.
+    #[serde(default)]
+    pub slo: Vec<SloResult>,
     /// Sentences for a person: what went wrong or deserves a look.
     pub notes: Vec<String>,
 }
@@ -280,6 +285,20 @@ pub struct Parameters {
     /// `--seed`: the seed of the `--mix` draw; `null` without `--mix`.
     #[serde(default)]
     pub seed: Option<u64>,
+}
+
+/// One `--slo` threshold after the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloResult {
+    /// The threshold as given, e.g. `p99<=10ms`.
+    pub expr: String,
+    /// What the run measured, in the unit of the report's own field: µs for
+    /// a percentile (as `latency.request`), a count for `errors`, a share
+    /// from 0 to 1 for `answered`, requests/s for `rps`; `null` when there
+    /// was nothing to measure (a percentile of no sample), which fails.
+    pub value: Option<f64>,
+    /// Whether the threshold held.
+    pub pass: bool,
 }
 
 /// One path of `--mix` and its weight.

@@ -1,6 +1,8 @@
 //! `loadgen`: loads an HTTP/1.1 server and reports what it cost (see the crate
 //! docs and bench/loadgen/README.md). Exit codes: 0 after a run (failed requests are in
-//! the report), 2 for bad usage or an unreachable target, 1 for anything else.
+//! the report), 99 after a run that failed a `--slo` threshold
+//! ([`loadgen::slo::SLO_FAILED_EXIT_CODE`]), 2 for bad usage or an unreachable
+//! target, 1 for anything else.
 
 use std::process::ExitCode;
 
@@ -9,6 +11,7 @@ use cluster::cli::UsageError;
 use loadgen::cli::{Cli, Command};
 use loadgen::hgrm::HgrmFiles;
 use loadgen::output_file::OutputFile;
+use loadgen::slo;
 
 fn main() -> ExitCode {
     let cli: Cli = match cluster::cli::parse("loadgen") {
@@ -16,13 +19,15 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => cluster::cli::fail("loadgen", &err, false),
     }
 }
 
-/// Runs the load, prints the summary, writes the JSON and the `--hgrm` files.
-fn run(cli: &Cli) -> anyhow::Result<()> {
+/// Runs the load, judges its `--slo` thresholds, prints the summary, writes
+/// the JSON and the `--hgrm` files; the exit code says whether every
+/// threshold held.
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Report { dir }) = &cli.command {
         return Err(UsageError(format!(
             "the report has its own binary now: run `report {}` (cargo build --release -p report)",
@@ -43,7 +48,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .map(|path| HgrmFiles::create(path, cli.json.as_deref()))
         .transpose()?;
     let config = cli.config(std::env::args().collect());
-    let measured = loadgen::run(&config)?;
+    let mut measured = loadgen::run(&config)?;
+    measured.report.slo = slo::judge(&cli.slo, &measured);
     let report = &measured.report;
     print!("{}", loadgen::summary::render(report));
     if let Some(json) = json {
@@ -52,5 +58,20 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Some(hgrm) = hgrm {
         hgrm.write(&measured)?;
     }
-    Ok(())
+    if slo::all_pass(&report.slo) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let failed: Vec<&str> = report
+        .slo
+        .iter()
+        .filter(|result| !result.pass)
+        .map(|result| result.expr.as_str())
+        .collect();
+    eprintln!(
+        "loadgen: {} of {} --slo thresholds failed: {}",
+        failed.len(),
+        report.slo.len(),
+        failed.join(", ")
+    );
+    Ok(ExitCode::from(slo::SLO_FAILED_EXIT_CODE))
 }

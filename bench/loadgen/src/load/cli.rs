@@ -15,6 +15,7 @@ use super::mix;
 use super::stall::Stop;
 use super::target::Target;
 use super::units::{parse_positive_integer, parse_rate};
+use crate::slo::Threshold;
 
 /// Load an HTTP/1.1 server and measure what it costs: latency (HdrHistogram),
 /// the spread over worker pids (`x-worker-pid`), errors by kind, and with
@@ -152,6 +153,20 @@ pub struct Cli {
     /// load, replaced whole at the end, as `--json`.
     #[arg(long, value_name = "PATH")]
     pub hgrm: Option<PathBuf>,
+
+    /// A threshold the run must meet, repeatable: `p99<=10ms`,
+    /// `p99.9<=50ms`, `p50<1ms` (a percentile of the latency: in open loop
+    /// the corrected one, from each request's intended start), `errors=0`,
+    /// `errors<=5` (failed requests), `answered>=0.95` (or `95%`: the share
+    /// of the window's requests answered with a 2xx, ok / (ok + failed +
+    /// unanswered at the end): in open loop of the requests due, in closed
+    /// loop of those sent), `rps>=1000` (successful requests/s); operators
+    /// <, <=, >, >=, =. After the summary, a line each with what was
+    /// measured, pass or FAIL, also in the JSON (`slo`); when any fails,
+    /// loadgen exits 99 (as k6 does for thresholds: 1 is a failed run, 2 bad
+    /// usage).
+    #[arg(long = "slo", value_name = "EXPR", value_parser = Threshold::parse)]
+    pub slo: Vec<Threshold>,
 }
 
 /// What `loadgen` was asked instead of a load.
@@ -308,6 +323,28 @@ mod tests {
         let cli =
             parse(&["--target", "http://127.0.0.1:8080/", "--hgrm", "run.hgrm"]).expect("valid");
         assert_eq!(cli.hgrm.as_deref(), Some(std::path::Path::new("run.hgrm")));
+    }
+
+    /// `--slo` is repeatable; an expression that does not parse is a usage
+    /// error.
+    #[test]
+    fn parses_repeated_slo_thresholds() {
+        let cli = parse(&[
+            "--target",
+            "http://127.0.0.1:8080/",
+            "--slo",
+            "p99<=10ms",
+            "--slo",
+            "errors=0",
+        ])
+        .expect("valid");
+        assert_eq!(cli.slo.len(), 2);
+        for args in [
+            &["--target", "http://127.0.0.1:8080/", "--slo", "p99<10"][..],
+            &["--target", "http://127.0.0.1:8080/", "--slo", "latency<1ms"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} was accepted");
+        }
     }
 
     /// `--target` is repeatable; the targets keep their order, the first is

@@ -119,7 +119,7 @@ pub struct Config {
 
 /// A finished run: its report, and the two latency histograms whose
 /// summaries it holds, for what needs them whole (`--hgrm` writes their
-/// percentile distributions).
+/// percentile distributions; `--slo` reads any percentile of them).
 pub struct Measured {
     /// The report of the run.
     pub report: Report,
