@@ -363,6 +363,7 @@ mod tests {
                 command_line: Vec::new(),
                 mix: Vec::new(),
                 seed: None,
+                arrivals: None,
             },
             machine: Machine {
                 cpu_model: "cpu".to_owned(),

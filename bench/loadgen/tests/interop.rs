@@ -1,7 +1,7 @@
 //! End-to-end tests of what users of the tools beside loadgen expect (issue
 //! 26): HdrHistogram's percentile distribution (`--hgrm`, as wrk2
-//! `--latency` and vegeta's `hdrplot`), and thresholds that set the exit code
-//! (`--slo`, as k6's). The real
+//! `--latency` and vegeta's `hdrplot`), thresholds that set the exit code
+//! (`--slo`, as k6's), and Poisson arrivals (`--arrivals poisson`). The real
 //! binary against a real `handoff` cluster or the small test server, on
 //! 127.0.0.1 port 0; each load lasts 1 to 2 s.
 
@@ -12,6 +12,7 @@ use std::path::Path;
 use serde_json::Value;
 use testkit::Cluster;
 
+use common::server::{Behaviour, TestServer};
 use common::{f64_at, file_names, handoff_bin, loadgen, u64_at};
 
 /// Starts `handoff --workers 2 --listen 127.0.0.1:0`, killed when dropped.
@@ -314,5 +315,56 @@ fn a_failed_threshold_exits_99_and_names_it() {
         run.stdout.contains("  slo         pass p99<=1h"),
         "{}",
         run.stdout
+    );
+}
+
+/// `--arrivals poisson`: recorded in the JSON with its seed; the requests
+/// due in 2 s at 1,000/s are about 2,000 (a Poisson count: 2,000 ± 45, so
+/// ±10 % is generous), and the gaps between the arrivals the server sees
+/// are spread as exponential ones: their median is about ln 2 = 0.69 of the
+/// mean gap, 1/R, where an even schedule's median is the mean gap itself.
+/// (The median, not the coefficient of variation: one 0.5 s hiccup of a
+/// loaded machine made that 11.)
+#[test]
+fn poisson_arrivals_are_recorded_and_vary() {
+    let server = TestServer::start(Behaviour::Fast);
+    let run = loadgen(&[
+        "--target",
+        &server.url(),
+        "--rate",
+        "1000",
+        "--arrivals",
+        "poisson",
+        "--seed",
+        "7",
+        "--connections",
+        "5",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    assert_eq!(report["parameters"]["arrivals"], "poisson");
+    assert_eq!(u64_at(report, &["parameters", "seed"]), 7);
+    let scheduled = u64_at(report, &["requests", "scheduled"]);
+    assert!(
+        (1800..=2200).contains(&scheduled),
+        "{scheduled} due in 2 s at 1000/s"
+    );
+
+    let mut arrivals = server.arrivals();
+    arrivals.sort_unstable();
+    assert!(arrivals.len() >= 1700, "the server saw {}", arrivals.len());
+    let mut gaps_ms: Vec<f64> = arrivals
+        .windows(2)
+        .map(|pair| (pair[1] - pair[0]).as_secs_f64() * 1000.0)
+        .collect();
+    gaps_ms.sort_by(f64::total_cmp);
+    let median_ms = gaps_ms[gaps_ms.len() / 2];
+    assert!(
+        (0.45..=0.85).contains(&median_ms),
+        "the server's median gap is {median_ms:.3} ms, not about 0.69 ms (ln 2 of 1 ms)"
     );
 }

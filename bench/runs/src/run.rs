@@ -282,9 +282,37 @@ pub struct Parameters {
     /// in reports written before it.
     #[serde(default)]
     pub mix: Vec<MixEntry>,
-    /// `--seed`: the seed of the `--mix` draw; `null` without `--mix`.
+    /// `--seed`: the seed of the `--mix` draw and of `--arrivals poisson`;
+    /// `null` without either.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// `--arrivals`: how the open loop spaced its requests; `null` in closed
+    /// loop, and absent in reports written before it (their open loops were
+    /// all `uniform`).
+    #[serde(default)]
+    pub arrivals: Option<Arrivals>,
+}
+
+/// How an open loop spaces its requests over time (`parameters.arrivals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Evenly, 1/rate apart: the schedule of wrk2 and of every open loop
+    /// before `--arrivals`.
+    Uniform,
+    /// A Poisson process at the rate: exponential gaps of mean 1/rate, as
+    /// independent users arrive, drawn from `--seed`.
+    Poisson,
+}
+
+impl Arrivals {
+    /// The name `--arrivals` and the JSON give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arrivals::Uniform => "uniform",
+            Arrivals::Poisson => "poisson",
+        }
+    }
 }
 
 /// One `--slo` threshold after the run.

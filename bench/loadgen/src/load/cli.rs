@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use cluster::cli::{parse_duration, parse_positive_duration};
-use runs::MixEntry;
 use runs::labels::Label;
+use runs::{Arrivals, MixEntry};
 
 use super::Config;
+use super::arrivals;
 use super::kill::Kill;
 use super::mix;
 use super::stall::Stop;
@@ -139,10 +140,22 @@ pub struct Cli {
     #[arg(long, value_name = "PATH=WEIGHT", value_parser = mix::parse_entry)]
     mix: Vec<MixEntry>,
 
-    /// The seed of the `--mix` draw (each connection draws from its own
-    /// generator, seeded with it and the connection's index).
-    #[arg(long, value_name = "N", default_value_t = mix::DEFAULT_SEED, requires = "mix")]
-    seed: u64,
+    /// The seed of the draws, recorded in the JSON (`parameters.seed`): of
+    /// `--mix` (each connection draws from its own generator, seeded with it
+    /// and the connection's index) and of `--arrivals poisson`. Default 0;
+    /// given without either, refused.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+
+    /// How the open loop (`--rate`) spaces its requests: `uniform`, 1/R
+    /// apart (as wrk2); `poisson`, a Poisson process at R: exponential gaps
+    /// of mean 1/R, the bursts and lulls of independent users, drawn from
+    /// `--seed` before the run (the same seed, the same schedule). Either
+    /// way request i goes to connection i mod C. A Poisson schedule is held
+    /// whole, 8 bytes an arrival: beyond 2^24 arrivals (R × (warm-up +
+    /// duration): 128 MiB) or the memory left, it is refused before the run.
+    #[arg(long, value_name = "PROCESS", default_value = "uniform", value_parser = arrivals::parse, requires = "rate")]
+    arrivals: Arrivals,
 
     /// Write the latency histograms as HdrHistogram percentile distributions
     /// (`.hgrm`, values in ms, as wrk2 `--latency` prints them; read by
@@ -214,6 +227,7 @@ impl Cli {
             }),
             mix: self.mix.clone(),
             seed: self.seed,
+            arrivals: self.arrivals,
         }
     }
 }
@@ -314,7 +328,7 @@ mod tests {
         );
         let paths: Vec<&str> = config.mix.iter().map(|entry| entry.path.as_str()).collect();
         assert_eq!(paths, ["/", "/?work_us=5000"]);
-        assert_eq!(config.seed, 9);
+        assert_eq!(config.seed, Some(9));
     }
 
     /// `--hgrm PATH` parses.
@@ -342,6 +356,48 @@ mod tests {
         for args in [
             &["--target", "http://127.0.0.1:8080/", "--slo", "p99<10"][..],
             &["--target", "http://127.0.0.1:8080/", "--slo", "latency<1ms"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} was accepted");
+        }
+    }
+
+    /// `--arrivals` needs `--rate` and defaults to `uniform`; `--seed`
+    /// parses without `--mix` (the run refuses it when nothing draws from
+    /// it).
+    #[test]
+    fn parses_arrivals_and_their_seed() {
+        let cli = parse(&["--target", "http://127.0.0.1:8080/", "--rate", "1k"]).expect("valid");
+        assert_eq!(cli.config(Vec::new()).arrivals, Arrivals::Uniform);
+        assert_eq!(cli.config(Vec::new()).seed, None);
+        let cli = parse(&[
+            "--target",
+            "http://127.0.0.1:8080/",
+            "--rate",
+            "1k",
+            "--arrivals",
+            "poisson",
+            "--seed",
+            "7",
+        ])
+        .expect("valid");
+        let config = cli.config(Vec::new());
+        assert_eq!(config.arrivals, Arrivals::Poisson);
+        assert_eq!(config.seed, Some(7));
+        for args in [
+            &[
+                "--target",
+                "http://127.0.0.1:8080/",
+                "--arrivals",
+                "poisson",
+            ][..],
+            &[
+                "--target",
+                "http://127.0.0.1:8080/",
+                "--rate",
+                "1",
+                "--arrivals",
+                "bursty",
+            ],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
         }
@@ -435,7 +491,6 @@ mod tests {
                 "0",
             ],
             &["--target", "http://127.0.0.1:8080/", "--mix", "/"],
-            &["--target", "http://127.0.0.1:8080/", "--seed", "3"],
             &[],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
