@@ -11,10 +11,11 @@
 //! the uncorrected latency, from each request's send, named with
 //! `.uncorrected` before the extension (`run.hgrm` and
 //! `run.uncorrected.hgrm`, [`uncorrected_path`]): the extension stays
-//! `.hgrm`, which the plotter's file picker and scripts look for, and the
-//! two sort side by side. In closed loop the two are the same histogram
-//! (latency counts from the send; there is no schedule to correct against);
-//! both are written all the same, so a script finds both after any run.
+//! `.hgrm`, the name the plotter's page gives the format and scripts glob
+//! for (`*.hgrm`), and the two sort side by side. In closed loop the two
+//! are the same histogram (latency counts from the send; there is no
+//! schedule to correct against); both are written all the same, so a script
+//! finds both after any run.
 //!
 //! The `hdrhistogram` crate prints no percentile distribution (its
 //! `examples/cli.rs` prints a table of other columns), so [`render`] writes
