@@ -13,12 +13,18 @@
 //!   connections, the open loop's timer, the recorder, the `--watch` sampler,
 //!   `--kill`, the run's report built from the recorder, and [`run`].
 //! - [`summary`]: the report of a run as a short text, on stdout.
-//! - [`json_file`]: `--json FILE`, checked before the load and replaced
-//!   whole at its end.
+//! - [`slo`]: `--slo EXPR`, the thresholds judged after the run, and the exit
+//!   code when one fails.
+//! - [`hgrm`]: `--hgrm PATH`, the latency histograms as HdrHistogram's
+//!   percentile distribution.
+//! - [`output_file`]: the files of `--json FILE` and `--hgrm PATH`, checked
+//!   before the load and replaced whole at its end.
 #![deny(missing_docs)]
 
-pub mod json_file;
+pub mod hgrm;
 pub mod load;
+pub mod output_file;
+pub mod slo;
 pub mod summary;
 
-pub use load::{Config, cli, response, run};
+pub use load::{Config, Measured, cli, response, run};

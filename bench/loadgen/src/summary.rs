@@ -226,6 +226,8 @@ pub fn render(report: &Report) -> String {
     for note in &report.notes {
         let _ = writeln!(out, "note: {note}");
     }
+    // `--slo`: the verdicts last, where a reader of a long summary looks.
+    out.push_str(&crate::slo::lines(&report.slo));
     out
 }
 
@@ -361,6 +363,7 @@ mod tests {
                 command_line: Vec::new(),
                 mix: Vec::new(),
                 seed: None,
+                arrivals: None,
             },
             machine: Machine {
                 cpu_model: "cpu".to_owned(),

@@ -1,7 +1,9 @@
 //! Regression tests of issue 19: what loadgen refuses before any load (a
 //! `--rate` its clock cannot space, `--connections` it could never hold, a
 //! `--json` path it cannot write), each one line on stderr and exit 2 before
-//! any connection, and what bounds a run's time whatever its rate. Each runs
+//! any connection, and what bounds a run's time whatever its rate; and of
+//! issue 26's flags, refused alike (a bad `--slo`, a `--seed` nothing draws
+//! from, a Poisson schedule too long to draw, an `--hgrm` path). Each runs
 //! the real binary against a real socket on 127.0.0.1 port 0.
 
 mod common;
@@ -14,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::server::{Behaviour, TestServer};
-use common::{LOADGEN, loadgen, u64_at};
+use common::{LOADGEN, file_names, loadgen, u64_at};
 
 /// A run refused up front must end well within this, even on a loaded
 /// machine; one that loads must not be refused before it.
@@ -189,6 +191,40 @@ fn a_rate_above_one_request_a_nanosecond_is_refused() {
     }
 }
 
+/// Issue 26: a `--slo` that does not parse, a `--seed` that nothing draws
+/// from, a `--arrivals poisson` schedule beyond what loadgen draws (a
+/// billion a second for a minute), and an `--hgrm` path in a folder that does
+/// not exist are each one line and exit 2, before any connection.
+#[test]
+fn bad_thresholds_seeds_schedules_and_hgrm_paths_are_refused_before_any_connection() {
+    let listener = Listener::start();
+    let url = listener.url();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let missing = dir.path().join("missing").join("run.hgrm");
+    let missing = missing.to_str().expect("a UTF-8 temp path");
+    for (args, says) in [
+        (&["--slo", "p99<10"][..], "--slo"),
+        (&["--slo", "latency<1ms"], "not a metric"),
+        (&["--slo", "answered>=95"], "not a share"),
+        (&["--seed", "3"], "--seed"),
+        (&["--rate", "100", "--seed", "3"], "--seed"),
+        (
+            &["--rate", "1e9", "--arrivals", "poisson", "--duration", "1m"],
+            "--arrivals poisson",
+        ),
+        (&["--arrivals", "poisson"], "--rate"),
+        (&["--hgrm", missing], "--hgrm"),
+    ] {
+        let args: Vec<&str> = ["--target", url.as_str()]
+            .into_iter()
+            .chain(args.iter().copied())
+            .collect();
+        let ended = run_until(&args, REFUSAL_LIMIT, |_| {});
+        assert_refused(&ended, &format!("{args:?}"), says);
+        assert!(!listener.was_connected(), "{args:?} connected first");
+    }
+}
+
 /// Sets, in the child before exec, RLIMIT_NOFILE to `fds` (soft and hard),
 /// RLIMIT_AS to 4 GB (so a run that allocates without bound aborts early
 /// rather than taking the machine's memory) and RLIMIT_CORE to 0.
@@ -310,20 +346,7 @@ fn a_json_path_that_cannot_be_written_is_refused_before_the_load() {
         std::fs::read_to_string(&existing).expect("read"),
         "an earlier report"
     );
-    let listed = || -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir.path())
-            .expect("list")
-            .map(|entry| {
-                entry
-                    .expect("entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        names.sort();
-        names
-    };
+    let listed = || file_names(dir.path());
     assert_eq!(listed(), ["x.json"]);
 
     let short = [

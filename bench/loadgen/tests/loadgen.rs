@@ -167,6 +167,8 @@ fn rate_holds_within_a_few_percent() {
         (0.97..=1.03).contains(&ratio),
         "achieved {ratio} of the asked rate"
     );
+    // The default spacing, recorded (issue 26).
+    assert_eq!(report["parameters"]["arrivals"], "uniform");
     let scheduled = u64_at(report, &["requests", "scheduled"]);
     assert!(
         (1990..=2010).contains(&scheduled),

@@ -131,6 +131,11 @@ pub struct Report {
     /// to the JSON loadgen wrote; `null` otherwise (loadgen never writes it).
     #[serde(default)]
     pub upgrades: Option<Upgrades>,
+    /// `--slo EXPR`: each threshold, in the order given, with what the run
+    /// measured and whether it held. Empty without `--slo`, and absent in
+    /// reports written before it.
+    #[serde(default)]
+    pub slo: Vec<SloResult>,
     /// Sentences for a person: what went wrong or deserves a look.
     pub notes: Vec<String>,
 }
@@ -282,9 +287,51 @@ pub struct Parameters {
     /// in reports written before it.
     #[serde(default)]
     pub mix: Vec<MixEntry>,
-    /// `--seed`: the seed of the `--mix` draw; `null` without `--mix`.
+    /// `--seed`: the seed of the `--mix` draw and of `--arrivals poisson`;
+    /// `null` without either.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// `--arrivals`: how the open loop spaced its requests; `null` in closed
+    /// loop, and absent in reports written before it (their open loops were
+    /// all `uniform`).
+    #[serde(default)]
+    pub arrivals: Option<Arrivals>,
+}
+
+/// How an open loop spaces its requests over time (`parameters.arrivals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Evenly, 1/rate apart: the schedule of wrk2 and of every open loop
+    /// before `--arrivals`.
+    Uniform,
+    /// A Poisson process at the rate: exponential gaps of mean 1/rate, as
+    /// independent users arrive, drawn from `--seed`.
+    Poisson,
+}
+
+impl Arrivals {
+    /// The name `--arrivals` and the JSON give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arrivals::Uniform => "uniform",
+            Arrivals::Poisson => "poisson",
+        }
+    }
+}
+
+/// One `--slo` threshold after the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloResult {
+    /// The threshold as given, e.g. `p99<=10ms`.
+    pub expr: String,
+    /// What the run measured, in the unit of the report's own field: µs for
+    /// a percentile (as `latency.request`), a count for `errors`, a share
+    /// from 0 to 1 for `answered`, requests/s for `rps`; `null` when there
+    /// was nothing to measure (a percentile of no sample), which fails.
+    pub value: Option<f64>,
+    /// Whether the threshold held.
+    pub pass: bool,
 }
 
 /// One path of `--mix` and its weight.

@@ -227,6 +227,8 @@ pub fn report(inputs: Inputs<'_>) -> Report {
             .as_ref()
             .map(|timeline| timeline_report(timeline, inputs.window_start_unix_ms)),
         upgrades: None,
+        // Judged by the caller, which holds the thresholds (`crate::slo`).
+        slo: Vec::new(),
         notes: Vec::new(),
     };
     report.notes = notes(&report);

@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use cluster::cli::{parse_duration, parse_positive_duration};
-use runs::MixEntry;
 use runs::labels::Label;
+use runs::{Arrivals, MixEntry};
 
 use super::Config;
+use super::arrivals;
 use super::kill::Kill;
 use super::mix;
 use super::stall::Stop;
 use super::target::Target;
 use super::units::{parse_positive_integer, parse_rate};
+use crate::slo::Threshold;
 
 /// Load an HTTP/1.1 server and measure what it costs: latency (HdrHistogram),
 /// the spread over worker pids (`x-worker-pid`), errors by kind, and with
@@ -138,10 +140,46 @@ pub struct Cli {
     #[arg(long, value_name = "PATH=WEIGHT", value_parser = mix::parse_entry)]
     mix: Vec<MixEntry>,
 
-    /// The seed of the `--mix` draw (each connection draws from its own
-    /// generator, seeded with it and the connection's index).
-    #[arg(long, value_name = "N", default_value_t = mix::DEFAULT_SEED, requires = "mix")]
-    seed: u64,
+    /// The seed of the draws, recorded in the JSON (`parameters.seed`): of
+    /// `--mix` (each connection draws from its own generator, seeded with it
+    /// and the connection's index) and of `--arrivals poisson`. Default 0;
+    /// given without either, refused.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+
+    /// How the open loop (`--rate`) spaces its requests: `uniform`, 1/R
+    /// apart (as wrk2); `poisson`, a Poisson process at R: exponential gaps
+    /// of mean 1/R, the bursts and lulls of independent users, drawn from
+    /// `--seed` before the run (the same seed, the same schedule). Either
+    /// way request i goes to connection i mod C. A Poisson schedule is held
+    /// whole, 8 bytes an arrival: beyond 2^24 arrivals (R × (warm-up +
+    /// duration): 128 MiB) or the memory left, it is refused before the run.
+    #[arg(long, value_name = "PROCESS", default_value = "uniform", value_parser = arrivals::parse, requires = "rate")]
+    arrivals: Arrivals,
+
+    /// Write the latency histograms as HdrHistogram percentile distributions
+    /// (`.hgrm`, values in ms, as wrk2 `--latency` prints them; read by
+    /// HdrHistogram's plotter): `latency.request` (open loop: coordinated
+    /// omission corrected) to PATH, the uncorrected one (from each send;
+    /// closed loop: the same) beside it with `.uncorrected` before the
+    /// extension (`run.hgrm`, `run.uncorrected.hgrm`). Checked before the
+    /// load, replaced whole at the end, as `--json`.
+    #[arg(long, value_name = "PATH")]
+    pub hgrm: Option<PathBuf>,
+
+    /// A threshold the run must meet, repeatable: `p99<=10ms`,
+    /// `p99.9<=50ms`, `p50<1ms` (a percentile of the latency: in open loop
+    /// the corrected one, from each request's intended start), `errors=0`,
+    /// `errors<=5` (failed requests), `answered>=0.95` (or `95%`: the share
+    /// of the window's requests answered with a 2xx, ok / (ok + failed +
+    /// unanswered at the end): in open loop of the requests due, in closed
+    /// loop of those sent), `rps>=1000` (successful requests/s); operators
+    /// <, <=, >, >=, =. After the summary, a line each with what was
+    /// measured, pass or FAIL, also in the JSON (`slo`); when any fails,
+    /// loadgen exits 99 (as k6 does for thresholds: 1 is a failed run, 2 bad
+    /// usage).
+    #[arg(long = "slo", value_name = "EXPR", value_parser = Threshold::parse)]
+    pub slo: Vec<Threshold>,
 }
 
 /// What `loadgen` was asked instead of a load.
@@ -189,6 +227,7 @@ impl Cli {
             }),
             mix: self.mix.clone(),
             seed: self.seed,
+            arrivals: self.arrivals,
         }
     }
 }
@@ -289,7 +328,79 @@ mod tests {
         );
         let paths: Vec<&str> = config.mix.iter().map(|entry| entry.path.as_str()).collect();
         assert_eq!(paths, ["/", "/?work_us=5000"]);
-        assert_eq!(config.seed, 9);
+        assert_eq!(config.seed, Some(9));
+    }
+
+    /// `--hgrm PATH` parses.
+    #[test]
+    fn parses_hgrm() {
+        let cli =
+            parse(&["--target", "http://127.0.0.1:8080/", "--hgrm", "run.hgrm"]).expect("valid");
+        assert_eq!(cli.hgrm.as_deref(), Some(std::path::Path::new("run.hgrm")));
+    }
+
+    /// `--slo` is repeatable; an expression that does not parse is a usage
+    /// error.
+    #[test]
+    fn parses_repeated_slo_thresholds() {
+        let cli = parse(&[
+            "--target",
+            "http://127.0.0.1:8080/",
+            "--slo",
+            "p99<=10ms",
+            "--slo",
+            "errors=0",
+        ])
+        .expect("valid");
+        assert_eq!(cli.slo.len(), 2);
+        for args in [
+            &["--target", "http://127.0.0.1:8080/", "--slo", "p99<10"][..],
+            &["--target", "http://127.0.0.1:8080/", "--slo", "latency<1ms"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} was accepted");
+        }
+    }
+
+    /// `--arrivals` needs `--rate` and defaults to `uniform`; `--seed`
+    /// parses without `--mix` (the run refuses it when nothing draws from
+    /// it).
+    #[test]
+    fn parses_arrivals_and_their_seed() {
+        let cli = parse(&["--target", "http://127.0.0.1:8080/", "--rate", "1k"]).expect("valid");
+        assert_eq!(cli.config(Vec::new()).arrivals, Arrivals::Uniform);
+        assert_eq!(cli.config(Vec::new()).seed, None);
+        let cli = parse(&[
+            "--target",
+            "http://127.0.0.1:8080/",
+            "--rate",
+            "1k",
+            "--arrivals",
+            "poisson",
+            "--seed",
+            "7",
+        ])
+        .expect("valid");
+        let config = cli.config(Vec::new());
+        assert_eq!(config.arrivals, Arrivals::Poisson);
+        assert_eq!(config.seed, Some(7));
+        for args in [
+            &[
+                "--target",
+                "http://127.0.0.1:8080/",
+                "--arrivals",
+                "poisson",
+            ][..],
+            &[
+                "--target",
+                "http://127.0.0.1:8080/",
+                "--rate",
+                "1",
+                "--arrivals",
+                "bursty",
+            ],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} was accepted");
+        }
     }
 
     /// `--target` is repeatable; the targets keep their order, the first is
@@ -380,7 +491,6 @@ mod tests {
                 "0",
             ],
             &["--target", "http://127.0.0.1:8080/", "--mix", "/"],
-            &["--target", "http://127.0.0.1:8080/", "--seed", "3"],
             &[],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");

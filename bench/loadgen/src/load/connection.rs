@@ -21,6 +21,7 @@ use tokio::time::{sleep_until, timeout_at};
 
 use rand::rngs::SmallRng;
 
+use super::arrivals::PoissonSchedule;
 use super::failure::Failure;
 use super::mix::Mix;
 use super::recorder::{Answer, Recorder, Sample, Window};
@@ -75,6 +76,9 @@ pub struct Plan {
     pub window: Window,
     /// `--mix`: how each request's path is drawn; `None`: always the first.
     pub mix: Option<Mix>,
+    /// `--arrivals poisson`: the open loop's arrivals, drawn before the run;
+    /// `None`: evenly spaced (`uniform`).
+    pub poisson: Option<PoissonSchedule>,
 }
 
 impl Plan {
@@ -101,15 +105,28 @@ impl Plan {
     }
 
     /// Open loop: when the `k`-th request of connection `id` is due. The run's
-    /// requests are evenly spaced, 1/rate apart, and dealt to the connections in
-    /// turn (as wrk2 does), so each connection sends every `connections`-th one.
+    /// requests are dealt to the connections in turn (as wrk2 does), so each
+    /// connection sends every `connections`-th one, request `id + k *
+    /// connections` of the run; evenly spaced, that one is due
+    /// `index / rate` after the start, and under `--arrivals poisson` it is
+    /// the schedule's arrival `index`.
     ///
-    /// A time the clock cannot hold (a tiny `--rate`: `1e-300`) is past the
-    /// window's end whatever it is, so it is that end: the request is not sent.
+    /// A time the clock cannot hold (a tiny `--rate`: `1e-300`), like an
+    /// index past the Poisson schedule's last arrival, is past the window's
+    /// end whatever it is, so it is that end: the request is not sent.
     fn due(&self, rate: f64, id: usize, k: u64) -> Instant {
-        let index = id as f64 + k as f64 * self.connections as f64;
-        Duration::try_from_secs_f64(index / rate)
-            .ok()
+        let after = match &self.poisson {
+            None => {
+                let index = id as f64 + k as f64 * self.connections as f64;
+                Duration::try_from_secs_f64(index / rate).ok()
+            }
+            Some(schedule) => k
+                .checked_mul(self.connections as u64)
+                .and_then(|index| index.checked_add(id as u64))
+                .and_then(|index| schedule.due_ns(index))
+                .map(Duration::from_nanos),
+        };
+        after
             .and_then(|after| self.start.checked_add(after))
             .unwrap_or(self.window.end)
     }
@@ -121,8 +138,9 @@ impl Plan {
     /// the rate, rather than by walking the schedule one request at a time,
     /// which at `--rate 1e9` is a billion steps per second of run. `due(k) >=
     /// at` is false and then true as `k` grows, for any `at` up to the
-    /// window's end: `due` grows with `k` until the clock cannot hold it, and
-    /// from there it is the window's end.
+    /// window's end: `due` grows with `k` until the clock (or the Poisson
+    /// schedule, whose arrivals are in order and all before the window's
+    /// end) cannot hold it, and from there it is the window's end.
     fn due_before(&self, rate: f64, id: usize, at: Instant) -> u64 {
         let (mut low, mut high) = (0, u64::MAX);
         while low < high {
@@ -598,6 +616,7 @@ mod tests {
             start,
             window,
             mix: None,
+            poisson: None,
         };
         assert_eq!(plan.due(1e-300, 0, 0), start);
         assert_eq!(plan.due(1e-300, 0, 1), window.end);
@@ -623,6 +642,7 @@ mod tests {
                 end: start + Duration::from_millis(window_ms.1),
             },
             mix: None,
+            poisson: None,
         }
     }
 
@@ -652,6 +672,95 @@ mod tests {
         assert_eq!(plan.due_before(1e-300, 0, plan.window.end), 1);
     }
 
+    /// Every request of the window of `plan` (at `rate`), over all its
+    /// connections, as ns from the start, in order: the schedule the server
+    /// sees.
+    fn merged_schedule(plan: &Plan, rate: f64) -> Vec<u64> {
+        let mut times: Vec<u64> = (0..plan.connections)
+            .flat_map(|id| {
+                (0..)
+                    .map(move |k| plan.due(rate, id, k))
+                    .take_while(|&due| due < plan.window.end)
+                    .map(|due| (due - plan.start).as_nanos() as u64)
+            })
+            .collect();
+        times.sort_unstable();
+        times
+    }
+
+    /// `--arrivals`: the schedule of a 20 s open loop at 1,000/s over 7
+    /// connections, as the server sees it (every connection's requests
+    /// merged). Both hold the rate within a few %; uniform gaps do not vary
+    /// (coefficient of variation near 0), Poisson gaps vary as an
+    /// exponential's (near 1). The Poisson arrivals are dealt to the
+    /// connections in turn, as the uniform ones (connection `id`'s k-th is
+    /// the run's arrival `id + 7k`), and counting a connection's requests due
+    /// before an instant agrees with walking its schedule. The same seed
+    /// gives the same schedule.
+    #[test]
+    fn arrivals_hold_the_rate_uniform_evenly_poisson_exponentially() {
+        use super::super::arrivals::tests::gap_statistics;
+        let uniform = open_plan(1000.0, 7, (0, 20_000));
+        let span = uniform.window.end - uniform.start;
+        let draw = |seed| PoissonSchedule::draw(1000.0, span, seed);
+        let poisson = Plan {
+            poisson: Some(draw(42)),
+            ..open_plan(1000.0, 7, (0, 20_000))
+        };
+        for (name, plan, cv_range) in [
+            ("uniform", &uniform, 0.0..=0.01),
+            ("poisson", &poisson, 0.95..=1.05),
+        ] {
+            let times = merged_schedule(plan, 1000.0);
+            let rate = times.len() as f64 / span.as_secs_f64();
+            assert!((970.0..=1030.0).contains(&rate), "{name}: {rate}/s of 1000");
+            let (mean_ns, cv) = gap_statistics(&times);
+            assert!(
+                (0.97e6..=1.03e6).contains(&mean_ns),
+                "{name}: mean gap {mean_ns} ns"
+            );
+            assert!(
+                cv_range.contains(&cv),
+                "{name}: coefficient of variation {cv}"
+            );
+        }
+        let schedule = poisson.poisson.as_ref().expect("drawn");
+        for id in 0..7 {
+            for k in [0, 1, 2, 100] {
+                let index = id as u64 + 7 * k;
+                let expected = poisson.start
+                    + Duration::from_nanos(schedule.due_ns(index).expect("in the span"));
+                assert_eq!(
+                    poisson.due(1000.0, id, k),
+                    expected,
+                    "connection {id}, request {k}"
+                );
+            }
+            for at in [
+                poisson.start,
+                poisson.start + Duration::from_millis(4321),
+                poisson.window.end,
+            ] {
+                let walked = (0..)
+                    .take_while(|&k| poisson.due(1000.0, id, k) < at)
+                    .count();
+                assert_eq!(poisson.due_before(1000.0, id, at), walked as u64, "{id}");
+            }
+        }
+        let again = Plan {
+            poisson: Some(draw(42)),
+            ..open_plan(1000.0, 7, (0, 20_000))
+        };
+        let mut times = merged_schedule(&again, 1000.0);
+        assert_eq!(times, merged_schedule(&poisson, 1000.0));
+        let other = Plan {
+            poisson: Some(draw(43)),
+            ..open_plan(1000.0, 7, (0, 20_000))
+        };
+        times = merged_schedule(&other, 1000.0);
+        assert_ne!(times, merged_schedule(&poisson, 1000.0));
+    }
+
     /// Connections are dealt round robin over the targets: connection i goes
     /// to target i mod n, so the counts per target differ by at most one, and
     /// a connection slot keeps its target (under `--new-conn`, each new
@@ -676,6 +785,7 @@ mod tests {
                 end: start + Duration::from_secs(1),
             },
             mix: None,
+            poisson: None,
         };
         let two = Arc::new(plan(2, 5));
         let dealt: Vec<usize> = (0..5).map(|id| two.target_of(id)).collect();

@@ -23,6 +23,8 @@
 //! - `stall`: `--stop`: SIGSTOP then SIGCONT to a worker mid-run, the stalled
 //!   worker experiment, with the guards that never leave it stopped.
 //! - `mix`: `--mix`: each request's path drawn from weighted paths, seeded.
+//! - `arrivals`: `--arrivals`: the open loop's requests evenly spaced, or a
+//!   Poisson process drawn from `--seed` before the run.
 //! - `machine`, `limits`: the machine's description; the fd limit.
 //! - `progress`: the progress bar on stderr.
 
@@ -39,6 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, anyhow};
 use cluster::cli::UsageError;
 
+pub(crate) mod arrivals;
 pub(crate) mod build;
 pub mod cli;
 pub(crate) mod connection;
@@ -57,7 +60,8 @@ pub(crate) mod units;
 pub(crate) mod usage;
 pub(crate) mod watch;
 
-use runs::{Labels, LoadLoop, MixEntry, Parameters, Report};
+use hdrhistogram::Histogram;
+use runs::{Arrivals, Labels, LoadLoop, MixEntry, Parameters, Report};
 
 use connection::{Connection, Endpoint, Plan};
 use recorder::{Recorder, Window};
@@ -112,24 +116,73 @@ pub struct Config {
     /// `--mix PATH=WEIGHT`s: each request's path drawn from them; empty: the
     /// target's path.
     pub(crate) mix: Vec<MixEntry>,
-    /// `--seed`: the seed of the `--mix` draw.
-    pub(crate) seed: u64,
+    /// `--seed` as given: the seed of the `--mix` draw and of `--arrivals
+    /// poisson` (without it, [`mix::DEFAULT_SEED`]).
+    pub(crate) seed: Option<u64>,
+    /// `--arrivals`: how the open loop spaces its requests.
+    pub(crate) arrivals: Arrivals,
 }
 
-/// Runs the load that `config` describes and returns its report. Blocks for the
-/// warm-up, the duration, and the drain of the requests in flight at the end (at
-/// most `config.timeout`).
-pub fn run(config: &Config) -> anyhow::Result<Report> {
+impl Config {
+    /// The seed of the draws: `--seed`, or [`mix::DEFAULT_SEED`], so that a
+    /// run is reproducible by default.
+    fn seed(&self) -> u64 {
+        self.seed.unwrap_or(mix::DEFAULT_SEED)
+    }
+
+    /// Whether anything is drawn from the seed: `--mix`, or `--arrivals
+    /// poisson` in open loop.
+    fn seeded(&self) -> bool {
+        !self.mix.is_empty() || self.poisson()
+    }
+
+    /// Whether the open loop's arrivals are a Poisson process.
+    fn poisson(&self) -> bool {
+        self.rate.is_some() && self.arrivals == Arrivals::Poisson
+    }
+}
+
+/// A finished run: its report, and the two latency histograms whose
+/// summaries it holds, for what needs them whole (`--hgrm` writes their
+/// percentile distributions; `--slo` reads any percentile of them).
+pub struct Measured {
+    /// The report of the run.
+    pub report: Report,
+    /// The latency of the successful requests of the window, µs, as
+    /// `latency.request`: from each request's intended start in open loop
+    /// (coordinated omission corrected), from its send in closed loop.
+    pub latency: Histogram<u64>,
+    /// The same requests' latency from their send, µs: in closed loop, the
+    /// same histogram as `latency` (there is no schedule to correct against).
+    pub latency_uncorrected: Histogram<u64>,
+}
+
+/// Runs the load that `config` describes and returns its report with its
+/// histograms. Blocks for the warm-up, the duration, and the drain of the
+/// requests in flight at the end (at most `config.timeout`).
+pub fn run(config: &Config) -> anyhow::Result<Measured> {
     check_spans(config)?;
+    if config.seed.is_some() && !config.seeded() {
+        return Err(UsageError(
+            "--seed seeds the draws of --mix and of --arrivals poisson (with --rate): give one"
+                .to_owned(),
+        )
+        .into());
+    }
     let fd_limit = limits::raise_fd_limit().context("raise RLIMIT_NOFILE")?;
     let open_loop = config.rate.is_some();
-    limits::check_connections(
-        config.connections,
-        open_loop,
-        &fd_limit,
-        limits::memory_room(),
-    )
-    .map_err(UsageError)?;
+    let memory_room = limits::memory_room();
+    limits::check_connections(config.connections, open_loop, &fd_limit, memory_room)
+        .map_err(UsageError)?;
+    if let Some(rate) = config.rate.filter(|_| config.poisson()) {
+        arrivals::check_poisson(
+            rate,
+            config.warmup + config.duration,
+            (config.connections as u64).saturating_mul(connection::MEMORY_PER_CONNECTION_BYTES),
+            memory_room,
+        )
+        .map_err(UsageError)?;
+    }
     let fds_needed = limits::fds_needed(config.connections, open_loop);
     if !fd_limit.fits(fds_needed) {
         eprintln!(
@@ -176,6 +229,11 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         stop.check(config.duration).map_err(UsageError)?;
     }
 
+    // Drawn before the run's clock starts: the longest schedule takes over a
+    // second.
+    let poisson = config.rate.filter(|_| config.poisson()).map(|rate| {
+        arrivals::PoissonSchedule::draw(rate, config.warmup + config.duration, config.seed())
+    });
     let machine = machine::current();
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let start = Instant::now();
@@ -213,7 +271,8 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         timeout: config.timeout,
         start,
         window,
-        mix: (!config.mix.is_empty()).then(|| mix::Mix::new(&config.mix, config.seed)),
+        mix: (!config.mix.is_empty()).then(|| mix::Mix::new(&config.mix, config.seed())),
+        poisson,
     });
 
     let threads = config.threads.clamp(1, config.connections.max(1));
@@ -279,7 +338,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     let fault = killer.map(kill::Killer::stop);
     let stalls = stopper.map(stall::Stopper::stop).unwrap_or_default();
 
-    Ok(build::report(build::Inputs {
+    let report = build::report(build::Inputs {
         parameters: Parameters {
             target: config.targets[0].url.clone(),
             targets: config
@@ -303,7 +362,8 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
             watch: config.watch.clone(),
             command_line: config.command_line.clone(),
             mix: config.mix.clone(),
-            seed: (!config.mix.is_empty()).then_some(config.seed),
+            seed: config.seeded().then(|| config.seed()),
+            arrivals: open_loop.then_some(config.arrivals),
         },
         machine,
         fd_limit,
@@ -320,7 +380,17 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         stop_for: config.stop.as_ref().map(|stop| stop.stop_for),
         readings,
         window_start_unix_ms: unix_ms(start_unix + config.warmup),
-    }))
+    });
+    // The report is built: the histograms move out of the recorder whole.
+    let latency_uncorrected = match open_loop {
+        true => recorder.latency_uncorrected,
+        false => recorder.latency.clone(),
+    };
+    Ok(Measured {
+        report,
+        latency: recorder.latency,
+        latency_uncorrected,
+    })
 }
 
 /// `at` in ms since the Unix epoch (0 for a clock set before it).

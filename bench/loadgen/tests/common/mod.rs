@@ -1,6 +1,6 @@
 //! Helpers of the loadgen end-to-end tests: run the real `loadgen` binary with a
 //! deadline and read its JSON report (checked against `bench/runs/schema.json` every
-//! time), find the real `proxy` and `report` binaries, and a small test server
+//! time), find the real `proxy`, `handoff` and `report` binaries, and a small test server
 //! ([`server`]).
 
 #![allow(dead_code)] // each test binary uses a part
@@ -167,6 +167,12 @@ pub fn proxy_bin() -> &'static str {
     built("proxy", &PROXY)
 }
 
+/// The `handoff` binary, found as [`proxy_bin`] finds `proxy`.
+pub fn handoff_bin() -> &'static str {
+    static HANDOFF: OnceLock<String> = OnceLock::new();
+    built("handoff", &HANDOFF)
+}
+
 /// The `report` binary, the renderer, found as [`proxy_bin`] finds `proxy`:
 /// loadgen does not link it.
 pub fn report_bin() -> &'static str {
@@ -180,6 +186,22 @@ fn built(package: &str, path: &'static OnceLock<String>) -> &'static str {
         let bin = testkit::workspace_bin(package).unwrap_or_else(|err| panic!("{err:#}"));
         bin.to_string_lossy().into_owned()
     })
+}
+
+/// The names of the files in `dir`, sorted: what a run left there.
+pub fn file_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list the folder")
+        .map(|entry| {
+            entry
+                .expect("an entry of the folder")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 /// `report[a][b]...` as a u64, or a panic naming the path.

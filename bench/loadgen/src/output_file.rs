@@ -1,21 +1,22 @@
-//! `--json FILE`: where the report goes, checked before the load, so that a
-//! path loadgen cannot write is one line and exit 2 before the run, not a run
-//! lost at its end (`--json /missing/dir/x.json` used to measure for the whole
-//! `--duration`, then fail).
+//! The files a run writes (`--json FILE`, `--hgrm PATH`'s two): each
+//! checked before the load, so that a path loadgen cannot write is one line
+//! and exit 2 before the run, not a run lost at its end (`--json
+//! /missing/dir/x.json` used to measure for the whole `--duration`, then
+//! fail).
 //!
-//! The report is written to a hidden file created beside FILE before the load
+//! A file is written to a hidden file created beside it before the load
 //! starts (`.x.json.AbC123.partial`: the same folder, so the same filesystem),
-//! and renamed over FILE once it is complete (rename(2) replaces FILE in one
+//! and renamed over it once it is complete (rename(2) replaces it in one
 //! step). Creating that file is the check: the folder exists and loadgen may
-//! create files in it. And an existing FILE is untouched until the new report
+//! create files in it. And an existing file is untouched until the new one
 //! is whole: a run that fails (a usage error found later, a load thread that
-//! fails) leaves it as it was, where opening FILE early with `O_TRUNC` would
-//! have emptied it, and a reader of FILE (the renderer, a script) never
+//! fails) leaves it as it was, where opening it early with `O_TRUNC` would
+//! have emptied it, and a reader (the renderer, a script, a plotter) never
 //! sees half a report. The hidden file does not end in `.json`, so the
 //! renderer never reads it; it is removed when loadgen fails, and only a signal
 //! that ends loadgen leaves it behind.
 //!
-//! A FILE that is a symbolic link is written through: the file it points to is
+//! A path that is a symbolic link is written through: the file it points to is
 //! replaced (or created), the link kept. One that is not a regular file (`/dev/stdout`, a pipe) cannot be
 //! replaced: it is checked for writing before the load and written in place
 //! at the end, as before.
@@ -27,19 +28,19 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use cluster::cli::UsageError;
 use nix::unistd::AccessFlags;
-use runs::Report;
 use tempfile::NamedTempFile;
 
-/// The `--json FILE` of a run, checked and ready to be written.
+/// A file of a run (`--json FILE`, `--hgrm PATH`), checked and ready to be
+/// written.
 #[derive(Debug)]
-pub struct JsonFile {
+pub struct OutputFile {
     /// The path given.
     path: PathBuf,
-    /// Where the report is written.
+    /// Where the bytes are written.
     target: Target,
 }
 
-/// How the report reaches the path.
+/// How the bytes reach the path.
 #[derive(Debug)]
 enum Target {
     /// Written to `partial`, renamed over `file` (the path, its symbolic
@@ -52,17 +53,18 @@ enum Target {
     InPlace,
 }
 
-impl JsonFile {
-    /// Checks that the report can be written to `path` and creates the hidden
-    /// file it will be written to: an error is a [`UsageError`] naming why.
-    pub fn create(path: &Path) -> Result<JsonFile, UsageError> {
-        let refuse = |why: String| UsageError(format!("--json {}: {why}", path.display()));
+impl OutputFile {
+    /// Checks that a file can be written to `path`, given with `flag`
+    /// (`--json`, named in the error), and creates the hidden file it will
+    /// be written to: an error is a [`UsageError`] naming why.
+    pub fn create(flag: &str, path: &Path) -> Result<OutputFile, UsageError> {
+        let refuse = |why: String| UsageError(format!("{flag} {}: {why}", path.display()));
         let file = match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => return Err(refuse("is a folder".to_owned())),
             Ok(meta) if !meta.is_file() => {
                 nix::unistd::access(path, AccessFlags::W_OK)
                     .map_err(|err| refuse(format!("cannot write it: {}", err.desc())))?;
-                return Ok(JsonFile {
+                return Ok(OutputFile {
                     path: path.to_owned(),
                     target: Target::InPlace,
                 });
@@ -125,25 +127,24 @@ impl JsonFile {
                     folder.display()
                 ))
             })?;
-        Ok(JsonFile {
+        Ok(OutputFile {
             path: path.to_owned(),
             target: Target::Replace { file, partial },
         })
     }
 
-    /// Writes `report` as JSON and puts it in place.
-    pub fn write(self, report: &Report) -> anyhow::Result<()> {
-        let json = runs::to_json(report).context("serialise the report")?;
-        self.write_bytes(&json)
+    /// The path given.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
-    /// Writes `json` and puts it in place.
-    fn write_bytes(self, json: &[u8]) -> anyhow::Result<()> {
+    /// Writes `bytes` and puts them in place.
+    pub fn write(self, bytes: &[u8]) -> anyhow::Result<()> {
         let write = || format!("write {}", self.path.display());
         match self.target {
-            Target::InPlace => std::fs::write(&self.path, json).with_context(write),
+            Target::InPlace => std::fs::write(&self.path, bytes).with_context(write),
             Target::Replace { file, mut partial } => {
-                partial.write_all(json).with_context(write)?;
+                partial.write_all(bytes).with_context(write)?;
                 // On disk before the rename, so that a crash leaves the old
                 // report or the new one, never an empty file.
                 partial.as_file().sync_all().with_context(write)?;
@@ -197,7 +198,7 @@ mod tests {
             (dir.path().to_owned(), "is a folder"),
             (file.join("y.json"), "not a folder"),
         ] {
-            let err = JsonFile::create(&path).expect_err("refused");
+            let err = OutputFile::create("--json", &path).expect_err("refused");
             assert!(err.0.contains(why), "{path:?}: {}", err.0);
             assert!(err.0.starts_with("--json "), "{}", err.0);
         }
@@ -216,16 +217,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("x.json");
         std::fs::write(&file, "old").expect("write");
-        JsonFile::create(&file)
+        OutputFile::create("--json", &file)
             .expect("writable")
-            .write_bytes(b"{}")
+            .write(b"{}")
             .expect("written");
         assert_eq!(std::fs::read_to_string(&file).expect("read"), "{}");
         let link = dir.path().join("link.json");
         std::os::unix::fs::symlink("y.json", &link).expect("symlink");
-        JsonFile::create(&link)
+        OutputFile::create("--json", &link)
             .expect("writable")
-            .write_bytes(b"[]")
+            .write(b"[]")
             .expect("written");
         assert!(
             std::fs::symlink_metadata(&link)
@@ -245,7 +246,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("x.json");
         std::fs::write(&file, "old").expect("write");
-        let json = JsonFile::create(&file).expect("writable");
+        let json = OutputFile::create("--json", &file).expect("writable");
         let listed = || std::fs::read_dir(dir.path()).expect("list").count();
         assert_eq!(listed(), 2, "no hidden file beside x.json");
         drop(json);
