@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use cluster::GRACE_PERIOD;
 use cluster::episode::Episode;
 
-use crate::pipes::{Lease, PipePool};
+use crate::pipes::PipePool;
 
 /// Once the client has sent its end-of-file, how long the worker may stay
 /// silent before the relay is closed. A client that half-closes may still
@@ -322,14 +322,14 @@ where
     // Whether the next chunk goes by splice: after one of `after_bytes`.
     let mut splicing = matches!(mover, Mover::Splice { after_bytes: 0, .. });
     loop {
-        let lease = match mover {
-            Mover::Splice { pool, .. } if splicing => pool.take(),
+        let spliced = match mover {
+            Mover::Splice { pool, .. } if splicing => {
+                splice_chunk(from.as_ref(), to.as_ref(), pool, activity).await?
+            }
             _ => None,
         };
-        let moved = match lease {
-            Some(mut lease) => {
-                splice_chunk(from.as_ref(), to.as_ref(), &mut lease, activity).await?
-            }
+        let moved = match spliced {
+            Some(moved) => moved,
             None => {
                 let read = from.read(&mut buffer).await.map_err(PumpError::Read)?;
                 if read > 0 {
@@ -351,20 +351,39 @@ where
     }
 }
 
-/// One chunk by `splice(2)`: from the socket `from` into the leased pipe,
-/// then out of it into `to` until it is empty. The bytes moved; 0 at
-/// `from`'s end of file.
+/// One chunk by `splice(2)`: from the socket `from` into a pipe borrowed
+/// from `pool`, then out of it into `to` until it is empty. The bytes
+/// moved (0 at `from`'s end of file), or `None` when the pool has no pipe
+/// free and the caller copies the chunk.
+///
+/// The pipe is borrowed only once `from` is readable, and given back when
+/// the splice finds nothing after all (tokio's readiness outlives the
+/// bytes that caused it): a keep-alive relay idle between requests holds
+/// none of the pool's few pipes, which would turn every other relay to
+/// copying.
 async fn splice_chunk<RS: Socket, WS: Socket>(
     from: &RS,
     to: &WS,
-    lease: &mut Lease,
+    pool: &Arc<PipePool>,
     activity: &Activity,
-) -> Result<usize, PumpError> {
-    let moved = when_ready(from, Interest::READABLE, || lease.splice_in(from.as_fd()))
-        .await
-        .map_err(PumpError::Read)?;
+) -> Result<Option<usize>, PumpError> {
+    let (mut lease, moved) = loop {
+        std::future::poll_fn(|cx| from.poll_ready(cx, Interest::READABLE))
+            .await
+            .map_err(PumpError::Read)?;
+        let Some(mut lease) = pool.take() else {
+            return Ok(None);
+        };
+        // An EAGAIN clears the readiness and returns the empty pipe (the
+        // lease is dropped); the next turn waits for the event loop.
+        match from.try_io(Interest::READABLE, || lease.splice_in(from.as_fd())) {
+            Ok(moved) => break (lease, moved),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(err) => return Err(PumpError::Read(err)),
+        }
+    };
     if moved == 0 {
-        return Ok(0);
+        return Ok(Some(0));
     }
     activity.touch();
     while lease.pending() > 0 {
@@ -373,7 +392,7 @@ async fn splice_chunk<RS: Socket, WS: Socket>(
             .map_err(PumpError::Write)?;
         activity.touch();
     }
-    Ok(moved)
+    Ok(Some(moved))
 }
 
 /// Runs `io` on `socket` once it is ready for `interest`, and again after

@@ -190,6 +190,55 @@ fn slow_readers(cluster: &Cluster, splice: bool) {
     assert_fds_return_to(cluster, base + 2 * MAX_PIPES, "with the slow readers gone");
 }
 
+/// Keep-alive clients of [`idle_relays_hold_no_pipe`]: more than the pool
+/// has pipes, so that relays which kept theirs while idle would take them
+/// all.
+const IDLE_CLIENTS: usize = MAX_PIPES + 4;
+
+/// The pipes the master holds open, as fds (two per pipe), from /proc.
+fn master_pipe_fds(cluster: &Cluster) -> usize {
+    let folder = format!("/proc/{}/fd", cluster.master_pid());
+    std::fs::read_dir(&folder)
+        .unwrap_or_else(|err| panic!("read {folder}: {err}"))
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("pipe:"))
+        .count()
+}
+
+/// [`IDLE_CLIENTS`] keep-alive clients each take a 1 MiB answer (spliced
+/// under `--relay splice`) and stay connected, idle. An idle relay holds
+/// no pipe: the master's pipes, counted once the answers are in, are at
+/// most two more than before (the pool's idle ones), not one per client up
+/// to the pool's bound, which would leave every later relay copying.
+fn idle_relays_hold_no_pipe(cluster: &Cluster) {
+    let before = master_pipe_fds(cluster);
+    let clients: Vec<KeepAlive> = (0..IDLE_CLIENTS)
+        .map(|client| {
+            let mut connection = KeepAlive::connect(cluster.addr()).expect("connect");
+            let response = connection
+                .get("/?bytes=1048576")
+                .unwrap_or_else(|err| panic!("client {client}: a 1 MiB answer: {err:#}"));
+            assert_eq!(response.status, 200);
+            assert_eq!(
+                response.body.len(),
+                1_048_576,
+                "client {client}: a whole answer"
+            );
+            connection
+        })
+        .collect();
+    let mut pipes = 0;
+    let returned = wait_until(HTTP_TIMEOUT, || {
+        pipes = master_pipe_fds(cluster).saturating_sub(before) / 2;
+        pipes <= 2
+    });
+    assert!(
+        returned,
+        "{IDLE_CLIENTS} idle keep-alive relays: the master holds {pipes} pipes more than before"
+    );
+    drop(clients);
+}
+
 /// Writes one module of tests per pair of `--upstream` and `--relay`;
 /// `ARGS` are the flags that choose it.
 macro_rules! upstream_tests {
@@ -420,6 +469,12 @@ macro_rules! upstream_tests {
             #[test]
             fn slow_readers_get_every_byte_within_the_fd_bill() {
                 slow_readers(&start(&[]), $relay == "splice");
+            }
+
+            /// Issue 25: 20 keep-alive relays idle after a 1 MiB answer hold no pipe: the pool stays free for relays with bytes to move.
+            #[test]
+            fn idle_keep_alive_relays_hold_no_pipe() {
+                idle_relays_hold_no_pipe(&start(&[]));
             }
         }
     )*};
