@@ -1,13 +1,17 @@
 //! `proxy`: the master accepts every client connection on the public port and
 //! relays it, byte for byte, to a worker's own port (round robin). The classic
 //! reverse proxy: simple, and every worker needs no help from the kernel, but the
-//! master holds two fds per client connection and copies every byte twice.
+//! master holds two fds per client connection and copies every byte twice
+//! (`--relay copy`), or has the kernel move them through a pipe
+//! (`--relay splice`).
 //!
 //! # Layout
 //!
 //! - [`run`]: the master's loop: accept, pick a worker, start a relay.
-//! - [`relay`]: copying both ways between client and worker, half-close
+//! - [`relay`]: moving bytes both ways between client and worker, half-close
 //!   included, and when to stop waiting for either.
+//! - [`pipes`]: `splice(2)` and the pool of pipes it borrows, with the fd
+//!   bill of `--relay splice`.
 //! - [`max_relays`]: the fd budget, re-measured as workers come and go.
 #![deny(missing_docs)]
 
@@ -24,9 +28,22 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use relay::{RelayFds, Target};
+use relay::{Mover, RelayFds, Target};
 
+pub mod pipes;
 pub mod relay;
+
+/// How the relays move bytes: the `--relay` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Relay {
+    /// Read into the master's buffer, write out of it: two copies of every
+    /// byte, through user space (nginx, HAProxy without splice).
+    Copy,
+    /// `splice(2)` socket → pipe → socket: the bytes stay in the kernel
+    /// (HAProxy's `option splice-auto`). Small messages still go by copy,
+    /// and the master holds a small pool of pipes: see [`pipes`].
+    Splice,
+}
 
 /// How the master reaches its workers: the `--upstream` flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,17 +67,32 @@ const MAX_UNIX_PATH: usize = 107;
 /// /dev/null of its stdio and tokio's pidfd for it, or a signal's pipe.
 const SPARE_FDS: usize = 16;
 
+/// The fds one relay holds: the client's socket and the master's socket to
+/// a worker, whatever `--relay` (splice's pipes are the pool's, not a
+/// relay's: [`pipes`]).
+pub const FDS_PER_RELAY: usize = 2;
+
 /// How many relays fit under a soft RLIMIT_NOFILE of `soft_limit` when the
-/// master holds `own_fds` fds besides its relays, each relay holding two fds
-/// (client and worker), and `SPARE_FDS` kept free. At least one.
+/// master holds `own_fds` fds besides its relays and its pipes, `pipe_fds`
+/// are reserved for the pool of pipes (`--relay splice`; 0 with copy), each
+/// relay holds [`FDS_PER_RELAY`] fds, and `SPARE_FDS` are kept free. At
+/// least one.
 ///
 /// Like HAProxy, which derives its `maxconn` from `ulimit -n`, the master
 /// stops accepting at this count: the clients beyond it wait in the kernel's
 /// accept queue, instead of being accepted and then closed for want of a
 /// second fd. This is the proxy's ceiling: half the fd limit.
-pub fn max_relays(soft_limit: u64, own_fds: usize) -> usize {
+pub fn max_relays(soft_limit: u64, own_fds: usize, pipe_fds: usize) -> usize {
     let soft_limit = usize::try_from(soft_limit).unwrap_or(usize::MAX);
-    (soft_limit.saturating_sub(own_fds + SPARE_FDS) / 2).max(1)
+    (soft_limit.saturating_sub(own_fds + pipe_fds + SPARE_FDS) / FDS_PER_RELAY).max(1)
+}
+
+/// The fds left for relays and pipes under `soft_limit` when the master
+/// holds `own_fds`: what sizes the pool of pipes.
+fn available_fds(soft_limit: u64, own_fds: usize) -> usize {
+    usize::try_from(soft_limit)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(own_fds + SPARE_FDS)
 }
 
 /// The relays the fd limit allows, as a semaphore of one permit per relay,
@@ -79,19 +111,41 @@ struct FdBudget {
     max_relays: usize,
     /// The fds the relays hold, so they are not counted as the master's own.
     relay_fds: RelayFds,
+    /// The fds reserved for the pool of pipes: two per pipe it may open.
+    pipe_fds: usize,
 }
 
 impl FdBudget {
-    /// Reads the fd limit and measures the budget for the first time.
-    fn new(relay_fds: RelayFds) -> anyhow::Result<FdBudget> {
+    /// Reads the fd limit and measures the budget for the first time; with
+    /// `--relay splice`, sizes the pool of pipes from what is left
+    /// ([`pipes::pipes_for`]) and reserves its fds, for good.
+    fn new(relay_fds: RelayFds, relay: Relay) -> anyhow::Result<(FdBudget, Mover)> {
+        let soft_limit = cluster::rlimit::get()?.soft;
+        let mover = match relay {
+            Relay::Copy => Mover::Copy,
+            Relay::Splice => {
+                let own_fds = cluster::procfs::fd_count(std::process::id())?;
+                let pipes = pipes::pipes_for(available_fds(soft_limit, own_fds));
+                tracing::debug!(pipes, "pool of pipes for splice");
+                Mover::Splice {
+                    pool: pipes::PipePool::new(pipes, relay_fds.clone()),
+                    after_bytes: relay::BUFFER_BYTES,
+                }
+            }
+        };
+        let pipe_fds = match &mover {
+            Mover::Copy => 0,
+            Mover::Splice { pool, .. } => 2 * pool.max(),
+        };
         let mut budget = FdBudget {
-            soft_limit: cluster::rlimit::get()?.soft,
+            soft_limit,
             permits: Arc::new(Semaphore::new(0)),
             max_relays: 0,
             relay_fds,
+            pipe_fds,
         };
         budget.measure()?;
-        Ok(budget)
+        Ok((budget, mover))
     }
 
     /// Counts the master's own fds now and sets the number of relays to
@@ -101,7 +155,7 @@ impl FdBudget {
     fn measure(&mut self) -> anyhow::Result<()> {
         let open = cluster::procfs::fd_count(std::process::id())?;
         let own_fds = open.saturating_sub(self.relay_fds.count());
-        let max = max_relays(self.soft_limit, own_fds);
+        let max = max_relays(self.soft_limit, own_fds, self.pipe_fds);
         if max == self.max_relays {
             return Ok(());
         }
@@ -131,7 +185,8 @@ impl FdBudget {
 /// Runs the `proxy` master until `shutdown` resolves, then stops accepting,
 /// stops the workers (they finish the requests in flight) and waits for the
 /// relays to end, all within one grace period (`--grace`). A relay with no byte
-/// moving either way for `relay_timeout` (`--relay-timeout`) is closed.
+/// moving either way for `relay_timeout` (`--relay-timeout`) is closed; the
+/// relays move bytes as `relay` (`--relay`) says.
 ///
 /// With `--takeover` the listener is the old master's; with
 /// `--upgrade-socket` a successor may take it over, and then this master
@@ -142,6 +197,7 @@ pub async fn run(
     mut upgrade: Upgrade,
     relay_timeout: Duration,
     upstream: Upstream,
+    relay: Relay,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // The workers' Unix sockets live in a folder only this user can enter,
@@ -157,7 +213,7 @@ pub async fn run(
     let listener = TcpListener::from_std(listener)?;
     let workers = usize::from(setup.args.workers);
     let relay_fds = RelayFds::default();
-    let mut fd_budget = FdBudget::new(relay_fds.clone())?;
+    let (mut fd_budget, mover) = FdBudget::new(relay_fds.clone(), relay)?;
     let flags = WorkerFlags {
         upstream_dir: upstream_dir.as_ref().map(|dir| dir.path().to_owned()),
         ..WorkerFlags::default()
@@ -211,8 +267,9 @@ pub async fn run(
                 // Counted now, in the same turn as the accept.
                 let client_fd = relay_fds.hold();
                 let fds = relay_fds.clone();
+                let mover = mover.clone();
                 relays.spawn(async move {
-                    relay::relay(client, client_fd, targets, relay_timeout, fds).await;
+                    relay::relay(client, client_fd, targets, relay_timeout, fds, mover).await;
                     drop(permit);
                 });
             }
@@ -264,12 +321,27 @@ fn upstream_dir() -> anyhow::Result<tempfile::TempDir> {
 mod tests {
     use super::*;
 
-    /// Two fds per relay, after the master's own and the spare; never zero.
+    /// Two fds per relay, after the master's own, the pipes' and the spare;
+    /// never zero.
     #[test]
     fn max_relays_halves_what_is_left() {
         // 40 workers at two fds each, and 16 more: 96 of the master's own.
-        assert_eq!(max_relays(200, 96), (200 - 96 - SPARE_FDS) / 2);
-        assert_eq!(max_relays(200, 199), 1);
-        assert_eq!(max_relays(u64::MAX, 10), (usize::MAX - 10 - SPARE_FDS) / 2);
+        assert_eq!(max_relays(200, 96, 0), (200 - 96 - SPARE_FDS) / 2);
+        assert_eq!(max_relays(200, 199, 0), 1);
+        assert_eq!(
+            max_relays(u64::MAX, 10, 0),
+            (usize::MAX - 10 - SPARE_FDS) / 2
+        );
+    }
+
+    /// `--relay splice` under `--max-fds 256` with 17 fds of its own (the
+    /// reference run's): 13 pipes, whose 26 fds come off the relays, 98
+    /// relays instead of copy's 111.
+    #[test]
+    fn pipes_come_off_the_relays() {
+        let pipes = pipes::pipes_for(available_fds(256, 17));
+        assert_eq!(pipes, 13);
+        assert_eq!(max_relays(256, 17, 0), 111);
+        assert_eq!(max_relays(256, 17, 2 * pipes), 98);
     }
 }

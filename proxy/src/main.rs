@@ -9,7 +9,7 @@ use cluster::Mode;
 use cluster::cli::ClusterArgs;
 use cluster::master;
 use cluster::worker::{self, Command};
-use proxy::Upstream;
+use proxy::{Relay, Upstream};
 
 /// Serve one port with N worker processes behind a relaying master (reverse
 /// proxy). Prints one JSON line on stdout when ready; logs on stderr (RUST_LOG).
@@ -33,6 +33,15 @@ struct Cli {
     /// `proxy_pass http://unix:/path`). The fd bill is the same: 2 per client.
     #[arg(long, value_enum, default_value_t = Upstream::Tcp)]
     upstream: Upstream,
+    /// How the master moves a relay's bytes: `copy` (the default) reads
+    /// them into its memory and writes them out (two copies per byte);
+    /// `splice` moves them socket → pipe → socket with splice(2), inside the
+    /// kernel, once a read has filled the 8 KiB buffer (smaller messages are
+    /// copied: cheaper there). The pipes come from a pool of at most 16,
+    /// lent per chunk, so splice costs the same 2 fds per client and at most
+    /// 32 more for the master (fewer under a low fd limit).
+    #[arg(long, value_enum, default_value_t = Relay::Copy)]
+    relay: Relay,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -49,7 +58,15 @@ fn main() -> ExitCode {
             Mode::Proxy,
             cli.cluster,
             |setup, upgrade, shutdown| async move {
-                proxy::run(setup, upgrade, cli.relay_timeout, cli.upstream, shutdown).await
+                proxy::run(
+                    setup,
+                    upgrade,
+                    cli.relay_timeout,
+                    cli.upstream,
+                    cli.relay,
+                    shutdown,
+                )
+                .await
             },
         ),
     }

@@ -1,6 +1,7 @@
 //! Relaying one client connection to a worker: what a reverse proxy does for
 //! every connection, and where its cost comes from (a second socket, and every
-//! byte read and written once more by the master).
+//! byte read and written once more by the master, or, with `--relay splice`,
+//! moved between the sockets inside the kernel: [`crate::pipes`]).
 //!
 //! A relay ends when there is nobody left to talk to, and never waits
 //! forever on a side that has gone quiet:
@@ -15,17 +16,21 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, TcpStream, UnixStream};
 use tokio::time::Instant;
 
 use cluster::GRACE_PERIOD;
 use cluster::episode::Episode;
+
+use crate::pipes::PipePool;
 
 /// Once the client has sent its end-of-file, how long the worker may stay
 /// silent before the relay is closed. A client that half-closes may still
@@ -36,7 +41,28 @@ use cluster::episode::Episode;
 pub const CLIENT_GONE_TIMEOUT: Duration = GRACE_PERIOD;
 
 /// The size of each direction's buffer, as tokio's `copy` has.
-const BUFFER_BYTES: usize = 8 * 1024;
+pub const BUFFER_BYTES: usize = 8 * 1024;
+
+/// How a relay moves bytes from one socket to the other: the `--relay`
+/// flag.
+#[derive(Debug, Clone)]
+pub enum Mover {
+    /// `recv` into the relay's buffer, `send` out of it: every byte crosses
+    /// the master's memory twice (`--relay copy`).
+    Copy,
+    /// `splice(2)` socket → pipe → socket, borrowing a pipe of `pool` per
+    /// chunk (`--relay splice`, [`crate::pipes`]), once a chunk of at least
+    /// `after_bytes` has come; before that, and whenever a chunk is smaller
+    /// or the pool has no pipe free, by copy. The proxy splices after
+    /// [`BUFFER_BYTES`] (a read that filled the buffer); 0 splices every
+    /// chunk, the first included (the `relay` bench's comparison).
+    Splice {
+        /// Where the pipes come from.
+        pool: Arc<PipePool>,
+        /// The chunk size from which the next chunk is spliced.
+        after_bytes: usize,
+    },
+}
 
 /// How many fds the relays hold right now (clients accepted, sockets to
 /// workers), so the master can tell them apart from its own fds when it
@@ -93,9 +119,42 @@ enum Upstream {
     Unix(UnixStream),
 }
 
-/// Connects to the first worker of `targets` that accepts, then copies
-/// bytes both ways until the worker is done, within the bounds in the module
-/// doc. `_client_fd` counts the client's socket, and is dropped with it.
+/// A relay's socket, either kind, as `splice(2)` needs it: its fd, and its
+/// readiness from tokio's event loop (tokio's own sockets, so that a copied
+/// chunk and a spliced one wait on the same registration).
+trait Socket: AsFd {
+    /// Ready for `interest` (readable or writable), as tokio last saw it.
+    fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>>;
+    /// Runs the system call `io` on the socket; its EAGAIN clears the
+    /// readiness, so that the next wait is for the event loop's next event.
+    fn try_io<R>(&self, interest: Interest, io: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+}
+
+/// The same methods under the same names on tokio's TCP and Unix streams.
+macro_rules! impl_socket {
+    ($($stream:ty),*) => {$(
+        impl Socket for $stream {
+            fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
+                if interest.is_readable() {
+                    self.poll_read_ready(cx)
+                } else {
+                    self.poll_write_ready(cx)
+                }
+            }
+
+            fn try_io<R>(&self, interest: Interest, io: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+                <$stream>::try_io(self, interest, io)
+            }
+        }
+    )*};
+}
+
+impl_socket!(TcpStream, UnixStream);
+
+/// Connects to the first worker of `targets` that accepts, then moves
+/// bytes both ways as `mover` says until the worker is done, within the
+/// bounds in the module doc. `_client_fd` counts the client's socket, and is
+/// dropped with it.
 ///
 /// Half-close travels: when the client shuts down its sending side, the worker
 /// gets a FIN too and may still answer. When the worker closes (after
@@ -108,6 +167,7 @@ pub async fn relay(
     targets: Vec<Target>,
     relay_timeout: Duration,
     fds: RelayFds,
+    mover: Mover,
 ) {
     let connected = tokio::time::timeout(relay_timeout, connect(&targets, &fds)).await;
     let Ok(Some((worker, _worker_fd))) = connected else {
@@ -128,6 +188,7 @@ pub async fn relay(
                 from_worker,
                 to_worker,
                 relay_timeout,
+                &mover,
             )
             .await;
         }
@@ -139,33 +200,38 @@ pub async fn relay(
                 from_worker,
                 to_worker,
                 relay_timeout,
+                &mover,
             )
             .await;
         }
     }
 }
 
-/// The relay proper, whatever the worker's socket: the two directions, and
-/// when to stop waiting for either (the module doc's table).
-async fn copy_both_ways<CR, CW, WR, WW>(
+/// The relay proper, whatever the worker's socket and however the bytes
+/// move: the two directions, and when to stop waiting for either (the module
+/// doc's table).
+async fn copy_both_ways<CR, CW, WR, WW, CS, WS>(
     mut from_client: CR,
     mut to_client: CW,
     mut from_worker: WR,
     mut to_worker: WW,
     relay_timeout: Duration,
+    mover: &Mover,
 ) where
-    CR: AsyncRead + Unpin,
-    CW: AsyncWrite + Unpin,
-    WR: AsyncRead + Unpin,
-    WW: AsyncWrite + Unpin,
+    CR: AsyncRead + Unpin + AsRef<CS>,
+    CW: AsyncWrite + Unpin + AsRef<CS>,
+    WR: AsyncRead + Unpin + AsRef<WS>,
+    WW: AsyncWrite + Unpin + AsRef<WS>,
+    CS: Socket,
+    WS: Socket,
 {
     let activity = Activity::new();
     let upstream = async {
-        pump(&mut from_client, &mut to_worker, &activity).await?;
+        pump(&mut from_client, &mut to_worker, mover, &activity).await?;
         to_worker.shutdown().await.map_err(PumpError::Write)
     };
     let downstream = async {
-        pump(&mut from_worker, &mut to_client, &activity).await?;
+        pump(&mut from_worker, &mut to_client, mover, &activity).await?;
         to_client.shutdown().await.map_err(PumpError::Write)
     };
     tokio::pin!(upstream, downstream);
@@ -235,25 +301,113 @@ enum PumpError {
     Write(io::Error),
 }
 
-/// Copies bytes from `from` to `to` until `from`'s end-of-file. Every byte
-/// read is written before the next read, so a read error never drops bytes
-/// already read: they are in `to`'s kernel buffer when the error ends this.
-async fn pump<R, W>(from: &mut R, to: &mut W, activity: &Activity) -> Result<(), PumpError>
+/// Moves bytes from `from` to `to` until `from`'s end-of-file, chunk by
+/// chunk, each by copy or by splice as `mover` says. Every chunk read is
+/// written before the next read (by copy: out of the buffer; by splice: the
+/// pipe is emptied), so a read error never drops bytes already read: they
+/// are in `to`'s kernel buffer when the error ends this.
+async fn pump<R, W, RS, WS>(
+    from: &mut R,
+    to: &mut W,
+    mover: &Mover,
+    activity: &Activity,
+) -> Result<(), PumpError>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    R: AsyncRead + Unpin + AsRef<RS>,
+    W: AsyncWrite + Unpin + AsRef<WS>,
+    RS: Socket,
+    WS: Socket,
 {
     let mut buffer = vec![0; BUFFER_BYTES];
+    // Whether the next chunk goes by splice: after one of `after_bytes`.
+    let mut splicing = matches!(mover, Mover::Splice { after_bytes: 0, .. });
     loop {
-        let read = from.read(&mut buffer).await.map_err(PumpError::Read)?;
-        if read == 0 {
+        let spliced = match mover {
+            Mover::Splice { pool, .. } if splicing => {
+                splice_chunk(from.as_ref(), to.as_ref(), pool, activity).await?
+            }
+            _ => None,
+        };
+        let moved = match spliced {
+            Some(moved) => moved,
+            None => {
+                let read = from.read(&mut buffer).await.map_err(PumpError::Read)?;
+                if read > 0 {
+                    activity.touch();
+                    to.write_all(&buffer[..read])
+                        .await
+                        .map_err(PumpError::Write)?;
+                    activity.touch();
+                }
+                read
+            }
+        };
+        if moved == 0 {
             return Ok(());
         }
-        activity.touch();
-        to.write_all(&buffer[..read])
+        if let Mover::Splice { after_bytes, .. } = mover {
+            splicing = moved >= *after_bytes;
+        }
+    }
+}
+
+/// One chunk by `splice(2)`: from the socket `from` into a pipe borrowed
+/// from `pool`, then out of it into `to` until it is empty. The bytes
+/// moved (0 at `from`'s end of file), or `None` when the pool has no pipe
+/// free and the caller copies the chunk.
+///
+/// The pipe is borrowed only once `from` is readable, and given back when
+/// the splice finds nothing after all (tokio's readiness outlives the
+/// bytes that caused it): a keep-alive relay idle between requests holds
+/// none of the pool's few pipes, which would turn every other relay to
+/// copying.
+async fn splice_chunk<RS: Socket, WS: Socket>(
+    from: &RS,
+    to: &WS,
+    pool: &Arc<PipePool>,
+    activity: &Activity,
+) -> Result<Option<usize>, PumpError> {
+    let (mut lease, moved) = loop {
+        std::future::poll_fn(|cx| from.poll_ready(cx, Interest::READABLE))
+            .await
+            .map_err(PumpError::Read)?;
+        let Some(mut lease) = pool.take() else {
+            return Ok(None);
+        };
+        // An EAGAIN clears the readiness and returns the empty pipe (the
+        // lease is dropped); the next turn waits for the event loop.
+        match from.try_io(Interest::READABLE, || lease.splice_in(from.as_fd())) {
+            Ok(moved) => break (lease, moved),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(err) => return Err(PumpError::Read(err)),
+        }
+    };
+    if moved == 0 {
+        return Ok(Some(0));
+    }
+    activity.touch();
+    while lease.pending() > 0 {
+        when_ready(to, Interest::WRITABLE, || lease.splice_out(to.as_fd()))
             .await
             .map_err(PumpError::Write)?;
         activity.touch();
+    }
+    Ok(Some(moved))
+}
+
+/// Runs `io` on `socket` once it is ready for `interest`, and again after
+/// each EAGAIN, as tokio's own reads and writes do.
+async fn when_ready<S: Socket, T>(
+    socket: &S,
+    interest: Interest,
+    mut io: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    loop {
+        std::future::poll_fn(|cx| socket.poll_ready(cx, interest)).await?;
+        match socket.try_io(interest, &mut io) {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return result,
+        }
     }
 }
 

@@ -1,24 +1,29 @@
 //! End-to-end tests of the `proxy` binary: the real master and two workers on a
 //! free loopback port (`--workers 2 --listen 127.0.0.1:0`), driven through the
-//! shared test bodies of `testkit`, once per `--upstream` (`tcp::…`,
-//! `unix::…`): the master reaching its workers over TCP or Unix sockets
-//! keeps the same contract.
+//! shared test bodies of `testkit`, twice: `tcp_copy::…` (`--upstream tcp
+//! --relay copy`, the defaults) and `unix_splice::…` (`--upstream unix
+//! --relay splice`). Each value of each flag runs the whole contract once,
+//! in two runs rather than four: the contract is about the master and its
+//! workers (supervision, signals, upgrades, the answer), which neither flag
+//! changes; what the flags change, how a relay reaches its worker and moves
+//! its bytes, `relay.rs` tests in all four pairs.
 
 use testkit::{Cluster, Signal};
 
 /// The binary under test, built by cargo for this test.
 const PROXY: &str = env!("CARGO_BIN_EXE_proxy");
 
-/// Writes one module of tests per `--upstream`: `tcp::keep_alive`,
-/// `unix::keep_alive`, ...; `ARGS` is the flag that chooses it.
+/// Writes one module of tests per pair of `--upstream` and `--relay`:
+/// `tcp_copy::keep_alive`, `unix_splice::keep_alive`, ...; `ARGS` are the
+/// flags that choose it.
 macro_rules! upstream_tests {
-    ($($name:ident => $upstream:literal;)*) => {$(
-        /// The tests of `proxy` with this module's `--upstream`.
+    ($($name:ident => $upstream:literal, $relay:literal;)*) => {$(
+        /// The tests of `proxy` with this module's `--upstream` and `--relay`.
         mod $name {
             use super::*;
 
             /// The flags under test.
-            const ARGS: &[&str] = &["--upstream", $upstream];
+            const ARGS: &[&str] = &["--upstream", $upstream, "--relay", $relay];
 
             /// Starts `proxy --workers 2 --listen 127.0.0.1:0` with [`ARGS`] and checks its ready line.
             fn start() -> Cluster {
@@ -41,6 +46,24 @@ macro_rules! upstream_tests {
             #[test]
             fn work_us_delays_the_answer() {
                 testkit::assert_work_delays_answer(&start());
+            }
+
+            /// Issue 25: `?bytes=1048576` arrives whole through the relay, twice on one connection; `?bytes=0` is empty; `work_us` still applies.
+            #[test]
+            fn bytes_answers_that_many() {
+                testkit::assert_bytes_answers_that_many(&start());
+            }
+
+            /// Issue 25: a 64 KiB POST body (content-length, then chunked) is relayed whole and counted in `x-received-bytes`.
+            #[test]
+            fn request_body_is_counted() {
+                testkit::assert_request_body_is_counted(&start());
+            }
+
+            /// Issue 25: `?bytes=` over 64 MiB is a 400; a body over it a 413 that closes the connection, announced or chunked.
+            #[test]
+            fn payload_bounds() {
+                testkit::assert_payload_bounds(&start());
             }
 
             /// The master holds two fds per open client connection (the client's and its own to a worker), and releases them on close.
@@ -258,6 +281,6 @@ macro_rules! upstream_tests {
 }
 
 upstream_tests! {
-    tcp => "tcp";
-    unix => "unix";
+    tcp_copy => "tcp", "copy";
+    unix_splice => "unix", "splice";
 }

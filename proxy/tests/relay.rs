@@ -1,15 +1,19 @@
 //! End-to-end tests of what only the `proxy` master does: relaying each client
 //! connection to a worker, within bounds of time (`--relay-timeout`, a worker
 //! silent after its client has gone) and of fds (the relay budget under
-//! `--max-fds`). The contract every mode shares is in `cluster.rs`. Once per
-//! `--upstream` (`tcp::…`, `unix::…`): the relay is the same whatever socket
-//! reaches the worker.
+//! `--max-fds`), and of bytes (answers and request bodies arrive whole). The
+//! contract every mode shares is in `cluster.rs`. Once per pair of
+//! `--upstream` and `--relay` (`tcp_copy::…`, `tcp_splice::…`,
+//! `unix_copy::…`, `unix_splice::…`): every bound must hold whatever socket
+//! reaches the worker and however the bytes move, and `splice(2)` takes
+//! other paths in the kernel for a TCP and a Unix socket.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use proxy::pipes::MAX_PIPES;
 use testkit::{Cluster, HTTP_TIMEOUT, KeepAlive, Signal, fd_count, read_answer, wait_until};
 
 /// The binary under test, built by cargo for this test.
@@ -66,16 +70,185 @@ fn send_request(cluster: &Cluster) -> TcpStream {
     client
 }
 
-/// Writes one module of tests per `--upstream`; `ARGS` is the flag that
-/// chooses it.
+/// Clients of [`slow_readers`]: more than the pool has pipes, so that some
+/// relays find it empty and copy.
+const SLOW_CLIENTS: usize = MAX_PIPES + 8;
+
+/// The answer each of them asks for: more than the kernel buffers between
+/// the master and a client that does not read (a send buffer grows to 4 MiB,
+/// `net.ipv4.tcp_wmem`), so that every relay stays open, and holds its chunk
+/// (with `--relay splice`, its pipe), until its client reads.
+const SLOW_ANSWER_BYTES: usize = 6 * 1024 * 1024;
+
+/// A client's receive buffer in [`slow_readers`]: small and fixed (no
+/// autotuning), so that the master's writes to it fill up.
+const SLOW_RCVBUF_BYTES: usize = 4 * 1024;
+
+/// Reads one `Connection: close` answer to its end: its status and how
+/// many body bytes came, without keeping them.
+fn count_answer(client: TcpStream) -> std::io::Result<(u16, usize)> {
+    use std::io::BufRead;
+    client.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    let mut reader = std::io::BufReader::new(client);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = 0;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((status, body));
+        }
+        // Every byte's value is checked by `bytes_answers_that_many`; here
+        // a look at each read's first, so that a debug build counts fast.
+        assert_eq!(chunk[0], b'x', "a ?bytes= body is made of x");
+        let len = chunk.len();
+        body += len;
+        reader.consume(len);
+    }
+}
+
+/// [`SLOW_CLIENTS`] clients with small receive buffers ask for
+/// [`SLOW_ANSWER_BYTES`] each and read nothing until every relay is open
+/// and, with `splice`, until the master holds every pipe its pool allows;
+/// then each reads its answer. Every answer must arrive whole, and the
+/// master must hold no more than its base, 2 fds per relay and 2 per pipe of
+/// the pool; once the clients are gone, no more than its base and the
+/// pool's idle pipes.
+fn slow_readers(cluster: &Cluster, splice: bool) {
+    let base = master_fds(cluster);
+    let relays = base + 2 * SLOW_CLIENTS;
+    let bound = relays + 2 * MAX_PIPES;
+    let request =
+        format!("GET /?bytes={SLOW_ANSWER_BYTES} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let clients: Vec<TcpStream> = (0..SLOW_CLIENTS)
+        .map(|_| {
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .expect("a TCP socket");
+            socket
+                .set_recv_buffer_size(SLOW_RCVBUF_BYTES)
+                .expect("SO_RCVBUF");
+            socket
+                .connect(&cluster.addr().into())
+                .expect("connect to the proxy");
+            let mut client = TcpStream::from(socket);
+            client
+                .write_all(request.as_bytes())
+                .expect("send the request");
+            client
+        })
+        .collect();
+    let mut peak = 0;
+    let mut sample = || {
+        let fds = master_fds(cluster);
+        peak = peak.max(fds);
+        fds
+    };
+    // Every relay open; with splice, every pipe of the pool lent, the
+    // relays beyond it copying.
+    let full = if splice { bound } else { relays };
+    let mut held = 0;
+    let filled = wait_until(HTTP_TIMEOUT, || {
+        held = sample();
+        held >= full
+    });
+    assert!(
+        filled,
+        "{SLOW_CLIENTS} relays{} open: the master holds {held} fds, not {full} (base {base})",
+        if splice { " and every pipe" } else { "" }
+    );
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|client| thread::spawn(move || count_answer(client)))
+        .collect();
+    while !readers.iter().all(|reader| reader.is_finished()) {
+        sample();
+        thread::sleep(testkit::POLL_INTERVAL);
+    }
+    for reader in readers {
+        let (status, body) = reader
+            .join()
+            .expect("a reader does not panic")
+            .expect("a slow reader's whole answer");
+        assert_eq!(status, 200);
+        assert_eq!(body, SLOW_ANSWER_BYTES, "a whole answer");
+    }
+    assert!(
+        peak <= bound,
+        "the master held {peak} fds with {SLOW_CLIENTS} relays: over its base {base}, 2 per relay and 2 per pipe ({bound})"
+    );
+    assert_fds_return_to(cluster, base + 2 * MAX_PIPES, "with the slow readers gone");
+}
+
+/// Keep-alive clients of [`idle_relays_hold_no_pipe`]: more than the pool
+/// has pipes, so that relays which kept theirs while idle would take them
+/// all.
+const IDLE_CLIENTS: usize = MAX_PIPES + 4;
+
+/// The pipes the master holds open, as fds (two per pipe), from /proc.
+fn master_pipe_fds(cluster: &Cluster) -> usize {
+    let folder = format!("/proc/{}/fd", cluster.master_pid());
+    std::fs::read_dir(&folder)
+        .unwrap_or_else(|err| panic!("read {folder}: {err}"))
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("pipe:"))
+        .count()
+}
+
+/// [`IDLE_CLIENTS`] keep-alive clients each take a 1 MiB answer (spliced
+/// under `--relay splice`) and stay connected, idle. An idle relay holds
+/// no pipe: the master's pipes, counted once the answers are in, are at
+/// most two more than before (the pool's idle ones), not one per client up
+/// to the pool's bound, which would leave every later relay copying.
+fn idle_relays_hold_no_pipe(cluster: &Cluster) {
+    let before = master_pipe_fds(cluster);
+    let clients: Vec<KeepAlive> = (0..IDLE_CLIENTS)
+        .map(|client| {
+            let mut connection = KeepAlive::connect(cluster.addr()).expect("connect");
+            let response = connection
+                .get("/?bytes=1048576")
+                .unwrap_or_else(|err| panic!("client {client}: a 1 MiB answer: {err:#}"));
+            assert_eq!(response.status, 200);
+            assert_eq!(
+                response.body.len(),
+                1_048_576,
+                "client {client}: a whole answer"
+            );
+            connection
+        })
+        .collect();
+    let mut pipes = 0;
+    let returned = wait_until(HTTP_TIMEOUT, || {
+        pipes = master_pipe_fds(cluster).saturating_sub(before) / 2;
+        pipes <= 2
+    });
+    assert!(
+        returned,
+        "{IDLE_CLIENTS} idle keep-alive relays: the master holds {pipes} pipes more than before"
+    );
+    drop(clients);
+}
+
+/// Writes one module of tests per pair of `--upstream` and `--relay`;
+/// `ARGS` are the flags that choose it.
 macro_rules! upstream_tests {
-    ($($name:ident => $upstream:literal;)*) => {$(
-        /// The relay's tests with this module's `--upstream`.
+    ($($name:ident => $upstream:literal, $relay:literal;)*) => {$(
+        /// The relay's tests with this module's `--upstream` and `--relay`.
         mod $name {
             use super::*;
 
             /// The flags under test.
-            const ARGS: &[&str] = &["--upstream", $upstream];
+            const ARGS: &[&str] = &["--upstream", $upstream, "--relay", $relay];
 
             /// [`start_with`] [`ARGS`] and `args`.
             fn start(args: &[&str]) -> Cluster {
@@ -279,11 +452,37 @@ macro_rules! upstream_tests {
                     }
                 }
             }
+
+            /// Issue 25: `?bytes=1048576` arrives whole, twice on one connection; `?bytes=0` is empty; `work_us` still applies.
+            #[test]
+            fn bytes_answers_that_many() {
+                testkit::assert_bytes_answers_that_many(&start(&[]));
+            }
+
+            /// Issue 25: a 64 KiB POST body (content-length, then chunked) is relayed whole and counted in `x-received-bytes`.
+            #[test]
+            fn request_body_is_counted() {
+                testkit::assert_request_body_is_counted(&start(&[]));
+            }
+
+            /// Issue 25: 24 clients that read late get every byte of 6 MiB answers; with splice, 16 relays hold the pool's 16 pipes and the other 8 copy; the master never holds more than 2 fds per relay and 2 per pipe.
+            #[test]
+            fn slow_readers_get_every_byte_within_the_fd_bill() {
+                slow_readers(&start(&[]), $relay == "splice");
+            }
+
+            /// Issue 25: 20 keep-alive relays idle after a 1 MiB answer hold no pipe: the pool stays free for relays with bytes to move.
+            #[test]
+            fn idle_keep_alive_relays_hold_no_pipe() {
+                idle_relays_hold_no_pipe(&start(&[]));
+            }
         }
     )*};
 }
 
 upstream_tests! {
-    tcp => "tcp";
-    unix => "unix";
+    tcp_copy => "tcp", "copy";
+    tcp_splice => "tcp", "splice";
+    unix_copy => "unix", "copy";
+    unix_splice => "unix", "splice";
 }

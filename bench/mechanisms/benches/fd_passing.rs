@@ -23,14 +23,29 @@
 //! master closes its copy on the acknowledgement and the worker keeps its own;
 //! here the master keeps the socket for the next round and the worker's copy
 //! is closed (dropped) instead.
+//!
+//! A second group, `fd_passing_vs_sendfd`, sends one message of 1 or 16 fds
+//! one way and receives it, over the same kind of socketpair, with the
+//! channel's own `scm_rights::send_fds` / `recv_fds` and with the `sendfd`
+//! crate's `SendWithFd` / `RecvWithFd`; each received fd is closed. The
+//! syscalls are the same (`sendmsg`, `recvmsg`, `close` per fd): what differs
+//! is what each does around them (the channel's flags and its control buffer
+//! on the stack; sendfd's buffer allocated per call) and, at the fd limit,
+//! what the receiver learns (`tests/lost_fds.rs` in the cluster crate).
 
 use std::hint::black_box;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use cluster::channel::{self, Channel, Message};
-use criterion::{Criterion, PlottingBackend, criterion_group, criterion_main};
+use cluster::channel::{self, Channel, Message, scm_rights};
+use criterion::{BenchmarkId, Criterion, PlottingBackend, criterion_group, criterion_main};
+use sendfd::{RecvWithFd, SendWithFd};
+
+/// The fds per message of the comparison with `sendfd`: one handoff, and a
+/// batch as a busy `handoff-socket` master sends.
+const FDS_PER_MESSAGE: [usize; 2] = [1, 16];
 
 /// Sends `message` (with `fd` if it carries one) from `master` to `worker`,
 /// receives it, answers `Ack` with the same `seq`, and receives the answer.
@@ -104,11 +119,85 @@ fn fd_passing(c: &mut Criterion) {
     group.finish();
 }
 
+/// One message of `fds` one way and back out of the receiver, with
+/// the channel's `send_fds` / `recv_fds` and with `sendfd`, over one
+/// `SOCK_SEQPACKET` socketpair each (sendfd reads it as a `UnixDatagram`:
+/// it only calls `sendmsg` and `recvmsg` on the fd).
+fn versus_sendfd(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fd_passing_vs_sendfd");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    // What travels: loopback sockets, as the master hands over.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let addr = listener
+        .local_addr()
+        .expect("a bound socket has an address");
+    let clients: Vec<TcpStream> = (0..16)
+        .map(|_| TcpStream::connect(addr).expect("connect over loopback"))
+        .collect();
+    let accepted: Vec<TcpStream> = clients
+        .iter()
+        .map(|_| listener.accept().expect("accept over loopback").0)
+        .collect();
+    for count in FDS_PER_MESSAGE {
+        let fds: Vec<BorrowedFd<'_>> = accepted[..count].iter().map(AsFd::as_fd).collect();
+        let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        let frame = if count == 1 {
+            Message::Connection { seq: 1 }
+        } else {
+            Message::Connections {
+                seq: 1,
+                count: count as u8,
+            }
+        }
+        .encode();
+
+        let (send_end, recv_end) = channel::pair().expect("socketpair(AF_UNIX, SOCK_SEQPACKET)");
+        let label = if count == 1 { "1 fd" } else { "16 fds" };
+        group.bench_function(BenchmarkId::new("channel send_fds/recv_fds", label), |b| {
+            let mut data = [0u8; channel::FRAME_LEN + 1];
+            b.iter(|| {
+                scm_rights::send_fds(send_end.as_fd(), &frame, &fds)
+                    .expect("an empty socketpair has room");
+                let received = scm_rights::recv_fds(recv_end.as_fd(), &mut data)
+                    .expect("the message is queued");
+                debug_assert_eq!(received.fds.len(), count);
+                // Closes every fd that came.
+                drop(black_box(received));
+            })
+        });
+
+        let (send_end, recv_end) = channel::pair().expect("socketpair(AF_UNIX, SOCK_SEQPACKET)");
+        let (send_end, recv_end) = (UnixDatagram::from(send_end), UnixDatagram::from(recv_end));
+        group.bench_function(BenchmarkId::new("sendfd", label), |b| {
+            let mut data = [0u8; channel::FRAME_LEN + 1];
+            let mut received = [0 as RawFd; 16];
+            b.iter(|| {
+                send_end
+                    .send_with_fd(&frame, &raw)
+                    .expect("an empty socketpair has room");
+                let (_, fd_count) = recv_end
+                    .recv_with_fd(&mut data, &mut received[..count])
+                    .expect("the message is queued");
+                debug_assert_eq!(fd_count, count);
+                for fd in &received[..fd_count] {
+                    // SAFETY: the kernel just installed this fd for this
+                    // receive, and sendfd hands it over as a raw number
+                    // that nothing else owns: closed here.
+                    drop(black_box(unsafe { OwnedFd::from_raw_fd(*fd) }));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     // Charts for the HTML report drawn in Rust: no gnuplot to install, and
     // the same charts on every machine.
     config = Criterion::default().plotting_backend(PlottingBackend::Plotters);
-    targets = fd_passing
+    targets = fd_passing, versus_sendfd
 }
 criterion_main!(benches);

@@ -1,7 +1,14 @@
-//! The price of copying every byte through the master: 1 KiB, 64 KiB and 1 MiB
-//! sent to a "worker" through the `proxy` master's own relay
-//! (`proxy::relay::relay`, i.e. `tokio::io::copy` both ways), against the same
-//! bytes sent to the worker directly. Throughput is reported in bytes.
+//! The price of moving every byte through the master: 64 B to 1 MiB sent to
+//! a "worker" through the `proxy` master's own relay (`proxy::relay::relay`),
+//! against the same bytes sent to the worker directly. Throughput is reported
+//! in bytes. Three relays:
+//!
+//! - `copy` (`--relay copy`): read into an 8 KiB buffer, write it out;
+//! - `splice` (`--relay splice`): the same until a read fills the buffer,
+//!   then `splice(2)` through a pipe of the pool, chunk by chunk;
+//! - `splice every chunk`: splice from the first byte, which the proxy does
+//!   not do: it shows what splicing small messages would cost, the reason
+//!   for the proxy's threshold.
 //!
 //! The three parties are threads of this process, over loopback TCP:
 //!
@@ -26,11 +33,52 @@ use criterion::{
 };
 
 /// The payload sizes, with the label of each in the report.
-const SIZES: [(usize, &str); 3] = [
+const SIZES: [(usize, &str); 5] = [
+    (64, "64 B"),
     (1024, "1 KiB"),
+    (4 * 1024, "4 KiB"),
     (64 * 1024, "64 KiB"),
     (1024 * 1024, "1 MiB"),
 ];
+
+/// The relays compared, by the name each has in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relay {
+    /// `--relay copy`.
+    Copy,
+    /// `--relay splice`: copy, then splice after a full buffer.
+    Splice,
+    /// Splice from the first byte.
+    SpliceEveryChunk,
+}
+
+impl Relay {
+    const ALL: [Relay; 3] = [Relay::Copy, Relay::Splice, Relay::SpliceEveryChunk];
+
+    fn name(self) -> &'static str {
+        match self {
+            Relay::Copy => "proxy relay (copy)",
+            Relay::Splice => "proxy relay (splice)",
+            Relay::SpliceEveryChunk => "proxy relay (splice every chunk)",
+        }
+    }
+
+    /// How the relay moves bytes; its pipes counted in `fds`.
+    fn mover(self, fds: &proxy::relay::RelayFds) -> proxy::relay::Mover {
+        let pool = || proxy::pipes::PipePool::new(proxy::pipes::MAX_PIPES, fds.clone());
+        match self {
+            Relay::Copy => proxy::relay::Mover::Copy,
+            Relay::Splice => proxy::relay::Mover::Splice {
+                pool: pool(),
+                after_bytes: proxy::relay::BUFFER_BYTES,
+            },
+            Relay::SpliceEveryChunk => proxy::relay::Mover::Splice {
+                pool: pool(),
+                after_bytes: 0,
+            },
+        }
+    }
+}
 
 /// The worker's read buffer: large enough that reading costs few syscalls, so
 /// that the difference between the two paths is the master's work.
@@ -59,15 +107,15 @@ impl Path {
         }
     }
 
-    /// A client connected to a master that relays it to a worker.
-    fn relayed() -> Path {
+    /// A client connected to a master that relays it to a worker with `relay`.
+    fn relayed(relay: Relay) -> Path {
         let worker = bind_loopback();
         let worker_port = local_addr(&worker).port();
         let master = bind_loopback();
         let client = connect(local_addr(&master));
         let relay = thread::Builder::new()
             .name("master".into())
-            .spawn(move || relay_one(master, worker_port))
+            .spawn(move || relay_one(master, worker_port, relay))
             .expect("spawn the master's thread");
         // The relay's connection to the worker waits in the worker's accept
         // queue until `serve_one` takes it.
@@ -119,9 +167,9 @@ fn connect(addr: SocketAddr) -> TcpStream {
 }
 
 /// The master: accepts one client on `listener` and relays it to the worker
-/// on `worker_port` until the client leaves, as the `proxy` master does for
-/// every connection.
-fn relay_one(listener: TcpListener, worker_port: u16) {
+/// on `worker_port` with `relay` until the client leaves, as the `proxy`
+/// master does for every connection.
+fn relay_one(listener: TcpListener, worker_port: u16, relay: Relay) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -139,7 +187,8 @@ fn relay_one(listener: TcpListener, worker_port: u16) {
         let client_fd = fds.hold();
         let relay_timeout = std::time::Duration::from_secs(60);
         let target = proxy::relay::Target::Port(worker_port);
-        proxy::relay::relay(client, client_fd, vec![target], relay_timeout, fds).await;
+        let mover = relay.mover(&fds);
+        proxy::relay::relay(client, client_fd, vec![target], relay_timeout, fds, mover).await;
     });
 }
 
@@ -198,7 +247,7 @@ fn relay(c: &mut Criterion) {
         .sample_size(50);
     // Opened lazily: criterion calls a routine only if the filter selects it.
     let mut direct: Option<Path> = None;
-    let mut relayed: Option<Path> = None;
+    let mut relayed: [Option<Path>; 3] = [None, None, None];
     for (size, label) in SIZES {
         let message = message(size);
         group.throughput(Throughput::Bytes(size as u64));
@@ -206,17 +255,19 @@ fn relay(c: &mut Criterion) {
             let path = direct.get_or_insert_with(Path::direct);
             b.iter(|| path.send(message));
         });
-        group.bench_with_input(
-            BenchmarkId::new("proxy relay", label),
-            &message,
-            |b, message| {
-                let path = relayed.get_or_insert_with(Path::relayed);
-                b.iter(|| path.send(message));
-            },
-        );
+        for (relay, path) in Relay::ALL.into_iter().zip(&mut relayed) {
+            group.bench_with_input(
+                BenchmarkId::new(relay.name(), label),
+                &message,
+                |b, message| {
+                    let path = path.get_or_insert_with(|| Path::relayed(relay));
+                    b.iter(|| path.send(message));
+                },
+            );
+        }
     }
     group.finish();
-    for path in [direct, relayed].into_iter().flatten() {
+    for path in std::iter::once(direct).chain(relayed).flatten() {
         path.close();
     }
 }

@@ -2,7 +2,9 @@
 //! (`cargo bench -p mechanisms`; see `benches/`):
 //!
 //! - `fd_passing`: one frame and its acknowledgement over the master–worker
-//!   channel, with a socket passed by SCM_RIGHTS and without;
+//!   channel, with a socket passed by SCM_RIGHTS and without; and one
+//!   message of 1 or 16 fds with the channel's `send_fds` / `recv_fds`
+//!   against the `sendfd` crate;
 //! - `handoff_floor`: the `handoff-socket` master's own work per connection
 //!   (`accept4`, the handoff `sendmsg`, the acknowledgement's `recvmsg`,
 //!   `close`) for batches of 1, 4 and 16 connections per frame;

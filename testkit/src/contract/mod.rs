@@ -25,6 +25,7 @@ use crate::process::{Cluster, run_expect_exit};
 
 mod activation;
 mod limits;
+mod payload;
 mod serving;
 mod shutdown;
 mod supervision;
@@ -33,6 +34,7 @@ mod upgrade_edges;
 
 pub use activation::*;
 pub use limits::*;
+pub use payload::*;
 pub use serving::*;
 pub use shutdown::*;
 pub use supervision::*;
