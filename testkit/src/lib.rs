@@ -9,7 +9,8 @@
 //! then a list of one-line tests calling the `assert_*` bodies of [`contract`].
 //!
 //! # Layout
-//! - [`process`]: [`Cluster`] (master and workers, killed on drop),
+//! - [`process`]: [`Cluster`] (master and workers, killed on drop, on
+//!   [`launch::Server`], the start the harness shares),
 //!   [`Starting`] (a master not ready yet), [`run_expect_exit`], signals
 //!   ([`Signal`], sent with kill(2) through nix)
 //! - [`http`]: the blocking HTTP/1.1 client: [`get`], [`KeepAlive`],

@@ -176,7 +176,7 @@ fn renders_every_section_from_real_runs() {
     ];
     measure(&dir.0, "faults-proxy", &labels, &args);
     // Section 8: a run with --timeline, to which the `upgrades` block that
-    // scripts/upgrade.py adds is added here: one upgrade 100 ms into the
+    // `suite upgrade` (bench/suite/src/upgrade.rs) adds is added here: one upgrade 100 ms into the
     // window, whose new generation never answered (the rendering, not the
     // upgrade, is under test; tests/upgrade.rs runs the script).
     let labels = [

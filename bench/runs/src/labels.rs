@@ -18,7 +18,7 @@
 //! | `workers` | workers in the cluster (a worker that answered nothing counts as 0) | every run |
 //! | `accept` | `drain`, `single`, `exclusive`, `blocking`: `handoff --pass listener --accept` | fairness (handoff-listener) |
 //! | `stall_ms` | how long `--stop` stalled a worker each time, ms | fairness (the stalled-worker runs) |
-//! | `strategy` | `takeover`, `restart`, `overlap`, `overlap-migrate` | upgrade (by `scripts/upgrade.py`) |
+//! | `strategy` | `takeover`, `restart`, `overlap`, `overlap-migrate` | upgrade (by `suite upgrade`) |
 //!
 //! In the JSON, `labels` stays a map of strings (`"round": "1"`), so reports
 //! written before the labels were typed read as they are.
@@ -115,13 +115,13 @@ label_enum! {
         Fairness = "fairness",
         /// 6: a worker killed mid-run.
         Faults = "faults",
-        /// 8: masters replaced under load (`scripts/upgrade.py`).
+        /// 8: masters replaced under load (`suite upgrade`).
         Upgrade = "upgrade",
     }
 }
 
 label_enum! {
-    /// How a master was replaced by a new one (section 8, `scripts/upgrade.py`).
+    /// How a master was replaced by a new one (section 8, `suite upgrade`).
     Strategy, "a strategy" {
         /// The new master takes the listening sockets over SCM_RIGHTS
         /// (`--takeover`).

@@ -127,7 +127,7 @@ pub struct Report {
     /// in reports written before it existed).
     #[serde(default)]
     pub timeline: Option<Timeline>,
-    /// The upgrades `scripts/upgrade.py` made during the run, which it adds
+    /// The upgrades `suite upgrade` made during the run, which it adds
     /// to the JSON loadgen wrote; `null` otherwise (loadgen never writes it).
     #[serde(default)]
     pub upgrades: Option<Upgrades>,
@@ -200,7 +200,7 @@ pub struct TimelineInterval {
     pub max_latency_us: Option<u64>,
 }
 
-/// What `scripts/upgrade.py` did during a run: masters replaced under load.
+/// What `suite upgrade` did during a run: masters replaced under load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Upgrades {
     /// Each worker's `--init-delay`, ms.

@@ -1,5 +1,5 @@
 //! §8, upgrades: a running master replaced by a new one under load
-//! (`scripts/upgrade.py`), per mode and strategy: failed requests and the
+//! (`suite upgrade`, `bench/suite/src/upgrade.rs`), per mode and strategy: failed requests and the
 //! longest latency around each upgrade and away from them, how long the new
 //! master took to be ready and the old one to exit. Its charts:
 //! `upgrade-failures.svg` and `upgrade-timeline.svg`.
@@ -347,7 +347,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     let Some(first) = rows.first() else {
         w!(
             out,
-            "A running master replaced by a new one under load (`scripts/upgrade.py`)."
+            "A running master replaced by a new one under load (`suite upgrade`, `bench/suite/src/upgrade.rs`)."
         );
         w!(out);
         nothing(out, "upgrade");
@@ -358,7 +358,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     upgrades.dedup();
     w!(
         out,
-        "A running master replaced by a new one under load, by `scripts/upgrade.py`: an open \
+        "A running master replaced by a new one under load, by `suite upgrade` (`bench/suite/src/upgrade.rs`): an open \
          loop at {} requests/s, a new connection per request, {} upgrade(s) per mode and \
          strategy, each worker taking `--init-delay` {:.0} ms to start (a real server's \
          start-up). The strategies:",

@@ -31,6 +31,8 @@ fn compare(args: &[&str]) -> (Output, bool) {
         .arg(&out)
         .args(args)
         .current_dir(workspace())
+        // The harness this test was built with, not a release build of it.
+        .env("SUITE_BIN", env!("CARGO_BIN_EXE_suite"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group, so that a run past the deadline is stopped

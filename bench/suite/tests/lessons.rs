@@ -1,8 +1,9 @@
 //! `scripts/lesson.sh --quick N`, every lesson of LESSONS.md run to its end,
 //! so that the lessons' text cannot drift from what the code does: each test
-//! fails when its lesson's own verdict is not `ok`. The script reuses the
-//! debug binaries of this test (`--bin-dir`): `loadgen` cargo built for it,
-//! `proxy` and `handoff` built by `testkit::workspace_bin`.
+//! fails when its lesson's own verdict is not `ok`. The script runs the
+//! harness cargo built for this test (`SUITE_BIN`) on the debug binaries
+//! (`--bin-dir`): `loadgen`, `proxy` and `handoff` built by
+//! `testkit::workspace_bin` next to it.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -23,13 +24,13 @@ fn workspace() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
-/// The folder of this test's `loadgen`, with `proxy` and `handoff` built
-/// next to it (once per test binary).
+/// The folder of this test's harness, with `loadgen`, `proxy` and
+/// `handoff` built next to it (once per test binary).
 fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let loadgen = Path::new(env!("CARGO_BIN_EXE_loadgen"));
-        for package in ["proxy", "handoff"] {
+        let loadgen = Path::new(env!("CARGO_BIN_EXE_suite"));
+        for package in ["loadgen", "proxy", "handoff"] {
             let built = testkit::workspace_bin(package).unwrap_or_else(|err| panic!("{err:#}"));
             assert_eq!(built.parent(), loadgen.parent(), "{}", built.display());
         }
@@ -53,6 +54,8 @@ fn lesson_sh(args: &[&str], path: Option<&str>) -> Output {
         .arg(workspace().join("scripts/lesson.sh"))
         .args(args)
         .current_dir(workspace())
+        // The harness this test was built with, not a release build of it.
+        .env("SUITE_BIN", env!("CARGO_BIN_EXE_suite"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

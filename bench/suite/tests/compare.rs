@@ -36,6 +36,8 @@ fn quick_comparison_writes_every_section() {
         .arg("--out")
         .arg(&out)
         .current_dir(workspace)
+        // The harness this test was built with, not a release build of it.
+        .env("SUITE_BIN", env!("CARGO_BIN_EXE_suite"))
         // Its own process group, so that a run past the deadline can be
         // stopped with every cluster it started.
         .process_group(0)

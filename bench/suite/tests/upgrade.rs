@@ -1,7 +1,5 @@
-//! `scripts/upgrade.py`, the driver of REPORT.md's section 8, run on the
-//! debug binaries: what it records is what the report reads.
-
-mod common;
+//! `suite upgrade`, the driver of REPORT.md's section 8, run on the debug
+//! binaries: what it records is what the report reads.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -12,12 +10,15 @@ use std::time::{Duration, Instant};
 /// machine take longer.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The folder of this test's `loadgen`, with `proxy` built next to it.
+/// The folder of this test's harness, with `loadgen` and `proxy` built next
+/// to it.
 fn bin_dir() -> &'static Path {
-    let loadgen = Path::new(env!("CARGO_BIN_EXE_loadgen"));
-    let built = testkit::workspace_bin("proxy").unwrap_or_else(|err| panic!("{err:#}"));
-    assert_eq!(built.parent(), loadgen.parent(), "{}", built.display());
-    loadgen.parent().expect("a binary has a folder")
+    let suite = Path::new(env!("CARGO_BIN_EXE_suite"));
+    for package in ["loadgen", "proxy"] {
+        let built = testkit::workspace_bin(package).unwrap_or_else(|err| panic!("{err:#}"));
+        assert_eq!(built.parent(), suite.parent(), "{}", built.display());
+    }
+    suite.parent().expect("a binary has a folder")
 }
 
 /// A `restart` with `--init-delay 200ms` under an open loop of new
@@ -28,8 +29,8 @@ fn bin_dir() -> &'static Path {
 fn restart_under_load_records_refused_connections() {
     let out = tempfile::tempdir().expect("a temporary folder");
     let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    let mut child = Command::new("python3")
-        .arg(workspace.join("scripts/upgrade.py"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_suite"))
+        .arg("upgrade")
         .arg("--bin-dir")
         .arg(bin_dir())
         .args([
@@ -50,21 +51,21 @@ fn restart_under_load_records_refused_connections() {
         // with every master it started.
         .process_group(0)
         .spawn()
-        .expect("start scripts/upgrade.py");
+        .expect("start suite upgrade");
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for upgrade.py") {
+        if let Some(status) = child.try_wait().expect("wait for suite upgrade") {
             break status;
         }
         if started.elapsed() > RUN_TIMEOUT {
             let group = nix::unistd::Pid::from_raw(child.id() as i32);
             let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
             let _ = child.wait();
-            panic!("upgrade.py ran past {RUN_TIMEOUT:?}");
+            panic!("suite upgrade ran past {RUN_TIMEOUT:?}");
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(status.success(), "upgrade.py failed: {status}");
+    assert!(status.success(), "suite upgrade failed: {status}");
     let path = out.path().join("upgrade-proxy-restart.json");
     let text = std::fs::read_to_string(&path).expect("the run's JSON");
     // It still matches the schema and reads as a loadgen report, with its

@@ -1,0 +1,885 @@
+//! The comparison's plan as data: every server the run starts, each with
+//! the loads it takes, and every upgrade cell, in the order they run. The
+//! sections × modes × loads × rounds are laid out once here, the rounds
+//! shuffled by the seed; `--dry-run` prints this list with its estimate and
+//! the run iterates the same list, so the count of loads (`[n/total]`) is
+//! the list's length and cannot drift from what runs.
+//!
+//! Two values are known only while the run goes: the sweep's rates (from
+//! §1's runs of the same invocation: [`crate::sweep`]) and the pid of the
+//! worker a fault or a stall targets (from the server's `ready` line). The
+//! plan names them ([`Rate::Sweep`], [`Load::stop`], [`Load::kill_after`])
+//! and the run fills them in.
+
+use std::fmt;
+use std::time::Duration;
+
+use runs::labels::{Accept, Load as LoadKind, Mode as Label, Section, Strategy};
+
+use crate::server::cluster_mode;
+
+/// What shapes a plan: the comparison's flags, and the peers found.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--quick`: every section, fewer and shorter loads.
+    pub quick: bool,
+    /// `--workers`: workers per cluster (§4 has its own).
+    pub workers: usize,
+    /// `--repeats`: rounds of §1.
+    pub repeats: usize,
+    /// `--seed`: the seed of every shuffle.
+    pub seed: u64,
+    /// The peers measured too (nginx, the Node.js clusters).
+    pub peers: Vec<Label>,
+}
+
+/// The sizes of the loads, quick or full: one table, so that a figure of
+/// one run is always the figure of its section.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    /// §1: each throughput run's duration and warm-up.
+    pub round: (Duration, Duration),
+    /// §1b: rates per load, each step's duration, warm-up and `--timeout`
+    /// (how long a request may take before it counts as failed, far past
+    /// any objective the report reads, and the most a step past capacity
+    /// drains after its window).
+    pub sweep_steps: usize,
+    /// §1b: each step's duration.
+    pub sweep_duration: Duration,
+    /// §1b: each step's warm-up.
+    pub sweep_warmup: Duration,
+    /// §1b: each step's `--timeout`.
+    pub sweep_timeout: Duration,
+    /// §2: the connections held open, one load each.
+    pub held: &'static [usize],
+    /// §3: the connections rising against `--max-fds`.
+    pub limit_steps: &'static [usize],
+    /// §6: the run's duration and when the worker is killed.
+    pub fault: (Duration, Duration),
+    /// §4: rounds, workers per cluster, the open loop's rate.
+    pub fairness_rounds: usize,
+    /// §4: the workers of each cluster.
+    pub fairness_workers: &'static [usize],
+    /// §4: the open loop's requests/s, below saturation.
+    pub fairness_rate: u64,
+    /// §4: the open-loop runs' duration and warm-up, the burst's duration.
+    pub fairness: (Duration, Duration, Duration),
+    /// §4: each stall (ms), when the two stalls start, the stall run's duration.
+    pub stall_ms: u64,
+    /// §4: when the two stalls start after the warm-up.
+    pub stall_at: [Duration; 2],
+    /// §4: the stall run's duration.
+    pub stall_duration: Duration,
+    /// §8: the upgrade driver's `--upgrades`, `--lead` and `--every`.
+    pub upgrade: (u32, Duration, Duration),
+    /// §8: what one cell took, start to end, on the reference VM (10
+    /// cells: 17 s quick, 117 s full), for the estimate.
+    pub upgrade_cell: Duration,
+}
+
+/// `--quick`: 1 round, a sweep of 3 rates, §4 with 4 workers once.
+pub const QUICK: Sizes = Sizes {
+    round: (ms(500), ms(200)),
+    sweep_steps: 3,
+    sweep_duration: ms(300),
+    sweep_warmup: ms(100),
+    sweep_timeout: ms(500),
+    held: &[100, 500],
+    limit_steps: &[50, 150, 300],
+    fault: (ms(2000), ms(700)),
+    fairness_rounds: 1,
+    fairness_workers: &[4],
+    fairness_rate: 300,
+    fairness: (ms(300), ms(100), ms(200)),
+    stall_ms: 250,
+    stall_at: [ms(100), ms(500)],
+    stall_duration: ms(900),
+    upgrade: (1, ms(200), ms(600)),
+    upgrade_cell: ms(1700),
+};
+
+/// The full run: 5 rounds by default, a sweep of 6 rates, §4 with 4 and 8
+/// workers twice.
+pub const FULL: Sizes = Sizes {
+    round: (ms(5000), ms(500)),
+    sweep_steps: 6,
+    sweep_duration: ms(1500),
+    sweep_warmup: ms(500),
+    sweep_timeout: ms(1000),
+    held: &[100, 500, 1000, 2000],
+    limit_steps: &[50, 100, 150, 200, 300, 400],
+    fault: (ms(4000), ms(1500)),
+    fairness_rounds: 2,
+    fairness_workers: &[4, 8],
+    fairness_rate: 400,
+    fairness: (ms(1500), ms(300), ms(1000)),
+    stall_ms: 500,
+    stall_at: [ms(500), ms(1500)],
+    stall_duration: ms(2500),
+    upgrade: (5, ms(1000), ms(2000)),
+    upgrade_cell: ms(11700),
+};
+
+/// §3: every master's `--max-fds`.
+pub const MAX_FDS: u64 = 256;
+/// §1 and §1b: connections per load.
+pub const CONNECTIONS: usize = 50;
+/// §8: the open loop's requests/s, a rate the slowest mode holds easily.
+pub const UPGRADE_RATE: u64 = 500;
+/// §8: each worker's `--init-delay`, so that a restart's gap shows.
+pub const UPGRADE_INIT_DELAY: Duration = ms(200);
+/// §4's mixed load: 95 % plain requests, 5 % that compute 5 ms.
+pub const MIX: [&str; 2] = ["/=95", "/?work_us=5000=5"];
+
+/// What a load besides its warm-up and duration costs (loadgen's start, the
+/// drain of the requests in flight, the JSON), and a server's start and
+/// stop: on the 2-core VM of the reference runs, `--quick --no-peers` took
+/// 83 s of loads for 63 s of warm-ups and durations, 72 loads and 26
+/// starts (other work on the machine); for the estimate.
+pub const LOAD_OVERHEAD: Duration = ms(250);
+/// A server's start and stop, for the estimate (see [`LOAD_OVERHEAD`]).
+pub const START_OVERHEAD: Duration = ms(300);
+
+/// A duration in ms, for the tables above.
+const fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// The plan of one comparison.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// What shaped it.
+    pub settings: Settings,
+    /// The sizes it uses.
+    pub sizes: Sizes,
+    /// §1: the modes of each round, in their shuffled order.
+    pub round_orders: Vec<Vec<Label>>,
+    /// §4: the ways of sharing the port of each round, shuffled.
+    pub fairness_orders: Vec<Vec<Variant>>,
+    /// Everything that runs, in order.
+    pub blocks: Vec<Block>,
+}
+
+/// One way of sharing the port in §4: a mode, and for `handoff-listener`
+/// an `--accept` strategy (written `MODE:STRATEGY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    /// The mode.
+    pub mode: Label,
+    /// `handoff --pass listener --accept STRATEGY`.
+    pub accept: Option<Accept>,
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.accept {
+            Some(accept) => write!(f, "{}:{}", self.mode, accept),
+            None => write!(f, "{}", self.mode),
+        }
+    }
+}
+
+/// A step of the plan.
+#[derive(Debug, Clone)]
+pub enum Block {
+    /// A server started, its loads run one after the other, then stopped.
+    Server(ServerBlock),
+    /// A master replaced under load by the upgrade driver.
+    Upgrade(Cell),
+}
+
+/// A server and its loads.
+#[derive(Debug, Clone)]
+pub struct ServerBlock {
+    /// What serves (`direct` and nginx stand on a `proxy` cluster).
+    pub mode: Label,
+    /// Its workers.
+    pub workers: usize,
+    /// Flags for the master (`--max-fds 256`, `--accept single`).
+    pub extra: Vec<String>,
+    /// The loads, in order.
+    pub loads: Vec<Load>,
+}
+
+/// One cell of §8: a mode replaced by a strategy.
+#[derive(Debug, Clone, Copy)]
+pub struct Cell {
+    /// The mode.
+    pub mode: cluster::Mode,
+    /// How its master is replaced.
+    pub strategy: Strategy,
+}
+
+impl Cell {
+    /// Its name, the file of its run (`runs/upgrade-MODE-STRATEGY.json`).
+    pub fn name(&self) -> String {
+        format!("upgrade-{}-{}", self.mode, self.strategy)
+    }
+}
+
+/// The offered rate of an open loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// Requests/s.
+    Fixed(u64),
+    /// Step `step` (from 1) of the sweep of `load`, known once §1 has run.
+    Sweep {
+        /// The sweep's load (keep-alive or a new connection per request).
+        load: LoadKind,
+        /// The step, from 1.
+        step: usize,
+    },
+}
+
+/// One loadgen run.
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// Its name: the file `runs/NAME.json`, and the progress line.
+    pub name: String,
+    /// Its labels (`--label KEY=VALUE`), typed by `runs::labels`; the rate
+    /// of a sweep step and `workers` are added when it runs.
+    pub labels: Vec<(&'static str, String)>,
+    /// `--connections`.
+    pub connections: usize,
+    /// `--new-conn`.
+    pub new_conn: bool,
+    /// `--rate`, if an open loop.
+    pub rate: Option<Rate>,
+    /// `--duration`.
+    pub duration: Duration,
+    /// `--warmup`.
+    pub warmup: Duration,
+    /// `--timeout`, if not loadgen's default.
+    pub timeout: Option<Duration>,
+    /// `--stop FIRST_WORKER --stop-after T... --stop-for D`.
+    pub stop: Option<(Vec<Duration>, Duration)>,
+    /// `--kill FIRST_WORKER --kill-after T`.
+    pub kill_after: Option<Duration>,
+    /// `--mix` with `--seed`.
+    pub mix_seed: Option<u64>,
+}
+
+/// What a load needs from the run to be complete.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved {
+    /// The rate of a sweep step.
+    pub rate: Option<u64>,
+    /// The first worker of the server, the target of `--stop` and `--kill`.
+    pub first_worker: u32,
+}
+
+impl Load {
+    /// A load with these basics, the rest off.
+    fn new(
+        name: String,
+        labels: Vec<(&'static str, String)>,
+        connections: usize,
+        duration: Duration,
+        warmup: Duration,
+    ) -> Load {
+        Load {
+            name,
+            labels,
+            connections,
+            new_conn: false,
+            rate: None,
+            duration,
+            warmup,
+            timeout: None,
+            stop: None,
+            kill_after: None,
+            mix_seed: None,
+        }
+    }
+
+    /// loadgen's flags for this load (after `--target`, `--watch`,
+    /// `--label` and `--json`).
+    pub fn args(&self, resolved: Resolved) -> Vec<String> {
+        use crate::system::flag;
+        let mut args = vec!["--connections".to_owned(), self.connections.to_string()];
+        if self.new_conn {
+            args.push("--new-conn".into());
+        }
+        if let Some(rate) = self.rate {
+            let rate = match rate {
+                Rate::Fixed(rate) => rate,
+                Rate::Sweep { .. } => resolved.rate.unwrap_or(0),
+            };
+            args.extend(["--rate".into(), rate.to_string()]);
+        }
+        args.extend(["--duration".into(), flag(self.duration)]);
+        args.extend(["--warmup".into(), flag(self.warmup)]);
+        if let Some(timeout) = self.timeout {
+            args.extend(["--timeout".into(), flag(timeout)]);
+        }
+        if let Some((after, stop_for)) = &self.stop {
+            args.extend(["--stop".into(), resolved.first_worker.to_string()]);
+            for at in after {
+                args.extend(["--stop-after".into(), flag(*at)]);
+            }
+            args.extend(["--stop-for".into(), flag(*stop_for)]);
+        }
+        if let Some(at) = self.kill_after {
+            args.extend(["--kill".into(), resolved.first_worker.to_string()]);
+            args.extend(["--kill-after".into(), flag(at)]);
+        }
+        if let Some(seed) = self.mix_seed {
+            for mix in MIX {
+                args.extend(["--mix".into(), mix.into()]);
+            }
+            args.extend(["--seed".into(), seed.to_string()]);
+        }
+        args
+    }
+}
+
+/// SplitMix64 (Steele, Lea and Flood, 2014): a tiny generator whose
+/// sequence for a seed is fixed by its definition, so that a seed recorded
+/// in a run's README gives the same order with any later build.
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// The generator seeded with `seed`.
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Shuffles `items` in place (Fisher–Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+/// `rounds` shuffles of `items`, one per round, from one generator seeded
+/// with `seed`.
+pub fn orders<T: Clone>(seed: u64, rounds: usize, items: &[T]) -> Vec<Vec<T>> {
+    let mut rng = SplitMix64::new(seed);
+    (0..rounds)
+        .map(|_| {
+            let mut order = items.to_vec();
+            rng.shuffle(&mut order);
+            order
+        })
+        .collect()
+}
+
+/// The suite's four modes as labels, in `cluster::Mode::ALL`'s order.
+pub fn cluster_labels() -> Vec<Label> {
+    cluster::Mode::ALL
+        .iter()
+        .filter_map(|mode| mode.name().parse().ok())
+        .collect()
+}
+
+/// Whether a strategy applies to a mode: the overlaps need one
+/// `SO_REUSEPORT` listener per worker, `handoff-reuseport`'s sockets.
+pub fn applies(mode: cluster::Mode, strategy: Strategy) -> bool {
+    !matches!(strategy, Strategy::Overlap | Strategy::OverlapMigrate)
+        || mode == cluster::Mode::Handoff(cluster::Pass::Reuseport)
+}
+
+/// A label pair.
+fn label(key: &'static str, value: impl fmt::Display) -> (&'static str, String) {
+    (key, value.to_string())
+}
+
+impl Plan {
+    /// The plan of a comparison with these settings.
+    pub fn new(settings: Settings) -> Plan {
+        let sizes = if settings.quick { QUICK } else { FULL };
+        // `direct` is the baseline: clients straight to every worker's own
+        // port, no master in between.
+        let mut modes = vec![Label::Direct];
+        modes.extend(cluster_labels());
+        modes.extend(settings.peers.iter().copied());
+        let round_orders = orders(settings.seed, settings.repeats, &modes);
+        // §4's ways of sharing the port; `proxy` (a round robin like
+        // handoff-socket's) only in the full run.
+        let mut variants = Vec::new();
+        if !settings.quick {
+            variants.push(Variant {
+                mode: Label::Proxy,
+                accept: None,
+            });
+        }
+        variants.push(Variant {
+            mode: Label::HandoffSocket,
+            accept: None,
+        });
+        for accept in Accept::ALL {
+            variants.push(Variant {
+                mode: Label::HandoffListener,
+                accept: Some(*accept),
+            });
+        }
+        variants.push(Variant {
+            mode: Label::HandoffReuseport,
+            accept: None,
+        });
+        let fairness_orders = orders(
+            settings.seed.wrapping_add(4),
+            sizes.fairness_rounds,
+            &variants,
+        );
+        let mut plan = Plan {
+            settings,
+            sizes,
+            round_orders,
+            fairness_orders,
+            blocks: Vec::new(),
+        };
+        plan.throughput();
+        plan.sweep();
+        plan.fd_bill();
+        plan.fd_limit();
+        plan.fairness();
+        plan.faults();
+        plan.upgrades();
+        plan
+    }
+
+    /// A server block of `mode` with the run's workers.
+    fn server(&mut self, mode: Label, extra: Vec<String>, loads: Vec<Load>) {
+        let workers = self.settings.workers;
+        self.blocks.push(Block::Server(ServerBlock {
+            mode,
+            workers,
+            extra,
+            loads,
+        }));
+    }
+
+    /// §1, closed loop: every mode once per round, in the round's order,
+    /// keep-alive then a new connection per request.
+    fn throughput(&mut self) {
+        let (duration, warmup) = self.sizes.round;
+        for (r, order) in self.round_orders.clone().iter().enumerate() {
+            let round = r + 1;
+            for &mode in order {
+                let loads = [LoadKind::KeepAlive, LoadKind::NewConn]
+                    .map(|kind| {
+                        let mut load = Load::new(
+                            format!("throughput-{mode}-{kind}-r{round}"),
+                            vec![
+                                label("section", Section::Throughput),
+                                label("mode", mode),
+                                label("load", kind),
+                                label("round", round),
+                            ],
+                            CONNECTIONS,
+                            duration,
+                            warmup,
+                        );
+                        load.new_conn = kind == LoadKind::NewConn;
+                        load
+                    })
+                    .to_vec();
+                self.server(mode, Vec::new(), loads);
+            }
+        }
+    }
+
+    /// §1b: an open loop at the same absolute rates for every mode, in
+    /// round 1's order, a server per mode, its steps from the lowest rate
+    /// up, keep-alive then a new connection per request.
+    fn sweep(&mut self) {
+        let sizes = self.sizes;
+        for &mode in &self.round_orders.first().cloned().unwrap_or_default() {
+            let mut loads = Vec::new();
+            for kind in [LoadKind::KeepAlive, LoadKind::NewConn] {
+                for step in 1..=sizes.sweep_steps {
+                    let mut load = Load::new(
+                        format!("sweep-{mode}-{kind}-s{step}"),
+                        vec![
+                            label("section", Section::Sweep),
+                            label("mode", mode),
+                            label("load", kind),
+                        ],
+                        CONNECTIONS,
+                        sizes.sweep_duration,
+                        sizes.sweep_warmup,
+                    );
+                    load.timeout = Some(sizes.sweep_timeout);
+                    load.rate = Some(Rate::Sweep { load: kind, step });
+                    load.new_conn = kind == LoadKind::NewConn;
+                    loads.push(load);
+                }
+            }
+            self.server(mode, Vec::new(), loads);
+        }
+    }
+
+    /// §2: connections held open (keep-alive, one request a second each).
+    /// Connection i opens at its first request, due i/n s after the start:
+    /// the warm-up outlasts the last by half a second, so that every
+    /// connection is open in the measured window even on a loaded machine.
+    fn fd_bill(&mut self) {
+        for mode in cluster_labels() {
+            let loads = self
+                .sizes
+                .held
+                .iter()
+                .map(|&n| {
+                    let mut load = Load::new(
+                        format!("fdbill-{mode}-{n}"),
+                        vec![
+                            label("section", Section::FdBill),
+                            label("mode", mode),
+                            label("connections", n),
+                        ],
+                        n,
+                        ms(1000),
+                        ms(1500),
+                    );
+                    load.rate = Some(Rate::Fixed(n as u64));
+                    load
+                })
+                .collect();
+            self.server(mode, Vec::new(), loads);
+        }
+    }
+
+    /// §3: the master started with `--max-fds`, connections rising. No
+    /// warm-up: a client left waiting in the accept queue must time out
+    /// inside the measured window, where it counts.
+    fn fd_limit(&mut self) {
+        for mode in cluster_labels() {
+            let loads = self
+                .sizes
+                .limit_steps
+                .iter()
+                .map(|&n| {
+                    let mut load = Load::new(
+                        format!("fdlimit-{mode}-{n}"),
+                        vec![
+                            label("section", Section::FdLimit),
+                            label("mode", mode),
+                            label("connections", n),
+                            label("max_fds", MAX_FDS),
+                        ],
+                        n,
+                        ms(1500),
+                        Duration::ZERO,
+                    );
+                    load.timeout = Some(ms(1000));
+                    load
+                })
+                .collect();
+            self.server(mode, vec!["--max-fds".into(), MAX_FDS.to_string()], loads);
+        }
+    }
+
+    /// §4 (issue 13): who gets the connections, and who waits when a worker
+    /// stalls; more workers than cores, so that the accept path, not the CPU
+    /// scheduler alone, decides. Per round, every way of sharing the port in
+    /// its shuffled order: a new connection per request in an open loop
+    /// below saturation and keep-alive connections opened in a burst (with
+    /// each count of workers); with the first count, the open loop with the
+    /// first worker stopped twice, and with a heavy-tailed mix of work.
+    fn fairness(&mut self) {
+        let sizes = self.sizes;
+        let (duration, warmup, burst) = sizes.fairness;
+        let seed = self.settings.seed;
+        for (r, order) in self.fairness_orders.clone().iter().enumerate() {
+            let round = r + 1;
+            for variant in order {
+                for &w in sizes.fairness_workers {
+                    let tag = format!("{}-w{w}-r{round}", variant.to_string().replace(':', "-"));
+                    let labels = |kind: LoadKind| {
+                        let mut labels = vec![
+                            label("section", Section::Fairness),
+                            label("mode", variant.mode),
+                        ];
+                        labels.extend(variant.accept.map(|accept| label("accept", accept)));
+                        labels.push(label("load", kind));
+                        labels.push(label("round", round));
+                        labels
+                    };
+                    let mut loads = Vec::new();
+                    let mut newconn = Load::new(
+                        format!("fairness-newconn-{tag}"),
+                        labels(LoadKind::NewConn),
+                        4 * w,
+                        duration,
+                        warmup,
+                    );
+                    newconn.new_conn = true;
+                    newconn.rate = Some(Rate::Fixed(sizes.fairness_rate));
+                    loads.push(newconn);
+                    loads.push(Load::new(
+                        format!("fairness-keepalive-{tag}"),
+                        labels(LoadKind::KeepAlive),
+                        8 * w,
+                        burst,
+                        Duration::ZERO,
+                    ));
+                    if Some(&w) == sizes.fairness_workers.first() {
+                        // Enough connections that the requests stuck behind
+                        // the stalled worker do not hold up the schedule of
+                        // the others (each connection sends one request at a
+                        // time): 32 per worker.
+                        let mut stall_labels = labels(LoadKind::NewConn);
+                        stall_labels.push(label("stall_ms", sizes.stall_ms));
+                        let mut stall = Load::new(
+                            format!("fairness-stall-{tag}"),
+                            stall_labels,
+                            32 * w,
+                            sizes.stall_duration,
+                            warmup,
+                        );
+                        stall.new_conn = true;
+                        stall.rate = Some(Rate::Fixed(sizes.fairness_rate));
+                        stall.stop = Some((sizes.stall_at.to_vec(), ms(sizes.stall_ms)));
+                        loads.push(stall);
+                        let mut mix = Load::new(
+                            format!("fairness-mix-{tag}"),
+                            labels(LoadKind::NewConn),
+                            16 * w,
+                            duration,
+                            warmup,
+                        );
+                        mix.new_conn = true;
+                        mix.rate = Some(Rate::Fixed(sizes.fairness_rate));
+                        mix.mix_seed = Some(seed);
+                        loads.push(mix);
+                    }
+                    let extra = variant
+                        .accept
+                        .map(|accept| vec!["--accept".to_owned(), accept.to_string()])
+                        .unwrap_or_default();
+                    self.blocks.push(Block::Server(ServerBlock {
+                        mode: variant.mode,
+                        workers: w,
+                        extra,
+                        loads,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// §6: one worker killed mid-run, 8 clients each making a new
+    /// connection per request.
+    fn faults(&mut self) {
+        let (duration, at) = self.sizes.fault;
+        for mode in cluster_labels() {
+            let mut load = Load::new(
+                format!("faults-{mode}"),
+                vec![
+                    label("section", Section::Faults),
+                    label("mode", mode),
+                    label("load", LoadKind::NewConn),
+                ],
+                8,
+                duration,
+                ms(200),
+            );
+            load.new_conn = true;
+            load.kill_after = Some(at);
+            self.server(mode, Vec::new(), vec![load]);
+        }
+    }
+
+    /// §8: every mode by takeover and by restart, `handoff-reuseport` also
+    /// by overlap and overlap-migrate.
+    fn upgrades(&mut self) {
+        for mode in cluster::Mode::ALL {
+            for &strategy in Strategy::ALL {
+                if applies(mode, strategy) {
+                    self.blocks.push(Block::Upgrade(Cell { mode, strategy }));
+                }
+            }
+        }
+    }
+
+    /// Every load and upgrade cell, in order, with the server it runs on:
+    /// the list `[n/total]` counts.
+    pub fn steps(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for block in &self.blocks {
+            match block {
+                Block::Server(server) => {
+                    names.extend(server.loads.iter().map(|load| load.name.clone()))
+                }
+                Block::Upgrade(cell) => names.push(cell.name()),
+            }
+        }
+        names
+    }
+
+    /// The estimate of the run's seconds after the build.
+    pub fn estimate(&self) -> Estimate {
+        let mut estimate = Estimate::default();
+        for block in &self.blocks {
+            match block {
+                Block::Server(server) => {
+                    estimate.starts += 1;
+                    for load in &server.loads {
+                        estimate.steps += 1;
+                        estimate.loads += load.duration + load.warmup;
+                        if matches!(load.rate, Some(Rate::Sweep { .. })) {
+                            estimate.drain += load.timeout.unwrap_or_default();
+                        }
+                    }
+                }
+                Block::Upgrade(_) => {
+                    estimate.steps += 1;
+                    estimate.loads += self.sizes.upgrade_cell;
+                }
+            }
+        }
+        estimate
+    }
+
+    /// The sweep's rule, as README.md and the dry run say it.
+    pub fn sweep_rule(&self) -> String {
+        format!(
+            "{} rates per load, spaced evenly on a log scale from 10 % of the slowest mode's median closed-loop requests/s in §1 to the larger of 150 % of it and 120 % of the fastest mode's, rounded to two significant digits",
+            self.sizes.sweep_steps
+        )
+    }
+
+    /// The upgrade driver's flags of §8 (`--upgrades 1 --lead 200ms --every 600ms`).
+    pub fn upgrade_args(&self) -> String {
+        let (upgrades, lead, every) = self.sizes.upgrade;
+        format!(
+            "--upgrades {upgrades} --lead {} --every {}",
+            crate::system::flag(lead),
+            crate::system::flag(every)
+        )
+    }
+}
+
+/// The plan's time: what `--dry-run` prints, and README.md beside the time
+/// the run took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Estimate {
+    /// Loads and upgrade cells.
+    pub steps: u32,
+    /// Server starts.
+    pub starts: u32,
+    /// The warm-ups and durations of every load, and each upgrade cell.
+    pub loads: Duration,
+    /// What the sweep's steps behind their schedule may add (their
+    /// `--timeout`).
+    pub drain: Duration,
+}
+
+impl Estimate {
+    /// The seconds of the whole plan: loads, and the overhead of each load
+    /// and each start.
+    pub fn seconds(&self) -> u64 {
+        (self.loads + LOAD_OVERHEAD * self.steps + START_OVERHEAD * self.starts).as_secs()
+    }
+}
+
+/// Whether `label` names one of the suite's own modes.
+pub fn is_cluster(label: Label) -> bool {
+    cluster_mode(label).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(seed: u64) -> Settings {
+        Settings {
+            quick: true,
+            workers: 2,
+            repeats: 5,
+            seed,
+            peers: Vec::new(),
+        }
+    }
+
+    /// The same seed gives the same order, another seed another one, and
+    /// every round holds every mode once.
+    #[test]
+    fn the_seed_decides_the_order() {
+        let (a, b, c) = (
+            Plan::new(settings(7)),
+            Plan::new(settings(7)),
+            Plan::new(settings(8)),
+        );
+        assert_eq!(a.round_orders, b.round_orders);
+        assert_ne!(a.round_orders, c.round_orders);
+        for order in &a.round_orders {
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(
+                sorted,
+                [
+                    Label::Proxy,
+                    Label::HandoffSocket,
+                    Label::HandoffListener,
+                    Label::HandoffReuseport,
+                    Label::Direct
+                ]
+            );
+        }
+    }
+
+    /// The quick plan: 5 modes × 2 loads × 5 rounds in §1, 5 × 2 × 3 in
+    /// the sweep, ten upgrade cells; no name twice.
+    #[test]
+    fn the_quick_plan_counts_what_runs() {
+        let plan = Plan::new(settings(1));
+        let steps = plan.steps();
+        assert_eq!(
+            steps
+                .iter()
+                .filter(|s| s.starts_with("throughput-"))
+                .count(),
+            50
+        );
+        assert_eq!(steps.iter().filter(|s| s.starts_with("sweep-")).count(), 30);
+        assert_eq!(
+            steps.iter().filter(|s| s.starts_with("upgrade-")).count(),
+            10
+        );
+        let mut unique = steps.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), steps.len());
+        assert_eq!(plan.estimate().steps as usize, steps.len());
+    }
+
+    /// A load's flags, with what the run fills in.
+    #[test]
+    fn a_stall_loads_the_first_worker() {
+        let plan = Plan::new(settings(1));
+        let stall = plan
+            .blocks
+            .iter()
+            .find_map(|block| match block {
+                Block::Server(server) => server
+                    .loads
+                    .iter()
+                    .find(|l| l.name.starts_with("fairness-stall-")),
+                Block::Upgrade(_) => None,
+            })
+            .expect("a stall run");
+        let args = stall
+            .args(Resolved {
+                rate: None,
+                first_worker: 42,
+            })
+            .join(" ");
+        assert!(
+            args.contains("--stop 42 --stop-after 100ms --stop-after 500ms --stop-for 250ms"),
+            "{args}"
+        );
+    }
+}
