@@ -3,14 +3,9 @@
 //!
 //! With a shared listener, which worker gets a connection is decided by
 //! whom the kernel wakes when it arrives, so each strategy is a choice of
-//! wait queue:
-//!
-//! | strategy | the worker waits in | woken per connection | takes per wake-up |
-//! |---|---|---|---|
-//! | `drain` | its event loop's `epoll_wait` (tokio) | every waiting worker | `accept4` until EAGAIN |
-//! | `single` | the same | every waiting worker | one `accept4`, then a 1 ns `nanosleep` and a turn of its event loop before the next (libuv's `UV_TCP_SINGLE_ACCEPT`) |
-//! | `exclusive` | a thread blocked in `epoll_wait` on an epoll fd of its own that holds the listener with `EPOLLEXCLUSIVE` | one: the first waiting in the order the workers registered | one, handed to its runtime |
-//! | `blocking` | a thread blocked in `accept(2)` | one: the thread that has waited longest (FIFO) | one, handed to its runtime |
+//! wait queue. The four, with the queue each waits in, whom the kernel
+//! wakes per connection and what a woken worker takes, are one table: the
+//! contract's (ARCHITECTURE.md, "Flags", `--accept`).
 //!
 //! The waiting must be done by a thread that sleeps on the wait queue
 //! itself: an `EPOLLEXCLUSIVE` epoll fd watched by the event loop (nested in
