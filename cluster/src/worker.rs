@@ -290,8 +290,13 @@ impl Worker {
                 Message::Ready { port: None }
             }
             None => {
-                let listener =
-                    std::net::TcpListener::bind(("127.0.0.1", 0)).context("bind own port")?;
+                // The backlog of the public port's default, not std's 128:
+                // the master's relays connect here, and a burst of new
+                // clients beyond 128 would wait a SYN retransmission (1 s)
+                // on this hop while the worker is busy.
+                let own = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+                let listener = crate::listen::bind(own, false, crate::listen::DEFAULT_BACKLOG)
+                    .context("bind own port")?;
                 let port = listener.local_addr()?.port();
                 self.accept_on(listener, Accept::Drain);
                 Message::Ready { port: Some(port) }
