@@ -203,6 +203,26 @@ pub fn render(report: &Report) -> String {
             watched.pid,
             use_line(&watched.summary)
         );
+        for listener in &watched.listeners {
+            let holders: Vec<String> = listener.holders.iter().map(u32::to_string).collect();
+            let _ = writeln!(
+                out,
+                "  queue       {} (held by {}): at most {} of {} queued",
+                listener.address,
+                holders.join(", "),
+                listener.queued_max,
+                listener.limit
+            );
+        }
+        if let (Some(overflows), Some(drops)) = (watched.listen_overflows, watched.listen_drops) {
+            let _ = writeln!(
+                out,
+                "  queue       the namespace: {overflows} overflows, {drops} drops at listeners"
+            );
+        }
+        if let Some(err) = &watched.queue_error {
+            let _ = writeln!(out, "  queue       not read: {err}");
+        }
     }
     if let Some(usage) = &report.loadgen_usage {
         let mut line = format!(

@@ -10,10 +10,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
-use testkit::Cluster;
+use testkit::{Cluster, Signal};
 
 use common::server::{Behaviour, SERVER_PID, TestServer};
-use common::{f64_at, loadgen, loadgen_with, loadgen_with_fd_limit, proxy_bin, u64_at};
+use common::{
+    f64_at, handoff_bin, loadgen, loadgen_with, loadgen_with_fd_limit, proxy_bin, u64_at,
+};
 
 /// Starts `proxy --workers 2 --listen 127.0.0.1:0`, killed when dropped.
 fn proxy_cluster() -> Cluster {
@@ -286,6 +288,24 @@ fn watch_shows_the_proxy_master_fds_rising() {
     assert_eq!(children, workers);
     assert!(f64_at(watched, &["summary", "cpu_ms_per_1000_requests"]) > 0.0);
     assert!(run.stdout.contains("watch"), "{}", run.stdout);
+
+    // Three listeners: the public port's and each worker's own, all with the
+    // default backlog (capped by somaxconn): a worker's own port once had
+    // std's 128, where a burst of relays would wait a SYN retransmission.
+    let somaxconn: u64 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("read somaxconn")
+        .trim()
+        .parse()
+        .expect("somaxconn is a number");
+    let listeners = watched["listeners"].as_array().expect("listeners");
+    assert_eq!(listeners.len(), 3, "{listeners:?}");
+    for listener in listeners {
+        assert_eq!(
+            u64_at(listener, &["limit"]),
+            somaxconn.min(4096),
+            "{listener}"
+        );
+    }
 }
 
 /// The JSON report of a run that fills every optional part (open loop, new
@@ -876,6 +896,111 @@ fn affinity_records_where_loadgen_and_the_watched_pids_may_run() {
         run.stdout
     );
     drop(victim);
+}
+
+/// The listeners of a watched tree and their queues (issue 24): a
+/// `handoff --pass listener --backlog 64` whose two workers are SIGSTOPped
+/// holds one listener, shared by the master and both workers, with a limit
+/// of 64; 5 connections (and loadgen's check before the run) that nobody
+/// accepts wait in its queue, and the
+/// namespace's counters are read at every sample. Under `--pass reuseport`
+/// the same port has one listener per worker, each held by the master and
+/// its worker.
+#[test]
+fn watch_shows_where_connections_wait() {
+    let cluster = Cluster::start(
+        handoff_bin(),
+        &["--workers", "2", "--pass", "listener", "--backlog", "64"],
+    )
+    .unwrap_or_else(|err| panic!("start handoff --pass listener: {err:#}"));
+    let workers = cluster.worker_pids();
+    let _continue: Vec<ContinueOnDrop> = workers
+        .iter()
+        .map(|&pid| {
+            cluster
+                .signal_worker(pid, Signal::SIGSTOP)
+                .expect("SIGSTOP a worker");
+            ContinueOnDrop(pid)
+        })
+        .collect();
+    let run = watch_run(&cluster, &["--new-conn", "--connections", "5"]);
+    let watched = &run["watch"][0];
+    let listeners = watched["listeners"].as_array().expect("listeners");
+    assert_eq!(listeners.len(), 1, "one shared listener: {listeners:?}");
+    let shared = &listeners[0];
+    assert_eq!(shared["address"], cluster.addr().to_string());
+    assert_eq!(u64_at(shared, &["limit"]), 64);
+    let mut holders: Vec<u64> = shared["holders"]
+        .as_array()
+        .expect("holders")
+        .iter()
+        .map(|pid| pid.as_u64().expect("a pid"))
+        .collect();
+    holders.sort_unstable();
+    let mut tree: Vec<u64> = std::iter::once(cluster.master_pid())
+        .chain(workers.iter().copied())
+        .map(u64::from)
+        .collect();
+    tree.sort_unstable();
+    assert_eq!(holders, tree, "the master and both workers hold it");
+    // loadgen's reachability check connects once before the run and
+    // closes: a connection closed by its client still waits in the queue
+    // until a process accepts it.
+    assert_eq!(
+        u64_at(shared, &["queued_max"]),
+        1 + 5,
+        "the check's connection and 5 more, no worker running to accept them"
+    );
+    let samples = shared["samples"].as_array().expect("queue samples").len();
+    let counters = watched["listen_counters"]
+        .as_array()
+        .expect("counters")
+        .len();
+    assert!(
+        samples >= 2 && counters == samples,
+        "{samples} queue samples, {counters} counter samples"
+    );
+    assert!(watched["listen_drops"].is_u64(), "{watched}");
+    drop(_continue);
+
+    let cluster = Cluster::start(
+        handoff_bin(),
+        &["--workers", "2", "--pass", "reuseport", "--backlog", "64"],
+    )
+    .unwrap_or_else(|err| panic!("start handoff --pass reuseport: {err:#}"));
+    let run = watch_run(&cluster, &["--connections", "2"]);
+    let listeners = run["watch"][0]["listeners"].as_array().expect("listeners");
+    assert_eq!(listeners.len(), 2, "one listener per worker: {listeners:?}");
+    for listener in listeners {
+        assert_eq!(listener["address"], cluster.addr().to_string());
+        let holders = listener["holders"].as_array().expect("holders");
+        assert_eq!(holders.len(), 2, "the master and one worker: {listener}");
+        assert_eq!(holders[0].as_u64(), Some(u64::from(cluster.master_pid())));
+    }
+}
+
+/// A short closed-loop run against `cluster` with `args`, watching its
+/// master every 50 ms: the JSON report.
+fn watch_run(cluster: &Cluster, args: &[&str]) -> Value {
+    let url = format!("http://{}/", cluster.addr());
+    let master = cluster.master_pid().to_string();
+    let mut all = vec![
+        "--target",
+        url.as_str(),
+        "--duration",
+        "500ms",
+        "--warmup",
+        "0s",
+        "--watch",
+        master.as_str(),
+        "--sample-interval",
+        "50ms",
+    ];
+    all.extend_from_slice(args);
+    let run = loadgen(&all);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("  queue "), "{}", run.stdout);
+    run.report().clone()
 }
 
 /// Sends SIGCONT to a pid when dropped: a test of `--stop` that fails never

@@ -629,6 +629,66 @@ pub struct WatchReport {
     pub summary: UseSummary,
     /// Every process seen in the tree, the watched one first.
     pub processes: Vec<ProcessReport>,
+    /// Every listening TCP socket the tree held, and its accept queue at
+    /// each sample (`sock_diag`); empty in runs written before loadgen read
+    /// them.
+    #[serde(default)]
+    pub listeners: Vec<ListenerReport>,
+    /// The network namespace's `TcpExt` counters of connections turned away
+    /// at a listener, at each sample (the namespace's, not the tree's: a run
+    /// that attributes them runs in a namespace of its own).
+    #[serde(default)]
+    pub listen_counters: Vec<ListenCounterPoint>,
+    /// `ListenOverflows` over the window (the last sample inside it less
+    /// the first); `null` without two samples.
+    #[serde(default)]
+    pub listen_overflows: Option<u64>,
+    /// `ListenDrops` over the window, the overflows among them; `null`
+    /// without two samples.
+    #[serde(default)]
+    pub listen_drops: Option<u64>,
+    /// Why the queues could not be read, after which only they stopped;
+    /// `null` otherwise.
+    #[serde(default)]
+    pub queue_error: Option<String>,
+}
+
+/// One listening socket of a watched tree: where connections wait until a
+/// process of the tree accepts them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListenerReport {
+    /// The address it listens on, `IP:PORT`.
+    pub address: String,
+    /// The accept queue's limit: the `listen(2)` backlog, capped by
+    /// `net.core.somaxconn`.
+    pub limit: u32,
+    /// The processes of the tree that held it (one socket shared by the
+    /// master and every worker is one listener).
+    pub holders: Vec<u32>,
+    /// The most connections queued at a sample inside the window.
+    pub queued_max: u32,
+    /// Connections queued, at each sample.
+    pub samples: Vec<QueuePoint>,
+}
+
+/// An accept queue's length at one sample.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct QueuePoint {
+    /// Milliseconds from the run's start.
+    pub t_ms: f64,
+    /// Connections completed and not yet accepted.
+    pub queued: u32,
+}
+
+/// The namespace's listen counters at one sample (`/proc/PID/net/netstat`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ListenCounterPoint {
+    /// Milliseconds from the run's start.
+    pub t_ms: f64,
+    /// `TcpExt: ListenOverflows` since boot (or the namespace's creation).
+    pub overflows: u64,
+    /// `TcpExt: ListenDrops`, likewise.
+    pub drops: u64,
 }
 
 /// One process of a watched tree.

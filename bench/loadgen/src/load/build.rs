@@ -10,12 +10,14 @@ use hdrhistogram::Histogram;
 use runs::format::rate;
 use runs::{
     Affinity, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, KEPT_UP_RATIO, Labels,
-    Latencies, LoadgenUsage, Machine, MeasuredFrom, Parameters, Phases, ProcessReport, Report,
-    Requests, SamplePoint, SpectrumPoint, Stall, StallWaits, TargetShare, Timeline,
-    TimelineInterval, UseSummary, WatchReport, WatchedAffinity, WorkerShare, Workers,
+    Latencies, ListenCounterPoint, ListenerReport, LoadgenUsage, Machine, MeasuredFrom, Parameters,
+    Phases, ProcessReport, QueuePoint, Report, Requests, SamplePoint, SpectrumPoint, Stall,
+    StallWaits, TargetShare, Timeline, TimelineInterval, UseSummary, WatchReport, WatchedAffinity,
+    WorkerShare, Workers,
 };
 
 use super::failure::Failure;
+use super::queues::ListenCounters;
 use super::recorder::{Recorder, WorkerCount};
 use super::usage::Readings;
 use super::watch::{ProcessSeries, WatchedTree};
@@ -435,12 +437,55 @@ fn watch_report(
         cpu_cores: span.map(|span| cpu_ms / millis(span)),
         cpu_ms_per_1000_requests: per_thousand(cpu_ms, span, requests, duration),
     };
+    let listeners = tree
+        .listeners
+        .values()
+        .map(|series| ListenerReport {
+            address: series.address.to_string(),
+            limit: series.limit,
+            holders: series.holders.clone(),
+            queued_max: series
+                .queued
+                .iter()
+                .filter(|(at, _)| inside(*at))
+                .map(|(_, queued)| *queued)
+                .max()
+                .unwrap_or(0),
+            samples: series
+                .queued
+                .iter()
+                .map(|&(at, queued)| QueuePoint {
+                    t_ms: millis(at),
+                    queued,
+                })
+                .collect(),
+        })
+        .collect();
+    // The counters over the window: the last sample inside it less the first.
+    let counted: Vec<_> = tree.counters.iter().filter(|(at, _)| inside(*at)).collect();
+    let over_window = |of: fn(&ListenCounters) -> u64| match counted.as_slice() {
+        [(_, first), .., (_, last)] => Some(of(last).saturating_sub(of(first))),
+        _ => None,
+    };
     WatchReport {
         pid: tree.pid,
         gone_at_ms: tree.gone_at.map(millis),
         error: tree.error.clone(),
         summary,
         processes,
+        listeners,
+        listen_counters: tree
+            .counters
+            .iter()
+            .map(|(at, counters)| ListenCounterPoint {
+                t_ms: millis(*at),
+                overflows: counters.overflows,
+                drops: counters.drops,
+            })
+            .collect(),
+        listen_overflows: over_window(|counters| counters.overflows),
+        listen_drops: over_window(|counters| counters.drops),
+        queue_error: tree.queue_error.clone(),
     }
 }
 

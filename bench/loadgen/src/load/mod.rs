@@ -51,6 +51,7 @@ pub(crate) mod limits;
 pub(crate) mod machine;
 pub(crate) mod mix;
 pub(crate) mod progress;
+pub(crate) mod queues;
 pub(crate) mod recorder;
 pub mod response;
 pub(crate) mod stall;

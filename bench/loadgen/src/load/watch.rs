@@ -1,14 +1,19 @@
 //! `--watch PID`: a thread that samples each watched process and its children
 //! from `/proc` ([`cluster::procfs`]) every `--sample-interval`, keeping the time
 //! series. Children are found afresh at each sample, so a respawned worker shows
-//! up as a new process of the tree.
+//! up as a new process of the tree. Each sample also reads the accept queue of
+//! every listening socket the tree holds, and the namespace's counters of
+//! connections a full queue turned away ([`super::queues`]).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cluster::procfs::{self, ProcError, Reading};
 use runs::Role;
+
+use super::queues::{self, ListenCounters};
 
 /// One sample of one process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +59,29 @@ pub struct WatchedTree {
     pub gone_at: Option<Duration>,
     /// A reading that failed for another reason, after which sampling stopped.
     pub error: Option<String>,
+    /// The listening sockets the tree holds, by inode, and their queues.
+    pub listeners: BTreeMap<u64, ListenerSeries>,
+    /// The namespace's `ListenOverflows` and `ListenDrops` at each sample.
+    pub counters: Vec<(Duration, ListenCounters)>,
+    /// Why the queues could not be read, after which only they stopped.
+    pub queue_error: Option<String>,
+    /// The tree's pids when its listeners were last looked for.
+    listener_pids: BTreeSet<u32>,
+    /// The sockets those pids held then, by inode, with their holders.
+    holders: BTreeMap<u64, Vec<u32>>,
+}
+
+/// One listening socket of a watched tree and its accept queue over time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSeries {
+    /// Its address.
+    pub address: std::net::SocketAddr,
+    /// The queue's limit (the backlog, capped by `somaxconn`) when last read.
+    pub limit: u32,
+    /// The processes of the tree that hold it, ascending.
+    pub holders: Vec<u32>,
+    /// Connections queued, at each sample that found it listening.
+    pub queued: Vec<(Duration, u32)>,
 }
 
 impl WatchedTree {
@@ -73,9 +101,67 @@ impl WatchedTree {
                 for child in &tree.children {
                     self.add(child, Role::Child, at);
                 }
+                let pids = std::iter::once(&tree.root)
+                    .chain(&tree.children)
+                    .map(|reading| reading.pid)
+                    .collect();
+                self.sample_queues(pids, at);
             }
             Err(ProcError::Gone { .. }) => self.gone_at = Some(at),
             Err(err) => self.error = Some(err.to_string()),
+        }
+    }
+
+    /// Reads the queue of every listener the tree's processes (`pids`) hold,
+    /// looking the listeners up again when the processes changed, and the
+    /// namespace's overflow counters. A failure stops only these readings.
+    fn sample_queues(&mut self, pids: BTreeSet<u32>, at: Duration) {
+        if self.queue_error.is_some() {
+            return;
+        }
+        if pids != self.listener_pids {
+            let mut holders: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+            for &pid in &pids {
+                for inode in queues::socket_inodes(pid) {
+                    holders.entry(inode).or_default().push(pid);
+                }
+            }
+            // Sockets of the tree that are not listeners drop out below,
+            // when the dump does not name them.
+            self.listener_pids = pids;
+            self.holders = holders;
+        }
+        let listening = match queues::listeners() {
+            Ok(listening) => listening,
+            Err(err) => {
+                self.queue_error = Some(format!("sock_diag: {err}"));
+                return;
+            }
+        };
+        for (inode, holders) in &self.holders {
+            let Some(listener) = listening.get(inode) else {
+                continue;
+            };
+            let series = self
+                .listeners
+                .entry(*inode)
+                .or_insert_with(|| ListenerSeries {
+                    address: listener.address,
+                    limit: listener.limit,
+                    holders: Vec::new(),
+                    queued: Vec::new(),
+                });
+            series.limit = listener.limit;
+            for pid in holders {
+                if let Err(at) = series.holders.binary_search(pid) {
+                    series.holders.insert(at, *pid);
+                }
+            }
+            series.queued.push((at, listener.queued));
+        }
+        match queues::listen_counters(self.pid) {
+            Ok(counters) => self.counters.push((at, counters)),
+            Err(err) => self.queue_error = Some(format!("/proc/{}/net/netstat: {err}", self.pid)),
         }
     }
 
@@ -127,6 +213,11 @@ impl Watcher {
                 processes: Vec::new(),
                 gone_at: None,
                 error: None,
+                listeners: BTreeMap::new(),
+                counters: Vec::new(),
+                queue_error: None,
+                listener_pids: BTreeSet::new(),
+                holders: BTreeMap::new(),
             };
             tree.sample(origin.elapsed());
             if tree.gone_at.is_some() {
