@@ -219,8 +219,7 @@ pub fn report(inputs: Inputs<'_>) -> Report {
             at_least_tenth: at_least(&recorder.latency, stop_for / 10),
         }),
         loadgen_usage,
-        // /proc/stat over the window: not read here yet.
-        machine_usage: None,
+        machine_usage: readings.machine,
         affinity,
         timeline: recorder
             .timeline

@@ -19,6 +19,7 @@
 //! - `watch`: `--watch`: the /proc sampler thread and its time series.
 //! - `usage`: loadgen's own CPU time over the window, and where it and the
 //!   watched processes may run (their affinity).
+//! - `proc_stat`: the whole machine's CPU over the window, from `/proc/stat`.
 //! - `kill`: `--kill`: SIGKILL to a worker mid-run, the fault experiment.
 //! - `stall`: `--stop`: SIGSTOP then SIGCONT to a worker mid-run, the stalled
 //!   worker experiment, with the guards that never leave it stopped.
@@ -50,6 +51,7 @@ pub(crate) mod kill;
 pub(crate) mod limits;
 pub(crate) mod machine;
 pub(crate) mod mix;
+pub(crate) mod proc_stat;
 pub(crate) mod progress;
 pub(crate) mod recorder;
 pub mod response;
