@@ -50,6 +50,14 @@ pub fn render(report: &Report) -> String {
         count(requests.ok),
         count(requests.failed)
     );
+    if let Some(moved) = &report.bytes {
+        let _ = writeln!(
+            out,
+            "  bytes       sent {}/s, received {}/s",
+            bytes(moved.sent_bytes_per_s as u64),
+            bytes(moved.received_bytes_per_s as u64)
+        );
+    }
 
     let latency = &report.latency;
     let request_label = if latency.request_uncorrected.is_some() {
@@ -333,7 +341,7 @@ mod tests {
 
     use super::*;
     use crate::load::build::{Inputs, report};
-    use crate::load::recorder::{Answer, Recorder, Sample, Window};
+    use crate::load::recorder::{Answer, Moved, Recorder, Sample, Window};
     use crate::load::usage::Readings;
     use runs::{FdLimit, LoadLoop, Machine, Parameters};
 
@@ -364,6 +372,10 @@ mod tests {
                 }),
                 first_on_connection: false,
                 target: 0,
+                moved: Moved {
+                    sent: 1 << 20,
+                    received: 1 << 19,
+                },
             });
         }
         for _ in 0..reconnects {
@@ -387,6 +399,7 @@ mod tests {
                 mix: Vec::new(),
                 seed: None,
                 arrivals: None,
+                body_bytes: None,
             },
             machine: Machine {
                 cpu_model: "cpu".to_owned(),
@@ -483,6 +496,8 @@ mod tests {
         for line in [
             "  target      http://127.0.0.1:1/ 3 (75.0 %, 2 conn)",
             "  machine     busy 63.0 % of 2 CPUs, steal 0.2 %",
+            // 4 requests over 4 s, each 1 MiB out and 512 KiB back.
+            "  bytes       sent 1.0 MiB/s, received 512 KiB/s",
             "  target      http://127.0.0.1:2/ 1 (25.0 %, 1 conn)",
             "  loadgen     CPU 42 ms (user 30, system 12), 10.5 ms per 1,000 requests",
             "  CPUs        loadgen 0-2,5, 42 3",

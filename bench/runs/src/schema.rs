@@ -221,4 +221,33 @@ mod tests {
         missing.as_object_mut().expect("object").remove("idle_s");
         assert!(validate(part, &missing).is_err());
     }
+
+    /// `bytes` (issue 25) is `null` or the four figures of `BytesMoved` as
+    /// it serialises; `parameters.body_bytes` is `null` or at most 64 MiB.
+    #[test]
+    fn bytes_moved_and_body_bytes_validate() {
+        let schema = schema();
+        let part = &schema["properties"]["bytes"];
+        let moved = crate::BytesMoved {
+            sent_bytes: 65_536_000,
+            received_bytes: 180_000,
+            sent_bytes_per_s: 32_768_000.0,
+            received_bytes_per_s: 90_000.0,
+        };
+        let written = serde_json::to_value(moved).expect("serialise");
+        validate(part, &written).expect("a written bytes validates");
+        validate(part, &Value::Null).expect("null validates");
+        let mut broken = written.clone();
+        broken["sent_bytes"] = serde_json::json!(-1);
+        assert!(validate(part, &broken).is_err());
+        let body = &schema["properties"]["parameters"]["properties"]["body_bytes"];
+        for good in [
+            serde_json::json!(null),
+            serde_json::json!(0),
+            serde_json::json!(67_108_864),
+        ] {
+            validate(body, &good).expect("a body size validates");
+        }
+        assert!(validate(body, &serde_json::json!(67_108_865)).is_err());
+    }
 }

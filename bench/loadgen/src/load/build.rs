@@ -9,10 +9,10 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use runs::format::rate;
 use runs::{
-    Affinity, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, KEPT_UP_RATIO, Labels,
-    Latencies, LoadgenUsage, Machine, MeasuredFrom, Parameters, Phases, ProcessReport, Report,
-    Requests, SamplePoint, SpectrumPoint, Stall, StallWaits, TargetShare, Timeline,
-    TimelineInterval, UseSummary, WatchReport, WatchedAffinity, WorkerShare, Workers,
+    Affinity, BytesMoved, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary,
+    KEPT_UP_RATIO, Labels, Latencies, LoadgenUsage, Machine, MeasuredFrom, Parameters, Phases,
+    ProcessReport, Report, Requests, SamplePoint, SpectrumPoint, Stall, StallWaits, TargetShare,
+    Timeline, TimelineInterval, UseSummary, WatchReport, WatchedAffinity, WorkerShare, Workers,
 };
 
 use super::failure::Failure;
@@ -220,6 +220,12 @@ pub fn report(inputs: Inputs<'_>) -> Report {
         }),
         loadgen_usage,
         machine_usage: readings.machine,
+        bytes: Some(BytesMoved {
+            sent_bytes: recorder.moved.sent,
+            received_bytes: recorder.moved.received,
+            sent_bytes_per_s: recorder.moved.sent as f64 / inputs.duration.as_secs_f64(),
+            received_bytes_per_s: recorder.moved.received as f64 / inputs.duration.as_secs_f64(),
+        }),
         affinity,
         timeline: recorder
             .timeline
