@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use runs::format::{bytes, count, micros, rate};
-use runs::{Fairness, HistogramSummary, Report, UseSummary};
+use runs::{Fairness, HistogramSummary, MachineUsage, Report, UseSummary};
 
 /// Renders `report` as a dozen lines of text.
 pub fn render(report: &Report) -> String {
@@ -50,6 +50,14 @@ pub fn render(report: &Report) -> String {
         count(requests.ok),
         count(requests.failed)
     );
+    if let Some(moved) = &report.bytes {
+        let _ = writeln!(
+            out,
+            "  bytes       sent {}/s, received {}/s",
+            bytes(moved.sent_bytes_per_s as u64),
+            bytes(moved.received_bytes_per_s as u64)
+        );
+    }
 
     let latency = &report.latency;
     let request_label = if latency.request_uncorrected.is_some() {
@@ -236,6 +244,9 @@ pub fn render(report: &Report) -> String {
         }
         let _ = writeln!(out, "{line}");
     }
+    if let Some(machine) = &report.machine_usage {
+        let _ = writeln!(out, "  machine     {}", machine_line(machine));
+    }
     if let Some(affinity) = &report.affinity {
         let mut line = format!("  CPUs        loadgen {}", cpu_list(&affinity.loadgen));
         for watched in &affinity.watched {
@@ -267,6 +278,26 @@ fn histogram(summary: Option<&HistogramSummary>) -> String {
         micros(summary.mean_us),
         micros(summary.stdev_us),
     )
+}
+
+/// The whole machine's CPU over the window, as shares of what it held:
+/// `busy 63.0 % of 2 CPUs, steal 0.4 %` (and iowait when there was some).
+fn machine_line(machine: &MachineUsage) -> String {
+    let capacity = machine.capacity_s();
+    let share = |seconds: f64| match capacity > 0.0 {
+        true => seconds * 100.0 / capacity,
+        false => 0.0,
+    };
+    let mut line = format!(
+        "busy {:.1} % of {} CPUs, steal {:.1} %",
+        share(machine.busy_s),
+        machine.cores,
+        share(machine.steal_s)
+    );
+    if machine.iowait_s > 0.0 {
+        let _ = write!(line, ", iowait {:.1} %", share(machine.iowait_s));
+    }
+    line
 }
 
 /// CPUs as the kernel lists them: `0-3,6`.
@@ -330,7 +361,7 @@ mod tests {
 
     use super::*;
     use crate::load::build::{Inputs, report};
-    use crate::load::recorder::{Answer, Recorder, Sample, Window};
+    use crate::load::recorder::{Answer, Moved, Recorder, Sample, Window};
     use crate::load::usage::Readings;
     use runs::{FdLimit, LoadLoop, Machine, Parameters};
 
@@ -361,6 +392,10 @@ mod tests {
                 }),
                 first_on_connection: false,
                 target: 0,
+                moved: Moved {
+                    sent: 1 << 20,
+                    received: 1 << 19,
+                },
             });
         }
         for _ in 0..reconnects {
@@ -384,6 +419,7 @@ mod tests {
                 mix: Vec::new(),
                 seed: None,
                 arrivals: None,
+                body_bytes: None,
             },
             machine: Machine {
                 cpu_model: "cpu".to_owned(),
@@ -435,11 +471,12 @@ mod tests {
     }
 
     /// Several targets: one line each with its requests and connections; one
-    /// target: none (the first line names it). loadgen's CPU and the CPUs
-    /// allowed are shown in the kernel's list form.
+    /// target: none (the first line names it). loadgen's CPU, the machine's
+    /// as shares of what it held, and the CPUs allowed in the kernel's list
+    /// form.
     #[test]
     fn shows_each_target_and_loadgens_own_cost() {
-        use runs::{Affinity, LoadgenUsage, TargetShare, WatchedAffinity};
+        use runs::{Affinity, LoadgenUsage, MachineUsage, TargetShare, WatchedAffinity};
         let mut report = open_loop_report(1000.0, 4, 0);
         let one = render(&report);
         assert!(!one.contains("  target "), "{one}");
@@ -467,9 +504,20 @@ mod tests {
                 cpus: vec![3],
             }],
         });
+        report.machine_usage = Some(MachineUsage {
+            window_s: 2.0,
+            cores: 2,
+            busy_s: 2.52,
+            idle_s: 1.472,
+            iowait_s: 0.0,
+            steal_s: 0.008,
+        });
         let text = render(&report);
         for line in [
             "  target      http://127.0.0.1:1/ 3 (75.0 %, 2 conn)",
+            "  machine     busy 63.0 % of 2 CPUs, steal 0.2 %",
+            // 4 requests over 4 s, each 1 MiB out and 512 KiB back.
+            "  bytes       sent 1.0 MiB/s, received 512 KiB/s",
             "  target      http://127.0.0.1:2/ 1 (25.0 %, 1 conn)",
             "  loadgen     CPU 42 ms (user 30, system 12), 10.5 ms per 1,000 requests",
             "  CPUs        loadgen 0-2,5, 42 3",

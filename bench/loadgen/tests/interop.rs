@@ -368,3 +368,66 @@ fn poisson_arrivals_are_recorded_and_vary() {
         "the server's median gap is {median_ms:.3} ms, not about 0.69 ms (ln 2 of 1 ms)"
     );
 }
+
+/// `--body-bytes` and `?bytes=N` (issue 25) against a real `handoff`
+/// cluster: 64 KiB POSTs are all answered 2xx (the worker read each body:
+/// it answers 413 beyond its bound and an error to a short one), and the
+/// JSON counts at least 64 KiB sent per answered request; a `?bytes=65536`
+/// target's answers count at least 64 KiB received each. The summary has
+/// its `bytes` line, and the JSON records the flag.
+#[test]
+fn bodies_and_large_answers_are_counted_both_ways() {
+    let cluster = handoff_cluster();
+    let base = format!("http://{}/", cluster.addr());
+    let large = format!("http://{}/?bytes=65536", cluster.addr());
+    for (url, body_bytes) in [(&base, Some("65536")), (&large, None)] {
+        let mut args = vec![
+            "--target",
+            url.as_str(),
+            "--connections",
+            "4",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+        ];
+        if let Some(body_bytes) = body_bytes {
+            args.extend(["--body-bytes", body_bytes]);
+        }
+        let run = loadgen(&args);
+        assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+        let report = run.report();
+        let ok = u64_at(report, &["requests", "ok"]);
+        assert!(ok > 0, "{}", run.stdout);
+        assert_eq!(u64_at(report, &["requests", "failed"]), 0, "{}", run.stdout);
+        let statuses = report["errors"]["statuses"].as_object().expect("statuses");
+        assert!(
+            statuses.keys().all(|status| status.starts_with('2')),
+            "{statuses:?}"
+        );
+        let (sent, received) = (
+            u64_at(report, &["bytes", "sent_bytes"]),
+            u64_at(report, &["bytes", "received_bytes"]),
+        );
+        let duration_s = f64_at(report, &["parameters", "duration_s"]);
+        let per_s = f64_at(report, &["bytes", "sent_bytes_per_s"]);
+        assert!((per_s - sent as f64 / duration_s).abs() <= 1.0, "{per_s}");
+        // Each request and answer has a head of some bytes, at least.
+        assert!(sent > ok && received > ok, "{sent} {received}");
+        match body_bytes {
+            Some(_) => {
+                assert!(sent >= ok * 65536, "{sent} bytes sent for {ok} answers");
+                assert_eq!(report["parameters"]["body_bytes"], 65536);
+            }
+            None => {
+                assert!(received >= ok * 65536, "{received} bytes received for {ok}");
+                assert!(report["parameters"]["body_bytes"].is_null());
+            }
+        }
+        assert!(
+            run.stdout.contains("  bytes       sent "),
+            "no bytes line in\n{}",
+            run.stdout
+        );
+    }
+}

@@ -193,8 +193,9 @@ fn a_rate_above_one_request_a_nanosecond_is_refused() {
 
 /// Issue 26: a `--slo` that does not parse, a `--seed` that nothing draws
 /// from, a `--arrivals poisson` schedule beyond what loadgen draws (a
-/// billion a second for a minute), and an `--hgrm` path in a folder that does
-/// not exist are each one line and exit 2, before any connection.
+/// billion a second for a minute), an `--hgrm` path in a folder that does
+/// not exist, and (issue 25) a `--body-bytes` above the worker's 64 MiB or
+/// not whole are each one line and exit 2, before any connection.
 #[test]
 fn bad_thresholds_seeds_schedules_and_hgrm_paths_are_refused_before_any_connection() {
     let listener = Listener::start();
@@ -214,6 +215,10 @@ fn bad_thresholds_seeds_schedules_and_hgrm_paths_are_refused_before_any_connecti
         ),
         (&["--arrivals", "poisson"], "--rate"),
         (&["--hgrm", missing], "--hgrm"),
+        // Issue 25: a body beyond the worker's bound of 64 MiB.
+        (&["--body-bytes", "67108865"], "64 MiB"),
+        (&["--body-bytes", "1e12"], "--body-bytes"),
+        (&["--body-bytes", "1.5"], "--body-bytes"),
     ] {
         let args: Vec<&str> = ["--target", url.as_str()]
             .into_iter()

@@ -389,6 +389,26 @@ fn json_matches_the_committed_schema() {
         u64_at(&report["affinity"]["watched"][0], &["pid"]),
         u64::from(std::process::id())
     );
+    // The machine's CPU over the window (issue 22): read at the window's
+    // edges, so its span is about the 1 s window (loose: the readings wait
+    // for the main thread's wake-ups), and its parts add up to the CPU the
+    // window held (ticks of 10 ms per CPU, and the two edges are not read in
+    // the same instant as the kernel's counters: loosely).
+    let machine = &report["machine_usage"];
+    let window_s = f64_at(machine, &["window_s"]);
+    assert!((0.5..=3.0).contains(&window_s), "{machine}");
+    let cores = u64_at(machine, &["cores"]) as f64;
+    assert!(cores >= 1.0, "{machine}");
+    let parts: f64 = ["busy_s", "idle_s", "iowait_s", "steal_s"]
+        .iter()
+        .map(|part| f64_at(machine, &[part]))
+        .sum();
+    let capacity = window_s * cores;
+    assert!(
+        (0.8 * capacity - 0.1..=1.2 * capacity + 0.1).contains(&parts),
+        "{parts} s of CPU over {window_s} s × {cores}: {machine}"
+    );
+    assert!(f64_at(machine, &["busy_s"]) > 0.0, "{machine}");
     assert_eq!(report["labels"]["section"], "throughput");
     assert_eq!(report["labels"]["mode"], "proxy");
     let measure_start = f64_at(report, &["phases", "measure_start_ms"]);
@@ -423,7 +443,7 @@ fn json_matches_the_committed_schema() {
     let schema = runs::schema::schema();
     // A report written before issue 11's fields still validates and reads.
     let mut old = report.clone();
-    for field in ["targets", "loadgen_usage", "affinity"] {
+    for field in ["targets", "loadgen_usage", "affinity", "machine_usage"] {
         old.as_object_mut().expect("object").remove(field);
     }
     old["parameters"]
@@ -434,6 +454,7 @@ fn json_matches_the_committed_schema() {
     let typed: runs::Report = serde_json::from_value(old).expect("an older report reads");
     assert!(typed.targets.is_empty() && typed.parameters.targets.is_empty());
     assert!(typed.loadgen_usage.is_none() && typed.affinity.is_none());
+    assert!(typed.machine_usage.is_none());
 
     let mut broken = report.clone();
     broken["requests"]["ok"] = Value::from("many");

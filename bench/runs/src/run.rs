@@ -119,6 +119,10 @@ pub struct Report {
     /// it could not be read, and in reports written before it was recorded.
     #[serde(default)]
     pub machine_usage: Option<MachineUsage>,
+    /// The bytes the window's requests moved each way; `null` in reports
+    /// written before loadgen counted them.
+    #[serde(default)]
+    pub bytes: Option<BytesMoved>,
     /// Where loadgen and the watched processes could run; `null` if it could
     /// not be read, and in reports written before it was recorded.
     #[serde(default)]
@@ -296,6 +300,11 @@ pub struct Parameters {
     /// all `uniform`).
     #[serde(default)]
     pub arrivals: Option<Arrivals>,
+    /// `--body-bytes`: each request was a `POST` with a body of this many
+    /// bytes; `null` for `GET`s, and absent in reports written before it
+    /// (their requests were all `GET`s).
+    #[serde(default)]
+    pub body_bytes: Option<u64>,
 }
 
 /// How an open loop spaces its requests over time (`parameters.arrivals`).
@@ -552,6 +561,21 @@ pub struct LoadgenUsage {
     /// CPU (user + system) per 1,000 successful requests, ms; `null` without
     /// requests.
     pub cpu_ms_per_1000_requests: Option<f64>,
+}
+
+/// The bytes moved by the requests of the window (answered or failed, as far
+/// as each got), counted by loadgen as it wrote and read them: what a
+/// `--body-bytes` or `?bytes=N` run moves, beside the requests per second.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BytesMoved {
+    /// Bytes loadgen wrote: request heads and bodies.
+    pub sent_bytes: u64,
+    /// Bytes loadgen read: answer heads and bodies.
+    pub received_bytes: u64,
+    /// `sent_bytes` per second of the window.
+    pub sent_bytes_per_s: f64,
+    /// `received_bytes` per second of the window.
+    pub received_bytes_per_s: f64,
 }
 
 /// The whole machine's CPU over the measured window, from `/proc/stat` read

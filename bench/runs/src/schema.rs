@@ -194,4 +194,60 @@ mod tests {
         let err = validate(&schema, &serde_json::json!({})).expect_err("fields are required");
         assert!(err.contains("required field"), "{err}");
     }
+
+    /// `machine_usage` (issue 22) is `null` or the six figures of
+    /// `MachineUsage` as it serialises, none negative, at least one CPU.
+    #[test]
+    fn machine_usage_is_null_or_the_six_figures() {
+        let schema = schema();
+        let part = &schema["properties"]["machine_usage"];
+        let usage = crate::MachineUsage {
+            window_s: 2.0,
+            cores: 2,
+            busy_s: 2.5,
+            idle_s: 1.4,
+            iowait_s: 0.05,
+            steal_s: 0.05,
+        };
+        let written = serde_json::to_value(usage).expect("serialise");
+        validate(part, &written).expect("a written machine_usage validates");
+        validate(part, &Value::Null).expect("null validates");
+        for (field, bad) in [("cores", 0.0), ("steal_s", -1.0)] {
+            let mut broken = written.clone();
+            broken[field] = serde_json::json!(bad);
+            assert!(validate(part, &broken).is_err(), "{field} {bad}");
+        }
+        let mut missing = written.clone();
+        missing.as_object_mut().expect("object").remove("idle_s");
+        assert!(validate(part, &missing).is_err());
+    }
+
+    /// `bytes` (issue 25) is `null` or the four figures of `BytesMoved` as
+    /// it serialises; `parameters.body_bytes` is `null` or at most 64 MiB.
+    #[test]
+    fn bytes_moved_and_body_bytes_validate() {
+        let schema = schema();
+        let part = &schema["properties"]["bytes"];
+        let moved = crate::BytesMoved {
+            sent_bytes: 65_536_000,
+            received_bytes: 180_000,
+            sent_bytes_per_s: 32_768_000.0,
+            received_bytes_per_s: 90_000.0,
+        };
+        let written = serde_json::to_value(moved).expect("serialise");
+        validate(part, &written).expect("a written bytes validates");
+        validate(part, &Value::Null).expect("null validates");
+        let mut broken = written.clone();
+        broken["sent_bytes"] = serde_json::json!(-1);
+        assert!(validate(part, &broken).is_err());
+        let body = &schema["properties"]["parameters"]["properties"]["body_bytes"];
+        for good in [
+            serde_json::json!(null),
+            serde_json::json!(0),
+            serde_json::json!(67_108_864),
+        ] {
+            validate(body, &good).expect("a body size validates");
+        }
+        assert!(validate(body, &serde_json::json!(67_108_865)).is_err());
+    }
 }

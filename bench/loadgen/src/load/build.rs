@@ -9,11 +9,11 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use runs::format::rate;
 use runs::{
-    Affinity, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, KEPT_UP_RATIO, Labels,
-    Latencies, ListenCounterPoint, ListenerReport, LoadgenUsage, Machine, MeasuredFrom, Parameters,
-    Phases, ProcessReport, QueuePoint, Report, Requests, SamplePoint, SpectrumPoint, Stall,
-    StallWaits, TargetShare, Timeline, TimelineInterval, UseSummary, WatchReport, WatchedAffinity,
-    WorkerShare, Workers,
+    Affinity, BytesMoved, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary,
+    KEPT_UP_RATIO, Labels, Latencies, ListenCounterPoint, ListenerReport, LoadgenUsage, Machine,
+    MeasuredFrom, Parameters, Phases, ProcessReport, QueuePoint, Report, Requests, SamplePoint,
+    SpectrumPoint, Stall, StallWaits, TargetShare, Timeline, TimelineInterval, UseSummary,
+    WatchReport, WatchedAffinity, WorkerShare, Workers,
 };
 
 use super::failure::Failure;
@@ -221,8 +221,13 @@ pub fn report(inputs: Inputs<'_>) -> Report {
             at_least_tenth: at_least(&recorder.latency, stop_for / 10),
         }),
         loadgen_usage,
-        // /proc/stat over the window: not read here yet.
-        machine_usage: None,
+        machine_usage: readings.machine,
+        bytes: Some(BytesMoved {
+            sent_bytes: recorder.moved.sent,
+            received_bytes: recorder.moved.received,
+            sent_bytes_per_s: recorder.moved.sent as f64 / inputs.duration.as_secs_f64(),
+            received_bytes_per_s: recorder.moved.received as f64 / inputs.duration.as_secs_f64(),
+        }),
         affinity,
         timeline: recorder
             .timeline

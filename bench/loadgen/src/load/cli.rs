@@ -15,7 +15,7 @@ use super::kill::Kill;
 use super::mix;
 use super::stall::Stop;
 use super::target::Target;
-use super::units::{parse_positive_integer, parse_rate};
+use super::units::{parse_body_bytes, parse_positive_integer, parse_rate};
 use crate::slo::Threshold;
 
 /// Load an HTTP/1.1 server and measure what it costs: latency (HdrHistogram),
@@ -180,6 +180,15 @@ pub struct Cli {
     /// usage).
     #[arg(long = "slo", value_name = "EXPR", value_parser = Threshold::parse)]
     pub slo: Vec<Threshold>,
+
+    /// Send each request as a `POST` with an N-byte body (`Content-Length:
+    /// N`; `65536`, `1M`), at most 64 MiB, the most a worker reads (beyond:
+    /// exit 2 before any connection). The body is built once and shared by
+    /// every request. The bytes sent and received per second are in the
+    /// summary's `bytes` line and the JSON (`bytes`) with or without it; ask
+    /// for large answers with the worker's `?bytes=N` in the target.
+    #[arg(long, value_name = "N", value_parser = parse_body_bytes)]
+    body_bytes: Option<u64>,
 }
 
 /// What `loadgen` was asked instead of a load.
@@ -228,6 +237,7 @@ impl Cli {
             mix: self.mix.clone(),
             seed: self.seed,
             arrivals: self.arrivals,
+            body_bytes: self.body_bytes,
         }
     }
 }

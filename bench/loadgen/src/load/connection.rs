@@ -2,13 +2,16 @@
 //! keep-alive or a new TCP connection each (`--new-conn`), and hands each
 //! request's raw timings to the thread's [`Recorder`].
 //!
-//! The hot path allocates nothing: the request bytes are built once for the run
-//! and shared, each connection reads into one buffer it keeps, and answers are
-//! parsed in place ([`super::response`]) with the body skipped. A new connection
-//! sends its request straight after connect(2) (`connect_and_send`).
+//! The hot path allocates nothing: the request heads are built once for the
+//! run and shared, so is the one `--body-bytes` body every request sends
+//! after its head (one writev(2) for both), each connection reads into one
+//! buffer it keeps, and answers are parsed in place ([`super::response`]) with
+//! the body skipped. A new connection sends its request straight after
+//! connect(2) (`connect_and_send`). Each request counts the bytes it wrote
+//! and read ([`Moved`]).
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -24,7 +27,7 @@ use rand::rngs::SmallRng;
 use super::arrivals::PoissonSchedule;
 use super::failure::Failure;
 use super::mix::Mix;
-use super::recorder::{Answer, Recorder, Sample, Window};
+use super::recorder::{Answer, Moved, Recorder, Sample, Window};
 use super::response::{self, Body, Chunked};
 use super::timer::PreciseTimer;
 
@@ -50,9 +53,10 @@ const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(10);
 pub struct Endpoint {
     /// The target's address.
     pub addr: SocketAddr,
-    /// The requests, built once (with `Connection: close` under `--new-conn`);
-    /// their `Host` header is the target's own. One, to the target's path;
-    /// with `--mix`, one per mixed path, in `--mix` order.
+    /// The requests' heads, built once (with `Connection: close` under
+    /// `--new-conn`, a `POST` with its `Content-Length` under
+    /// `--body-bytes`); their `Host` header is the target's own. One, to the
+    /// target's path; with `--mix`, one per mixed path, in `--mix` order.
     pub requests: Vec<Box<[u8]>>,
 }
 
@@ -79,6 +83,10 @@ pub struct Plan {
     /// `--arrivals poisson`: the open loop's arrivals, drawn before the run;
     /// `None`: evenly spaced (`uniform`).
     pub poisson: Option<PoissonSchedule>,
+    /// `--body-bytes`: the body every request sends after its head, built
+    /// once for the run (up to 64 MiB: one copy, not one per connection or
+    /// per `--mix` path); empty without it.
+    pub body: Box<[u8]>,
 }
 
 impl Plan {
@@ -267,9 +275,10 @@ impl Connection {
         let sent = Instant::now();
         let own_deadline = sent + self.plan.timeout;
         let hard_stop = self.plan.hard_stop();
+        let mut moved = Moved::default();
         let result = timeout_at(
             own_deadline.min(hard_stop).into(),
-            self.exchange(scheduled, recorder),
+            self.exchange(scheduled, recorder, &mut moved),
         )
         .await;
         let done = Instant::now();
@@ -299,6 +308,7 @@ impl Connection {
                 outcome,
                 first_on_connection,
                 target: self.target,
+                moved,
             });
         }
         if outcome.is_err() {
@@ -345,6 +355,7 @@ impl Connection {
         &mut self,
         scheduled: Instant,
         recorder: &RefCell<Recorder>,
+        moved: &mut Moved,
     ) -> Result<(Answer, bool), Failure> {
         self.connect_failed = false;
         let path = match (&self.plan.mix, &mut self.generator) {
@@ -352,9 +363,12 @@ impl Connection {
             _ => 0,
         };
         let endpoint = &self.plan.endpoints[self.target];
-        let request = &endpoint.requests[path.min(endpoint.requests.len() - 1)];
+        let request = Request {
+            head: &endpoint.requests[path.min(endpoint.requests.len() - 1)],
+            body: &self.plan.body,
+        };
         if let Some(stream) = &mut self.stream {
-            match exchange_on_idle(stream, request, &mut self.buffer).await {
+            match exchange_on_idle(stream, request, &mut self.buffer, moved).await {
                 Ok(head) => return Ok(answered(&head)),
                 Err(Reused::ClosedWhileIdle) => {
                     self.stream = None;
@@ -363,7 +377,7 @@ impl Connection {
                 Err(Reused::Failed(failure)) => return Err(failure),
             }
         }
-        let (stream, took) = match connect_and_send(endpoint.addr, request).await {
+        let (stream, took) = match connect_and_send(endpoint.addr, request, moved).await {
             Ok(connected) => connected,
             Err(err) => {
                 self.connect_failed = true;
@@ -379,9 +393,61 @@ impl Connection {
         }
         self.counted = false;
         let stream = self.stream.insert(stream);
-        let head = read_answer(stream, &mut self.buffer, 0).await?;
+        let head = read_answer(stream, &mut self.buffer, 0, moved).await?;
         Ok(answered(&head))
     }
+}
+
+/// The bytes of one request: its head, then its body (empty for a `GET`),
+/// both shared by every request of the run.
+#[derive(Debug, Clone, Copy)]
+struct Request<'a> {
+    /// The request line and headers, up to the blank line.
+    head: &'a [u8],
+    /// `--body-bytes`, or nothing.
+    body: &'a [u8],
+}
+
+impl Request<'_> {
+    /// The whole request's length.
+    fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    /// What is left to write after the first `written` bytes, as slices for
+    /// writev(2): the rest of the head and the body, or the rest of the body.
+    fn rest(&self, written: usize) -> [IoSlice<'_>; 2] {
+        match written.checked_sub(self.head.len()) {
+            None => [IoSlice::new(&self.head[written..]), IoSlice::new(self.body)],
+            Some(in_body) => [IoSlice::new(&self.body[in_body..]), IoSlice::new(&[])],
+        }
+    }
+}
+
+/// Writes `request` on `stream` from its byte `written` on, counting what is
+/// written in `moved`. A request without a body is one write(2) of its head,
+/// as before bodies existed; with one, writev(2) sends the head and as much
+/// of the body as the socket takes in one call, so a small body never waits
+/// for the head's ACK (Nagle's algorithm holds a second small write until
+/// then, and the server, waiting for the body, delays its ACK).
+async fn write_request(
+    stream: &mut TcpStream,
+    request: Request<'_>,
+    mut written: usize,
+    moved: &mut Moved,
+) -> io::Result<()> {
+    while written < request.len() {
+        let wrote = match request.body.is_empty() {
+            true => stream.write(&request.head[written..]).await?,
+            false => stream.write_vectored(&request.rest(written)).await?,
+        };
+        if wrote == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        written += wrote;
+        moved.sent += wrote as u64;
+    }
+    Ok(())
 }
 
 /// How a request on a connection kept from an earlier one went wrong.
@@ -398,8 +464,9 @@ enum Reused {
 /// while it was idle from a failed request.
 async fn exchange_on_idle(
     stream: &mut TcpStream,
-    request: &[u8],
+    request: Request<'_>,
     buffer: &mut [u8],
+    moved: &mut Moved,
 ) -> Result<response::Head, Reused> {
     // ECONNRESET or EPIPE here: the server's close was already answered with a
     // reset (an earlier write after its FIN); the end of the stream or a reset
@@ -408,12 +475,11 @@ async fn exchange_on_idle(
         Failure::Reset | Failure::ShortResponse => Reused::ClosedWhileIdle,
         failure => Reused::Failed(failure),
     };
-    stream
-        .write_all(request)
+    write_request(stream, request, 0, moved)
         .await
         .map_err(|err| closed(Failure::of(&err)))?;
-    let first = read_some(stream, buffer).await.map_err(closed)?;
-    read_answer(stream, buffer, first)
+    let first = read_some(stream, buffer, moved).await.map_err(closed)?;
+    read_answer(stream, buffer, first, moved)
         .await
         .map_err(Reused::Failed)
 }
@@ -438,7 +504,11 @@ fn answered(head: &response::Head) -> (Answer, bool) {
 /// socket to become writable, as an ordinary async connect always does. That saves
 /// a trip through the event loop and a getsockopt(2) per connection, which is what
 /// a `--new-conn` run is made of.
-async fn connect_and_send(addr: SocketAddr, request: &[u8]) -> io::Result<(TcpStream, Duration)> {
+async fn connect_and_send(
+    addr: SocketAddr,
+    request: Request<'_>,
+    moved: &mut Moved,
+) -> io::Result<(TcpStream, Duration)> {
     let started = Instant::now();
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -451,7 +521,11 @@ async fn connect_and_send(addr: SocketAddr, request: &[u8]) -> io::Result<(TcpSt
         _ => {}
     }
     let returned = Instant::now();
-    let written = match socket.send(request) {
+    let sent = match request.body.is_empty() {
+        true => socket.send(request.head),
+        false => socket.send_vectored(&request.rest(0)),
+    };
+    let written = match sent {
         Ok(written) => written,
         // EAGAIN: still SYN_SENT (a full listen queue, a remote host).
         Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
@@ -468,7 +542,8 @@ async fn connect_and_send(addr: SocketAddr, request: &[u8]) -> io::Result<(TcpSt
         }
         started.elapsed()
     };
-    stream.write_all(&request[written..]).await?;
+    moved.sent += written as u64;
+    write_request(&mut stream, request, written, moved).await?;
     Ok((stream, took))
 }
 
@@ -478,6 +553,7 @@ async fn read_answer(
     stream: &mut TcpStream,
     buffer: &mut [u8],
     mut filled: usize,
+    moved: &mut Moved,
 ) -> Result<response::Head, Failure> {
     let malformed = |_| Failure::MalformedResponse;
     let head = loop {
@@ -489,7 +565,7 @@ async fn read_answer(
         if filled == buffer.len() {
             return Err(Failure::MalformedResponse);
         }
-        filled += read_some(stream, &mut buffer[filled..]).await?;
+        filled += read_some(stream, &mut buffer[filled..], moved).await?;
     };
     let in_buffer = filled - head.len;
     match head.body {
@@ -501,7 +577,7 @@ async fn read_answer(
                 .checked_sub(in_buffer as u64)
                 .ok_or(Failure::MalformedResponse)?;
             while left > 0 {
-                let read = read_some(stream, buffer).await? as u64;
+                let read = read_some(stream, buffer, moved).await? as u64;
                 left = left.checked_sub(read).ok_or(Failure::MalformedResponse)?;
             }
         }
@@ -516,14 +592,14 @@ async fn read_answer(
                 if chunked.is_done() {
                     break;
                 }
-                let read = read_some(stream, buffer).await?;
+                let read = read_some(stream, buffer, moved).await?;
                 fed = &buffer[..read];
             }
         }
         Body::UntilClose => loop {
             match stream.read(buffer).await {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(read) => moved.received += read as u64,
                 Err(err) => return Err(Failure::of(&err)),
             }
         },
@@ -551,11 +627,19 @@ async fn await_end_of_stream(stream: &TcpStream, buffer: &mut [u8]) {
     }
 }
 
-/// Reads at least one byte; the end of the stream here is a short answer.
-async fn read_some(stream: &mut TcpStream, buffer: &mut [u8]) -> Result<usize, Failure> {
+/// Reads at least one byte, counted in `moved`; the end of the stream here
+/// is a short answer.
+async fn read_some(
+    stream: &mut TcpStream,
+    buffer: &mut [u8],
+    moved: &mut Moved,
+) -> Result<usize, Failure> {
     match stream.read(buffer).await {
         Ok(0) => Err(Failure::ShortResponse),
-        Ok(read) => Ok(read),
+        Ok(read) => {
+            moved.received += read as u64;
+            Ok(read)
+        }
         Err(err) => Err(Failure::of(&err)),
     }
 }
@@ -579,10 +663,18 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("address");
         let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut moved = Moved::default();
         let took = runtime().block_on(async {
-            let (_stream, took) = connect_and_send(addr, request).await.expect("connect");
+            let request = Request {
+                head: request,
+                body: &[],
+            };
+            let (_stream, took) = connect_and_send(addr, request, &mut moved)
+                .await
+                .expect("connect");
             took
         });
+        assert_eq!(moved.sent, request.len() as u64);
         assert!(took < Duration::from_secs(5));
         let (mut accepted, _) = listener.accept().expect("accept");
         accepted
@@ -593,6 +685,58 @@ mod tests {
             .read_exact(&mut received)
             .expect("read the request");
         assert_eq!(received, request);
+    }
+
+    /// `--body-bytes` on the wire: loadgen's own request (its head from
+    /// `Target::request_bytes`, the shared body after it, written by
+    /// `connect_and_send` and `write_request`, here a body larger than a
+    /// socket's buffer, so the write continues) reaches a real `handoff`
+    /// worker whole: it answers 200 with `x-received-bytes` the body's
+    /// length (none for an empty body), and the bytes counted each way are
+    /// the request's and the answer's.
+    #[test]
+    fn a_body_reaches_the_worker_whole_and_is_counted() {
+        use super::super::target::Target;
+        let handoff = testkit::workspace_bin("handoff").expect("build handoff");
+        let handoff = handoff.to_str().expect("a UTF-8 path");
+        let cluster = testkit::Cluster::start(handoff, &["--workers", "1"]).expect("handoff");
+        let target = Target::parse(&format!("http://{}/", cluster.addr())).expect("url");
+        for body_bytes in [0_usize, 100, 3 * 1024 * 1024] {
+            let head = target.request_bytes(&target.path, true, Some(body_bytes as u64));
+            let body = vec![b'x'; body_bytes];
+            let request = Request {
+                head: &head,
+                body: &body,
+            };
+            let mut moved = Moved::default();
+            let mut buffer = vec![0; READ_BUFFER_BYTES];
+            let answer = runtime().block_on(async {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                timeout_at(deadline.into(), async {
+                    let (mut stream, _) = connect_and_send(cluster.addr(), request, &mut moved)
+                        .await
+                        .expect("send");
+                    let head = read_answer(&mut stream, &mut buffer, 0, &mut moved)
+                        .await
+                        .expect("an answer");
+                    (head.status, head.len)
+                })
+                .await
+                .expect("answered within 10 s")
+            });
+            assert_eq!(answer.0, 200, "{body_bytes} bytes");
+            let head = String::from_utf8_lossy(&buffer[..answer.1]).to_ascii_lowercase();
+            // The worker names what it read only when a body came (an empty
+            // body is none), so that its answer to a GET stays the same.
+            let received = format!("x-received-bytes: {body_bytes}\r\n");
+            assert_eq!(
+                head.contains(&received),
+                body_bytes > 0,
+                "{body_bytes} bytes: {head}"
+            );
+            assert_eq!(moved.sent, (request.len()) as u64);
+            assert!(moved.received > answer.1 as u64, "{moved:?}");
+        }
     }
 
     /// An open-loop request due later than the clock can hold (`--rate 1e-300`)
@@ -617,6 +761,7 @@ mod tests {
             window,
             mix: None,
             poisson: None,
+            body: Box::default(),
         };
         assert_eq!(plan.due(1e-300, 0, 0), start);
         assert_eq!(plan.due(1e-300, 0, 1), window.end);
@@ -643,6 +788,7 @@ mod tests {
             },
             mix: None,
             poisson: None,
+            body: Box::default(),
         }
     }
 
@@ -786,6 +932,7 @@ mod tests {
             },
             mix: None,
             poisson: None,
+            body: Box::default(),
         };
         let two = Arc::new(plan(2, 5));
         let dealt: Vec<usize> = (0..5).map(|id| two.target_of(id)).collect();
@@ -824,7 +971,14 @@ mod tests {
             .as_socket()
             .expect("inet");
         let err = runtime()
-            .block_on(connect_and_send(addr, b"GET / HTTP/1.1\r\n\r\n"))
+            .block_on(connect_and_send(
+                addr,
+                Request {
+                    head: b"GET / HTTP/1.1\r\n\r\n",
+                    body: &[],
+                },
+                &mut Moved::default(),
+            ))
             .expect_err("refused");
         assert_eq!(Failure::of(&err), Failure::ConnectRefused, "{err}");
     }

@@ -19,6 +19,7 @@
 //! - `watch`: `--watch`: the /proc sampler thread and its time series.
 //! - `usage`: loadgen's own CPU time over the window, and where it and the
 //!   watched processes may run (their affinity).
+//! - `proc_stat`: the whole machine's CPU over the window, from `/proc/stat`.
 //! - `kill`: `--kill`: SIGKILL to a worker mid-run, the fault experiment.
 //! - `stall`: `--stop`: SIGSTOP then SIGCONT to a worker mid-run, the stalled
 //!   worker experiment, with the guards that never leave it stopped.
@@ -50,6 +51,7 @@ pub(crate) mod kill;
 pub(crate) mod limits;
 pub(crate) mod machine;
 pub(crate) mod mix;
+pub(crate) mod proc_stat;
 pub(crate) mod progress;
 pub(crate) mod queues;
 pub(crate) mod recorder;
@@ -122,6 +124,9 @@ pub struct Config {
     pub(crate) seed: Option<u64>,
     /// `--arrivals`: how the open loop spaces its requests.
     pub(crate) arrivals: Arrivals,
+    /// `--body-bytes`: each request a `POST` with a body of this many bytes;
+    /// `None`: a `GET`.
+    pub(crate) body_bytes: Option<u64>,
 }
 
 impl Config {
@@ -209,7 +214,7 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
                 .into_iter()
                 .map(|path| {
                     target
-                        .request_bytes(path, config.new_conn)
+                        .request_bytes(path, config.new_conn, config.body_bytes)
                         .into_boxed_slice()
                 })
                 .collect(),
@@ -274,6 +279,7 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
         window,
         mix: (!config.mix.is_empty()).then(|| mix::Mix::new(&config.mix, config.seed())),
         poisson,
+        body: body(config.body_bytes),
     });
 
     let threads = config.threads.clamp(1, config.connections.max(1));
@@ -365,6 +371,7 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
             mix: config.mix.clone(),
             seed: config.seeded().then(|| config.seed()),
             arrivals: open_loop.then_some(config.arrivals),
+            body_bytes: config.body_bytes,
         },
         machine,
         fd_limit,
@@ -392,6 +399,16 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
         latency: recorder.latency,
         latency_uncorrected,
     })
+}
+
+/// The body of every request under `--body-bytes`, built once: `x`s, as
+/// the worker's `?bytes=` answers are made of (bounded by the flag's parser
+/// to 64 MiB); empty without it.
+fn body(body_bytes: Option<u64>) -> Box<[u8]> {
+    let length = body_bytes.map_or(0, |bytes| {
+        usize::try_from(bytes).expect("--body-bytes is at most 64 MiB")
+    });
+    vec![b'x'; length].into_boxed_slice()
 }
 
 /// `at` in ms since the Unix epoch (0 for a clock set before it).

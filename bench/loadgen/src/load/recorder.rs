@@ -97,6 +97,19 @@ pub struct Sample {
     pub first_on_connection: bool,
     /// The index of the `--target` it was sent to.
     pub target: usize,
+    /// The bytes it moved, as far as it got.
+    pub moved: Moved,
+}
+
+/// The bytes one request moved: what loadgen wrote (the request's head and
+/// body) and read (the answer's head and body), counted by the connection as
+/// it goes, so a failed request counts what it moved before failing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// Bytes written.
+    pub sent: u64,
+    /// Bytes read.
+    pub received: u64,
 }
 
 /// How many requests and connections one `--target` answered, counted as a
@@ -223,6 +236,8 @@ pub struct Recorder {
     /// the server while it was idle, before any byte of an answer, and were sent
     /// again on a new connection (each is also a sample or a failure).
     pub reconnects: u64,
+    /// The bytes moved by the requests of the window, answered or failed.
+    pub moved: Moved,
     /// `--timeline`: the per-interval counts; `None` without it.
     pub timeline: Option<Timeline>,
     /// Requests finished so far (answered or failed, warm-up included), published
@@ -258,6 +273,7 @@ impl Recorder {
             scheduled: 0,
             unanswered_at_end: 0,
             reconnects: 0,
+            moved: Moved::default(),
             timeline: None,
             progress,
             finished: 0,
@@ -286,6 +302,8 @@ impl Recorder {
         if !self.window.contains(sample.scheduled) {
             return;
         }
+        self.moved.sent += sample.moved.sent;
+        self.moved.received += sample.moved.received;
         self.record_in_timeline(sample);
         let answer = match sample.outcome {
             Ok(answer) => answer,
@@ -416,6 +434,8 @@ impl Recorder {
         self.scheduled += other.scheduled;
         self.unanswered_at_end += other.unanswered_at_end;
         self.reconnects += other.reconnects;
+        self.moved.sent += other.moved.sent;
+        self.moved.received += other.moved.received;
         match (&mut self.timeline, &other.timeline) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (None, Some(theirs)) => self.timeline = Some(theirs.clone()),
@@ -516,6 +536,10 @@ mod tests {
             }),
             first_on_connection: false,
             target: 0,
+            moved: Moved {
+                sent: 100,
+                received: 50,
+            },
         }
     }
 
@@ -595,6 +619,7 @@ mod tests {
             }),
             first_on_connection: false,
             target: 0,
+            moved: Moved::default(),
         });
         recorder.record_connect(start, Duration::from_secs(100));
         for histogram in [&recorder.latency, &recorder.connect] {
@@ -640,6 +665,8 @@ mod tests {
         two.record_unanswered(3);
         two.record_reconnect(start);
         two.record_reconnect(start - Duration::from_millis(1));
+        // Warm-up: its bytes are not the window's.
+        two.record(&answered(start - Duration::from_millis(1), 0, 1, 200, None));
         one.merge(&two);
         assert_eq!(one.requests(), 4);
         assert_eq!(one.requests_without_pid, 1);
@@ -666,5 +693,13 @@ mod tests {
         assert_eq!(one.unanswered_at_end, 3);
         // The reconnect before the window (warm-up) is not counted.
         assert_eq!(one.reconnects, 1);
+        // The bytes of the window's five requests, the 503 too.
+        assert_eq!(
+            one.moved,
+            Moved {
+                sent: 500,
+                received: 250
+            }
+        );
     }
 }

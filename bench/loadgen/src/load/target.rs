@@ -66,16 +66,25 @@ impl Target {
             .ok_or_else(|| format!("{} resolves to no address", self.host))
     }
 
-    /// The bytes of one `GET` request for `path` (the target's own, or one of
-    /// `--mix`), with `Connection: close` if `close`. Built once and sent as
-    /// they are for every request.
-    pub fn request_bytes(&self, path: &str, close: bool) -> Vec<u8> {
+    /// The head of one request for `path` (the target's own, or one of
+    /// `--mix`), with `Connection: close` if `close`: a `GET`, or with
+    /// `body_bytes` a `POST` announcing that many bytes of body
+    /// (`Content-Length`), which the connection sends after it. Built once
+    /// and sent as it is for every request.
+    pub fn request_bytes(&self, path: &str, close: bool, body_bytes: Option<u64>) -> Vec<u8> {
+        let method = match body_bytes {
+            Some(_) => "POST",
+            None => "GET",
+        };
         let mut request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: loadgen/{}\r\n",
+            "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: loadgen/{}\r\n",
             path,
             self.authority,
             env!("CARGO_PKG_VERSION")
         );
+        if let Some(length) = body_bytes {
+            request.push_str(&format!("Content-Length: {length}\r\n"));
+        }
         if close {
             request.push_str("Connection: close\r\n");
         }
@@ -152,11 +161,18 @@ mod tests {
     #[test]
     fn builds_the_request() {
         let target = Target::parse("http://127.0.0.1:8080/x").expect("parse");
-        let request = String::from_utf8(target.request_bytes(&target.path, true)).expect("ASCII");
+        let request =
+            String::from_utf8(target.request_bytes(&target.path, true, None)).expect("ASCII");
         assert!(request.starts_with("GET /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"));
         assert!(request.ends_with("Connection: close\r\n\r\n"));
+        assert!(!request.contains("Content-Length"));
         let keep_alive =
-            String::from_utf8(target.request_bytes(&target.path, false)).expect("ASCII");
+            String::from_utf8(target.request_bytes(&target.path, false, None)).expect("ASCII");
         assert!(!keep_alive.contains("Connection"));
+        // `--body-bytes`: a POST announcing its body, whose bytes follow the head.
+        let post = String::from_utf8(target.request_bytes(&target.path, false, Some(65536)))
+            .expect("ASCII");
+        assert!(post.starts_with("POST /x HTTP/1.1\r\n"), "{post}");
+        assert!(post.ends_with("Content-Length: 65536\r\n\r\n"), "{post}");
     }
 }

@@ -46,6 +46,25 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
     Ok(rate)
 }
 
+/// Parses `--body-bytes`: a whole number of bytes (`65536`, `1M`), at most
+/// the worker's bound on a request body (`cluster::service::MAX_BODY_BYTES`,
+/// 64 MiB): beyond it the worker answers 413, so a run would measure
+/// refusals.
+pub fn parse_body_bytes(text: &str) -> Result<u64, String> {
+    let bytes = parse_count(text)?;
+    let most = cluster::service::MAX_BODY_BYTES;
+    if bytes.fract() != 0.0 {
+        return Err(format!("{text:?} must be a whole number of bytes"));
+    }
+    if bytes > most as f64 {
+        return Err(format!(
+            "{text:?} is more than {most} bytes (64 MiB), the most a worker reads of a \
+             request body (it answers 413 beyond)"
+        ));
+    }
+    Ok(bytes as u64)
+}
+
 /// Parses a whole number at least 1 (`--connections`, `--threads`): `50`, `10k`.
 pub fn parse_positive_integer(text: &str) -> Result<usize, String> {
     let value = parse_count(text)?;
@@ -58,6 +77,18 @@ pub fn parse_positive_integer(text: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--body-bytes`: whole bytes from 0 up to the worker's 64 MiB.
+    #[test]
+    fn parses_body_bytes_up_to_the_workers_bound() {
+        assert_eq!(parse_body_bytes("0"), Ok(0));
+        assert_eq!(parse_body_bytes("65536"), Ok(65536));
+        assert_eq!(parse_body_bytes("64k"), Ok(64_000));
+        assert_eq!(parse_body_bytes("67108864"), Ok(64 * 1024 * 1024));
+        for bad in ["67108865", "1e9", "1.5", "-1", "x"] {
+            assert!(parse_body_bytes(bad).is_err(), "{bad}");
+        }
+    }
 
     /// Counts with `k` and `M` suffixes, fractions, underscores.
     #[test]

@@ -1,5 +1,7 @@
 //! loadgen's own cost and placement: its CPU time over the measured window
-//! (`loadgen_usage`: getrusage(2) at the window's start and end) and the CPUs
+//! (`loadgen_usage`: getrusage(2) at the window's start and end), the whole
+//! machine's at the same instants (`machine_usage`: `/proc/stat`, read by
+//! `proc_stat`), and the CPUs
 //! it and each `--watch` pid may run on (`affinity`: sched_getaffinity(2), and
 //! `Cpus_allowed_list` of `/proc/PID/status`), read once, when the warm-up ends.
 //!
@@ -13,6 +15,9 @@ use std::time::{Duration, Instant};
 use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::time::TimeVal;
 use nix::unistd::Pid;
+use runs::MachineUsage;
+
+use super::proc_stat::{self, CpuStat};
 
 /// User and system CPU time of this process (all its threads, ended ones too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +70,9 @@ pub struct Readings {
     /// loadgen's CPU time over the window, and the time between the two
     /// readings; `None` if getrusage(2) failed.
     pub cpu: Option<(CpuTimes, Duration)>,
+    /// The whole machine's CPU over the same span (`/proc/stat`); `None` if
+    /// it could not be read.
+    pub machine: Option<MachineUsage>,
     /// The placement; `None` if sched_getaffinity(2) failed.
     pub placement: Option<Placement>,
     /// Readings that failed, as notes for the report.
@@ -80,8 +88,8 @@ pub struct WindowReadings {
     end: Instant,
     /// The `--watch` pids.
     watch: Vec<u32>,
-    /// CPU time at the start, and when it was read.
-    at_start: Option<Result<(CpuTimes, Instant), String>>,
+    /// What was read at the start.
+    at_start: Option<Edge>,
     /// The readings, complete once the end has been read.
     readings: Readings,
     /// Whether the end has been read.
@@ -134,7 +142,7 @@ impl WindowReadings {
     }
 
     fn read_start(&mut self) {
-        self.at_start = Some(CpuTimes::of_self().map(|times| (times, Instant::now())));
+        self.at_start = Some(Edge::read());
         self.readings.placement = match allowed_cpus_of_self() {
             Ok(loadgen) => {
                 let mut watched = Vec::with_capacity(self.watch.len());
@@ -155,25 +163,56 @@ impl WindowReadings {
 
     fn read_end(&mut self) {
         self.done = true;
-        let end = CpuTimes::of_self().map(|times| (times, Instant::now()));
-        self.readings.cpu = match (&self.at_start, end) {
-            (Some(Ok((start, started))), Ok((end, ended))) => Some((
+        let Some(start) = &self.at_start else {
+            return;
+        };
+        let end = Edge::read();
+        let span = end.at.saturating_duration_since(start.at);
+        self.readings.cpu = match (&start.cpu, &end.cpu) {
+            (Ok(start), Ok(end)) => Some((
                 CpuTimes {
                     user: end.user.saturating_sub(start.user),
                     system: end.system.saturating_sub(start.system),
                 },
-                ended.saturating_duration_since(*started),
+                span,
             )),
-            (Some(Err(err)), _) => {
+            (Err(err), _) | (_, Err(err)) => {
                 self.readings.errors.push(err.clone());
                 None
             }
-            (_, Err(err)) => {
-                self.readings.errors.push(err);
+        };
+        let ticks_per_s = proc_stat::ticks_per_s();
+        self.readings.machine = match (&start.stat, &end.stat, &ticks_per_s) {
+            (Ok(start), Ok(end), Ok(ticks_per_s)) => {
+                Some(proc_stat::usage(start, end, span, *ticks_per_s))
+            }
+            (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => {
+                self.readings.errors.push(err.clone());
                 None
             }
-            (None, Ok(_)) => None,
         };
+    }
+}
+
+/// What is read at one edge of the window, at one instant: loadgen's own CPU
+/// time and the machine's, so that the two cover the same span.
+#[derive(Debug)]
+struct Edge {
+    /// When it was read.
+    at: Instant,
+    /// loadgen's CPU time (getrusage(2)).
+    cpu: Result<CpuTimes, String>,
+    /// The machine's (`/proc/stat`).
+    stat: Result<CpuStat, String>,
+}
+
+impl Edge {
+    fn read() -> Edge {
+        Edge {
+            at: Instant::now(),
+            cpu: CpuTimes::of_self(),
+            stat: CpuStat::read(),
+        }
     }
 }
 
@@ -282,6 +321,11 @@ mod tests {
         let (cpu, span) = result.cpu.expect("getrusage");
         assert!(total(cpu) >= Duration::from_millis(20), "{cpu:?}");
         assert!(span > Duration::ZERO, "{span:?}");
+        // The machine's CPU over the same span: the CPU this process burnt
+        // is inside its busy time (ticks of 10 ms: loosely).
+        let machine = result.machine.expect("/proc/stat");
+        assert_eq!(machine.window_s, span.as_secs_f64());
+        assert!(machine.cores >= 1 && machine.busy_s > 0.0, "{machine:?}");
         let placement = result.placement.expect("sched_getaffinity");
         assert_eq!(placement.watched.len(), 1);
         assert_eq!(placement.watched[0].pid, std::process::id());
