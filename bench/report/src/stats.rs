@@ -403,7 +403,8 @@ pub struct Disturbance {
     /// Steal time: CPU the hypervisor gave to others.
     pub steal: f64,
     /// Busy CPU of other processes: busy − the server tree's − loadgen's;
-    /// `None` when the run did not record loadgen's own CPU.
+    /// `None` when the run did not record loadgen's own CPU, or watched no
+    /// server tree (its CPU then cannot be told from other processes').
     pub others: Option<f64>,
 }
 
@@ -428,7 +429,9 @@ pub fn disturbance(run: &Report) -> Option<Disturbance> {
         .iter()
         .map(|tree| (tree.summary.cpu_user_ms + tree.summary.cpu_system_ms) / 1000.0)
         .sum();
-    let others = run.loadgen_usage.map(|usage| {
+    // Without a watched tree, the server's own CPU would count as others'.
+    let watched = !run.watch.is_empty();
+    let others = run.loadgen_usage.filter(|_| watched).map(|usage| {
         let loadgen_s = (usage.cpu_user_ms + usage.cpu_system_ms) / 1000.0;
         ((machine.busy_s - tree_s - loadgen_s) / capacity_s).max(0.0)
     });
@@ -654,7 +657,12 @@ mod tests {
         let others = disturbance(&run).expect("disturbed by others");
         assert!((others.others.expect("others") - 0.249).abs() < 1e-9);
         assert_eq!(disturbed_rounds(&[&run]), [(Some(2), others)]);
-        // Without loadgen's own CPU, only steal can tell.
+        // Without a watched server tree, the server's CPU is not told from
+        // others': only steal can tell.
+        let watch = std::mem::take(&mut run.watch);
+        assert_eq!(disturbance(&run), None, "a run with no --watch");
+        run.watch = watch;
+        // Without loadgen's own CPU, likewise.
         run.loadgen_usage = None;
         assert_eq!(disturbance(&run), None);
     }
