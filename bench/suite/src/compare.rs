@@ -25,7 +25,8 @@ use crate::upgrade;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Fewer, shorter runs (every section still present, 1 round, a sweep
-    /// of 3 rates), ~2 min after the build on 2 cores.
+    /// of 3 rates, §0 at one rate per load in 2 rounds), ~3 min after the
+    /// build on 2 cores.
     #[arg(long)]
     pub quick: bool,
     /// Where to write (default `results/<date>-<host>/`): REPORT.md, SVG
@@ -38,7 +39,8 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value = "2")]
     pub workers: String,
     /// Rounds of the throughput matrix (§1), every mode once per round, in
-    /// an order shuffled per round (default 5 of 5 s; 1 with --quick).
+    /// an order shuffled per round (default 5 of 5 s; 1 with --quick); §0
+    /// and §4 have their own.
     #[arg(long, value_name = "K")]
     pub repeats: Option<String>,
     /// The seed of that shuffle (default: the clock); the same seed gives
@@ -315,8 +317,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--dry-run`: the affinity, the seed, every step as `[n/total] NAME`, the
-/// sweep's rule and the estimate.
+/// `--dry-run`: the affinity, the seed, every step as `[n/total] NAME`, §0's
+/// rates, the sweep's rule and the estimate.
 fn print_plan(plan: &Plan, affinity: &Affinity) {
     println!("affinity: {}", affinity.text);
     println!("seed: {}", plan.settings.seed);
@@ -324,6 +326,7 @@ fn print_plan(plan: &Plan, affinity: &Affinity) {
     for (n, name) in steps.iter().enumerate() {
         println!("[{}/{}] {name}", n + 1, steps.len());
     }
+    println!("cost (§0): {}", plan.cost_rule());
     println!("sweep (§1b): {}", plan.sweep_rule());
     let estimate = plan.estimate();
     let seconds = estimate.seconds();
@@ -658,6 +661,15 @@ fn readme(
         settings.seed
     );
     for (r, order) in plan.round_orders.iter().enumerate() {
+        let names: Vec<String> = order.iter().map(ToString::to_string).collect();
+        let _ = writeln!(text, "  round {}: {}", r + 1, names.join(" "));
+    }
+    let _ = writeln!(
+        text,
+        "- cost at equal load (§0): {}; round order:",
+        plan.cost_rule()
+    );
+    for (r, order) in plan.cost_orders.iter().enumerate() {
         let names: Vec<String> = order.iter().map(ToString::to_string).collect();
         let _ = writeln!(text, "  round {}: {}", r + 1, names.join(" "));
     }

@@ -5,6 +5,9 @@
 //! the run iterates the same list, so the count of loads (`[n/total]`) is
 //! the list's length and cannot drift from what runs.
 //!
+//! §0 (cost at equal load) runs at fixed rates ([`COST_RATES_KEEPALIVE`],
+//! [`COST_RATES_NEWCONN`]), so its loads are known up front like §1's.
+//!
 //! Two values are known only while the run goes: the sweep's rates (from
 //! §1's runs of the same invocation: [`crate::sweep`]) and the pid of the
 //! worker a fault or a stall targets (from the server's `ready` line). The
@@ -37,6 +40,15 @@ pub struct Settings {
 /// one run is always the figure of its section.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
+    /// §0: rounds, every mode once per round in a shuffled order, whatever
+    /// `--repeats` says (the renderer pairs each mode with `direct` by round).
+    pub cost_rounds: usize,
+    /// §0: the offered rates with keep-alive, requests/s, lowest first.
+    pub cost_rates_keepalive: &'static [u64],
+    /// §0: the offered rates with a new connection per request, lowest first.
+    pub cost_rates_newconn: &'static [u64],
+    /// §0: each step's duration and warm-up.
+    pub cost: (Duration, Duration),
     /// §1: each throughput run's duration and warm-up.
     pub round: (Duration, Duration),
     /// §1b: rates per load, each step's duration, warm-up and `--timeout`
@@ -77,8 +89,15 @@ pub struct Sizes {
     pub upgrade_cell: Duration,
 }
 
-/// `--quick`: 1 round, a sweep of 3 rates, §4 with 4 workers once.
+/// `--quick`: 1 round, a sweep of 3 rates, §4 with 4 workers once, §0 in
+/// 2 rounds (the fewest that pair by round) of 500 ms at the highest rate
+/// of each load, the most requests in so short a window (at least 1,000
+/// per step, for a CPU time /proc counts in 10 ms ticks), in about 20 s.
 pub const QUICK: Sizes = Sizes {
+    cost_rounds: 2,
+    cost_rates_keepalive: &[COST_RATES_KEEPALIVE[1]],
+    cost_rates_newconn: &[COST_RATES_NEWCONN[1]],
+    cost: (ms(500), ms(100)),
     round: (ms(500), ms(200)),
     sweep_steps: 3,
     sweep_duration: ms(300),
@@ -99,8 +118,12 @@ pub const QUICK: Sizes = Sizes {
 };
 
 /// The full run: 5 rounds by default, a sweep of 6 rates, §4 with 4 and 8
-/// workers twice.
+/// workers twice, §0 at every rate of its ladders in 5 rounds of 3 s.
 pub const FULL: Sizes = Sizes {
+    cost_rounds: 5,
+    cost_rates_keepalive: &COST_RATES_KEEPALIVE,
+    cost_rates_newconn: &COST_RATES_NEWCONN,
+    cost: (ms(3000), ms(500)),
     round: (ms(5000), ms(500)),
     sweep_steps: 6,
     sweep_duration: ms(1500),
@@ -120,9 +143,25 @@ pub const FULL: Sizes = Sizes {
     upgrade_cell: ms(11700),
 };
 
+/// §0: the offered rates with keep-alive, requests/s. Cost at equal load
+/// compares only where every server does the same work, i.e. holds the
+/// rate; on the 2-core reference VM, loadgen sharing the cores, §1b held
+/// every step up to 32,000/s with keep-alive for every mode and peer (the
+/// slowest, `proxy`, nginx and Node.js, fell behind at 64,000/s), so
+/// 2,000 and 8,000/s stay at a quarter of that last step held and below.
+pub const COST_RATES_KEEPALIVE: [u64; 2] = [2_000, 8_000];
+/// §0: the offered rates with a new connection per request, requests/s. On
+/// the same VM §1b held 5,600/s and not 12,000/s for `proxy`, 2,600/s and
+/// not 5,600/s for Node.js round robin (the slowest peer), so 1,000 and
+/// 2,000/s stay below every knee, `proxy`'s at a third of its last step
+/// held.
+pub const COST_RATES_NEWCONN: [u64; 2] = [1_000, 2_000];
+/// §0's rounds are shuffled with `--seed` + this, so that their order is
+/// not §1's (which uses the seed itself) nor §4's (+ 4).
+pub const COST_SEED_OFFSET: u64 = 1;
 /// §3: every master's `--max-fds`.
 pub const MAX_FDS: u64 = 256;
-/// §1 and §1b: connections per load.
+/// §0, §1 and §1b: connections per load.
 pub const CONNECTIONS: usize = 50;
 /// §8: the open loop's requests/s, a rate the slowest mode holds easily.
 pub const UPGRADE_RATE: u64 = 500;
@@ -152,6 +191,8 @@ pub struct Plan {
     pub settings: Settings,
     /// The sizes it uses.
     pub sizes: Sizes,
+    /// §0: the modes of each round, in their shuffled order.
+    pub cost_orders: Vec<Vec<Label>>,
     /// §1: the modes of each round, in their shuffled order.
     pub round_orders: Vec<Vec<Label>>,
     /// §4: the ways of sharing the port of each round, shuffled.
@@ -405,6 +446,11 @@ impl Plan {
         modes.extend(cluster_labels());
         modes.extend(settings.peers.iter().copied());
         let round_orders = orders(settings.seed, settings.repeats, &modes);
+        let cost_orders = orders(
+            settings.seed.wrapping_add(COST_SEED_OFFSET),
+            sizes.cost_rounds,
+            &modes,
+        );
         // §4's ways of sharing the port; `proxy` (a round robin like
         // handoff-socket's) only in the full run.
         let mut variants = Vec::new();
@@ -436,10 +482,12 @@ impl Plan {
         let mut plan = Plan {
             settings,
             sizes,
+            cost_orders,
             round_orders,
             fairness_orders,
             blocks: Vec::new(),
         };
+        plan.cost();
         plan.throughput();
         plan.sweep();
         plan.fd_bill();
@@ -459,6 +507,48 @@ impl Plan {
             extra,
             loads,
         }));
+    }
+
+    /// §0, cost at equal load: every mode and peer once per round, in the
+    /// round's shuffled order, a server each time, at every rate of
+    /// keep-alive then of a new connection per request, lowest first; an
+    /// open loop as §1b's steps (50 connections, `--rate`, the sweep's
+    /// `--timeout`), the server tree watched. Fixed rates, so every step
+    /// is planned up front.
+    fn cost(&mut self) {
+        let sizes = self.sizes;
+        let (duration, warmup) = sizes.cost;
+        for (r, order) in self.cost_orders.clone().iter().enumerate() {
+            let round = r + 1;
+            for &mode in order {
+                let mut loads = Vec::new();
+                for (kind, rates) in [
+                    (LoadKind::KeepAlive, sizes.cost_rates_keepalive),
+                    (LoadKind::NewConn, sizes.cost_rates_newconn),
+                ] {
+                    for &rate in rates {
+                        let mut load = Load::new(
+                            format!("cost-{mode}-{kind}-{rate}-r{round}"),
+                            vec![
+                                label("section", Section::Cost),
+                                label("mode", mode),
+                                label("load", kind),
+                                label("rate", rate),
+                                label("round", round),
+                            ],
+                            CONNECTIONS,
+                            duration,
+                            warmup,
+                        );
+                        load.timeout = Some(sizes.sweep_timeout);
+                        load.rate = Some(Rate::Fixed(rate));
+                        load.new_conn = kind == LoadKind::NewConn;
+                        loads.push(load);
+                    }
+                }
+                self.server(mode, Vec::new(), loads);
+            }
+        }
     }
 
     /// §1, closed loop: every mode once per round, in the round's order,
@@ -743,6 +833,27 @@ impl Plan {
         estimate
     }
 
+    /// §0's rates and rounds, as README.md and the dry run say them.
+    pub fn cost_rule(&self) -> String {
+        let list = |rates: &[u64]| {
+            rates
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (duration, warmup) = self.sizes.cost;
+        format!(
+            "keep-alive at {} requests/s, a new connection per request at {}; {} rounds (seed + {COST_SEED_OFFSET}), each step {} warm-up and {}, {CONNECTIONS} connections, --timeout {}",
+            list(self.sizes.cost_rates_keepalive),
+            list(self.sizes.cost_rates_newconn),
+            self.sizes.cost_rounds,
+            crate::system::flag(warmup),
+            crate::system::flag(duration),
+            crate::system::flag(self.sizes.sweep_timeout),
+        )
+    }
+
     /// The sweep's rule, as README.md and the dry run say it.
     pub fn sweep_rule(&self) -> String {
         format!(
@@ -831,8 +942,8 @@ mod tests {
         }
     }
 
-    /// The quick plan: 5 modes × 2 loads × 5 rounds in §1, 5 × 2 × 3 in
-    /// the sweep, ten upgrade cells; no name twice.
+    /// The quick plan: 5 modes × 2 loads × 2 rounds in §0, 5 × 2 × 5 in
+    /// §1, 5 × 2 × 3 in the sweep, ten upgrade cells; no name twice.
     #[test]
     fn the_quick_plan_counts_what_runs() {
         let plan = Plan::new(settings(1));
@@ -844,6 +955,7 @@ mod tests {
                 .count(),
             50
         );
+        assert_eq!(steps.iter().filter(|s| s.starts_with("cost-")).count(), 20);
         assert_eq!(steps.iter().filter(|s| s.starts_with("sweep-")).count(), 30);
         assert_eq!(
             steps.iter().filter(|s| s.starts_with("upgrade-")).count(),
@@ -854,6 +966,72 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), steps.len());
         assert_eq!(plan.estimate().steps as usize, steps.len());
+    }
+
+    /// §0 as the renderer pairs it: every round holds every mode once (the
+    /// peers too), each mode at the same open-loop rates with both loads,
+    /// labelled with its section, load, rate and round; the full run has
+    /// at least 5 rounds of at least 3 s, and its rounds are not §1's order.
+    #[test]
+    fn cost_rounds_run_every_mode_at_the_same_rates() {
+        for quick in [true, false] {
+            let plan = Plan::new(Settings {
+                quick,
+                peers: vec![Label::NodeRr, Label::NodeNone],
+                ..settings(3)
+            });
+            let sizes = plan.sizes;
+            let modes = 7;
+            let per_server = sizes.cost_rates_keepalive.len() + sizes.cost_rates_newconn.len();
+            let servers: Vec<&ServerBlock> = plan
+                .blocks
+                .iter()
+                .filter_map(|block| match block {
+                    Block::Server(server)
+                        if server.loads.iter().all(|l| l.name.starts_with("cost-")) =>
+                    {
+                        Some(server)
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(servers.len(), sizes.cost_rounds * modes);
+            assert_eq!(plan.cost_orders.len(), sizes.cost_rounds);
+            for (r, order) in plan.cost_orders.iter().enumerate() {
+                let round = &servers[r * modes..(r + 1) * modes];
+                let ran: Vec<Label> = round.iter().map(|server| server.mode).collect();
+                assert_eq!(&ran, order, "round {}", r + 1);
+                for server in round {
+                    assert_eq!(server.loads.len(), per_server);
+                    for load in &server.loads {
+                        let value = |key: &str| {
+                            load.labels
+                                .iter()
+                                .find(|(k, _)| *k == key)
+                                .map(|(_, v)| v.clone())
+                        };
+                        assert_eq!(value("section").as_deref(), Some("cost"));
+                        assert_eq!(value("round"), Some((r + 1).to_string()));
+                        let Some(Rate::Fixed(rate)) = load.rate else {
+                            panic!("{}: not a fixed rate", load.name);
+                        };
+                        assert_eq!(value("rate"), Some(rate.to_string()));
+                        let rates = if load.new_conn {
+                            assert_eq!(value("load").as_deref(), Some("newconn"));
+                            sizes.cost_rates_newconn
+                        } else {
+                            assert_eq!(value("load").as_deref(), Some("keepalive"));
+                            sizes.cost_rates_keepalive
+                        };
+                        assert!(rates.contains(&rate), "{}", load.name);
+                    }
+                }
+            }
+            if !quick {
+                assert!(sizes.cost_rounds >= 5 && sizes.cost.0 >= ms(3000));
+                assert_ne!(plan.cost_orders, plan.round_orders);
+            }
+        }
     }
 
     /// A load's flags, with what the run fills in.

@@ -10,16 +10,19 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The quick run takes about 90 s after the build on 2 cores; the build of
+/// The quick run takes about 170 s after the build on 2 cores; the build of
 /// the release binaries may come first.
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The quick comparison writes REPORT.md with all seven sections and the
-/// sweep (§1b), the SVG charts (the strip chart of every round and p99
-/// against the offered rate among them), README.md with the machine, the
-/// affinity, the seed, the sysctls and the sweep's rates, commands.log, and
-/// one JSON per run, the baseline `direct` among them, loading every
-/// worker's own port; the sweep ran every mode at the same ≥ 3 rates.
+/// The quick comparison writes REPORT.md with every section, §0 (cost at
+/// equal load) with its tables rather than the sentence of a folder without
+/// cost runs, and the sweep (§1b), the SVG charts (the strip chart of every
+/// round, p99 and the cost per request against the offered rate among
+/// them), README.md with the machine, the affinity, the seed, the sysctls,
+/// §0's rates and the sweep's, commands.log, and one JSON per run, the
+/// baseline `direct` among them, loading every worker's own port; §0 ran
+/// every mode at the same rates in the same rounds, the sweep every mode at
+/// the same ≥ 3 rates.
 #[test]
 fn quick_comparison_writes_every_section() {
     let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
@@ -137,6 +140,43 @@ fn quick_comparison_writes_every_section() {
             .collect()
         })
         .unwrap_or_default();
+    // §0 (issue 22): (mode, load, offered rate, round) of every cost run,
+    // each an open loop at its `rate` label with the server tree watched.
+    let cost: Vec<(String, String, u64, u32)> = std::fs::read_dir(out.join("runs"))
+        .map(|runs| {
+            runs.filter_map(|run| {
+                let path = run.ok()?.path();
+                if !path.file_name()?.to_str()?.starts_with("cost-") {
+                    return None;
+                }
+                let report: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+                let labels = &report["labels"];
+                assert_eq!(labels["section"], "cost", "{}", path.display());
+                assert_eq!(
+                    report["parameters"]["rate_per_s"].as_f64(),
+                    labels["rate"].as_str()?.parse::<f64>().ok(),
+                    "{}: the rate label is the offered rate",
+                    path.display()
+                );
+                assert!(
+                    report["watch"][0]["processes"]
+                        .as_array()
+                        .is_some_and(|processes| processes.len() >= 3),
+                    "{}: the server tree was not watched: {}",
+                    path.display(),
+                    report["watch"]
+                );
+                Some((
+                    labels["mode"].as_str()?.to_owned(),
+                    labels["load"].as_str()?.to_owned(),
+                    labels["rate"].as_str()?.parse().ok()?,
+                    labels["round"].as_str()?.parse().ok()?,
+                ))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
     // §4 (issue 13): (accept label, workers label, stalls, stall_waits) of
     // every fairness run.
     let fairness: Vec<serde_json::Value> = std::fs::read_dir(out.join("runs"))
@@ -153,6 +193,7 @@ fn quick_comparison_writes_every_section() {
         })
         .unwrap_or_default();
     let charts: Vec<bool> = [
+        "cost-vs-rate.svg",
         "latency-vs-rate.svg",
         "rounds.svg",
         "fds.svg",
@@ -172,6 +213,7 @@ fn quick_comparison_writes_every_section() {
     assert!(status.success(), "compare.sh --quick failed: {status}");
     let report = report.expect("REPORT.md written");
     for section in [
+        "## 0. Cost at equal load",
         "## 1. Throughput and latency",
         "## 1b. Latency against offered load",
         "## 2. The fd bill",
@@ -183,6 +225,58 @@ fn quick_comparison_writes_every_section() {
         "## 8. Upgrades",
     ] {
         assert!(report.contains(section), "REPORT.md lacks {section:?}");
+    }
+    // §0: its tables and chart, each mode against `direct` paired by round,
+    // and its line at a glance; not the sentence of a folder without cost
+    // runs. Every mode at the same rates, in the same 2 rounds.
+    let zero = &report[report.find("## 0. Cost at equal load").expect("§0")..];
+    let zero = &zero[..zero.find("\n## 1. ").expect("§1 follows §0")];
+    assert!(
+        !zero.contains("Cost at equal load was not measured"),
+        "§0 fell back to its sentence:\n{zero}"
+    );
+    for text in [
+        "](cost-vs-rate.svg)",
+        "| mode | offered/s | tree µs/request | master µs/request |",
+        "against the baseline `direct`'s at the same rate",
+        "| `proxy` | ",
+        "Each figure comes from 2 rounds",
+    ] {
+        assert!(zero.contains(text), "§0 lacks {text:?}:\n{zero}");
+    }
+    assert!(
+        report.contains("**Server CPU per request at equal load, "),
+        "the glance lacks §0's line:\n{report}"
+    );
+    let cost_cells = |mode: &str| {
+        let mut cells: Vec<(String, u64, u32)> = cost
+            .iter()
+            .filter(|(m, _, _, _)| m == mode)
+            .map(|(_, load, rate, round)| (load.clone(), *rate, *round))
+            .collect();
+        cells.sort();
+        cells
+    };
+    // 5 modes × 2 loads × 2 rounds, the steps the dry run plans
+    // (tests/compare_flags.rs counts them there).
+    assert_eq!(cost.len(), 20, "§0's runs: {cost:?}");
+    let direct_cells = cost_cells("direct");
+    let loads: Vec<&str> = direct_cells.iter().map(|cell| cell.0.as_str()).collect();
+    assert!(
+        loads.contains(&"keepalive") && loads.contains(&"newconn"),
+        "§0's direct runs: {direct_cells:?}"
+    );
+    assert!(
+        direct_cells.iter().any(|cell| cell.2 == 2),
+        "§0 ran one round: {direct_cells:?}"
+    );
+    for mode in [
+        "proxy",
+        "handoff-socket",
+        "handoff-listener",
+        "handoff-reuseport",
+    ] {
+        assert_eq!(cost_cells(mode), direct_cells, "§0: {mode} ran other steps");
     }
     // §4: its three parts, each listener strategy, 4 workers whatever
     // --workers says, and two stalls in every stall run, both signals sent.
@@ -289,6 +383,10 @@ fn quick_comparison_writes_every_section() {
     assert!(
         readme.contains("- sweep (§1b): 3 rates per load") && readme.contains("  keepalive: "),
         "README.md does not record the sweep's rates:\n{readme}"
+    );
+    assert!(
+        readme.contains("- cost at equal load (§0): keep-alive at "),
+        "README.md does not record §0's rates:\n{readme}"
     );
     for fact in [
         "git revision",

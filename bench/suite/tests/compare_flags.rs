@@ -141,9 +141,43 @@ fn dry_run_plans_every_load_in_a_seeded_order() {
             n + 1
         );
     }
-    // 5 modes × 2 loads × 5 rounds, the sweep's 5 modes × 2 loads × 3
-    // rates, and the other sections once.
-    assert!(total > 80, "only {total} loads planned");
+    // §0's 5 modes × 2 loads × 2 rounds, §1's 5 modes × 2 loads × 5
+    // rounds, the sweep's 5 modes × 2 loads × 3 rates, and the other
+    // sections once.
+    assert!(total > 100, "only {total} loads planned");
+    // §0 (issue 22): every mode at one rate per load in each of 2 rounds,
+    // each round holding every mode once; the quick run writes these very
+    // runs (tests/compare.rs counts them).
+    let cost: Vec<&str> = loads
+        .iter()
+        .filter_map(|l| l.split(' ').nth(1))
+        .filter(|name| name.starts_with("cost-"))
+        .collect();
+    assert_eq!(cost.len(), 20, "§0's steps:\n{seven}");
+    for mode in [
+        "direct",
+        "proxy",
+        "handoff-socket",
+        "handoff-listener",
+        "handoff-reuseport",
+    ] {
+        for load in ["keepalive", "newconn"] {
+            for round in ["r1", "r2"] {
+                let steps = cost
+                    .iter()
+                    .filter(|name| {
+                        name.starts_with(&format!("cost-{mode}-{load}-"))
+                            && name.ends_with(&format!("-{round}"))
+                    })
+                    .count();
+                assert_eq!(steps, 1, "§0 {mode} {load} {round}: {steps} steps\n{seven}");
+            }
+        }
+    }
+    assert!(
+        seven.contains("cost (§0): keep-alive at 8000 requests/s, a new connection per request at 2000; 2 rounds"),
+        "{seven}"
+    );
     for mode in ["direct", "proxy", "handoff-socket"] {
         for load in ["keepalive", "newconn"] {
             let steps = loads
@@ -153,8 +187,9 @@ fn dry_run_plans_every_load_in_a_seeded_order() {
             assert_eq!(steps, 3, "{mode} {load}: {steps} sweep steps\n{seven}");
         }
     }
-    // The estimate, from the planned durations: at least their sum (5 × 10
-    // runs of 500 ms + 200 ms in §1, 30 of 500 ms + 200 ms in the sweep).
+    // The estimate, from the planned durations: at least their sum (20 runs
+    // of 500 ms + 100 ms in §0, 5 × 10 of 500 ms + 200 ms in §1, 30 of
+    // 300 ms + 100 ms in the sweep).
     let estimate: u64 = seven
         .lines()
         .find_map(|line| line.strip_prefix("estimate: "))
@@ -162,7 +197,7 @@ fn dry_run_plans_every_load_in_a_seeded_order() {
         .and_then(|seconds| seconds.parse().ok())
         .unwrap_or_else(|| panic!("no `estimate: N s` line:\n{seven}"));
     assert!(
-        (56..600).contains(&estimate),
+        (59..600).contains(&estimate),
         "estimate {estimate} s:\n{seven}"
     );
     assert!(seven.contains("sweep (§1b): 3 rates per load"), "{seven}");
