@@ -158,18 +158,7 @@ pub fn sent_of(run: &Report) -> Option<&HistogramSummary> {
     run.latency.request_uncorrected.as_ref()
 }
 
-/// Samples that must lie above a percentile for the report to quote it:
-/// the p99 of 600 requests is their 6th largest, one unlucky request from
-/// another figure, so a p99 needs 1,000 samples and a p99.9 10,000.
-pub const SAMPLES_ABOVE_A_PERCENTILE: f64 = 10.0;
-
-/// The fewest samples for which `percentile` (0 to 100) may be quoted: 1,000
-/// for p99 (see [`SAMPLES_ABOVE_A_PERCENTILE`]).
-pub fn samples_for(percentile: f64) -> u64 {
-    let above = (1.0 - percentile / 100.0).max(1e-12);
-    // Less a hair, so that 10 / 0.01 is 1,000 and not 1,001 from rounding.
-    (SAMPLES_ABOVE_A_PERCENTILE / above - 1e-6).ceil() as u64
-}
+pub use runs::judge::{SAMPLES_ABOVE_A_PERCENTILE, samples_for};
 
 /// What the report may say of a percentile of a histogram.
 #[derive(Debug, Clone, Copy, PartialEq)]

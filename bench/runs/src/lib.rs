@@ -9,6 +9,8 @@
 //! - [`run`]: the [`Report`] of one run and every part of it, serialised as
 //!   they are (the shape is `schema.json`), and the statistics computed once
 //!   over a set of counts ([`Fairness`]).
+//! - [`judge`]: how one open-loop run is judged (held, its quotable p99),
+//!   by the renderer and by the harness alike.
 //! - [`labels`]: what a run was (section, mode, load, round, ...), typed: the
 //!   contract between `scripts/compare.sh` and the renderer.
 //! - [`files`]: reading one run, a results folder's `runs/*.json`, and the
@@ -26,6 +28,7 @@
 pub mod files;
 pub mod folder;
 pub mod format;
+pub mod judge;
 pub mod labels;
 pub mod run;
 pub mod schema;

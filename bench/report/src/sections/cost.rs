@@ -18,7 +18,7 @@ use runs::labels::{Load, Mode, Section};
 
 use super::Figures;
 use super::master_cost::{RunCost, cpu_micros, run_cost, spread_cpu};
-use super::sweep::{self, WAITING_RATIO, run_held};
+use super::sweep::{self, WAITING_RATIO};
 use crate::charts::cost_vs_rate::CostVsRateChart;
 use crate::charts::{Chart, boxed};
 use crate::stats::{
@@ -45,7 +45,7 @@ pub struct CostStep {
     /// Runs (rounds) behind the step.
     pub rounds: usize,
     /// Rounds held, each judged on its own as §1b's steps are
-    /// ([`run_held`]).
+    /// ([`Report::held`]).
     pub held_rounds: usize,
     /// The master's µs per request; `None` for the baseline (no master in
     /// the path).
@@ -113,10 +113,7 @@ impl Cost {
                     load,
                     offered_per_s,
                     rounds: runs.len(),
-                    held_rounds: runs
-                        .iter()
-                        .filter(|run| run_held(run, offered_per_s))
-                        .count(),
+                    held_rounds: runs.iter().filter(|run| run.held(offered_per_s)).count(),
                     master_us: Spread::of(costs.iter().filter_map(|cost| cost.master_us)),
                     workers_us: Spread::of(costs.iter().filter_map(|cost| cost.workers_us)),
                     tree_us: Spread::of(costs.iter().filter_map(|cost| cost.tree_us)),

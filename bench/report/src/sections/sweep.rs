@@ -23,12 +23,7 @@ use crate::text::{
 /// The heading, as links to it are written.
 pub const HEADING: &str = "1b. Latency against offered load";
 
-/// Corrected over uncorrected p99 from which the load generator's requests
-/// are said to have waited to be sent: the server fell behind the schedule.
-pub const WAITING_RATIO: f64 = 10.0;
-
-/// The latency objectives of the sweep's headline, p99 in µs: 1 ms and 10 ms.
-pub const SLOS_US: [f64; 2] = [1_000.0, 10_000.0];
+pub use runs::judge::{SLOS_US, WAITING_RATIO};
 
 /// One run of a sweep step: the step may be repeated in several rounds
 /// (label `round`), and each repeat is held or not on its own.
@@ -94,18 +89,6 @@ pub struct SweepStep {
     pub p99_sent_quote: Option<Quote>,
     /// The same of the p99.9 as sent.
     pub p99_9_sent_quote: Option<Quote>,
-}
-
-/// Whether one open-loop run was held (see [`SweepStep::held`]): the
-/// sweep's steps and the cost section's are judged by this one rule.
-pub fn run_held(run: &Report, offered_per_s: f64) -> bool {
-    let on_time = match (&run.latency.request, &run.latency.request_uncorrected) {
-        (Some(corrected), Some(sent)) => {
-            (corrected.p50_us as f64) < WAITING_RATIO * (sent.p50_us as f64).max(1.0)
-        }
-        _ => true,
-    };
-    Failures::of(&[run]).none() && run.requests.per_s >= KEPT_UP_RATIO * offered_per_s && on_time
 }
 
 impl SweepStep {
@@ -193,9 +176,11 @@ impl SweepLine {
         SloCapacity::of(&self.steps, |step| step.meets(slo_us))
     }
 
-    /// The capacity of each round alone (its own repeat of every step), the
-    /// lowest and the highest; `None` unless the steps were repeated in two
-    /// rounds or more.
+    /// The capacity of each round alone (its own repeat of every step, or
+    /// the step's verdict over its runs where it has none in that round:
+    /// the sweep repeats only the steps around each knee), the lowest and
+    /// the highest; `None` unless some step was repeated in two rounds or
+    /// more.
     pub fn capacity_range(&self, slo_us: f64) -> Option<(SloCapacity, SloCapacity)> {
         let mut rounds: Vec<u32> = self
             .steps
@@ -211,9 +196,17 @@ impl SweepLine {
             .iter()
             .map(|&round| {
                 SloCapacity::of(&self.steps, |step| {
-                    step.repeats
+                    let mut own = step
+                        .repeats
                         .iter()
-                        .any(|repeat| repeat.round == Some(round) && repeat.meets(slo_us))
+                        .filter(|repeat| repeat.round == Some(round))
+                        .peekable();
+                    // A step run in fewer rounds (the ladder's, away from
+                    // the knee, once) counts as it counts over its runs.
+                    match own.peek() {
+                        Some(_) => own.any(|repeat| repeat.meets(slo_us)),
+                        None => step.meets(slo_us),
+                    }
                 })
             })
             .collect();
@@ -297,7 +290,7 @@ fn sweep(runs: &[&Report]) -> Vec<SweepLine> {
                             .iter()
                             .map(|run| Repeat {
                                 round: run.labels.round,
-                                held: run_held(run, offered_per_s),
+                                held: run.held(offered_per_s),
                                 p99: run
                                     .latency
                                     .request
@@ -915,6 +908,45 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("| 600 | 0 |"), "{text}");
+    }
+
+    /// The harness's sweep: the ladder's steps run once (round 1), the
+    /// three around the knee in three rounds. Each round's own capacity
+    /// counts a step run once by its one run, so the range says how the
+    /// knee moved between rounds and nothing else.
+    #[test]
+    fn ladder_once_knee_in_rounds() {
+        let step = |rate: u64, round: u32, p99_us: u64| {
+            let mut run = sweep_run("proxy", "newconn", rate, rate as f64, (p99_us, p99_us), 0);
+            run.labels.round = Some(round);
+            run
+        };
+        let mut runs = vec![
+            step(1_000, 1, 300),
+            step(2_000, 1, 400),
+            step(4_000, 1, 2_000),
+            step(8_000, 1, 50_000),
+        ];
+        // The knee: 4,000 (rounds 2 and 3 besides the ladder's), 5,700 in
+        // every round, 8,000 again.
+        runs.push(step(4_000, 2, 2_500));
+        runs.push(step(4_000, 3, 30_000));
+        runs.push(step(5_700, 1, 3_000));
+        runs.push(step(5_700, 2, 20_000));
+        runs.push(step(5_700, 3, 4_000));
+        runs.push(step(8_000, 2, 60_000));
+        runs.push(step(8_000, 3, 9_000));
+        let figures = Figures::of(&runs);
+        let line = &figures.sweep.lines[0];
+        let repeats: Vec<usize> = line.steps.iter().map(|s| s.repeats.len()).collect();
+        assert_eq!(repeats, [1, 1, 3, 3, 3]);
+        assert_eq!(line.capacity(10_000.0), SloCapacity::Held(5_700.0));
+        // Round 3 missed 4,000 (30 ms) yet met 8,000: its capacity stops at
+        // 2,000; round 1 reaches 5,700; the steps run once count in every round.
+        assert_eq!(
+            line.capacity_range(10_000.0),
+            Some((SloCapacity::Held(2_000.0), SloCapacity::Held(5_700.0)))
+        );
     }
 
     /// The 10× rule: a step whose corrected p99 is at least 10 times its p99
