@@ -25,7 +25,7 @@ use crate::upgrade;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Fewer, shorter runs (every section still present, 1 round, a sweep
-    /// of 3 rates, §0 at one rate per load in 2 rounds), ~3 min after the
+    /// of 2 rates and their middle, §0 at one rate per load in 2 rounds), ~3 min after the
     /// build on 2 cores.
     #[arg(long)]
     pub quick: bool,
@@ -449,16 +449,35 @@ impl Run<'_> {
                 first_worker: started.server.first_worker(),
             };
             let mut labels = load.labels.clone();
-            if let Some(Rate::Sweep { load: kind, step }) = load.rate {
-                let rates = self.rates(kind)?;
-                let Some(&rate) = rates.rates.get(step - 1) else {
-                    self.progress(&format!(
-                        "{} (skipped: the rule gave {} rates)",
-                        load.name,
-                        rates.rates.len()
-                    ));
-                    continue;
-                };
+            let rate = match load.rate {
+                Some(Rate::Sweep { load: kind, step }) => {
+                    let rates = self.rates(kind)?;
+                    let Some(&rate) = rates.rates.get(step - 1) else {
+                        self.progress(&format!(
+                            "{} (skipped: the rule gave {} rates)",
+                            load.name,
+                            rates.rates.len()
+                        ));
+                        continue;
+                    };
+                    Some(rate)
+                }
+                Some(Rate::Knee { load: kind, point }) => {
+                    let ladder = self.rates(kind)?.rates;
+                    let runs = self.out.join("runs");
+                    let Some(knee) = sweep::knee(&runs, block.mode, kind, &ladder)? else {
+                        self.progress(&format!(
+                            "{} (skipped: a ladder of {} rate(s) has no knee)",
+                            load.name,
+                            ladder.len()
+                        ));
+                        continue;
+                    };
+                    Some(knee.rate(point))
+                }
+                _ => None,
+            };
+            if let Some(rate) = rate {
                 resolved.rate = Some(rate);
                 labels.push(("rate", rate.to_string()));
             }
@@ -501,8 +520,12 @@ impl Run<'_> {
     fn rates(&mut self, kind: LoadKind) -> anyhow::Result<Rates> {
         if !self.rates.contains_key(&kind) {
             for kind in [LoadKind::KeepAlive, LoadKind::NewConn] {
-                let rates =
-                    sweep::rates(&self.out.join("runs"), kind, self.plan.sizes.sweep_steps)?;
+                let rates = sweep::rates(
+                    &self.out.join("runs"),
+                    kind,
+                    self.plan.sizes.sweep_steps,
+                    self.plan.sizes.sweep_ratio,
+                )?;
                 eprintln!(
                     "sweep, {kind}: {} requests/s (slowest {} {:.0}/s, fastest {} {:.0}/s)",
                     rates
@@ -706,7 +729,7 @@ fn readme(
     let sizes = plan.sizes;
     let _ = writeln!(
         text,
-        "- sweep (§1b): {}; {} connections, --timeout {}, one run per step of {} warm-up and {}, the modes in round 1's order:",
+        "- sweep (§1b): {}; {} connections, --timeout {}, each run {} warm-up and {}, the modes in round 1's order; the ladder:",
         plan.sweep_rule(),
         plan::CONNECTIONS,
         system::flag(sizes.sweep_timeout),
@@ -724,6 +747,23 @@ fn readme(
             rates.fastest.0,
             rates.fastest.1
         );
+    }
+    let runs = run.out.join("runs");
+    for mode in plan.round_orders.first().into_iter().flatten() {
+        let knees: Vec<String> = run
+            .rates
+            .iter()
+            .filter_map(|(kind, rates)| {
+                let knee = sweep::knee(&runs, *mode, *kind, &rates.rates).ok()??;
+                Some(format!(
+                    "{kind} {}, {}, {}",
+                    knee.low, knee.middle, knee.high
+                ))
+            })
+            .collect();
+        if !knees.is_empty() {
+            let _ = writeln!(text, "  knee of `{mode}`: {} requests/s", knees.join("; "));
+        }
     }
     let _ = writeln!(
         text,

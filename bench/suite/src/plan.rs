@@ -20,6 +20,7 @@ use std::time::Duration;
 use runs::labels::{Accept, Load as LoadKind, Mode as Label, Section, Strategy};
 
 use crate::server::cluster_mode;
+use crate::sweep::KneePoint;
 
 /// What shapes a plan: the comparison's flags, and the peers found.
 #[derive(Debug, Clone)]
@@ -51,16 +52,23 @@ pub struct Sizes {
     pub cost: (Duration, Duration),
     /// §1: each throughput run's duration and warm-up.
     pub round: (Duration, Duration),
-    /// §1b: rates per load, each step's duration, warm-up and `--timeout`
-    /// (how long a request may take before it counts as failed, far past
-    /// any objective the report reads, and the most a step past capacity
-    /// drains after its window).
+    /// §1b: the ladder's most rates per load (see [`crate::sweep`]).
     pub sweep_steps: usize,
+    /// §1b: each rate of the ladder over the one below it.
+    pub sweep_ratio: f64,
+    /// §1b: the rounds of each of the three steps around a mode's knee (the
+    /// two of the ladder run once more in each round after the first; the
+    /// middle one in every round).
+    pub sweep_repeats: u32,
     /// §1b: each step's duration.
     pub sweep_duration: Duration,
     /// §1b: each step's warm-up.
     pub sweep_warmup: Duration,
-    /// §1b: each step's `--timeout`.
+    /// §1b: each step's `--timeout` (how long a request may take before it
+    /// counts as failed, far past any objective the report reads, and the
+    /// most a step past capacity drains after its window: 500 ms, 50× the
+    /// loosest objective, since about a third of the sweep's steps lie past
+    /// a knee).
     pub sweep_timeout: Duration,
     /// §2: the connections held open, one load each.
     pub held: &'static [usize],
@@ -85,11 +93,13 @@ pub struct Sizes {
     /// §8: the upgrade driver's `--upgrades`, `--lead` and `--every`.
     pub upgrade: (u32, Duration, Duration),
     /// §8: what one cell took, start to end, on the reference VM (10
-    /// cells: 17 s quick, 117 s full), for the estimate.
+    /// cells: 17 s quick, 117 s with 5 upgrades each, each upgrade 2 s of
+    /// it), for the estimate.
     pub upgrade_cell: Duration,
 }
 
-/// `--quick`: 1 round, a sweep of 3 rates, §4 with 4 workers once, §0 in
+/// `--quick`: 1 round, a sweep of 2 rates 4× apart and their middle, §4
+/// with 4 workers once, §0 in
 /// 2 rounds (the fewest that pair by round) of 500 ms at the full run's
 /// rates (at least 1,000 requests per step, for a CPU time /proc counts in
 /// 10 ms ticks), in about 20 s.
@@ -99,7 +109,9 @@ pub const QUICK: Sizes = Sizes {
     cost_rates_newconn: &COST_RATES_NEWCONN,
     cost: (ms(500), ms(100)),
     round: (ms(500), ms(200)),
-    sweep_steps: 3,
+    sweep_steps: 2,
+    sweep_ratio: 4.0,
+    sweep_repeats: 1,
     sweep_duration: ms(300),
     sweep_warmup: ms(100),
     sweep_timeout: ms(500),
@@ -117,19 +129,26 @@ pub const QUICK: Sizes = Sizes {
     upgrade_cell: ms(1700),
 };
 
-/// The full run: 5 rounds by default, a sweep of 6 rates, §4 with 4 and 8
-/// workers twice, §0 at its rate per load in 5 rounds of 5 s (MEASURING.md:
-/// at least 5 rounds of at least 5 s for any figure ranked, and §0 ranks).
+/// The full run: §0 at its rate per load in 5 rounds of 5 s (MEASURING.md:
+/// at least 5 rounds of at least 5 s for any figure ranked, and §0 ranks);
+/// §1 in 5 rounds (by default) of 3 s, since saturated throughput on shared
+/// cores ranks nothing (the report says so and ranks §0); a sweep whose
+/// ladder doubles, its knees √2 apart in 3 rounds of 1 s (issue 22: at
+/// least 3 repeats around each knee); §4 with 4 and 8 workers twice; §8
+/// with 3 upgrades per cell. Together about 25 min with nginx and Node.js
+/// on the 2-core VM (the dry run's estimate).
 pub const FULL: Sizes = Sizes {
     cost_rounds: 5,
     cost_rates_keepalive: &COST_RATES_KEEPALIVE,
     cost_rates_newconn: &COST_RATES_NEWCONN,
     cost: (ms(5000), ms(500)),
-    round: (ms(5000), ms(500)),
+    round: (ms(3000), ms(500)),
     sweep_steps: 6,
-    sweep_duration: ms(1500),
-    sweep_warmup: ms(500),
-    sweep_timeout: ms(1000),
+    sweep_ratio: 2.0,
+    sweep_repeats: 3,
+    sweep_duration: ms(1000),
+    sweep_warmup: ms(300),
+    sweep_timeout: ms(500),
     held: &[100, 500, 1000, 2000],
     limit_steps: &[50, 100, 150, 200, 300, 400],
     fault: (ms(4000), ms(1500)),
@@ -140,8 +159,8 @@ pub const FULL: Sizes = Sizes {
     stall_ms: 500,
     stall_at: [ms(500), ms(1500)],
     stall_duration: ms(2500),
-    upgrade: (5, ms(1000), ms(2000)),
-    upgrade_cell: ms(11700),
+    upgrade: (3, ms(1000), ms(2000)),
+    upgrade_cell: ms(7700),
 };
 
 /// §0: the offered rates with keep-alive, requests/s. Cost at equal load
@@ -266,13 +285,30 @@ impl Cell {
 pub enum Rate {
     /// Requests/s.
     Fixed(u64),
-    /// Step `step` (from 1) of the sweep of `load`, known once §1 has run.
+    /// Step `step` (from 1) of the sweep's ladder of `load`, known once §1
+    /// has run.
     Sweep {
         /// The sweep's load (keep-alive or a new connection per request).
         load: LoadKind,
         /// The step, from 1.
         step: usize,
     },
+    /// One of the three rates around the knee of the server's mode under
+    /// `load`, known once its ladder has run.
+    Knee {
+        /// The sweep's load.
+        load: LoadKind,
+        /// Which of the three.
+        point: KneePoint,
+    },
+}
+
+impl Rate {
+    /// Whether the rate is known only while the run goes: a sweep step
+    /// (whose `--timeout` may add to the run: a step past capacity drains).
+    pub fn is_sweep(self) -> bool {
+        matches!(self, Rate::Sweep { .. } | Rate::Knee { .. })
+    }
 }
 
 /// One loadgen run.
@@ -306,7 +342,7 @@ pub struct Load {
 /// What a load needs from the run to be complete.
 #[derive(Debug, Clone, Copy)]
 pub struct Resolved {
-    /// The rate of a sweep step.
+    /// The rate of a sweep step (the ladder's or a knee's).
     pub rate: Option<u64>,
     /// The first worker of the server, the target of `--stop` and `--kill`.
     pub first_worker: u32,
@@ -347,7 +383,7 @@ impl Load {
         if let Some(rate) = self.rate {
             let rate = match rate {
                 Rate::Fixed(rate) => rate,
-                Rate::Sweep { .. } => resolved.rate.unwrap_or(0),
+                Rate::Sweep { .. } | Rate::Knee { .. } => resolved.rate.unwrap_or(0),
             };
             args.extend(["--rate".into(), rate.to_string()]);
         }
@@ -584,30 +620,59 @@ impl Plan {
         }
     }
 
-    /// §1b: an open loop at the same absolute rates for every mode, in
-    /// round 1's order, a server per mode, its steps from the lowest rate
-    /// up, keep-alive then a new connection per request.
+    /// §1b: an open loop at the same absolute rates for every mode (the
+    /// ladder), in round 1's order, a server per mode, its steps from the
+    /// lowest rate up, keep-alive then a new connection per request; then,
+    /// on the same server, the three rates around its knee in each load,
+    /// round after round: the ladder's two again from round 2, the middle
+    /// in every round (see [`crate::sweep`]). Every step is labelled with
+    /// its round, the ladder's with round 1.
     fn sweep(&mut self) {
         let sizes = self.sizes;
+        let kinds = [LoadKind::KeepAlive, LoadKind::NewConn];
         for &mode in &self.round_orders.first().cloned().unwrap_or_default() {
+            let step_load = |name: String, kind: LoadKind, round: u32, rate: Rate| {
+                let mut load = Load::new(
+                    name,
+                    vec![
+                        label("section", Section::Sweep),
+                        label("mode", mode),
+                        label("load", kind),
+                        label("round", round),
+                    ],
+                    CONNECTIONS,
+                    sizes.sweep_duration,
+                    sizes.sweep_warmup,
+                );
+                load.timeout = Some(sizes.sweep_timeout);
+                load.rate = Some(rate);
+                load.new_conn = kind == LoadKind::NewConn;
+                load
+            };
             let mut loads = Vec::new();
-            for kind in [LoadKind::KeepAlive, LoadKind::NewConn] {
+            for kind in kinds {
                 for step in 1..=sizes.sweep_steps {
-                    let mut load = Load::new(
+                    loads.push(step_load(
                         format!("sweep-{mode}-{kind}-s{step}"),
-                        vec![
-                            label("section", Section::Sweep),
-                            label("mode", mode),
-                            label("load", kind),
-                        ],
-                        CONNECTIONS,
-                        sizes.sweep_duration,
-                        sizes.sweep_warmup,
-                    );
-                    load.timeout = Some(sizes.sweep_timeout);
-                    load.rate = Some(Rate::Sweep { load: kind, step });
-                    load.new_conn = kind == LoadKind::NewConn;
-                    loads.push(load);
+                        kind,
+                        1,
+                        Rate::Sweep { load: kind, step },
+                    ));
+                }
+            }
+            for round in 1..=sizes.sweep_repeats {
+                for kind in kinds {
+                    for point in KneePoint::ALL {
+                        if round == 1 && point.on_the_ladder() {
+                            continue;
+                        }
+                        loads.push(step_load(
+                            format!("sweep-{mode}-{kind}-knee-{point}-r{round}"),
+                            kind,
+                            round,
+                            Rate::Knee { load: kind, point },
+                        ));
+                    }
                 }
             }
             self.server(mode, Vec::new(), loads);
@@ -822,7 +887,7 @@ impl Plan {
                     for load in &server.loads {
                         estimate.steps += 1;
                         estimate.loads += load.duration + load.warmup;
-                        if matches!(load.rate, Some(Rate::Sweep { .. })) {
+                        if load.rate.is_some_and(Rate::is_sweep) {
                             estimate.drain += load.timeout.unwrap_or_default();
                         }
                     }
@@ -859,9 +924,12 @@ impl Plan {
 
     /// The sweep's rule, as README.md and the dry run say it.
     pub fn sweep_rule(&self) -> String {
+        let sizes = self.sizes;
         format!(
-            "{} rates per load, spaced evenly on a log scale from 10 % of the slowest mode's median closed-loop requests/s in §1 to the larger of 150 % of it and 120 % of the fastest mode's, rounded to two significant digits",
-            self.sizes.sweep_steps
+            "a ladder of rates {ratio}× apart, the same for every mode, from 10 % of the slowest mode's median closed-loop requests/s in §1 up to the first at or above the larger of 150 % of it and 120 % of the fastest mode's (at most {steps} per load, the highest kept), two significant digits, once each; then around each mode's knee (the last rate of its ladder met with p99 ≤ 10 ms, the next one, and their geometric middle, √{ratio} from each) {repeats} rounds of each",
+            ratio = sizes.sweep_ratio,
+            steps = sizes.sweep_steps,
+            repeats = sizes.sweep_repeats,
         )
     }
 
@@ -969,6 +1037,38 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), steps.len());
         assert_eq!(plan.estimate().steps as usize, steps.len());
+    }
+
+    /// The full sweep: per mode and load, the ladder's 6 steps once, then
+    /// the knee's low and high again in rounds 2 and 3 and its middle in
+    /// rounds 1 to 3, so each of the three runs 3 times; every step names
+    /// its round.
+    #[test]
+    fn the_full_sweep_repeats_the_knee() {
+        let plan = Plan::new(Settings {
+            quick: false,
+            ..settings(5)
+        });
+        let steps = plan.steps();
+        let of = |prefix: &str| steps.iter().filter(|s| s.starts_with(prefix)).count();
+        assert_eq!(of("sweep-proxy-newconn-s"), 6);
+        assert_eq!(of("sweep-proxy-newconn-knee-mid-"), 3);
+        assert_eq!(of("sweep-proxy-newconn-knee-low-"), 2);
+        assert_eq!(of("sweep-proxy-newconn-knee-high-"), 2);
+        assert_eq!(of("sweep-"), 5 * 2 * (6 + 7));
+        for block in &plan.blocks {
+            if let Block::Server(server) = block {
+                for load in &server.loads {
+                    if load.name.starts_with("sweep-") {
+                        assert!(
+                            load.labels.iter().any(|(key, _)| *key == "round"),
+                            "{} has no round",
+                            load.name
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// §0 as the renderer pairs it: every round holds every mode once (the

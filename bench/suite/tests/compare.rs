@@ -113,12 +113,13 @@ fn quick_comparison_writes_every_section() {
             .collect()
         })
         .unwrap_or_default();
-    // (mode, load, offered rate) of every sweep run.
-    let sweep: Vec<(String, String, u64)> = std::fs::read_dir(out.join("runs"))
+    // (mode, load, offered rate, around the knee) of every sweep run.
+    let sweep: Vec<(String, String, u64, bool)> = std::fs::read_dir(out.join("runs"))
         .map(|runs| {
             runs.filter_map(|run| {
                 let path = run.ok()?.path();
-                if !path.file_name()?.to_str()?.starts_with("sweep-") {
+                let name = path.file_name()?.to_str()?.to_owned();
+                if !name.starts_with("sweep-") {
                     return None;
                 }
                 let report: serde_json::Value =
@@ -135,6 +136,7 @@ fn quick_comparison_writes_every_section() {
                     labels["mode"].as_str()?.to_owned(),
                     labels["load"].as_str()?.to_owned(),
                     labels["rate"].as_str()?.parse().ok()?,
+                    name.contains("-knee-"),
                 ))
             })
             .collect()
@@ -346,27 +348,38 @@ fn quick_comparison_writes_every_section() {
             "the {mode} master held {held:.2} fds per connection, not about 0: {fd_bill:?}"
         );
     }
-    // The sweep: every mode at the same rates, at least 3 per load, and its
-    // section with the capacity at each objective and the chart.
+    // The sweep: every mode at the same rates on the ladder (2 per load,
+    // 4× apart), then once at the middle of its knee, between two of them;
+    // its section with the capacity at each objective and the chart.
     for load in ["keepalive", "newconn"] {
-        let rates_of = |mode: &str| {
+        let rates_of = |mode: &str, knee: bool| {
             let mut rates: Vec<u64> = sweep
                 .iter()
-                .filter(|(m, l, _)| m == mode && l == load)
-                .map(|(_, _, rate)| *rate)
+                .filter(|(m, l, _, k)| m == mode && l == load && *k == knee)
+                .map(|(_, _, rate, _)| *rate)
                 .collect();
             rates.sort_unstable();
             rates
         };
-        let direct = rates_of("direct");
-        assert!(direct.len() >= 3, "{load}: sweep rates {direct:?}");
+        let direct = rates_of("direct", false);
+        assert_eq!(direct.len(), 2, "{load}: sweep rates {direct:?}");
         for mode in [
+            "direct",
             "proxy",
             "handoff-socket",
             "handoff-listener",
             "handoff-reuseport",
         ] {
-            assert_eq!(rates_of(mode), direct, "{mode} {load}: not the same rates");
+            assert_eq!(
+                rates_of(mode, false),
+                direct,
+                "{mode} {load}: not the same rates"
+            );
+            let knee = rates_of(mode, true);
+            assert!(
+                knee.len() == 1 && direct[0] < knee[0] && knee[0] < direct[1],
+                "{mode} {load}: the knee's middle {knee:?} is not inside the ladder {direct:?}"
+            );
         }
     }
     for text in [
@@ -381,7 +394,9 @@ fn quick_comparison_writes_every_section() {
     }
     let readme = readme.expect("README.md written");
     assert!(
-        readme.contains("- sweep (§1b): 3 rates per load") && readme.contains("  keepalive: "),
+        readme.contains("- sweep (§1b): a ladder of rates 4× apart")
+            && readme.contains("  keepalive: ")
+            && readme.contains("  knee of `direct`: keepalive "),
         "README.md does not record the sweep's rates:\n{readme}"
     );
     assert!(

@@ -142,7 +142,8 @@ fn dry_run_plans_every_load_in_a_seeded_order() {
         );
     }
     // §0's 5 modes × 2 loads × 2 rounds, §1's 5 modes × 2 loads × 5
-    // rounds, the sweep's 5 modes × 2 loads × 3 rates, and the other
+    // rounds, the sweep's 5 modes × 2 loads × (2 rates and the knee's
+    // middle), and the other
     // sections once.
     assert!(total > 100, "only {total} loads planned");
     // §0 (issue 22): every mode at one rate per load in each of 2 rounds,
@@ -184,7 +185,12 @@ fn dry_run_plans_every_load_in_a_seeded_order() {
                 .iter()
                 .filter(|l| l.contains(&format!(" sweep-{mode}-{load}-s")))
                 .count();
-            assert_eq!(steps, 3, "{mode} {load}: {steps} sweep steps\n{seven}");
+            assert_eq!(steps, 2, "{mode} {load}: {steps} sweep steps\n{seven}");
+            let knee = loads
+                .iter()
+                .filter(|l| l.contains(&format!(" sweep-{mode}-{load}-knee-mid-r1")))
+                .count();
+            assert_eq!(knee, 1, "{mode} {load}: {knee} knee steps\n{seven}");
         }
     }
     // The estimate, from the planned durations: at least their sum (20 runs
@@ -200,7 +206,10 @@ fn dry_run_plans_every_load_in_a_seeded_order() {
         (59..600).contains(&estimate),
         "estimate {estimate} s:\n{seven}"
     );
-    assert!(seven.contains("sweep (§1b): 3 rates per load"), "{seven}");
+    assert!(
+        seven.contains("sweep (§1b): a ladder of rates 4× apart"),
+        "{seven}"
+    );
     let order = |plan: &str| -> Vec<String> {
         plan.lines()
             .filter(|l| l.contains("-keepalive-r"))
