@@ -50,6 +50,17 @@ pub fn render(report: &Report) -> String {
         count(requests.ok),
         count(requests.failed)
     );
+    // The open model's bound, shown only when it was reached.
+    if let Some(in_flight) = requests.in_flight.filter(|in_flight| in_flight.waited > 0) {
+        let _ = writeln!(
+            out,
+            "  in flight   the bound of {} was reached: {} requests waited for a place \
+             (latency still from their due time), at most {} in flight; raise --connections",
+            count(in_flight.bound as u64),
+            count(in_flight.waited),
+            count(in_flight.max as u64)
+        );
+    }
     if let Some(moved) = &report.bytes {
         let _ = writeln!(
             out,

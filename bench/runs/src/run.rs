@@ -412,6 +412,25 @@ pub struct Requests {
     /// connection. 0 in reports written before loadgen counted them.
     #[serde(default)]
     pub reconnects: u64,
+    /// The open model of `--new-conn --rate` (each due request on its own
+    /// connection): its bound on requests in flight and what reaching it
+    /// cost; `null` in the other models, absent in reports written before it.
+    #[serde(default)]
+    pub in_flight: Option<InFlight>,
+}
+
+/// The open model's requests in flight: each due request starts on its own
+/// connection, at most `bound` at once; a request due when `bound` are in
+/// flight waits for a place, its latency still counted from when it was due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlight {
+    /// The most requests in flight at once: `--connections`.
+    pub bound: usize,
+    /// The most in flight when a request of the window took its place.
+    pub max: usize,
+    /// Requests of the window that found their load thread's places all taken
+    /// when due and waited for one: the bound was reached; 0 when it never was.
+    pub waited: u64,
 }
 
 /// The latency histograms.

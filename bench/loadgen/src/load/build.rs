@@ -9,13 +9,14 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use runs::format::rate;
 use runs::{
-    Affinity, BytesMoved, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary,
+    Affinity, BytesMoved, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, InFlight,
     KEPT_UP_RATIO, Labels, Latencies, ListenCounterPoint, ListenerReport, LoadgenUsage, Machine,
     MeasuredFrom, Parameters, Phases, ProcessReport, QueuePoint, Report, Requests, SamplePoint,
     SpectrumPoint, Stall, StallWaits, TargetShare, Timeline, TimelineInterval, UseSummary,
     WatchReport, WatchedAffinity, WorkerShare, Workers,
 };
 
+use super::connection::Model;
 use super::failure::Failure;
 use super::queues::ListenCounters;
 use super::recorder::{Recorder, WorkerCount};
@@ -80,6 +81,13 @@ pub fn report(inputs: Inputs<'_>) -> Report {
         unanswered_at_end: recorder.unanswered_at_end,
         connections_opened: recorder.connect.len(),
         reconnects: recorder.reconnects,
+        in_flight: (Model::of(asked, inputs.parameters.new_conn) == Model::OpenEach).then_some(
+            InFlight {
+                bound: inputs.parameters.connections,
+                max: recorder.in_flight_max,
+                waited: recorder.waited_for_place,
+            },
+        ),
     };
     let latency = Latencies {
         measured_from: if open_loop {

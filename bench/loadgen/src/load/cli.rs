@@ -37,13 +37,17 @@ pub struct Cli {
 
     /// The URL to load: `http://host:port/path?query` (plain HTTP/1.1).
     /// Repeatable: connections are dealt round robin over the targets
-    /// (connection i goes to target i mod n, and keeps it under `--new-conn`),
+    /// (connection i goes to target i mod n, and keeps it under `--new-conn`;
+    /// with `--new-conn --rate`, request i of the schedule goes to target i
+    /// mod n),
     /// e.g. one per worker's own port for a baseline without a master.
     #[arg(long, value_name = "URL", value_parser = Target::parse, required = true)]
     target: Vec<Target>,
 
-    /// Concurrent connections (`50`, `1k`); more than loadgen's fd limit or
-    /// its memory could hold are refused before the run.
+    /// Concurrent connections (`50`, `1k`); with `--new-conn --rate`, the
+    /// most requests in flight (each on its own connection; a request due
+    /// when they are all taken waits, counted). More than loadgen's fd limit
+    /// or its memory could hold are refused before the run.
     #[arg(long, default_value = "50", value_parser = parse_positive_integer)]
     connections: usize,
 
@@ -64,7 +68,9 @@ pub struct Cli {
     rate: Option<f64>,
 
     /// A new TCP connection for every request (`Connection: close`); the connect
-    /// time is recorded in its own histogram.
+    /// time is recorded in its own histogram. With `--rate`: the open model,
+    /// each request started when due on its own connection, whatever became
+    /// of the earlier ones.
     #[arg(long)]
     new_conn: bool,
 

@@ -48,6 +48,52 @@ pub const MEMORY_PER_CONNECTION_BYTES: u64 = READ_BUFFER_BYTES as u64 + 4096;
 /// that would only count errors faster.
 const CONNECT_RETRY_DELAY: Duration = Duration::from_millis(10);
 
+/// How a run sends its requests: the three load models, from `--rate` and
+/// `--new-conn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// No `--rate`: each connection sends its next request when the last
+    /// one is answered.
+    Closed,
+    /// `--rate` over keep-alive connections: the schedule is dealt to the
+    /// connections in turn (as wrk2 does), each sending its share in series.
+    OpenDealt,
+    /// `--rate --new-conn`: each due request on a connection of its own,
+    /// whatever became of the earlier ones, at most `--connections` in flight
+    /// (as k6's arrival-rate executors do; `super::open_model`).
+    OpenEach,
+}
+
+impl Model {
+    /// The model of a run with a rate (or not) and `--new-conn` (or not).
+    pub fn of(rate: Option<f64>, new_conn: bool) -> Model {
+        match (rate, new_conn) {
+            (None, _) => Model::Closed,
+            (Some(_), false) => Model::OpenDealt,
+            (Some(_), true) => Model::OpenEach,
+        }
+    }
+}
+
+/// Which of the run's open-loop arrivals one sender takes: its `k`-th is
+/// the run's arrival `first + k * every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// Its first arrival's index in the run.
+    pub first: usize,
+    /// The stride between its arrivals.
+    pub every: usize,
+}
+
+impl Share {
+    /// The index in the run of this share's `k`-th arrival (saturating: an
+    /// index the clock cannot reach is due at the window's end anyway).
+    pub fn index(&self, k: u64) -> u64 {
+        k.saturating_mul(self.every as u64)
+            .saturating_add(self.first as u64)
+    }
+}
+
 /// One `--target` of a run: where its connections go and what they send.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -70,7 +116,8 @@ pub struct Plan {
     pub new_conn: bool,
     /// Open loop: requests per second over all connections; `None`: closed loop.
     pub rate: Option<f64>,
-    /// How many connections the run has, to spread the open-loop schedule.
+    /// How many connections the run has, to spread the keep-alive open
+    /// loop's schedule; in the open model, the most requests in flight.
     pub connections: usize,
     /// How long one request may take, connect included.
     pub timeout: Duration,
@@ -92,8 +139,9 @@ pub struct Plan {
 impl Plan {
     /// The index of the target of connection `id`: the connections are dealt
     /// round robin over the targets, so their counts differ by at most one, and
-    /// a connection keeps its target for the whole run (under `--new-conn`,
-    /// every new connection of that slot goes to the same target).
+    /// a connection keeps its target for the whole run (under closed-loop
+    /// `--new-conn`, every new connection of that slot goes to the same
+    /// target; the open model deals its requests instead, `super::open_model`).
     pub fn target_of(&self, id: usize) -> usize {
         id % self.endpoints.len().max(1)
     }
@@ -112,25 +160,44 @@ impl Plan {
         self.hard_stop().saturating_duration_since(self.start)
     }
 
-    /// Open loop: when the `k`-th request of connection `id` is due. The run's
+    /// The model the run's flags choose.
+    pub fn model(&self) -> Model {
+        Model::of(self.rate, self.new_conn)
+    }
+
+    /// Open loop, keep-alive: the arrivals of connection `id`. The run's
     /// requests are dealt to the connections in turn (as wrk2 does), so each
-    /// connection sends every `connections`-th one, request `id + k *
-    /// connections` of the run; evenly spaced, that one is due
-    /// `index / rate` after the start, and under `--arrivals poisson` it is
-    /// the schedule's arrival `index`.
+    /// connection sends every `connections`-th one.
+    fn share_of(&self, id: usize) -> Share {
+        Share {
+            first: id,
+            every: self.connections,
+        }
+    }
+
+    /// Open loop: when the `k`-th request of connection `id` is due
+    /// ([`Plan::due_of`] its [`Plan::share_of`]).
+    fn due(&self, rate: f64, id: usize, k: u64) -> Instant {
+        self.due_of(rate, self.share_of(id), k)
+    }
+
+    /// Open loop: when the `k`-th arrival of `share` is due, the run's
+    /// arrival `index = first + k * every`: evenly spaced, `index / rate`
+    /// after the start, and under `--arrivals poisson` the schedule's
+    /// arrival `index`.
     ///
     /// A time the clock cannot hold (a tiny `--rate`: `1e-300`), like an
     /// index past the Poisson schedule's last arrival, is past the window's
     /// end whatever it is, so it is that end: the request is not sent.
-    fn due(&self, rate: f64, id: usize, k: u64) -> Instant {
+    pub fn due_of(&self, rate: f64, share: Share, k: u64) -> Instant {
         let after = match &self.poisson {
             None => {
-                let index = id as f64 + k as f64 * self.connections as f64;
+                let index = share.first as f64 + k as f64 * share.every as f64;
                 Duration::try_from_secs_f64(index / rate).ok()
             }
             Some(schedule) => k
-                .checked_mul(self.connections as u64)
-                .and_then(|index| index.checked_add(id as u64))
+                .checked_mul(share.every as u64)
+                .and_then(|index| index.checked_add(share.first as u64))
                 .and_then(|index| schedule.due_ns(index))
                 .map(Duration::from_nanos),
         };
@@ -139,21 +206,27 @@ impl Plan {
             .unwrap_or(self.window.end)
     }
 
-    /// Open loop: how many requests of connection `id` are due before `at`,
-    /// which is the index `k` of its first request due at or after `at`.
-    ///
-    /// Found by bisection over `k`, at most 64 steps of [`Plan::due`] whatever
-    /// the rate, rather than by walking the schedule one request at a time,
-    /// which at `--rate 1e9` is a billion steps per second of run. `due(k) >=
-    /// at` is false and then true as `k` grows, for any `at` up to the
-    /// window's end: `due` grows with `k` until the clock (or the Poisson
-    /// schedule, whose arrivals are in order and all before the window's
-    /// end) cannot hold it, and from there it is the window's end.
+    /// Open loop: how many requests of connection `id` are due before `at`
+    /// ([`Plan::due_before_of`] its [`Plan::share_of`]).
     fn due_before(&self, rate: f64, id: usize, at: Instant) -> u64 {
+        self.due_before_of(rate, self.share_of(id), at)
+    }
+
+    /// Open loop: how many arrivals of `share` are due before `at`, which is
+    /// the index `k` of its first arrival due at or after `at`.
+    ///
+    /// Found by bisection over `k`, at most 64 steps of [`Plan::due_of`]
+    /// whatever the rate, rather than by walking the schedule one request at
+    /// a time, which at `--rate 1e9` is a billion steps per second of run.
+    /// `due_of(k) >= at` is false and then true as `k` grows, for any `at` up
+    /// to the window's end: `due_of` grows with `k` until the clock (or the
+    /// Poisson schedule, whose arrivals are in order and all before the
+    /// window's end) cannot hold it, and from there it is the window's end.
+    pub fn due_before_of(&self, rate: f64, share: Share, at: Instant) -> u64 {
         let (mut low, mut high) = (0, u64::MAX);
         while low < high {
             let middle = low + (high - low) / 2;
-            if self.due(rate, id, middle) >= at {
+            if self.due_of(rate, share, middle) >= at {
                 high = middle;
             } else {
                 low = middle + 1;
@@ -270,15 +343,33 @@ impl Connection {
         }
     }
 
-    /// Sends one request scheduled at `scheduled` and records it.
+    /// Sends one request scheduled at `scheduled` to this connection's
+    /// target, its path drawn from `--mix`, and records it.
     async fn request(&mut self, scheduled: Instant, recorder: &RefCell<Recorder>) {
+        let path = match (&self.plan.mix, &mut self.generator) {
+            (Some(mix), Some(generator)) => mix.draw(generator),
+            _ => 0,
+        };
+        self.request_to(scheduled, self.target, path, recorder)
+            .await;
+    }
+
+    /// Sends one request scheduled at `scheduled` to target `target`, path
+    /// `path` (an index into its request heads), and records it.
+    pub async fn request_to(
+        &mut self,
+        scheduled: Instant,
+        target: usize,
+        path: usize,
+        recorder: &RefCell<Recorder>,
+    ) {
         let sent = Instant::now();
         let own_deadline = sent + self.plan.timeout;
         let hard_stop = self.plan.hard_stop();
         let mut moved = Moved::default();
         let result = timeout_at(
             own_deadline.min(hard_stop).into(),
-            self.exchange(scheduled, recorder, &mut moved),
+            self.exchange(scheduled, target, path, recorder, &mut moved),
         )
         .await;
         let done = Instant::now();
@@ -307,7 +398,7 @@ impl Connection {
                 done,
                 outcome,
                 first_on_connection,
-                target: self.target,
+                target,
                 moved,
             });
         }
@@ -354,15 +445,13 @@ impl Connection {
     async fn exchange(
         &mut self,
         scheduled: Instant,
+        target: usize,
+        path: usize,
         recorder: &RefCell<Recorder>,
         moved: &mut Moved,
     ) -> Result<(Answer, bool), Failure> {
         self.connect_failed = false;
-        let path = match (&self.plan.mix, &mut self.generator) {
-            (Some(mix), Some(generator)) => mix.draw(generator),
-            _ => 0,
-        };
-        let endpoint = &self.plan.endpoints[self.target];
+        let endpoint = &self.plan.endpoints[target];
         let request = Request {
             head: &endpoint.requests[path.min(endpoint.requests.len() - 1)],
             body: &self.plan.body,

@@ -1,5 +1,7 @@
 //! The load generator's own limits: fds and memory. Each connection is one fd
-//! (two in open loop, with its timerfd), so it raises its soft `RLIMIT_NOFILE`
+//! (two in the keep-alive open loop, with its timerfd; in the open model of
+//! `--new-conn --rate`, one per request in flight, at most `--connections`,
+//! and a timerfd per load thread), so it raises its soft `RLIMIT_NOFILE`
 //! to the hard limit before the run, refuses connections that could never all
 //! be open ([`check_connections`]), warns when the run will not fit with the
 //! fds it needs besides, and the report says what it got, so that running out
@@ -8,27 +10,39 @@
 
 use runs::{FdLimit, format};
 
-use super::connection::MEMORY_PER_CONNECTION_BYTES;
+use super::connection::{MEMORY_PER_CONNECTION_BYTES, Model};
 
 /// The fds the load generator needs besides its connections: stdio, the
 /// runtimes' epoll and event fds, `/proc` readings, the JSON file.
 pub const FDS_BESIDES_CONNECTIONS: u64 = 64;
 
-/// The fds one connection holds: its socket, and in open loop the `timerfd` it
-/// sleeps on between requests (`super::timer`). Under `--new-conn` a
-/// connection closes its socket before it opens the next one.
-pub fn fds_per_connection(open_loop: bool) -> u64 {
-    if open_loop { 2 } else { 1 }
+/// The fds one connection holds: its socket, and in the keep-alive open loop
+/// the `timerfd` it sleeps on between requests (`super::timer`). Under
+/// `--new-conn` a connection closes its socket before it opens the next one;
+/// in the open model (`super::open_model`) a connection is a place for one
+/// request in flight, and the timerfds are the load threads'.
+pub fn fds_per_connection(model: Model) -> u64 {
+    match model {
+        Model::OpenDealt => 2,
+        Model::Closed | Model::OpenEach => 1,
+    }
 }
 
-/// The fds `connections` connections hold when all are open.
-pub fn fds_of_connections(connections: usize, open_loop: bool) -> u64 {
-    (connections as u64).saturating_mul(fds_per_connection(open_loop))
+/// The fds `connections` connections over `threads` load threads hold when
+/// all are open: in the open model, one timerfd per thread besides.
+pub fn fds_of_connections(connections: usize, model: Model, threads: usize) -> u64 {
+    let timers = match model {
+        Model::OpenEach => threads as u64,
+        Model::Closed | Model::OpenDealt => 0,
+    };
+    (connections as u64)
+        .saturating_mul(fds_per_connection(model))
+        .saturating_add(timers)
 }
 
 /// About how many fds a run of `connections` connections needs, all told.
-pub fn fds_needed(connections: usize, open_loop: bool) -> u64 {
-    fds_of_connections(connections, open_loop).saturating_add(FDS_BESIDES_CONNECTIONS)
+pub fn fds_needed(connections: usize, model: Model, threads: usize) -> u64 {
+    fds_of_connections(connections, model, threads).saturating_add(FDS_BESIDES_CONNECTIONS)
 }
 
 /// The memory loadgen may still take, and which limit says so.
@@ -95,15 +109,19 @@ fn kib_field(text: &str, name: &str) -> Option<u64> {
 /// connections until it ran out of memory and aborted.
 pub fn check_connections(
     connections: usize,
-    open_loop: bool,
+    model: Model,
+    threads: usize,
     fd_limit: &FdLimit,
     memory: Option<MemoryRoom>,
 ) -> Result<(), String> {
-    let fds = fds_of_connections(connections, open_loop);
+    let fds = fds_of_connections(connections, model, threads);
     if fds > fd_limit.soft {
-        let each = match open_loop {
-            true => "2 each in open loop: the socket and its timerfd",
-            false => "1 each",
+        let each = match model {
+            Model::OpenDealt => "2 each in open loop: the socket and its timerfd",
+            Model::OpenEach => {
+                "1 each request in flight under --new-conn --rate, and a timerfd per load thread"
+            }
+            Model::Closed => "1 each",
         };
         return Err(format!(
             "--connections {connections} need {fds} fds ({each}), more than loadgen's fd \
@@ -111,7 +129,7 @@ pub fn check_connections(
              process can raise): at most {} connections fit",
             fd_limit.soft,
             fd_limit.hard,
-            fd_limit.soft.saturating_sub(FDS_BESIDES_CONNECTIONS) / fds_per_connection(open_loop)
+            fd_limit.soft.saturating_sub(FDS_BESIDES_CONNECTIONS) / fds_per_connection(model)
         ));
     }
     let Some(memory) = memory else {
@@ -121,7 +139,7 @@ pub fn check_connections(
     if bytes > memory.bytes {
         return Err(format!(
             "--connections {connections} would take about {} of memory ({} each: the read \
-             buffer and the task), more than the {} loadgen may still take ({}): at most \
+             buffer and the task, of a connection or of a place in flight), more than the {} loadgen may still take ({}): at most \
              {} connections fit",
             format::bytes(bytes),
             format::bytes(MEMORY_PER_CONNECTION_BYTES),
@@ -149,20 +167,33 @@ pub fn raise_fd_limit() -> std::io::Result<FdLimit> {
 mod tests {
     use super::*;
 
-    /// Regression (issue 10, extra): an open-loop connection counts its
-    /// timerfd too; a closed loop (keep-alive or `--new-conn`) one fd each.
+    /// Regression (issue 10, extra): a keep-alive open-loop connection
+    /// counts its timerfd too; a closed loop (keep-alive or `--new-conn`) one
+    /// fd each; the open model (issue 22, item 6) one per request in flight
+    /// and a timerfd per load thread.
     #[test]
     fn open_loop_needs_two_fds_per_connection() {
-        assert_eq!(fds_needed(100, false), 100 + FDS_BESIDES_CONNECTIONS);
-        assert_eq!(fds_needed(100, true), 200 + FDS_BESIDES_CONNECTIONS);
+        assert_eq!(
+            fds_needed(100, Model::Closed, 2),
+            100 + FDS_BESIDES_CONNECTIONS
+        );
+        assert_eq!(
+            fds_needed(100, Model::OpenDealt, 2),
+            200 + FDS_BESIDES_CONNECTIONS
+        );
+        assert_eq!(
+            fds_needed(100, Model::OpenEach, 2),
+            102 + FDS_BESIDES_CONNECTIONS
+        );
         let limit = FdLimit {
             soft_at_start: 250,
             soft: 250,
             hard: 250,
         };
-        assert!(limit.fits(fds_needed(100, false)));
-        assert!(!limit.fits(fds_needed(100, true)));
-        assert!(!limit.fits(fds_needed(usize::MAX, true)));
+        assert!(limit.fits(fds_needed(100, Model::Closed, 1)));
+        assert!(limit.fits(fds_needed(100, Model::OpenEach, 1)));
+        assert!(!limit.fits(fds_needed(100, Model::OpenDealt, 1)));
+        assert!(!limit.fits(fds_needed(usize::MAX, Model::OpenDealt, 1)));
     }
 
     /// Regression (issue 19, item 7): connections whose own fds exceed the fd
@@ -179,24 +210,48 @@ mod tests {
             bytes: u64::MAX,
             source: "test",
         });
-        assert_eq!(check_connections(20_000, false, &limit, plenty), Ok(()));
-        assert_eq!(check_connections(10_000, true, &limit, plenty), Ok(()));
-        assert_eq!(check_connections(20_000, false, &limit, None), Ok(()));
-        let refused =
-            check_connections(1_000_000_000, false, &limit, plenty).expect_err("a billion fds");
+        assert_eq!(
+            check_connections(20_000, Model::Closed, 1, &limit, plenty),
+            Ok(())
+        );
+        assert_eq!(
+            check_connections(10_000, Model::OpenDealt, 1, &limit, plenty),
+            Ok(())
+        );
+        assert_eq!(
+            check_connections(20_000, Model::Closed, 1, &limit, None),
+            Ok(())
+        );
+        let refused = check_connections(1_000_000_000, Model::Closed, 1, &limit, plenty)
+            .expect_err("a billion fds");
         assert!(refused.contains("1000000000 fds"), "{refused}");
         assert!(refused.contains("fd limit of 20000"), "{refused}");
         assert!(refused.contains("at most 19936 connections"), "{refused}");
-        let refused = check_connections(10_001, true, &limit, plenty).expect_err("20002 fds");
+        let refused =
+            check_connections(10_001, Model::OpenDealt, 1, &limit, plenty).expect_err("20002 fds");
         assert!(refused.contains("20002 fds (2 each"), "{refused}");
-        assert!(check_connections(usize::MAX, true, &limit, plenty).is_err());
+        assert!(check_connections(usize::MAX, Model::OpenDealt, 1, &limit, plenty).is_err());
+        // The open model: 19,998 places and 2 threads' timerfds fit 20,000.
+        assert_eq!(
+            check_connections(19_998, Model::OpenEach, 2, &limit, plenty),
+            Ok(())
+        );
+        let refused =
+            check_connections(19_999, Model::OpenEach, 2, &limit, plenty).expect_err("20001 fds");
+        assert!(
+            refused.contains("20001 fds (1 each request in flight"),
+            "{refused}"
+        );
 
         let little = Some(MemoryRoom {
             bytes: 100 * MEMORY_PER_CONNECTION_BYTES,
             source: "RLIMIT_AS",
         });
-        assert_eq!(check_connections(100, false, &limit, little), Ok(()));
-        let refused = check_connections(101, false, &limit, little).expect_err("memory");
+        assert_eq!(
+            check_connections(100, Model::Closed, 1, &limit, little),
+            Ok(())
+        );
+        let refused = check_connections(101, Model::Closed, 1, &limit, little).expect_err("memory");
         assert!(refused.contains("RLIMIT_AS"), "{refused}");
         assert!(refused.contains("at most 100 connections"), "{refused}");
     }

@@ -9,7 +9,10 @@
 //!   values (`5k`).
 //! - `target`: the URL and the request bytes, built once.
 //! - `connection`: one client connection: closed or open loop, keep-alive or
-//!   `--new-conn`, timeouts; the hot path.
+//!   `--new-conn`, timeouts; the hot path; the three load models (`Model`).
+//! - `open_model`: `--new-conn --rate`: each due request on its own
+//!   connection, at most `--connections` in flight (as k6's arrival-rate
+//!   executors).
 //! - [`response`]: parsing an answer just enough (status, length or chunked, pid).
 //! - `timer`: the open loop's precise sleep (a `timerfd`).
 //! - `failure`: the kinds of failed request.
@@ -34,7 +37,7 @@ use std::io::IsTerminal;
 use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -51,6 +54,7 @@ pub(crate) mod kill;
 pub(crate) mod limits;
 pub(crate) mod machine;
 pub(crate) mod mix;
+pub(crate) mod open_model;
 pub(crate) mod proc_stat;
 pub(crate) mod progress;
 pub(crate) mod queues;
@@ -66,7 +70,7 @@ pub(crate) mod watch;
 use hdrhistogram::Histogram;
 use runs::{Arrivals, Labels, LoadLoop, MixEntry, Parameters, Report};
 
-use connection::{Connection, Endpoint, Plan};
+use connection::{Connection, Endpoint, Model, Plan, Share};
 use recorder::{Recorder, Window};
 use target::Target;
 use watch::Watcher;
@@ -88,7 +92,8 @@ pub struct Config {
     /// The URLs to load, in `--target` order; connection i goes to target i
     /// mod n.
     pub(crate) targets: Vec<Target>,
-    /// Concurrent connections.
+    /// Concurrent connections; under `--new-conn --rate` (the open model),
+    /// the most requests in flight (see `open_model`).
     pub(crate) connections: usize,
     /// Load threads (at most `connections`).
     pub(crate) threads: usize,
@@ -177,8 +182,10 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
     }
     let fd_limit = limits::raise_fd_limit().context("raise RLIMIT_NOFILE")?;
     let open_loop = config.rate.is_some();
+    let model = Model::of(config.rate, config.new_conn);
+    let threads = config.threads.clamp(1, config.connections.max(1));
     let memory_room = limits::memory_room();
-    limits::check_connections(config.connections, open_loop, &fd_limit, memory_room)
+    limits::check_connections(config.connections, model, threads, &fd_limit, memory_room)
         .map_err(UsageError)?;
     if let Some(rate) = config.rate.filter(|_| config.poisson()) {
         arrivals::check_poisson(
@@ -189,7 +196,7 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
         )
         .map_err(UsageError)?;
     }
-    let fds_needed = limits::fds_needed(config.connections, open_loop);
+    let fds_needed = limits::fds_needed(config.connections, model, threads);
     if !fd_limit.fits(fds_needed) {
         eprintln!(
             "loadgen: warning: {} connections need about {fds_needed} fds, but the fd limit \
@@ -282,20 +289,26 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
         body: body(config.body_bytes),
     });
 
-    let threads = config.threads.clamp(1, config.connections.max(1));
     let timeline = config.timeline.then_some(config.sample_interval);
+    let in_flight = Arc::new(AtomicUsize::new(0));
     let counters: Vec<Arc<AtomicU64>> = (0..threads).map(|_| Arc::default()).collect();
     let (finished, finishing) = mpsc::channel();
     let mut handles = Vec::with_capacity(threads);
     for (index, counter) in counters.iter().enumerate() {
         let ids: Vec<usize> = (index..config.connections).step_by(threads).collect();
+        // The open model's arrivals of this thread: every `threads`-th.
+        let share = Share {
+            first: index,
+            every: threads,
+        };
         let plan = Arc::clone(&plan);
         let counter = Arc::clone(counter);
+        let in_flight = Arc::clone(&in_flight);
         let finished = finished.clone();
         let handle = thread::Builder::new()
             .name(format!("loadgen-{index}"))
             .spawn(move || {
-                let result = load_thread(plan, ids, counter, timeline);
+                let result = load_thread(plan, ids, share, counter, timeline, in_flight);
                 // The receiver lives until every thread has reported.
                 let _ = finished.send(());
                 result
@@ -418,12 +431,16 @@ fn unix_ms(at: SystemTime) -> f64 {
 }
 
 /// One load thread: a single-threaded runtime driving connections `ids`, each a
-/// task; returns the thread's recorder once every connection has finished.
+/// task (in the open model, the places of `open_model`, sending the arrivals
+/// of `share`, with `in_flight` the requests in flight over all threads);
+/// returns the thread's recorder once every connection has finished.
 fn load_thread(
     plan: Arc<Plan>,
     ids: Vec<usize>,
+    share: Share,
     counter: Arc<AtomicU64>,
     timeline: Option<Duration>,
+    in_flight: Arc<AtomicUsize>,
 ) -> anyhow::Result<Recorder> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -439,6 +456,23 @@ fn load_thread(
     ));
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
+        if let (Model::OpenEach, Some(rate)) = (plan.model(), plan.rate) {
+            let connections = ids
+                .into_iter()
+                .map(|id| Connection::new(id, Arc::clone(&plan)))
+                .collect();
+            let recorder = Rc::clone(&recorder);
+            return open_model::run(
+                Arc::clone(&plan),
+                rate,
+                share,
+                connections,
+                recorder,
+                in_flight,
+            )
+            .await
+            .context("a place of the open model failed");
+        }
         let tasks: Vec<_> = ids
             .into_iter()
             .map(|id| {

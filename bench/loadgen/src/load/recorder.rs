@@ -238,6 +238,14 @@ pub struct Recorder {
     pub reconnects: u64,
     /// The bytes moved by the requests of the window, answered or failed.
     pub moved: Moved,
+    /// The open model (`--new-conn --rate`): requests of the window that
+    /// found every place of their load thread taken when due and waited for
+    /// one (their latency still counts from when they were due), the ones the
+    /// run's end cut off while waiting included.
+    pub waited_for_place: u64,
+    /// The open model: the most requests in flight over all load threads
+    /// when a request of the window took its place.
+    pub in_flight_max: usize,
     /// `--timeline`: the per-interval counts; `None` without it.
     pub timeline: Option<Timeline>,
     /// Requests finished so far (answered or failed, warm-up included), published
@@ -274,6 +282,8 @@ impl Recorder {
             unanswered_at_end: 0,
             reconnects: 0,
             moved: Moved::default(),
+            waited_for_place: 0,
+            in_flight_max: 0,
             timeline: None,
             progress,
             finished: 0,
@@ -380,6 +390,23 @@ impl Recorder {
         }
     }
 
+    /// The open model: a request scheduled at `scheduled` found every place
+    /// of its thread taken and waits for one; counted if inside the window.
+    pub fn record_waited(&mut self, scheduled: Instant) {
+        if self.window.contains(scheduled) {
+            self.waited_for_place += 1;
+        }
+    }
+
+    /// The open model: a request scheduled at `scheduled` took a place, with
+    /// `in_flight` requests in flight over all threads (itself included);
+    /// counted if inside the window.
+    pub fn record_in_flight(&mut self, scheduled: Instant, in_flight: usize) {
+        if self.window.contains(scheduled) {
+            self.in_flight_max = self.in_flight_max.max(in_flight);
+        }
+    }
+
     /// Counts `count` requests of the window that the end of the run cut off.
     pub fn record_unanswered(&mut self, count: u64) {
         self.unanswered_at_end += count;
@@ -434,6 +461,8 @@ impl Recorder {
         self.scheduled += other.scheduled;
         self.unanswered_at_end += other.unanswered_at_end;
         self.reconnects += other.reconnects;
+        self.waited_for_place += other.waited_for_place;
+        self.in_flight_max = self.in_flight_max.max(other.in_flight_max);
         self.moved.sent += other.moved.sent;
         self.moved.received += other.moved.received;
         match (&mut self.timeline, &other.timeline) {

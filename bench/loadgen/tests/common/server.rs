@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 /// The pid the server puts in `x-worker-pid`.
 pub const SERVER_PID: u32 = 4242;
 
+/// The pid the server puts in `x-worker-pid` of the one answer it stalls
+/// under [`Behaviour::StallFirst`]: the stalled "worker".
+pub const STALLED_PID: u32 = 4343;
+
 /// How long a connection thread waits for bytes before it looks at the stop flag.
 const POLL_TIMEOUT: Duration = Duration::from_millis(50);
 
@@ -28,6 +32,14 @@ pub enum Behaviour {
         /// When the stall begins, counted from the first request.
         after: Duration,
         /// How long it lasts.
+        stall: Duration,
+    },
+    /// The first request waits `stall` for its answer, which names
+    /// [`STALLED_PID`]; every other request is answered at once, naming
+    /// [`SERVER_PID`]: one stalled connection (a worker stopped with its
+    /// connection), the rest of the server well.
+    StallFirst {
+        /// How long the first answer waits.
         stall: Duration,
     },
     /// Request n: 200 when n % 4 is 0 or 1, 503 when 2, and when 3 a head that
@@ -162,6 +174,17 @@ fn answer(stream: &mut TcpStream, shared: &Shared) -> bool {
                     // The server's behaviour under test, not a synchronisation.
                     thread::sleep(until - now);
                 }
+            }
+            stream.write_all(ok.as_bytes()).is_ok()
+        }
+        Behaviour::StallFirst { stall } => {
+            if index == 0 {
+                // The server's behaviour under test, not a synchronisation.
+                thread::sleep(stall);
+                let stalled = format!(
+                    "HTTP/1.1 200 OK\r\nx-worker-pid: {STALLED_PID}\r\ncontent-length: 3\r\n\r\nok\n"
+                );
+                return stream.write_all(stalled.as_bytes()).is_ok();
             }
             stream.write_all(ok.as_bytes()).is_ok()
         }
