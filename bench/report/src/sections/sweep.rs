@@ -78,6 +78,11 @@ pub struct SweepStep {
     pub failures: Failures,
     /// Runs behind the step.
     pub runs: usize,
+    /// Under loadgen's open model (a new connection per request): the
+    /// bound on requests in flight, and the requests of all the step's runs
+    /// that found it reached and waited for a place (their latency counts
+    /// from when they were due); `None` in the other models.
+    pub in_flight: Option<(usize, u64)>,
     /// Each run of the step, in round order.
     pub repeats: Vec<Repeat>,
     /// The corrected p99 as the report may quote it (the median over the
@@ -286,6 +291,11 @@ fn sweep(runs: &[&Report]) -> Vec<SweepLine> {
                         p99_9_sent_us: sent(|s| s.p99_9_us),
                         failures: Failures::of(&runs),
                         runs: runs.len(),
+                        in_flight: runs
+                            .iter()
+                            .filter_map(|run| run.requests.in_flight)
+                            .map(|in_flight| (in_flight.bound, in_flight.waited))
+                            .reduce(|(bound, a), (_, b)| (bound, a + b)),
                         repeats: runs
                             .iter()
                             .map(|run| Repeat {
@@ -586,6 +596,34 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             rate(worst.offered_per_s),
             opt_micros(worst.p99_us),
             opt_micros(worst.p99_sent_us),
+        ));
+    }
+    for line in &figures.sweep.lines {
+        let reached: Vec<(&SweepStep, usize, u64)> = line
+            .steps
+            .iter()
+            .filter_map(|step| match step.in_flight {
+                Some((bound, waited)) if waited > 0 => Some((step, bound, waited)),
+                _ => None,
+            })
+            .collect();
+        let Some(&(_, bound, _)) = reached.first() else {
+            continue;
+        };
+        let rates: Vec<String> = reached
+            .iter()
+            .map(|(step, _, waited)| {
+                format!("{}/s ({} waited)", rate(step.offered_per_s), count(*waited))
+            })
+            .collect();
+        lessons.push(format!(
+            "`{}` {}: at {} loadgen's bound of {bound} requests in flight was reached, and \
+             requests due then waited for a place: their latency counts from when they were \
+             due, so the wait is the server's, but beyond the bound loadgen offered no more \
+             connections at once.",
+            line.mode,
+            load_name(line.load),
+            and_list(&rates),
         ));
     }
     teach(out, &lessons);
@@ -946,6 +984,33 @@ mod tests {
         assert_eq!(
             line.capacity_range(10_000.0),
             Some((SloCapacity::Held(2_000.0), SloCapacity::Held(5_700.0)))
+        );
+    }
+
+    /// A step whose open-model runs reached loadgen's bound on requests in
+    /// flight says so, with the requests that waited over its runs; a step
+    /// that never reached it says nothing.
+    #[test]
+    fn the_in_flight_bound_reached_is_said() {
+        let bounded = |rate: u64, waited: u64| {
+            let mut run = sweep_run("proxy", "newconn", rate, rate as f64, (900, 900), 0);
+            run.requests.in_flight = Some(runs::InFlight {
+                bound: 50,
+                max: if waited > 0 { 50 } else { 7 },
+                waited,
+            });
+            run
+        };
+        let runs = vec![bounded(1_000, 0), bounded(2_000, 12), bounded(2_000, 3)];
+        let figures = Figures::of(&runs);
+        assert_eq!(figures.sweep.lines[0].steps[1].in_flight, Some((50, 15)));
+        let text = figures.markdown();
+        assert!(
+            text.contains(
+                "`proxy` new connection per request: at 2,000/s (15 waited) loadgen's bound \
+                 of 50 requests in flight was reached"
+            ),
+            "{text}"
         );
     }
 
