@@ -376,7 +376,7 @@ struct Run<'a> {
     /// Whether §8's settings were said on stderr (at its first cell).
     upgrades_said: bool,
     /// Each server's answer to one `GET /` at its first start
-    /// (`answers.json`), in the order they first started.
+    /// (`answers.json`), in the labels' order.
     answers: Vec<Answer>,
     /// How each peer ran, read at its first start (`peers.json`).
     peers_ran: Vec<PeerRun>,
@@ -463,6 +463,9 @@ impl Run<'_> {
     fn first_start(&mut self, mode: Label, started: &Started) -> anyhow::Result<()> {
         let port = *started.targets.first().context("a server without a port")?;
         self.answers.push(answer::ask(mode, port, ANSWER_TIMEOUT)?);
+        // In the report's order (the baseline, the modes, the peers), not
+        // the shuffled order of their first starts.
+        self.answers.sort_by_key(|answer| answer.name);
         write_json(
             &self.out.join(ANSWERS_FILE),
             &AnswersFile {
