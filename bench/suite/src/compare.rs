@@ -11,8 +11,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cluster::cli::UsageError;
+use runs::folder::{ANSWERS_FILE, Answer, AnswersFile, PEERS_FILE, PeerRun, PeersFile};
 use runs::labels::{Load as LoadKind, Mode as Label};
 
+use crate::answer::{self, ANSWER_TIMEOUT};
 use crate::loadgen::Loadgen;
 use crate::peers::{self, Nginx};
 use crate::plan::{self, Block, Plan, Rate, Resolved, ServerBlock, Settings};
@@ -31,8 +33,9 @@ pub struct Args {
     pub quick: bool,
     /// Where to write (default `results/<date>-<host>/`): REPORT.md, SVG
     /// charts, runs/*.json, README.md (the machine, the affinity, the seed:
-    /// how to reproduce), commands.log and peers/ (the peers' exact
-    /// configurations).
+    /// how to reproduce), commands.log, answers.json (each server's answer
+    /// to one request), peers.json (how each peer ran) and peers/ (the
+    /// peers' exact configurations).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Workers per cluster.
@@ -254,7 +257,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             std::fs::remove_file(&path)?;
         }
     }
-    let _ = std::fs::remove_file(out.join("commands.sh"));
+    // What an earlier run into this folder left: each is written afresh.
+    for stale in ["commands.sh", ANSWERS_FILE, PEERS_FILE] {
+        let _ = std::fs::remove_file(out.join(stale));
+    }
     let commands_path = out.join("commands.log");
     std::fs::write(
         &commands_path,
@@ -285,6 +291,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         total: plan.steps().len(),
         started: Instant::now(),
         upgrades_said: false,
+        answers: Vec::new(),
+        peers_ran: Vec::new(),
     };
     for block in &plan.blocks {
         match block {
@@ -367,6 +375,11 @@ struct Run<'a> {
     started: Instant,
     /// Whether §8's settings were said on stderr (at its first cell).
     upgrades_said: bool,
+    /// Each server's answer to one `GET /` at its first start
+    /// (`answers.json`), in the labels' order.
+    answers: Vec<Answer>,
+    /// How each peer ran, read at its first start (`peers.json`).
+    peers_ran: Vec<PeerRun>,
 }
 
 /// A server of a block, with where loadgen aims.
@@ -437,7 +450,44 @@ impl Run<'_> {
             let cpus = system::cpus_allowed(&pid.to_string()).unwrap_or_else(|| "gone".to_owned());
             *self.affinity_counts.entry(cpus).or_default() += 1;
         }
+        if !self.answers.iter().any(|answer| answer.name == block.mode) {
+            self.first_start(block.mode, &started)?;
+        }
         Ok(started)
+    }
+
+    /// At a server's first start, before any load: its answer to one
+    /// `GET /` where loadgen aims (for `direct`, the first worker's own
+    /// port), and for a peer how it ran; both files written again, so that
+    /// a run cut short keeps what it learnt.
+    fn first_start(&mut self, mode: Label, started: &Started) -> anyhow::Result<()> {
+        let port = *started.targets.first().context("a server without a port")?;
+        self.answers.push(answer::ask(mode, port, ANSWER_TIMEOUT)?);
+        // In the report's order (the baseline, the modes, the peers), not
+        // the shuffled order of their first starts.
+        self.answers.sort_by_key(|answer| answer.name);
+        write_json(
+            &self.out.join(ANSWERS_FILE),
+            &AnswersFile {
+                answers: self.answers.clone(),
+            },
+        )?;
+        if mode.is_peer() {
+            let ready = started.server.line();
+            let (pid, conf) = match &started.nginx {
+                Some(nginx) => (nginx.pid(), Some(nginx.conf.as_str())),
+                None => (ready.master_pid, None),
+            };
+            self.peers_ran
+                .push(peers::ran(mode, pid, &ready.worker_pids(), conf)?);
+            write_json(
+                &self.out.join(PEERS_FILE),
+                &PeersFile {
+                    peers: self.peers_ran.clone(),
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// A server block: start, every load, stop.
@@ -585,6 +635,14 @@ impl Run<'_> {
     }
 }
 
+/// Writes `value`, a file of the run model (`runs::folder`), to `path` as
+/// the JSON its reader reads.
+fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .with_context(|| format!("{} as JSON", path.display()))?;
+    std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))
+}
+
 /// README.md of the results folder: what reproduces the run.
 fn readme(
     run: &Run<'_>,
@@ -706,22 +764,12 @@ fn readme(
         let _ = writeln!(text, "  round {}: {}", r + 1, names.join(" "));
     }
     let nginx = if have_nginx {
-        system::output_of("nginx", &["-v"])
-            .and_then(|version| {
-                version
-                    .split('/')
-                    .nth(1)
-                    .map(|v| format!("nginx {}", v.trim()))
-            })
-            .unwrap_or_else(|| "nginx".to_owned())
+        format!("nginx {}", peers::version(Label::Nginx))
     } else {
         "nginx not measured".to_owned()
     };
     let node = if have_node {
-        format!(
-            ", Node.js {}",
-            system::output_of("node", &["--version"]).unwrap_or_default()
-        )
+        format!(", Node.js {}", peers::version(Label::NodeRr))
     } else {
         ", Node.js not measured".to_owned()
     };
@@ -776,9 +824,13 @@ fn readme(
     if peers::folder(&run.out).is_dir() {
         let _ = writeln!(
             text,
-            "- peers' configurations: [peers/](peers/), the exact files that ran"
+            "- peers' configurations: [peers/](peers/), the exact files that ran; how each peer ran (version, processes, workers, settings): [{PEERS_FILE}]({PEERS_FILE})"
         );
     }
+    let _ = writeln!(
+        text,
+        "- each server's answer to one `GET /` at its first start, before any load: [{ANSWERS_FILE}]({ANSWERS_FILE})"
+    );
     let shown = run
         .out
         .strip_prefix(&root)

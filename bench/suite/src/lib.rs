@@ -17,7 +17,10 @@
 //! - [`sweep`]: §1b's rates from §1's runs.
 //! - [`server`]: start a mode (or the Node.js peer), read its `ready` line,
 //!   stop it by its pid; the command log.
-//! - [`peers`]: nginx in front of a cluster's workers; the peers' files.
+//! - [`peers`]: nginx in front of a cluster's workers; the peers' files;
+//!   how each peer ran (`peers.json`).
+//! - [`answer`]: each server's answer to one `GET /` before any load
+//!   (`answers.json`).
 //! - [`loadgen`]: a loadgen run, in the foreground or beside an experiment.
 //! - [`upgrade`]: the upgrade driver: takeover, restart, overlap, overlap in
 //!   a network namespace; the `upgrades` block of its runs.
@@ -31,6 +34,7 @@
 
 use std::process::ExitCode;
 
+pub mod answer;
 pub mod children;
 pub mod compare;
 pub mod lessons;

@@ -2,7 +2,9 @@
 //! front of a `proxy` cluster's workers, and the Node.js cluster
 //! ([`crate::server::NODE_CLUSTER_JS`]). Their configurations are files
 //! (`bench/suite/peers/`), built into the harness, and each run writes the
-//! exact file it ran into its folder (`peers/`).
+//! exact file it ran into its folder (`peers/`), and how each peer ran
+//! ([`ran`]: its version, processes, workers and the settings that shape
+//! how it shares the port) into `peers.json`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use runs::folder::PeerRun;
+use runs::labels::Mode as Label;
 
 use crate::children::{self, Registration};
 use crate::procfs;
@@ -18,6 +22,29 @@ use crate::server::{CommandLog, append};
 /// nginx's configuration, with `@MODULE@`, `@DIR@`, `@UPSTREAMS@` and
 /// `@PORT@` to fill in.
 pub const NGINX_CONF: &str = include_str!("../peers/nginx.conf");
+
+/// The folder of a run that keeps the peers' files, as `peers.json` names
+/// them: `peers/nginx.conf`.
+pub const FOLDER: &str = "peers";
+
+/// nginx's configuration, as kept in [`FOLDER`].
+pub const NGINX_FILE: &str = "nginx.conf";
+
+/// The Node.js cluster's script, as kept in [`FOLDER`] (and run from there).
+pub const NODE_FILE: &str = "node-cluster.js";
+
+/// The directives of nginx's configuration that shape how it shares the
+/// port, kept in `peers.json` as the file spells them: one process
+/// (`master_process off`, `worker_processes 1`) accepts every connection
+/// and relays it (`proxy_pass`) round robin to the cluster's workers.
+/// `listen` and the upstream `server` lines are left out: their ports
+/// change at every start, and the kept file shows the last.
+pub const NGINX_SETTINGS: [&str; 4] = [
+    "master_process",
+    "worker_processes",
+    "worker_connections",
+    "proxy_pass",
+];
 
 /// Debian's stream module (`apt-get install libnginx-mod-stream`).
 pub const NGINX_STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
@@ -35,6 +62,8 @@ pub struct Nginx {
     child: Child,
     /// The port it listens on.
     pub port: u16,
+    /// The exact configuration it runs.
+    pub conf: String,
     /// It is stopped on a signal to the harness.
     _registered: Registration,
 }
@@ -94,6 +123,7 @@ impl Nginx {
             let mut nginx = Nginx {
                 child,
                 port,
+                conf: conf.clone(),
                 _registered: registered,
             };
             let deadline = Instant::now() + NGINX_LISTEN_TIMEOUT;
@@ -142,5 +172,138 @@ pub fn installed() -> (bool, bool) {
 
 /// Where a run keeps the peers' files: `DIR/peers/`.
 pub fn folder(out: &Path) -> PathBuf {
-    out.join("peers")
+    out.join(FOLDER)
+}
+
+/// `peer`'s version as it prints it (`nginx -v`: `nginx version:
+/// nginx/1.24.0 (Ubuntu)` gives `1.24.0 (Ubuntu)`; `node --version`:
+/// `v20.11.1`); `unknown` if it prints nothing.
+pub fn version(peer: Label) -> String {
+    let printed = match peer {
+        Label::Nginx => crate::system::output_of("nginx", &["-v"]).map(|text| {
+            text.rsplit_once("nginx/")
+                .map_or(text.clone(), |(_, v)| v.to_owned())
+        }),
+        _ => crate::system::output_of("node", &["--version"]),
+    };
+    printed
+        .filter(|text| !text.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The statements of nginx's configuration `conf` that [`NGINX_SETTINGS`]
+/// names, as spelled (spaces collapsed, without their `;`), in the file's
+/// order.
+pub fn nginx_settings(conf: &str) -> Vec<String> {
+    let uncommented: String = conf
+        .lines()
+        .map(|line| line.split_once('#').map_or(line, |(code, _)| code))
+        .collect::<Vec<_>>()
+        .join("\n");
+    uncommented
+        .split([';', '{', '}'])
+        .map(|statement| statement.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|statement| {
+            statement
+                .split(' ')
+                .next()
+                .is_some_and(|word| NGINX_SETTINGS.contains(&word))
+        })
+        .collect()
+}
+
+/// The Node.js cluster's setting that shapes how it shares the port, as
+/// the script spells it for `--sched rr` or `--sched none`: who accepts
+/// (the primary with `SCHED_RR`, the workers on the shared socket with
+/// `SCHED_NONE`).
+pub fn node_settings(sched: &str) -> Vec<String> {
+    let policy = if sched == "rr" {
+        "SCHED_RR"
+    } else {
+        "SCHED_NONE"
+    };
+    vec![
+        format!("--sched {sched}"),
+        format!("cluster.schedulingPolicy = cluster.{policy}"),
+    ]
+}
+
+/// How `peer` ran, read once it serves: its version, its own processes
+/// (`pid` and those of its children that are not `workers`, the workers
+/// that served), the settings that shape how it shares the port (from
+/// `nginx_conf`, the configuration nginx runs, or the Node.js script's
+/// `--sched`), and where the run's folder keeps its config.
+pub fn ran(
+    peer: Label,
+    pid: u32,
+    workers: &[u32],
+    nginx_conf: Option<&str>,
+) -> anyhow::Result<PeerRun> {
+    let children = cluster::procfs::children(pid)
+        .with_context(|| format!("the processes of {peer} (pid {pid})"))?;
+    let own = children
+        .iter()
+        .filter(|child| !workers.contains(child))
+        .count();
+    let (settings, file) = match (peer, nginx_conf) {
+        (Label::Nginx, Some(conf)) => (nginx_settings(conf), NGINX_FILE),
+        (Label::Nginx, None) => bail!("nginx's configuration is needed to say how it ran"),
+        (Label::NodeRr, _) => (node_settings("rr"), NODE_FILE),
+        (Label::NodeNone, _) => (node_settings("none"), NODE_FILE),
+        (other, _) => bail!("{other} is not a peer"),
+    };
+    Ok(PeerRun {
+        name: peer,
+        version: version(peer),
+        processes: u32::try_from(1 + own).context("a process count")?,
+        workers: u32::try_from(workers.len()).context("a worker count")?,
+        settings,
+        config: Some(format!("{FOLDER}/{file}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings kept for nginx are the shipped file's directives that
+    /// shape how it shares the port, as spelled; comments do not count.
+    #[test]
+    fn nginx_settings_are_its_directives_as_spelled() {
+        assert_eq!(
+            nginx_settings(NGINX_CONF),
+            [
+                "master_process off",
+                "worker_processes 1",
+                "worker_connections 10000",
+                "proxy_pass workers",
+            ]
+        );
+        assert_eq!(
+            nginx_settings("# master_process on;\nworker_processes   4;  # auto"),
+            ["worker_processes 4"]
+        );
+    }
+
+    /// The Node.js settings kept are what the shipped script does with
+    /// `--sched`: this test fails if the script stops spelling them so.
+    #[test]
+    fn node_settings_are_what_the_script_spells() {
+        let script = crate::server::NODE_CLUSTER_JS;
+        assert!(script.contains("args.sched = value"), "--sched is read");
+        for sched in ["rr", "none"] {
+            let settings = node_settings(sched);
+            let policy = settings[1]
+                .strip_prefix("cluster.schedulingPolicy = ")
+                .expect("the policy");
+            assert!(
+                script.contains("cluster.schedulingPolicy = ") && script.contains(policy),
+                "{policy}"
+            );
+        }
+        assert_eq!(
+            node_settings("none")[1],
+            "cluster.schedulingPolicy = cluster.SCHED_NONE"
+        );
+    }
 }

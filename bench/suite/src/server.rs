@@ -122,7 +122,7 @@ impl Launcher {
             Serve::Node(sched) => {
                 std::fs::create_dir_all(&self.peers_dir)
                     .with_context(|| format!("create {}", self.peers_dir.display()))?;
-                let script = self.peers_dir.join("node-cluster.js");
+                let script = self.peers_dir.join(crate::peers::NODE_FILE);
                 std::fs::write(&script, NODE_CLUSTER_JS)
                     .with_context(|| format!("write {}", script.display()))?;
                 vec!["node".into(), script.into(), "--sched".into(), sched.into()]

@@ -2,13 +2,17 @@
 //! its end, so that the script and the report cannot rot: every section of
 //! REPORT.md is written, with its charts and the record of how it was made.
 //! It runs pinned (`--loadgen-cpus 0 --server-cpus 1`) where the machine has
-//! two CPUs: the same loads, so it costs no time.
+//! two CPUs: the same loads, so it costs no time. It measures the peers
+//! installed (Node.js cluster on CI, nginx where its stream module is), as
+//! the comparison does by default, so that how each ran is checked too.
 
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use runs::labels::Mode;
 
 /// The quick run takes about 170 s after the build on 2 cores; the build of
 /// the release binaries may come first.
@@ -22,7 +26,10 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 /// §0's rates and the sweep's, commands.log, and one JSON per run, the
 /// baseline `direct` among them, loading every worker's own port; §0 ran
 /// every mode at the same rates in the same rounds, the sweep every mode at
-/// the same ≥ 3 rates.
+/// the same ≥ 3 rates. answers.json holds one answer per server started
+/// (each mode and peer), each the same as `direct`'s (issue 22, item 8),
+/// and peers.json, when a peer ran, says how each ran and names its config
+/// kept in the folder.
 #[test]
 fn quick_comparison_writes_every_section() {
     let workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
@@ -30,7 +37,7 @@ fn quick_comparison_writes_every_section() {
     let pinned = std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() >= 2);
     let mut child = Command::new("bash")
         .arg(workspace.join("scripts/compare.sh"))
-        .args(["--quick", "--no-peers", "--workers", "2", "--seed", "42"])
+        .args(["--quick", "--workers", "2", "--seed", "42"])
         .args(if pinned {
             &["--loadgen-cpus", "0", "--server-cpus", "1"][..]
         } else {
@@ -47,6 +54,15 @@ fn quick_comparison_writes_every_section() {
         .spawn()
         .expect("start scripts/compare.sh");
     let started = Instant::now();
+    // The peers the comparison measures by default: those installed.
+    let (nginx, node) = suite::peers::installed();
+    let mut peers = Vec::new();
+    if nginx {
+        peers.push(Mode::Nginx);
+    }
+    if node {
+        peers.extend([Mode::NodeRr, Mode::NodeNone]);
+    }
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break Some(status);
@@ -94,6 +110,21 @@ fn quick_comparison_writes_every_section() {
             })
             .unwrap_or_default();
     let log = out.join("commands.log").is_file();
+    let answers = runs::folder::read_answers(&out);
+    let peers_ran = runs::folder::read_peers(&out);
+    // The configs peers.json names, as kept in the folder.
+    let kept: Vec<(String, bool)> = peers_ran
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
+        .map(|file| {
+            file.peers
+                .iter()
+                .filter_map(|peer| peer.config.clone())
+                .map(|config| (config.clone(), out.join(&config).is_file()))
+                .collect()
+        })
+        .unwrap_or_default();
     // (mode, connections held, the master's most fds) of every fd-bill run.
     let fd_bill: Vec<(String, f64, f64)> = std::fs::read_dir(out.join("runs"))
         .map(|runs| {
@@ -161,10 +192,17 @@ fn quick_comparison_writes_every_section() {
                     "{}: the rate label is the offered rate",
                     path.display()
                 );
+                // A master and 2 workers; nginx is a watch of its own, in
+                // front of the cluster's.
+                let watched: usize = report["watch"].as_array().map_or(0, |watches| {
+                    watches
+                        .iter()
+                        .filter_map(|watch| watch["processes"].as_array())
+                        .map(Vec::len)
+                        .sum()
+                });
                 assert!(
-                    report["watch"][0]["processes"]
-                        .as_array()
-                        .is_some_and(|processes| processes.len() >= 3),
+                    watched >= 3,
                     "{}: the server tree was not watched: {}",
                     path.display(),
                     report["watch"]
@@ -259,9 +297,9 @@ fn quick_comparison_writes_every_section() {
         cells.sort();
         cells
     };
-    // 5 modes × 2 loads × 2 rounds, the steps the dry run plans
-    // (tests/compare_flags.rs counts them there).
-    assert_eq!(cost.len(), 20, "§0's runs: {cost:?}");
+    // 5 modes and the peers × 2 loads × 2 rounds, the steps the dry run
+    // plans (tests/compare_flags.rs counts them there).
+    assert_eq!(cost.len(), 4 * (5 + peers.len()), "§0's runs: {cost:?}");
     let direct_cells = cost_cells("direct");
     let loads: Vec<&str> = direct_cells.iter().map(|cell| cell.0.as_str()).collect();
     assert!(
@@ -277,8 +315,100 @@ fn quick_comparison_writes_every_section() {
         "handoff-socket",
         "handoff-listener",
         "handoff-reuseport",
-    ] {
+    ]
+    .into_iter()
+    .chain(peers.iter().map(|peer| peer.name()))
+    {
         assert_eq!(cost_cells(mode), direct_cells, "§0: {mode} ran other steps");
+    }
+    // Issue 22, item 8: one answer per server started, each the same as
+    // direct's but for what a peer is known to add.
+    let answers = answers
+        .expect("answers.json reads")
+        .expect("answers.json written");
+    let mut names: Vec<Mode> = answers.answers.iter().map(|answer| answer.name).collect();
+    names.sort();
+    let mut started = vec![
+        Mode::Direct,
+        Mode::Proxy,
+        Mode::HandoffSocket,
+        Mode::HandoffListener,
+        Mode::HandoffReuseport,
+    ];
+    started.extend(&peers);
+    started.sort();
+    assert_eq!(names, started, "answers.json: {answers:?}");
+    let baseline = answers
+        .answers
+        .iter()
+        .find(|answer| answer.name == Mode::Direct)
+        .expect("direct's answer");
+    assert_eq!(baseline.status_line, "HTTP/1.1 200 OK", "{baseline:?}");
+    assert!(baseline.headers.x_worker_pid.is_some(), "{baseline:?}");
+    assert_eq!(
+        Some(baseline.body_len),
+        baseline.headers.content_length,
+        "{baseline:?}"
+    );
+    for answer in &answers.answers {
+        let differences = answer.differences(baseline);
+        if matches!(answer.name, Mode::NodeRr | Mode::NodeNone) {
+            // Node.js's http module says `Connection: keep-alive` on every
+            // HTTP/1.1 answer it keeps open (hyper says nothing, the
+            // default), and it cannot be told not to without closing.
+            assert_eq!(
+                differences,
+                ["connection keep-alive, not none"],
+                "{answer:?}"
+            );
+        } else {
+            assert!(differences.is_empty(), "{answer:?}: {differences:?}");
+        }
+    }
+    // peers.json: each peer that ran, its own processes and the workers
+    // that served, its settings, and its config kept in the folder.
+    let peers_ran = peers_ran.expect("peers.json reads");
+    if peers.is_empty() {
+        assert_eq!(peers_ran, None, "peers.json without peers");
+    } else {
+        let peers_ran = peers_ran.expect("peers.json written");
+        let mut names: Vec<Mode> = peers_ran.peers.iter().map(|peer| peer.name).collect();
+        names.sort();
+        assert_eq!(names, peers, "peers.json: {peers_ran:?}");
+        for peer in &peers_ran.peers {
+            assert_eq!((peer.processes, peer.workers), (1, 2), "{peer:?}");
+            assert!(!peer.settings.is_empty(), "{peer:?}");
+            assert_ne!(peer.version, "unknown", "{peer:?}");
+        }
+        if let Some(node) = peers_ran.peers.iter().find(|p| p.name == Mode::NodeRr) {
+            assert!(node.version.starts_with('v'), "{node:?}");
+            assert_eq!(node.config.as_deref(), Some("peers/node-cluster.js"));
+            assert!(
+                node.settings
+                    .contains(&"cluster.schedulingPolicy = cluster.SCHED_RR".to_owned()),
+                "{node:?}"
+            );
+        }
+        if let Some(nginx) = peers_ran.peers.iter().find(|p| p.name == Mode::Nginx) {
+            assert_eq!(nginx.config.as_deref(), Some("peers/nginx.conf"));
+            assert!(
+                nginx.settings.contains(&"master_process off".to_owned()),
+                "{nginx:?}"
+            );
+        }
+        assert!(
+            !kept.is_empty() && kept.iter().all(|(_, kept)| *kept),
+            "configs kept: {kept:?}"
+        );
+        let seven = &report[report.find("## 7. Peers").expect("§7")..];
+        let seven = &seven[..seven.find("\n## 8. ").expect("§8 follows §7")];
+        for text in [
+            "How each peer ran (`peers.json`):",
+            "| peer | version | its own processes | workers that served | settings | config |",
+            "**Same answer.**",
+        ] {
+            assert!(seven.contains(text), "§7 lacks {text:?}:\n{seven}");
+        }
     }
     // §4: its three parts, each listener strategy, 4 workers whatever
     // --workers says, and two stalls in every stall run, both signals sent.
@@ -416,6 +546,7 @@ fn quick_comparison_writes_every_section() {
         "net.ipv4.ip_local_port_range = ",
         "fs.file-max = ",
         "commands.log",
+        "[answers.json](answers.json)",
     ] {
         assert!(readme.contains(fact), "README.md lacks {fact}:\n{readme}");
     }
