@@ -113,6 +113,21 @@ impl Answer {
             .map(|length| length.saturating_sub(self.pid_digits()))
     }
 
+    /// What `connection` means to a client: on an HTTP/1.1 answer
+    /// `keep-alive` is the default (RFC 9112, 9.3), so saying it (Node.js
+    /// does, on every answer it keeps open) and saying nothing are the same
+    /// answer; any other value as spelled, lowercased.
+    pub fn connection_meaning(&self) -> Option<String> {
+        let value = self
+            .headers
+            .connection
+            .as_ref()?
+            .trim()
+            .to_ascii_lowercase();
+        let http_1_1 = self.status_line.starts_with("HTTP/1.1 ");
+        (!(http_1_1 && value == "keep-alive")).then_some(value)
+    }
+
     fn pid_digits(&self) -> u64 {
         self.headers
             .x_worker_pid
@@ -147,7 +162,7 @@ impl Answer {
                 number(theirs.content_length)
             ));
         }
-        if ours.connection != theirs.connection {
+        if self.connection_meaning() != baseline.connection_meaning() {
             differences.push(format!(
                 "connection {}, not {}",
                 shown(&ours.connection),
@@ -235,8 +250,9 @@ mod tests {
         assert!(err.to_string().contains("nginx, node-rr"), "{err}");
     }
 
-    /// Two answers are the same whatever the digits of their pids; a
-    /// status, a header or a body that differs is named.
+    /// Two answers are the same whatever the digits of their pids, and
+    /// whether an HTTP/1.1 answer says `keep-alive`; a status, a header or
+    /// a body that differs is named.
     #[test]
     fn answers_differ_only_where_the_bytes_do() {
         let direct = answer(Mode::Direct, Some(999), 29);
@@ -248,6 +264,13 @@ mod tests {
         let mut nginx = answer(Mode::Nginx, Some(1234), 30);
         nginx.headers.connection = Some("close".to_owned());
         assert_eq!(nginx.differences(&direct), ["connection close, not none"]);
+        // HTTP/1.1's default said aloud (Node.js) is the same answer; on
+        // HTTP/1.0 it is not the default, so it differs.
+        let mut node = answer(Mode::NodeNone, Some(777), 29);
+        node.headers.connection = Some("Keep-Alive".to_owned());
+        assert!(node.differences(&direct).is_empty());
+        node.status_line = "HTTP/1.0 200 OK".to_owned();
+        assert_eq!(node.differences(&direct).len(), 2);
         let mut node = answer(Mode::NodeRr, None, 40);
         node.status_line = "HTTP/1.1 404 Not Found".to_owned();
         let differences = node.differences(&direct);

@@ -351,19 +351,10 @@ fn quick_comparison_writes_every_section() {
         "{baseline:?}"
     );
     for answer in &answers.answers {
+        // Node.js's http module says `Connection: keep-alive` on every
+        // HTTP/1.1 answer it keeps open, hyper nothing: the same answer.
         let differences = answer.differences(baseline);
-        if matches!(answer.name, Mode::NodeRr | Mode::NodeNone) {
-            // Node.js's http module says `Connection: keep-alive` on every
-            // HTTP/1.1 answer it keeps open (hyper says nothing, the
-            // default), and it cannot be told not to without closing.
-            assert_eq!(
-                differences,
-                ["connection keep-alive, not none"],
-                "{answer:?}"
-            );
-        } else {
-            assert!(differences.is_empty(), "{answer:?}: {differences:?}");
-        }
+        assert!(differences.is_empty(), "{answer:?}: {differences:?}");
     }
     // peers.json: each peer that ran, its own processes and the workers
     // that served, its settings, and its config kept in the folder.
