@@ -72,6 +72,11 @@ pub struct Sizes {
     pub sweep_timeout: Duration,
     /// §2: the connections held open, one load each.
     pub held: &'static [usize],
+    /// §2: each load's duration, its warm-up, and the requests a second
+    /// each connection sends (connection i opens at its first request, due
+    /// i/(n × that) s after the start: the warm-up outlasts the last by
+    /// half a second).
+    pub fd_bill: (Duration, Duration, u64),
     /// §3: the connections rising against `--max-fds`.
     pub limit_steps: &'static [usize],
     /// §6: the run's duration and when the worker is killed.
@@ -116,6 +121,7 @@ pub const QUICK: Sizes = Sizes {
     sweep_warmup: ms(100),
     sweep_timeout: ms(500),
     held: &[100, 500],
+    fd_bill: (ms(500), ms(1000), 2),
     limit_steps: &[50, 150, 300],
     fault: (ms(2000), ms(700)),
     fairness_rounds: 1,
@@ -150,6 +156,7 @@ pub const FULL: Sizes = Sizes {
     sweep_warmup: ms(300),
     sweep_timeout: ms(500),
     held: &[100, 500, 1000, 2000],
+    fd_bill: (ms(1000), ms(1500), 1),
     limit_steps: &[50, 100, 150, 200, 300, 400],
     fault: (ms(4000), ms(1500)),
     fairness_rounds: 2,
@@ -679,11 +686,13 @@ impl Plan {
         }
     }
 
-    /// §2: connections held open (keep-alive, one request a second each).
-    /// Connection i opens at its first request, due i/n s after the start:
-    /// the warm-up outlasts the last by half a second, so that every
-    /// connection is open in the measured window even on a loaded machine.
+    /// §2: connections held open (keep-alive, one request a second each;
+    /// `--quick`: two). Connection i opens at its first request, due i/n s
+    /// after the start (i/2n): the warm-up outlasts the last by half a
+    /// second, so that every connection is open in the measured window even
+    /// on a loaded machine.
     fn fd_bill(&mut self) {
+        let (duration, warmup, per_connection) = self.sizes.fd_bill;
         for mode in cluster_labels() {
             let loads = self
                 .sizes
@@ -698,10 +707,10 @@ impl Plan {
                             label("connections", n),
                         ],
                         n,
-                        ms(1000),
-                        ms(1500),
+                        duration,
+                        warmup,
                     );
-                    load.rate = Some(Rate::Fixed(n as u64));
+                    load.rate = Some(Rate::Fixed(n as u64 * per_connection));
                     load
                 })
                 .collect();
