@@ -188,6 +188,9 @@ pub const COST_RATES_NEWCONN: [u64; 1] = [2_000];
 /// §0's rounds are shuffled with `--seed` + this, so that their order is
 /// not §1's (which uses the seed itself) nor §4's (+ 4).
 pub const COST_SEED_OFFSET: u64 = 1;
+/// §1b's Poisson runs draw their arrivals from `--seed` + this (§0 uses + 1,
+/// §4 + 4).
+pub const POISSON_SEED_OFFSET: u64 = 2;
 /// §3: every master's `--max-fds`.
 pub const MAX_FDS: u64 = 256;
 /// §0, §1 and §1b: connections per load.
@@ -344,6 +347,8 @@ pub struct Load {
     pub kill_after: Option<Duration>,
     /// `--mix` with `--seed`.
     pub mix_seed: Option<u64>,
+    /// `--arrivals poisson` with `--seed`.
+    pub poisson_seed: Option<u64>,
 }
 
 /// What a load needs from the run to be complete.
@@ -376,6 +381,7 @@ impl Load {
             stop: None,
             kill_after: None,
             mix_seed: None,
+            poisson_seed: None,
         }
     }
 
@@ -409,6 +415,10 @@ impl Load {
         if let Some(at) = self.kill_after {
             args.extend(["--kill".into(), resolved.first_worker.to_string()]);
             args.extend(["--kill-after".into(), flag(at)]);
+        }
+        if let Some(seed) = self.poisson_seed {
+            args.extend(["--arrivals".into(), "poisson".into()]);
+            args.extend(["--seed".into(), seed.to_string()]);
         }
         if let Some(seed) = self.mix_seed {
             for mix in MIX {
@@ -632,8 +642,10 @@ impl Plan {
     /// lowest rate up, keep-alive then a new connection per request; then,
     /// on the same server, the three rates around its knee in each load,
     /// round after round: the ladder's two again from round 2, the middle
-    /// in every round (see [`crate::sweep`]). Every step is labelled with
-    /// its round, the ladder's with round 1.
+    /// in every round (see [`crate::sweep`]); last, the middle once more
+    /// with Poisson arrivals (`--arrivals poisson`), which the report sets
+    /// beside the uniform step. Every step is labelled with its round, the
+    /// ladder's and the Poisson run with round 1.
     fn sweep(&mut self) {
         let sizes = self.sizes;
         let kinds = [LoadKind::KeepAlive, LoadKind::NewConn];
@@ -681,6 +693,19 @@ impl Plan {
                         ));
                     }
                 }
+            }
+            for kind in kinds {
+                let mut poisson = step_load(
+                    format!("sweep-{mode}-{kind}-knee-mid-poisson"),
+                    kind,
+                    1,
+                    Rate::Knee {
+                        load: kind,
+                        point: KneePoint::Middle,
+                    },
+                );
+                poisson.poisson_seed = Some(self.settings.seed + POISSON_SEED_OFFSET);
+                loads.push(poisson);
             }
             self.server(mode, Vec::new(), loads);
         }
@@ -935,7 +960,7 @@ impl Plan {
     pub fn sweep_rule(&self) -> String {
         let sizes = self.sizes;
         format!(
-            "a ladder of rates {ratio}× apart, the same for every mode, from 10 % of the slowest mode's median closed-loop requests/s in §1 up to the first at or above the larger of 150 % of it and 120 % of the fastest mode's (at most {steps} per load, the highest kept), two significant digits, once each; then around each mode's knee (the last rate of its ladder met with p99 ≤ 10 ms, the next one, and their geometric middle, √{ratio} from each) {repeats} rounds of each",
+            "a ladder of rates {ratio}× apart, the same for every mode, from 10 % of the slowest mode's median closed-loop requests/s in §1 up to the first at or above the larger of 150 % of it and 120 % of the fastest mode's (at most {steps} per load, the highest kept), two significant digits, once each; then around each mode's knee (the last rate of its ladder met with p99 ≤ 10 ms, the next one, and their geometric middle, √{ratio} from each) {repeats} rounds of each, and the middle once with Poisson arrivals (--seed + {POISSON_SEED_OFFSET})",
             ratio = sizes.sweep_ratio,
             steps = sizes.sweep_steps,
             repeats = sizes.sweep_repeats,
@@ -1023,7 +1048,8 @@ mod tests {
     }
 
     /// The quick plan: 5 modes × 2 loads × 2 rounds in §0, 5 × 2 × 5 in
-    /// §1, 5 × 2 × 3 in the sweep, ten upgrade cells; no name twice.
+    /// §1, 5 × 2 × 4 in the sweep (2 rates, the knee's middle uniform and
+    /// Poisson), ten upgrade cells; no name twice.
     #[test]
     fn the_quick_plan_counts_what_runs() {
         let plan = Plan::new(settings(1));
@@ -1036,7 +1062,7 @@ mod tests {
             50
         );
         assert_eq!(steps.iter().filter(|s| s.starts_with("cost-")).count(), 20);
-        assert_eq!(steps.iter().filter(|s| s.starts_with("sweep-")).count(), 30);
+        assert_eq!(steps.iter().filter(|s| s.starts_with("sweep-")).count(), 40);
         assert_eq!(
             steps.iter().filter(|s| s.starts_with("upgrade-")).count(),
             10
@@ -1061,10 +1087,11 @@ mod tests {
         let steps = plan.steps();
         let of = |prefix: &str| steps.iter().filter(|s| s.starts_with(prefix)).count();
         assert_eq!(of("sweep-proxy-newconn-s"), 6);
-        assert_eq!(of("sweep-proxy-newconn-knee-mid-"), 3);
+        assert_eq!(of("sweep-proxy-newconn-knee-mid-r"), 3);
         assert_eq!(of("sweep-proxy-newconn-knee-low-"), 2);
         assert_eq!(of("sweep-proxy-newconn-knee-high-"), 2);
-        assert_eq!(of("sweep-"), 5 * 2 * (6 + 7));
+        assert_eq!(of("sweep-proxy-newconn-knee-mid-poisson"), 1);
+        assert_eq!(of("sweep-"), 5 * 2 * (6 + 7 + 1));
         for block in &plan.blocks {
             if let Block::Server(server) = block {
                 for load in &server.loads {

@@ -470,7 +470,8 @@ fn quick_comparison_writes_every_section() {
         );
     }
     // The sweep: every mode at the same rates on the ladder (2 per load,
-    // 4× apart), then once at the middle of its knee, between two of them;
+    // 4× apart), then at the middle of its knee, between two of them, once
+    // with uniform and once with Poisson arrivals;
     // its section with the capacity at each objective and the chart.
     for load in ["keepalive", "newconn"] {
         let rates_of = |mode: &str, knee: bool| {
@@ -496,9 +497,10 @@ fn quick_comparison_writes_every_section() {
                 direct,
                 "{mode} {load}: not the same rates"
             );
+            // The middle, with uniform and with Poisson arrivals.
             let knee = rates_of(mode, true);
             assert!(
-                knee.len() == 1 && direct[0] < knee[0] && knee[0] < direct[1],
+                knee.len() == 2 && knee[0] == knee[1] && direct[0] < knee[0] && knee[0] < direct[1],
                 "{mode} {load}: the knee's middle {knee:?} is not inside the ladder {direct:?}"
             );
         }
@@ -509,6 +511,7 @@ fn quick_comparison_writes_every_section() {
         "The highest offered rate held at each objective:",
         "**Capacity at p99 ≤ 10 ms**",
         "**Keep-alive**, every step:",
+        "**Poisson arrivals near each knee**",
         "**New connection per request**, every step:",
     ] {
         assert!(report.contains(text), "REPORT.md lacks {text:?}:\n{report}");

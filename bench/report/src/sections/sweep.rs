@@ -6,7 +6,7 @@
 
 use runs::format::{count, rate};
 use runs::labels::{Load, Mode, Section};
-use runs::{HistogramSummary, KEPT_UP_RATIO, Report};
+use runs::{Arrivals, HistogramSummary, KEPT_UP_RATIO, Report};
 
 use super::Figures;
 use crate::charts::latency_vs_rate::LatencyVsRateChart;
@@ -136,8 +136,29 @@ pub struct SweepLine {
     pub mode: Mode,
     /// `keepalive` or `newconn`.
     pub load: Load,
-    /// The steps, lowest offered rate first.
+    /// The steps, lowest offered rate first: uniform arrivals (the
+    /// schedule of every step, and of runs before `--arrivals`).
     pub steps: Vec<SweepStep>,
+    /// The runs with Poisson arrivals (`--arrivals poisson`), lowest rate
+    /// first: one near the knee, beside the uniform step at its rate.
+    pub poisson: Vec<PoissonStep>,
+}
+
+/// One run of the sweep with Poisson arrivals, and the uniform step at the
+/// same rate: what bursts of independent arrivals do to the tail near the
+/// knee, where the uniform schedule flatters a server most.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoissonStep {
+    /// The offered rate, requests/s.
+    pub offered_per_s: f64,
+    /// Held, by the uniform steps' rule.
+    pub held: bool,
+    /// Its corrected p99 as the report may quote it.
+    pub p99: Option<Quote>,
+    /// The uniform step's at the same rate (over its repeats), if it ran.
+    pub uniform_p99: Option<Quote>,
+    /// The uniform step's repeats.
+    pub uniform_runs: usize,
 }
 
 /// The capacity of a sweep at a latency objective.
@@ -263,11 +284,18 @@ fn offered(run: &Report) -> Option<u64> {
         .or_else(|| Some(run.parameters.rate_per_s?.round() as u64))
 }
 
+/// Whether a run spaced its arrivals as a Poisson process.
+fn is_poisson(run: &Report) -> bool {
+    run.parameters.arrivals == Some(Arrivals::Poisson)
+}
+
 fn sweep(runs: &[&Report]) -> Vec<SweepLine> {
     group(runs, mode_load)
         .into_iter()
-        .map(|((mode, load), runs)| {
-            let steps = group(&runs, offered)
+        .map(|((mode, load), all)| {
+            let (poisson_runs, runs): (Vec<&Report>, Vec<&Report>) =
+                all.into_iter().partition(|run| is_poisson(run));
+            let steps: Vec<SweepStep> = group(&runs, offered)
                 .into_iter()
                 .map(|(offered_per_s, runs)| {
                     let offered_per_s = offered_per_s as f64;
@@ -315,7 +343,34 @@ fn sweep(runs: &[&Report]) -> Vec<SweepLine> {
                     }
                 })
                 .collect();
-            SweepLine { mode, load, steps }
+            let poisson = poisson_runs
+                .iter()
+                .filter_map(|run| {
+                    let offered_per_s = offered(run)? as f64;
+                    let uniform = steps
+                        .iter()
+                        .find(|step| step.offered_per_s == offered_per_s);
+                    Some(PoissonStep {
+                        offered_per_s,
+                        held: run.held(offered_per_s),
+                        p99: run
+                            .latency
+                            .request
+                            .as_ref()
+                            .map(|summary| Quote::of(summary, 99.0, summary.p99_us)),
+                        uniform_p99: uniform.and_then(|step| step.p99_quote),
+                        uniform_runs: uniform.map_or(0, |step| step.runs),
+                    })
+                })
+                .collect::<Vec<_>>();
+            let mut poisson = poisson;
+            poisson.sort_by(|a, b| a.offered_per_s.total_cmp(&b.offered_per_s));
+            SweepLine {
+                mode,
+                load,
+                steps,
+                poisson,
+            }
         })
         .collect()
 }
@@ -551,6 +606,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         }
         w!(out);
     }
+    poisson_table(out, figures);
     let mut lessons = Vec::new();
     if figures
         .sweep
@@ -627,6 +683,56 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         ));
     }
     teach(out, &lessons);
+}
+
+/// The Poisson runs beside the uniform steps at their rates, if any ran.
+fn poisson_table(out: &mut String, figures: &Figures) {
+    let rows: Vec<(&SweepLine, &PoissonStep)> = figures
+        .sweep
+        .lines
+        .iter()
+        .flat_map(|line| line.poisson.iter().map(move |step| (line, step)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    w!(
+        out,
+        "**Poisson arrivals near each knee** (`--arrivals poisson`: gaps drawn from an \
+         exponential of mean 1/rate, as independent clients arrive, where the uniform \
+         schedule sends one request every 1/rate): one run per mode and load at the middle \
+         rate of its knee, beside the uniform step at that rate (its p99 over its repeats). \
+         One run shows an order of magnitude, not a ranking."
+    );
+    w!(out);
+    w!(
+        out,
+        "| mode | load | offered/s | held (Poisson) | p99 uniform | p99 Poisson | Poisson / uniform |"
+    );
+    w!(out, "|---|---|---:|:---:|---:|---:|---:|");
+    for (line, step) in rows {
+        let ratio = match (step.p99, step.uniform_p99) {
+            (Some(poisson), Some(uniform)) if uniform.us() > 0.0 => {
+                format!("{:.2}×", poisson.us() / uniform.us())
+            }
+            _ => "–".to_owned(),
+        };
+        let uniform = match step.uniform_runs {
+            0 => "not run".to_owned(),
+            1 => opt_quote(step.uniform_p99),
+            n => format!("{} ({n} runs)", opt_quote(step.uniform_p99)),
+        };
+        w!(
+            out,
+            "| {} | {} | {} | {} | {uniform} | {} | {ratio} |",
+            line.mode,
+            load_name(line.load),
+            rate(step.offered_per_s),
+            if step.held { "yes" } else { "no" },
+            opt_quote(step.p99),
+        );
+    }
+    w!(out);
 }
 
 /// What the sweep of `load` shows of the capacity at the loosest objective:
@@ -984,6 +1090,33 @@ mod tests {
         assert_eq!(
             line.capacity_range(10_000.0),
             Some((SloCapacity::Held(2_000.0), SloCapacity::Held(5_700.0)))
+        );
+    }
+
+    /// A Poisson run is not a repeat of the uniform step at its rate: it
+    /// stands beside it in its own table, with the ratio of the two p99s.
+    #[test]
+    fn poisson_runs_stand_beside_the_uniform_step() {
+        let uniform = |p99_us: u64| sweep_run("proxy", "newconn", 2_800, 2_800.0, (p99_us, 300), 0);
+        let mut poisson = uniform(6_000);
+        poisson.parameters.arrivals = Some(Arrivals::Poisson);
+        let runs = vec![uniform(2_000), uniform(3_000), uniform(2_500), poisson];
+        let figures = Figures::of(&runs);
+        let line = &figures.sweep.lines[0];
+        assert_eq!(line.steps.len(), 1);
+        assert_eq!(line.steps[0].runs, 3, "the Poisson run is not a repeat");
+        assert_eq!(line.poisson.len(), 1);
+        assert_eq!(line.poisson[0].uniform_runs, 3);
+        let text = figures.markdown();
+        assert!(
+            text.contains("**Poisson arrivals near each knee**"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| proxy | new connection per request | 2,800 | yes | 2.50 ms (3 runs) | 6.00 ms | 2.40× |"
+            ),
+            "{text}"
         );
     }
 
