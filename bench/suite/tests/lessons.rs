@@ -117,20 +117,45 @@ fn run_lesson(n: &str) -> String {
 }
 
 /// Lesson 1: the proxy master holds two fds per connection, a handoff master
-/// none; the kernel says who holds each connection's server end.
+/// none; the kernel says who holds each connection's server end, and counts
+/// the TCP sockets (`/proc/net/sockstat`): 4 per connection behind the
+/// proxy, 2 behind a handoff master (in a network namespace per mode; the
+/// machine's count, at least that, where none can be made).
 #[test]
 fn lesson_1_two_fds_per_connection() {
     let stdout = run_lesson("1");
     assert!(stdout.contains("the kernel's view"), "{stdout}");
-    for mode in [
-        "proxy",
-        "handoff-socket",
-        "handoff-listener",
-        "handoff-reuseport",
+    let (_, count) = stdout
+        .split_once("the kernel's own count of TCP sockets (/proc/thread-self/net/sockstat")
+        .unwrap_or_else(|| panic!("no sockstat count:\n{stdout}"));
+    let own_namespace = count
+        .lines()
+        .next()
+        .is_some_and(|line| line.contains("a network namespace of its own"));
+    for (mode, per) in [
+        ("proxy", 4.0),
+        ("handoff-socket", 2.0),
+        ("handoff-listener", 2.0),
+        ("handoff-reuseport", 2.0),
     ] {
         assert!(
             stdout.contains(&format!("  {mode} ")),
             "no line of {mode}:\n{stdout}"
+        );
+        // `  proxy  3 → 203 (+200) → 3  4.00  …`: the figure after the
+        // `inuse` column is the rise per connection.
+        let line = count
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(mode))
+            .unwrap_or_else(|| panic!("no sockstat line of {mode}:\n{stdout}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let measured: f64 = words
+            .get(7)
+            .and_then(|word| word.parse().ok())
+            .unwrap_or_else(|| panic!("no TCP sockets per connection in {line:?}"));
+        assert!(
+            measured >= per - 0.05 && (!own_namespace || measured <= per + 0.05),
+            "{mode}: {measured} TCP sockets per connection, expected {per}:\n{stdout}"
         );
     }
 }
