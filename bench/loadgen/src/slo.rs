@@ -29,12 +29,7 @@ use runs::format::{count, micros, rate};
 use crate::load::Measured;
 use crate::load::units::parse_count;
 
-/// The exit code of a run whose `--slo` thresholds did not all hold: 99,
-/// k6's code for failed thresholds, so a pipeline that knows k6 reads it
-/// alike. It is apart from 1 (loadgen failed: no verdict) and 2 (bad usage),
-/// and below 126, where the shell's codes for a command not run and for
-/// death by a signal (128 + N) begin.
-pub const SLO_FAILED_EXIT_CODE: u8 = 99;
+pub use runs::SLO_FAILED_EXIT_CODE;
 
 /// What a threshold bounds.
 #[derive(Debug, Clone, Copy, PartialEq)]

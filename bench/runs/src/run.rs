@@ -329,6 +329,14 @@ impl Arrivals {
     }
 }
 
+/// The exit code of a run whose `--slo` thresholds did not all hold: 99,
+/// k6's code for failed thresholds, so a pipeline that knows k6 reads it
+/// alike. It is apart from 1 (loadgen failed: no verdict) and 2 (bad usage),
+/// and below 126, where the shell's codes for a command not run and for
+/// death by a signal (128 + N) begin. Its report is whole: whoever runs
+/// loadgen reads the verdicts from `slo`.
+pub const SLO_FAILED_EXIT_CODE: u8 = 99;
+
 /// One `--slo` threshold after the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SloResult {

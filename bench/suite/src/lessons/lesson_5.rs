@@ -14,6 +14,13 @@ const RATE: u64 = 400;
 /// The master's log line of a rescue, with `connections=N`.
 const RESCUE: &str = "re-handing unacknowledged connections";
 
+/// The lesson's bound as loadgen's threshold: no more failed requests than
+/// the clients can have had in flight (`--connections` bounds them, in the
+/// open model too).
+fn lost_at_most() -> String {
+    format!("errors<={CLIENTS}")
+}
+
 /// Runs the lesson.
 pub fn run(lab: &Lab) -> anyhow::Result<Verdict> {
     let (duration, stop_after, kill_after) = if lab.quick {
@@ -28,7 +35,8 @@ pub fn run(lab: &Lab) -> anyhow::Result<Verdict> {
         "  at {kill_after}, still stopped; {CLIENTS} clients, {RATE} new connections a second, each request computing 2 ms"
     );
     println!(
-        "  (loadgen --new-conn --rate {RATE} --stop <worker> --stop-after {stop_after} --kill <worker> --kill-after {kill_after})"
+        "  (loadgen --new-conn --rate {RATE} --stop <worker> --stop-after {stop_after} --kill <worker> --kill-after {kill_after} --slo {})",
+        lost_at_most()
     );
     let log = lab.path("log");
     let mut rows = Vec::new();
@@ -62,6 +70,10 @@ pub fn run(lab: &Lab) -> anyhow::Result<Verdict> {
             &killed.to_string(),
             "--kill-after",
             kill_after,
+            // loadgen judges the lesson's bound itself: no more failed
+            // requests than the clients can have had in flight.
+            "--slo",
+            &lost_at_most(),
         ]
         .iter()
         .map(|arg| (*arg).to_owned())
@@ -152,10 +164,16 @@ pub fn run(lab: &Lab) -> anyhow::Result<Verdict> {
         if fault_error.is_some() || kill_ms.is_none() {
             wrong.push(format!("{mode}: the kill did not happen ({fault_error:?})"));
         }
-        if failed > CLIENTS {
-            wrong.push(format!(
-                "{mode} lost {failed} requests, more than the {CLIENTS} clients can have had in flight"
-            ));
+        match report.slo.iter().find(|slo| slo.expr == lost_at_most()) {
+            Some(slo) if slo.pass => {}
+            Some(_) => wrong.push(format!(
+                "{mode} lost {failed} requests, more than the {CLIENTS} clients can have had in flight (loadgen's --slo {} failed)",
+                lost_at_most()
+            )),
+            None => wrong.push(format!(
+                "{mode}: loadgen did not judge --slo {}",
+                lost_at_most()
+            )),
         }
         if kinds
             .iter()
