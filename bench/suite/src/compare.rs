@@ -27,7 +27,7 @@ use crate::upgrade;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Fewer, shorter runs (every section still present, 1 round, a sweep
-    /// of 2 rates and their middle, §0 at one rate per load in 2 rounds), ~3 min after the
+    /// of 3 rates and a knee's middle, §0 at one rate per load in 2 rounds), ~3 min after the
     /// build on 2 cores.
     #[arg(long)]
     pub quick: bool,

@@ -103,7 +103,7 @@ pub struct Sizes {
     pub upgrade_cell: Duration,
 }
 
-/// `--quick`: 1 round, a sweep of 2 rates 4× apart and their middle, §4
+/// `--quick`: 1 round, a sweep of 3 rates 4× apart and a knee's middle, §4
 /// with 4 workers once, §0 in
 /// 2 rounds (the fewest that pair by round) of 500 ms at the full run's
 /// rates (at least 1,000 requests per step, for a CPU time /proc counts in
@@ -114,7 +114,7 @@ pub const QUICK: Sizes = Sizes {
     cost_rates_newconn: &COST_RATES_NEWCONN,
     cost: (ms(500), ms(100)),
     round: (ms(500), ms(200)),
-    sweep_steps: 2,
+    sweep_steps: 3,
     sweep_ratio: 4.0,
     sweep_repeats: 1,
     sweep_duration: ms(300),
@@ -1048,7 +1048,7 @@ mod tests {
     }
 
     /// The quick plan: 5 modes × 2 loads × 2 rounds in §0, 5 × 2 × 5 in
-    /// §1, 5 × 2 × 4 in the sweep (2 rates, the knee's middle uniform and
+    /// §1, 5 × 2 × 5 in the sweep (3 rates, the knee's middle uniform and
     /// Poisson), ten upgrade cells; no name twice.
     #[test]
     fn the_quick_plan_counts_what_runs() {
@@ -1062,7 +1062,7 @@ mod tests {
             50
         );
         assert_eq!(steps.iter().filter(|s| s.starts_with("cost-")).count(), 20);
-        assert_eq!(steps.iter().filter(|s| s.starts_with("sweep-")).count(), 40);
+        assert_eq!(steps.iter().filter(|s| s.starts_with("sweep-")).count(), 50);
         assert_eq!(
             steps.iter().filter(|s| s.starts_with("upgrade-")).count(),
             10

@@ -469,7 +469,7 @@ fn quick_comparison_writes_every_section() {
             "the {mode} master held {held:.2} fds per connection, not about 0: {fd_bill:?}"
         );
     }
-    // The sweep: every mode at the same rates on the ladder (2 per load,
+    // The sweep: every mode at the same rates on the ladder (3 per load,
     // 4× apart), then at the middle of its knee, between two of them, once
     // with uniform and once with Poisson arrivals;
     // its section with the capacity at each objective and the chart.
@@ -484,7 +484,7 @@ fn quick_comparison_writes_every_section() {
             rates
         };
         let direct = rates_of("direct", false);
-        assert_eq!(direct.len(), 2, "{load}: sweep rates {direct:?}");
+        assert_eq!(direct.len(), 3, "{load}: sweep rates {direct:?}");
         for mode in [
             "direct",
             "proxy",

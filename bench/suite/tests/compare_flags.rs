@@ -142,7 +142,7 @@ fn dry_run_plans_every_load_in_a_seeded_order() {
         );
     }
     // §0's 5 modes × 2 loads × 2 rounds, §1's 5 modes × 2 loads × 5
-    // rounds, the sweep's 5 modes × 2 loads × (2 rates and the knee's
+    // rounds, the sweep's 5 modes × 2 loads × (3 rates and the knee's
     // middle), and the other
     // sections once.
     assert!(total > 100, "only {total} loads planned");
@@ -185,7 +185,7 @@ fn dry_run_plans_every_load_in_a_seeded_order() {
                 .iter()
                 .filter(|l| l.contains(&format!(" sweep-{mode}-{load}-s")))
                 .count();
-            assert_eq!(steps, 2, "{mode} {load}: {steps} sweep steps\n{seven}");
+            assert_eq!(steps, 3, "{mode} {load}: {steps} sweep steps\n{seven}");
             let knee = loads
                 .iter()
                 .filter(|l| l.contains(&format!(" sweep-{mode}-{load}-knee-mid-r1")))

@@ -68,6 +68,10 @@ pub struct CostStep {
     pub nginx_alone: bool,
     /// The disturbed rounds, and what disturbed them.
     pub disturbed: Vec<(Option<u32>, Disturbance)>,
+    /// Under loadgen's open model (a new connection per request): its
+    /// bound on requests in flight and the requests of all rounds that
+    /// found it reached and waited for a place; `None` in the other models.
+    pub in_flight: Option<(usize, u64)>,
 }
 
 impl CostStep {
@@ -124,6 +128,11 @@ impl Cost {
                     p99: Quote::over(&runs, corrected_of, 99.0, |s| s.p99_us),
                     nginx_alone: mode == Mode::Nginx && runs.iter().any(|run| run.watch.len() < 2),
                     disturbed: disturbed_rounds(&runs),
+                    in_flight: runs
+                        .iter()
+                        .filter_map(|run| run.requests.in_flight)
+                        .map(|in_flight| (in_flight.bound, in_flight.waited))
+                        .reduce(|(bound, a), (_, b)| (bound, a + b)),
                 }
             })
             .collect();
@@ -514,6 +523,29 @@ pub fn markdown(out: &mut String, figures: &Figures) {
             ));
         }
     }
+    let reached: Vec<String> = cost
+        .steps
+        .iter()
+        .filter_map(|step| match step.in_flight {
+            Some((bound, waited)) if waited > 0 => Some(format!(
+                "`{}` {} at {}/s, {} requests over {} rounds (the bound: {bound})",
+                step.mode,
+                load_name(step.load),
+                rate(step.offered_per_s),
+                count(waited),
+                step.rounds
+            )),
+            _ => None,
+        })
+        .collect();
+    if !reached.is_empty() {
+        lessons.push(format!(
+            "loadgen's bound on requests in flight was reached, and requests due then waited \
+             for a place (their latency counts from when they were due; the CPU per request \
+             is the same work): {}.",
+            and_list(&reached)
+        ));
+    }
     if cost.steps.iter().any(|step| step.nginx_alone) {
         w!(
             out,
@@ -624,6 +656,30 @@ mod tests {
         assert!(text.find("## 0. Cost").expect("§0") < text.find("## 1. ").expect("§1"));
         assert!(
             text.find("## At a glance").expect("glance") < text.find("## 0. Cost").expect("§0")
+        );
+    }
+
+    /// Requests that waited for a place under loadgen's bound are summed
+    /// over the step's rounds and said once, beside the mode and rate.
+    #[test]
+    fn the_in_flight_bound_reached_is_said() {
+        let mut runs = Vec::new();
+        for round in 1..=2 {
+            let mut run = crate::fixtures::cost_run("proxy", "newconn", 2_000, round, (50.0, 40.0));
+            run.requests.in_flight = Some(runs::InFlight {
+                bound: 50,
+                max: 50,
+                waited: 4 * u64::from(round),
+            });
+            runs.push(run);
+        }
+        let text = Figures::of(&runs).markdown();
+        assert!(
+            text.contains(
+                "`proxy` new connection per request at 2,000/s, 12 requests over 2 rounds (the \
+                 bound: 50)"
+            ),
+            "{text}"
         );
     }
 
