@@ -69,6 +69,38 @@ pub fn one_of(values: &[usize]) -> String {
     }
 }
 
+/// How an open loop's clients ran, from its runs: keep-alive over N
+/// connections (the schedule dealt to them, wrk2's model), and a new
+/// connection per request either over N connections (runs before loadgen's
+/// open model) or each request on its own connection with at most N in
+/// flight (the open model: `requests.in_flight`). `"50 connections"` when
+/// every run had 50 and none ran the open model.
+pub fn open_loop_clients(runs: &[&runs::Report]) -> String {
+    let of = |keep: &dyn Fn(&runs::Report) -> bool| -> Vec<usize> {
+        let mut values: Vec<usize> = runs
+            .iter()
+            .filter(|run| keep(run))
+            .map(|run| run.parameters.connections)
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        values
+    };
+    let open_model = of(&|run| run.requests.in_flight.is_some());
+    if open_model.is_empty() {
+        return format!("{} connections", one_of(&of(&|_| true)));
+    }
+    let dealt = of(&|run| run.requests.in_flight.is_none());
+    let each = format!(
+        "a new connection per request on its own connection, at most {} in flight",
+        one_of(&open_model)
+    );
+    match dealt.is_empty() {
+        true => each,
+        false => format!("keep-alive over {} connections, {each}", one_of(&dealt)),
+    }
+}
+
 /// The sentence that says how many rounds (the fewest and most runs behind
 /// one figure) a section's figures come from; nothing without runs.
 pub fn rounds(out: &mut String, rounds: Option<&(usize, usize)>) {
@@ -385,6 +417,33 @@ pub fn baseline_name(mode: Mode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The clients of an open loop: the old model says its connections;
+    /// the open model says keep-alive's connections and the bound apart.
+    #[test]
+    fn open_loop_clients_say_each_model() {
+        let run = |load: &str, connections: usize, bound: bool| {
+            let mut run = crate::fixtures::sweep_run("proxy", load, 1_000, 1_000.0, (300, 300), 0);
+            run.parameters.connections = connections;
+            run.requests.in_flight = bound.then_some(runs::InFlight {
+                bound: connections,
+                max: 3,
+                waited: 0,
+            });
+            run
+        };
+        let old = [run("keepalive", 50, false), run("newconn", 50, false)];
+        assert_eq!(
+            open_loop_clients(&old.iter().collect::<Vec<_>>()),
+            "50 connections"
+        );
+        let new = [run("keepalive", 50, false), run("newconn", 1_000, true)];
+        assert_eq!(
+            open_loop_clients(&new.iter().collect::<Vec<_>>()),
+            "keep-alive over 50 connections, a new connection per request on its own \
+             connection, at most 1,000 in flight"
+        );
+    }
 
     fn spread(values: &[f64]) -> Spread {
         Spread::of(values.iter().copied()).expect("values")

@@ -777,9 +777,10 @@ fn readme(
     let sizes = plan.sizes;
     let _ = writeln!(
         text,
-        "- sweep (§1b): {}; {} connections, --timeout {}, each run {} warm-up and {}, the modes in round 1's order; the ladder:",
+        "- sweep (§1b): {}; keep-alive over {} connections, a new connection per request on its own with at most {} in flight, --timeout {}, each run {} warm-up and {}, the modes in round 1's order; the ladder:",
         plan.sweep_rule(),
         plan::CONNECTIONS,
+        plan::NEWCONN_IN_FLIGHT,
         system::flag(sizes.sweep_timeout),
         system::flag(sizes.sweep_warmup),
         system::flag(sizes.sweep_duration)

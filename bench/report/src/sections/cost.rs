@@ -27,7 +27,7 @@ use crate::stats::{
 };
 use crate::text::{
     Marked, Ranked, and_list, baseline_name, disturbed_mark, disturbed_note, failures, image,
-    load_name, one_of, opt_micros, opt_quote, paired_ratio, ranking, rounds, teach, w, with_load,
+    load_name, opt_micros, opt_quote, paired_ratio, ranking, rounds, teach, w, with_load,
 };
 
 /// The heading, as links to it are written.
@@ -87,8 +87,8 @@ impl CostStep {
 pub struct Cost {
     /// One step per load, mode and rate, in that order.
     pub steps: Vec<CostStep>,
-    /// The connections of the runs, each once, fewest first.
-    pub connections: Vec<usize>,
+    /// How the runs' clients ran ([`crate::text::open_loop_clients`]).
+    pub clients: String,
 }
 
 /// The offered rate of an open-loop run: its `rate` label, else its `--rate`.
@@ -101,10 +101,7 @@ pub fn offered(run: &Report) -> Option<u64> {
 impl Cost {
     /// The figures of the cost runs.
     pub fn of(runs: &[&Report]) -> Cost {
-        let mut connections: Vec<usize> =
-            runs.iter().map(|run| run.parameters.connections).collect();
-        connections.sort_unstable();
-        connections.dedup();
+        let clients = crate::text::open_loop_clients(runs);
         let key = |run: &Report| Some((run.labels.load?, run.labels.mode?, offered(run)?));
         let steps = group(runs, key)
             .into_iter()
@@ -136,7 +133,7 @@ impl Cost {
                 }
             })
             .collect();
-        Cost { steps, connections }
+        Cost { steps, clients }
     }
 
     /// The loads measured, in table order.
@@ -356,8 +353,8 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     }
     w!(
         out,
-        "Every mode and peer at the same offered rates in an open loop ({} connections, \
-         `--rate`), with keep-alive and with a new connection per request, each step repeated \
+        "Every mode and peer at the same offered rates in an open loop ({}, `--rate`), with \
+         keep-alive and with a new connection per request, each step repeated \
          in rounds whose order was shuffled, the server tree watched: the CPU each request cost \
          the whole server tree (the master and the workers apart) and loadgen itself, µs per \
          request from /proc over the measured window, the median over rounds with min–max. At \
@@ -368,7 +365,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
          held is that of a server that fell behind. Latency counts from when each request was \
          due; a percentile is quoted only with at least {SAMPLES_ABOVE_A_PERCENTILE:.0} samples \
          above it (a p99 needs {}), otherwise *max of N*; *samples* is the fewest of a round.",
-        one_of(&cost.connections),
+        cost.clients,
         crate::text::section_link(sweep::HEADING),
         runs::KEPT_UP_RATIO * 100.0,
         count(samples_for(99.0)),

@@ -16,8 +16,8 @@ use crate::stats::{
     median, mode_load, samples_for, sent_of,
 };
 use crate::text::{
-    and_list, failures, image, load_name, nothing, one_of, opt_micros, opt_quote, rounds,
-    section_link, teach, w, with_load,
+    and_list, failures, image, load_name, nothing, opt_micros, opt_quote, rounds, section_link,
+    teach, w, with_load,
 };
 
 /// The heading, as links to it are written.
@@ -259,20 +259,17 @@ impl SweepLine {
 pub struct Sweep {
     /// One line per mode and load, its steps by offered rate.
     pub lines: Vec<SweepLine>,
-    /// The connections of the sweep's runs, each once, fewest first.
-    pub connections: Vec<usize>,
+    /// How the sweep's clients ran ([`crate::text::open_loop_clients`]).
+    pub clients: String,
 }
 
 impl Sweep {
     /// The figures of the sweep's runs.
     pub fn of(runs: &[&Report]) -> Sweep {
-        let mut connections: Vec<usize> =
-            runs.iter().map(|run| run.parameters.connections).collect();
-        connections.sort();
-        connections.dedup();
+        let clients = crate::text::open_loop_clients(runs);
         Sweep {
             lines: sweep(runs),
-            connections,
+            clients,
         }
     }
 }
@@ -492,7 +489,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     w!(out);
     w!(
         out,
-        "Every mode at the same offered rates in an open loop ({} connections, `--rate`), with \
+        "Every mode at the same offered rates in an open loop ({}, `--rate`), with \
          keep-alive and with a new connection per request, from light load to past the \
          capacity of the slowest mode. Latency is counted from when each request was due \
          (corrected for coordinated omission); the latency as sent (uncorrected) is beside it. \
@@ -507,7 +504,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
          the largest sample, *max of N*, which also stands for the p99 against an objective; \
          *samples* is the fewest of a run of the step. The rates, and how they were chosen, \
          are in [README.md](README.md).",
-        one_of(&figures.sweep.connections),
+        figures.sweep.clients,
         KEPT_UP_RATIO * 100.0,
         WAITING_RATIO,
         SAMPLES_ABOVE_A_PERCENTILE,
