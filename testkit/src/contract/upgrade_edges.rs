@@ -140,7 +140,15 @@ pub fn assert_new_master_stopped_before_its_ready(bin: &str, args: &[&str], mode
         load.assert_serves_on(&after);
 
         let mut new = start_taking(bin, args, &path, &["--init-delay", "2s"]);
-        let new_workers = proc::children(new.pid());
+        let mut new_workers = Vec::new();
+        assert!(
+            wait_until(TAKEOVER_TIMEOUT, || {
+                new_workers = proc::children(new.pid());
+                new_workers.len() == 2
+            }),
+            "the new master started workers {new_workers:?}, not 2; stderr:\n{}",
+            new.stderr()
+        );
         new.signal(signal).expect("signal the new master");
         assert_exits(&mut new, 0, STOP_TIMEOUT);
         assert_handover_failed(&mut old, new.pid());
@@ -148,7 +156,7 @@ pub fn assert_new_master_stopped_before_its_ready(bin: &str, args: &[&str], mode
         assert!(
             wait_until(STOP_TIMEOUT, || new_workers
                 .iter()
-                .all(|&pid| !proc::is_alive(pid))),
+                .all(|&pid| proc::has_exited(pid))),
             "after {after}, its workers {new_workers:?} outlived it"
         );
         dir.assert_holds_only(&["upgrade.sock"], STOP_TIMEOUT, &after);
@@ -188,7 +196,11 @@ pub fn assert_new_master_lost_after_its_ready(bin: &str, args: &[&str], mode: &s
     let path = dir.socket("upgrade.sock");
     let mut old = start_upgradable(bin, args, &path, mode);
     for lost in [Lost::Sigterm, Lost::Sigint, Lost::Sigkill, Lost::GivesUp] {
-        let mut new = start_taking(bin, args, &path, &["--init-delay", "300ms"]);
+        // The old master must be stopped before the new one's workers all
+        // serve, 2 s after it took the sockets: a 300 ms window was missed
+        // on a loaded machine (the handover went through; the old master
+        // was gone).
+        let mut new = start_taking(bin, args, &path, &["--init-delay", "2s"]);
         old.signal(Signal::SIGSTOP).expect("SIGSTOP the old master");
         let told = wait_until(TAKEOVER_TIMEOUT, || {
             new.stderr()
@@ -224,13 +236,13 @@ pub fn assert_new_master_lost_after_its_ready(bin: &str, args: &[&str], mode: &s
             }
         }
         // A SIGKILLed master's workers die after it (`PR_SET_PDEATHSIG`,
-        // their channel's end): until they have, a shared-listener worker
-        // can still take a client from the common queue, and lose it as it
-        // dies (the contract's price of a SIGKILL).
+        // their channel's end): until they have, every thread of them, a
+        // shared-listener worker can still take a client from the common
+        // queue, and lose it as it dies (the contract's price of a SIGKILL).
         assert!(
             wait_until(STOP_TIMEOUT, || new_workers
                 .iter()
-                .all(|&pid| !proc::is_alive(pid))),
+                .all(|&pid| proc::has_exited(pid))),
             "{lost:?}: the lost master's workers {new_workers:?} outlived it"
         );
         old.signal(Signal::SIGCONT).expect("SIGCONT the old master");
