@@ -56,8 +56,8 @@ pub use loadgen::run_loadgen;
 pub use netns::in_new_netns;
 pub use nix::sys::signal::Signal;
 pub use proc::{
-    POLL_INTERVAL, accept_queue, cpu_time, exhaust_fds, exists, fd_count, is_alive, is_stopped,
-    set_nofile_limit, wait_until,
+    POLL_INTERVAL, accept_queue, cpu_time, exhaust_fds, exists, fd_count, has_exited, is_alive,
+    is_stopped, set_nofile_limit, wait_until,
 };
 pub use process::{Cluster, READY_TIMEOUT, Ready, ReadyWorker, Starting, run_expect_exit};
 

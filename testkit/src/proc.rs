@@ -109,6 +109,27 @@ pub fn is_stopped(pid: u32) -> bool {
     any
 }
 
+/// Whether every thread of process `pid` has exited, so that its fds are
+/// closed: `/proc/<pid>/task` is gone or lists zombies only. [`is_alive`]
+/// reads the thread-group leader, which shows `Z` as soon as it has exited
+/// itself, while its other threads may still run: a worker thread blocked
+/// in accept(2) can then still take a client from a shared queue and drop
+/// it as it dies (a reset). The leader stays a zombie until its parent
+/// reaps it, which an orphan's new parent may never do.
+pub fn has_exited(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).map_or(true, |stat| {
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            matches!(state, Some('Z' | 'X'))
+        })
+    })
+}
+
 /// How many connections wait in the accept queues of the sockets that
 /// listen on TCP `port` (state `0A`, LISTEN, in `/proc/net/tcp` and
 /// `/proc/net/tcp6`; for a listening socket the `rx_queue` column is its

@@ -1,13 +1,16 @@
 //! The upgrade socket a master serves (`--upgrade-socket PATH`): bound 0600,
 //! never taking a live master's path, accepting only peers of its own uid,
-//! and only a few at a time.
+//! and only a few at a time; and the socket a new master binds beside the
+//! path (`.NAME.takeover-PID`), removed by whoever sees that master dead
+//! when it could not remove it itself (SIGKILL).
 
+use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
@@ -86,18 +89,17 @@ impl Endpoint {
     /// binding only after the handover could fail when nothing can be
     /// undone any more (issue 19: a slow old master left the chain without
     /// a socket). Bound now, every failure is a usage error at start.
+    ///
+    /// First it removes what dead masters left there ([`sweep_dead_takeovers`]):
+    /// a new master SIGKILLed during a takeover cannot remove its own.
     pub fn bind_beside(path: &Path) -> anyhow::Result<Endpoint> {
-        let name = path.file_name().ok_or_else(|| {
+        let beside = beside(path, std::process::id()).ok_or_else(|| {
             UsageError(format!(
                 "--upgrade-socket {}: not a file name",
                 path.display()
             ))
         })?;
-        let beside = path.with_file_name(format!(
-            ".{}.takeover-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        sweep_dead_takeovers(path);
         Endpoint::bind(&beside)
     }
 
@@ -199,6 +201,124 @@ impl Drop for Endpoint {
     }
 }
 
+/// The path a new master of pid `pid` binds beside `path` ([`Endpoint::bind_beside`]):
+/// `.NAME.takeover-PID` in the same folder; `None` if `path` has no file name.
+fn beside(path: &Path, pid: u32) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    Some(path.with_file_name(format!(".{}.takeover-{pid}", name.to_string_lossy())))
+}
+
+/// The pid of a file named `file` if it is exactly `.NAME.takeover-PID` for
+/// `name` (`PID` in decimal digits, no sign, no leading zero: the name
+/// [`beside`] makes); `None` for every other name.
+fn takeover_pid(file: &OsStr, name: &OsStr) -> Option<u32> {
+    let file = file.to_str()?;
+    let rest = file
+        .strip_prefix('.')?
+        .strip_prefix(name.to_str()?)?
+        .strip_prefix(".takeover-")?;
+    let canonical = !rest.is_empty()
+        && !rest.starts_with('0')
+        && rest.bytes().all(|byte| byte.is_ascii_digit());
+    canonical.then(|| rest.parse().ok()).flatten()
+}
+
+/// Whether process `pid` has exited: `/proc` has no such process, or a
+/// zombie (dead, not yet reaped by its parent). A process we cannot read
+/// for another reason counts as alive.
+fn is_dead(pid: u32) -> bool {
+    match crate::procfs::stat(pid) {
+        Ok(stat) => matches!(stat.state, 'Z' | 'X'),
+        Err(crate::procfs::ProcError::Gone { .. }) => true,
+        Err(_) => false,
+    }
+}
+
+/// Removes `file`, the `.NAME.takeover-PID` of a new master that is dead
+/// (`pid`), if it is a socket nobody listens on (connect(2): ECONNREFUSED).
+/// Anything else (another kind of file, a socket that answers, a pid
+/// alive, perhaps reused) is left alone. Returns whether it removed it.
+fn remove_if_dead(file: &Path, pid: u32) -> bool {
+    if pid == std::process::id() || !is_dead(pid) {
+        return false;
+    }
+    let socket = std::fs::symlink_metadata(file).is_ok_and(|meta| meta.file_type().is_socket());
+    if !socket || wire::try_connect(file).err() != Some(Errno::ECONNREFUSED) {
+        return false;
+    }
+    match std::fs::remove_file(file) {
+        Ok(()) => {
+            tracing::info!(path = %file.display(), new_master = pid, "removed the upgrade socket a dead new master left");
+            true
+        }
+        Err(err) => {
+            tracing::warn!(path = %file.display(), cause = %err, "cannot remove the upgrade socket a dead new master left");
+            false
+        }
+    }
+}
+
+/// Removes every `.NAME.takeover-PID` beside `path` (NAME its file name)
+/// whose master is dead and whose socket nobody listens on
+/// ([`remove_if_dead`]): what new masters SIGKILLed during a takeover
+/// left, when the old master could not see them die. Only that exact
+/// pattern of name is looked at; a folder we cannot read is left alone.
+pub(super) fn sweep_dead_takeovers(path: &Path) {
+    let Some(name) = path.file_name() else {
+        return;
+    };
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if let Some(pid) = takeover_pid(&entry.file_name(), name) {
+            remove_if_dead(&entry.path(), pid);
+        }
+    }
+}
+
+/// After a takeover by `pid` failed: if that new master dies within
+/// `within` (a pidfd, `pidfd_open(2)`, is readable once it has exited),
+/// removes its `.NAME.takeover-PID` beside `path` ([`remove_if_dead`]). A
+/// master stopped or giving up removes its own as it exits; one SIGKILLed
+/// cannot, and the old master is the one that knows its pid. One still
+/// alive after `within` (stopped, or its pid reused) is left to remove its
+/// own, or to the sweep of the next new master at `path`.
+pub(super) async fn remove_when_dead(path: PathBuf, pid: u32, within: Duration) {
+    let Some(file) = beside(&path, pid) else {
+        return;
+    };
+    if !std::fs::symlink_metadata(&file).is_ok_and(|meta| meta.file_type().is_socket()) {
+        return;
+    }
+    let Ok(raw_pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new fd or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) };
+    if raw >= 0 {
+        // SAFETY: pidfd_open just returned this fd; nothing else owns it.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+        // SAFETY: the AsyncFd owns the pidfd and closes it when dropped.
+        let exited = match unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) } {
+            Ok(pidfd) => matches!(
+                tokio::time::timeout(within, pidfd.readable()).await,
+                Ok(Ok(_))
+            ),
+            Err(_) => false,
+        };
+        if !exited {
+            return;
+        }
+    }
+    // ESRCH (or a kernel before 5.3: ENOSYS): `remove_if_dead` reads `/proc`.
+    remove_if_dead(&file, pid);
+}
+
 /// Makes room for a socket at `path`: nothing there, or a stale socket
 /// (nobody listens: ECONNREFUSED), which is removed. A live master's socket
 /// (a connect succeeds, or finds its backlog full), or anything that is not
@@ -220,5 +340,75 @@ fn clear_stale(path: &Path) -> Result<(), String> {
         },
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(err) => Err(err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pid that is dead: a child of ours that has exited and been reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        child.wait().expect("reap true");
+        pid
+    }
+
+    /// A stale socket at `path`: bound, listened on, closed.
+    fn stale_socket(path: &Path) {
+        drop(std::os::unix::net::UnixListener::bind(path).expect("bind"));
+    }
+
+    /// Only the exact name `.NAME.takeover-PID` gives a pid.
+    #[test]
+    fn takeover_pid_reads_only_its_pattern() {
+        let name = OsStr::new("upgrade.sock");
+        let pid = |file: &str| takeover_pid(OsStr::new(file), name);
+        assert_eq!(pid(".upgrade.sock.takeover-123"), Some(123));
+        for other in [
+            "upgrade.sock",
+            ".upgrade.sock.takeover-",
+            ".upgrade.sock.takeover-0123",
+            ".upgrade.sock.takeover-+12",
+            ".upgrade.sock.takeover-12x",
+            ".upgrade.sock.takeover-99999999999",
+            "upgrade.sock.takeover-12",
+            ".other.sock.takeover-12",
+            ".upgrade.sock.takeover-12.bak",
+        ] {
+            assert_eq!(pid(other), None, "{other}");
+        }
+        assert_eq!(
+            beside(Path::new("/run/x/up.sock"), 7).as_deref(),
+            Some(Path::new("/run/x/.up.sock.takeover-7"))
+        );
+    }
+
+    /// The sweep removes a stale socket of a dead pid with that name, and
+    /// nothing else: not a regular file of that name, not a socket of a
+    /// live pid, not a socket someone listens on, not another name.
+    #[test]
+    fn sweep_removes_only_dead_masters_stale_sockets() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("upgrade.sock");
+        let dead = dead_pid();
+        let at = |pid: u32| beside(&path, pid).expect("a file name");
+        stale_socket(&at(dead));
+        let file_pid = dead_pid();
+        std::fs::write(at(file_pid), "not a socket").expect("a file");
+        let live = std::process::id();
+        stale_socket(&at(live));
+        let listening_pid = dead_pid();
+        let _listening = std::os::unix::net::UnixListener::bind(at(listening_pid)).expect("bind");
+        let other = dir.path().join(format!(".other.sock.takeover-{dead}"));
+        stale_socket(&other);
+        sweep_dead_takeovers(&path);
+        assert!(!at(dead).exists(), "the dead master's stale socket is left");
+        for kept in [at(file_pid), at(live), at(listening_pid), other] {
+            assert!(kept.exists(), "{} was removed", kept.display());
+        }
     }
 }

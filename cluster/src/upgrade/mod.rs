@@ -7,7 +7,11 @@
 //!   socket at PATH (mode 0600, removed at exit; a stale file left by a dead
 //!   master is replaced, a path a live master serves is never taken). A peer
 //!   whose uid (`SO_PEERCRED`) is not the master's own is refused, and only
-//!   [`MAX_PENDING_PEERS`] peers may be connected and silent at once.
+//!   [`MAX_PENDING_PEERS`] peers may be connected and silent at once. A new
+//!   master whose `--upgrade-socket` is the path of `--takeover` binds
+//!   beside it (`.NAME.takeover-PID`) until the handover; if it dies
+//!   SIGKILLed, the old master (it knows the pid from the `hello`) or the
+//!   next new master removes that socket once the pid is dead.
 //! - `--takeover PATH`: the new master connects there (the old master's
 //!   uid checked, the same way), receives the listening socket(s) (one per
 //!   worker slot in `reuseport`, so every accept queue survives) and checks
@@ -538,6 +542,10 @@ async fn serve(mut endpoint: Endpoint, offerer: Arc<Offerer>) -> Option<u32> {
                 Ok(Outcome::Failed { pid, reason }) => {
                     tracing::warn!(new_master = pid, reason, "takeover failed; serving on");
                     announce::handover_failed(pid, &reason);
+                    // A new master SIGKILLed cannot remove the socket it
+                    // bound beside our path; we know its pid.
+                    let path = endpoint.path().to_owned();
+                    tokio::spawn(endpoint::remove_when_dead(path, pid, ANSWER_TIMEOUT));
                 }
                 Err(err) => tracing::error!(cause = %err, "upgrade connection task"),
             },

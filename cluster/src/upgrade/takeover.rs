@@ -75,6 +75,12 @@ impl Takeover {
         conn.send(&hello, None)
             .await
             .map_err(|err| not_a_master(err.to_string()))?;
+        // Debug level: a refusal that follows is one line at the default
+        // level. The tests wait for this to stop a new master at this step.
+        tracing::debug!(
+            old_master = conn.peer.pid,
+            "said hello; waiting for the offer"
+        );
         let (offered_pid, listen, count, lent) = match conn.recv_within(ANSWER_TIMEOUT).await {
             Ok(Some((
                 Datagram::Offer {

@@ -41,6 +41,35 @@ impl UpgradeDir {
     pub fn socket(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// The names of what the folder holds, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .expect("read the temporary folder")
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Waits up to `within` until the folder holds `names` and nothing
+    /// else (a new master's `.NAME.takeover-PID` gone), `after` what (for
+    /// the message).
+    ///
+    /// # Panics
+    /// If it still holds something else after `within`.
+    pub fn assert_holds_only(&self, names: &[&str], within: Duration, after: &str) {
+        let mut holds = Vec::new();
+        let only = wait_until(within, || {
+            holds = self.names();
+            holds == names
+        });
+        assert!(
+            only,
+            "after {after}, the folder of the upgrade socket holds {holds:?}, not only {names:?}"
+        );
+    }
 }
 
 impl Default for UpgradeDir {
@@ -341,6 +370,9 @@ pub fn assert_takeover_answers_in_flight(bin: &str, args: &[&str], mode: &str) {
 /// `ready` (its workers wait `--init-delay 60s`): the old master prints
 /// `handover_failed` naming it and serves on, on the same port, with no
 /// failed request (two clients run throughout); a takeover after that works.
+/// The folder then holds the upgrade socket alone: the dead master's
+/// `.upgrade.sock.takeover-PID` is removed by the old master (issue 19: it
+/// was left behind).
 /// While the doomed one holds the takeover, a second new master is refused
 /// (one line, exit 2).
 pub fn assert_failed_takeover_changes_nothing(bin: &str, args: &[&str], mode: &str) {
@@ -372,6 +404,9 @@ pub fn assert_failed_takeover_changes_nothing(bin: &str, args: &[&str], mode: &s
     let event = next_event_named(&mut old, "handover_failed", TAKEOVER_TIMEOUT)
         .unwrap_or_else(|| panic!("no handover_failed line; stderr:\n{}", old.stderr()));
     assert_eq!(event["pid"], doomed_pid, "{event}");
+    // The socket it bound beside the path (`.upgrade.sock.takeover-PID`) it
+    // could not remove: the old master does, once it sees it dead.
+    dir.assert_holds_only(&["upgrade.sock"], STOP_TIMEOUT, "a SIGKILLed new master");
     load.assert_serves_on("the failed takeover");
     load.assert_none_failed("the failed takeover");
     assert_served_by(&old, &old.worker_pids());
