@@ -351,18 +351,23 @@ fn socket_unacknowledged_connections_go_to_another_worker() {
     let master_fds = || testkit::fd_count(cluster.master_pid()).unwrap();
     let base = master_fds();
     cluster.signal_worker(stopped, Signal::SIGSTOP).unwrap();
-    // Round robin hands three of these to the stopped worker, which cannot
-    // acknowledge them, and three to the other, which answers them.
+    // Round robin hands some of these to the stopped worker, which cannot
+    // acknowledge them, and the rest to the other, which answers them: 3
+    // and 3 when they come in one wake-up, 2 to 4 for the stopped one when
+    // they come in several (each wake-up splits its own evenly, the larger
+    // share first). Settled: every connection answered or held by the
+    // master, which keeps its copy of each unacknowledged one.
     let clients = Clients::start(cluster.addr(), 6);
+    let settled = || {
+        let held = master_fds().saturating_sub(base);
+        let answered = clients.answered();
+        answered >= 1 && held >= 1 && answered + held == 6
+    };
     assert!(
-        testkit::wait_until(testkit::HTTP_TIMEOUT, || clients.answered() == 3),
-        "the running worker did not answer its three connections"
-    );
-    // The master still holds its copy of each unacknowledged connection.
-    assert!(
-        master_fds() >= base + 3,
-        "{} fds, {base} before",
-        master_fds()
+        testkit::wait_until(testkit::HTTP_TIMEOUT, settled),
+        "the running worker did not answer its share while the master held the rest: {} answered, {} fds held over {base}",
+        clients.answered(),
+        master_fds().saturating_sub(base)
     );
     cluster.signal_worker(stopped, Signal::SIGKILL).unwrap();
     for response in clients.join() {
