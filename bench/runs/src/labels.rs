@@ -19,6 +19,7 @@
 //! | `accept` | `drain`, `single`, `exclusive`, `blocking`: `handoff --pass listener --accept` | fairness (handoff-listener) |
 //! | `stall_ms` | how long `--stop` stalled a worker each time, ms | fairness (the stalled-worker runs) |
 //! | `strategy` | `takeover`, `restart`, `overlap`, `overlap-migrate` | upgrade (by `suite upgrade`) |
+//! | `backlog` | the master's `--backlog` (a small one, so that the accept queue overflows) | fairness (the small-backlog run) |
 //!
 //! In the JSON, `labels` stays a map of strings (`"round": "1"`), so reports
 //! written before the labels were typed read as they are.
@@ -288,6 +289,9 @@ pub struct Labels {
     pub stall_ms: Option<u64>,
     /// How the master was replaced (section 8).
     pub strategy: Option<Strategy>,
+    /// The master's `--backlog`, when the run set one (section 4's
+    /// small-backlog run, where the accept queue overflows).
+    pub backlog: Option<u64>,
 }
 
 /// One `--label KEY=VALUE`, parsed.
@@ -317,10 +321,12 @@ pub enum Label {
     StallMs(u64),
     /// `strategy=`.
     Strategy(Strategy),
+    /// `backlog=`.
+    Backlog(u64),
 }
 
 /// The keys, as [`Label`] parses them.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "section",
     "mode",
     "load",
@@ -333,6 +339,7 @@ const KEYS: [&str; 12] = [
     "accept",
     "stall_ms",
     "strategy",
+    "backlog",
 ];
 
 impl Label {
@@ -360,6 +367,7 @@ impl Label {
             "accept" => Label::Accept(value.parse()?),
             "stall_ms" => Label::StallMs(number(value)?),
             "strategy" => Label::Strategy(value.parse()?),
+            "backlog" => Label::Backlog(number(value)?),
             _ => {
                 return Err(format!("{key:?} is not a label key ({})", KEYS.join(", ")));
             }
@@ -395,6 +403,7 @@ impl Labels {
             Label::Accept(accept) => self.accept = Some(accept),
             Label::StallMs(n) => self.stall_ms = Some(n),
             Label::Strategy(strategy) => self.strategy = Some(strategy),
+            Label::Backlog(n) => self.backlog = Some(n),
         }
     }
 }
@@ -434,6 +443,7 @@ impl From<Labels> for BTreeMap<String, String> {
             labels.accept.map(|accept| accept.to_string()),
             labels.stall_ms.map(|n| n.to_string()),
             labels.strategy.map(|strategy| strategy.to_string()),
+            labels.backlog.map(|n| n.to_string()),
         ];
         KEYS.iter()
             .zip(texts)
@@ -462,6 +472,7 @@ mod tests {
             ("accept", "exclusive"),
             ("stall_ms", "500"),
             ("strategy", "overlap-migrate"),
+            ("backlog", "8"),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value.to_owned()))

@@ -490,8 +490,29 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// A server block: start, every load, stop.
+    /// A server block, in a network namespace of its own if it asks for
+    /// one (without root: its loads skipped, said in one line each).
     fn server(&mut self, block: &ServerBlock) -> anyhow::Result<()> {
+        if !block.netns {
+            return self.server_here(block);
+        }
+        match launch::netns::in_new_netns(&[], || self.server_here(block)) {
+            Ok(result) => result,
+            Err(err) => {
+                for load in &block.loads {
+                    self.progress(&format!(
+                        "{} (skipped: no network namespace here, it needs root: {err})",
+                        load.name
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A server block in this thread's network namespace: start, every
+    /// load, stop.
+    fn server_here(&mut self, block: &ServerBlock) -> anyhow::Result<()> {
         let mut started = self.start(block)?;
         for load in &block.loads {
             let mut resolved = Resolved {

@@ -95,6 +95,12 @@ pub struct Sizes {
     pub stall_at: [Duration; 2],
     /// §4: the stall run's duration.
     pub stall_duration: Duration,
+    /// §4, the small-backlog run: its warm-up, its duration, and how long
+    /// its one stall lasts (from the window's start). The duration outlasts
+    /// the stall by more than a second, so that the SYNs the full queue
+    /// dropped are retransmitted (1 s later, the kernel's first SYN
+    /// retransmission) and answered inside the window.
+    pub backlog_run: (Duration, Duration, Duration),
     /// §8: the upgrade driver's `--upgrades`, `--lead` and `--every`.
     pub upgrade: (u32, Duration, Duration),
     /// §8: what one cell took, start to end, on the reference VM (10
@@ -131,6 +137,7 @@ pub const QUICK: Sizes = Sizes {
     stall_ms: 250,
     stall_at: [ms(100), ms(500)],
     stall_duration: ms(900),
+    backlog_run: (ms(100), ms(2100), ms(800)),
     upgrade: (1, ms(200), ms(600)),
     upgrade_cell: ms(1700),
 };
@@ -166,6 +173,7 @@ pub const FULL: Sizes = Sizes {
     stall_ms: 500,
     stall_at: [ms(500), ms(1500)],
     stall_duration: ms(2500),
+    backlog_run: (ms(300), ms(2400), ms(800)),
     upgrade: (3, ms(1000), ms(2000)),
     upgrade_cell: ms(7700),
 };
@@ -216,6 +224,11 @@ fn open_loop_clients(kind: LoadKind) -> usize {
 pub const UPGRADE_RATE: u64 = 500;
 /// §8: each worker's `--init-delay`, so that a restart's gap shows.
 pub const UPGRADE_INIT_DELAY: Duration = ms(200);
+/// §4's small-backlog run: the master's `--backlog`, so small that the
+/// stalled worker's own queue under `handoff-reuseport` fills within tens
+/// of milliseconds at §4's rate, and the kernel drops the SYNs beyond it.
+pub const SMALL_BACKLOG: u32 = 8;
+
 /// §4's mixed load: 95 % plain requests, 5 % that compute 5 ms.
 pub const MIX: [&str; 2] = ["/=95", "/?work_us=5000=5"];
 
@@ -289,6 +302,11 @@ pub struct ServerBlock {
     pub extra: Vec<String>,
     /// The loads, in order.
     pub loads: Vec<Load>,
+    /// Whether the server and its loads run in a network namespace of
+    /// their own ([`launch::netns`]): the namespace's counters
+    /// (`ListenOverflows`, `ListenDrops`) are then theirs alone. It needs
+    /// root; without it the block is skipped, said in one line.
+    pub netns: bool,
 }
 
 /// One cell of §8: a mode replaced by a strategy.
@@ -579,6 +597,7 @@ impl Plan {
             workers,
             extra,
             loads,
+            netns: false,
         }));
     }
 
@@ -873,10 +892,52 @@ impl Plan {
                         workers: w,
                         extra,
                         loads,
+                        netns: false,
                     }));
                 }
             }
         }
+        self.small_backlog();
+    }
+
+    /// §4, where connections wait when the queue is full: `handoff-reuseport`
+    /// with `--backlog` [`SMALL_BACKLOG`] and its first worker stopped once
+    /// while new connections keep arriving, in a network namespace of its
+    /// own, so that its `ListenOverflows`/`ListenDrops` are the run's. The
+    /// stalled worker's queue fills, the kernel drops the SYNs hashed to it,
+    /// and their clients connect on the retransmitted SYN, about 1 s later.
+    fn small_backlog(&mut self) {
+        let sizes = self.sizes;
+        let (warmup, duration, stop_for) = sizes.backlog_run;
+        let workers = sizes.fairness_workers[0];
+        let mode = Label::HandoffReuseport;
+        let mut load = Load::new(
+            format!("fairness-backlog-{mode}-w{workers}"),
+            vec![
+                label("section", Section::Fairness),
+                label("mode", mode),
+                label("load", LoadKind::NewConn),
+                label("backlog", SMALL_BACKLOG),
+            ],
+            // Room for every request the stall and the retransmission
+            // hold (about 2 s of the stalled worker's share) besides the
+            // others.
+            64 * workers,
+            duration,
+            warmup,
+        );
+        load.new_conn = true;
+        load.rate = Some(Rate::Fixed(sizes.fairness_rate));
+        // The stall begins 100 ms into the window, once the queues are
+        // steady.
+        load.stop = Some((vec![ms(100)], stop_for));
+        self.blocks.push(Block::Server(ServerBlock {
+            mode,
+            workers,
+            extra: vec!["--backlog".to_owned(), SMALL_BACKLOG.to_string()],
+            loads: vec![load],
+            netns: true,
+        }));
     }
 
     /// §6: one worker killed mid-run, 8 clients each making a new
@@ -1215,5 +1276,52 @@ mod tests {
             args.contains("--stop 42 --stop-after 100ms --stop-after 500ms --stop-for 250ms"),
             "{args}"
         );
+    }
+
+    /// §4's small-backlog run (issue 24): one `handoff-reuseport` server
+    /// with `--backlog 8` in a namespace of its own, its first worker
+    /// stopped once for longer than the queue takes to fill, and a window
+    /// that outlasts the stall by more than the 1 s of a SYN's
+    /// retransmission; the only block in a namespace, in both plans.
+    #[test]
+    fn the_small_backlog_run_overflows_in_its_own_namespace() {
+        for quick in [true, false] {
+            let plan = Plan::new(Settings {
+                quick,
+                ..settings(1)
+            });
+            let in_netns: Vec<&ServerBlock> = plan
+                .blocks
+                .iter()
+                .filter_map(|block| match block {
+                    Block::Server(server) if server.netns => Some(server),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(in_netns.len(), 1);
+            let block = in_netns[0];
+            assert_eq!(block.mode, Label::HandoffReuseport);
+            assert_eq!(block.extra, ["--backlog", "8"]);
+            let [load] = block.loads.as_slice() else {
+                panic!("one load: {:?}", block.loads);
+            };
+            assert!(load.name.starts_with("fairness-"), "{}", load.name);
+            assert!(load.labels.contains(&("backlog", "8".to_owned())));
+            assert!(!load.labels.iter().any(|(key, _)| *key == "stall_ms"));
+            let (after, stop_for) = load.stop.clone().expect("a stall");
+            assert_eq!(after.len(), 1);
+            assert!(load.duration >= after[0] + stop_for + Duration::from_secs(1));
+            let args = load
+                .args(Resolved {
+                    rate: None,
+                    first_worker: 42,
+                })
+                .join(" ");
+            assert!(args.contains("--new-conn"), "{args}");
+            assert!(
+                args.contains("--stop 42 --stop-after 100ms --stop-for 800ms"),
+                "{args}"
+            );
+        }
     }
 }

@@ -239,6 +239,7 @@ fn quick_comparison_writes_every_section() {
         "fds.svg",
         "fairness.svg",
         "stall.svg",
+        "queues.svg",
         "master-fds-over-time.svg",
         "cost-per-request.svg",
         "upgrade-failures.svg",
@@ -406,6 +407,7 @@ fn quick_comparison_writes_every_section() {
     for part in [
         "### Who gets the connections",
         "### A stalled worker",
+        "### Where connections wait",
         "### Uneven work",
         "`handoff-listener --accept exclusive`",
     ] {
@@ -423,6 +425,49 @@ fn quick_comparison_writes_every_section() {
         .filter(|run| run["labels"]["stall_ms"].is_string())
         .collect();
     assert!(stall_runs.len() >= 6, "{} stall runs", stall_runs.len());
+    for run in &stall_runs {
+        // Issue 24: the master is watched, so every listener's accept
+        // queue was sampled.
+        let listeners = run["watch"][0]["listeners"]
+            .as_array()
+            .expect("watch[0].listeners");
+        assert!(
+            !listeners.is_empty()
+                && listeners
+                    .iter()
+                    .all(|l| !l["samples"].as_array().expect("samples").is_empty()),
+            "{}",
+            run["labels"]
+        );
+    }
+    // Issue 24: the small-backlog run, in a namespace of its own where one
+    // can be made: the stalled worker's full queue overflowed, and a client
+    // whose SYN was dropped connected on its retransmission (1 s).
+    let backlog: Vec<&serde_json::Value> = fairness
+        .iter()
+        .filter(|run| run["labels"]["backlog"] == "8")
+        .collect();
+    if launch::netns::in_new_netns(&[], || ()).is_ok() {
+        let [run] = backlog.as_slice() else {
+            panic!("{} small-backlog runs", backlog.len());
+        };
+        let overflows = run["watch"][0]["listen_overflows"].as_u64();
+        assert!(overflows.is_some_and(|n| n > 0), "overflows {overflows:?}");
+        let connect_max = run["latency"]["connect"]["max_us"].as_u64();
+        assert!(
+            connect_max.is_some_and(|us| us >= 900_000),
+            "connect max {connect_max:?} µs"
+        );
+        assert!(
+            report.contains("overflows"),
+            "REPORT.md §4 lacks the small-backlog table"
+        );
+    } else {
+        assert!(
+            backlog.is_empty(),
+            "a small-backlog run without a namespace"
+        );
+    }
     for run in stall_runs {
         let stalls = run["stalls"].as_array().expect("stalls");
         assert_eq!(stalls.len(), 2, "{stalls:?}");

@@ -9,6 +9,7 @@
 //! | `fds.svg` | §2 | [`fds`] | the master's and the whole tree's fds against held connections |
 //! | `fairness.svg` | §4 | [`fairness`] | each worker's share of the connections and requests, per way of sharing the port |
 //! | `stall.svg` | §4 | [`stall`] | p99 with a stalled worker: every request's, the stalled worker's, the worst other's |
+//! | `queues.svg` | §4 | [`queues`] | each listener's accept queue over a stall run, a panel per way of sharing the port, the stalls shaded |
 //! | `cost-per-request.svg` | §5 | [`cost`] | CPU per request, the master's and the workers' stacked |
 //! | `master-fds-over-time.svg` | §5 | [`master_fds`] | the master's fds over one new-connection run per mode |
 //! | `upgrade-failures.svg` | §8 | [`upgrade_failures`] | failed requests per upgrade, per mode and strategy |
@@ -25,6 +26,7 @@ pub mod fairness;
 pub mod fds;
 pub mod latency_vs_rate;
 pub mod master_fds;
+pub mod queues;
 pub mod rounds;
 pub mod stall;
 pub mod upgrade_failures;

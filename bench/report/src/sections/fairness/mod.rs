@@ -6,6 +6,9 @@
 //! - [`spread`]: the spread of connections and requests over the workers
 //!   (`fairness.svg`);
 //! - [`stall`]: one worker stopped twice, and who waited (`stall.svg`);
+//! - [`queues`]: where the connections waited meanwhile, each listener's
+//!   accept queue over time (`queues.svg`), and a small-backlog run whose
+//!   queue overflows (label `backlog`);
 //! - [`mix`]: uneven work, a heavy-tailed mix of request costs.
 
 use runs::labels::{Accept, Mode, Section};
@@ -17,6 +20,7 @@ use crate::stats::{Spread, workers_of};
 use crate::text::{nothing, rounds, w};
 
 pub mod mix;
+pub mod queues;
 pub mod spread;
 pub mod stall;
 
@@ -76,6 +80,12 @@ pub struct Fairness {
     pub stalls: Vec<StallRow>,
     /// Uneven work.
     pub mixes: Vec<MixRow>,
+    /// The accept queues of one stall run per way of sharing the port.
+    pub queues: Vec<queues::QueuePanel>,
+    /// The deepest queue per way of sharing the port, over its stall runs.
+    pub deepest: Vec<queues::Deepest>,
+    /// The small-backlog runs.
+    pub backlogs: Vec<queues::BacklogRow>,
 }
 
 impl Fairness {
@@ -87,10 +97,14 @@ impl Fairness {
                 .filter(|run| experiment(run) == kind)
                 .collect()
         };
+        let stalls = of(Experiment::Stall);
         Fairness {
             spread: spread::rows(&of(Experiment::Spread)),
-            stalls: stall::rows(&of(Experiment::Stall)),
+            stalls: stall::rows(&stalls),
             mixes: mix::rows(&of(Experiment::Mix)),
+            queues: queues::panels(&stalls),
+            deepest: queues::deepest(&stalls),
+            backlogs: queues::backlog_rows(&of(Experiment::Backlog)),
         }
     }
 }
@@ -104,10 +118,14 @@ enum Experiment {
     Stall,
     /// Uneven work (`--mix`).
     Mix,
+    /// A small `--backlog` and a stall (label `backlog`).
+    Backlog,
 }
 
 fn experiment(run: &Report) -> Experiment {
-    if run.labels.stall_ms.is_some() || !run.stalls.is_empty() {
+    if run.labels.backlog.is_some() {
+        Experiment::Backlog
+    } else if run.labels.stall_ms.is_some() || !run.stalls.is_empty() {
         Experiment::Stall
     } else if !run.parameters.mix.is_empty() {
         Experiment::Mix
@@ -166,6 +184,7 @@ pub fn charts(figures: &Figures) -> Vec<Box<dyn Chart + '_>> {
     [
         spread::chart(figures).map(boxed),
         stall::chart(figures).map(boxed),
+        queues::chart(figures).map(boxed),
     ]
     .into_iter()
     .flatten()
@@ -190,12 +209,17 @@ pub fn markdown(out: &mut String, figures: &Figures) {
     w!(out);
     rounds(out, figures.rounds.get(&Section::Fairness));
     let fairness = &figures.fairness;
-    if fairness.spread.is_empty() && fairness.stalls.is_empty() && fairness.mixes.is_empty() {
+    if fairness.spread.is_empty()
+        && fairness.stalls.is_empty()
+        && fairness.mixes.is_empty()
+        && fairness.backlogs.is_empty()
+    {
         nothing(out, "fairness");
         return;
     }
     spread::markdown(out, figures);
     stall::markdown(out, figures);
+    queues::markdown(out, figures);
     mix::markdown(out, figures);
 }
 
