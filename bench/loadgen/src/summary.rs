@@ -431,6 +431,7 @@ mod tests {
                 seed: None,
                 arrivals: None,
                 body_bytes: None,
+                source_ips: Vec::new(),
             },
             machine: Machine {
                 cpu_model: "cpu".to_owned(),
@@ -456,6 +457,7 @@ mod tests {
             stop_for: None,
             readings: Readings::default(),
             window_start_unix_ms: 0.0,
+            hold: None,
         })
     }
 
