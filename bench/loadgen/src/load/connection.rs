@@ -33,7 +33,7 @@ use super::timer::PreciseTimer;
 
 /// The read buffer of a connection: an answer's head must fit in it (the worker's
 /// is about 150 bytes); a body of any size streams through it.
-const READ_BUFFER_BYTES: usize = 16 * 1024;
+pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// About the memory one connection takes: its read buffer, and a page for
 /// the rest (the [`Connection`], its task and the futures of its loop, its
@@ -309,13 +309,13 @@ impl Connection {
         id: usize,
         target: usize,
         source: Option<IpAddr>,
-        stream: TcpStream,
+        stream: Option<TcpStream>,
         plan: Arc<Plan>,
     ) -> Connection {
         Connection {
             target,
             source,
-            stream: Some(stream),
+            stream,
             ..Connection::new(id, plan)
         }
     }
@@ -730,6 +730,36 @@ pub async fn open_held(
             return Err(Failure::ShortResponse);
         }
         Ok((stream, took))
+    };
+    timeout_at(deadline.into(), exchange)
+        .await
+        .unwrap_or(Err(Failure::Timeout))
+}
+
+/// `--hold`: one request on a connection [`open_held`] opened, while it
+/// waits for the run to start, so that the server does not close it as
+/// idle; the answer must be a 2xx that keeps the connection.
+pub async fn keep_alive(
+    stream: &mut TcpStream,
+    endpoint: &Endpoint,
+    body: &[u8],
+    deadline: Instant,
+    buffer: &mut [u8],
+) -> Result<(), Failure> {
+    let request = Request {
+        head: &endpoint.requests[0],
+        body,
+    };
+    let mut moved = Moved::default();
+    let exchange = async {
+        write_request(stream, request, 0, &mut moved)
+            .await
+            .map_err(|err| Failure::of(&err))?;
+        let head = read_answer(stream, buffer, 0, &mut moved).await?;
+        match (200..300).contains(&head.status) && !head.close {
+            true => Ok(()),
+            false => Err(Failure::BadStatus),
+        }
     };
     timeout_at(deadline.into(), exchange)
         .await

@@ -23,7 +23,7 @@
 //! several processes (`super::children`); each runs this same opening over
 //! its share.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, oneshot};
 
 use super::connection::{self, Connection, Endpoint, Plan};
 use super::failure::Failure;
@@ -52,6 +53,13 @@ pub const OPENING_IN_FLIGHT: usize = 128;
 /// connections then send 7,600 requests/s, a light load beside opening them.
 pub const DEFAULT_HOLD_INTERVAL: &str = "5s";
 
+/// The share of `--hold-interval` between two requests of an open
+/// connection while it waits for the run to start: half, so that its last
+/// such request and its first of the run (at most an interval after the go)
+/// are at most 1.5 intervals apart, 7.5 s by default, under a `handoff`
+/// worker's idle bound of 10 s.
+pub const KEEPER_SHARE: f64 = 0.5;
+
 /// What every opening connection of a process shares.
 #[derive(Debug)]
 pub struct Opening {
@@ -63,6 +71,8 @@ pub struct Opening {
     pub body: Box<[u8]>,
     /// How long one connection may take to open and answer.
     pub timeout: Duration,
+    /// `--hold-interval`.
+    pub interval: Duration,
 }
 
 /// A connection that opened, and where it goes.
@@ -71,8 +81,9 @@ struct Held {
     target: usize,
     /// Its source address.
     source: Option<IpAddr>,
-    /// The open stream, registered with its thread's runtime.
-    stream: TcpStream,
+    /// The open stream, registered with its thread's runtime; `None`: lost
+    /// while waiting for the go (it opens again at its first request).
+    stream: Option<TcpStream>,
 }
 
 /// What a load thread is told once every connection is open: the run's
@@ -84,7 +95,7 @@ pub struct Waiting {
     /// The thread, which returns its recorder.
     pub handle: thread::JoinHandle<anyhow::Result<Recorder>>,
     /// Where its go is sent; dropping it ends the thread without a run.
-    pub go: mpsc::Sender<Go>,
+    pub go: oneshot::Sender<Go>,
     /// The connections it holds.
     pub held: usize,
 }
@@ -143,7 +154,7 @@ pub fn open(
     let (opened_tx, opened_rx) = mpsc::channel();
     let mut threads = Vec::with_capacity(ids.len());
     for (index, (ids, counter)) in ids.into_iter().zip(counters).enumerate() {
-        let (go_tx, go_rx) = mpsc::channel::<Go>();
+        let (go_tx, go_rx) = oneshot::channel::<Go>();
         let opening = Arc::clone(&opening);
         let counter = Arc::clone(counter);
         let opened_tx = opened_tx.clone();
@@ -197,8 +208,8 @@ pub fn open(
 }
 
 /// One load thread of `--hold`: opens its connections, reports them on
-/// `opened` as thread `index`, waits for its [`Go`], then runs them as the
-/// keep-alive open loop does and returns its recorder.
+/// `opened` as thread `index`, keeps them alive until its [`Go`], then runs
+/// them as the keep-alive open loop does and returns its recorder.
 fn hold_thread(
     opening: Arc<Opening>,
     ids: Vec<usize>,
@@ -206,23 +217,19 @@ fn hold_thread(
     timeline: Option<Duration>,
     index: usize,
     opened: mpsc::Sender<(usize, Opened)>,
-    go: mpsc::Receiver<Go>,
+    go: oneshot::Receiver<Go>,
 ) -> anyhow::Result<Recorder> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("build a load thread's runtime")?;
     let local = tokio::task::LocalSet::new();
-    let (held, tally) = local.block_on(&runtime, open_all(&opening, ids, &counter));
-    let count = held.len();
-    opened
-        .send((index, tally))
-        .map_err(|_| anyhow!("the opening was abandoned"))?;
-    // Blocks this thread, outside its runtime (nothing of it runs between
-    // the two `block_on`s; the held sockets stay registered).
-    let Ok((plan, first)) = go.recv() else {
-        return Err(anyhow!("the run was called off after the opening"));
+    let report = |tally| {
+        opened
+            .send((index, tally))
+            .map_err(|_| anyhow!("the opening was abandoned"))
     };
+    let (held, (plan, first)) = local.block_on(&runtime, open_all(&opening, ids, &counter, report, go))?;
     counter.store(0, Ordering::Relaxed);
     let recorder = Rc::new(RefCell::new(
         Recorder::new(plan.window, true, plan.longest_latency(), counter).with_timeline(timeline),
@@ -247,85 +254,134 @@ fn hold_thread(
         }
         anyhow::Ok(())
     })?;
-    debug_assert!(count <= plan.connections);
     let empty = Recorder::new(plan.window, true, plan.longest_latency(), Arc::default());
     Ok(recorder.replace(empty))
 }
 
+/// Whether the go has come, for the keepers of a thread's open connections.
+#[derive(Default)]
+struct Stop {
+    /// Set once the go has come.
+    now: Cell<bool>,
+    /// Wakes the keepers waiting between their requests.
+    notify: Notify,
+}
+
 /// Opens connections `ids`, at most [`OPENING_IN_FLIGHT`] at once, each
-/// counted on `counter` when it opened or failed; returns those held and
-/// the tally.
+/// counted on `counter` when it opened or failed; once every one has been
+/// tried, hands the tally to `report`, and keeps the open ones alive (a
+/// request every [`KEEPER_SHARE`] of the interval) until `go` comes; returns
+/// them with it.
+///
+/// Why keep them alive: opening tens of thousands takes seconds (and the
+/// other threads and processes may take longer), and a server closes a
+/// keep-alive connection idle for its bound (a `handoff` worker's
+/// `--header-timeout`, 10 s): without a request meanwhile, the connections
+/// opened first would be gone before the schedule reached them.
 async fn open_all(
     opening: &Arc<Opening>,
     ids: Vec<usize>,
     counter: &Arc<AtomicU64>,
-) -> (Vec<Held>, Opened) {
+    report: impl FnOnce(Opened) -> anyhow::Result<()>,
+    go: oneshot::Receiver<Go>,
+) -> anyhow::Result<(Vec<Held>, Go)> {
     let max_us = recorder::histogram_max_us(opening.timeout);
     let tally = Rc::new(RefCell::new((
         recorder::new_histogram(max_us),
         vec![0_u64; Failure::ALL.len()],
     )));
-    let held = Rc::new(RefCell::new(Vec::with_capacity(ids.len())));
+    let total = ids.len();
+    let tried = Rc::new((Cell::new(0_usize), Notify::new()));
+    let stop = Rc::new(Stop::default());
     let permits = Rc::new(tokio::sync::Semaphore::new(OPENING_IN_FLIGHT));
     let started = Instant::now();
     let tasks: Vec<_> = ids
         .into_iter()
         .map(|id| {
             let opening = Arc::clone(opening);
-            let (tally, held, permits, counter) = (
+            let (tally, tried, stop, permits, counter) = (
                 Rc::clone(&tally),
-                Rc::clone(&held),
+                Rc::clone(&tried),
+                Rc::clone(&stop),
                 Rc::clone(&permits),
                 Arc::clone(counter),
             );
             tokio::task::spawn_local(async move {
-                let Ok(_permit) = permits.acquire().await else {
-                    return;
-                };
                 let target = id % opening.endpoints.len();
                 let source = connection::source_of(&opening.source_ips, id);
-                let mut buffer = vec![0; 16 * 1024];
-                let deadline = Instant::now() + opening.timeout;
-                let result = connection::open_held(
-                    &opening.endpoints[target],
-                    source,
-                    &opening.body,
-                    deadline,
-                    &mut buffer,
-                )
-                .await;
-                match result {
-                    Ok((stream, took)) => {
-                        tally
-                            .borrow_mut()
-                            .0
-                            .saturating_record(took.as_micros() as u64);
-                        held.borrow_mut().push(Held {
-                            target,
-                            source,
-                            stream,
-                        });
+                let endpoint = &opening.endpoints[target];
+                let mut buffer = vec![0; connection::READ_BUFFER_BYTES];
+                let result = match permits.acquire().await {
+                    Ok(_permit) => {
+                        let deadline = Instant::now() + opening.timeout;
+                        connection::open_held(endpoint, source, &opening.body, deadline, &mut buffer)
+                            .await
                     }
-                    Err(failure) => tally.borrow_mut().1[failure.index()] += 1,
-                }
+                    Err(_) => Err(Failure::Other),
+                };
                 counter.fetch_add(1, Ordering::Relaxed);
+                let mut stream = match result {
+                    Ok((stream, took)) => {
+                        tally.borrow_mut().0.saturating_record(took.as_micros() as u64);
+                        Some(stream)
+                    }
+                    Err(failure) => {
+                        tally.borrow_mut().1[failure.index()] += 1;
+                        None
+                    }
+                };
+                tried.0.set(tried.0.get() + 1);
+                if tried.0.get() == total {
+                    tried.1.notify_one();
+                }
+                stream.as_ref()?;
+                let period = opening.interval.mul_f64(KEEPER_SHARE);
+                while !stop.now.get() {
+                    let _ = tokio::time::timeout(period, stop.notify.notified()).await;
+                    if stop.now.get() {
+                        break;
+                    }
+                    let Some(open) = &mut stream else { break };
+                    let deadline = Instant::now() + opening.timeout;
+                    // A connection lost here opens again at its first
+                    // request of the run (counted in `connections_opened`).
+                    if connection::keep_alive(open, endpoint, &opening.body, deadline, &mut buffer)
+                        .await
+                        .is_err()
+                    {
+                        stream = None;
+                    }
+                }
+                Some(Held {
+                    target,
+                    source,
+                    stream,
+                })
             })
         })
         .collect();
-    for task in tasks {
-        // A task panics only on a bug, which the count of held shows.
-        let _ = task.await;
+    if total > 0 {
+        tried.1.notified().await;
     }
-    let open_time_us = started.elapsed().as_micros() as u64;
-    let held = held.replace(Vec::new());
     let (connect, failures) = tally.replace((recorder::new_histogram(max_us), Vec::new()));
-    let opened = Opened {
-        held: held.len() as u64,
+    report(Opened {
+        held: connect.len(),
         failures,
         connect: counts(&connect),
-        open_time_us,
-    };
-    (held, opened)
+        open_time_us: started.elapsed().as_micros() as u64,
+    })?;
+    let go = go.await;
+    stop.now.set(true);
+    stop.notify.notify_waiters();
+    let mut held = Vec::new();
+    for task in tasks {
+        // A task panics only on a bug; its connection is then not held.
+        if let Ok(Some(one)) = task.await {
+            held.push(one);
+        }
+    }
+    let go = go.map_err(|_| anyhow!("the run was called off after the opening"))?;
+    Ok((held, go))
 }
 
 /// The ids of connections that load thread `thread` of `threads` opens in

@@ -556,6 +556,7 @@ fn hold_connections(
         source_ips: config.source_ips.clone(),
         body: body(config.body_bytes),
         timeout: config.timeout,
+        interval: config.hold.unwrap_or_default(),
     });
     let progress = (std::io::stderr().is_terminal() && config.child.is_none())
         .then(|| progress::Progress::opening(counters.to_vec(), total));
