@@ -229,7 +229,8 @@ fn hold_thread(
             .send((index, tally))
             .map_err(|_| anyhow!("the opening was abandoned"))
     };
-    let (held, (plan, first)) = local.block_on(&runtime, open_all(&opening, ids, &counter, report, go))?;
+    let (held, (plan, first)) =
+        local.block_on(&runtime, open_all(&opening, ids, &counter, report, go))?;
     counter.store(0, Ordering::Relaxed);
     let recorder = Rc::new(RefCell::new(
         Recorder::new(plan.window, true, plan.longest_latency(), counter).with_timeline(timeline),
@@ -314,15 +315,24 @@ async fn open_all(
                 let result = match permits.acquire().await {
                     Ok(_permit) => {
                         let deadline = Instant::now() + opening.timeout;
-                        connection::open_held(endpoint, source, &opening.body, deadline, &mut buffer)
-                            .await
+                        connection::open_held(
+                            endpoint,
+                            source,
+                            &opening.body,
+                            deadline,
+                            &mut buffer,
+                        )
+                        .await
                     }
                     Err(_) => Err(Failure::Other),
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 let mut stream = match result {
                     Ok((stream, took)) => {
-                        tally.borrow_mut().0.saturating_record(took.as_micros() as u64);
+                        tally
+                            .borrow_mut()
+                            .0
+                            .saturating_record(took.as_micros() as u64);
                         Some(stream)
                     }
                     Err(failure) => {

@@ -173,7 +173,9 @@ pub fn hold_processes(
         None => Ok(needed.max(1)),
         Some(given) if given >= needed => Ok(given),
         Some(given) => Err(format!(
-            "--connections {connections} need {needed} processes of {each} connections each              (an fd each under loadgen's fd limit of {}, hard limit {}, less {} spare), more              than --processes {given}: at most {} connections fit",
+            "--connections {connections} need {needed} processes of {each} connections each \
+             (an fd each under loadgen's fd limit of {}, hard limit {}, less {} spare), more \
+             than --processes {given}: at most {} connections fit",
             fd_limit.soft,
             fd_limit.hard,
             FDS_BESIDES_CONNECTIONS,

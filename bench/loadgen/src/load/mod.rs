@@ -421,6 +421,8 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
     // window's edges, as close to them as its wake-ups allow.
     let mut readings = usage::WindowReadings::new(window.start, window.end, &config.watch);
     let mut running = handles.len();
+    let mut handles: Vec<Option<_>> = handles.into_iter().map(Some).collect();
+    let mut merged: Option<Recorder> = None;
     while running > 0 {
         readings.poll(Instant::now());
         match finishing.recv_timeout(readings.wait(Instant::now(), PROGRESS_TICK)) {
@@ -429,6 +431,14 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
             // Every sender is gone: every thread has ended, one way or another.
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
+        // A thread (or a child process) that failed ends the run now, not
+        // when the others end theirs: its error is the run's.
+        for handle in &mut handles {
+            if handle.as_ref().is_some_and(thread::JoinHandle::is_finished) {
+                let handle = handle.take().expect("checked: still to join");
+                merge_into(&mut merged, handle)?;
+            }
+        }
         if let Some(progress) = &mut progress {
             progress.tick();
         }
@@ -436,16 +446,8 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
     if let Some(progress) = progress {
         progress.finish();
     }
-
-    let mut merged: Option<Recorder> = None;
-    for handle in handles {
-        let recorder = handle
-            .join()
-            .map_err(|_| anyhow!("a load thread panicked"))??;
-        match &mut merged {
-            Some(merged) => merged.merge(&recorder),
-            None => merged = Some(recorder),
-        }
+    for handle in handles.into_iter().flatten() {
+        merge_into(&mut merged, handle)?;
     }
     let readings = readings.finish();
     let recorder = merged.context("no load thread ran")?;
@@ -524,6 +526,22 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
         latency: recorder.latency,
         latency_uncorrected,
     })
+}
+
+/// Joins a load thread (or a child's reader) and adds its recorder to
+/// `merged`; its error, or its panic, is the run's.
+fn merge_into(
+    merged: &mut Option<Recorder>,
+    handle: thread::JoinHandle<anyhow::Result<Recorder>>,
+) -> anyhow::Result<()> {
+    let recorder = handle
+        .join()
+        .map_err(|_| anyhow!("a load thread panicked"))??;
+    match merged {
+        Some(merged) => merged.merge(&recorder),
+        None => *merged = Some(recorder),
+    }
+    Ok(())
 }
 
 /// `--hold`: opens every connection, over the load threads of this process
