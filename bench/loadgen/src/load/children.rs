@@ -202,8 +202,9 @@ impl Children {
         let count = self.running.len();
         for running in &mut self.running {
             let mut stdin = running.stdin.take().expect("go is sent once");
-            writeln!(stdin, "{GO}")
-                .with_context(|| format!("start child {} of {count}", running.index))?;
+            // A child that died since its opening (EPIPE here) is reported by
+            // its reader below, as the death it is.
+            let _ = writeln!(stdin, "{GO}");
         }
         let mut handles = Vec::with_capacity(count);
         for mut running in std::mem::take(&mut self.running) {
