@@ -30,6 +30,29 @@ pub fn render(report: &Report) -> String {
         parameters.threads,
     );
 
+    // `--hold`: what was held, how long opening took, what failed to open.
+    if let Some(hold) = &report.hold {
+        let failed: Vec<String> = hold
+            .failed_to_open
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(kind, &n)| format!("{kind} {}", count(n)))
+            .collect();
+        let failed = match failed.is_empty() {
+            true => "none failed to open".to_owned(),
+            false => format!("failed to open: {}", failed.join(", ")),
+        };
+        let _ = writeln!(
+            out,
+            "  hold        {} of {} connections held by {} process(es), opened in {:.2} s, \
+             one request every {:.1} s each; {failed}",
+            count(hold.held),
+            count(hold.connections),
+            hold.processes,
+            hold.open_time_ms / 1000.0,
+            hold.interval_s,
+        );
+    }
     let achieved = match (requests.asked_per_s, requests.achieved_ratio) {
         (Some(asked), Some(ratio)) => format!(
             "{}/s of {}/s asked ({:.1} %)",
