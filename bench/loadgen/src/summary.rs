@@ -484,6 +484,35 @@ mod tests {
         })
     }
 
+    /// `--hold`: one line with what was held of what was asked, by how many
+    /// processes, the time to open, and the failures to open by kind (only
+    /// the kinds that happened).
+    #[test]
+    fn a_hold_says_what_was_held_and_what_failed_to_open() {
+        let mut report = open_loop_report(7600.0, 10, 0);
+        let mut failed: std::collections::BTreeMap<String, u64> = crate::load::failure_kinds()
+            .map(|kind| (kind.to_owned(), 0))
+            .collect();
+        failed.insert("port_exhaustion".to_owned(), 12);
+        report.hold = Some(runs::Hold {
+            connections: 38_000,
+            held: 37_988,
+            interval_s: 5.0,
+            processes: 2,
+            open_time_ms: 5990.1,
+            connect: None,
+            failed_to_open: failed,
+        });
+        let text = render(&report);
+        assert!(
+            text.contains(
+                "hold        37,988 of 38,000 connections held by 2 process(es), opened in \
+                 5.99 s, one request every 5.0 s each; failed to open: port_exhaustion 12"
+            ),
+            "{text}"
+        );
+    }
+
     /// Regression (issue 10, item 8): an open loop below 1 request/s reads as
     /// asked ("0.25/s"), in the summary and in the note of a target that did not
     /// keep up; both used to say "0/s". Reconnects are counted apart.

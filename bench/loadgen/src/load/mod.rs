@@ -592,6 +592,13 @@ fn hold_connections(
     Ok(hold::Holders::Threads(holding))
 }
 
+/// The names of the kinds of failure, in the reports' order (for tests
+/// that build a report by hand).
+#[cfg(test)]
+pub(crate) fn failure_kinds() -> impl Iterator<Item = &'static str> {
+    failure::Failure::ALL.iter().map(|kind| kind.name())
+}
+
 /// The body of every request under `--body-bytes`, built once: `x`s, as
 /// the worker's `?bytes=` answers are made of (bounded by the flag's parser
 /// to 64 MiB); empty without it.
