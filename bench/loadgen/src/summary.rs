@@ -30,6 +30,29 @@ pub fn render(report: &Report) -> String {
         parameters.threads,
     );
 
+    // `--hold`: what was held, how long opening took, what failed to open.
+    if let Some(hold) = &report.hold {
+        let failed: Vec<String> = hold
+            .failed_to_open
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(kind, &n)| format!("{kind} {}", count(n)))
+            .collect();
+        let failed = match failed.is_empty() {
+            true => "none failed to open".to_owned(),
+            false => format!("failed to open: {}", failed.join(", ")),
+        };
+        let _ = writeln!(
+            out,
+            "  hold        {} of {} connections held by {} process(es), opened in {:.2} s, \
+             one request every {:.1} s each; {failed}",
+            count(hold.held),
+            count(hold.connections),
+            hold.processes,
+            hold.open_time_ms / 1000.0,
+            hold.interval_s,
+        );
+    }
     let achieved = match (requests.asked_per_s, requests.achieved_ratio) {
         (Some(asked), Some(ratio)) => format!(
             "{}/s of {}/s asked ({:.1} %)",
@@ -431,6 +454,7 @@ mod tests {
                 seed: None,
                 arrivals: None,
                 body_bytes: None,
+                source_ips: Vec::new(),
             },
             machine: Machine {
                 cpu_model: "cpu".to_owned(),
@@ -456,7 +480,37 @@ mod tests {
             stop_for: None,
             readings: Readings::default(),
             window_start_unix_ms: 0.0,
+            hold: None,
         })
+    }
+
+    /// `--hold`: one line with what was held of what was asked, by how many
+    /// processes, the time to open, and the failures to open by kind (only
+    /// the kinds that happened).
+    #[test]
+    fn a_hold_says_what_was_held_and_what_failed_to_open() {
+        let mut report = open_loop_report(7600.0, 10, 0);
+        let mut failed: std::collections::BTreeMap<String, u64> = crate::load::failure_kinds()
+            .map(|kind| (kind.to_owned(), 0))
+            .collect();
+        failed.insert("port_exhaustion".to_owned(), 12);
+        report.hold = Some(runs::Hold {
+            connections: 38_000,
+            held: 37_988,
+            interval_s: 5.0,
+            processes: 2,
+            open_time_ms: 5990.1,
+            connect: None,
+            failed_to_open: failed,
+        });
+        let text = render(&report);
+        assert!(
+            text.contains(
+                "hold        37,988 of 38,000 connections held by 2 process(es), opened in \
+                 5.99 s, one request every 5.0 s each; failed to open: port_exhaustion 12"
+            ),
+            "{text}"
+        );
     }
 
     /// Regression (issue 10, item 8): an open loop below 1 request/s reads as

@@ -131,6 +131,10 @@ pub struct Report {
     /// in reports written before it existed).
     #[serde(default)]
     pub timeline: Option<Timeline>,
+    /// `--hold`: how the connections were opened and held; `null` in the
+    /// other models, and absent in reports written before it.
+    #[serde(default)]
+    pub hold: Option<Hold>,
     /// The upgrades `suite upgrade` made during the run, which it adds
     /// to the JSON loadgen wrote; `null` otherwise (loadgen never writes it).
     #[serde(default)]
@@ -305,6 +309,42 @@ pub struct Parameters {
     /// (their requests were all `GET`s).
     #[serde(default)]
     pub body_bytes: Option<u64>,
+    /// `--source-ips`: the loopback addresses the connections were bound to
+    /// before connect(2), round robin (connection i from address i mod n);
+    /// empty: the kernel chose (127.0.0.1 toward a loopback target). Absent
+    /// in reports written before it.
+    #[serde(default)]
+    pub source_ips: Vec<String>,
+}
+
+/// `--hold`: every connection opened first, as fast as the server takes
+/// them, then held open for the run, each sending one request every
+/// `interval_s`, so that what the server's figures show is what is held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hold {
+    /// `--connections`: how many were to be opened.
+    pub connections: u64,
+    /// How many were open when the schedule began: the rest failed to open
+    /// (`failed_to_open`) and are not retried.
+    pub held: u64,
+    /// `--hold-interval`: each held connection's time between requests.
+    pub interval_s: f64,
+    /// The processes that held them (`--processes`): one unless one
+    /// process's fd limit does not hold them all.
+    pub processes: u64,
+    /// From the first connect(2) to the last connection open or failed, ms.
+    pub open_time_ms: f64,
+    /// Each opening connection's connect(2) to established, µs; `null` when
+    /// none opened.
+    pub connect: Option<HistogramSummary>,
+    /// Connections that failed to open, by kind (every kind present, most
+    /// 0): `connect_refused`, `reset`, `timeout`, `fd_exhaustion` (EMFILE or
+    /// ENFILE on loadgen's side), `port_exhaustion` (EADDRNOTAVAIL: no free
+    /// local port), `other`. A server out of fds does not fail a connect:
+    /// the kernel completes the handshake into its accept queue; the
+    /// connection fails later, as a `reset` or `timeout` of its requests,
+    /// or once the queue is full as a `timeout` of the connect.
+    pub failed_to_open: BTreeMap<String, u64>,
 }
 
 /// How an open loop spaces its requests over time (`parameters.arrivals`).

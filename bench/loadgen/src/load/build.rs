@@ -9,17 +9,18 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use runs::format::rate;
 use runs::{
-    Affinity, BytesMoved, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, InFlight,
-    KEPT_UP_RATIO, Labels, Latencies, ListenCounterPoint, ListenerReport, LoadgenUsage, Machine,
-    MeasuredFrom, Parameters, Phases, ProcessReport, QueuePoint, Report, Requests, SamplePoint,
-    SpectrumPoint, Stall, StallWaits, TargetShare, Timeline, TimelineInterval, UseSummary,
-    WatchReport, WatchedAffinity, WorkerShare, Workers,
+    Affinity, BytesMoved, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, Hold,
+    InFlight, KEPT_UP_RATIO, Labels, Latencies, ListenCounterPoint, ListenerReport, LoadgenUsage,
+    Machine, MeasuredFrom, Parameters, Phases, ProcessReport, QueuePoint, Report, Requests,
+    SamplePoint, SpectrumPoint, Stall, StallWaits, TargetShare, Timeline, TimelineInterval,
+    UseSummary, WatchReport, WatchedAffinity, WorkerShare, Workers,
 };
 
 use super::connection::Model;
 use super::failure::Failure;
 use super::queues::ListenCounters;
 use super::recorder::{Recorder, WorkerCount};
+use super::recording::Opened;
 use super::usage::Readings;
 use super::watch::{ProcessSeries, WatchedTree};
 
@@ -62,6 +63,42 @@ pub struct Inputs<'a> {
     pub readings: Readings,
     /// The window's start, ms since the Unix epoch (for `timeline`).
     pub window_start_unix_ms: f64,
+    /// `--hold`: how the connections were opened; `None` in the other
+    /// models.
+    pub hold: Option<HoldInputs>,
+}
+
+/// `--hold`: what the report's `hold` block is built from.
+pub struct HoldInputs {
+    /// `--connections`.
+    pub connections: usize,
+    /// `--hold-interval`.
+    pub interval: Duration,
+    /// The processes that held them.
+    pub processes: usize,
+    /// Their openings, merged.
+    pub opened: Opened,
+}
+
+/// The report's `hold` block.
+fn hold_report(hold: HoldInputs, max_us: u64) -> Hold {
+    let mut connect = super::recorder::new_histogram(max_us);
+    super::recording::add_counts(&mut connect, &hold.opened.connect);
+    Hold {
+        connections: hold.connections as u64,
+        held: hold.opened.held,
+        interval_s: hold.interval.as_secs_f64(),
+        processes: hold.processes as u64,
+        open_time_ms: hold.opened.open_time_us as f64 / 1000.0,
+        connect: summary(&connect),
+        failed_to_open: Failure::ALL
+            .iter()
+            .map(|kind| {
+                let count = hold.opened.failures.get(kind.index()).copied();
+                (kind.name().to_owned(), count.unwrap_or(0))
+            })
+            .collect(),
+    }
 }
 
 /// Computes every figure of the report.
@@ -241,6 +278,9 @@ pub fn report(inputs: Inputs<'_>) -> Report {
             .timeline
             .as_ref()
             .map(|timeline| timeline_report(timeline, inputs.window_start_unix_ms)),
+        hold: inputs
+            .hold
+            .map(|hold| hold_report(hold, recorder.latency.high())),
         upgrades: None,
         // Judged by the caller, which holds the thresholds (`crate::slo`).
         slo: Vec::new(),

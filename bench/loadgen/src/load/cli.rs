@@ -11,8 +11,11 @@ use runs::{Arrivals, MixEntry};
 
 use super::Config;
 use super::arrivals;
+use super::children::ChildOf;
+use super::hold::DEFAULT_HOLD_INTERVAL;
 use super::kill::Kill;
 use super::mix;
+use super::source;
 use super::stall::Stop;
 use super::target::Target;
 use super::units::{parse_body_bytes, parse_positive_integer, parse_rate};
@@ -195,6 +198,45 @@ pub struct Cli {
     /// for large answers with the worker's `?bytes=N` in the target.
     #[arg(long, value_name = "N", value_parser = parse_body_bytes)]
     body_bytes: Option<u64>,
+
+    /// Open `--connections` keep-alive connections first, as fast as the
+    /// server takes them (a progress line on a terminal; the time to open
+    /// and every failure to open, by kind, in the JSON's `hold`), then hold
+    /// them all for the run, each sending one request every
+    /// `--hold-interval`: what the server's fds and memory show is what is
+    /// held. The keep-alive open loop's schedule (as `--rate` =
+    /// connections / interval) with 1 fd per connection; beyond one
+    /// process's fd limit, spread over `--processes`.
+    #[arg(long, conflicts_with_all = ["rate", "new_conn", "mix"])]
+    hold: bool,
+
+    /// With `--hold`: each held connection's time between requests. Keep it
+    /// under the server's idle bound (a `handoff` worker's
+    /// `--header-timeout`, 10 s), or held connections are closed between
+    /// requests and counted as `reconnects`.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_HOLD_INTERVAL, value_parser = parse_positive_duration, requires = "hold")]
+    hold_interval: Duration,
+
+    /// With `--hold`: the loadgen processes that hold the connections, each
+    /// every P-th connection under its own fd limit, their recordings merged
+    /// into one report. Default: as many as the fd limit requires (one up to
+    /// about 19,900 connections under a limit of 20,000); fewer than that is
+    /// refused before any connection.
+    #[arg(long, value_name = "P", value_parser = parse_positive_integer, requires = "hold")]
+    processes: Option<usize>,
+
+    /// Bind connection i to address i mod n of these before connect, for
+    /// when one address's ephemeral ports (net.ipv4.ip_local_port_range,
+    /// 28,232 by default, toward one target) do not suffice: a range
+    /// `127.0.0.2-127.0.0.9` or a list `127.0.0.2,127.0.0.3`. Loopback only.
+    #[arg(long, value_name = "ADDRESSES", value_parser = source::SourceIps::parse)]
+    source_ips: Option<source::SourceIps>,
+
+    /// Internal: this process is child K of P of a `--hold` run (see
+    /// `--processes`): it holds every P-th connection from the K-th and
+    /// talks to its parent on stdin and stdout.
+    #[arg(long, value_name = "K/P", value_parser = ChildOf::parse, hide = true, requires = "hold")]
+    pub child: Option<ChildOf>,
 }
 
 /// What `loadgen` was asked instead of a load.
@@ -244,6 +286,10 @@ impl Cli {
             seed: self.seed,
             arrivals: self.arrivals,
             body_bytes: self.body_bytes,
+            hold: self.hold.then_some(self.hold_interval),
+            processes: self.processes,
+            source_ips: self.source_ips.clone().map(|ips| ips.0).unwrap_or_default(),
+            child: self.child,
         }
     }
 }

@@ -12,7 +12,7 @@
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ use super::timer::PreciseTimer;
 
 /// The read buffer of a connection: an answer's head must fit in it (the worker's
 /// is about 150 bytes); a body of any size streams through it.
-const READ_BUFFER_BYTES: usize = 16 * 1024;
+pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// About the memory one connection takes: its read buffer, and a page for
 /// the rest (the [`Connection`], its task and the futures of its loop, its
@@ -62,6 +62,12 @@ pub enum Model {
     /// whatever became of the earlier ones, at most `--connections` in flight
     /// (as k6's arrival-rate executors do; `super::open_model`).
     OpenEach,
+    /// `--hold`: every connection opened first, then held, each sending one
+    /// request every `--hold-interval`: the keep-alive open loop's schedule
+    /// at `--rate` = held / interval, without a timerfd per connection
+    /// (seconds apart, tokio's millisecond timer is precise enough), so one
+    /// fd each (`super::hold`).
+    Hold,
 }
 
 impl Model {
@@ -95,7 +101,7 @@ impl Share {
 }
 
 /// One `--target` of a run: where its connections go and what they send.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Endpoint {
     /// The target's address.
     pub addr: SocketAddr,
@@ -134,6 +140,12 @@ pub struct Plan {
     /// once for the run (up to 64 MiB: one copy, not one per connection or
     /// per `--mix` path); empty without it.
     pub body: Box<[u8]>,
+    /// `--source-ips`: connection `id` binds to `source_ips[id % len]`
+    /// before connect(2) ([`Plan::source_of`]); empty: the kernel chooses.
+    pub source_ips: Vec<IpAddr>,
+    /// `--hold`: the connections were opened before the schedule, and sleep
+    /// between requests on tokio's timer rather than a timerfd each.
+    pub hold: bool,
 }
 
 impl Plan {
@@ -162,7 +174,16 @@ impl Plan {
 
     /// The model the run's flags choose.
     pub fn model(&self) -> Model {
-        Model::of(self.rate, self.new_conn)
+        match self.hold {
+            true => Model::Hold,
+            false => Model::of(self.rate, self.new_conn),
+        }
+    }
+
+    /// The source address of connection `id` (`--source-ips`, round robin,
+    /// as targets are dealt); `None`: the kernel's choice.
+    pub fn source_of(&self, id: usize) -> Option<IpAddr> {
+        source_of(&self.source_ips, id)
     }
 
     /// Open loop, keep-alive: the arrivals of connection `id`. The run's
@@ -236,12 +257,19 @@ impl Plan {
     }
 }
 
+/// Address `id % len` of `source_ips`; `None` when there are none.
+pub fn source_of(source_ips: &[IpAddr], id: usize) -> Option<IpAddr> {
+    (!source_ips.is_empty()).then(|| source_ips[id % source_ips.len()])
+}
+
 /// One client connection and its state between requests.
 pub struct Connection {
     /// Its index among the run's connections.
     id: usize,
     /// The index of its target in the plan's endpoints.
     target: usize,
+    /// The local address it binds to before connect(2) (`--source-ips`).
+    source: Option<IpAddr>,
     /// The run's plan.
     plan: Arc<Plan>,
     /// The open connection, if any; `None` after a failure, a close, or under
@@ -265,11 +293,30 @@ impl Connection {
             id,
             generator: plan.mix.as_ref().map(|mix| mix.generator(id)),
             target: plan.target_of(id),
+            source: plan.source_of(id),
             plan,
             stream: None,
             buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
             counted: false,
             connect_failed: false,
+        }
+    }
+
+    /// `--hold`: a connection opened before the schedule ([`open_held`]),
+    /// `id` its place in the schedule (of the held connections of this
+    /// process), going to target `target` from `source`.
+    pub fn held(
+        id: usize,
+        target: usize,
+        source: Option<IpAddr>,
+        stream: Option<TcpStream>,
+        plan: Arc<Plan>,
+    ) -> Connection {
+        Connection {
+            target,
+            source,
+            stream,
+            ..Connection::new(id, plan)
         }
     }
 
@@ -303,7 +350,12 @@ impl Connection {
         let plan = Arc::clone(&self.plan);
         // Without a timerfd (none left), tokio's millisecond timer will do: less
         // precise, and fd exhaustion shows in the errors anyway.
-        let timer = PreciseTimer::new().ok();
+        // `--hold`: requests seconds apart; a timerfd each would double the
+        // fds of tens of thousands of connections for no precision needed.
+        let timer = match plan.hold {
+            true => None,
+            false => PreciseTimer::new().ok(),
+        };
         let mut k = 0;
         loop {
             let due = plan.due(rate, self.id, k);
@@ -466,13 +518,14 @@ impl Connection {
                 Err(Reused::Failed(failure)) => return Err(failure),
             }
         }
-        let (stream, took) = match connect_and_send(endpoint.addr, request, moved).await {
-            Ok(connected) => connected,
-            Err(err) => {
-                self.connect_failed = true;
-                return Err(Failure::of(&err));
-            }
-        };
+        let (stream, took) =
+            match connect_and_send(endpoint.addr, self.source, request, moved).await {
+                Ok(connected) => connected,
+                Err(err) => {
+                    self.connect_failed = true;
+                    return Err(Failure::of(&err));
+                }
+            };
         recorder.borrow_mut().record_connect(scheduled, took);
         // Nagle's algorithm holds a small write only while earlier data is
         // unacknowledged, which the answer to each request acknowledges; a
@@ -595,6 +648,7 @@ fn answered(head: &response::Head) -> (Answer, bool) {
 /// a `--new-conn` run is made of.
 async fn connect_and_send(
     addr: SocketAddr,
+    source: Option<IpAddr>,
     request: Request<'_>,
     moved: &mut Moved,
 ) -> io::Result<(TcpStream, Duration)> {
@@ -604,6 +658,9 @@ async fn connect_and_send(
         Type::STREAM.nonblocking().cloexec(),
         Some(Protocol::TCP),
     )?;
+    if let Some(source) = source {
+        super::source::bind(&socket, source)?;
+    }
     match socket.connect(&addr.into()) {
         // EINPROGRESS: the handshake is under way, perhaps already complete.
         Err(err) if err.raw_os_error() != Some(libc::EINPROGRESS) => return Err(err),
@@ -634,6 +691,79 @@ async fn connect_and_send(
     moved.sent += written as u64;
     write_request(&mut stream, request, written, moved).await?;
     Ok((stream, took))
+}
+
+/// `--hold`: opens one connection to `endpoint` (from `source`), sends it
+/// its first request (the first path; `body` after the head) and reads the
+/// answer, all before `deadline`: a connection is held once the server has
+/// taken it and answered on it, not merely once the kernel completed its
+/// handshake into an accept queue. Returns the stream and its connect time.
+///
+/// A failure is counted by kind ([`Failure::of`]): on loadgen's side
+/// EMFILE/ENFILE (`fd_exhaustion`) and EADDRNOTAVAIL (`port_exhaustion`)
+/// from socket(2), bind(2) or connect(2); from the server, a refused
+/// connect, a reset, or no answer by the deadline (`timeout`). An answer
+/// that is not 2xx is `bad_status`; one that closes the connection
+/// (`Connection: close`) cannot be held and is `short_response`.
+pub async fn open_held(
+    endpoint: &Endpoint,
+    source: Option<IpAddr>,
+    body: &[u8],
+    deadline: Instant,
+    buffer: &mut [u8],
+) -> Result<(TcpStream, Duration), Failure> {
+    let request = Request {
+        head: &endpoint.requests[0],
+        body,
+    };
+    let mut moved = Moved::default();
+    let exchange = async {
+        let (mut stream, took) = connect_and_send(endpoint.addr, source, request, &mut moved)
+            .await
+            .map_err(|err| Failure::of(&err))?;
+        stream.set_nodelay(true).map_err(|err| Failure::of(&err))?;
+        let head = read_answer(&mut stream, buffer, 0, &mut moved).await?;
+        if !(200..300).contains(&head.status) {
+            return Err(Failure::BadStatus);
+        }
+        if head.close {
+            return Err(Failure::ShortResponse);
+        }
+        Ok((stream, took))
+    };
+    timeout_at(deadline.into(), exchange)
+        .await
+        .unwrap_or(Err(Failure::Timeout))
+}
+
+/// `--hold`: one request on a connection [`open_held`] opened, while it
+/// waits for the run to start, so that the server does not close it as
+/// idle; the answer must be a 2xx that keeps the connection.
+pub async fn keep_alive(
+    stream: &mut TcpStream,
+    endpoint: &Endpoint,
+    body: &[u8],
+    deadline: Instant,
+    buffer: &mut [u8],
+) -> Result<(), Failure> {
+    let request = Request {
+        head: &endpoint.requests[0],
+        body,
+    };
+    let mut moved = Moved::default();
+    let exchange = async {
+        write_request(stream, request, 0, &mut moved)
+            .await
+            .map_err(|err| Failure::of(&err))?;
+        let head = read_answer(stream, buffer, 0, &mut moved).await?;
+        match (200..300).contains(&head.status) && !head.close {
+            true => Ok(()),
+            false => Err(Failure::BadStatus),
+        }
+    };
+    timeout_at(deadline.into(), exchange)
+        .await
+        .unwrap_or(Err(Failure::Timeout))
 }
 
 /// Reads one answer from `stream` into `buffer`, whose first `filled` bytes have
@@ -758,7 +888,7 @@ mod tests {
                 head: request,
                 body: &[],
             };
-            let (_stream, took) = connect_and_send(addr, request, &mut moved)
+            let (_stream, took) = connect_and_send(addr, None, request, &mut moved)
                 .await
                 .expect("connect");
             took
@@ -802,9 +932,10 @@ mod tests {
             let answer = runtime().block_on(async {
                 let deadline = Instant::now() + Duration::from_secs(10);
                 timeout_at(deadline.into(), async {
-                    let (mut stream, _) = connect_and_send(cluster.addr(), request, &mut moved)
-                        .await
-                        .expect("send");
+                    let (mut stream, _) =
+                        connect_and_send(cluster.addr(), None, request, &mut moved)
+                            .await
+                            .expect("send");
                     let head = read_answer(&mut stream, &mut buffer, 0, &mut moved)
                         .await
                         .expect("an answer");
@@ -851,6 +982,8 @@ mod tests {
             mix: None,
             poisson: None,
             body: Box::default(),
+            source_ips: Vec::new(),
+            hold: false,
         };
         assert_eq!(plan.due(1e-300, 0, 0), start);
         assert_eq!(plan.due(1e-300, 0, 1), window.end);
@@ -878,6 +1011,8 @@ mod tests {
             mix: None,
             poisson: None,
             body: Box::default(),
+            source_ips: Vec::new(),
+            hold: false,
         }
     }
 
@@ -1022,6 +1157,8 @@ mod tests {
             mix: None,
             poisson: None,
             body: Box::default(),
+            source_ips: Vec::new(),
+            hold: false,
         };
         let two = Arc::new(plan(2, 5));
         let dealt: Vec<usize> = (0..5).map(|id| two.target_of(id)).collect();
@@ -1062,6 +1199,7 @@ mod tests {
         let err = runtime()
             .block_on(connect_and_send(
                 addr,
+                None,
                 Request {
                     head: b"GET / HTTP/1.1\r\n\r\n",
                     body: &[],

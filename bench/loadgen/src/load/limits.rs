@@ -24,7 +24,7 @@ pub const FDS_BESIDES_CONNECTIONS: u64 = 64;
 pub fn fds_per_connection(model: Model) -> u64 {
     match model {
         Model::OpenDealt => 2,
-        Model::Closed | Model::OpenEach => 1,
+        Model::Closed | Model::OpenEach | Model::Hold => 1,
     }
 }
 
@@ -33,7 +33,7 @@ pub fn fds_per_connection(model: Model) -> u64 {
 pub fn fds_of_connections(connections: usize, model: Model, threads: usize) -> u64 {
     let timers = match model {
         Model::OpenEach => threads as u64,
-        Model::Closed | Model::OpenDealt => 0,
+        Model::Closed | Model::OpenDealt | Model::Hold => 0,
     };
     (connections as u64)
         .saturating_mul(fds_per_connection(model))
@@ -121,7 +121,7 @@ pub fn check_connections(
             Model::OpenEach => {
                 "1 each request in flight under --new-conn --rate, and a timerfd per load thread"
             }
-            Model::Closed => "1 each",
+            Model::Closed | Model::Hold => "1 each",
         };
         return Err(format!(
             "--connections {connections} need {fds} fds ({each}), more than loadgen's fd \
@@ -149,6 +149,39 @@ pub fn check_connections(
         ));
     }
     Ok(())
+}
+
+/// The connections one process can hold under `fd_limit` (1 fd each, as
+/// `--hold` holds them), the [`FDS_BESIDES_CONNECTIONS`] spare kept.
+pub fn connections_per_process(fd_limit: &FdLimit) -> u64 {
+    fd_limit.soft.saturating_sub(FDS_BESIDES_CONNECTIONS).max(1)
+}
+
+/// `--hold`: how many processes hold `connections` (`--processes`, or as
+/// many as the fd limit requires), or the usage error's line when the given
+/// number cannot: the hard limit binds every process alike (only a
+/// privileged process can raise it), so what one process cannot hold is
+/// spread over several, each with its own limit.
+pub fn hold_processes(
+    connections: usize,
+    processes: Option<usize>,
+    fd_limit: &FdLimit,
+) -> Result<usize, String> {
+    let each = connections_per_process(fd_limit);
+    let needed = (connections as u64).div_ceil(each) as usize;
+    match processes {
+        None => Ok(needed.max(1)),
+        Some(given) if given >= needed => Ok(given),
+        Some(given) => Err(format!(
+            "--connections {connections} need {needed} processes of {each} connections each \
+             (an fd each under loadgen's fd limit of {}, hard limit {}, less {} spare), more \
+             than --processes {given}: at most {} connections fit",
+            fd_limit.soft,
+            fd_limit.hard,
+            FDS_BESIDES_CONNECTIONS,
+            each.saturating_mul(given as u64)
+        )),
+    }
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (setrlimit(2)).
@@ -254,6 +287,25 @@ mod tests {
         let refused = check_connections(101, Model::Closed, 1, &limit, little).expect_err("memory");
         assert!(refused.contains("RLIMIT_AS"), "{refused}");
         assert!(refused.contains("at most 100 connections"), "{refused}");
+    }
+
+    /// `--hold` over processes: as many as the fd limit requires by default;
+    /// fewer given is refused with the most they hold.
+    #[test]
+    fn spreads_held_connections_over_processes() {
+        let limit = FdLimit {
+            soft_at_start: 1024,
+            soft: 20_000,
+            hard: 20_000,
+        };
+        assert_eq!(hold_processes(1, None, &limit), Ok(1));
+        assert_eq!(hold_processes(19_936, None, &limit), Ok(1));
+        assert_eq!(hold_processes(19_937, None, &limit), Ok(2));
+        assert_eq!(hold_processes(38_000, None, &limit), Ok(2));
+        assert_eq!(hold_processes(38_000, Some(4), &limit), Ok(4));
+        let refused = hold_processes(38_000, Some(1), &limit).expect_err("one process");
+        assert!(refused.contains("need 2 processes"), "{refused}");
+        assert!(refused.contains("at most 19936 connections"), "{refused}");
     }
 
     /// `NAME: N kB` lines of /proc are read as KiB; this process has some.

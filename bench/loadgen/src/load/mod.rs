@@ -31,6 +31,13 @@
 //!   Poisson process drawn from `--seed` before the run.
 //! - `machine`, `limits`: the machine's description; the fd limit.
 //! - `progress`: the progress bar on stderr.
+//! - `hold`: `--hold`: every connection opened first, then held, one
+//!   request every `--hold-interval` each.
+//! - `children`, `recording`: `--hold` over several processes when one
+//!   process's fd limit does not suffice: the child processes, and the
+//!   recordings they hand their parent to merge.
+//! - `source`: `--source-ips`: connections bound to several loopback
+//!   addresses; the local port budget.
 
 use std::cell::RefCell;
 use std::io::IsTerminal;
@@ -47,9 +54,11 @@ use cluster::cli::UsageError;
 
 pub(crate) mod arrivals;
 pub(crate) mod build;
+pub(crate) mod children;
 pub mod cli;
 pub(crate) mod connection;
 pub(crate) mod failure;
+pub(crate) mod hold;
 pub(crate) mod kill;
 pub(crate) mod limits;
 pub(crate) mod machine;
@@ -59,7 +68,9 @@ pub(crate) mod proc_stat;
 pub(crate) mod progress;
 pub(crate) mod queues;
 pub(crate) mod recorder;
+pub(crate) mod recording;
 pub mod response;
+pub(crate) mod source;
 pub(crate) mod stall;
 pub(crate) mod target;
 pub(crate) mod timer;
@@ -132,6 +143,17 @@ pub struct Config {
     /// `--body-bytes`: each request a `POST` with a body of this many bytes;
     /// `None`: a `GET`.
     pub(crate) body_bytes: Option<u64>,
+    /// `--hold`: each held connection's time between requests (`None`: the
+    /// other models).
+    pub(crate) hold: Option<Duration>,
+    /// `--processes`: how many processes hold the `--hold` connections;
+    /// `None`: as many as the fd limit requires.
+    pub(crate) processes: Option<usize>,
+    /// `--source-ips`: the addresses connections bind to, round robin.
+    pub(crate) source_ips: Vec<std::net::IpAddr>,
+    /// Hidden `--child K/P`: this process holds a share of a `--hold` run
+    /// for its parent (`children`).
+    pub(crate) child: Option<children::ChildOf>,
 }
 
 impl Config {
@@ -181,11 +203,31 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
         .into());
     }
     let fd_limit = limits::raise_fd_limit().context("raise RLIMIT_NOFILE")?;
-    let open_loop = config.rate.is_some();
-    let model = Model::of(config.rate, config.new_conn);
+    let open_loop = config.rate.is_some() || config.hold.is_some();
+    let model = match config.hold {
+        Some(_) => Model::Hold,
+        None => Model::of(config.rate, config.new_conn),
+    };
     let threads = config.threads.clamp(1, config.connections.max(1));
     let memory_room = limits::memory_room();
-    limits::check_connections(config.connections, model, threads, &fd_limit, memory_room)
+    // `--hold` beyond one process's fd limit: this process starts children
+    // that hold the connections, and holds none itself.
+    let processes = match (config.hold, config.child) {
+        (Some(_), None) => limits::hold_processes(config.connections, config.processes, &fd_limit)
+            .map_err(UsageError)?,
+        _ => 1,
+    };
+    // The most connections one process holds, and the memory it may take
+    // while the others take theirs.
+    let share = match config.child {
+        Some(child) => hold::ids_of(config.connections, child.index, child.count, 0, 1).len(),
+        None => config.connections.div_ceil(processes),
+    };
+    let memory_share = memory_room.map(|room| limits::MemoryRoom {
+        bytes: room.bytes / processes as u64,
+        ..room
+    });
+    limits::check_connections(share, model, threads, &fd_limit, memory_share)
         .map_err(UsageError)?;
     if let Some(rate) = config.rate.filter(|_| config.poisson()) {
         arrivals::check_poisson(
@@ -196,12 +238,12 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
         )
         .map_err(UsageError)?;
     }
-    let fds_needed = limits::fds_needed(config.connections, model, threads);
+    let fds_needed = limits::fds_needed(share, model, threads);
     if !fd_limit.fits(fds_needed) {
         eprintln!(
-            "loadgen: warning: {} connections need about {fds_needed} fds, but the fd limit \
+            "loadgen: warning: {share} connections need about {fds_needed} fds, but the fd limit \
              is {} (hard limit {}): expect fd exhaustion errors",
-            config.connections, fd_limit.soft, fd_limit.hard
+            fd_limit.soft, fd_limit.hard
         );
     }
     if config.targets.is_empty() {
@@ -241,6 +283,30 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
     if let Some(stop) = &config.stop {
         stop.check(config.duration).map_err(UsageError)?;
     }
+    // Connections the local ports could never give (a child's parent has
+    // checked them all).
+    if let (None, Some(ports)) = (config.child, source::ephemeral_ports()) {
+        let destinations: std::collections::HashSet<SocketAddr> =
+            endpoints.iter().map(|endpoint| endpoint.addr).collect();
+        source::check_ports(
+            config.connections,
+            config.source_ips.len(),
+            destinations.len(),
+            ports,
+        )
+        .map_err(UsageError)?;
+    }
+
+    // `--hold`: every connection opened before the run's clock starts.
+    let timeline = config.timeline.then_some(config.sample_interval);
+    let counters: Vec<Arc<AtomicU64>> = (0..threads).map(|_| Arc::default()).collect();
+    let (finished, finishing) = mpsc::channel();
+    let holders = match config.hold {
+        None => None,
+        Some(_) => Some(hold_connections(
+            config, processes, &endpoints, &counters, timeline, &finished,
+        )?),
+    };
 
     // Drawn before the run's clock starts: the longest schedule takes over a
     // second.
@@ -276,25 +342,56 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
         ),
         None => None,
     };
+    // `--hold`: the keep-alive open loop's schedule over the connections
+    // this process holds, one request every interval each.
+    let held_here = match &holders {
+        Some(hold::Holders::Threads(holding)) => holding.held(),
+        _ => 0,
+    };
+    let rate = match config.hold {
+        Some(interval) => Some(held_here.max(1) as f64 / interval.as_secs_f64()),
+        None => config.rate,
+    };
     let plan = Arc::new(Plan {
         endpoints,
         new_conn: config.new_conn,
-        rate: config.rate,
-        connections: config.connections,
+        rate,
+        connections: match config.hold {
+            Some(_) => held_here,
+            None => config.connections,
+        },
         timeout: config.timeout,
         start,
         window,
         mix: (!config.mix.is_empty()).then(|| mix::Mix::new(&config.mix, config.seed())),
         poisson,
         body: body(config.body_bytes),
+        source_ips: config.source_ips.clone(),
+        hold: config.hold.is_some(),
     });
 
-    let timeline = config.timeline.then_some(config.sample_interval);
     let in_flight = Arc::new(AtomicUsize::new(0));
-    let counters: Vec<Arc<AtomicU64>> = (0..threads).map(|_| Arc::default()).collect();
-    let (finished, finishing) = mpsc::channel();
     let mut handles = Vec::with_capacity(threads);
-    for (index, counter) in counters.iter().enumerate() {
+    let mut opened = None;
+    match holders {
+        Some(hold::Holders::Threads(holding)) => {
+            opened = Some(holding.opened.clone());
+            handles = holding.go(&plan);
+        }
+        Some(hold::Holders::Children(children, merged)) => {
+            opened = Some(merged);
+            let longest = plan.longest_latency();
+            let empty = move || {
+                Recorder::new(window, true, longest, Arc::default()).with_timeline(timeline)
+            };
+            handles = children.go(empty, &finished)?;
+        }
+        None => {}
+    }
+    // Without `--hold`, the load threads start here; with it, they were
+    // started to open and have just been told to go.
+    let spawn_threads = if config.hold.is_none() { threads } else { 0 };
+    for (index, counter) in counters.iter().enumerate().take(spawn_threads) {
         let ids: Vec<usize> = (index..config.connections).step_by(threads).collect();
         // The open model's arrivals of this thread: every `threads`-th.
         let share = Share {
@@ -318,13 +415,14 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
     }
     drop(finished);
 
-    let mut progress = std::io::stderr()
-        .is_terminal()
+    let mut progress = (std::io::stderr().is_terminal() && config.child.is_none())
         .then(|| progress::Progress::new(counters, start, config.warmup + config.duration));
     // loadgen's own CPU time and placement, read by this thread at the
     // window's edges, as close to them as its wake-ups allow.
     let mut readings = usage::WindowReadings::new(window.start, window.end, &config.watch);
-    let mut running = threads;
+    let mut running = handles.len();
+    let mut handles: Vec<Option<_>> = handles.into_iter().map(Some).collect();
+    let mut merged: Option<Recorder> = None;
     while running > 0 {
         readings.poll(Instant::now());
         match finishing.recv_timeout(readings.wait(Instant::now(), PROGRESS_TICK)) {
@@ -333,6 +431,14 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
             // Every sender is gone: every thread has ended, one way or another.
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
+        // A thread (or a child process) that failed ends the run now, not
+        // when the others end theirs: its error is the run's.
+        for handle in &mut handles {
+            if handle.as_ref().is_some_and(thread::JoinHandle::is_finished) {
+                let handle = handle.take().expect("checked: still to join");
+                merge_into(&mut merged, handle)?;
+            }
+        }
         if let Some(progress) = &mut progress {
             progress.tick();
         }
@@ -340,19 +446,14 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
     if let Some(progress) = progress {
         progress.finish();
     }
-
-    let mut merged: Option<Recorder> = None;
-    for handle in handles {
-        let recorder = handle
-            .join()
-            .map_err(|_| anyhow!("a load thread panicked"))??;
-        match &mut merged {
-            Some(merged) => merged.merge(&recorder),
-            None => merged = Some(recorder),
-        }
+    for handle in handles.into_iter().flatten() {
+        merge_into(&mut merged, handle)?;
     }
     let readings = readings.finish();
     let recorder = merged.context("no load thread ran")?;
+    if config.child.is_some() {
+        children::report_recording(&recorder)?;
+    }
     let run_time = start.elapsed();
     let watched = watcher.map(Watcher::stop).unwrap_or_default();
     let fault = killer.map(kill::Killer::stop);
@@ -366,7 +467,7 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
                 .iter()
                 .map(|target| target.url.clone())
                 .collect(),
-            load_loop: if config.rate.is_some() {
+            load_loop: if open_loop {
                 LoadLoop::Open
             } else {
                 LoadLoop::Closed
@@ -375,7 +476,10 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
             threads,
             duration_s: config.duration.as_secs_f64(),
             warmup_s: config.warmup.as_secs_f64(),
-            rate_per_s: config.rate,
+            rate_per_s: match (config.hold, &opened) {
+                (Some(interval), Some(opened)) => Some(opened.held as f64 / interval.as_secs_f64()),
+                _ => config.rate,
+            },
             new_conn: config.new_conn,
             timeout_s: config.timeout.as_secs_f64(),
             sample_interval_ms: config.sample_interval.as_secs_f64() * 1000.0,
@@ -385,7 +489,17 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
             seed: config.seeded().then(|| config.seed()),
             arrivals: open_loop.then_some(config.arrivals),
             body_bytes: config.body_bytes,
+            source_ips: config.source_ips.iter().map(|ip| ip.to_string()).collect(),
         },
+        hold: config
+            .hold
+            .zip(opened)
+            .map(|(interval, opened)| build::HoldInputs {
+                connections: config.connections,
+                interval,
+                processes,
+                opened,
+            }),
         machine,
         fd_limit,
         started_at,
@@ -412,6 +526,77 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
         latency: recorder.latency,
         latency_uncorrected,
     })
+}
+
+/// Joins a load thread (or a child's reader) and adds its recorder to
+/// `merged`; its error, or its panic, is the run's.
+fn merge_into(
+    merged: &mut Option<Recorder>,
+    handle: thread::JoinHandle<anyhow::Result<Recorder>>,
+) -> anyhow::Result<()> {
+    let recorder = handle
+        .join()
+        .map_err(|_| anyhow!("a load thread panicked"))??;
+    match merged {
+        Some(merged) => merged.merge(&recorder),
+        None => *merged = Some(recorder),
+    }
+    Ok(())
+}
+
+/// `--hold`: opens every connection, over the load threads of this process
+/// (counted on `counters` for the progress line) or over `processes`
+/// children; a child then reports its opening to its parent and waits for
+/// its go.
+fn hold_connections(
+    config: &Config,
+    processes: usize,
+    endpoints: &[Endpoint],
+    counters: &[Arc<AtomicU64>],
+    timeline: Option<Duration>,
+    finished: &mpsc::Sender<()>,
+) -> anyhow::Result<hold::Holders> {
+    if processes > 1 {
+        let mut children = children::Children::start(&children::args(config), processes)?;
+        let opened = children.opened()?;
+        return Ok(hold::Holders::Children(children, opened));
+    }
+    let threads = counters.len();
+    let (process, of) = config
+        .child
+        .map_or((0, 1), |child| (child.index, child.count));
+    let ids: Vec<Vec<usize>> = (0..threads)
+        .map(|thread| hold::ids_of(config.connections, process, of, thread, threads))
+        .collect();
+    let total = ids.iter().map(Vec::len).sum();
+    let opening = Arc::new(hold::Opening {
+        endpoints: endpoints.to_vec(),
+        source_ips: config.source_ips.clone(),
+        body: body(config.body_bytes),
+        timeout: config.timeout,
+        interval: config.hold.unwrap_or_default(),
+    });
+    let progress = (std::io::stderr().is_terminal() && config.child.is_none())
+        .then(|| progress::Progress::opening(counters.to_vec(), total));
+    let holding = hold::open(opening, ids, counters, timeline, finished, || {
+        if let Some(progress) = &progress {
+            progress.tick_opening();
+        }
+    })?;
+    if let Some(progress) = progress {
+        progress.finish();
+    }
+    if config.child.is_some() {
+        children::report_opened(&holding.opened)?;
+    }
+    Ok(hold::Holders::Threads(holding))
+}
+
+/// The names of the kinds of failure, in the reports' order (for tests
+/// that build a report by hand).
+#[cfg(test)]
+pub(crate) fn failure_kinds() -> impl Iterator<Item = &'static str> {
+    failure::Failure::ALL.iter().map(|kind| kind.name())
 }
 
 /// The body of every request under `--body-bytes`, built once: `x`s, as

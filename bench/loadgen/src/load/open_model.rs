@@ -302,6 +302,8 @@ mod tests {
             mix: None,
             poisson: None,
             body: Box::default(),
+            source_ips: Vec::new(),
+            hold: false,
         });
         let recorder = Rc::new(RefCell::new(Recorder::new(
             window,

@@ -37,6 +37,33 @@ impl Progress {
         }
     }
 
+    /// `--hold`: a bar over the `total` connections to open, counted on
+    /// `counters` as each opens or fails.
+    pub fn opening(counters: Vec<Arc<AtomicU64>>, total: usize) -> Progress {
+        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{elapsed:>4} {wide_bar} {pos}/{len} connections opened")
+        {
+            bar.set_style(style);
+        }
+        Progress {
+            bar,
+            counters,
+            start: Instant::now(),
+            last: (0, Instant::now()),
+        }
+    }
+
+    /// `--hold`: redraws the opening bar with the connections tried so far.
+    pub fn tick_opening(&self) {
+        let tried: u64 = self
+            .counters
+            .iter()
+            .map(|counter| counter.load(Ordering::Relaxed))
+            .sum();
+        self.bar.set_position(tried);
+    }
+
     /// Redraws the bar with the time elapsed and the current rate.
     pub fn tick(&mut self) {
         let now = Instant::now();

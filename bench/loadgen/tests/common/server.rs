@@ -53,6 +53,8 @@ struct Shared {
     stop: AtomicBool,
     requests: AtomicU64,
     arrivals: Mutex<Vec<Instant>>,
+    /// The peer address of every connection accepted.
+    peers: Mutex<Vec<SocketAddr>>,
     /// For `StallOnce`: the first request's arrival and the end of the stall once begun.
     stall: Mutex<(Option<Instant>, Option<Instant>)>,
 }
@@ -74,6 +76,7 @@ impl TestServer {
             stop: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             arrivals: Mutex::new(Vec::new()),
+            peers: Mutex::new(Vec::new()),
             stall: Mutex::new((None, None)),
         });
         let accept_shared = Arc::clone(&shared);
@@ -84,6 +87,9 @@ impl TestServer {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
+                if let Ok(peer) = stream.peer_addr() {
+                    accept_shared.peers.lock().expect("not poisoned").push(peer);
+                }
                 let shared = Arc::clone(&accept_shared);
                 connections.push(thread::spawn(move || serve(stream, &shared)));
             }
@@ -99,6 +105,11 @@ impl TestServer {
     /// `http://127.0.0.1:PORT/`.
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
+    }
+
+    /// The peer address of every connection accepted, in order.
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.shared.peers.lock().expect("not poisoned").clone()
     }
 
     /// When each request arrived, in order.
