@@ -29,7 +29,7 @@ use super::failure::Failure;
 use super::mix::Mix;
 use super::recorder::{Answer, Moved, Recorder, Sample, Window};
 use super::response::{self, Body, Chunked};
-use super::timer::PreciseTimer;
+use super::timer::{PreciseTimer, sleep_until_due};
 
 /// The read buffer of a connection: an answer's head must fit in it (the worker's
 /// is about 150 bytes); a body of any size streams through it.
@@ -368,15 +368,7 @@ impl Connection {
             }
             recorder.borrow_mut().record_scheduled(due);
             k += 1;
-            if Instant::now() < due {
-                let precise = match &timer {
-                    Some(timer) => timer.sleep_until(due).await.is_ok(),
-                    None => false,
-                };
-                if !precise {
-                    sleep_until(due.into()).await;
-                }
-            }
+            sleep_until_due(timer.as_ref(), due).await;
             if Instant::now() >= plan.hard_stop() {
                 // The server is so far behind that the run's end came first: this
                 // request and every later one of the window go unanswered. The

@@ -48,11 +48,11 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 use tokio::task::JoinError;
-use tokio::time::{sleep_until, timeout_at};
+use tokio::time::timeout_at;
 
 use super::connection::{Connection, Plan, Share};
 use super::recorder::Recorder;
-use super::timer::PreciseTimer;
+use super::timer::{PreciseTimer, sleep_until_due};
 
 /// One request handed to a place: when it was due, where it goes.
 #[derive(Debug, Clone, Copy)]
@@ -206,8 +206,6 @@ async fn dispatch(
     recorder: &RefCell<Recorder>,
     in_flight: &AtomicUsize,
 ) {
-    // Without a timerfd (none left), tokio's millisecond timer will do: less
-    // precise, and fd exhaustion shows in the errors anyway.
     let timer = PreciseTimer::new().ok();
     let mut generator = plan.mix.as_ref().map(|mix| mix.generator(share.first));
     let hard_stop = plan.hard_stop();
@@ -220,15 +218,7 @@ async fn dispatch(
         recorder.borrow_mut().record_scheduled(due);
         let index = share.index(k);
         k += 1;
-        if Instant::now() < due {
-            let precise = match &timer {
-                Some(timer) => timer.sleep_until(due).await.is_ok(),
-                None => false,
-            };
-            if !precise {
-                sleep_until(due.into()).await;
-            }
-        }
+        sleep_until_due(timer.as_ref(), due).await;
         if places.free.borrow().is_empty() {
             recorder.borrow_mut().record_waited(due);
         }

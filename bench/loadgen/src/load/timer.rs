@@ -98,6 +98,22 @@ impl PreciseTimer {
     }
 }
 
+/// Sleeps until `due` (at once if it has passed): on `timer` when there is
+/// one and it works, else on tokio's millisecond timer, less precise (no
+/// timerfd left: fd exhaustion shows in the errors anyway). The open loops'
+/// one way of waiting for a request's due time.
+pub async fn sleep_until_due(timer: Option<&PreciseTimer>, due: Instant) {
+    if Instant::now() >= due {
+        return;
+    }
+    if let Some(timer) = timer {
+        if timer.sleep_until(due).await.is_ok() {
+            return;
+        }
+    }
+    tokio::time::sleep_until(due.into()).await;
+}
+
 /// Sets the calling thread's timer slack to 1 ns (prctl(2) `PR_SET_TIMERSLACK`),
 /// so that its timers fire when asked rather than up to 50 µs later. A failure
 /// only costs precision, so it is ignored.
