@@ -200,6 +200,37 @@ pub fn rate_label(per_s: f64) -> String {
     }
 }
 
+/// The key of series `index` in a legend, 34 px wide from `(x, y)`: its
+/// line as the chart draws it (colour, dashes) with its marker in the middle.
+pub fn legend_key(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    index: usize,
+    (x, y): (i32, i32),
+) -> anyhow::Result<()> {
+    let style = colour(index).stroke_width(2);
+    let line = vec![(x, y), (x + 34, y)];
+    match dash_of(index) {
+        None => area.draw(&PathElement::new(line, style)),
+        Some((size, gap)) => area.draw(&plotters::element::DashedPathElement::new(
+            line, size, gap, style,
+        )),
+    }
+    .map_err(drawing)?;
+    let mark = colour(index).filled();
+    let at = (x + 17, y);
+    match index % 4 {
+        0 => area.draw(&Circle::new(at, 5, mark)),
+        1 => area.draw(&TriangleMarker::new(at, 6, mark)),
+        2 => area.draw(&Rectangle::new(
+            [(at.0 - 4, at.1 - 4), (at.0 + 4, at.1 + 4)],
+            mark,
+        )),
+        _ => area.draw(&Cross::new(at, 5, mark)),
+    }
+    .map_err(drawing)?;
+    Ok(())
+}
+
 /// A legend strip above the panels, never over data: per mode its colour,
 /// dash and marker (as [`mode_line`] and [`markers`] draw them) and its name;
 /// then each `extra` entry, a grey marker (hollow if its flag is set) and a
@@ -214,27 +245,7 @@ pub fn legend_strip(
     for (index, mode) in modes.iter().enumerate() {
         let (row, column) = (index / per_row, index % per_row);
         let (x, y) = (20 + column as i32 * 200, 14 + row as i32 * 22);
-        let style = colour(index).stroke_width(2);
-        let line = vec![(x, y), (x + 34, y)];
-        match dash_of(index) {
-            None => area.draw(&PathElement::new(line, style)),
-            Some((size, gap)) => area.draw(&plotters::element::DashedPathElement::new(
-                line, size, gap, style,
-            )),
-        }
-        .map_err(drawing)?;
-        let mark = colour(index).filled();
-        let at = (x + 17, y);
-        match index % 4 {
-            0 => area.draw(&Circle::new(at, 5, mark)),
-            1 => area.draw(&TriangleMarker::new(at, 6, mark)),
-            2 => area.draw(&Rectangle::new(
-                [(at.0 - 4, at.1 - 4), (at.0 + 4, at.1 + 4)],
-                mark,
-            )),
-            _ => area.draw(&Cross::new(at, 5, mark)),
-        }
-        .map_err(drawing)?;
+        legend_key(area, index, (x, y))?;
         area.draw(&Text::new(
             mode.name(),
             (x + 42, y),

@@ -10,7 +10,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::Chart;
 use crate::sections::fairness::queues::QueuePanel;
-use crate::style::{FONT, colour, dash_of, drawing, markers, svg};
+use crate::style::{FONT, colour, dash_of, drawing, legend_key, markers, svg};
 
 /// The file REPORT.md links.
 pub const FILE: &str = "queues.svg";
@@ -154,27 +154,7 @@ fn legend(area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> anyhow:
     let mut x = 40;
     let y = 25;
     for (series, label) in SERIES.iter().enumerate() {
-        let style = colour(series).stroke_width(2);
-        let line = vec![(x, y), (x + 34, y)];
-        match dash_of(series) {
-            None => area.draw(&PathElement::new(line, style)),
-            Some((size, gap)) => area.draw(&plotters::element::DashedPathElement::new(
-                line, size, gap, style,
-            )),
-        }
-        .map_err(drawing)?;
-        let mark = colour(series).filled();
-        let at = (x + 17, y);
-        match series % 4 {
-            0 => area.draw(&Circle::new(at, 5, mark)),
-            1 => area.draw(&TriangleMarker::new(at, 6, mark)),
-            2 => area.draw(&Rectangle::new(
-                [(at.0 - 4, at.1 - 4), (at.0 + 4, at.1 + 4)],
-                mark,
-            )),
-            _ => area.draw(&Cross::new(at, 5, mark)),
-        }
-        .map_err(drawing)?;
+        legend_key(area, series, (x, y))?;
         area.draw(&text(x + 42, y, label)).map_err(drawing)?;
         x += 70 + 8 * label.chars().count() as i32;
     }
