@@ -18,8 +18,11 @@
 //!   of everything still running when it is dropped.
 //! - [`netns`]: [`netns::in_new_netns`], a body run in a network namespace
 //!   of its own (its own loopback and sysctls), where its servers start.
+//! - [`cgroup`]: [`cgroup::MemoryCgroup`], a memory cgroup of a server's
+//!   own, so that the kernel memory its sockets take is counted apart.
 #![deny(missing_docs)]
 
+pub mod cgroup;
 pub mod netns;
 pub mod ready;
 pub mod server;

@@ -265,6 +265,19 @@ pub fn render(report: &Report) -> String {
         if let Some(err) = &watched.queue_error {
             let _ = writeln!(out, "  queue       not read: {err}");
         }
+        if let Some(cgroup) = &watched.memory_cgroup {
+            let _ = writeln!(
+                out,
+                "  kernel      {} (memory cgroup {}): at most {} kernel objects, {} TCP buffers",
+                watched.pid,
+                cgroup.path,
+                bytes(cgroup.kernel_max_bytes),
+                bytes(cgroup.socket_buffers_max_bytes)
+            );
+            if let Some(err) = &cgroup.error {
+                let _ = writeln!(out, "  kernel      not read after: {err}");
+            }
+        }
     }
     if let Some(usage) = &report.loadgen_usage {
         let mut line = format!(

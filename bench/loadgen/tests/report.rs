@@ -268,7 +268,7 @@ fn renders_every_section_from_real_runs() {
     for heading in [
         "## 1. Throughput and latency",
         "## 1b. Latency against offered load",
-        "## 2. The fd bill",
+        "## 2. The bill at scale",
         "## 3. The fd limit",
         "## 4. Fairness",
         "## 5. Master cost",
@@ -280,7 +280,7 @@ fn renders_every_section_from_real_runs() {
         "## At a glance",
         "## Limitations",
         "**Loopback only:**",
-        "[§2](#2-the-fd-bill)",
+        "[§2](#2-the-bill-at-scale)",
     ] {
         assert!(report.contains(heading), "no {heading:?} in\n{report}");
     }

@@ -27,7 +27,7 @@ macro_rules! w {
 pub(crate) use w;
 
 /// The anchor GitHub gives a heading: lower case, punctuation dropped, spaces
-/// as hyphens (`2. The fd bill` → `2-the-fd-bill`).
+/// as hyphens (`2. The bill at scale` → `2-the-bill-at-scale`).
 pub fn anchor(heading: &str) -> String {
     heading
         .chars()
@@ -37,7 +37,7 @@ pub fn anchor(heading: &str) -> String {
         .collect()
 }
 
-/// `[§2](#2-the-fd-bill)`: a link to a numbered section.
+/// `[§2](#2-the-bill-at-scale)`: a link to a numbered section.
 pub fn section_link(heading: &str) -> String {
     let number = heading.split('.').next().unwrap_or(heading);
     format!("[§{number}](#{})", anchor(heading))

@@ -96,7 +96,7 @@ fn the_newest_reference_folder_renders() {
         "## 0. Cost at equal load",
         "## 1. Throughput and latency",
         "## 1b. Latency against offered load",
-        "## 2. The fd bill",
+        "## 2. The bill at scale",
         "## 3. The fd limit",
         "## 4. Fairness",
         "## 5. Master cost",

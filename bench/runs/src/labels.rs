@@ -13,7 +13,7 @@
 //! | `round` | 1, 2, ...: the round of the interleaved matrix (of the shuffled order in which every step of cost and sweep is repeated) | cost, throughput, sweep, fairness |
 //! | `rate` | the offered rate, requests/s, as `--rate` | cost, sweep |
 //! | `connections` | the connections held, as `--connections` | fdbill, fdlimit |
-//! | `max_fds` | the master's `--max-fds` | fdlimit |
+//! | `max_fds` | the master's fd limit: its `--max-fds` (fdlimit), or the RLIMIT_NOFILE soft limit it and its workers inherited from the harness (fdbill) | fdlimit, fdbill |
 //! | `work_us` | the busy work per request (`?work_us=`), µs | fairness |
 //! | `workers` | workers in the cluster (a worker that answered nothing counts as 0) | every run |
 //! | `accept` | `drain`, `single`, `exclusive`, `blocking`: `handoff --pass listener --accept` | fairness (handoff-listener) |
@@ -276,7 +276,8 @@ pub struct Labels {
     pub rate: Option<u64>,
     /// The connections held, the N of an fd bill or fd limit step.
     pub connections: Option<u64>,
-    /// The master's `--max-fds`.
+    /// The master's fd limit: its `--max-fds` (the fd limit's runs), or the
+    /// RLIMIT_NOFILE it inherited (the fd bill's).
     pub max_fds: Option<u64>,
     /// The busy work per request, µs.
     pub work_us: Option<u64>,

@@ -742,6 +742,46 @@ pub struct WatchReport {
     /// `null` otherwise.
     #[serde(default)]
     pub queue_error: Option<String>,
+    /// What the kernel charged to the tree's memory cgroup, when the
+    /// watched process has one of its own (cgroup v1 `memory`); `null`
+    /// otherwise, and in runs written before loadgen read it.
+    #[serde(default)]
+    pub memory_cgroup: Option<MemoryCgroupReport>,
+}
+
+/// The memory cgroup of a watched tree: the kernel memory its sockets take,
+/// which no process's RSS shows, counted apart from the load generator's
+/// (on loopback both ends of a connection live in the same kernel).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemoryCgroupReport {
+    /// Its folder under the controller's mount point.
+    pub path: String,
+    /// Most kernel objects charged at a sample inside the window, bytes
+    /// (`memory.kmem.usage_in_bytes`: sockets, inodes, files, epoll items).
+    pub kernel_max_bytes: u64,
+    /// Most TCP socket buffers charged at a sample inside the window, bytes
+    /// (`memory.kmem.tcp.usage_in_bytes`).
+    pub socket_buffers_max_bytes: u64,
+    /// Most memory charged at a sample inside the window, bytes
+    /// (`memory.usage_in_bytes`: user pages and kernel objects).
+    pub charged_max_bytes: u64,
+    /// Its counters at each sample.
+    pub samples: Vec<MemoryPoint>,
+    /// Why reading it stopped early; `null` otherwise.
+    pub error: Option<String>,
+}
+
+/// A memory cgroup's counters at one sample, bytes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct MemoryPoint {
+    /// Milliseconds from the run's start.
+    pub t_ms: f64,
+    /// Kernel objects charged.
+    pub kernel_bytes: u64,
+    /// TCP socket buffers charged.
+    pub socket_buffer_bytes: u64,
+    /// Everything charged but the TCP buffers.
+    pub charged_bytes: u64,
 }
 
 /// One listening socket of a watched tree: where connections wait until a

@@ -17,7 +17,7 @@ use runs::labels::{Load as LoadKind, Mode as Label};
 use crate::answer::{self, ANSWER_TIMEOUT};
 use crate::loadgen::Loadgen;
 use crate::peers::{self, Nginx};
-use crate::plan::{self, Block, Plan, Rate, Resolved, ServerBlock, Settings};
+use crate::plan::{self, Block, Netns, Plan, Rate, Resolved, ServerBlock, Settings};
 use crate::server::{CommandLog, Launcher, Running, Serve};
 use crate::sweep::{self, Rates};
 use crate::system::{self, duration_text};
@@ -227,6 +227,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let affinity = affinity(&args)?;
     let (peer_modes, have_nginx, have_node) = peers(&args)?;
+    // §2 holds tens of thousands of connections, and the servers inherit
+    // this process's fd limit: the soft one raised to the hard one, as far
+    // as it goes (the plan labels §2's runs with it).
+    cluster::rlimit::raise_soft_to_hard().context("RLIMIT_NOFILE")?;
     let plan = Plan::new(Settings {
         quick: args.quick,
         workers,
@@ -493,11 +497,18 @@ impl Run<'_> {
     /// A server block, in a network namespace of its own if it asks for
     /// one (without root: its loads skipped, said in one line each).
     fn server(&mut self, block: &ServerBlock) -> anyhow::Result<()> {
-        if !block.netns {
+        if block.netns == Netns::Shared {
             return self.server_here(block);
         }
         match launch::netns::in_new_netns(&[], || self.server_here(block)) {
             Ok(result) => result,
+            Err(err) if block.netns == Netns::OwnIfPossible => {
+                eprintln!(
+                    "{}: no network namespace here (it needs root: {err}); in this one",
+                    block.mode
+                );
+                self.server_here(block)
+            }
             Err(err) => {
                 for load in &block.loads {
                     self.progress(&format!(
@@ -514,7 +525,21 @@ impl Run<'_> {
     /// load, stop.
     fn server_here(&mut self, block: &ServerBlock) -> anyhow::Result<()> {
         let mut started = self.start(block)?;
+        // Dropped after the server stopped, below (a cgroup with a process
+        // in it cannot be removed).
+        let _cgroup = if block.memory_cgroup {
+            self.memory_cgroup(&started)
+        } else {
+            None
+        };
+        // A hold load that could not hold all its connections: the mode's
+        // limit, past which the block's larger hold loads are skipped.
+        let mut short: Option<String> = None;
         for load in &block.loads {
+            if let (Some(_), Some(why)) = (load.hold, &short) {
+                self.progress(&format!("{} (skipped: {why})", load.name));
+                continue;
+            }
             let mut resolved = Resolved {
                 rate: None,
                 first_worker: started.server.first_worker(),
@@ -578,12 +603,47 @@ impl Run<'_> {
                 &self.tmp.join("loadgen.log"),
                 &format!(" for {}", load.name),
             )?;
+            if load.hold.is_some() {
+                let run: runs::Report =
+                    runs::read_json(&self.out.join("runs").join(format!("{}.json", load.name)))?;
+                let held = run.hold.as_ref().map_or(0, |hold| hold.held);
+                if held < load.connections as u64 {
+                    short = Some(format!(
+                        "{} held {held} of {} connections",
+                        load.name, load.connections
+                    ));
+                }
+            }
         }
         if let Some(nginx) = &mut started.nginx {
             nginx.stop();
         }
         started.server.stop()?;
         Ok(())
+    }
+
+    /// A memory cgroup of the server's own, its master and workers moved
+    /// in (nginx, a peer, stays out); `None`, said in one line, where none
+    /// can be made.
+    fn memory_cgroup(&mut self, started: &Started) -> Option<launch::cgroup::MemoryCgroup> {
+        let ready = started.server.line();
+        let name = format!("portshare-{}-{}", std::process::id(), self.step);
+        let made = launch::cgroup::MemoryCgroup::create(&name).and_then(|cgroup| {
+            let mut pids = vec![ready.master_pid];
+            pids.extend(ready.worker_pids());
+            cgroup.adopt(&pids)?;
+            Ok(cgroup)
+        });
+        match made {
+            Ok(cgroup) => Some(cgroup),
+            Err(err) => {
+                eprintln!(
+                    "no memory cgroup for {} (its kernel memory is not measured): {err}",
+                    ready.master_pid
+                );
+                None
+            }
+        }
     }
 
     /// The sweep's rates of `kind`, from §1's runs, computed at the first

@@ -125,8 +125,9 @@ fn quick_comparison_writes_every_section() {
                 .collect()
         })
         .unwrap_or_default();
-    // (mode, connections held, the master's most fds) of every fd-bill run.
-    let fd_bill: Vec<(String, f64, f64)> = std::fs::read_dir(out.join("runs"))
+    // (mode, connections held, the master's most fds, the kernel memory
+    // charged to the server tree's own cgroup) of every fd-bill run.
+    let fd_bill: Vec<(String, f64, f64, Option<u64>)> = std::fs::read_dir(out.join("runs"))
         .map(|runs| {
             runs.filter_map(|run| {
                 let path = run.ok()?.path();
@@ -137,9 +138,10 @@ fn quick_comparison_writes_every_section() {
                 let report: serde_json::Value =
                     serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
                 let mode = report["labels"]["mode"].as_str()?.to_owned();
-                let connections = report["labels"]["connections"].as_str()?.parse().ok()?;
+                let connections = report["hold"]["held"].as_f64()?;
                 let fds = report["watch"][0]["processes"][0]["summary"]["fds_max"].as_f64()?;
-                Some((mode, connections, fds))
+                let kernel = report["watch"][0]["memory_cgroup"]["kernel_max_bytes"].as_u64();
+                Some((mode, connections, fds, kernel))
             })
             .collect()
         })
@@ -237,6 +239,7 @@ fn quick_comparison_writes_every_section() {
         "latency-vs-rate.svg",
         "rounds.svg",
         "fds.svg",
+        "memory.svg",
         "fairness.svg",
         "stall.svg",
         "queues.svg",
@@ -257,7 +260,7 @@ fn quick_comparison_writes_every_section() {
         "## 0. Cost at equal load",
         "## 1. Throughput and latency",
         "## 1b. Latency against offered load",
-        "## 2. The fd bill",
+        "## 2. The bill at scale",
         "## 3. The fd limit",
         "## 4. Fairness",
         "## 5. Master cost",
@@ -492,8 +495,8 @@ fn quick_comparison_writes_every_section() {
     let slope = |mode: &str| {
         let mut points: Vec<(f64, f64)> = fd_bill
             .iter()
-            .filter(|(m, _, _)| m == mode)
-            .map(|(_, n, fds)| (*n, *fds))
+            .filter(|(m, _, _, _)| m == mode)
+            .map(|(_, n, fds, _)| (*n, *fds))
             .collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         let (first, last) = (points.first().copied(), points.last().copied());
@@ -514,6 +517,36 @@ fn quick_comparison_writes_every_section() {
             "the {mode} master held {held:.2} fds per connection, not about 0: {fd_bill:?}"
         );
     }
+    // §2 at scale (issue 23): every mode held all 5,000 connections of the
+    // quick run's last step; as root, the kernel memory of each server's
+    // sockets was read from its own cgroup, at least 2 KiB a connection.
+    for mode in [
+        "proxy",
+        "handoff-socket",
+        "handoff-listener",
+        "handoff-reuseport",
+    ] {
+        assert!(
+            fd_bill
+                .iter()
+                .any(|(m, held, _, _)| m == mode && *held == 5_000.0),
+            "{mode} did not hold 5,000 connections: {fd_bill:?}"
+        );
+    }
+    if launch::cgroup::MemoryCgroup::create(&format!("compare-test-{}", std::process::id())).is_ok()
+    {
+        for (mode, held, _, kernel) in &fd_bill {
+            let kernel = kernel.unwrap_or_else(|| panic!("{mode}: no kernel memory read"));
+            assert!(
+                kernel as f64 >= held * 2_048.0,
+                "{mode}: {kernel} bytes of kernel memory for {held} connections"
+            );
+        }
+    }
+    assert!(
+        report.contains("**Connections held under a limit of"),
+        "no glance line of the bill at scale:\n{report}"
+    );
     // The sweep: every mode at the same rates on the ladder (3 per load,
     // 4× apart), then at the middle of its knee, between two of them, once
     // with uniform and once with Poisson arrivals;

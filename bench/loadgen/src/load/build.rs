@@ -11,13 +11,14 @@ use runs::format::rate;
 use runs::{
     Affinity, BytesMoved, Errors, FORMAT, Fairness, Fault, FdLimit, HistogramSummary, Hold,
     InFlight, KEPT_UP_RATIO, Labels, Latencies, ListenCounterPoint, ListenerReport, LoadgenUsage,
-    Machine, MeasuredFrom, Parameters, Phases, ProcessReport, QueuePoint, Report, Requests,
-    SamplePoint, SpectrumPoint, Stall, StallWaits, TargetShare, Timeline, TimelineInterval,
-    UseSummary, WatchReport, WatchedAffinity, WorkerShare, Workers,
+    Machine, MeasuredFrom, MemoryCgroupReport, MemoryPoint, Parameters, Phases, ProcessReport,
+    QueuePoint, Report, Requests, SamplePoint, SpectrumPoint, Stall, StallWaits, TargetShare,
+    Timeline, TimelineInterval, UseSummary, WatchReport, WatchedAffinity, WorkerShare, Workers,
 };
 
 use super::connection::Model;
 use super::failure::Failure;
+use super::memcg::MemcgReading;
 use super::queues::ListenCounters;
 use super::recorder::{Recorder, WorkerCount};
 use super::recording::Opened;
@@ -539,7 +540,41 @@ fn watch_report(
         listen_overflows: over_window(|counters| counters.overflows),
         listen_drops: over_window(|counters| counters.drops),
         queue_error: tree.queue_error.clone(),
+        memory_cgroup: memory_cgroup(tree, &inside),
     }
+}
+
+/// The tree's memory cgroup over the samples for which `inside` holds, if
+/// it has one of its own.
+fn memory_cgroup(
+    tree: &WatchedTree,
+    inside: &dyn Fn(Duration) -> bool,
+) -> Option<MemoryCgroupReport> {
+    let dir = tree.memcg.as_ref()?;
+    let window: Vec<_> = tree
+        .memory
+        .iter()
+        .filter(|(at, _)| inside(*at))
+        .map(|(_, reading)| reading)
+        .collect();
+    let most = |of: fn(&MemcgReading) -> u64| window.iter().map(|r| of(r)).max().unwrap_or(0);
+    Some(MemoryCgroupReport {
+        path: dir.to_string_lossy().into_owned(),
+        kernel_max_bytes: most(|r| r.kernel_bytes),
+        socket_buffers_max_bytes: most(|r| r.socket_buffer_bytes),
+        charged_max_bytes: most(|r| r.charged_bytes),
+        samples: tree
+            .memory
+            .iter()
+            .map(|(at, reading)| MemoryPoint {
+                t_ms: millis(*at),
+                kernel_bytes: reading.kernel_bytes,
+                socket_buffer_bytes: reading.socket_buffer_bytes,
+                charged_bytes: reading.charged_bytes,
+            })
+            .collect(),
+        error: tree.memcg_error.clone(),
+    })
 }
 
 /// One process's use over the samples for which `inside` holds.

@@ -20,6 +20,8 @@
 //! - `build`: the [`Report`] of the run, from the merged recorder and the
 //!   `--watch` series: the one way from the load to the run model.
 //! - `watch`: `--watch`: the /proc sampler thread and its time series.
+//! - `memcg`: the watched tree's memory cgroup: the kernel memory charged
+//!   to it (sockets, files, buffers), which no RSS shows.
 //! - `usage`: loadgen's own CPU time over the window, and where it and the
 //!   watched processes may run (their affinity).
 //! - `proc_stat`: the whole machine's CPU over the window, from `/proc/stat`.
@@ -62,6 +64,7 @@ pub(crate) mod hold;
 pub(crate) mod kill;
 pub(crate) mod limits;
 pub(crate) mod machine;
+pub(crate) mod memcg;
 pub(crate) mod mix;
 pub(crate) mod open_model;
 pub(crate) mod proc_stat;

@@ -3,9 +3,12 @@
 //! series. Children are found afresh at each sample, so a respawned worker shows
 //! up as a new process of the tree. Each sample also reads the accept queue of
 //! every listening socket the tree holds, and the namespace's counters of
-//! connections a full queue turned away ([`super::queues`]).
+//! connections a full queue turned away ([`super::queues`]), and what the
+//! kernel charged to the tree's memory cgroup when it has one of its own
+//! ([`super::memcg`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -13,6 +16,7 @@ use std::time::{Duration, Instant};
 use cluster::procfs::{self, ProcError, Reading};
 use runs::Role;
 
+use super::memcg::{self, MemcgReading};
 use super::queues::{self, ListenCounters};
 
 /// One sample of one process.
@@ -65,6 +69,14 @@ pub struct WatchedTree {
     pub counters: Vec<(Duration, ListenCounters)>,
     /// Why the queues could not be read, after which only they stopped.
     pub queue_error: Option<String>,
+    /// The watched process's memory cgroup, if it is not the root one
+    /// (looked up at the first sample: the harness places the tree before
+    /// it starts loadgen).
+    pub memcg: Option<PathBuf>,
+    /// Its counters at each sample.
+    pub memory: Vec<(Duration, MemcgReading)>,
+    /// Why the cgroup could not be read, after which only it stopped.
+    pub memcg_error: Option<String>,
     /// The tree's pids when its listeners were last looked for.
     listener_pids: BTreeSet<u32>,
     /// The sockets those pids held then, by inode, with their holders.
@@ -106,6 +118,7 @@ impl WatchedTree {
                     .map(|reading| reading.pid)
                     .collect();
                 self.sample_queues(pids, at);
+                self.sample_memcg(at);
             }
             Err(ProcError::Gone { .. }) => self.gone_at = Some(at),
             Err(err) => self.error = Some(err.to_string()),
@@ -165,6 +178,21 @@ impl WatchedTree {
         }
     }
 
+    /// Reads the tree's memory cgroup, if it has one; a failure stops only
+    /// these readings.
+    fn sample_memcg(&mut self, at: Duration) {
+        if self.memcg_error.is_some() {
+            return;
+        }
+        let Some(dir) = &self.memcg else {
+            return;
+        };
+        match memcg::read(dir) {
+            Ok(reading) => self.memory.push((at, reading)),
+            Err(err) => self.memcg_error = Some(format!("{}: {err}", dir.display())),
+        }
+    }
+
     /// Appends `reading` to its process's series, starting a new series for a
     /// process not seen before.
     fn add(&mut self, reading: &Reading, role: Role, at: Duration) {
@@ -216,9 +244,17 @@ impl Watcher {
                 listeners: BTreeMap::new(),
                 counters: Vec::new(),
                 queue_error: None,
+                memcg: None,
+                memory: Vec::new(),
+                memcg_error: None,
                 listener_pids: BTreeSet::new(),
                 holders: BTreeMap::new(),
             };
+            match memcg::of_pid(pid) {
+                Ok(dir) => tree.memcg = dir,
+                // Gone or unreadable: the first sample below says which.
+                Err(err) => tree.memcg_error = Some(format!("/proc/{pid}/cgroup: {err}")),
+            }
             tree.sample(origin.elapsed());
             if tree.gone_at.is_some() {
                 return Err(format!("--watch {pid}: no such process"));

@@ -6,7 +6,8 @@
 //! | `cost-vs-rate.svg` | §0 | [`cost_vs_rate`] | the whole tree's CPU per request against the offered rate, per mode, whiskers over the rounds, steps not held hollow and not joined |
 //! | `rounds.svg` | §1 | [`rounds`] | every round of §1 per mode, a dot a round: requests/s and the whole tree's CPU per request |
 //! | `latency-vs-rate.svg` | §1b | [`latency_vs_rate`] | p99 against the offered rate, per mode, keep-alive and a new connection per request on one latency scale |
-//! | `fds.svg` | §2 | [`fds`] | the master's and the whole tree's fds against held connections |
+//! | `fds.svg` | §2 | [`fds`] | the master's and the whole tree's fds against the connections held, log-log, each mode's line marked where it stopped |
+//! | `memory.svg` | §2 | [`memory`] | the whole tree's memory against the connections held, user space and kernel, log-log |
 //! | `fairness.svg` | §4 | [`fairness`] | each worker's share of the connections and requests, per way of sharing the port |
 //! | `stall.svg` | §4 | [`stall`] | p99 with a stalled worker: every request's, the stalled worker's, the worst other's |
 //! | `queues.svg` | §4 | [`queues`] | each listener's accept queue over a stall run, a panel per way of sharing the port, the stalls shaded |
@@ -26,8 +27,10 @@ pub mod fairness;
 pub mod fds;
 pub mod latency_vs_rate;
 pub mod master_fds;
+pub mod memory;
 pub mod queues;
 pub mod rounds;
+pub mod scale;
 pub mod stall;
 pub mod upgrade_failures;
 pub mod upgrade_timeline;

@@ -29,6 +29,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         .chain([
             throughput::glance_limit(figures),
             fd_bill::glance(figures),
+            fd_bill::glance_scale(figures),
             fd_limit::glance(figures),
             saturated,
             sweep::glance(figures),
@@ -95,7 +96,7 @@ mod tests {
             [
                 "- **fds per client connection:** `proxy` 2.0 in the master, 3.0 in the whole \
                  tree; `handoff-socket` and `handoff-listener` 0.0 in the master, 1.0 in the \
-                 whole tree. [§2](#2-the-fd-bill)",
+                 whole tree. [§2](#2-the-bill-at-scale)",
                 "- **Connections served with the master limited to 256 fds** (`--max-fds`): \
                  `proxy` 112 at once; `handoff-listener` ≥ 400 (limit not reached). \
                  [§3](#3-the-fd-limit)",

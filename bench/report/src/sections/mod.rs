@@ -253,7 +253,7 @@ mod tests {
     /// headings.
     #[test]
     fn links_point_at_headings() {
-        assert_eq!(anchor(fd_bill::HEADING), "2-the-fd-bill");
+        assert_eq!(anchor(fd_bill::HEADING), "2-the-bill-at-scale");
         assert_eq!(anchor(throughput::HEADING), "1-throughput-and-latency");
         let mut figures = Figures::of(&glance_runs());
         figures.rounds.insert(Section::Faults, (1, 1));
