@@ -66,9 +66,13 @@ const _: () = assert!(SOURCES * PORTS >= CONNECTIONS && SOURCES * PORTS_QUICK >=
 struct Setup {
     /// What the lesson calls it.
     label: &'static str,
+    /// Its mode.
     mode: cluster::Mode,
     /// Its extra flags.
     flags: &'static [&'static str],
+    /// Whether its master relays to the workers over TCP: the one whose
+    /// relays take local ports.
+    relays_over_tcp: bool,
 }
 
 /// The servers, in the lesson's order.
@@ -77,26 +81,31 @@ const SETUPS: [Setup; 5] = [
         label: "proxy --upstream tcp",
         mode: cluster::Mode::Proxy,
         flags: &["--upstream", "tcp"],
+        relays_over_tcp: true,
     },
     Setup {
         label: "proxy --upstream unix",
         mode: cluster::Mode::Proxy,
         flags: &["--upstream", "unix"],
+        relays_over_tcp: false,
     },
     Setup {
         label: "handoff-socket",
         mode: cluster::Mode::Handoff(cluster::Pass::Socket),
         flags: &[],
+        relays_over_tcp: false,
     },
     Setup {
         label: "handoff-listener",
         mode: cluster::Mode::Handoff(cluster::Pass::Listener),
         flags: &[],
+        relays_over_tcp: false,
     },
     Setup {
         label: "handoff-reuseport",
         mode: cluster::Mode::Handoff(cluster::Pass::Reuseport),
         flags: &[],
+        relays_over_tcp: false,
     },
 ];
 
@@ -174,7 +183,6 @@ pub fn run(lab: &Lab) -> anyhow::Result<Verdict> {
     let mut proxy_warning = None;
     for row in &rows {
         let label = row.setup.label;
-        let upstream_tcp = label == SETUPS[0].label;
         let Some(hold) = &row.report.hold else {
             wrong.push(format!("{label}: loadgen's report has no hold"));
             continue;
@@ -241,10 +249,13 @@ pub fn run(lab: &Lab) -> anyhow::Result<Verdict> {
                 crate::loadgen::failures(&row.report, &[])
             ));
         }
-        if upstream_tcp {
+        if row.setup.relays_over_tcp {
             proxy_held = held;
             proxy_failed = failed_total;
-            proxy_warning = row.warnings.first().map(|line| (row.warnings.len(), line));
+            proxy_warning = row
+                .warnings
+                .first()
+                .map(|line| (label, row.warnings.len(), line));
             if !(least..=most).contains(&held) {
                 wrong.push(format!(
                     "{label} held {held} connections, expected {least}..{most}: {WORKERS} workers × ({ports} ports − {LISTENING_IN_RANGE} listening) less {RELAY_SLACK}"
@@ -285,10 +296,9 @@ pub fn run(lab: &Lab) -> anyhow::Result<Verdict> {
     println!(
         "  (the listening ports: the master's public port and each worker's own; a port in TIME_WAIT towards a worker is not free either)"
     );
-    if let Some((warnings, first)) = proxy_warning {
+    if let Some((label, warnings, first)) = proxy_warning {
         println!(
-            "  the {} master's log: {warnings} warning(s) for the {} clients it closed:",
-            SETUPS[0].label,
+            "  the {label} master's log: {warnings} warning(s) for the {} clients it closed:",
             count(proxy_failed)
         );
         // Without the timestamp: `… WARN no local port left …`.
