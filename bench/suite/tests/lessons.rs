@@ -255,13 +255,49 @@ fn lesson_6_upgrading_without_dropping_anyone() {
     }
 }
 
+/// Lesson 7: in a network namespace with 100 local ports, `proxy --upstream
+/// tcp` relays 2 workers × (100 − 3 listening ports) connections at most and
+/// closes the other clients, with one warning; `--upstream unix` and every
+/// handoff mode hold all 300. Where no namespace can be made, the lesson
+/// refuses in one line (exit 2) and the test says it skipped.
+#[test]
+fn lesson_7_the_proxys_second_limit_ephemeral_ports() {
+    if let Err(err) = launch::netns::in_new_netns(&[], || ()) {
+        // It says so before anything is built.
+        let output = lesson_sh(&["--quick", "7"], None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("network namespace"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        eprintln!("skipped lesson_7_the_proxys_second_limit_ephemeral_ports: {err}");
+        return;
+    }
+    let stdout = run_lesson("7");
+    for setup in [
+        "proxy --upstream tcp",
+        "proxy --upstream unix",
+        "handoff-socket",
+        "handoff-listener",
+        "handoff-reuseport",
+    ] {
+        assert!(
+            stdout.contains(&format!("  {setup} ")),
+            "no line of {setup}:\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("WARN no local port left to reach a worker"),
+        "{stdout}"
+    );
+}
+
 /// Lessons that do not exist: one line, exit 2, before anything is built or
 /// started.
 #[test]
 fn missing_lessons_exit_2() {
     for (n, says) in [
         ("0", "there is no lesson 0"),
-        ("7", "there is no lesson 7"),
+        ("10", "there is no lesson 10"),
         ("one", "there is no lesson one"),
     ] {
         let output = lesson_sh(&[n], None);
