@@ -22,10 +22,11 @@ mod lesson_3;
 mod lesson_4;
 mod lesson_5;
 mod lesson_6;
+mod lesson_8;
 mod sockstat;
 
 /// The lessons there are.
-pub const LESSONS: [&str; 6] = ["1", "2", "3", "4", "5", "6"];
+pub const LESSONS: [&str; 7] = ["1", "2", "3", "4", "5", "6", "8"];
 
 /// Workers per server in every lesson but 4.
 pub const WORKERS: usize = 2;
@@ -53,7 +54,8 @@ pub struct Args {
     /// The lesson: 1 (two fds per connection), 2 (the fd limit), 3
     /// (watching a socket change hands, under strace), 4 (why one worker
     /// takes all the load), 5 (a worker dies), 6 (upgrading without
-    /// dropping anyone).
+    /// dropping anyone), 8 (where connections wait: steering by health;
+    /// needs BPF, root).
     #[arg(value_name = "N")]
     pub lesson: Vec<String>,
 }
@@ -103,6 +105,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if lesson == "3" {
         lesson_3::check_strace()?;
     }
+    if lesson == "8" {
+        lesson_8::check_bpf()?;
+    }
     let root = system::workspace();
     let bin_dir = match args.bin_dir {
         Some(dir) => dir,
@@ -146,7 +151,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "3" => lesson_3::run(&lab)?,
         "4" => lesson_4::run(&lab)?,
         "5" => lesson_5::run(&lab)?,
-        _ => lesson_6::run(&lab)?,
+        "6" => lesson_6::run(&lab)?,
+        _ => lesson_8::run(&lab)?,
     };
     Ok(finish(&verdict, args.no_verdict))
 }
