@@ -23,10 +23,11 @@ mod lesson_4;
 mod lesson_5;
 mod lesson_6;
 mod lesson_7;
+mod lesson_8;
 mod sockstat;
 
 /// The lessons there are.
-pub const LESSONS: [&str; 7] = ["1", "2", "3", "4", "5", "6", "7"];
+pub const LESSONS: [&str; 8] = ["1", "2", "3", "4", "5", "6", "7", "8"];
 
 /// Workers per server in every lesson but 4.
 pub const WORKERS: usize = 2;
@@ -54,7 +55,8 @@ pub struct Args {
     /// The lesson: 1 (two fds per connection), 2 (the fd limit), 3
     /// (watching a socket change hands, under strace), 4 (why one worker
     /// takes all the load), 5 (a worker dies), 6 (upgrading without
-    /// dropping anyone), 7 (the proxy's second limit: ephemeral ports).
+    /// dropping anyone), 7 (the proxy's second limit: ephemeral ports), 8
+    /// (where connections wait: steering by health; needs BPF, root).
     #[arg(value_name = "N")]
     pub lesson: Vec<String>,
 }
@@ -101,11 +103,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             LESSONS.join(" ")
         )));
     }
-    if lesson == "3" {
-        lesson_3::check_strace()?;
-    }
-    if lesson == "7" {
-        lesson_7::check_netns()?;
+    // What a lesson needs beyond the binaries, checked before any build.
+    match lesson.as_str() {
+        "3" => lesson_3::check_strace()?,
+        "7" => lesson_7::check_netns()?,
+        "8" => lesson_8::check_bpf()?,
+        _ => {}
     }
     let root = system::workspace();
     let bin_dir = match args.bin_dir {
@@ -151,7 +154,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "4" => lesson_4::run(&lab)?,
         "5" => lesson_5::run(&lab)?,
         "6" => lesson_6::run(&lab)?,
-        _ => lesson_7::run(&lab)?,
+        "7" => lesson_7::run(&lab)?,
+        _ => lesson_8::run(&lab)?,
     };
     Ok(finish(&verdict, args.no_verdict))
 }
