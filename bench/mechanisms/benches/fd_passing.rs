@@ -31,7 +31,7 @@
 //! syscalls are the same (`sendmsg`, `recvmsg`, `close` per fd): what differs
 //! is what each does around them (the channel's flags and its control buffer
 //! on the stack; sendfd's buffer allocated per call) and, at the fd limit,
-//! what the receiver learns (`tests/lost_fds.rs` in the cluster crate).
+//! what the receiver learns (lesson 9, `suite::lost_fds`).
 
 use std::hint::black_box;
 use std::net::{TcpListener, TcpStream};

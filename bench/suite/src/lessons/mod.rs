@@ -22,10 +22,11 @@ mod lesson_3;
 mod lesson_4;
 mod lesson_5;
 mod lesson_6;
+mod lesson_9;
 mod sockstat;
 
 /// The lessons there are.
-pub const LESSONS: [&str; 6] = ["1", "2", "3", "4", "5", "6"];
+pub const LESSONS: [&str; 7] = ["1", "2", "3", "4", "5", "6", "9"];
 
 /// Workers per server in every lesson but 4.
 pub const WORKERS: usize = 2;
@@ -53,7 +54,7 @@ pub struct Args {
     /// The lesson: 1 (two fds per connection), 2 (the fd limit), 3
     /// (watching a socket change hands, under strace), 4 (why one worker
     /// takes all the load), 5 (a worker dies), 6 (upgrading without
-    /// dropping anyone).
+    /// dropping anyone), 9 (a batch of fds at the fd limit).
     #[arg(value_name = "N")]
     pub lesson: Vec<String>,
 }
@@ -83,6 +84,11 @@ pub struct Lab {
 /// Runs the lesson the flags name; its exit code, or an error (a usage
 /// error: exit 2, before anything is built).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Lesson 9's receiver: this program run again by lesson 9.
+    if crate::lost_fds::is_child() {
+        crate::lost_fds::child()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let usage = |message: String| -> anyhow::Error { UsageError(message).into() };
     let lesson = match args.lesson.as_slice() {
         [] => {
@@ -146,7 +152,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "3" => lesson_3::run(&lab)?,
         "4" => lesson_4::run(&lab)?,
         "5" => lesson_5::run(&lab)?,
-        _ => lesson_6::run(&lab)?,
+        "6" => lesson_6::run(&lab)?,
+        _ => lesson_9::run(&lab)?,
     };
     Ok(finish(&verdict, args.no_verdict))
 }
