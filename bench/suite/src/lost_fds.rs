@@ -75,6 +75,9 @@ pub struct Outcome {
     /// The free fd numbers after the channel's receive: [`ROOM_FDS`] when
     /// it closed every fd that came with the batch it refused.
     pub channel_room_after: usize,
+    /// The fds the channel's receive returned to its caller (none with an
+    /// error: it closes them).
+    pub channel_returned: usize,
     /// What the channel's receive returned: the error's name, or the
     /// message it took for whole.
     pub channel_result: String,
@@ -201,12 +204,16 @@ fn experiment() -> anyhow::Result<Outcome> {
     drop(held);
 
     let received = ours_recv.try_recv();
+    let channel_returned = match &received {
+        Ok(Some((_, fds))) => fds.len(),
+        _ => 0,
+    };
     let (channel_result, channel_refused) = match &received {
         Err(ChannelError::ControlTruncated { message }) => (
             "ControlTruncated".to_owned(),
             message.and_then(|message| message.handoffs()),
         ),
-        Ok(Some((message, fds))) => (format!("{message:?} with {} fds", fds.len()), None),
+        Ok(Some((message, _))) => (format!("{message:?}"), None),
         Ok(None) => ("nothing queued".to_owned(), None),
         Err(err) => (format!("{err:?}"), None),
     };
@@ -221,6 +228,7 @@ fn experiment() -> anyhow::Result<Outcome> {
         sendfd_error,
         sendfd_lost,
         channel_room_after,
+        channel_returned,
         channel_result,
         channel_refused,
         channel_lost,

@@ -37,6 +37,7 @@ fn a_naive_receiver_loses_fds_silently_ours_refuses_the_batch() {
             sendfd_error: None,
             sendfd_lost: BATCH_FDS - ROOM_FDS,
             channel_room_after: ROOM_FDS,
+            channel_returned: 0,
             channel_result: "ControlTruncated".to_owned(),
             channel_refused: Some((1, BATCH_FDS as u64)),
             channel_lost: 0,

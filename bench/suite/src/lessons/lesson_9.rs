@@ -133,7 +133,7 @@ fn print_outcome(outcome: &Outcome) {
     println!(
         "  {:<34} {:>12}  {:<40} {} (its sender keeps its copies until acknowledged)",
         "the channel's Channel::try_recv",
-        format!("0 of {sent}"),
+        format!("{} of {sent}", outcome.channel_returned),
         refused,
         outcome.channel_lost
     );
@@ -159,10 +159,10 @@ fn judge_outcome(outcome: &Outcome) -> Vec<String> {
             outcome.sendfd_lost
         ));
     }
-    if outcome.channel_refused != Some((1, BATCH_FDS as u64)) {
+    if outcome.channel_refused != Some((1, BATCH_FDS as u64)) || outcome.channel_returned != 0 {
         wrong.push(format!(
-            "the channel's receive said {} ({:?}), not ControlTruncated for connections 1–{BATCH_FDS}",
-            outcome.channel_result, outcome.channel_refused
+            "the channel's receive said {} ({:?}, {} fds), not ControlTruncated for connections 1–{BATCH_FDS}",
+            outcome.channel_result, outcome.channel_refused, outcome.channel_returned
         ));
     }
     if outcome.channel_lost != 0 || outcome.channel_room_after != ROOM_FDS {
