@@ -25,6 +25,8 @@
 //! - [`upgrade`]: the upgrade driver: takeover, restart, overlap, overlap in
 //!   a network namespace; the `upgrades` block of its runs.
 //! - [`lessons`]: one module per lesson: its run, figure and verdict.
+//! - [`lost_fds`]: lesson 9's experiment, a batch of fds to a receiver at
+//!   its fd limit, run in a child process.
 //! - [`tools`]: `wrk-modes`, `ab-handoff`, `vs-wrk`.
 //! - [`children`]: every child stopped by its pid on a signal to the
 //!   harness.
@@ -39,6 +41,7 @@ pub mod children;
 pub mod compare;
 pub mod lessons;
 pub mod loadgen;
+pub mod lost_fds;
 pub mod peers;
 pub mod plan;
 pub mod procfs;

@@ -330,6 +330,22 @@ fn lesson_8_where_connections_wait() {
     );
 }
 
+/// Lesson 9: a batch of 16 fds to a receiver with room for 4: `sendfd`
+/// returns 4 and no error and 12 sockets are gone; the channel refuses the
+/// batch, naming its connections; the `handoff-socket` master gives what
+/// its worker at the fd limit rejects to the other worker.
+#[test]
+fn lesson_9_a_batch_at_the_fd_limit() {
+    let stdout = run_lesson("9");
+    for part in [
+        "sendfd's recv_with_fd",
+        "ControlTruncated: connections 1–16",
+        "at its limit and rejected: ",
+    ] {
+        assert!(stdout.contains(part), "no {part:?}:\n{stdout}");
+    }
+}
+
 /// Lessons that do not exist: one line, exit 2, before anything is built or
 /// started.
 #[test]

@@ -24,10 +24,11 @@ mod lesson_5;
 mod lesson_6;
 mod lesson_7;
 mod lesson_8;
+mod lesson_9;
 mod sockstat;
 
 /// The lessons there are.
-pub const LESSONS: [&str; 8] = ["1", "2", "3", "4", "5", "6", "7", "8"];
+pub const LESSONS: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// Workers per server in every lesson but 4.
 pub const WORKERS: usize = 2;
@@ -56,7 +57,8 @@ pub struct Args {
     /// (watching a socket change hands, under strace), 4 (why one worker
     /// takes all the load), 5 (a worker dies), 6 (upgrading without
     /// dropping anyone), 7 (the proxy's second limit: ephemeral ports), 8
-    /// (where connections wait: steering by health; needs BPF, root).
+    /// (where connections wait: steering by health; needs BPF, root), 9 (a
+    /// batch of fds at the fd limit).
     #[arg(value_name = "N")]
     pub lesson: Vec<String>,
 }
@@ -86,6 +88,11 @@ pub struct Lab {
 /// Runs the lesson the flags name; its exit code, or an error (a usage
 /// error: exit 2, before anything is built).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Lesson 9's receiver: this program run again by lesson 9.
+    if crate::lost_fds::is_child() {
+        crate::lost_fds::child()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let usage = |message: String| -> anyhow::Error { UsageError(message).into() };
     let lesson = match args.lesson.as_slice() {
         [] => {
@@ -155,7 +162,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "5" => lesson_5::run(&lab)?,
         "6" => lesson_6::run(&lab)?,
         "7" => lesson_7::run(&lab)?,
-        _ => lesson_8::run(&lab)?,
+        "8" => lesson_8::run(&lab)?,
+        _ => lesson_9::run(&lab)?,
     };
     Ok(finish(&verdict, args.no_verdict))
 }
