@@ -198,6 +198,15 @@ pub const HELD_TIMEOUT: Duration = ms(2000);
 /// after the load about as long, so half that.
 pub const HELD_OPENS_PER_S: u64 = 3_000;
 
+/// §4's stall runs: how often loadgen samples the tree and its accept
+/// queues (`--sample-interval`). A stalled worker's queue grows and drains
+/// within a 250–500 ms stall, and `--steer health` leaves a worker out
+/// within about 100 ms; loadgen's default of 100 ms would show that as one
+/// or two points. 20 ms shows the growth and the plateau (lesson 8 reads
+/// the same), at a cost to loadgen, not to the server (it reads /proc and
+/// a `sock_diag` dump).
+pub const STALL_SAMPLE_INTERVAL: Duration = ms(20);
+
 /// §0: the offered rates with keep-alive, requests/s. Cost at equal load
 /// compares only where every server does the same work, i.e. holds the
 /// rate; on the 2-core reference VM, loadgen sharing the cores, §1b held
@@ -427,6 +436,9 @@ pub struct Load {
     /// after one that could not hold all its connections are skipped: the
     /// mode reached its limit.
     pub hold: Option<&'static str>,
+    /// `--sample-interval`, if not loadgen's 100 ms: the stall runs read
+    /// the accept queues every [`STALL_SAMPLE_INTERVAL`].
+    pub sample_interval: Option<Duration>,
 }
 
 /// What a load needs from the run to be complete.
@@ -461,6 +473,7 @@ impl Load {
             mix_seed: None,
             poisson_seed: None,
             hold: None,
+            sample_interval: None,
         }
     }
 
@@ -498,6 +511,9 @@ impl Load {
         if let Some(seed) = self.poisson_seed {
             args.extend(["--arrivals".into(), "poisson".into()]);
             args.extend(["--seed".into(), seed.to_string()]);
+        }
+        if let Some(interval) = self.sample_interval {
+            args.extend(["--sample-interval".into(), flag(interval)]);
         }
         if let Some(source_ips) = self.hold {
             args.extend(["--hold".into(), "--source-ips".into(), source_ips.into()]);
@@ -933,6 +949,7 @@ impl Plan {
                         stall.new_conn = true;
                         stall.rate = Some(Rate::Fixed(sizes.fairness_rate));
                         stall.stop = Some((sizes.stall_at.to_vec(), ms(sizes.stall_ms)));
+                        stall.sample_interval = Some(STALL_SAMPLE_INTERVAL);
                         loads.push(stall);
                         let mut mix = Load::new(
                             format!("fairness-mix-{tag}"),
@@ -995,6 +1012,7 @@ impl Plan {
         // The stall begins 100 ms into the window, once the queues are
         // steady.
         load.stop = Some((vec![ms(100)], stop_for));
+        load.sample_interval = Some(STALL_SAMPLE_INTERVAL);
         self.blocks.push(Block::Server(ServerBlock {
             mode,
             workers,
@@ -1345,6 +1363,7 @@ mod tests {
             args.contains("--stop 42 --stop-after 100ms --stop-after 500ms --stop-for 250ms"),
             "{args}"
         );
+        assert!(args.contains("--sample-interval 20ms"), "{args}");
     }
 
     /// §4's small-backlog run (issue 24): one `handoff-reuseport` server
@@ -1391,6 +1410,7 @@ mod tests {
                 args.contains("--stop 42 --stop-after 100ms --stop-for 800ms"),
                 "{args}"
             );
+            assert!(args.contains("--sample-interval 20ms"), "{args}");
         }
     }
 
