@@ -95,6 +95,15 @@ fn holds_3000_connections_over_two_processes_in_one_report() {
         ok
     );
     assert_eq!(u64_at(report, &["hold", "connect", "count"]), 3000);
+    // loadgen's cost is the children's too: they sent every request (6,000
+    // at several µs of CPU each), the parent only waited.
+    let usage = &report["loadgen_usage"];
+    let cpu_ms = usage["cpu_user_ms"].as_f64().expect("user")
+        + usage["cpu_system_ms"].as_f64().expect("system");
+    assert!(
+        cpu_ms >= 10.0,
+        "loadgen's CPU {cpu_ms} ms for 6,000 requests: {usage}"
+    );
 }
 
 /// The kernel memory of the server's sockets, read from the server tree's

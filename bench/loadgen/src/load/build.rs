@@ -206,9 +206,11 @@ pub fn report(inputs: Inputs<'_>) -> Report {
         })
         .collect();
     let readings = inputs.readings;
+    // With `--processes`, the children's CPU over their windows too: one
+    // run, one loadgen's cost.
     let loadgen_usage = readings.cpu.map(|(cpu, span)| {
-        let cpu_user_ms = millis(cpu.user);
-        let cpu_system_ms = millis(cpu.system);
+        let cpu_user_ms = millis(cpu.user + recorder.children_cpu.user);
+        let cpu_system_ms = millis(cpu.system + recorder.children_cpu.system);
         LoadgenUsage {
             cpu_user_ms,
             cpu_system_ms,

@@ -29,6 +29,7 @@ use anyhow::{Context, anyhow, bail};
 use super::Config;
 use super::recorder::Recorder;
 use super::recording::{Opened, Recording};
+use super::usage::CpuTimes;
 
 /// The line the parent writes to start every child's schedule.
 pub const GO: &str = "go";
@@ -279,9 +280,10 @@ pub fn report_opened(opened: &Opened) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The child's side: prints the run's recording as its last line.
-pub fn report_recording(recorder: &Recorder) -> anyhow::Result<()> {
-    print_line(&Recording::of(recorder))
+/// The child's side: prints the run's recording, with its own CPU time
+/// over the window, as its last line.
+pub fn report_recording(recorder: &Recorder, cpu: Option<CpuTimes>) -> anyhow::Result<()> {
+    print_line(&Recording::of(recorder, cpu))
 }
 
 /// Prints `value` as one JSON line on stdout, flushed.

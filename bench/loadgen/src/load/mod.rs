@@ -455,7 +455,7 @@ pub fn run(config: &Config) -> anyhow::Result<Measured> {
     let readings = readings.finish();
     let recorder = merged.context("no load thread ran")?;
     if config.child.is_some() {
-        children::report_recording(&recorder)?;
+        children::report_recording(&recorder, readings.cpu.map(|(cpu, _)| cpu))?;
     }
     let run_time = start.elapsed();
     let watched = watcher.map(Watcher::stop).unwrap_or_default();

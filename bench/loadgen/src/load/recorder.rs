@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::failure::Failure;
+use super::usage::CpuTimes;
 
 /// The least a histogram holds, in µs (60 s): shorter runs keep this bound, so
 /// their histograms are what they always were.
@@ -248,6 +249,10 @@ pub struct Recorder {
     pub in_flight_max: usize,
     /// `--timeline`: the per-interval counts; `None` without it.
     pub timeline: Option<Timeline>,
+    /// `--hold` over several processes: the CPU time the child processes
+    /// spent over their windows (each reads its own, as the parent reads
+    /// its own in `loadgen_usage`), summed; zero in a single process.
+    pub children_cpu: CpuTimes,
     /// Requests finished so far (answered or failed, warm-up included), published
     /// for the progress bar. Only this thread writes it.
     progress: Arc<AtomicU64>,
@@ -285,6 +290,7 @@ impl Recorder {
             waited_for_place: 0,
             in_flight_max: 0,
             timeline: None,
+            children_cpu: CpuTimes::default(),
             progress,
             finished: 0,
         }
@@ -465,6 +471,8 @@ impl Recorder {
         self.in_flight_max = self.in_flight_max.max(other.in_flight_max);
         self.moved.sent += other.moved.sent;
         self.moved.received += other.moved.received;
+        self.children_cpu.user += other.children_cpu.user;
+        self.children_cpu.system += other.children_cpu.system;
         match (&mut self.timeline, &other.timeline) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (None, Some(theirs)) => self.timeline = Some(theirs.clone()),

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::failure::Failure;
 use super::recorder::{Moved, Recorder, Slot, TargetCount, Timeline, Window, WorkerCount};
+use super::usage::CpuTimes;
 
 /// A histogram as its recorded (value, count) pairs.
 pub type Counts = Vec<(u64, u64)>;
@@ -112,6 +113,9 @@ pub struct Recording {
     in_flight_max: usize,
     /// `--timeline`: the interval in ns and the slots.
     timeline: Option<(u64, Vec<SlotRecording>)>,
+    /// The child's own CPU time over its window, (user, system) µs; `None`
+    /// if getrusage(2) failed.
+    cpu_us: Option<(u64, u64)>,
 }
 
 /// µs from `origin` to `at`.
@@ -120,8 +124,9 @@ fn since(origin: Instant, at: Option<Instant>) -> Option<u64> {
 }
 
 impl Recording {
-    /// The recording of `recorder`, instants counted from its window's start.
-    pub fn of(recorder: &Recorder) -> Recording {
+    /// The recording of `recorder`, instants counted from its window's
+    /// start, with the process's CPU time `cpu` over its window.
+    pub fn of(recorder: &Recorder, cpu: Option<CpuTimes>) -> Recording {
         let origin = recorder.window().start;
         Recording {
             latency: counts(&recorder.latency),
@@ -167,6 +172,7 @@ impl Recording {
                         .collect(),
                 )
             }),
+            cpu_us: cpu.map(|cpu| (cpu.user.as_micros() as u64, cpu.system.as_micros() as u64)),
         }
     }
 
@@ -230,6 +236,10 @@ impl Recording {
                 })
                 .collect(),
         });
+        if let Some((user_us, system_us)) = self.cpu_us {
+            recorder.children_cpu.user += Duration::from_micros(user_us);
+            recorder.children_cpu.system += Duration::from_micros(system_us);
+        }
         recorder
     }
 }
@@ -269,7 +279,11 @@ mod tests {
             });
         }
         recorder.record_connect(start, Duration::from_micros(77));
-        let line = serde_json::to_string(&Recording::of(&recorder)).expect("serialise");
+        let cpu = CpuTimes {
+            user: Duration::from_micros(1_500),
+            system: Duration::from_micros(2_500),
+        };
+        let line = serde_json::to_string(&Recording::of(&recorder, Some(cpu))).expect("serialise");
         let back: Recording = serde_json::from_str(&line).expect("parse");
         let back = back.into_recorder(Recorder::new(window, true, longest, Arc::default()));
         assert_eq!(back.latency, recorder.latency);
@@ -278,6 +292,8 @@ mod tests {
         assert_eq!(back.failures, recorder.failures);
         assert_eq!(back.statuses, recorder.statuses);
         assert_eq!(back.moved, recorder.moved);
+        // The child's CPU time, carried to the parent's recorder.
+        assert_eq!(back.children_cpu, cpu);
         assert_eq!(back.workers.len(), 2);
         for (mine, theirs) in back.workers.iter().zip(&recorder.workers) {
             assert_eq!(mine.pid, theirs.pid);

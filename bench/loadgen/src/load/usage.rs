@@ -20,7 +20,7 @@ use runs::MachineUsage;
 use super::proc_stat::{self, CpuStat};
 
 /// User and system CPU time of this process (all its threads, ended ones too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CpuTimes {
     /// User-mode CPU time.
     pub user: Duration,
