@@ -79,6 +79,32 @@ impl MemoryCgroup {
     }
 }
 
+/// Removes the cgroups `MEMORY_ROOT/PREFIX-PID-...` that a process no longer
+/// alive made (a harness killed before it could remove its own: SIGKILL, a
+/// crash), so that they do not pile up until the next boot; returns how many
+/// it removed. One still holding a process (EBUSY) is left.
+pub fn remove_stale(prefix: &str) -> usize {
+    let Ok(entries) = fs::read_dir(MEMORY_ROOT) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() && fs::remove_dir(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// `err` with what was being done.
 fn context(err: io::Error, doing: String) -> io::Error {
     io::Error::new(err.kind(), format!("{doing}: {err}"))
@@ -93,5 +119,30 @@ impl Drop for MemoryCgroup {
         {
             eprintln!("could not remove {}: {err}", self.dir.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cgroup left by a process that is gone is removed; one of a live
+    /// process (this one) is kept. Where none can be made (not root, no v1
+    /// memory controller), said in one line.
+    #[test]
+    fn stale_cgroups_of_dead_processes_are_removed() {
+        // A pid that is not alive: past the kernel's largest.
+        let dead = 1 << 23;
+        let prefix = format!("launch-test-{}", std::process::id());
+        let stale = Path::new(MEMORY_ROOT).join(format!("{prefix}-{dead}-1"));
+        if let Err(err) = fs::create_dir(&stale) {
+            eprintln!("skipped: no cgroup here: {err}");
+            return;
+        }
+        let live = MemoryCgroup::create(&format!("{prefix}-{}-2", std::process::id()))
+            .expect("a second cgroup where the first could be made");
+        assert_eq!(remove_stale(&prefix), 1);
+        assert!(!stale.exists());
+        assert!(live.dir().is_dir());
     }
 }

@@ -23,6 +23,11 @@ use crate::sweep::{self, Rates};
 use crate::system::{self, duration_text};
 use crate::upgrade;
 
+/// The name of §2's memory cgroups, `portshare-PID-STEP`: the harness's pid,
+/// so that one a killed run left behind is known as stale
+/// ([`launch::cgroup::remove_stale`]).
+const CGROUP_PREFIX: &str = "portshare";
+
 /// `scripts/compare.sh`'s flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -231,6 +236,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // this process's fd limit: the soft one raised to the hard one, as far
     // as it goes (the plan labels §2's runs with it).
     cluster::rlimit::raise_soft_to_hard().context("RLIMIT_NOFILE")?;
+    // The memory cgroups of an earlier run killed before it removed them.
+    launch::cgroup::remove_stale(CGROUP_PREFIX);
     let plan = Plan::new(Settings {
         quick: args.quick,
         workers,
@@ -627,7 +634,7 @@ impl Run<'_> {
     /// can be made.
     fn memory_cgroup(&mut self, started: &Started) -> Option<launch::cgroup::MemoryCgroup> {
         let ready = started.server.line();
-        let name = format!("portshare-{}-{}", std::process::id(), self.step);
+        let name = format!("{CGROUP_PREFIX}-{}-{}", std::process::id(), self.step);
         let made = launch::cgroup::MemoryCgroup::create(&name).and_then(|cgroup| {
             let mut pids = vec![ready.master_pid];
             pids.extend(ready.worker_pids());
