@@ -231,13 +231,13 @@ pub fn legend_key(
     Ok(())
 }
 
-/// A legend strip above the panels, never over data: per mode its colour,
-/// dash and marker (as [`mode_line`] and [`markers`] draw them) and its name;
-/// then each `extra` entry, a grey marker (hollow if its flag is set) and a
-/// text.
+/// A legend strip above the panels, never over data: per mode (or any
+/// series with a name) its colour, dash and marker (as [`mode_line`] and
+/// [`markers`] draw them) and its name; then each `extra` entry, a grey
+/// marker (hollow if its flag is set) and a text.
 pub fn legend_strip(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
-    modes: &[Mode],
+    modes: &[impl std::fmt::Display],
     extra: &[(&str, bool)],
 ) -> anyhow::Result<()> {
     let (width, _) = area.dim_in_pixel();
@@ -247,7 +247,7 @@ pub fn legend_strip(
         let (x, y) = (20 + column as i32 * 200, 14 + row as i32 * 22);
         legend_key(area, index, (x, y))?;
         area.draw(&Text::new(
-            mode.name(),
+            mode.to_string(),
             (x + 42, y),
             (FONT, 14)
                 .into_font()

@@ -7,7 +7,7 @@
 //!
 //! | key | values | compare.sh gives it to |
 //! |---|---|---|
-//! | `section` | `cost`, `throughput`, `sweep`, `fdbill`, `fdlimit`, `fairness`, `faults`, `upgrade` | every run |
+//! | `section` | `cost`, `throughput`, `sweep`, `copies`, `fdbill`, `fdlimit`, `fairness`, `faults`, `upgrade` | every run |
 //! | `mode` | `proxy`, `handoff-socket`, `handoff-listener`, `handoff-reuseport`, `direct`, `ceiling` (old runs only), `nginx`, `node-rr`, `node-none` | every run |
 //! | `load` | `keepalive`, `newconn`, `openloop` (old runs only) | cost, throughput, sweep, fairness, faults |
 //! | `round` | 1, 2, ...: the round of the interleaved matrix (of the shuffled order in which every step of cost and sweep is repeated) | cost, throughput, sweep, fairness |
@@ -20,6 +20,9 @@
 //! | `stall_ms` | how long `--stop` stalled a worker each time, ms | fairness (the stalled-worker runs) |
 //! | `strategy` | `takeover`, `restart`, `overlap`, `overlap-migrate` | upgrade (by `suite upgrade`) |
 //! | `backlog` | the master's `--backlog` (a small one, so that the accept queue overflows) | fairness (the small-backlog run) |
+//! | `relay` | `copy`, `splice`: `proxy --relay` | copies (proxy) |
+//! | `answer_bytes` | the answer's body asked (`?bytes=N`), bytes | copies (the downloads) |
+//! | `body_bytes` | each request's body (`--body-bytes N`, a `POST`), bytes | copies (the uploads) |
 //!
 //! In the JSON, `labels` stays a map of strings (`"round": "1"`), so reports
 //! written before the labels were typed read as they are.
@@ -108,6 +111,9 @@ label_enum! {
         Throughput = "throughput",
         /// 1b: latency against offered load, an open-loop sweep of rates.
         Sweep = "sweep",
+        /// 1c: the CPU that moving bytes costs: answers and uploads of
+        /// several sizes at equal offered rates, the server tree watched.
+        Copies = "copies",
         /// 2: the master's fds with N connections held open.
         FdBill = "fdbill",
         /// 3: the master under `--max-fds`, connections rising.
@@ -225,6 +231,17 @@ impl Mode {
 }
 
 label_enum! {
+    /// How `proxy`'s master moves a relay's bytes (label `relay`), named as
+    /// `proxy --relay` names it.
+    Relay, "a relay" {
+        /// Read into the master's memory and written out: two copies per byte.
+        Copy = "copy",
+        /// splice(2) through a pipe, inside the kernel.
+        Splice = "splice",
+    }
+}
+
+label_enum! {
     /// The load a run put on the server.
     Load, "a load" {
         /// Keep-alive connections in a closed loop.
@@ -293,6 +310,12 @@ pub struct Labels {
     /// The master's `--backlog`, when the run set one (section 4's
     /// small-backlog run, where the accept queue overflows).
     pub backlog: Option<u64>,
+    /// `proxy --relay`: how its master moved the bytes.
+    pub relay: Option<Relay>,
+    /// The answer's body asked with `?bytes=N`, bytes.
+    pub answer_bytes: Option<u64>,
+    /// Each request's body (`--body-bytes N`), bytes.
+    pub body_bytes: Option<u64>,
 }
 
 /// One `--label KEY=VALUE`, parsed.
@@ -324,10 +347,16 @@ pub enum Label {
     Strategy(Strategy),
     /// `backlog=`.
     Backlog(u64),
+    /// `relay=`.
+    Relay(Relay),
+    /// `answer_bytes=`.
+    AnswerBytes(u64),
+    /// `body_bytes=`.
+    BodyBytes(u64),
 }
 
 /// The keys, as [`Label`] parses them.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 16] = [
     "section",
     "mode",
     "load",
@@ -341,6 +370,9 @@ const KEYS: [&str; 13] = [
     "stall_ms",
     "strategy",
     "backlog",
+    "relay",
+    "answer_bytes",
+    "body_bytes",
 ];
 
 impl Label {
@@ -369,6 +401,9 @@ impl Label {
             "stall_ms" => Label::StallMs(number(value)?),
             "strategy" => Label::Strategy(value.parse()?),
             "backlog" => Label::Backlog(number(value)?),
+            "relay" => Label::Relay(value.parse()?),
+            "answer_bytes" => Label::AnswerBytes(number(value)?),
+            "body_bytes" => Label::BodyBytes(number(value)?),
             _ => {
                 return Err(format!("{key:?} is not a label key ({})", KEYS.join(", ")));
             }
@@ -405,6 +440,9 @@ impl Labels {
             Label::StallMs(n) => self.stall_ms = Some(n),
             Label::Strategy(strategy) => self.strategy = Some(strategy),
             Label::Backlog(n) => self.backlog = Some(n),
+            Label::Relay(relay) => self.relay = Some(relay),
+            Label::AnswerBytes(n) => self.answer_bytes = Some(n),
+            Label::BodyBytes(n) => self.body_bytes = Some(n),
         }
     }
 }
@@ -445,6 +483,9 @@ impl From<Labels> for BTreeMap<String, String> {
             labels.stall_ms.map(|n| n.to_string()),
             labels.strategy.map(|strategy| strategy.to_string()),
             labels.backlog.map(|n| n.to_string()),
+            labels.relay.map(|relay| relay.to_string()),
+            labels.answer_bytes.map(|n| n.to_string()),
+            labels.body_bytes.map(|n| n.to_string()),
         ];
         KEYS.iter()
             .zip(texts)
@@ -474,6 +515,9 @@ mod tests {
             ("stall_ms", "500"),
             ("strategy", "overlap-migrate"),
             ("backlog", "8"),
+            ("relay", "splice"),
+            ("answer_bytes", "1048576"),
+            ("body_bytes", "65536"),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value.to_owned()))

@@ -347,6 +347,7 @@ fn print_plan(plan: &Plan, affinity: &Affinity) {
     }
     println!("cost (§0): {}", plan.cost_rule());
     println!("sweep (§1b): {}", plan.sweep_rule());
+    println!("copies (§1c): {}", plan.copies_rule());
     let estimate = plan.estimate();
     let seconds = estimate.seconds();
     println!(
@@ -587,7 +588,10 @@ impl Run<'_> {
             self.progress(&load.name);
             let mut args = Vec::new();
             for port in &started.targets {
-                args.extend(["--target".to_owned(), format!("http://127.0.0.1:{port}/")]);
+                args.extend([
+                    "--target".to_owned(),
+                    format!("http://127.0.0.1:{port}{}", load.path()),
+                ]);
             }
             for pid in &started.watches {
                 args.extend(["--watch".to_owned(), pid.to_string()]);
@@ -840,6 +844,15 @@ fn readme(
     );
     for (r, order) in plan.cost_orders.iter().enumerate() {
         let names: Vec<String> = order.iter().map(ToString::to_string).collect();
+        let _ = writeln!(text, "  round {}: {}", r + 1, names.join(" "));
+    }
+    let _ = writeln!(
+        text,
+        "- the cost of the bytes (§1c): {}; round order:",
+        plan.copies_rule()
+    );
+    for (r, order) in plan.copies_orders().iter().enumerate() {
+        let names: Vec<String> = order.iter().map(|server| format!("`{server}`")).collect();
         let _ = writeln!(text, "  round {}: {}", r + 1, names.join(" "));
     }
     let _ = writeln!(

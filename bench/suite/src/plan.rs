@@ -17,7 +17,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use runs::labels::{Accept, Load as LoadKind, Mode as Label, Section, Strategy};
+use runs::labels::{Accept, Load as LoadKind, Mode as Label, Relay, Section, Strategy};
 
 use crate::server::cluster_mode;
 use crate::sweep::KneePoint;
@@ -70,6 +70,15 @@ pub struct Sizes {
     /// loosest objective, since about a third of the sweep's steps lie past
     /// a knee).
     pub sweep_timeout: Duration,
+    /// §1c: rounds, every server once per round in a shuffled order (the
+    /// renderer pairs each with `handoff-socket` by round).
+    pub copies_rounds: usize,
+    /// §1c: the answers' sizes (`?bytes=N`), bytes, smallest first.
+    pub copies_answers: &'static [u64],
+    /// §1c: the uploads' sizes (`--body-bytes N`), bytes.
+    pub copies_uploads: &'static [u64],
+    /// §1c: each load's duration and warm-up.
+    pub copies: (Duration, Duration),
     /// §2: the connections held open, one load each, ascending: a mode's
     /// steps end at the first it could not hold (its limit).
     pub held: &'static [usize],
@@ -112,7 +121,9 @@ pub struct Sizes {
 /// with 4 workers once, §0 in
 /// 2 rounds (the fewest that pair by round) of 500 ms at the full run's
 /// rates (at least 1,000 requests per step, for a CPU time /proc counts in
-/// 10 ms ticks), in about 20 s.
+/// 10 ms ticks), in about 20 s; §1c with the smallest and the largest
+/// answer, no upload, in 1 round of 400 ms (about 11 s: each mode still
+/// pairs with `handoff-socket` within that round, one pair, no verdict).
 pub const QUICK: Sizes = Sizes {
     cost_rounds: 2,
     cost_rates_keepalive: &COST_RATES_KEEPALIVE,
@@ -125,6 +136,10 @@ pub const QUICK: Sizes = Sizes {
     sweep_duration: ms(300),
     sweep_warmup: ms(100),
     sweep_timeout: ms(500),
+    copies_rounds: 1,
+    copies_answers: &[64, MIB],
+    copies_uploads: &[],
+    copies: (ms(400), ms(100)),
     held: &[1_000, 5_000],
     fd_bill: (ms(500), ms(300)),
     limit_steps: &[50, 150, 300],
@@ -146,9 +161,11 @@ pub const QUICK: Sizes = Sizes {
 /// §1 in 5 rounds (by default) of 3 s, since saturated throughput on shared
 /// cores ranks nothing (the report says so and ranks §0); a sweep whose
 /// ladder doubles, its knees √2 apart in 3 rounds of 1 s (issue 22: at
-/// least 3 repeats around each knee); §4 with 4 and 8 workers twice; §8
-/// with 3 upgrades per cell. Together about 25 min with nginx and Node.js
-/// on the 2-core VM (the dry run's estimate).
+/// least 3 repeats around each knee); §1c in 3 rounds of 1.3 s (about
+/// 3 min with nginx: fewer and shorter than §0's 5 × 5 s, so it compares in
+/// pairs and ranks nothing); §4 with 4 and 8 workers twice; §8 with 3
+/// upgrades per cell. Together about 28 min with nginx and Node.js on the
+/// 2-core VM (the dry run's estimate).
 pub const FULL: Sizes = Sizes {
     cost_rounds: 5,
     cost_rates_keepalive: &COST_RATES_KEEPALIVE,
@@ -161,6 +178,10 @@ pub const FULL: Sizes = Sizes {
     sweep_duration: ms(1000),
     sweep_warmup: ms(300),
     sweep_timeout: ms(500),
+    copies_rounds: 3,
+    copies_answers: &[64, 4 * KIB, 64 * KIB, MIB],
+    copies_uploads: &[64 * KIB],
+    copies: (ms(1300), ms(300)),
     held: &HELD_FULL,
     fd_bill: (ms(1000), ms(500)),
     limit_steps: &[50, 100, 150, 200, 300, 400],
@@ -222,6 +243,35 @@ pub const COST_RATES_KEEPALIVE: [u64; 1] = [8_000];
 /// not 5,600/s for Node.js round robin (the slowest peer), so 2,000/s
 /// stays below every knee, `proxy`'s at a third of its last step held.
 pub const COST_RATES_NEWCONN: [u64; 1] = [2_000];
+/// 1 KiB, for the tables of sizes.
+pub const KIB: u64 = 1024;
+/// 1 MiB.
+pub const MIB: u64 = 1024 * KIB;
+
+/// §1c: the most bytes a second any load of §1c offers (an answer of N
+/// bytes moves N and its head): 192 MiB/s. Below it the CPU a 1.3 s window
+/// counts in /proc's 10 ms ticks gets thin (`handoff-socket` spent about
+/// 23 ms a second at 128 MiB/s, 3 ticks a window); well above it the
+/// loads would crowd the 2 shared cores: the data crosses loopback once for
+/// the handoff modes and twice through a relay, and on the 2-core VM, 3 s
+/// of 1 MiB answers at 192/s cost `proxy --relay copy`'s tree 0.18 of a
+/// core and loadgen 0.1, so every server keeps up and the figure is the
+/// cost of the bytes, not of a server behind its schedule. Loopback itself
+/// carries GiB/s.
+pub const COPIES_BYTES_PER_S: u64 = 192 * MIB;
+
+/// §1c's rate for requests that move `bytes` each: §0's keep-alive rate
+/// (8,000/s, held by every server), or fewer, so that `bytes` × the rate
+/// stays at [`COPIES_BYTES_PER_S`] (64 KiB: 3,072/s; 1 MiB: 192/s). The
+/// same for every server at a size, so the costs compare.
+pub fn copies_rate(bytes: u64) -> u64 {
+    (COPIES_BYTES_PER_S / bytes.max(1)).clamp(1, COST_RATES_KEEPALIVE[0])
+}
+
+/// §1c's rounds are shuffled with `--seed` + this (§0 uses + 1, the
+/// sweep's Poisson runs + 2, §4 + 4).
+pub const COPIES_SEED_OFFSET: u64 = 3;
+
 /// §0's rounds are shuffled with `--seed` + this, so that their order is
 /// not §1's (which uses the seed itself) nor §4's (+ 4).
 pub const COST_SEED_OFFSET: u64 = 1;
@@ -356,6 +406,34 @@ pub enum Netns {
     OwnIfPossible,
 }
 
+/// A server of §1c: a mode or peer, and `proxy` once per `--relay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopiesServer {
+    /// The mode or peer.
+    pub mode: Label,
+    /// `proxy --relay`; `None` for the others.
+    pub relay: Option<Relay>,
+}
+
+impl CopiesServer {
+    /// Its part of a run's name: `proxy-splice`, `handoff-socket`.
+    fn tag(self) -> String {
+        match self.relay {
+            Some(relay) => format!("{}-{relay}", self.mode),
+            None => self.mode.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for CopiesServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.relay {
+            Some(relay) => write!(f, "{} --relay {relay}", self.mode),
+            None => write!(f, "{}", self.mode),
+        }
+    }
+}
+
 /// One cell of §8: a mode replaced by a strategy.
 #[derive(Debug, Clone, Copy)]
 pub struct Cell {
@@ -439,6 +517,10 @@ pub struct Load {
     /// `--sample-interval`, if not loadgen's 100 ms: the stall runs read
     /// the accept queues every [`STALL_SAMPLE_INTERVAL`].
     pub sample_interval: Option<Duration>,
+    /// The answer's size, `?bytes=N` on every target (see [`Load::path`]).
+    pub answer_bytes: Option<u64>,
+    /// `--body-bytes`: each request a `POST` with a body of this many bytes.
+    pub body_bytes: Option<u64>,
 }
 
 /// What a load needs from the run to be complete.
@@ -474,6 +556,17 @@ impl Load {
             poisson_seed: None,
             hold: None,
             sample_interval: None,
+            answer_bytes: None,
+            body_bytes: None,
+        }
+    }
+
+    /// The path and query of every `--target`: `/`, or `/?bytes=N` for an
+    /// answer of N bytes.
+    pub fn path(&self) -> String {
+        match self.answer_bytes {
+            Some(bytes) => format!("/?bytes={bytes}"),
+            None => "/".to_owned(),
         }
     }
 
@@ -517,6 +610,9 @@ impl Load {
         }
         if let Some(source_ips) = self.hold {
             args.extend(["--hold".into(), "--source-ips".into(), source_ips.into()]);
+        }
+        if let Some(bytes) = self.body_bytes {
+            args.extend(["--body-bytes".into(), bytes.to_string()]);
         }
         if let Some(seed) = self.mix_seed {
             for mix in MIX {
@@ -644,6 +740,7 @@ impl Plan {
         plan.cost();
         plan.throughput();
         plan.sweep();
+        plan.copies();
         plan.fd_bill();
         plan.fd_limit();
         plan.fairness();
@@ -809,6 +906,117 @@ impl Plan {
             }
             self.server(mode, Vec::new(), loads);
         }
+    }
+
+    /// §1c's servers, each round in its shuffled order (seed +
+    /// [`COPIES_SEED_OFFSET`]): the suite's modes, `proxy` once with each
+    /// `--relay`, and nginx (the other relay) when it is a peer; Node.js is
+    /// left out (§0 measures it; its cost of bytes is not the question).
+    pub fn copies_orders(&self) -> Vec<Vec<CopiesServer>> {
+        let mut servers = Vec::new();
+        for mode in cluster_labels() {
+            if mode == Label::Proxy {
+                servers.extend(Relay::ALL.iter().map(|&relay| CopiesServer {
+                    mode,
+                    relay: Some(relay),
+                }));
+            } else {
+                servers.push(CopiesServer { mode, relay: None });
+            }
+        }
+        if self.settings.peers.contains(&Label::Nginx) {
+            servers.push(CopiesServer {
+                mode: Label::Nginx,
+                relay: None,
+            });
+        }
+        orders(
+            self.settings.seed.wrapping_add(COPIES_SEED_OFFSET),
+            self.sizes.copies_rounds,
+            &servers,
+        )
+    }
+
+    /// §1c, the cost of the bytes: every server of [`Plan::copies_orders`]
+    /// once per round, a server each time; on it, keep-alive open loops
+    /// (as §0's: 50 connections, `--rate`, the sweep's `--timeout`) asking
+    /// answers of each size (`?bytes=N`), smallest first, then uploads
+    /// (`--body-bytes N`), each size at [`copies_rate`], the server tree
+    /// watched.
+    fn copies(&mut self) {
+        let sizes = self.sizes;
+        let (duration, warmup) = sizes.copies;
+        for (r, order) in self.copies_orders().iter().enumerate() {
+            let round = r + 1;
+            for &server in order {
+                let mut loads = Vec::new();
+                // (bytes, whether they are the answer's: else the upload's).
+                let answers = sizes.copies_answers.iter().map(|&bytes| (bytes, true));
+                let uploads = sizes.copies_uploads.iter().map(|&bytes| (bytes, false));
+                for (bytes, answer) in answers.chain(uploads) {
+                    let rate = copies_rate(bytes);
+                    let (way, key) = match answer {
+                        true => ("answer", "answer_bytes"),
+                        false => ("upload", "body_bytes"),
+                    };
+                    let mut labels = vec![
+                        label("section", Section::Copies),
+                        label("mode", server.mode),
+                    ];
+                    labels.extend(server.relay.map(|relay| label("relay", relay)));
+                    labels.extend([
+                        label("load", LoadKind::KeepAlive),
+                        label(key, bytes),
+                        label("rate", rate),
+                        label("round", round),
+                    ]);
+                    let mut load = Load::new(
+                        format!("copies-{}-{way}-{bytes}-r{round}", server.tag()),
+                        labels,
+                        CONNECTIONS,
+                        duration,
+                        warmup,
+                    );
+                    load.timeout = Some(sizes.sweep_timeout);
+                    load.rate = Some(Rate::Fixed(rate));
+                    match answer {
+                        true => load.answer_bytes = Some(bytes),
+                        false => load.body_bytes = Some(bytes),
+                    }
+                    loads.push(load);
+                }
+                let extra = server
+                    .relay
+                    .map(|relay| vec!["--relay".to_owned(), relay.to_string()])
+                    .unwrap_or_default();
+                self.server(server.mode, extra, loads);
+            }
+        }
+    }
+
+    /// §1c's sizes, rates and rounds, as README.md and the dry run say them.
+    pub fn copies_rule(&self) -> String {
+        let sizes = self.sizes;
+        let list = |all: &[u64]| {
+            all.iter()
+                .map(|&bytes| format!("{bytes} B at {}/s", copies_rate(bytes)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (duration, warmup) = sizes.copies;
+        let uploads = if sizes.copies_uploads.is_empty() {
+            "none".to_owned()
+        } else {
+            list(sizes.copies_uploads)
+        };
+        format!(
+            "answers of {}; uploads of {uploads}; keep-alive over {CONNECTIONS} connections, the rates the same for every server (at most {} MiB/s); {} rounds (seed + {COPIES_SEED_OFFSET}), each load {} warm-up and {}",
+            list(sizes.copies_answers),
+            COPIES_BYTES_PER_S / MIB,
+            sizes.copies_rounds,
+            crate::system::flag(warmup),
+            crate::system::flag(duration),
+        )
     }
 
     /// §2, the bill at scale (issue 23): each mode holding 1,000 up to
@@ -1185,6 +1393,29 @@ mod tests {
         }
     }
 
+    /// The value of `load`'s label `key`.
+    fn label_value(load: &Load, key: &str) -> Option<String> {
+        load.labels
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// The server blocks of `plan` whose loads are all named `prefix…`.
+    fn servers_of<'a>(plan: &'a Plan, prefix: &str) -> Vec<&'a ServerBlock> {
+        plan.blocks
+            .iter()
+            .filter_map(|block| match block {
+                Block::Server(server)
+                    if server.loads.iter().all(|l| l.name.starts_with(prefix)) =>
+                {
+                    Some(server)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The same seed gives the same order, another seed another one, and
     /// every round holds every mode once.
     #[test]
@@ -1227,6 +1458,10 @@ mod tests {
             50
         );
         assert_eq!(steps.iter().filter(|s| s.starts_with("cost-")).count(), 20);
+        assert_eq!(
+            steps.iter().filter(|s| s.starts_with("copies-")).count(),
+            10
+        );
         assert_eq!(steps.iter().filter(|s| s.starts_with("sweep-")).count(), 50);
         assert_eq!(
             steps.iter().filter(|s| s.starts_with("upgrade-")).count(),
@@ -1287,18 +1522,7 @@ mod tests {
             let sizes = plan.sizes;
             let modes = 7;
             let per_server = sizes.cost_rates_keepalive.len() + sizes.cost_rates_newconn.len();
-            let servers: Vec<&ServerBlock> = plan
-                .blocks
-                .iter()
-                .filter_map(|block| match block {
-                    Block::Server(server)
-                        if server.loads.iter().all(|l| l.name.starts_with("cost-")) =>
-                    {
-                        Some(server)
-                    }
-                    _ => None,
-                })
-                .collect();
+            let servers = servers_of(&plan, "cost-");
             assert_eq!(servers.len(), sizes.cost_rounds * modes);
             assert_eq!(plan.cost_orders.len(), sizes.cost_rounds);
             for (r, order) in plan.cost_orders.iter().enumerate() {
@@ -1308,12 +1532,7 @@ mod tests {
                 for server in round {
                     assert_eq!(server.loads.len(), per_server);
                     for load in &server.loads {
-                        let value = |key: &str| {
-                            load.labels
-                                .iter()
-                                .find(|(k, _)| *k == key)
-                                .map(|(_, v)| v.clone())
-                        };
+                        let value = |key: &str| label_value(load, key);
                         assert_eq!(value("section").as_deref(), Some("cost"));
                         assert_eq!(value("round"), Some((r + 1).to_string()));
                         let Some(Rate::Fixed(rate)) = load.rate else {
@@ -1336,6 +1555,91 @@ mod tests {
                 assert_ne!(plan.cost_orders, plan.round_orders);
             }
         }
+    }
+
+    /// §1c as the renderer pairs it: every round holds every server once
+    /// (`proxy` with each relay, nginx when it is a peer, Node.js not), each
+    /// with the same sizes at the same rates, labelled with its size, rate
+    /// and round, `proxy` with its `--relay` as label and flag; the answer
+    /// size is in the target's path and the upload's in `--body-bytes`; at
+    /// most 192 MiB/s offered; within its budget (~3 min full, ~15 s quick).
+    #[test]
+    fn copies_rounds_run_every_server_at_the_same_rates() {
+        for quick in [true, false] {
+            let plan = Plan::new(Settings {
+                quick,
+                peers: vec![Label::Nginx, Label::NodeRr, Label::NodeNone],
+                ..settings(3)
+            });
+            let sizes = plan.sizes;
+            let servers = servers_of(&plan, "copies-");
+            let per_round = 6;
+            assert_eq!(servers.len(), sizes.copies_rounds * per_round);
+            for (r, order) in plan.copies_orders().iter().enumerate() {
+                let round = &servers[r * per_round..(r + 1) * per_round];
+                let ran: Vec<Label> = round.iter().map(|server| server.mode).collect();
+                let planned: Vec<Label> = order.iter().map(|server| server.mode).collect();
+                assert_eq!(ran, planned, "round {}", r + 1);
+                assert!(!ran.contains(&Label::NodeRr) && ran.contains(&Label::Nginx));
+                let relays: Vec<&[String]> = round
+                    .iter()
+                    .filter(|server| server.mode == Label::Proxy)
+                    .map(|server| server.extra.as_slice())
+                    .collect();
+                assert_eq!(relays.len(), 2);
+                assert!(relays.contains(&&["--relay".to_owned(), "splice".to_owned()][..]));
+                assert!(relays.contains(&&["--relay".to_owned(), "copy".to_owned()][..]));
+                for server in round {
+                    assert_eq!(
+                        server.loads.len(),
+                        sizes.copies_answers.len() + sizes.copies_uploads.len()
+                    );
+                    for load in &server.loads {
+                        let value = |key: &str| label_value(load, key);
+                        assert_eq!(value("section").as_deref(), Some("copies"));
+                        assert_eq!(value("round"), Some((r + 1).to_string()));
+                        assert_eq!(value("relay").is_some(), server.mode == Label::Proxy);
+                        let bytes = match (load.answer_bytes, load.body_bytes) {
+                            (Some(bytes), None) => {
+                                assert_eq!(load.path(), format!("/?bytes={bytes}"));
+                                assert_eq!(value("answer_bytes"), Some(bytes.to_string()));
+                                bytes
+                            }
+                            (None, Some(bytes)) => {
+                                assert_eq!(load.path(), "/");
+                                assert_eq!(value("body_bytes"), Some(bytes.to_string()));
+                                let args = load.args(Resolved {
+                                    rate: None,
+                                    first_worker: 1,
+                                });
+                                assert!(args.join(" ").contains(&format!("--body-bytes {bytes}")));
+                                bytes
+                            }
+                            other => panic!("{}: {other:?}", load.name),
+                        };
+                        let Some(Rate::Fixed(rate)) = load.rate else {
+                            panic!("{}: not a fixed rate", load.name);
+                        };
+                        assert_eq!(rate, copies_rate(bytes));
+                        assert_eq!(value("rate"), Some(rate.to_string()));
+                        assert!(rate * bytes <= COPIES_BYTES_PER_S, "{}", load.name);
+                    }
+                }
+            }
+            let mut copies = plan.clone();
+            copies.blocks.retain(|block| {
+                matches!(block, Block::Server(server) if server.loads[0].name.starts_with("copies-"))
+            });
+            let budget = if quick { 15 } else { 180 };
+            assert!(
+                copies.estimate().seconds() <= budget,
+                "{} s",
+                copies.estimate().seconds()
+            );
+        }
+        assert_eq!(copies_rate(64), COST_RATES_KEEPALIVE[0]);
+        assert_eq!(copies_rate(64 * KIB), 3_072);
+        assert_eq!(copies_rate(MIB), 192);
     }
 
     /// A load's flags, with what the run fills in.

@@ -18,6 +18,18 @@ use runs::labels::Mode;
 /// the release binaries may come first.
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// The processes a run's `--watch`es saw: a master and 2 workers at least
+/// (nginx is a watch of its own, in front of the cluster's).
+fn watched(report: &serde_json::Value) -> usize {
+    report["watch"].as_array().map_or(0, |watches| {
+        watches
+            .iter()
+            .filter_map(|watch| watch["processes"].as_array())
+            .map(Vec::len)
+            .sum()
+    })
+}
+
 /// The quick comparison writes REPORT.md with every section, §0 (cost at
 /// equal load) with its tables rather than the sentence of a folder without
 /// cost runs, and the sweep (§1b), the SVG charts (the strip chart of every
@@ -194,17 +206,8 @@ fn quick_comparison_writes_every_section() {
                     "{}: the rate label is the offered rate",
                     path.display()
                 );
-                // A master and 2 workers; nginx is a watch of its own, in
-                // front of the cluster's.
-                let watched: usize = report["watch"].as_array().map_or(0, |watches| {
-                    watches
-                        .iter()
-                        .filter_map(|watch| watch["processes"].as_array())
-                        .map(Vec::len)
-                        .sum()
-                });
                 assert!(
-                    watched >= 3,
+                    watched(&report) >= 3,
                     "{}: the server tree was not watched: {}",
                     path.display(),
                     report["watch"]
@@ -215,6 +218,49 @@ fn quick_comparison_writes_every_section() {
                     labels["rate"].as_str()?.parse().ok()?,
                     labels["round"].as_str()?.parse().ok()?,
                 ))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    // §1c (issue 25): (server, answer bytes, the answers' bytes read) of
+    // every copies run, each asking its size in its target's query, the
+    // server tree watched.
+    let copies: Vec<(String, u64, u64)> = std::fs::read_dir(out.join("runs"))
+        .map(|runs| {
+            runs.filter_map(|run| {
+                let path = run.ok()?.path();
+                if !path.file_name()?.to_str()?.starts_with("copies-") {
+                    return None;
+                }
+                let report: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+                let labels = &report["labels"];
+                assert_eq!(labels["section"], "copies", "{}", path.display());
+                let bytes: u64 = labels["answer_bytes"].as_str()?.parse().ok()?;
+                assert!(
+                    report["parameters"]["target"]
+                        .as_str()?
+                        .ends_with(&format!("/?bytes={bytes}")),
+                    "{}: the target asks another size",
+                    path.display()
+                );
+                assert!(
+                    watched(&report) >= 3,
+                    "{}: the server tree was not watched",
+                    path.display()
+                );
+                let server = match labels["relay"].as_str() {
+                    Some(relay) => format!("{} --relay {relay}", labels["mode"].as_str()?),
+                    None => labels["mode"].as_str()?.to_owned(),
+                };
+                let ok = report["requests"]["ok"].as_u64()?;
+                let read = report["bytes"]["received_bytes"].as_u64()?;
+                assert!(
+                    ok > 0 && read >= ok * bytes,
+                    "{}: {ok} answers in {read} bytes",
+                    path.display()
+                );
+                Some((server, bytes, read))
             })
             .collect()
         })
@@ -237,6 +283,7 @@ fn quick_comparison_writes_every_section() {
     let charts: Vec<bool> = [
         "cost-vs-rate.svg",
         "latency-vs-rate.svg",
+        "copies.svg",
         "rounds.svg",
         "fds.svg",
         "memory.svg",
@@ -260,6 +307,7 @@ fn quick_comparison_writes_every_section() {
         "## 0. Cost at equal load",
         "## 1. Throughput and latency",
         "## 1b. Latency against offered load",
+        "## 1c. The cost of the bytes",
         "## 2. The bill at scale",
         "## 3. The fd limit",
         "## 4. Fairness",
@@ -324,6 +372,44 @@ fn quick_comparison_writes_every_section() {
     .chain(peers.iter().map(|peer| peer.name()))
     {
         assert_eq!(cost_cells(mode), direct_cells, "§0: {mode} ran other steps");
+    }
+    // §1c: every mode, `proxy` with each relay and nginx when installed,
+    // asked the smallest and the largest answer in one round; its tables,
+    // each server paired with `handoff-socket`, the relays' table, the chart.
+    let mut servers: Vec<String> = copies.iter().map(|(server, ..)| server.clone()).collect();
+    servers.sort();
+    servers.dedup();
+    let mut expected = vec![
+        "handoff-listener",
+        "handoff-reuseport",
+        "handoff-socket",
+        "proxy --relay copy",
+        "proxy --relay splice",
+    ];
+    if nginx {
+        expected.push("nginx");
+        expected.sort();
+    }
+    assert_eq!(servers, expected, "§1c's servers: {copies:?}");
+    assert_eq!(copies.len(), 2 * expected.len(), "§1c's runs: {copies:?}");
+    assert!(
+        copies.iter().any(|(_, bytes, _)| *bytes == 1 << 20),
+        "{copies:?}"
+    );
+    let copies_text = &report[report.find("## 1c. The cost of the bytes").expect("§1c")..];
+    let copies_text = &copies_text[..copies_text.find("\n## 2. ").expect("§2 follows §1c")];
+    for text in [
+        "](copies.svg)",
+        "| server | size | offered/s | MiB/s moved | tree µs/request | tree CPU ms/MiB | master's share |",
+        "against `handoff-socket`'s at the same size (answers)",
+        "| `proxy --relay splice` | ",
+        "| `proxy --relay splice` ÷ `proxy --relay copy` | ",
+        "One run per figure, no rounds",
+    ] {
+        assert!(
+            copies_text.contains(text),
+            "§1c lacks {text:?}:\n{copies_text}"
+        );
     }
     // Issue 22, item 8: one answer per server started, each the same as
     // direct's but for what a peer is known to add.

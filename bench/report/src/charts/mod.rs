@@ -6,6 +6,7 @@
 //! | `cost-vs-rate.svg` | §0 | [`cost_vs_rate`] | the whole tree's CPU per request against the offered rate, per mode, whiskers over the rounds, steps not held hollow and not joined |
 //! | `rounds.svg` | §1 | [`rounds`] | every round of §1 per mode, a dot a round: requests/s and the whole tree's CPU per request |
 //! | `latency-vs-rate.svg` | §1b | [`latency_vs_rate`] | p99 against the offered rate, per mode, keep-alive and a new connection per request on one latency scale |
+//! | `copies.svg` | §1c | [`copies`] | the whole tree's CPU per MiB moved against the answer's size, per server (`proxy` once per `--relay`), both axes log |
 //! | `fds.svg` | §2 | [`fds`] | the master's and the whole tree's fds against the connections held, log-log, each mode's line marked where it stopped |
 //! | `memory.svg` | §2 | [`memory`] | the whole tree's memory against the connections held, user space and kernel, log-log |
 //! | `fairness.svg` | §4 | [`fairness`] | each worker's share of the connections and requests, per way of sharing the port |
@@ -21,6 +22,7 @@
 //! files written take the chart from that one constructor: the text links
 //! exactly the charts that are written.
 
+pub mod copies;
 pub mod cost;
 pub mod cost_vs_rate;
 pub mod fairness;

@@ -209,7 +209,7 @@ pub fn charts(figures: &Figures) -> Vec<Box<dyn Chart + '_>> {
 }
 
 /// A paired ratio in a table cell: `2.00× (1.83–2.21), clearly above`.
-fn ratio_cell(paired: Option<Paired>) -> String {
+pub fn ratio_cell(paired: Option<Paired>) -> String {
     let Some(paired) = paired else {
         return "–".to_owned();
     };

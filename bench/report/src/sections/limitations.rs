@@ -6,7 +6,9 @@
 use runs::Report;
 use runs::labels::Section;
 
-use super::{Figures, cost, fairness, faults, fd_bill, fd_limit, master_cost, sweep, throughput};
+use super::{
+    Figures, copies, cost, fairness, faults, fd_bill, fd_limit, master_cost, sweep, throughput,
+};
 use crate::text::{DISTURBED_MARK, and_list, one_of, section_link, w};
 
 /// The heading, as links to it are written.
@@ -242,6 +244,7 @@ pub fn markdown(out: &mut String, figures: &Figures) {
         (Section::Cost, cost::HEADING),
         (Section::Throughput, throughput::HEADING),
         (Section::Sweep, sweep::HEADING),
+        (Section::Copies, copies::HEADING),
         (Section::FdBill, fd_bill::HEADING),
         (Section::FdLimit, fd_limit::HEADING),
         (Section::Fairness, fairness::HEADING),

@@ -12,6 +12,8 @@
 //!   at the same offered rates, paired against the baseline.
 //! - [`throughput`]: §1, requests/s and latency per mode and load.
 //! - [`sweep`]: §1b, latency against offered load (the open-loop sweep).
+//! - [`copies`]: §1c, the CPU that moving bytes costs: answers and uploads
+//!   of several sizes at equal rates, CPU per MiB, the relays paired.
 //! - [`fd_bill`]: §2, the fds of the master, the workers and the tree.
 //! - [`fd_limit`]: §3, the connections served under `--max-fds`.
 //! - [`fairness`]: §4, who gets the connections, who waits behind a stalled
@@ -33,6 +35,7 @@ use runs::labels::{Mode, Section};
 
 use crate::charts::Chart;
 
+pub mod copies;
 pub mod cost;
 pub mod fairness;
 pub mod faults;
@@ -58,6 +61,8 @@ pub struct Figures {
     pub throughput: throughput::Throughput,
     /// §1b.
     pub sweep: sweep::Sweep,
+    /// §1c.
+    pub copies: copies::Copies,
     /// §2.
     pub fd_bill: fd_bill::FdBill,
     /// §3.
@@ -94,6 +99,7 @@ impl Figures {
             cost: cost::Cost::of(&section(Section::Cost)),
             throughput: throughput::Throughput::of(&throughput_runs),
             sweep: sweep::Sweep::of(&section(Section::Sweep)),
+            copies: copies::Copies::of(&section(Section::Copies)),
             fd_bill: fd_bill::FdBill::of(&section(Section::FdBill)),
             fd_limit: fd_limit::FdLimit::of(&section(Section::FdLimit)),
             fairness: fairness::Fairness::of(&fairness_runs),
@@ -129,6 +135,7 @@ impl Figures {
         cost::markdown(&mut out, self);
         throughput::markdown(&mut out, self);
         sweep::markdown(&mut out, self);
+        copies::markdown(&mut out, self);
         fd_bill::markdown(&mut out, self);
         fd_limit::markdown(&mut out, self);
         fairness::markdown(&mut out, self);
@@ -146,6 +153,7 @@ impl Figures {
             cost::charts(self),
             throughput::charts(self),
             sweep::charts(self),
+            copies::charts(self),
             fd_bill::charts(self),
             fairness::charts(self),
             master_cost::charts(self),
@@ -185,8 +193,14 @@ fn rounds(runs: &[Report]) -> BTreeMap<Section, (usize, usize)> {
             labels.accept,
             labels.stall_ms,
             labels.strategy,
-            // §4's experiments differ in their loadgen flags, not their labels.
-            run.parameters.mix.is_empty(),
+            // §4's experiments differ in their loadgen flags, not their
+            // labels; §1c's in their relay and sizes.
+            (
+                run.parameters.mix.is_empty(),
+                labels.relay,
+                labels.answer_bytes,
+                labels.body_bytes,
+            ),
         );
         *groups.entry(key).or_default() += 1;
     }
