@@ -32,28 +32,23 @@ impl Chart for FdsChart<'_> {
     fn draw(&self) -> anyhow::Result<String> {
         let mut references = vec![(
             USUAL_SOFT_LIMIT,
-            format!(
-                "{}: the usual soft limit (ulimit -n) of one process",
-                count(USUAL_SOFT_LIMIT as u64)
-            ),
+            format!("{}: the usual ulimit -n", count(USUAL_SOFT_LIMIT as u64)),
         )];
         if let Some(limit) = self.rows.iter().find_map(|row| row.fd_limit) {
             references.push((
                 limit as f64,
-                format!("{}: each server process's limit in this run", count(limit)),
+                format!("{}: each process's limit here", count(limit)),
             ));
         }
         Scale {
-            caption: "Open fds against connections held: master and whole tree",
+            caption: "Open fds against connections held (solid: the master; dashed: the whole tree)",
             y_desc: "open fds, most during the step (log scale)",
             y_label: |y| count(y.round() as u64),
             series: [
                 Series {
-                    name: "master",
                     value: |row| row.master_fds,
                 },
                 Series {
-                    name: "whole tree",
                     value: |row| row.tree_fds,
                 },
             ],

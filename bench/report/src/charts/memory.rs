@@ -34,16 +34,14 @@ impl Chart for MemoryChart<'_> {
 
     fn draw(&self) -> anyhow::Result<String> {
         Scale {
-            caption: "Memory against connections held: the whole server tree",
+            caption: "The server tree's memory against connections held (solid: user space, RSS; dashed: kernel, its cgroup)",
             y_desc: "memory, most during the step (log scale)",
             y_label: |mib| format!("{} MiB", trim(mib)),
             series: [
                 Series {
-                    name: "user space (RSS)",
                     value: |row| row.tree_rss_bytes.map(|bytes| bytes / MIB),
                 },
                 Series {
-                    name: "kernel (cgroup)",
                     value: |row| row.kernel_bytes.map(|bytes| bytes / MIB),
                 },
             ],

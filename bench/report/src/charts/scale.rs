@@ -1,8 +1,10 @@
 //! The shape both charts of §2 share: a figure against the connections
 //! held, log-log (1,000 to 38,000 connections, a few fds to tens of
 //! thousands), one colour and marker per mode, two series each (solid and
-//! dashed), grey reference lines labelled at the right, and each line that
-//! ends at a mode's limit marked there with what stopped it.
+//! dashed), grey reference lines labelled at the right, a tick at each
+//! count of connections asked, and each line that ends at a mode's limit
+//! ringed there, with what stopped it in its legend entry (text beside the
+//! point would cross other lines where they crowd).
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -10,17 +12,16 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::sections::fd_bill::{FdBillLimit, FdBillRow};
 use crate::style::{FONT, SIZE, colour, drawing, legend_at, legend_entry, markers, modes_of, svg};
 
-/// One of the two series drawn per mode.
+/// One of the two series drawn per mode (the chart's caption names it).
 pub struct Series {
-    /// Its name in the legend, after the mode's (`master`).
-    pub name: &'static str,
     /// Its value in a row, if measured.
     pub value: fn(&FdBillRow) -> Option<f64>,
 }
 
 /// What a chart of §2 draws.
 pub struct Scale<'a> {
-    /// The caption.
+    /// The caption; it says which series is solid and which dashed (the
+    /// legend names the modes only).
     pub caption: &'static str,
     /// The y axis's description.
     pub y_desc: &'static str,
@@ -53,7 +54,9 @@ impl Scale<'_> {
         let y_min = ys.iter().copied().fold(f64::INFINITY, f64::min);
         let y_min = if y_min.is_finite() { y_min } else { 1.0 };
         let y_max = ys.iter().copied().fold(y_min * 10.0, f64::max);
-        let (x_low, x_high) = (x_min / 1.3, x_max * 1.6);
+        // Room right of the last step for the reference lines' labels, where
+        // no line runs.
+        let (x_low, x_high) = (x_min / 1.3, x_max * 3.0);
         let (y_low, y_high) = (y_min / 2.0, y_max * 4.0);
         svg(SIZE, |root| {
             let mut chart = ChartBuilder::on(root)
@@ -67,14 +70,38 @@ impl Scale<'_> {
                 .map_err(drawing)?;
             chart
                 .configure_mesh()
+                .x_labels(0)
+                // A log axis draws its key points even with no labels asked
+                // for: the counts of connections below are the ticks.
+                .x_label_formatter(&|_| String::new())
+                .disable_x_mesh()
                 .x_desc("keep-alive connections held (log scale)")
                 .y_desc(self.y_desc)
-                .x_label_formatter(&|x| runs::format::count(x.round() as u64))
                 .y_label_formatter(&|y| (self.y_label)(*y))
                 .label_style((FONT, 14))
                 .axis_desc_style((FONT, 15))
                 .draw()
                 .map_err(drawing)?;
+            // A tick, a faint line and a label at each count asked.
+            let mut asked: Vec<u64> = rows.iter().map(|row| row.connections).collect();
+            asked.sort_unstable();
+            asked.dedup();
+            for &n in &asked {
+                let x = n as f64;
+                chart
+                    .draw_series(LineSeries::new([(x, y_low), (x, y_high)], BLACK.mix(0.08)))
+                    .map_err(drawing)?;
+                let (px, py) = chart.backend_coord(&(x, y_low));
+                root.draw(&Text::new(
+                    runs::format::count(n),
+                    (px, py + 6),
+                    (FONT, 14)
+                        .into_font()
+                        .into_text_style(root)
+                        .pos(Pos::new(HPos::Center, VPos::Top)),
+                ))
+                .map_err(drawing)?;
+            }
             let grey = RGBColor(90, 90, 90);
             for (y, text) in &self.references {
                 chart
@@ -99,6 +126,7 @@ impl Scale<'_> {
             }
             for (index, mode) in modes.iter().enumerate() {
                 let style = colour(index).stroke_width(2);
+                let limit = self.limits.iter().find(|limit| limit.mode == *mode);
                 for (dashed, series) in [false, true].into_iter().zip(&self.series) {
                     let points: Vec<(f64, f64)> = rows
                         .iter()
@@ -109,7 +137,7 @@ impl Scale<'_> {
                     if points.is_empty() {
                         continue;
                     }
-                    let anno = if dashed {
+                    let drawn = if dashed {
                         chart.draw_series(DashedLineSeries::new(
                             points.iter().copied(),
                             6,
@@ -119,34 +147,32 @@ impl Scale<'_> {
                     } else {
                         chart.draw_series(LineSeries::new(points.iter().copied(), style))
                     }
-                    .map_err(drawing)?
-                    .label(format!("{mode}: {}", series.name));
+                    .map_err(drawing)?;
                     let mark = if dashed {
                         colour(index).stroke_width(2)
                     } else {
                         colour(index).filled()
                     };
-                    legend_entry(anno, index, dashed, style, mark);
+                    // One legend entry per mode, on its solid series (the
+                    // caption says which is which): half the entries, so
+                    // that the box covers no data.
+                    if !dashed {
+                        let anno = drawn.label(match limit {
+                            Some(limit) => format!("{mode} (ringed: stopped, {})", limit.short),
+                            None => mode.to_string(),
+                        });
+                        legend_entry(anno, index, false, style, mark);
+                    }
                     markers(&mut chart, index, &points, mark)?;
                 }
-                // Where the mode stopped: its last step, marked with why.
-                if let Some(limit) = self.limits.iter().find(|limit| limit.mode == *mode)
-                    && let Some(y) = rows
+                // Where the mode stopped: its last step, ringed.
+                if let Some(limit) = limit {
+                    let points = rows
                         .iter()
-                        .find(|row| row.mode == *mode && row.connections == limit.asked)
-                        .and_then(|row| (self.series[0].value)(row))
-                {
-                    let (px, py) = chart.backend_coord(&(limit.held, y));
-                    root.draw(&Text::new(
-                        format!("{mode}: {}", limit.short),
-                        (px + 8, py - 8),
-                        (FONT, 13)
-                            .into_font()
-                            .color(&colour(index))
-                            .into_text_style(root)
-                            .pos(Pos::new(HPos::Left, VPos::Bottom)),
-                    ))
-                    .map_err(drawing)?;
+                        .filter(|row| row.mode == *mode && row.connections == limit.asked)
+                        .flat_map(|row| self.series.iter().filter_map(|series| (series.value)(row)))
+                        .map(|y| Circle::new((limit.held, y), 11, colour(index).stroke_width(2)));
+                    chart.draw_series(points).map_err(drawing)?;
                 }
             }
             legend_at(&mut chart, SeriesLabelPosition::UpperLeft)

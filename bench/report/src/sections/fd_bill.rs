@@ -986,7 +986,11 @@ mod tests {
         assert!(text.contains("![")); // both charts linked
         for chart in charts(&figures) {
             let svg = chart.draw().expect("drawn");
-            assert!(svg.contains("proxy: master out of fds"), "{}", chart.file());
+            assert!(
+                svg.contains("(ringed: stopped, master out of fds)"),
+                "{}",
+                chart.file()
+            );
         }
     }
 }
