@@ -49,7 +49,7 @@ pub const ROOM_FDS: usize = 4;
 pub const CHILD_ENV: &str = "SUITE_LOST_FDS_CHILD";
 
 /// How long the child may take: it sends and receives two messages.
-const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often the parent looks whether the child has ended.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
