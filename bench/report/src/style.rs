@@ -280,6 +280,44 @@ pub fn legend_strip(
     Ok(())
 }
 
+/// The ticks of an x axis that names its own values (a log axis, whose
+/// decades say nothing of the rates or sizes plotted): at each of `values`,
+/// a faint line from `y.0` to `y.1` and `label(value)` under the axis,
+/// drawn on `area`, the chart's own.
+pub fn value_ticks<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    area: &DrawingArea<SVGBackend<'a>, Shift>,
+    values: &[f64],
+    (y_low, y_high): (Y::ValueType, Y::ValueType),
+    label: impl Fn(f64) -> String,
+) -> anyhow::Result<()>
+where
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged,
+    Y::ValueType: Clone + 'static,
+{
+    let (ax, ay) = area.get_base_pixel();
+    for &value in values {
+        chart
+            .draw_series(LineSeries::new(
+                [(value, y_low.clone()), (value, y_high.clone())],
+                BLACK.mix(0.08),
+            ))
+            .map_err(drawing)?;
+        let (px, py) = chart.backend_coord(&(value, y_low.clone()));
+        area.draw(&Text::new(
+            label(value),
+            (px - ax, py - ay + 6),
+            (FONT, 13)
+                .into_font()
+                .into_text_style(area)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(drawing)?;
+    }
+    Ok(())
+}
+
 /// The dash of series `index`: solid, then dashes, dots and long dashes in
 /// turn (as [`mode_line`] draws them).
 pub fn dash_of(index: usize) -> Option<(u32, u32)> {

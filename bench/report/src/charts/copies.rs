@@ -8,12 +8,11 @@
 //! `copies.svg`.)
 
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{Chart, held_runs};
 use crate::sections::copies::{CopiesStep, Server, Way, size_name};
 use crate::style::{
-    FONT, colour, dash_of, drawing, hollow_markers, legend_strip, markers, svg, trim,
+    FONT, colour, dash_of, drawing, hollow_markers, legend_strip, markers, svg, trim, value_ticks,
 };
 
 /// The file REPORT.md links.
@@ -115,25 +114,9 @@ impl Chart for CopiesChart<'_> {
                 .axis_desc_style((FONT, 14))
                 .draw()
                 .map_err(drawing)?;
-            let (ax, ay) = area.get_base_pixel();
-            for &bytes in &sizes {
-                chart
-                    .draw_series(LineSeries::new(
-                        [(bytes, y_min), (bytes, y_max)],
-                        BLACK.mix(0.08),
-                    ))
-                    .map_err(drawing)?;
-                let (px, py) = chart.backend_coord(&(bytes, y_min));
-                area.draw(&Text::new(
-                    size_name(bytes as u64),
-                    (px - ax, py - ay + 6),
-                    (FONT, 13)
-                        .into_font()
-                        .into_text_style(&area)
-                        .pos(Pos::new(HPos::Center, VPos::Top)),
-                ))
-                .map_err(drawing)?;
-            }
+            value_ticks(&mut chart, &area, &sizes, (y_min, y_max), |bytes| {
+                size_name(bytes as u64)
+            })?;
             let centre = (servers.len() as f64 - 1.0) / 2.0;
             for (index, server) in servers.iter().enumerate() {
                 let line: Vec<&CopiesStep> = steps

@@ -9,14 +9,13 @@
 //! `cost-vs-rate.svg`.)
 
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 use runs::labels::Load;
 
 use super::{Chart, held_runs};
 use crate::sections::cost::CostStep;
 use crate::style::{
     FONT, colour, dash_of, drawing, hollow_markers, legend_strip, markers, modes_of, rate_label,
-    svg, trim,
+    svg, trim, value_ticks,
 };
 
 /// The file REPORT.md links.
@@ -128,25 +127,7 @@ impl Chart for CostVsRateChart<'_> {
                 let mut offered: Vec<f64> = panel.iter().map(|step| step.offered_per_s).collect();
                 offered.sort_by(f64::total_cmp);
                 offered.dedup();
-                let (ax, ay) = area.get_base_pixel();
-                for &rate in &offered {
-                    chart
-                        .draw_series(LineSeries::new(
-                            [(rate, 0.0), (rate, y_max)],
-                            BLACK.mix(0.08),
-                        ))
-                        .map_err(drawing)?;
-                    let (px, py) = chart.backend_coord(&(rate, 0.0));
-                    area.draw(&Text::new(
-                        rate_label(rate),
-                        (px - ax, py - ay + 6),
-                        (FONT, 13)
-                            .into_font()
-                            .into_text_style(area)
-                            .pos(Pos::new(HPos::Center, VPos::Top)),
-                    ))
-                    .map_err(drawing)?;
-                }
+                value_ticks(&mut chart, area, &offered, (0.0, y_max), rate_label)?;
                 for (index, mode) in modes.iter().enumerate() {
                     let line: Vec<&CostStep> = panel
                         .iter()

@@ -15,7 +15,7 @@ use super::{Chart, held_runs};
 use crate::sections::sweep::{SLOS_US, SweepLine, SweepStep, WAITING_RATIO};
 use crate::style::{
     FONT, colour, dash_of, drawing, hollow_markers, legend_strip, markers, micros_label, modes_of,
-    rate_label, svg,
+    rate_label, svg, value_ticks,
 };
 
 /// The file REPORT.md links.
@@ -124,25 +124,8 @@ impl Chart for LatencyVsRateChart<'_> {
                     .collect();
                 offered.sort_by(f64::total_cmp);
                 offered.dedup();
+                value_ticks(&mut chart, area, &offered, (y_min, y_max), rate_label)?;
                 let (ax, ay) = area.get_base_pixel();
-                for &rate in &offered {
-                    chart
-                        .draw_series(LineSeries::new(
-                            [(rate, y_min), (rate, y_max)],
-                            BLACK.mix(0.08),
-                        ))
-                        .map_err(drawing)?;
-                    let (px, py) = chart.backend_coord(&(rate, y_min));
-                    area.draw(&Text::new(
-                        rate_label(rate),
-                        (px - ax, py - ay + 6),
-                        (FONT, 13)
-                            .into_font()
-                            .into_text_style(area)
-                            .pos(Pos::new(HPos::Center, VPos::Top)),
-                    ))
-                    .map_err(drawing)?;
-                }
                 // The objectives, labelled right of the plot, where no data is.
                 let grey = RGBColor(90, 90, 90);
                 for slo in SLOS_US {

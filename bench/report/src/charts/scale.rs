@@ -10,7 +10,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::sections::fd_bill::{FdBillLimit, FdBillRow};
-use crate::style::{FONT, SIZE, colour, drawing, legend_at, legend_entry, markers, modes_of, svg};
+use crate::style::{
+    FONT, SIZE, colour, drawing, legend_at, legend_entry, markers, modes_of, svg, value_ticks,
+};
 
 /// One of the two series drawn per mode (the chart's caption names it).
 pub struct Series {
@@ -83,25 +85,12 @@ impl Scale<'_> {
                 .draw()
                 .map_err(drawing)?;
             // A tick, a faint line and a label at each count asked.
-            let mut asked: Vec<u64> = rows.iter().map(|row| row.connections).collect();
-            asked.sort_unstable();
+            let mut asked: Vec<f64> = rows.iter().map(|row| row.connections as f64).collect();
+            asked.sort_by(f64::total_cmp);
             asked.dedup();
-            for &n in &asked {
-                let x = n as f64;
-                chart
-                    .draw_series(LineSeries::new([(x, y_low), (x, y_high)], BLACK.mix(0.08)))
-                    .map_err(drawing)?;
-                let (px, py) = chart.backend_coord(&(x, y_low));
-                root.draw(&Text::new(
-                    runs::format::count(n),
-                    (px, py + 6),
-                    (FONT, 14)
-                        .into_font()
-                        .into_text_style(root)
-                        .pos(Pos::new(HPos::Center, VPos::Top)),
-                ))
-                .map_err(drawing)?;
-            }
+            value_ticks(&mut chart, root, &asked, (y_low, y_high), |n| {
+                runs::format::count(n.round() as u64)
+            })?;
             let grey = RGBColor(90, 90, 90);
             for (y, text) in &self.references {
                 chart
