@@ -1207,19 +1207,24 @@ fn every_fatal_signal_continues_the_stopped_process() {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: runs in the forked child before exec; setrlimit(2) is
-        // async-signal-safe and reads only a local value. No core dumps: half
-        // of these signals would leave one.
+        // SAFETY: runs in the forked child before exec; setrlimit(2) and
+        // signal(2) are async-signal-safe and read only local values. No core
+        // dumps: half of these signals would leave one. The signal's default
+        // action: an ignored signal stays ignored across exec, and a test run
+        // under `nohup` (SIGHUP ignored) would otherwise see loadgen, rightly,
+        // leave SIGHUP alone and live on.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 let none = libc::rlimit {
                     rlim_cur: 0,
                     rlim_max: 0,
                 };
-                match libc::setrlimit(libc::RLIMIT_CORE, &none) {
-                    0 => Ok(()),
-                    _ => Err(std::io::Error::last_os_error()),
+                if libc::setrlimit(libc::RLIMIT_CORE, &none) != 0
+                    || libc::signal(signal, libc::SIG_DFL) == libc::SIG_ERR
+                {
+                    return Err(std::io::Error::last_os_error());
                 }
+                Ok(())
             });
         }
         let mut loadgen = KillOnDrop(command.spawn().expect("start loadgen"));
