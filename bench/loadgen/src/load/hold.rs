@@ -235,26 +235,16 @@ fn hold_thread(
     let recorder = Rc::new(RefCell::new(
         Recorder::new(plan.window, true, plan.longest_latency(), counter).with_timeline(timeline),
     ));
-    local.block_on(&runtime, async {
-        let tasks: Vec<_> = held
-            .into_iter()
-            .enumerate()
-            .map(|(k, held)| {
-                let connection = Connection::held(
-                    first + k,
-                    held.target,
-                    held.source,
-                    held.stream,
-                    Arc::clone(&plan),
-                );
-                tokio::task::spawn_local(connection.run(Rc::clone(&recorder)))
-            })
-            .collect();
-        for task in tasks {
-            task.await.context("a connection task failed")?;
-        }
-        anyhow::Ok(())
-    })?;
+    let connections = held.into_iter().enumerate().map(|(k, held)| {
+        Connection::held(
+            first + k,
+            held.target,
+            held.source,
+            held.stream,
+            Arc::clone(&plan),
+        )
+    });
+    local.block_on(&runtime, super::run_each(connections, &recorder))?;
     let empty = Recorder::new(plan.window, true, plan.longest_latency(), Arc::default());
     Ok(recorder.replace(empty))
 }

@@ -661,21 +661,31 @@ fn load_thread(
             .await
             .context("a place of the open model failed");
         }
-        let tasks: Vec<_> = ids
+        let connections = ids
             .into_iter()
-            .map(|id| {
-                let connection = Connection::new(id, Arc::clone(&plan));
-                tokio::task::spawn_local(connection.run(Rc::clone(&recorder)))
-            })
-            .collect();
-        for task in tasks {
-            task.await.context("a connection task failed")?;
-        }
-        anyhow::Ok(())
+            .map(|id| Connection::new(id, Arc::clone(&plan)));
+        run_each(connections, &recorder).await
     })?;
     // Every connection task has ended; take the recorder out of the shared cell.
     let empty = Recorder::new(plan.window, open_loop, longest, Arc::default());
     Ok(recorder.replace(empty))
+}
+
+/// Runs each connection as a task of this thread's `LocalSet`, recording
+/// into `recorder`, until every one has ended: the closed and keep-alive
+/// open loops, and `--hold`'s held connections.
+async fn run_each(
+    connections: impl IntoIterator<Item = Connection>,
+    recorder: &Rc<RefCell<Recorder>>,
+) -> anyhow::Result<()> {
+    let tasks: Vec<_> = connections
+        .into_iter()
+        .map(|connection| tokio::task::spawn_local(connection.run(Rc::clone(recorder))))
+        .collect();
+    for task in tasks {
+        task.await.context("a connection task failed")?;
+    }
+    Ok(())
 }
 
 /// The run's phases are `Instant`s: the window's end, the end of the drain, and
